@@ -1,0 +1,1 @@
+//! upsoak-agent: the Monitor (built in its own issue).

@@ -1,0 +1,1 @@
+//! upsoak-chaos: the Wanderer and the Producer (built in their own issue).

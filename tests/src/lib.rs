@@ -1,0 +1,1 @@
+//! Helpers for the cross-binary tests in `tests/tests/`.
