@@ -24,8 +24,9 @@ pub const K8S_CLIENT_HTTP_REQUEST_TOTAL: &str = "agones_k8s_client_http_request_
 pub const FLEET_REPLICA_TYPES: [&str; 5] = ["total", "allocated", "ready", "desired", "reserved"];
 
 /// Buckets of `agones_gameserver_allocations_duration_seconds`.
-pub const ALLOCATION_DURATION_BUCKETS: [f64; 11] =
-    [0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0];
+pub const ALLOCATION_DURATION_BUCKETS: [f64; 11] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0,
+];
 /// Buckets of `agones_gameserver_allocations_retry_total`.
 pub const ALLOCATION_RETRY_BUCKETS: [f64; 5] = [1.0, 2.0, 3.0, 4.0, 5.0];
 

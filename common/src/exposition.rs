@@ -64,7 +64,11 @@ pub fn response(registry: &Registry, headers: &HeaderMap) -> Response {
             )
                 .into_response()
         }
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics encoding failed\n",
+        )
+            .into_response(),
     }
 }
 
@@ -97,7 +101,10 @@ mod tests {
     #[test]
     fn text_format_names_the_total_series_in_type() -> Result<(), std::fmt::Error> {
         let text = encode(&registry(), Format::PrometheusText)?;
-        assert!(text.contains("# TYPE upsoak_test_things_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE upsoak_test_things_total counter"),
+            "{text}"
+        );
         assert!(!text.contains("# EOF"), "{text}");
         let om = encode(&registry(), Format::OpenMetrics)?;
         assert!(om.contains("# TYPE upsoak_test_things counter"), "{om}");

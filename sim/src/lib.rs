@@ -1,1 +1,19 @@
-//! sim
+//! `upsoak-sim`: an embedded Agones control plane that speaks the Kubernetes API.
+//!
+//! - [`config`]: versions, gates, timings, port range and fault profiles, validated with paths.
+//! - [`world`]: the simulated cluster and its controllers (lifecycle, Fleets, allocation).
+//! - [`api`]: the Kubernetes API over HTTP (discovery, CRUD, patch, scale, watch, tables).
+//! - [`game`]: the simple-game-server UDP protocol, one port per GameServer.
+//! - [`metrics`]: Agones' metric names and the simulator's own.
+//! - [`selector`]: label and field selectors.
+//! - [`status`]: errors as Kubernetes `Status` objects.
+//! - [`server`]: wiring, the control endpoint, `/metrics`, health.
+
+pub mod api;
+pub mod config;
+pub mod game;
+pub mod metrics;
+pub mod selector;
+pub mod server;
+pub mod status;
+pub mod world;

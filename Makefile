@@ -1,0 +1,50 @@
+# upsoak: `make demo` runs the main job, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+CARGO ?= cargo
+APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
+DEMO_DURATION ?= 60
+
+.PHONY: test demo deps fmt clippy unit build release clean
+
+## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
+deps:
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
+	@if ! command -v kubectl >/dev/null; then \
+	  echo "installing: kubectl"; \
+	  $(APT_GET) update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq kubectl \
+	    || DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq kubernetes-client \
+	    || { echo "error: kubectl is not installed and no package provides it"; exit 1; }; \
+	fi
+	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+build:
+	$(CARGO) build --workspace --locked
+
+## test: formatting, lints, then every test (unit, kube-rs, kubectl, promtool) with --locked.
+test: deps fmt clippy
+	$(CARGO) build --workspace --locked --bins
+	$(CARGO) nextest run --workspace --locked --no-fail-fast
+	$(CARGO) test --workspace --locked --doc
+
+release:
+	$(CARGO) build --workspace --locked --release --bins
+
+## demo: the simulator with a Fleet, scaled and allocated from for DEMO_DURATION seconds.
+demo: deps release
+	DEMO_DURATION=$(DEMO_DURATION) ./deploy/local/demo.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,779 @@
+//! The simulator's configuration: known versions and gates, timings, the game port range and
+//! fault profiles. Loaded from YAML; every problem is reported with its path.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The configuration used when no `--config` is given: Agones 1.55–1.60, no faults.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../config/default.yaml");
+
+/// Everything `upsoak-sim` can be told at start.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    /// Namespace for Fleets created by `fleets` below and the default for requests.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Versions the simulator can install, each with its feature gates.
+    pub versions: Vec<VersionSpec>,
+    /// What is installed when the simulator starts.
+    pub initial: InstallSpec,
+    /// Tunables an install may set, with their allowed values.
+    #[serde(default)]
+    pub tunables: BTreeMap<String, TunableSpec>,
+    /// GameServer lifecycle timings.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// Allocation behaviour.
+    #[serde(default)]
+    pub allocation: AllocationSpec,
+    /// How long an install keeps the control plane unavailable.
+    #[serde(default = "default_upgrade_window", with = "duration_str")]
+    pub upgrade_window: Duration,
+    /// Where GameServers listen for the game protocol.
+    #[serde(default)]
+    pub game: GameSpec,
+    /// Fleets that exist at start.
+    #[serde(default)]
+    pub fleets: Vec<FleetSeed>,
+    /// Named regressions, active while their condition holds.
+    #[serde(default)]
+    pub faults: Vec<FaultProfile>,
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+fn default_upgrade_window() -> Duration {
+    Duration::from_secs(20)
+}
+
+/// One Agones release the simulator knows.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSpec {
+    /// Release, e.g. `1.60.0`.
+    pub version: String,
+    /// Supported Kubernetes minor range, informational.
+    #[serde(default)]
+    pub kubernetes: Option<KubeRange>,
+    /// Every gate of the release with its stage.
+    pub gates: BTreeMap<String, Stage>,
+}
+
+/// Supported Kubernetes versions, `min` and `max` as `1.34`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeRange {
+    pub min: String,
+    pub max: String,
+}
+
+/// A feature gate's maturity: it decides the default and whether it can be turned off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Stage {
+    /// Off by default.
+    Alpha,
+    /// On by default, can be turned off.
+    Beta,
+    /// Always on; disabling it is rejected.
+    Stable,
+}
+
+impl Stage {
+    /// The value a gate has when an install does not name it.
+    pub fn default_enabled(self) -> bool {
+        !matches!(self, Stage::Alpha)
+    }
+}
+
+/// What to install: a version, gate overrides and tunables.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InstallSpec {
+    pub version: String,
+    /// Gate overrides, as a map or as the Helm query string `A=true&B=false`.
+    #[serde(default, deserialize_with = "gates_de")]
+    pub feature_gates: BTreeMap<String, bool>,
+    #[serde(default)]
+    pub tunables: BTreeMap<String, TunableValue>,
+}
+
+/// A tunable's value: an integer or a string.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(untagged)]
+pub enum TunableValue {
+    Int(i64),
+    Str(String),
+}
+
+impl fmt::Display for TunableValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TunableValue::Int(i) => write!(f, "{i}"),
+            TunableValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The allowed values of a tunable.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum TunableSpec {
+    Range { min: i64, max: i64 },
+    Enum { values: Vec<String> },
+}
+
+/// Parses `feature_gates` from a map or from Helm's `A=true&B=false` string.
+fn gates_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Gates {
+        Map(BTreeMap<String, bool>),
+        Query(String),
+    }
+    match Gates::deserialize(d)? {
+        Gates::Map(m) => Ok(m),
+        Gates::Query(q) => parse_gate_query(&q).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses Helm's `agones.featureGates` value: `A=true&B=false`.
+pub fn parse_gate_query(q: &str) -> Result<BTreeMap<String, bool>, String> {
+    let mut out = BTreeMap::new();
+    for part in q.split('&').filter(|p| !p.trim().is_empty()) {
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("`{part}` is not `Gate=true|false`"))?;
+        let value = match value.trim() {
+            "true" => true,
+            "false" => false,
+            other => return Err(format!("gate `{name}`: `{other}` is not true or false")),
+        };
+        out.insert(name.trim().to_owned(), value);
+    }
+    Ok(out)
+}
+
+/// Writes gates as Helm's query string, in name order.
+pub fn gate_query(gates: &BTreeMap<String, bool>) -> String {
+    gates
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// How long each step of a GameServer's life takes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lifecycle {
+    /// Creating → Scheduled (pod scheduled, port assigned).
+    #[serde(with = "duration_str")]
+    pub scheduled_after: Duration,
+    /// Scheduled → RequestReady (the game server calls SDK Ready).
+    #[serde(with = "duration_str")]
+    pub request_ready_after: Duration,
+    /// RequestReady → Ready (the controller sees it).
+    #[serde(with = "duration_str")]
+    pub ready_after: Duration,
+    /// Shutdown → deleted.
+    #[serde(with = "duration_str")]
+    pub delete_after_shutdown: Duration,
+    /// Unhealthy or Error → deleted (and replaced by its Fleet).
+    #[serde(with = "duration_str")]
+    pub delete_after_failure: Duration,
+    /// How often controllers reconcile.
+    #[serde(with = "duration_str")]
+    pub tick: Duration,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            scheduled_after: Duration::from_millis(300),
+            request_ready_after: Duration::from_millis(500),
+            ready_after: Duration::from_millis(200),
+            delete_after_shutdown: Duration::from_millis(500),
+            delete_after_failure: Duration::from_secs(10),
+            tick: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Allocation timing and races.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AllocationSpec {
+    /// Time between picking a GameServer and committing it; races happen inside it.
+    #[serde(with = "duration_str")]
+    pub latency: Duration,
+    /// Packed picks at random among the first this many Ready candidates, as the Agones
+    /// allocator spreads concurrent requests; 1 always picks the first.
+    pub pick_window: usize,
+    /// Retries after losing a race, before answering Contention.
+    pub retries: u32,
+}
+
+impl Default for AllocationSpec {
+    fn default() -> Self {
+        AllocationSpec {
+            latency: Duration::from_millis(2),
+            pick_window: 16,
+            retries: 2,
+        }
+    }
+}
+
+/// The game port range and the address put in `status.address`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GameSpec {
+    pub ip: IpAddr,
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
+impl Default for GameSpec {
+    fn default() -> Self {
+        GameSpec {
+            ip: IpAddr::from([127, 0, 0, 1]),
+            port_min: 20000,
+            port_max: 39999,
+        }
+    }
+}
+
+/// A Fleet created at start.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSeed {
+    pub name: String,
+    pub replicas: i32,
+}
+
+/// A named regression, active while `when` holds for what is installed.
+// No `deny_unknown_fields` here: serde cannot combine it with `flatten`. The flattened
+// `FaultKind` denies unknown fields itself, so a misspelt key is still an error.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct FaultProfile {
+    pub name: String,
+    #[serde(default)]
+    pub when: FaultCondition,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
+
+/// When a fault is active: every given part must hold; an empty condition is always true.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultCondition {
+    /// Active while this version is installed.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Active while this gate has this value (`{ name: X, enabled: true }`).
+    #[serde(default)]
+    pub gate: Option<GateCondition>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateCondition {
+    pub name: String,
+    pub enabled: bool,
+}
+
+/// What a fault does.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultKind {
+    /// Allocations take `multiplier` × the normal latency plus `added`.
+    AllocationLatency {
+        #[serde(default = "one")]
+        multiplier: f64,
+        #[serde(default, with = "duration_str")]
+        added: Duration,
+    },
+    /// This fraction of allocations fails with a server error.
+    AllocationFailures { rate: f64 },
+    /// Ready or Allocated GameServers fall into `state` at `per_second` (fraction per second).
+    GameServerFailures {
+        per_second: f64,
+        #[serde(default = "default_failure_state")]
+        state: FailureState,
+    },
+    /// Fleet reconciliation stops: nothing is created or removed.
+    ReconcileStall,
+    /// The simulated controller's memory grows by `bytes_per_second`.
+    MemoryGrowth { bytes_per_second: f64 },
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_failure_state() -> FailureState {
+    FailureState::Error
+}
+
+/// The state a failing GameServer falls into.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum FailureState {
+    Error,
+    Unhealthy,
+}
+
+impl FaultKind {
+    /// The kind's name, as in the config and in logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::AllocationLatency { .. } => "allocation_latency",
+            FaultKind::AllocationFailures { .. } => "allocation_failures",
+            FaultKind::GameServerFailures { .. } => "game_server_failures",
+            FaultKind::ReconcileStall => "reconcile_stall",
+            FaultKind::MemoryGrowth { .. } => "memory_growth",
+        }
+    }
+}
+
+/// All problems found in a configuration, each with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub source: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration `{}` ({} problem{}):",
+            self.source,
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl SimConfig {
+    /// Reads and validates a YAML file.
+    pub fn load(path: &Path) -> Result<SimConfig, ConfigErrors> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            source: source.clone(),
+            problems: vec![format!("cannot read: {e}")],
+        })?;
+        SimConfig::parse(&text, &source)
+    }
+
+    /// The built-in default configuration.
+    pub fn default_config() -> Result<SimConfig, ConfigErrors> {
+        SimConfig::parse(DEFAULT_CONFIG_YAML, "<built-in default>")
+    }
+
+    /// Parses and validates YAML text; `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<SimConfig, ConfigErrors> {
+        let fail = |problems: Vec<String>| ConfigErrors {
+            source: source.to_owned(),
+            problems,
+        };
+        let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!("{source}:{}:{}: ", l.line(), l.column()))
+                .unwrap_or_default();
+            fail(vec![format!("{at}{e}")])
+        })?;
+        // Merge keys (`<<: *anchor`) let the default config share gate tables between releases.
+        value
+            .apply_merge()
+            .map_err(|e| fail(vec![format!("merge keys: {e}")]))?;
+        let config: SimConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            fail(vec![format!("{path}: {}", e.inner())])
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(fail(problems))
+        }
+    }
+
+    /// Every semantic problem, with its path.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !is_dns_label(&self.namespace) {
+            p.push(format!(
+                "namespace: `{}` is not a DNS label (lowercase letters, digits, '-')",
+                self.namespace
+            ));
+        }
+        if self.versions.is_empty() {
+            p.push("versions: at least one version is required".to_owned());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, v) in self.versions.iter().enumerate() {
+            if parse_version(&v.version).is_none() {
+                p.push(format!(
+                    "versions[{i}].version: `{}` is not MAJOR.MINOR.PATCH",
+                    v.version
+                ));
+            }
+            if !seen.insert(v.version.as_str()) {
+                p.push(format!(
+                    "versions[{i}].version: `{}` is listed twice",
+                    v.version
+                ));
+            }
+            for name in v.gates.keys() {
+                if !is_gate_name(name) {
+                    p.push(format!(
+                        "versions[{i}].gates.{name}: a gate name is letters and digits, starting with a capital"
+                    ));
+                }
+            }
+        }
+        for (name, t) in &self.tunables {
+            match t {
+                TunableSpec::Range { min, max } if min > max => {
+                    p.push(format!("tunables.{name}: min {min} is above max {max}"))
+                }
+                TunableSpec::Enum { values } if values.is_empty() => p.push(format!(
+                    "tunables.{name}.values: at least one value is required"
+                )),
+                _ => {}
+            }
+        }
+        if let Err(errs) = self.check_install(&self.initial) {
+            p.extend(errs.into_iter().map(|e| format!("initial.{e}")));
+        }
+        let l = &self.lifecycle;
+        if l.tick.is_zero() {
+            p.push("lifecycle.tick: must be above zero".to_owned());
+        }
+        if self.allocation.pick_window == 0 {
+            p.push("allocation.pick_window: must be at least 1".to_owned());
+        }
+        if self.game.port_min == 0 || self.game.port_min > self.game.port_max {
+            p.push(format!(
+                "game: port range {}-{} is empty or starts at 0",
+                self.game.port_min, self.game.port_max
+            ));
+        }
+        let mut fleet_names = std::collections::BTreeSet::new();
+        for (i, f) in self.fleets.iter().enumerate() {
+            if !is_dns_label(&f.name) {
+                p.push(format!("fleets[{i}].name: `{}` is not a DNS label", f.name));
+            }
+            if !fleet_names.insert(f.name.as_str()) {
+                p.push(format!("fleets[{i}].name: `{}` is listed twice", f.name));
+            }
+            if f.replicas < 0 {
+                p.push(format!("fleets[{i}].replicas: {} is negative", f.replicas));
+            }
+        }
+        let mut fault_names = std::collections::BTreeSet::new();
+        for (i, f) in self.faults.iter().enumerate() {
+            let at = format!("faults[{i}]");
+            if f.name.is_empty() {
+                p.push(format!("{at}.name: must not be empty"));
+            }
+            if !fault_names.insert(f.name.as_str()) {
+                p.push(format!("{at}.name: `{}` is listed twice", f.name));
+            }
+            if let Some(v) = &f.when.version
+                && self.version(v).is_none()
+            {
+                p.push(format!("{at}.when.version: unknown version `{v}`"));
+            }
+            if let Some(g) = &f.when.gate
+                && !self.versions.iter().any(|v| v.gates.contains_key(&g.name))
+            {
+                p.push(format!(
+                    "{at}.when.gate.name: no version has a gate `{}`",
+                    g.name
+                ));
+            }
+            match &f.kind {
+                FaultKind::AllocationLatency { multiplier, .. }
+                    if !(multiplier.is_finite() && *multiplier >= 0.0) =>
+                {
+                    p.push(format!(
+                        "{at}.multiplier: {multiplier} is not a finite number >= 0"
+                    ))
+                }
+                FaultKind::AllocationFailures { rate } if !(0.0..=1.0).contains(rate) => {
+                    p.push(format!("{at}.rate: {rate} is not within 0..1"))
+                }
+                FaultKind::GameServerFailures { per_second, .. }
+                    if !(0.0..=1.0).contains(per_second) =>
+                {
+                    p.push(format!("{at}.per_second: {per_second} is not within 0..1"))
+                }
+                FaultKind::MemoryGrowth { bytes_per_second }
+                    if !(bytes_per_second.is_finite() && *bytes_per_second >= 0.0) =>
+                {
+                    p.push(format!(
+                        "{at}.bytes_per_second: {bytes_per_second} is not >= 0"
+                    ))
+                }
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// The known version named `v`.
+    pub fn version(&self, v: &str) -> Option<&VersionSpec> {
+        self.versions.iter().find(|s| s.version == v)
+    }
+
+    /// Validates an install the way the Agones chart and controller do; each problem names the
+    /// field (`version`, `featureGates.X`, `tunables.Y`).
+    pub fn check_install(&self, install: &InstallSpec) -> Result<(), Vec<String>> {
+        let mut p = Vec::new();
+        let Some(spec) = self.version(&install.version) else {
+            let known: Vec<&str> = self.versions.iter().map(|v| v.version.as_str()).collect();
+            return Err(vec![format!(
+                "version: unknown version `{}` (known: {})",
+                install.version,
+                known.join(", ")
+            )]);
+        };
+        for (gate, enabled) in &install.feature_gates {
+            match spec.gates.get(gate) {
+                None => p.push(format!(
+                    "featureGates.{gate}: unknown feature gate for Agones {}",
+                    install.version
+                )),
+                Some(Stage::Stable) if !enabled => p.push(format!(
+                    "featureGates.{gate}: gate is Stable in Agones {} and cannot be disabled",
+                    install.version
+                )),
+                Some(_) => {}
+            }
+        }
+        for (name, value) in &install.tunables {
+            match (self.tunables.get(name), value) {
+                (None, _) => p.push(format!("tunables.{name}: unknown tunable")),
+                (Some(TunableSpec::Range { min, max }), TunableValue::Int(i))
+                    if i < min || i > max =>
+                {
+                    p.push(format!("tunables.{name}: {i} is outside {min}..={max}"))
+                }
+                (Some(TunableSpec::Range { .. }), TunableValue::Str(s)) => {
+                    p.push(format!("tunables.{name}: `{s}` is not an integer"))
+                }
+                (Some(TunableSpec::Enum { values }), v)
+                    if !values.iter().any(|x| *x == v.to_string()) =>
+                {
+                    p.push(format!(
+                        "tunables.{name}: `{v}` is not one of {}",
+                        values.join(", ")
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if p.is_empty() { Ok(()) } else { Err(p) }
+    }
+
+    /// The gate values an install results in: each gate of the version at its default, then
+    /// the install's overrides.
+    pub fn effective_gates(&self, install: &InstallSpec) -> BTreeMap<String, bool> {
+        let mut gates: BTreeMap<String, bool> = self
+            .version(&install.version)
+            .map(|v| {
+                v.gates
+                    .iter()
+                    .map(|(k, s)| (k.clone(), s.default_enabled()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (k, v) in &install.feature_gates {
+            gates.insert(k.clone(), *v);
+        }
+        gates
+    }
+}
+
+/// `MAJOR.MINOR.PATCH` as numbers.
+pub fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
+    let out = (it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some(out)
+}
+
+/// RFC 1123 label: what Kubernetes accepts as a namespace or a Fleet name.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_gate_name(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Durations written as `250ms`, `20s`, `5m`, `1h`.
+pub mod duration_str {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).map_err(serde::de::Error::custom)
+    }
+
+    /// Parses `250ms`, `1.5s`, `20s`, `5m`, `1h`.
+    pub fn parse(s: &str) -> Result<Duration, String> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("duration `{s}` has no unit (ms, s, m, h)"))?;
+        let (num, unit) = s.split_at(split);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("duration `{s}`: `{num}` is not a number"))?;
+        let secs = match unit {
+            "ms" => n / 1000.0,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            _ => {
+                return Err(format!(
+                    "duration `{s}`: unknown unit `{unit}` (ms, s, m, h)"
+                ));
+            }
+        };
+        Duration::try_from_secs_f64(secs).map_err(|e| format!("duration `{s}`: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid_and_matches_the_reference_gates() {
+        let c = SimConfig::default_config().unwrap();
+        assert_eq!(c.versions.len(), 6);
+        let v155 = c.version("1.55.0").unwrap();
+        assert_eq!(v155.gates["SidecarContainers"], Stage::Alpha);
+        let v156 = c.version("1.56.0").unwrap();
+        assert_eq!(v156.gates["SidecarContainers"], Stage::Beta);
+        let v159 = c.version("1.59.0").unwrap();
+        assert_eq!(v159.gates["PortRanges"], Stage::Stable);
+        assert_eq!(v159.gates["PortPolicyNone"], Stage::Beta);
+        let v160 = c.version("1.60.0").unwrap();
+        assert_eq!(v160.gates["PortPolicyNone"], Stage::Stable);
+        assert_eq!(v160.gates["ProcessorAllocator"], Stage::Alpha);
+    }
+
+    #[test]
+    fn install_checks_name_every_problem() {
+        let c = SimConfig::default_config().unwrap();
+        let bad = InstallSpec {
+            version: "1.60.0".into(),
+            feature_gates: parse_gate_query("PortRanges=false&Nope=true&PlayerTracking=true")
+                .unwrap(),
+            tunables: BTreeMap::from([
+                ("allocationBatchWaitTime".into(), TunableValue::Int(5000)),
+                ("logLevel".into(), TunableValue::Str("loud".into())),
+            ]),
+        };
+        let errs = c.check_install(&bad).unwrap_err();
+        assert_eq!(
+            errs,
+            vec![
+                "featureGates.Nope: unknown feature gate for Agones 1.60.0",
+                "featureGates.PortRanges: gate is Stable in Agones 1.60.0 and cannot be disabled",
+                "tunables.allocationBatchWaitTime: 5000 is outside 0..=2000",
+                "tunables.logLevel: `loud` is not one of info, debug, error",
+            ]
+        );
+        let unknown = InstallSpec {
+            version: "9.9.9".into(),
+            ..InstallSpec::default()
+        };
+        assert!(c.check_install(&unknown).unwrap_err()[0].starts_with("version: unknown version"));
+    }
+
+    #[test]
+    fn bad_config_lists_every_problem_with_its_path() {
+        let yaml = r#"
+namespace: Bad_NS
+initial: { version: 2.0.0 }
+versions:
+  - version: "1.0"
+    gates: { lower: Alpha }
+game: { port_min: 10, port_max: 5 }
+fleets: [ { name: a, replicas: -1 }, { name: a, replicas: 1 } ]
+faults:
+  - { name: slow, kind: allocation_latency, multiplier: -2, when: { version: 3.0.0 } }
+"#;
+        let e = SimConfig::parse(yaml, "t.yaml").unwrap_err();
+        let text = e.to_string();
+        for want in [
+            "namespace: `Bad_NS`",
+            "versions[0].version: `1.0` is not MAJOR.MINOR.PATCH",
+            "versions[0].gates.lower:",
+            "initial.version: unknown version `2.0.0`",
+            "game: port range 10-5",
+            "fleets[0].replicas: -1 is negative",
+            "fleets[1].name: `a` is listed twice",
+            "faults[0].when.version: unknown version `3.0.0`",
+            "faults[0].multiplier: -2",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn syntax_and_type_errors_are_located() {
+        let e = SimConfig::parse("versions: [\n  {", "x.yaml").unwrap_err();
+        assert!(e.problems[0].starts_with("x.yaml:"), "{e}");
+        let e = SimConfig::parse(
+            "initial: {version: 1.60.0}\nversions: []\nlifecycle: { tick: 5 parsecs }\n",
+            "y.yaml",
+        )
+        .unwrap_err();
+        assert!(e.problems[0].starts_with("lifecycle.tick:"), "{e}");
+        let e = SimConfig::parse("initial: {version: 1.60.0}\nversions: []\nbogus: 1\n", "z")
+            .unwrap_err();
+        assert!(e.problems[0].contains("unknown field `bogus`"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_gate_queries_parse() {
+        assert_eq!(duration_str::parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration_str::parse("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration_str::parse("2m"), Ok(Duration::from_secs(120)));
+        assert!(duration_str::parse("5").is_err());
+        assert!(duration_str::parse("5 fortnights").is_err());
+        let g = parse_gate_query("A=true&B=false").unwrap();
+        assert_eq!(gate_query(&g), "A=true&B=false");
+        assert!(parse_gate_query("A=yes").is_err());
+        assert!(parse_gate_query("A").is_err());
+    }
+}

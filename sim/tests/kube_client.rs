@@ -1,0 +1,355 @@
+//! kube-rs against the real `upsoak-sim` binary over HTTP: list, watch, patch, scale,
+//! allocate, optimistic concurrency, errors as `Status`.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SimProcess, eventually, test_config};
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use serde_json::json;
+use upsoak_agones::{
+    AllocationState, FLEET_LABEL, Fleet, GameServer, GameServerAllocation, GameServerState,
+};
+
+fn fleet(name: &str, replicas: i32) -> Fleet {
+    Fleet::new(name, replicas, upsoak_sim::world::default_template())
+}
+
+async fn ready_count(api: &Api<GameServer>, fleet: &str) -> usize {
+    api.list(&ListParams::default().labels(&format!("{FLEET_LABEL}={fleet}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|g| g.state() == Some(GameServerState::Ready))
+        .count()
+}
+
+#[tokio::test]
+async fn create_list_scale_and_allocate_through_kube_rs() {
+    let sim = SimProcess::start(Some(&test_config(41000, "")));
+    let client = sim.client();
+    let fleets: Api<Fleet> = Api::namespaced(client.clone(), "default");
+    let gss: Api<GameServer> = Api::namespaced(client.clone(), "default");
+
+    let created = fleets
+        .create(&PostParams::default(), &fleet("f1", 3))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(created.metadata.uid.is_some());
+
+    eventually(10, "3 Ready GameServers", || async {
+        (ready_count(&gss, "f1").await == 3).then_some(())
+    })
+    .await;
+    let f = fleets.get("f1").await.unwrap();
+    let st = f.status.unwrap();
+    assert_eq!((st.replicas, st.ready_replicas), (3, 3));
+
+    // Each Ready GameServer has a UDP port and an address.
+    let list = gss.list(&ListParams::default()).await.unwrap();
+    for g in &list.items {
+        let st = g.status.as_ref().unwrap();
+        assert_eq!(st.address, "127.0.0.1");
+        assert!((41000..42000).contains(&st.ports[0].port), "{:?}", st.ports);
+    }
+
+    // Scale subresource.
+    let scale = fleets.get_scale("f1").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    fleets
+        .patch_scale(
+            "f1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    eventually(10, "5 Ready", || async {
+        (ready_count(&gss, "f1").await == 5).then_some(())
+    })
+    .await;
+
+    // Allocation.
+    let gsa: Api<GameServerAllocation> = Api::namespaced(client.clone(), "default");
+    let out = gsa
+        .create(
+            &PostParams::default(),
+            &GameServerAllocation::from_fleet("f1"),
+        )
+        .await
+        .unwrap();
+    let status = out.status.unwrap();
+    assert_eq!(status.state, AllocationState::Allocated);
+    let gs = gss.get(&status.game_server_name).await.unwrap();
+    assert_eq!(gs.state(), Some(GameServerState::Allocated));
+    assert_eq!(status.ports, gs.status.unwrap().ports);
+
+    // Label selectors and field selectors.
+    let allocated = gss
+        .list(&ListParams::default().fields("status.state=Allocated"))
+        .await
+        .unwrap();
+    assert_eq!(allocated.items.len(), 1);
+    let none = gss
+        .list(&ListParams::default().labels(&format!("{FLEET_LABEL}=other")))
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+
+    // Scale to zero: the Allocated server stays.
+    fleets
+        .patch(
+            "f1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    eventually(10, "only the allocated server left", || async {
+        let l = gss.list(&ListParams::default()).await.unwrap();
+        (l.items.len() == 1).then_some(l)
+    })
+    .await;
+    assert_eq!(
+        gss.get(&status.game_server_name).await.unwrap().state(),
+        Some(GameServerState::Allocated)
+    );
+
+    // Nothing Ready: UnAllocated.
+    let out = gsa
+        .create(
+            &PostParams::default(),
+            &GameServerAllocation::from_fleet("f1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status.unwrap().state, AllocationState::UnAllocated);
+}
+
+#[tokio::test]
+async fn stale_update_is_a_409_conflict_and_json_patch_works() {
+    let sim = SimProcess::start(Some(&test_config(42000, "")));
+    let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
+    let v1 = fleets
+        .create(&PostParams::default(), &fleet("c1", 1))
+        .await
+        .unwrap();
+    let mut a = v1.clone();
+    a.spec.replicas = 2;
+    let v2 = fleets
+        .replace("c1", &PostParams::default(), &a)
+        .await
+        .unwrap();
+    assert_eq!(v2.metadata.generation, Some(2));
+    // Replacing from the old version must fail.
+    let mut stale = v1.clone();
+    stale.spec.replicas = 4;
+    let err = fleets
+        .replace("c1", &PostParams::default(), &stale)
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 409);
+            assert_eq!(s.reason, "Conflict");
+        }
+        other => panic!("expected a 409, got {other:?}"),
+    }
+    // A JSON patch with a stale resourceVersion test fails too; a correct one applies.
+    let p: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "replace", "path": "/spec/replicas", "value": 3}
+    ]))
+    .unwrap();
+    let v3 = fleets
+        .patch("c1", &PatchParams::default(), &Patch::Json::<()>(p))
+        .await
+        .unwrap();
+    assert_eq!(v3.spec.replicas, 3);
+    let stale_merge = json!({"metadata": {"resourceVersion": v1.metadata.resource_version}, "spec": {"replicas": 9}});
+    let err = fleets
+        .patch("c1", &PatchParams::default(), &Patch::Merge(stale_merge))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_kubernetes_status_objects() {
+    let sim = SimProcess::start(Some(&test_config(43000, "")));
+    let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
+    let err = fleets.get("missing").await.unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 404 && s.reason == "NotFound"),
+        "{err:?}"
+    );
+    fleets
+        .create(&PostParams::default(), &fleet("dup", 0))
+        .await
+        .unwrap();
+    let err = fleets
+        .create(&PostParams::default(), &fleet("dup", 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409 && s.reason == "AlreadyExists"),
+        "{err:?}"
+    );
+    let mut bad = fleet("bad", -1);
+    bad.spec.scheduling = Some("Sideways".into());
+    let err = fleets
+        .create(&PostParams::default(), &bad)
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422);
+            assert!(s.message.contains("spec.replicas"), "{}", s.message);
+            assert!(s.message.contains("spec.scheduling"), "{}", s.message);
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    // Raw HTTP: malformed JSON is a 400 Status, a wrong type a 422 naming the field.
+    let http = reqwest::Client::new();
+    let url = format!("{}/apis/agones.dev/v1/namespaces/default/fleets", sim.url);
+    let r = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["reason"], "BadRequest");
+    let r = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"metadata":{"name":"x"},"spec":{"replicas":"many","template":{"spec":{}}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["details"]["causes"][0]["field"], "spec.replicas",
+        "{body}"
+    );
+    // Strategic merge patch is not supported for custom resources: 415.
+    let r = http
+        .patch(format!("{url}/dup"))
+        .header("content-type", "application/strategic-merge-patch+json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    fleets
+        .delete("dup", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(fleets.get("dup").await.is_err());
+}
+
+#[tokio::test]
+async fn watch_streams_changes_and_resumes_from_a_resource_version() {
+    let sim = SimProcess::start(Some(&test_config(44000, "")));
+    let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
+    let list = fleets.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+    let mut stream = fleets
+        .watch(&WatchParams::default().timeout(20), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    fleets
+        .create(&PostParams::default(), &fleet("w1", 2))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(first, WatchEvent::Added(ref f) if f.metadata.name.as_deref() == Some("w1")),
+        "{first:?}"
+    );
+    // Status updates follow as the Fleet's servers become Ready.
+    let ready = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = stream.try_next().await.unwrap() {
+            if let WatchEvent::Modified(f) = ev
+                && f.status.as_ref().is_some_and(|s| s.ready_replicas == 2)
+            {
+                return f;
+            }
+        }
+        panic!("watch ended early");
+    })
+    .await
+    .unwrap();
+    // A watch from the old resourceVersion replays the same history.
+    let mut replay = fleets
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let again = replay.try_next().await.unwrap().unwrap();
+    assert!(matches!(again, WatchEvent::Added(_)), "{again:?}");
+    assert!(
+        ready
+            .metadata
+            .resource_version
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > rv.parse::<u64>().unwrap()
+    );
+
+    // kube-runtime's watcher (list then watch) sees the scale-up.
+    let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
+    let mut w = kube::runtime::watcher(gss, kube::runtime::watcher::Config::default()).boxed();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut n = 0;
+        while let Some(ev) = w.try_next().await.unwrap() {
+            if let kube::runtime::watcher::Event::InitApply(_) = ev {
+                n += 1;
+            }
+            if let kube::runtime::watcher::Event::InitDone = ev {
+                return n;
+            }
+        }
+        n
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, 2);
+}
+
+#[tokio::test]
+async fn deployments_and_discovery_are_served() {
+    let sim = SimProcess::start(Some(&test_config(45000, "")));
+    let client = sim.client();
+    let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "agones-system");
+    let d = deps.get("agones-controller").await.unwrap();
+    assert_eq!(d.status.unwrap().ready_replicas, Some(1));
+    let v = client.apiserver_version().await.unwrap();
+    assert_eq!(v.major, "1");
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let groups: Vec<String> = discovery.groups().map(|g| g.name().to_owned()).collect();
+    for want in ["agones.dev", "allocation.agones.dev", "apps"] {
+        assert!(groups.iter().any(|g| g == want), "{groups:?}");
+    }
+}
