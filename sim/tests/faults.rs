@@ -1,0 +1,176 @@
+//! Each fault profile, seen from outside the real binary: through the Kubernetes API and
+//! `/metrics`, as the sidecar and the agent will see it.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{SimProcess, eventually, test_config};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::json;
+use upsoak_agones::{Fleet, GameServer, GameServerAllocation, GameServerState};
+
+async fn scrape(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn sum_series(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn wait_ready(sim: &SimProcess, n: usize) {
+    let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
+    eventually(10, "Ready servers", || async {
+        let l = gss.list(&ListParams::default()).await.unwrap();
+        (l.items.iter().filter(|g| g.state() == Some(GameServerState::Ready)).count() >= n)
+            .then_some(())
+    })
+    .await;
+}
+
+/// POSTs an allocation; returns (HTTP status, elapsed).
+async fn allocate(http: &reqwest::Client, url: &str, fleet: &str) -> (u16, Duration) {
+    let start = Instant::now();
+    let r = http
+        .post(format!(
+            "{url}/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations"
+        ))
+        .json(&GameServerAllocation::from_fleet(fleet))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), start.elapsed())
+}
+
+async fn install(http: &reqwest::Client, url: &str, body: serde_json::Value) {
+    let r = http
+        .post(format!("{url}/upsoak/v1/install"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
+    eventually(10, "the install to finish", || async {
+        let t = scrape(url).await;
+        t.contains("upsoak_sim_upgrade_in_progress 0").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn allocation_latency_and_failures_follow_the_installed_version() {
+    let extra = "upgrade_window: 200ms\nallocation: { latency: 5ms }\nfleets: [ { name: f, replicas: 30 } ]\nfaults:\n  - { name: slow-1.59, kind: allocation_latency, multiplier: 4, added: 100ms, when: { version: 1.59.0 } }\n  - { name: broken-1.58, kind: allocation_failures, rate: 1.0, when: { version: 1.58.0 } }";
+    let sim = SimProcess::start(Some(&test_config(49000, extra)));
+    let http = reqwest::Client::new();
+    wait_ready(&sim, 30).await;
+    let (code, fast) = allocate(&http, &sim.url, "f").await;
+    assert_eq!(code, 201);
+    let t = scrape(&sim.url).await;
+    assert!(t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 0"), "{t}");
+
+    install(&http, &sim.url, json!({"version": "1.59.0"})).await;
+    let t = scrape(&sim.url).await;
+    assert!(t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 1"), "{t}");
+    let (code, slow) = allocate(&http, &sim.url, "f").await;
+    assert_eq!(code, 201);
+    assert!(slow >= Duration::from_millis(120), "slow {slow:?}, fast {fast:?}");
+    // Agones' histogram shows it: the 0.1 s bucket no longer holds every Allocated request.
+    let t = scrape(&sim.url).await;
+    let le_01 = sum_series(&t, "agones_gameserver_allocations_duration_seconds_bucket{fleet_name=\"f\",cluster_name=\"\",is_multicluster=\"false\",status=\"Allocated\",scheduling_strategy=\"Packed\",le=\"0.1\"}");
+    let count = sum_series(&t, "agones_gameserver_allocations_duration_seconds_count{fleet_name=\"f\",cluster_name=\"\",is_multicluster=\"false\",status=\"Allocated\"");
+    assert_eq!((le_01, count), (1.0, 2.0), "{t}");
+
+    install(&http, &sim.url, json!({"version": "1.58.0"})).await;
+    let (code, _) = allocate(&http, &sim.url, "f").await;
+    assert_eq!(code, 500);
+    let t = scrape(&sim.url).await;
+    assert!(t.contains("status=\"error\""), "{t}");
+    assert!(t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 0"), "{t}");
+}
+
+#[tokio::test]
+async fn failures_stalls_and_memory_growth_are_visible() {
+    let extra = "upgrade_window: 200ms\nfleets: [ { name: f, replicas: 5 } ]\nfaults:\n  - { name: errors, kind: game_server_failures, per_second: 0.5, state: Unhealthy, when: { gate: { name: PlayerTracking, enabled: true } } }\n  - { name: stall, kind: reconcile_stall, when: { version: 1.57.0 } }\n  - { name: leak, kind: memory_growth, bytes_per_second: 50000000, when: { version: 1.57.0 } }";
+    let sim = SimProcess::start(Some(&test_config(50000, extra)));
+    let http = reqwest::Client::new();
+    wait_ready(&sim, 5).await;
+    assert_eq!(sum_series(&scrape(&sim.url).await, "agones_gameservers_count{type=\"Unhealthy\""), 0.0);
+
+    install(&http, &sim.url, json!({"version": "1.60.0", "featureGates": "PlayerTracking=true"})).await;
+    eventually(10, "Unhealthy GameServers", || async {
+        let t = scrape(&sim.url).await;
+        (sum_series(&t, "agones_gameservers_total{type=\"Unhealthy\"") >= 2.0).then_some(())
+    })
+    .await;
+
+    install(&http, &sim.url, json!({"version": "1.57.0"})).await;
+    let mem0 = sum_series(&scrape(&sim.url).await, "upsoak_sim_controller_resident_memory_bytes");
+    let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
+    fleets
+        .patch_scale("f", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 9}})))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = scrape(&sim.url).await;
+    assert_eq!(
+        sum_series(&t, "agones_fleets_replicas_count{name=\"f\",namespace=\"default\",type=\"desired\"}"),
+        9.0
+    );
+    assert!(
+        sum_series(&t, "agones_fleets_replicas_count{name=\"f\",namespace=\"default\",type=\"total\"}") < 9.0,
+        "a stalled controller must not converge:\n{t}"
+    );
+    let mem1 = sum_series(&t, "upsoak_sim_controller_resident_memory_bytes");
+    assert!(mem1 > mem0 + 40_000_000.0, "memory {mem0} -> {mem1}");
+
+    // Leaving the faulty version heals it: the Fleet converges.
+    install(&http, &sim.url, json!({"version": "1.56.0"})).await;
+    eventually(10, "the Fleet to converge", || async {
+        let f = fleets.get("f").await.unwrap();
+        (f.status.unwrap().replicas == 9).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_allocations_race_into_contention() {
+    // One candidate per pick, a long pick-to-commit gap, no retries: of two concurrent requests
+    // for a Fleet of two, one loses the race for the same server.
+    let extra = "allocation: { latency: 300ms, pick_window: 1, retries: 0 }\nfleets: [ { name: f, replicas: 2 } ]";
+    let sim = SimProcess::start(Some(&test_config(51000, extra)));
+    wait_ready(&sim, 2).await;
+    let url = format!(
+        "{}/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations",
+        sim.url
+    );
+    let http = reqwest::Client::new();
+    let send = || async {
+        let r: serde_json::Value = http
+            .post(&url)
+            .json(&GameServerAllocation::from_fleet("f"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["status"]["state"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = tokio::join!(send(), send());
+    let mut states = [a, b];
+    states.sort();
+    assert_eq!(states, ["Allocated".to_owned(), "Contention".to_owned()]);
+    let t = scrape(&sim.url).await;
+    assert!(t.contains("status=\"Contention\""), "{t}");
+}
