@@ -33,7 +33,11 @@ async fn wait_ready(sim: &SimProcess, n: usize) {
     let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
     eventually(10, "Ready servers", || async {
         let l = gss.list(&ListParams::default()).await.unwrap();
-        (l.items.iter().filter(|g| g.state() == Some(GameServerState::Ready)).count() >= n)
+        (l.items
+            .iter()
+            .filter(|g| g.state() == Some(GameServerState::Ready))
+            .count()
+            >= n)
             .then_some(())
     })
     .await;
@@ -77,18 +81,33 @@ async fn allocation_latency_and_failures_follow_the_installed_version() {
     let (code, fast) = allocate(&http, &sim.url, "f").await;
     assert_eq!(code, 201);
     let t = scrape(&sim.url).await;
-    assert!(t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 0"), "{t}");
+    assert!(
+        t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 0"),
+        "{t}"
+    );
 
     install(&http, &sim.url, json!({"version": "1.59.0"})).await;
     let t = scrape(&sim.url).await;
-    assert!(t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 1"), "{t}");
+    assert!(
+        t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 1"),
+        "{t}"
+    );
     let (code, slow) = allocate(&http, &sim.url, "f").await;
     assert_eq!(code, 201);
-    assert!(slow >= Duration::from_millis(120), "slow {slow:?}, fast {fast:?}");
+    assert!(
+        slow >= Duration::from_millis(120),
+        "slow {slow:?}, fast {fast:?}"
+    );
     // Agones' histogram shows it: the 0.1 s bucket no longer holds every Allocated request.
     let t = scrape(&sim.url).await;
-    let le_01 = sum_series(&t, "agones_gameserver_allocations_duration_seconds_bucket{fleet_name=\"f\",cluster_name=\"\",is_multicluster=\"false\",status=\"Allocated\",scheduling_strategy=\"Packed\",le=\"0.1\"}");
-    let count = sum_series(&t, "agones_gameserver_allocations_duration_seconds_count{fleet_name=\"f\",cluster_name=\"\",is_multicluster=\"false\",status=\"Allocated\"");
+    let le_01 = sum_series(
+        &t,
+        "agones_gameserver_allocations_duration_seconds_bucket{fleet_name=\"f\",cluster_name=\"\",is_multicluster=\"false\",status=\"Allocated\",scheduling_strategy=\"Packed\",le=\"0.1\"}",
+    );
+    let count = sum_series(
+        &t,
+        "agones_gameserver_allocations_duration_seconds_count{fleet_name=\"f\",cluster_name=\"\",is_multicluster=\"false\",status=\"Allocated\"",
+    );
     assert_eq!((le_01, count), (1.0, 2.0), "{t}");
 
     install(&http, &sim.url, json!({"version": "1.58.0"})).await;
@@ -96,7 +115,10 @@ async fn allocation_latency_and_failures_follow_the_installed_version() {
     assert_eq!(code, 500);
     let t = scrape(&sim.url).await;
     assert!(t.contains("status=\"error\""), "{t}");
-    assert!(t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 0"), "{t}");
+    assert!(
+        t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 0"),
+        "{t}"
+    );
 }
 
 #[tokio::test]
@@ -105,9 +127,20 @@ async fn failures_stalls_and_memory_growth_are_visible() {
     let sim = SimProcess::start(Some(&test_config(50000, extra)));
     let http = reqwest::Client::new();
     wait_ready(&sim, 5).await;
-    assert_eq!(sum_series(&scrape(&sim.url).await, "agones_gameservers_count{type=\"Unhealthy\""), 0.0);
+    assert_eq!(
+        sum_series(
+            &scrape(&sim.url).await,
+            "agones_gameservers_count{type=\"Unhealthy\""
+        ),
+        0.0
+    );
 
-    install(&http, &sim.url, json!({"version": "1.60.0", "featureGates": "PlayerTracking=true"})).await;
+    install(
+        &http,
+        &sim.url,
+        json!({"version": "1.60.0", "featureGates": "PlayerTracking=true"}),
+    )
+    .await;
     eventually(10, "Unhealthy GameServers", || async {
         let t = scrape(&sim.url).await;
         (sum_series(&t, "agones_gameservers_total{type=\"Unhealthy\"") >= 2.0).then_some(())
@@ -115,20 +148,33 @@ async fn failures_stalls_and_memory_growth_are_visible() {
     .await;
 
     install(&http, &sim.url, json!({"version": "1.57.0"})).await;
-    let mem0 = sum_series(&scrape(&sim.url).await, "upsoak_sim_controller_resident_memory_bytes");
+    let mem0 = sum_series(
+        &scrape(&sim.url).await,
+        "upsoak_sim_controller_resident_memory_bytes",
+    );
     let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
     fleets
-        .patch_scale("f", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 9}})))
+        .patch_scale(
+            "f",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 9}})),
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let t = scrape(&sim.url).await;
     assert_eq!(
-        sum_series(&t, "agones_fleets_replicas_count{name=\"f\",namespace=\"default\",type=\"desired\"}"),
+        sum_series(
+            &t,
+            "agones_fleets_replicas_count{name=\"f\",namespace=\"default\",type=\"desired\"}"
+        ),
         9.0
     );
     assert!(
-        sum_series(&t, "agones_fleets_replicas_count{name=\"f\",namespace=\"default\",type=\"total\"}") < 9.0,
+        sum_series(
+            &t,
+            "agones_fleets_replicas_count{name=\"f\",namespace=\"default\",type=\"total\"}"
+        ) < 9.0,
         "a stalled controller must not converge:\n{t}"
     );
     let mem1 = sum_series(&t, "upsoak_sim_controller_resident_memory_bytes");
