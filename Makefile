@@ -37,7 +37,6 @@ build:
 test: deps fmt clippy
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
-	$(CARGO) test --workspace --locked --doc
 
 release:
 	$(CARGO) build --workspace --locked --release --bins
