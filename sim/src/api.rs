@@ -486,6 +486,36 @@ fn table(kind: Kind, rows: Vec<Value>, rv: u64) -> Value {
         "columnDefinitions": columns, "rows": rows})
 }
 
+/// A list answer, serialized straight from the items: a 10,000-item list never becomes a
+/// `serde_json::Value` tree.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct List<'a, T> {
+    kind: &'static str,
+    api_version: &'static str,
+    metadata: ListMeta,
+    items: &'a [T],
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListMeta {
+    resource_version: String,
+}
+
+impl<'a, T> List<'a, T> {
+    fn new(kind: &'static str, rv: u64, items: &'a [T]) -> Self {
+        List {
+            kind,
+            api_version: "agones.dev/v1",
+            metadata: ListMeta {
+                resource_version: rv.to_string(),
+            },
+            items,
+        }
+    }
+}
+
 // ----- Fleets -----
 
 async fn list_all_fleets(s: State<ApiState>, h: HeaderMap, p: Params) -> ApiResult {
@@ -528,8 +558,7 @@ async fn list_fleets_in(
             rv,
         ));
     }
-    ok(&json!({"kind": "FleetList", "apiVersion": "agones.dev/v1",
-        "metadata": {"resourceVersion": rv.to_string()}, "items": items}))
+    ok(&List::new("FleetList", rv, &items))
 }
 
 async fn get_fleet(
@@ -824,10 +853,7 @@ async fn list_gameservers_in(
             rv,
         ));
     }
-    ok(
-        &json!({"kind": "GameServerList", "apiVersion": "agones.dev/v1",
-        "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
-    )
+    ok(&List::new("GameServerList", rv, &items))
 }
 
 async fn get_gameserver(
@@ -906,19 +932,20 @@ async fn allocate(State(s): State<ApiState>, Path(ns): Path<String>, body: Bytes
         .find_map(|(sel, _)| sel.equality(FLEET_LABEL).map(str::to_owned))
         .unwrap_or_else(|| upsoak_agones::metrics::NO_FLEET.to_owned());
     let start = Instant::now();
-    let observe = |s: &ApiState, status: &str| {
-        if let Ok(w) = s.world.lock() {
-            w.observe_allocation(
-                &fleet_hint,
-                status,
-                &scheduling,
-                start.elapsed().as_secs_f64(),
-            );
-        }
+    let (plan, metrics) = {
+        let mut w = s.lock()?;
+        (w.allocation_plan(), w.metrics().clone())
     };
-    let plan = s.lock()?.allocation_plan();
-    let latency = match plan {
-        Ok(l) => l,
+    let observe = |_: &ApiState, status: &str| {
+        metrics.observe_allocation(
+            &fleet_hint,
+            status,
+            &scheduling,
+            start.elapsed().as_secs_f64(),
+        );
+    };
+    let (latency, retries) = match plan {
+        Ok(p) => p,
         Err(e) => {
             // The allocator answered with an error (it is down during an upgrade window and
             // records nothing then).
@@ -928,18 +955,11 @@ async fn allocate(State(s): State<ApiState>, Path(ns): Path<String>, body: Bytes
             return Err(e);
         }
     };
-    let retries = s.lock()?.config().allocation.retries;
     let mut outcome = AllocationState::Contention;
     let mut allocated = None;
     for _ in 0..=retries {
-        let pick = {
-            let mut w = s.lock()?;
-            w.pick_for_allocation(&ns, &gsa, &selectors).map(|k| {
-                let state = w.get_gameserver(&k.0, &k.1).ok().and_then(|g| g.state());
-                (k, state)
-            })
-        };
-        let Some((key, Some(expected))) = pick else {
+        let pick = s.lock()?.pick_for_allocation(&ns, &gsa, &selectors);
+        let Some((key, expected)) = pick else {
             outcome = AllocationState::UnAllocated;
             break;
         };

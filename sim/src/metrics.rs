@@ -82,6 +82,19 @@ impl Default for SimMetrics {
 }
 
 impl SimMetrics {
+    /// Records an allocation's outcome and latency in Agones' histogram.
+    pub fn observe_allocation(&self, fleet: &str, status: &str, scheduling: &str, secs: f64) {
+        self.allocation_duration
+            .get_or_create(&AllocationLabels {
+                fleet_name: fleet.to_owned(),
+                cluster_name: String::new(),
+                is_multicluster: "false".to_owned(),
+                status: status.to_owned(),
+                scheduling_strategy: scheduling.to_owned(),
+            })
+            .observe(secs);
+    }
+
     /// Registers the event metrics; Agones' counter names end in `_total` only on the wire.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(

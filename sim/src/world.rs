@@ -25,7 +25,7 @@ use crate::config::{
     FailureState, FaultKind, FaultProfile, InstallSpec, SimConfig, gate_query, is_dns_label,
 };
 use crate::game::{self, PortPool, SdkCall, SdkHandle};
-use crate::metrics::{AllocationLabels, FleetLabels, GaugeSnapshot, SimMetrics, StateLabels};
+use crate::metrics::{FleetLabels, GaugeSnapshot, SimMetrics, StateLabels};
 use crate::selector::Selector;
 use crate::status::{ApiError, Cause};
 
@@ -110,6 +110,10 @@ pub struct World {
     gameservers: BTreeMap<Key, GsRecord>,
     /// Ready GameServers by (namespace, fleet name or `none`), for allocation.
     ready: BTreeMap<Key, BTreeSet<String>>,
+    /// Servers picked by an allocation that has not committed yet. Like Agones' allocation
+    /// cache, a picked server leaves the candidate list, so concurrent allocations never pick
+    /// the same one; a server that changes before the commit makes that allocation retry.
+    in_flight: BTreeSet<Key>,
     events: VecDeque<Arc<WatchEvent>>,
     tx: broadcast::Sender<Arc<WatchEvent>>,
     installed: Installed,
@@ -159,6 +163,7 @@ impl World {
             fleets: BTreeMap::new(),
             gameservers: BTreeMap::new(),
             ready: BTreeMap::new(),
+            in_flight: BTreeSet::new(),
             events: VecDeque::new(),
             tx,
             installed,
@@ -331,8 +336,14 @@ impl World {
             .map(|f| &f.kind)
     }
 
-    /// Latency, failure chance and whether the allocator is up, for one allocation.
-    pub fn allocation_plan(&mut self) -> Result<Duration, ApiError> {
+    /// The event metrics, to record without holding the world's lock.
+    pub fn metrics(&self) -> &SimMetrics {
+        &self.metrics
+    }
+
+    /// For one allocation: the pick-to-commit latency (faults included) and the retries
+    /// allowed, or the error the allocator answers with (down, or a failure fault).
+    pub fn allocation_plan(&mut self) -> Result<(Duration, u32), ApiError> {
         if self.upgrade.is_some() {
             return Err(ApiError::allocator_unavailable());
         }
@@ -354,7 +365,7 @@ impl World {
                 "error allocating gameserver: simulated allocator failure",
             ));
         }
-        Ok(latency)
+        Ok((latency, self.cfg.allocation.retries))
     }
 
     // ----- Fleets -----
@@ -924,14 +935,15 @@ impl World {
 
     // ----- allocation -----
 
-    /// Picks a candidate for `gsa` without taking it: the first selector with a match wins;
-    /// Packed picks among the first `pick_window` matches, Distributed among all.
+    /// Picks a candidate for `gsa` and holds it for this allocation until
+    /// [`World::commit_allocation`]: the first selector with a match wins; Packed picks among
+    /// the first `pick_window` matches, Distributed among all.
     pub fn pick_for_allocation(
         &mut self,
         ns: &str,
         gsa: &GameServerAllocation,
         selectors: &[(Selector, GameServerState)],
-    ) -> Option<Key> {
+    ) -> Option<(Key, GameServerState)> {
         let distributed = gsa.spec.scheduling.as_deref() == Some("Distributed");
         let window = if distributed {
             usize::MAX
@@ -957,7 +969,8 @@ impl World {
                 'pools: for pool in pools {
                     for name in pool {
                         let k = (ns.to_owned(), name.clone());
-                        if let Some(r) = self.gameservers.get(&k)
+                        if !self.in_flight.contains(&k)
+                            && let Some(r) = self.gameservers.get(&k)
                             && sel.matches(r.obj.metadata.labels.as_ref())
                         {
                             found.push(name);
@@ -971,6 +984,7 @@ impl World {
                 for ((n, name), r) in &self.gameservers {
                     if n == ns
                         && r.obj.state() == Some(*state)
+                        && !self.in_flight.contains(&(n.clone(), name.clone()))
                         && sel.matches(r.obj.metadata.labels.as_ref())
                     {
                         found.push(name);
@@ -982,20 +996,23 @@ impl World {
             }
             if !found.is_empty() {
                 let i = self.rng.random_range(0..found.len());
-                return Some((ns.to_owned(), found[i].clone()));
+                let key = (ns.to_owned(), found[i].clone());
+                self.in_flight.insert(key.clone());
+                return Some((key, *state));
             }
         }
         None
     }
 
-    /// Takes a picked candidate if it is still in `expected` state; false when another
-    /// allocation got there first.
+    /// Takes a picked candidate if it is still in `expected` state; `None` when it changed
+    /// (deleted, failed, allocated through its SDK) since the pick.
     pub fn commit_allocation(
         &mut self,
         key: &Key,
         expected: GameServerState,
         gsa: &GameServerAllocation,
     ) -> Option<GameServer> {
+        self.in_flight.remove(key);
         let state = self.gameservers.get(key)?.obj.state()?;
         if state != expected {
             return None;
@@ -1026,20 +1043,6 @@ impl World {
         }
         self.count_allocation(key);
         self.gameservers.get(key).map(|r| r.obj.clone())
-    }
-
-    /// Records an allocation's outcome and latency in Agones' histogram.
-    pub fn observe_allocation(&self, fleet: &str, status: &str, scheduling: &str, secs: f64) {
-        self.metrics
-            .allocation_duration
-            .get_or_create(&AllocationLabels {
-                fleet_name: fleet.to_owned(),
-                cluster_name: String::new(),
-                is_multicluster: "false".to_owned(),
-                status: status.to_owned(),
-                scheduling_strategy: scheduling.to_owned(),
-            })
-            .observe(secs);
     }
 
     // ----- controllers -----
@@ -1465,7 +1468,7 @@ mod tests {
         let gsa = GameServerAllocation::from_fleet(fleet);
         let sel = Selector::from_label_selector(&gsa.spec.selectors[0].selector).unwrap();
         let sels = [(sel, GameServerState::Ready)];
-        let key = w.pick_for_allocation("default", &gsa, &sels)?;
+        let (key, _) = w.pick_for_allocation("default", &gsa, &sels)?;
         w.commit_allocation(&key, GameServerState::Ready, &gsa)
             .and_then(|g| g.metadata.name)
     }
@@ -1523,26 +1526,30 @@ mod tests {
     }
 
     #[test]
-    fn no_ready_server_means_unallocated_and_a_taken_pick_means_a_lost_race() {
+    fn no_ready_server_means_unallocated_and_a_changed_pick_means_a_lost_race() {
         let mut w = world("fleets: [ { name: f, replicas: 1 } ]");
         let mut now = Instant::now();
         settle(&mut w, &mut now);
         let gsa = GameServerAllocation::from_fleet("f");
         let sel = Selector::from_label_selector(&gsa.spec.selectors[0].selector).unwrap();
         let sels = [(sel, GameServerState::Ready)];
-        // Two requests pick the same server; only the first commit wins.
-        let k1 = w.pick_for_allocation("default", &gsa, &sels).unwrap();
-        let k2 = w.pick_for_allocation("default", &gsa, &sels).unwrap();
-        assert_eq!(k1, k2);
+        // A picked server is held: a concurrent allocation finds nothing.
+        let (k1, _) = w.pick_for_allocation("default", &gsa, &sels).unwrap();
+        assert!(w.pick_for_allocation("default", &gsa, &sels).is_none());
+        // The game server allocates itself through the SDK before the commit: the race is lost.
+        w.sdk("default", &k1.1, SdkCall::Allocate).unwrap();
         assert!(
             w.commit_allocation(&k1, GameServerState::Ready, &gsa)
-                .is_some()
-        );
-        assert!(
-            w.commit_allocation(&k2, GameServerState::Ready, &gsa)
                 .is_none()
         );
         assert!(w.pick_for_allocation("default", &gsa, &sels).is_none());
+        // Back to Ready (SDK Ready), it can be picked and committed again.
+        w.sdk("default", &k1.1, SdkCall::Ready).unwrap();
+        let (k2, _) = w.pick_for_allocation("default", &gsa, &sels).unwrap();
+        assert!(
+            w.commit_allocation(&k2, GameServerState::Ready, &gsa)
+                .is_some()
+        );
     }
 
     #[test]
@@ -1551,7 +1558,7 @@ mod tests {
             "faults:\n  - { name: slow, kind: allocation_latency, multiplier: 4, added: 10ms, when: { version: 1.59.0 } }\n  - { name: stall, kind: reconcile_stall, when: { gate: { name: PlayerTracking, enabled: true } } }\n  - { name: leak, kind: memory_growth, bytes_per_second: 1000000 }\nupgrade_window: 0ms\nallocation: { latency: 5ms }\nfleets: [ { name: f, replicas: 1 } ]",
         );
         let mut now = Instant::now();
-        assert_eq!(w.allocation_plan().unwrap(), Duration::from_millis(5));
+        assert_eq!(w.allocation_plan().unwrap().0, Duration::from_millis(5));
         let before = w.gauge_snapshot().controller_memory_bytes;
         settle(&mut w, &mut now);
         assert!(w.gauge_snapshot().controller_memory_bytes > before + 1_000_000.0);
@@ -1564,7 +1571,7 @@ mod tests {
         now += Duration::from_millis(1);
         w.tick(now);
         assert_eq!(w.installed().spec.version, "1.59.0");
-        assert_eq!(w.allocation_plan().unwrap(), Duration::from_millis(30));
+        assert_eq!(w.allocation_plan().unwrap().0, Duration::from_millis(30));
         let active: Vec<(String, bool)> = w.gauge_snapshot().faults;
         assert_eq!(
             active,

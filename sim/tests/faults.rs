@@ -190,10 +190,11 @@ async fn failures_stalls_and_memory_growth_are_visible() {
 }
 
 #[tokio::test]
-async fn concurrent_allocations_race_into_contention() {
-    // One candidate per pick, a long pick-to-commit gap, no retries: of two concurrent requests
-    // for a Fleet of two, one loses the race for the same server.
-    let extra = "allocation: { latency: 300ms, pick_window: 1, retries: 0 }\nfleets: [ { name: f, replicas: 2 } ]";
+async fn concurrent_allocations_never_share_a_server_and_lost_races_are_contention() {
+    // A long pick-to-commit gap and no retries: concurrent allocations get different servers
+    // (a picked server leaves the candidate list, as in Agones' allocation cache), and a server
+    // deleted between pick and commit makes its allocation answer Contention.
+    let extra = "allocation: { latency: 400ms, pick_window: 1, retries: 0 }\nfleets: [ { name: f, replicas: 2 } ]";
     let sim = SimProcess::start(Some(&test_config(51000, extra)));
     wait_ready(&sim, 2).await;
     let url = format!(
@@ -211,12 +212,44 @@ async fn concurrent_allocations_race_into_contention() {
             .json()
             .await
             .unwrap();
-        r["status"]["state"].as_str().unwrap().to_owned()
+        (
+            r["status"]["state"].as_str().unwrap().to_owned(),
+            r["status"]["gameServerName"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        )
     };
     let (a, b) = tokio::join!(send(), send());
-    let mut states = [a, b];
-    states.sort();
-    assert_eq!(states, ["Allocated".to_owned(), "Contention".to_owned()]);
+    assert_eq!((a.0.as_str(), b.0.as_str()), ("Allocated", "Allocated"));
+    assert_ne!(a.1, b.1, "two allocations got the same server");
+
+    // Scale up by one, then delete the server an allocation picked while it waits to commit.
+    let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
+    fleets
+        .patch_scale(
+            "f",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    wait_ready(&sim, 1).await;
+    let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
+    let ready = gss
+        .list(&ListParams::default().fields("status.state=Ready"))
+        .await
+        .unwrap()
+        .items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    let (lost, _) = tokio::join!(send(), async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        gss.delete(&ready, &Default::default()).await.unwrap();
+    });
+    assert_eq!(lost.0, "Contention");
     let t = scrape(&sim.url).await;
     assert!(t.contains("status=\"Contention\""), "{t}");
 }
