@@ -1,1 +1,2 @@
 //! upsoak-chaos: the Wanderer and the Producer (built in their own issue).
+pub mod producer;

@@ -1,0 +1,399 @@
+//! The Producer: continuous, open-model load on Agones through the Kubernetes API.
+//!
+//! - Allocations start on a fixed schedule at `allocation_rate` per second whatever the
+//!   latency; at most `max_in_flight` run at once and a start with no room is counted as
+//!   dropped, never hidden. Latency is measured from the scheduled start, so a slow server
+//!   cannot hide behind a slowed client (coordinated omission).
+//! - Each allocated server plays a session over UDP ([`session`]), ending in `EXIT`.
+//! - Each Fleet is scaled at random within `[min_replicas, max_replicas]` at random intervals.
+//! - A failing operation is counted by kind ([`classify`]) and never stops a loop.
+
+pub mod metrics;
+pub mod session;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use upsoak_agones::{AllocationState, Fleet, GameServerAllocation};
+
+use metrics::{AllocationDropped, AllocationFinished, FleetScaled, ProducerMetrics};
+pub use session::SessionConfig;
+
+/// What the Producer does.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProducerConfig {
+    /// Namespace of the Fleets.
+    pub namespace: String,
+    /// Fleets to allocate from (in turn) and to scale.
+    pub fleets: Vec<FleetLoad>,
+    /// Allocations started per second (open model); 0 disables allocation.
+    pub allocation_rate: f64,
+    /// Allocations in flight at most; a scheduled start beyond it is dropped and counted.
+    pub max_in_flight: usize,
+    /// Per-request timeout of an allocation.
+    #[serde(with = "humantime_serde")]
+    pub allocation_timeout: Duration,
+    /// Play a session on each allocated server (otherwise it is released with EXIT at once).
+    pub sessions: bool,
+    pub session: SessionConfig,
+    /// Length of a latency window for the HdrHistogram percentiles.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Seed for the Producer's random choices.
+    pub seed: u64,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            namespace: "default".to_owned(),
+            fleets: vec![FleetLoad::default()],
+            allocation_rate: 10.0,
+            max_in_flight: 256,
+            allocation_timeout: Duration::from_secs(10),
+            sessions: true,
+            session: SessionConfig::default(),
+            window: Duration::from_secs(15),
+            seed: 1,
+        }
+    }
+}
+
+/// One Fleet's share of the load.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetLoad {
+    pub name: String,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    /// Shortest time between two scale requests.
+    #[serde(with = "humantime_serde")]
+    pub scale_every_min: Duration,
+    /// Longest time between two scale requests; 0 disables scaling.
+    #[serde(with = "humantime_serde")]
+    pub scale_every_max: Duration,
+}
+
+impl Default for FleetLoad {
+    fn default() -> Self {
+        FleetLoad {
+            name: "simple-game-server".to_owned(),
+            min_replicas: 5,
+            max_replicas: 20,
+            scale_every_min: Duration::from_secs(20),
+            scale_every_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Every problem, with its path.
+    pub fn problems(&self, at: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(self.allocation_rate.is_finite() && self.allocation_rate >= 0.0) {
+            p.push(format!(
+                "{at}.allocation_rate: {} is not a rate >= 0",
+                self.allocation_rate
+            ));
+        }
+        if self.allocation_rate > 0.0 && self.fleets.is_empty() {
+            p.push(format!(
+                "{at}.fleets: at least one Fleet is needed to allocate from"
+            ));
+        }
+        if self.max_in_flight == 0 {
+            p.push(format!("{at}.max_in_flight: must be at least 1"));
+        }
+        for (i, f) in self.fleets.iter().enumerate() {
+            if f.name.is_empty() {
+                p.push(format!("{at}.fleets[{i}].name: must not be empty"));
+            }
+            if f.min_replicas < 0 || f.min_replicas > f.max_replicas {
+                p.push(format!(
+                    "{at}.fleets[{i}]: replicas range {}..={} is empty or negative",
+                    f.min_replicas, f.max_replicas
+                ));
+            }
+            if f.scale_every_min > f.scale_every_max {
+                p.push(format!(
+                    "{at}.fleets[{i}]: scale_every_min is above scale_every_max"
+                ));
+            }
+        }
+        if self.session.min_length > self.session.max_length {
+            p.push(format!("{at}.session: min_length is above max_length"));
+        }
+        if self.window.is_zero() {
+            p.push(format!("{at}.window: must be above zero"));
+        }
+        p
+    }
+}
+
+/// The kind of a failed Kubernetes call, as a bounded metric label.
+pub fn classify(e: &kube::Error) -> &'static str {
+    match e {
+        kube::Error::Api(s) => match s.code {
+            503 => "error_unavailable",
+            409 => "error_conflict",
+            429 => "error_throttled",
+            404 => "error_not_found",
+            400..=499 => "error_rejected",
+            _ => "error_server",
+        },
+        kube::Error::SerdeError(_) => "error_decode",
+        kube::Error::HyperError(_) | kube::Error::Service(_) => "error_connection",
+        _ => "error_other",
+    }
+}
+
+/// Runs the Producer until `shutdown`: the allocation schedule, the Fleet scalers and the
+/// window rotation. Returns when every loop has stopped and sessions were told to EXIT.
+pub async fn run(
+    client: kube::Client,
+    cfg: ProducerConfig,
+    metrics: ProducerMetrics,
+    shutdown: CancellationToken,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, f) in cfg.fleets.iter().enumerate() {
+        if f.scale_every_max.is_zero() {
+            continue;
+        }
+        let api: Api<Fleet> = Api::namespaced(client.clone(), &cfg.namespace);
+        tasks.spawn(scale_loop(
+            api,
+            f.clone(),
+            cfg.seed.wrapping_add(i as u64 + 1),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if cfg.allocation_rate > 0.0 {
+        tasks.spawn(allocation_loop(
+            client.clone(),
+            cfg.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tasks.spawn(window_loop(cfg.window, metrics, shutdown.clone()));
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn window_loop(window: Duration, metrics: ProducerMetrics, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(window);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let s = metrics.rotate_window();
+                tracing::info!(count = s.count, p50_ms = s.p50 * 1e3, p99_ms = s.p99 * 1e3, max_ms = s.max * 1e3, "allocation latency window");
+            }
+        }
+    }
+}
+
+async fn scale_loop(
+    api: Api<Fleet>,
+    f: FleetLoad,
+    seed: u64,
+    metrics: ProducerMetrics,
+    shutdown: CancellationToken,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    loop {
+        let wait = rng.random_range(f.scale_every_min..=f.scale_every_max);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let replicas = rng.random_range(f.min_replicas..=f.max_replicas);
+        let patch = Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}}));
+        let result = match api
+            .patch_scale(&f.name, &PatchParams::default(), &patch)
+            .await
+        {
+            Ok(_) => "ok",
+            Err(e) => classify(&e),
+        };
+        FleetScaled {
+            fleet: &f.name,
+            replicas,
+            result,
+        }
+        .emit(&metrics);
+    }
+}
+
+async fn allocation_loop(
+    client: kube::Client,
+    cfg: ProducerConfig,
+    metrics: ProducerMetrics,
+    shutdown: CancellationToken,
+) {
+    let api: Api<GameServerAllocation> = Api::namespaced(client, &cfg.namespace);
+    let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
+    let sessions = Arc::new(Semaphore::new(cfg.session.max_sessions.max(1)));
+    let period = Duration::from_secs_f64(1.0 / cfg.allocation_rate);
+    let seq = Arc::new(AtomicU64::new(0));
+    let cfg = Arc::new(cfg);
+    let mut next = Instant::now();
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        // Every slot up to now starts now: a late wake-up catches up instead of thinning the load.
+        let now = Instant::now();
+        while next <= now {
+            let scheduled = next;
+            next += period;
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                AllocationDropped.emit(&metrics);
+                continue;
+            };
+            let n = seq.fetch_add(1, Ordering::Relaxed);
+            let fleet = cfg.fleets[(n as usize) % cfg.fleets.len()].name.clone();
+            let job = AllocationJob {
+                api: api.clone(),
+                cfg: cfg.clone(),
+                metrics: metrics.clone(),
+                sessions: sessions.clone(),
+                shutdown: shutdown.clone(),
+            };
+            metrics.in_flight.inc();
+            in_flight.spawn(async move {
+                job.run(fleet, scheduled, n).await;
+                job.metrics.in_flight.dec();
+                drop(permit);
+            });
+        }
+        // Reap finished tasks so the set does not grow without bound.
+        while in_flight.try_join_next().is_some() {}
+    }
+    // Let allocations and sessions in flight finish (sessions send EXIT on shutdown).
+    while in_flight.join_next().await.is_some() {}
+}
+
+struct AllocationJob {
+    api: Api<GameServerAllocation>,
+    cfg: Arc<ProducerConfig>,
+    metrics: ProducerMetrics,
+    sessions: Arc<Semaphore>,
+    shutdown: CancellationToken,
+}
+
+impl AllocationJob {
+    async fn run(&self, fleet: String, scheduled: Instant, n: u64) {
+        let request = GameServerAllocation::from_fleet(&fleet);
+        let sent = tokio::time::timeout(
+            self.cfg.allocation_timeout,
+            self.api.create(&PostParams::default(), &request),
+        )
+        .await;
+        let latency = scheduled.elapsed();
+        let (result, status) = match sent {
+            Err(_) => ("error_timeout", None),
+            Ok(Err(e)) => (classify(&e), None),
+            Ok(Ok(gsa)) => match gsa.status {
+                Some(st) => (st.state.as_str(), Some(st)),
+                None => ("error_decode", None),
+            },
+        };
+        AllocationFinished {
+            fleet: &fleet,
+            result,
+            latency,
+        }
+        .emit(&self.metrics);
+        let Some(st) = status.filter(|s| s.state == AllocationState::Allocated) else {
+            return;
+        };
+        let Some(addr) = st
+            .address
+            .parse::<IpAddr>()
+            .ok()
+            .zip(st.ports.first())
+            .and_then(|(ip, p)| {
+                u16::try_from(p.port)
+                    .ok()
+                    .map(|port| SocketAddr::new(ip, port))
+            })
+        else {
+            metrics::SessionOp {
+                op: "connect",
+                result: "no_address",
+                rtt: None,
+            }
+            .emit(&self.metrics);
+            return;
+        };
+        let short = SessionConfig {
+            min_length: Duration::ZERO,
+            max_length: Duration::ZERO,
+            max_players: 1,
+            ..self.cfg.session.clone()
+        };
+        // With no room for another session (or sessions off), the server is released at once.
+        let permit = if self.cfg.sessions {
+            self.sessions.clone().try_acquire_owned().ok()
+        } else {
+            None
+        };
+        let cfg = if permit.is_some() {
+            &self.cfg.session
+        } else {
+            &short
+        };
+        self.metrics.sessions_active.inc();
+        session::play(
+            addr,
+            cfg,
+            self.cfg.seed ^ n.rotate_left(17),
+            &self.metrics,
+            &self.shutdown,
+        )
+        .await;
+        self.metrics.sessions_active.dec();
+        drop(permit);
+    }
+}
+
+/// Why the Producer could not build its Kubernetes client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("`{0}` is not a URL")]
+    BadUrl(String),
+    #[error("no Kubernetes configuration found (kubeconfig or in-cluster)")]
+    Infer(#[source] kube::config::InferConfigError),
+    #[error("cannot build the Kubernetes client")]
+    Build(#[source] kube::Error),
+}
+
+/// A kube client for the Producer: from `--kube-server URL`, else kubeconfig or in-cluster.
+/// kube-rs' own retry of 503/429 is switched off so an upgrade window shows as errors.
+pub async fn client(server: Option<&str>) -> Result<kube::Client, ClientError> {
+    let mut config = match server {
+        Some(url) => kube::Config::new(
+            url.parse()
+                .map_err(|_| ClientError::BadUrl(url.to_owned()))?,
+        ),
+        None => kube::Config::infer().await.map_err(ClientError::Infer)?,
+    };
+    config.default_retry = false;
+    kube::Client::try_from(config).map_err(ClientError::Build)
+}

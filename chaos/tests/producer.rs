@@ -1,0 +1,190 @@
+//! The Producer against a real simulator over HTTP (kube-rs) and UDP: open-model scheduling,
+//! errors by kind through an upgrade window, sessions that end in EXIT, Fleet scaling.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use upsoak_chaos::producer::metrics::{ProducerMetrics, ResultLabels};
+use upsoak_chaos::producer::{self, FleetLoad, ProducerConfig, SessionConfig};
+use upsoak_sim::config::SimConfig;
+use upsoak_sim::server::Sim;
+
+async fn start_sim(extra: &str, port_base: u16) -> (String, CancellationToken) {
+    let yaml = format!(
+        "{}\nlifecycle: {{ scheduled_after: 20ms, request_ready_after: 20ms, ready_after: 20ms, delete_after_shutdown: 50ms, tick: 20ms }}\ngame: {{ port_min: {port_base}, port_max: {} }}\n{extra}\n",
+        upsoak_sim::config::DEFAULT_CONFIG_YAML,
+        port_base + 999
+    );
+    let cfg = SimConfig::parse(&yaml, "test").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = CancellationToken::new();
+    let (sim, _handle) = Sim::start(cfg, listener, stop.clone(), 3).unwrap();
+    (format!("http://{}", sim.addr), stop)
+}
+
+fn count(m: &ProducerMetrics, result: &str) -> u64 {
+    m.allocations
+        .get(&ResultLabels {
+            result: result.to_owned(),
+        })
+        .map(|c| c.get())
+        .unwrap_or(0)
+}
+
+fn started(m: &ProducerMetrics) -> u64 {
+    [
+        "Allocated",
+        "UnAllocated",
+        "Contention",
+        "error_unavailable",
+        "error_server",
+        "error_timeout",
+        "error_connection",
+        "error_rejected",
+    ]
+    .iter()
+    .map(|r| count(m, r))
+    .sum()
+}
+
+fn text(m: &ProducerMetrics) -> String {
+    let mut r = Registry::default();
+    m.register(&mut r);
+    upsoak_common::exposition::encode(&r, upsoak_common::exposition::Format::PrometheusText)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_its_schedule_through_an_upgrade_window_and_plays_sessions() {
+    let (url, sim_stop) = start_sim(
+        "upgrade_window: 1500ms\nfleets: [ { name: p1, replicas: 30 } ]",
+        55000,
+    )
+    .await;
+    let client = producer::client(Some(&url)).await.unwrap();
+    let cfg = ProducerConfig {
+        fleets: vec![FleetLoad {
+            name: "p1".into(),
+            min_replicas: 20,
+            max_replicas: 40,
+            scale_every_min: Duration::from_millis(300),
+            scale_every_max: Duration::from_millis(600),
+        }],
+        allocation_rate: 40.0,
+        max_in_flight: 64,
+        session: SessionConfig {
+            min_length: Duration::from_millis(100),
+            max_length: Duration::from_millis(300),
+            ..SessionConfig::default()
+        },
+        window: Duration::from_secs(1),
+        ..ProducerConfig::default()
+    };
+    let metrics = ProducerMetrics::default();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(producer::run(client, cfg, metrics.clone(), stop.clone()));
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before_window = count(&metrics, "Allocated");
+    assert!(before_window > 10, "{}", text(&metrics));
+    let r = reqwest::Client::new()
+        .post(format!("{url}/upsoak/v1/install"))
+        .json(&serde_json::json!({"version": "1.59.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let in_window = count(&metrics, "error_unavailable");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap();
+    let t = text(&metrics);
+
+    // The window shows as errors; allocation resumes after it.
+    assert!(in_window >= 20, "expected 503s during the window:\n{t}");
+    assert!(count(&metrics, "Allocated") > before_window + 20, "{t}");
+    // Open model: ~40/s for 5 s were started or dropped, whatever happened in between.
+    let total = started(&metrics) + metrics.dropped.get();
+    assert!(
+        (170..=230).contains(&total),
+        "started+dropped = {total}\n{t}"
+    );
+    // Sessions were played and ended with EXIT; the Fleet was scaled.
+    assert!(
+        t.contains("upsoak_producer_session_ops_total{op=\"exit\",result=\"ok\"}"),
+        "{t}"
+    );
+    assert!(
+        t.contains("upsoak_producer_session_ops_total{op=\"player_connect\",result=\"ok\"}"),
+        "{t}"
+    );
+    assert!(
+        t.contains("upsoak_producer_fleet_scale_total{result=\"ok\"}"),
+        "{t}"
+    );
+    assert!(
+        t.contains("upsoak_producer_fleet_scale_total{result=\"error_unavailable\"}")
+            || in_window > 0,
+        "{t}"
+    );
+    assert!(
+        t.contains("upsoak_producer_allocation_window_latency_seconds{quantile=\"0.99\"}"),
+        "{t}"
+    );
+    sim_stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_server_shows_as_latency_and_drops_not_as_a_slower_client() {
+    // Every allocation takes 300 ms; 10 in flight sustain ~33/s, the schedule asks for 100/s.
+    let (url, sim_stop) = start_sim(
+        "allocation: { latency: 300ms }\nfleets: [ { name: p2, replicas: 400 } ]",
+        56000,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let client = producer::client(Some(&url)).await.unwrap();
+    let cfg = ProducerConfig {
+        fleets: vec![FleetLoad {
+            name: "p2".into(),
+            scale_every_max: Duration::ZERO,
+            scale_every_min: Duration::ZERO,
+            ..FleetLoad::default()
+        }],
+        allocation_rate: 100.0,
+        max_in_flight: 10,
+        sessions: false,
+        window: Duration::from_secs(10),
+        ..ProducerConfig::default()
+    };
+    let metrics = ProducerMetrics::default();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(producer::run(client, cfg, metrics.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap();
+    let dropped = metrics.dropped.get();
+    let done = started(&metrics);
+    assert!(dropped >= 100, "dropped {dropped}, done {done}");
+    assert!(
+        (170..=230).contains(&(dropped + done)),
+        "dropped {dropped} + done {done}"
+    );
+    let w = metrics.rotate_window();
+    assert!(
+        w.p50 >= 0.29,
+        "latency is measured from the scheduled start: {w:?}"
+    );
+    sim_stop.cancel();
+}

@@ -1,0 +1,121 @@
+//! The game protocol end to end on the real binary: allocate a GameServer over the Kubernetes
+//! API, talk to its UDP port, and see EXIT take it through Shutdown to a replacement.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SimProcess, eventually, test_config};
+use kube::api::{Api, ListParams, PostParams};
+use tokio::net::UdpSocket;
+use upsoak_agones::{GameServer, GameServerAllocation, GameServerState};
+
+async fn say(sock: &UdpSocket, port: i32, text: &str) -> String {
+    sock.send_to(text.as_bytes(), ("127.0.0.1", port as u16))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no reply to {text:?} from port {port}"))
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_session_over_udp_ends_in_shutdown_and_replacement() {
+    let sim = SimProcess::start(Some(&test_config(
+        54000,
+        "fleets: [ { name: g1, replicas: 2 } ]",
+    )));
+    let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
+    eventually(10, "2 Ready", || async {
+        let l = gss.list(&ListParams::default()).await.unwrap();
+        (l.items
+            .iter()
+            .filter(|g| g.state() == Some(GameServerState::Ready))
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    let gsa: Api<GameServerAllocation> = Api::namespaced(sim.client(), "default");
+    let out = gsa
+        .create(
+            &PostParams::default(),
+            &GameServerAllocation::from_fleet("g1"),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let port = out.ports[0].port;
+    let name = out.game_server_name;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+
+    assert_eq!(
+        say(&sock, port, "GAMESERVER").await,
+        format!("ACK: NAME: {name}\n")
+    );
+    assert_eq!(say(&sock, port, "hello there").await, "ACK: hello there\n");
+    assert!(
+        say(&sock, port, "PLAYER_CONNECT alice")
+            .await
+            .starts_with("ACK")
+    );
+    assert!(
+        say(&sock, port, "PLAYER_CONNECT bob")
+            .await
+            .starts_with("ACK")
+    );
+    assert!(say(&sock, port, "PLAYER_COUNT").await.contains('2'));
+    // The object mirrors the players.
+    let players = eventually(5, "status.players", || async {
+        let g = gss.get(&name).await.unwrap();
+        g.status.and_then(|s| s.players).filter(|p| p.count == 2)
+    })
+    .await;
+    assert_eq!(players.ids, vec!["alice".to_owned(), "bob".to_owned()]);
+    assert!(
+        say(&sock, port, "PLAYER_DISCONNECT bob")
+            .await
+            .starts_with("ACK")
+    );
+    assert!(
+        say(&sock, port, "PLAYER_DISCONNECT nobody")
+            .await
+            .starts_with("ERROR")
+    );
+
+    // EXIT: Shutdown, deleted, and the Fleet brings back its second server.
+    assert!(say(&sock, port, "EXIT").await.starts_with("ACK"));
+    eventually(10, "the exited server to be deleted", || async {
+        gss.get(&name).await.is_err().then_some(())
+    })
+    .await;
+    eventually(10, "a replacement to be Ready", || async {
+        let l = gss.list(&ListParams::default()).await.unwrap();
+        let ready = l
+            .items
+            .iter()
+            .filter(|g| g.state() == Some(GameServerState::Ready))
+            .count();
+        (ready == 2 && l.items.len() == 2).then_some(())
+    })
+    .await;
+    let metrics = reqwest::get(format!("{}/metrics", sim.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "agones_gameservers_total{type=\"Shutdown\",fleet_name=\"g1\",namespace=\"default\"} 1"
+        ),
+        "{metrics}"
+    );
+}
