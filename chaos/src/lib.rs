@@ -1,2 +1,3 @@
 //! upsoak-chaos: the Wanderer and the Producer (built in their own issue).
+pub mod apply;
 pub mod producer;
