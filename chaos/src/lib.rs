@@ -1,3 +1,4 @@
 //! upsoak-chaos: the Wanderer and the Producer (built in their own issue).
 pub mod apply;
+pub mod journal;
 pub mod producer;

@@ -1,0 +1,347 @@
+//! The Wanderer's journal: an append-only JSON-lines file in the state directory. Each
+//! transition's intent is written and synced before it is acted on, its outcome after, so a
+//! crash at any instant leaves a readable history:
+//!
+//! - a torn last line (the crash hit mid-write) is dropped on open and nothing before it is lost;
+//! - an intent without an outcome is an action whose result is unknown: the caller records it
+//!   as `indeterminate`, observes what is really installed, and records that (as Jepsen's `info`
+//!   operations: re-observed, never assumed).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::apply::Install;
+
+/// One journal line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Entry {
+    /// The walk this journal belongs to; the first line.
+    Start {
+        seed: u64,
+        strategy: String,
+        /// Hash of the configuration space, so a journal is not resumed against another space.
+        space_hash: String,
+        at: String,
+    },
+    /// About to apply step `step`'s transition.
+    Intent {
+        step: u64,
+        from: Install,
+        to: Install,
+        at: String,
+    },
+    /// What happened to step `step`.
+    Outcome {
+        step: u64,
+        result: Outcome,
+        /// What was observed installed afterwards, when it could be observed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        observed: Option<Install>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        duration_s: f64,
+        at: String,
+    },
+}
+
+/// The result of one transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The target is what is observed installed.
+    Applied,
+    /// The apply failed, or what is observed is not the target.
+    Failed,
+    /// The process died while acting: the result is unknown until observed.
+    Indeterminate,
+    /// After an indeterminate outcome: what was observed on restart.
+    Observed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Failed => "failed",
+            Outcome::Indeterminate => "indeterminate",
+            Outcome::Observed => "observed",
+        }
+    }
+}
+
+/// Why a journal cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot open or write the journal `{0}`")]
+    Io(PathBuf, #[source] std::io::Error),
+    #[error("{path}:{line}: not a journal entry: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot encode a journal entry")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// An open journal, positioned at its end.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+/// What opening a journal found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Recovered {
+    pub entries: Vec<Entry>,
+    /// Bytes of a torn last line that were dropped.
+    pub torn_bytes: usize,
+}
+
+impl Recovered {
+    /// The last intent with no outcome after it: an action interrupted by a crash.
+    pub fn pending(&self) -> Option<&Entry> {
+        let last_intent = self
+            .entries
+            .iter()
+            .rposition(|e| matches!(e, Entry::Intent { .. }))?;
+        let Entry::Intent { step, .. } = &self.entries[last_intent] else {
+            return None;
+        };
+        let resolved = self.entries[last_intent..]
+            .iter()
+            .any(|e| matches!(e, Entry::Outcome { step: s, .. } if s == step));
+        (!resolved).then(|| &self.entries[last_intent])
+    }
+
+    /// The highest step with an intent, if any.
+    pub fn last_step(&self) -> Option<u64> {
+        self.entries.iter().rev().find_map(|e| match e {
+            Entry::Intent { step, .. } => Some(*step),
+            _ => None,
+        })
+    }
+
+    /// The configuration last known installed: the latest observation, else the target of the
+    /// latest applied step, else the `from` of the first intent.
+    pub fn last_known(&self) -> Option<&Install> {
+        for e in self.entries.iter().rev() {
+            match e {
+                Entry::Outcome {
+                    observed: Some(o), ..
+                } => return Some(o),
+                Entry::Intent { from, .. } => return Some(from),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+impl Journal {
+    /// Opens (creating) the journal at `path`, drops a torn last line, and returns every entry.
+    pub fn open(path: &Path) -> Result<(Journal, Recovered), JournalError> {
+        let io = |e| JournalError::Io(path.to_owned(), e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let torn_bytes = bytes.len() - complete;
+        if torn_bytes > 0 {
+            // The crash hit mid-append: the partial line was never acknowledged, so dropping it
+            // loses nothing that was promised.
+            file.set_len(complete as u64).map_err(io)?;
+            file.sync_data().map_err(io)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        let mut entries = Vec::new();
+        for (i, line) in bytes[..complete].split(|b| *b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let entry = serde_json::from_slice(line).map_err(|e| JournalError::Corrupt {
+                path: path.to_owned(),
+                line: i + 1,
+                reason: e.to_string(),
+            })?;
+            entries.push(entry);
+        }
+        Ok((
+            Journal {
+                path: path.to_owned(),
+                file,
+            },
+            Recovered {
+                entries,
+                torn_bytes,
+            },
+        ))
+    }
+
+    /// Appends `entry` and syncs it to disk before returning.
+    pub fn append(&mut self, entry: &Entry) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(entry).map_err(JournalError::Encode)?;
+        line.push(b'\n');
+        let io = |e| JournalError::Io(self.path.clone(), e);
+        self.file.write_all(&line).map_err(io)?;
+        self.file.sync_data().map_err(io)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Now, as RFC 3339 UTC.
+pub fn now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format_rfc3339(d.as_secs() as i64, d.subsec_millis())
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (civil-from-days, proleptic
+/// Gregorian), without a date crate.
+fn format_rfc3339(secs: i64, millis: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn install(v: &str) -> Install {
+        Install {
+            version: v.into(),
+            ..Install::default()
+        }
+    }
+
+    const T: &str = "2026-11-25T00:00:00.000Z";
+
+    fn sample() -> Vec<Entry> {
+        vec![
+            Entry::Start {
+                seed: 7,
+                strategy: "coverage".into(),
+                space_hash: "abc".into(),
+                at: T.into(),
+            },
+            Entry::Intent {
+                step: 1,
+                from: install("1.58.0"),
+                to: install("1.59.0"),
+                at: T.into(),
+            },
+            Entry::Outcome {
+                step: 1,
+                result: Outcome::Applied,
+                observed: Some(install("1.59.0")),
+                error: None,
+                duration_s: 1.5,
+                at: T.into(),
+            },
+            Entry::Intent {
+                step: 2,
+                from: install("1.59.0"),
+                to: install("1.60.0"),
+                at: T.into(),
+            },
+        ]
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("upsoak-journal-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&d);
+        d
+    }
+
+    #[test]
+    fn entries_survive_reopen_and_the_pending_intent_is_found() {
+        let p = temp("reopen");
+        let (mut j, r) = Journal::open(&p).unwrap();
+        assert_eq!(r, Recovered::default());
+        for e in sample() {
+            j.append(&e).unwrap();
+        }
+        drop(j);
+        let (_, r) = Journal::open(&p).unwrap();
+        assert_eq!(r.entries, sample());
+        assert_eq!(r.last_step(), Some(2));
+        assert!(matches!(r.pending(), Some(Entry::Intent { step: 2, .. })));
+        assert_eq!(r.last_known(), Some(&install("1.59.0")));
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_crash_at_any_byte_leaves_a_readable_prefix() {
+        let p = temp("torn");
+        let mut full = Vec::new();
+        let mut ends = Vec::new();
+        for e in sample() {
+            full.extend(serde_json::to_vec(&e).unwrap());
+            full.push(b'\n');
+            ends.push(full.len());
+        }
+        for cut in 0..=full.len() {
+            std::fs::write(&p, &full[..cut]).unwrap();
+            let (mut j, r) = Journal::open(&p).unwrap();
+            let whole = ends.iter().filter(|e| **e <= cut).count();
+            assert_eq!(r.entries, sample()[..whole].to_vec(), "cut at {cut}");
+            // The journal is usable after recovery: an append lands on a clean line.
+            j.append(&sample()[0]).unwrap();
+            drop(j);
+            let (_, again) = Journal::open(&p).unwrap();
+            assert_eq!(again.entries.len(), whole + 1, "cut at {cut}");
+            assert_eq!(again.torn_bytes, 0);
+        }
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_corrupt_complete_line_is_an_error_with_its_line() {
+        let p = temp("corrupt");
+        let good = serde_json::to_string(&sample()[0]).unwrap();
+        std::fs::write(&p, format!("{good}\n{{\"type\":\"bogus\"}}\n{good}\n")).unwrap();
+        let err = Journal::open(&p).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(":2: not a journal entry"), "{msg}");
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339(1_795_590_582, 42),
+            "2026-11-25T07:09:42.042Z"
+        );
+        assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+    }
+}
