@@ -2,3 +2,4 @@
 pub mod apply;
 pub mod journal;
 pub mod producer;
+pub mod runner;

@@ -1,0 +1,260 @@
+//! The Wanderer loop against a real simulator: journal before acting, observed outcomes,
+//! metrics, and resuming after a crash with an action in flight.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use upsoak_chaos::apply::{Install, SimApplier};
+use upsoak_chaos::journal::{Entry, Journal, Outcome};
+use upsoak_chaos::runner::{self, Planner, RunOptions, Schedule, WandererMetrics};
+use upsoak_sim::config::SimConfig;
+use upsoak_sim::server::Sim;
+
+/// Steps through versions in a fixed cycle; step N targets VERSIONS[N % 4].
+struct Cycle {
+    seen: BTreeSet<(String, String)>,
+}
+
+const VERSIONS: [&str; 4] = ["1.57.0", "1.58.0", "1.59.0", "1.60.0"];
+
+impl Planner for Cycle {
+    fn identity(&self) -> (u64, String, String) {
+        (9, "cycle".into(), "test-space".into())
+    }
+    fn next(&mut self, step: u64, _current: &Install) -> Install {
+        Install {
+            version: VERSIONS[(step % 4) as usize].into(),
+            ..Install::default()
+        }
+    }
+    fn record(&mut self, from: &Install, to: &Install) {
+        self.seen.insert((from.version.clone(), to.version.clone()));
+    }
+    fn coverage(&self) -> Vec<(&'static str, f64)> {
+        vec![("version_pairs", self.seen.len() as f64 / 12.0)]
+    }
+}
+
+async fn start_sim(port: u16) -> (String, CancellationToken) {
+    let yaml = format!(
+        "{}\nupgrade_window: 100ms\ngame: {{ port_min: {port}, port_max: {} }}\n",
+        upsoak_sim::config::DEFAULT_CONFIG_YAML,
+        port + 999
+    );
+    let cfg = SimConfig::parse(&yaml, "test").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = CancellationToken::new();
+    let (sim, _h) = Sim::start(cfg, listener, stop.clone(), 1).unwrap();
+    (format!("http://{}", sim.addr), stop)
+}
+
+fn opts(max_steps: u64) -> RunOptions {
+    RunOptions {
+        schedule: Schedule {
+            period: Duration::from_millis(50),
+            jitter: 0.2,
+        },
+        max_steps: Some(max_steps),
+        apply_timeout: Duration::from_secs(10),
+    }
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("upsoak-runner-{}-{name}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walks_journals_and_exports_each_transition() {
+    let (url, stop) = start_sim(58000).await;
+    let applier = SimApplier::new(&url, Duration::from_secs(10));
+    let path = temp("walk");
+    let metrics = WandererMetrics::default();
+    let mut planner = Cycle {
+        seen: BTreeSet::new(),
+    };
+    let steps = runner::run(
+        &path,
+        &applier,
+        &mut planner,
+        &opts(3),
+        &metrics,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(steps, 3);
+    let (_, r) = Journal::open(&path).unwrap();
+    let kinds: Vec<String> = r
+        .entries
+        .iter()
+        .map(|e| match e {
+            Entry::Start { .. } => "start".to_owned(),
+            Entry::Intent { step, to, .. } => format!("intent {step} {}", to.version),
+            Entry::Outcome { step, result, .. } => format!("outcome {step} {}", result.as_str()),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "start",
+            "intent 1 1.58.0",
+            "outcome 1 applied",
+            "intent 2 1.59.0",
+            "outcome 2 applied",
+            "intent 3 1.60.0",
+            "outcome 3 applied"
+        ]
+    );
+    let mut reg = Registry::default();
+    metrics.register(&mut reg);
+    let text =
+        upsoak_common::exposition::encode(&reg, upsoak_common::exposition::Format::PrometheusText)
+            .unwrap();
+    assert!(text.contains("upsoak_wanderer_generation 3"), "{text}");
+    assert!(
+        text.contains("upsoak_wanderer_transitions_total{result=\"applied\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("upsoak_wanderer_config_info{version=\"1.60.0\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("upsoak_wanderer_coverage_ratio{kind=\"version_pairs\"} 0.25"),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(&path);
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_after_a_crash_with_an_action_in_flight() {
+    let (url, stop) = start_sim(59000).await;
+    let applier = SimApplier::new(&url, Duration::from_secs(10));
+    let path = temp("crash");
+    let metrics = WandererMetrics::default();
+    // Two steps, then a crash right after step 3's intent was synced (the sim never saw it),
+    // and a torn half line after it.
+    let mut planner = Cycle {
+        seen: BTreeSet::new(),
+    };
+    runner::run(
+        &path,
+        &applier,
+        &mut planner,
+        &opts(2),
+        &metrics,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    {
+        let (mut j, _) = Journal::open(&path).unwrap();
+        j.append(&Entry::Intent {
+            step: 3,
+            from: Install {
+                version: "1.59.0".into(),
+                ..Install::default()
+            },
+            to: Install {
+                version: "1.60.0".into(),
+                ..Install::default()
+            },
+            at: "2026-11-25T00:00:00.000Z".into(),
+        })
+        .unwrap();
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"type\":\"outco").unwrap();
+    drop(f);
+
+    let mut planner = Cycle {
+        seen: BTreeSet::new(),
+    };
+    let steps = runner::run(
+        &path,
+        &applier,
+        &mut planner,
+        &opts(4),
+        &metrics,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(steps, 4);
+    let (_, r) = Journal::open(&path).unwrap();
+    assert_eq!(r.torn_bytes, 0);
+    let outcomes: Vec<(u64, Outcome, Option<String>)> = r
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Outcome {
+                step,
+                result,
+                observed,
+                ..
+            } => Some((*step, *result, observed.as_ref().map(|o| o.version.clone()))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (1, Outcome::Applied, Some("1.58.0".into())),
+            (2, Outcome::Applied, Some("1.59.0".into())),
+            (3, Outcome::Indeterminate, None),
+            // Observed, not assumed: the install never happened.
+            (3, Outcome::Observed, Some("1.59.0".into())),
+            (4, Outcome::Applied, Some("1.57.0".into())),
+        ]
+    );
+    // No step was applied twice and the walk went on at the next step.
+    let intents: Vec<u64> = r
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Intent { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(intents, vec![1, 2, 3, 4]);
+    // Coverage resumed from the journal: 1→2, 2→3 (replayed) and 3→4.
+    assert_eq!(planner.seen.len(), 3);
+    // A journal of another walk is refused.
+    struct Other;
+    impl Planner for Other {
+        fn identity(&self) -> (u64, String, String) {
+            (1, "random".into(), "x".into())
+        }
+        fn next(&mut self, _: u64, c: &Install) -> Install {
+            c.clone()
+        }
+        fn record(&mut self, _: &Install, _: &Install) {}
+        fn coverage(&self) -> Vec<(&'static str, f64)> {
+            vec![]
+        }
+    }
+    let err = runner::run(
+        &path,
+        &applier,
+        &mut Other,
+        &opts(5),
+        &metrics,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("belongs to another walk"), "{err}");
+    let _ = std::fs::remove_file(&path);
+    stop.cancel();
+}
