@@ -3,3 +3,4 @@ pub mod apply;
 pub mod journal;
 pub mod producer;
 pub mod runner;
+pub mod sidecar;
