@@ -9,7 +9,7 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use upsoak_chaos::producer::metrics::{ProducerMetrics, ResultLabels};
-use upsoak_chaos::producer::{self, FleetLoad, ProducerConfig, SessionConfig};
+use upsoak_chaos::producer::{self, FleetLoad, ProducerConfig, SessionConfig, SessionMode};
 use upsoak_sim::config::SimConfig;
 use upsoak_sim::server::Sim;
 
@@ -161,7 +161,7 @@ async fn a_slow_server_shows_as_latency_and_drops_not_as_a_slower_client() {
         }],
         allocation_rate: 100.0,
         max_in_flight: 10,
-        sessions: false,
+        sessions: SessionMode::Keep,
         window: Duration::from_secs(10),
         ..ProducerConfig::default()
     };

@@ -114,6 +114,12 @@ pub struct World {
     /// cache, a picked server leaves the candidate list, so concurrent allocations never pick
     /// the same one; a server that changes before the commit makes that allocation retry.
     in_flight: BTreeSet<Key>,
+    /// GameServers of each Fleet, by (namespace, fleet).
+    members: BTreeMap<Key, BTreeSet<String>>,
+    /// When each GameServer moves next by itself, in time order.
+    timers: BTreeSet<(Instant, Key)>,
+    /// Fleets whose GameServers or spec changed since they were last reconciled.
+    dirty: BTreeSet<Key>,
     events: VecDeque<Arc<WatchEvent>>,
     tx: broadcast::Sender<Arc<WatchEvent>>,
     installed: Installed,
@@ -164,6 +170,9 @@ impl World {
             gameservers: BTreeMap::new(),
             ready: BTreeMap::new(),
             in_flight: BTreeSet::new(),
+            members: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            dirty: BTreeSet::new(),
             events: VecDeque::new(),
             tx,
             installed,
@@ -410,6 +419,7 @@ impl World {
             ..FleetStatus::default()
         });
         self.emit(Kind::Fleet, "ADDED", &fleet.metadata, None, &fleet);
+        self.dirty.insert(key.clone());
         self.fleets.insert(
             key,
             FleetRecord {
@@ -481,6 +491,7 @@ impl World {
         if let Some(rec) = self.fleets.get_mut(&key) {
             rec.obj = fleet.clone();
         }
+        self.dirty.insert(key);
         Ok(fleet)
     }
 
@@ -496,14 +507,17 @@ impl World {
         fleet.metadata.resource_version = Some(self.next_rv().to_string());
         self.emit(Kind::Fleet, "DELETED", &fleet.metadata, None, &fleet);
         let owned: Vec<Key> = self
-            .gameservers
-            .iter()
-            .filter(|((n, _), r)| n == ns && fleet_of(&r.obj) == Some(name))
-            .map(|(k, _)| k.clone())
+            .members
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .map(|n| (ns.to_owned(), n.clone()))
             .collect();
         for k in owned {
             self.remove_gameserver(&k);
         }
+        self.members.remove(&key);
+        self.dirty.remove(&key);
         Ok(fleet)
     }
 
@@ -598,6 +612,17 @@ impl World {
     fn remove_gameserver(&mut self, key: &Key) -> Option<GameServer> {
         let rec = self.gameservers.remove(key)?;
         self.unindex_ready(key, &rec.obj);
+        if let Some(d) = rec.due {
+            self.timers.remove(&(d, key.clone()));
+        }
+        self.in_flight.remove(key);
+        if let Some(f) = fleet_of(&rec.obj) {
+            let fk = (key.0.clone(), f.to_owned());
+            if let Some(m) = self.members.get_mut(&fk) {
+                m.remove(&key.1);
+            }
+            self.dirty.insert(fk);
+        }
         if let Some(token) = &rec.game {
             token.cancel();
         }
@@ -675,16 +700,42 @@ impl World {
             &gs,
         );
         let game = self.game.clone().map(|rt| self.start_game(rt, key.clone()));
+        self.members
+            .entry((key.0.clone(), fleet_name))
+            .or_default()
+            .insert(key.1.clone());
         self.gameservers.insert(
-            key,
+            key.clone(),
             GsRecord {
                 obj: gs,
                 since: now,
-                due: Some(now + self.cfg.lifecycle.scheduled_after),
+                due: None,
                 port: None,
                 game,
             },
         );
+        self.set_due(&key, Some(now + self.cfg.lifecycle.scheduled_after));
+    }
+
+    /// Sets when a GameServer moves next by itself, keeping the timer index in step.
+    fn set_due(&mut self, key: &Key, due: Option<Instant>) {
+        let Some(rec) = self.gameservers.get_mut(key) else {
+            return;
+        };
+        if let Some(old) = rec.due.take() {
+            self.timers.remove(&(old, key.clone()));
+        }
+        rec.due = due;
+        if let Some(d) = due {
+            self.timers.insert((d, key.clone()));
+        }
+    }
+
+    /// Marks the Fleet of a GameServer for reconciliation.
+    fn mark_dirty(&mut self, ns: &str, gs: &GameServer) {
+        if let Some(f) = fleet_of(gs) {
+            self.dirty.insert((ns.to_owned(), f.to_owned()));
+        }
     }
 
     /// Binds a UDP port and serves the game protocol for `key` until cancelled.
@@ -746,7 +797,7 @@ impl World {
         }
         let elapsed = now.saturating_duration_since(rec.since).as_secs_f64();
         rec.since = now;
-        rec.due = match to {
+        let due = match to {
             GameServerState::Scheduled => Some(now + lifecycle.request_ready_after),
             GameServerState::RequestReady => Some(now + lifecycle.ready_after),
             GameServerState::Shutdown => Some(now + lifecycle.delete_after_shutdown),
@@ -806,6 +857,8 @@ impl World {
                 .or_default()
                 .insert(key.1.clone());
         }
+        self.set_due(key, due);
+        self.mark_dirty(&key.0, &gs);
         self.touch_gameserver(key, Some(to));
     }
 
@@ -865,9 +918,9 @@ impl World {
                         .checked_add(jiff::SignedDuration::try_from(d).map_err(|e| e.to_string())?)
                         .map_err(|e| e.to_string())?;
                     st.reserved_until = Some(until.to_string());
-                    rec.due = Some(now + d);
                 }
                 self.set_state(&key, GameServerState::Reserved, now);
+                self.set_due(&key, Some(now + d));
             }
             SdkCall::Label(k, v) | SdkCall::Annotation(k, v) if k.is_empty() => {
                 let _ = v;
@@ -1082,17 +1135,24 @@ impl World {
 
     fn advance_lifecycle(&mut self, now: Instant) {
         let has_game = self.game.is_some();
-        let due: Vec<(Key, GameServerState)> = self
-            .gameservers
-            .iter()
-            .filter(|(_, r)| r.due.is_some_and(|d| d <= now))
+        let tick = self.cfg.lifecycle.tick;
+        while let Some((due, key)) = self.timers.first().cloned() {
+            if due > now {
+                break;
+            }
+            self.timers.remove(&(due, key.clone()));
+            let Some(rec) = self.gameservers.get_mut(&key) else {
+                continue;
+            };
+            rec.due = None;
+            let Some(state) = rec.obj.state() else {
+                continue;
+            };
             // Scheduling waits for the game port, as a pod waits for its node port.
-            .filter(|(_, r)| {
-                !(has_game && r.obj.state() == Some(GameServerState::Creating) && r.port.is_none())
-            })
-            .filter_map(|(k, r)| r.obj.state().map(|s| (k.clone(), s)))
-            .collect();
-        for (key, state) in due {
+            if has_game && state == GameServerState::Creating && rec.port.is_none() {
+                self.set_due(&key, Some(now + tick));
+                continue;
+            }
             match state {
                 GameServerState::Creating => self.set_state(&key, GameServerState::Scheduled, now),
                 GameServerState::Scheduled => {
@@ -1103,11 +1163,7 @@ impl World {
                 GameServerState::Shutdown | GameServerState::Error | GameServerState::Unhealthy => {
                     self.remove_gameserver(&key);
                 }
-                _ => {
-                    if let Some(r) = self.gameservers.get_mut(&key) {
-                        r.due = None;
-                    }
-                }
+                _ => {}
             }
         }
     }
@@ -1147,22 +1203,21 @@ impl World {
     }
 
     fn reconcile_fleets(&mut self, now: Instant) {
-        let keys: Vec<Key> = self.fleets.keys().cloned().collect();
-        // One pass over GameServers groups them by Fleet.
-        let mut members: BTreeMap<Key, Vec<(String, GameServerState)>> = BTreeMap::new();
-        for ((ns, name), r) in &self.gameservers {
-            if let (Some(f), Some(s)) = (fleet_of(&r.obj), r.obj.state()) {
-                members
-                    .entry((ns.clone(), f.to_owned()))
-                    .or_default()
-                    .push((name.clone(), s));
-            }
-        }
-        for key in keys {
+        let dirty = std::mem::take(&mut self.dirty);
+        for key in dirty {
             let Some(fleet) = self.fleets.get(&key).map(|r| r.obj.clone()) else {
                 continue;
             };
-            let list = members.remove(&key).unwrap_or_default();
+            let list: Vec<(String, GameServerState)> = self
+                .members
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter_map(|n| {
+                    let r = self.gameservers.get(&(key.0.clone(), n.clone()))?;
+                    Some((n.clone(), r.obj.state()?))
+                })
+                .collect();
             // Failed and finished servers no longer count: they are replaced at once.
             let alive: Vec<&(String, GameServerState)> = list
                 .iter()
@@ -1176,10 +1231,13 @@ impl World {
                 })
                 .collect();
             let want = usize::try_from(fleet.spec.replicas).unwrap_or(0);
+            let mut more_to_create = false;
             if alive.len() < want {
-                for _ in 0..(want - alive.len()).min(CREATE_BATCH) {
+                let missing = want - alive.len();
+                for _ in 0..missing.min(CREATE_BATCH) {
                     self.spawn_gameserver(&key.0, &fleet, now);
                 }
+                more_to_create = missing > CREATE_BATCH;
             } else if alive.len() > want {
                 // Remove servers not yet Ready first, then Ready ones; never Allocated or Reserved.
                 let mut removable: Vec<&(String, GameServerState)> = alive
@@ -1199,16 +1257,23 @@ impl World {
                 }
             }
             self.update_fleet_status(&key);
+            // Removing servers marked the Fleet again, though it is settled; a big scale-up
+            // continues on the next tick, so it never holds the lock for long.
+            if more_to_create {
+                self.dirty.insert(key.clone());
+            } else {
+                self.dirty.remove(&key);
+            }
         }
     }
 
     /// Recomputes a Fleet's status from its GameServers; emits MODIFIED only on change.
     fn update_fleet_status(&mut self, key: &Key) {
         let mut st = FleetStatus::default();
-        for ((ns, _), r) in &self.gameservers {
-            if ns != &key.0 || fleet_of(&r.obj) != Some(key.1.as_str()) {
+        for n in self.members.get(key).into_iter().flatten() {
+            let Some(r) = self.gameservers.get(&(key.0.clone(), n.clone())) else {
                 continue;
-            }
+            };
             let Some(state) = r.obj.state() else { continue };
             if matches!(
                 state,
@@ -1508,6 +1573,23 @@ mod tests {
         w.sdk("default", &a, SdkCall::Shutdown).unwrap();
         settle(&mut w, &mut now);
         assert_eq!(states(&w).len(), 1);
+    }
+
+    #[test]
+    fn a_reserved_server_returns_to_ready_when_its_time_is_up() {
+        let mut w = world("fleets: [ { name: f, replicas: 1 } ]");
+        let mut now = Instant::now();
+        settle(&mut w, &mut now);
+        let name = states(&w).into_keys().next().unwrap();
+        // SDK calls use the real clock; the test's clock is ahead of it by `settle`.
+        w.sdk("default", &name, SdkCall::Reserve(Duration::from_secs(30)))
+            .unwrap();
+        now += Duration::from_secs(1);
+        w.tick(now);
+        assert_eq!(states(&w)[&name], GameServerState::Reserved);
+        now += Duration::from_secs(30);
+        w.tick(now);
+        assert_eq!(states(&w)[&name], GameServerState::Ready);
     }
 
     #[test]

@@ -44,8 +44,9 @@ pub struct ProducerConfig {
     /// Per-request timeout of an allocation.
     #[serde(with = "humantime_serde")]
     pub allocation_timeout: Duration,
-    /// Play a session on each allocated server (otherwise it is released with EXIT at once).
-    pub sessions: bool,
+    /// What happens to an allocated server: `play` a session, `exit` at once, or `keep` it
+    /// allocated (capacity tests; the Fleet drains).
+    pub sessions: SessionMode,
     pub session: SessionConfig,
     /// Length of a latency window for the HdrHistogram percentiles.
     #[serde(with = "humantime_serde")]
@@ -62,12 +63,24 @@ impl Default for ProducerConfig {
             allocation_rate: 10.0,
             max_in_flight: 256,
             allocation_timeout: Duration::from_secs(10),
-            sessions: true,
+            sessions: SessionMode::Play,
             session: SessionConfig::default(),
             window: Duration::from_secs(15),
             seed: 1,
         }
     }
+}
+
+/// What the Producer does with a server it allocated.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionMode {
+    /// Players join and leave over the game protocol, then EXIT.
+    Play,
+    /// EXIT at once.
+    Exit,
+    /// Leave it allocated.
+    Keep,
 }
 
 /// One Fleet's share of the load.
@@ -323,6 +336,9 @@ impl AllocationJob {
         let Some(st) = status.filter(|s| s.state == AllocationState::Allocated) else {
             return;
         };
+        if self.cfg.sessions == SessionMode::Keep {
+            return;
+        }
         let Some(addr) = st
             .address
             .parse::<IpAddr>()
@@ -349,7 +365,7 @@ impl AllocationJob {
             ..self.cfg.session.clone()
         };
         // With no room for another session (or sessions off), the server is released at once.
-        let permit = if self.cfg.sessions {
+        let permit = if self.cfg.sessions == SessionMode::Play {
             self.sessions.clone().try_acquire_owned().ok()
         } else {
             None
