@@ -1,0 +1,613 @@
+//! The configuration space the Wanderer walks: versions with their gates and stages, the hop
+//! policy, tunables and constraints. Loading reports every problem with its path; a state or
+//! transition is valid only if every rule holds.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::apply::Install;
+use crate::constraint::{self, Expr, Facts};
+
+/// A feature gate's stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    Alpha,
+    Beta,
+    Stable,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpace {
+    versions: Vec<RawVersion>,
+    hops: Hops,
+    #[serde(default)]
+    tunables: BTreeMap<String, Tunable>,
+    #[serde(default)]
+    constraints: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVersion {
+    #[serde(deserialize_with = "string_or_number")]
+    version: String,
+    #[serde(default)]
+    kubernetes: Option<KubeRange>,
+    gates: BTreeMap<String, String>,
+}
+
+/// YAML reads `1.60` as a number; a version is text either way.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::String(s) => Ok(s),
+        serde_yaml::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a version, got {other:?}"
+        ))),
+    }
+}
+
+/// Supported Kubernetes minor versions.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KubeRange {
+    pub min: String,
+    pub max: String,
+}
+
+/// How far one transition may move the version, in minor releases.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hops {
+    pub max_up: u32,
+    pub max_down: u32,
+    pub allow_downgrade: bool,
+}
+
+/// A tunable's allowed values.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Tunable {
+    Int { min: i64, max: i64 },
+    Enum { values: Vec<String> },
+}
+
+/// A tunable's value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Int(i64),
+    Str(String),
+}
+
+/// One release of the space.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Version {
+    pub name: String,
+    pub number: (u32, u32, u32),
+    pub kubernetes: Option<KubeRange>,
+    pub gates: BTreeMap<String, Stage>,
+}
+
+/// A loaded, valid configuration space.
+#[derive(Clone, Debug)]
+pub struct Space {
+    /// Oldest first.
+    pub versions: Vec<Version>,
+    pub hops: Hops,
+    pub tunables: BTreeMap<String, Tunable>,
+    pub constraints: Vec<(String, Expr)>,
+    /// FNV-1a 64 of the file's text, so a journal is never resumed against another space.
+    pub hash: String,
+}
+
+/// A point of the space.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct State {
+    /// Index into [`Space::versions`].
+    pub version: usize,
+    /// Every gate of that version with its value.
+    pub gates: BTreeMap<String, bool>,
+    pub tunables: BTreeMap<String, Value>,
+}
+
+/// Every problem found in a space file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration space `{source_name}` ({} problem{}):\n  {}", problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
+pub struct SpaceErrors {
+    pub source_name: String,
+    pub problems: Vec<String>,
+}
+
+struct StateFacts<'a> {
+    space: &'a Space,
+    state: &'a State,
+}
+
+impl Facts for StateFacts<'_> {
+    fn gate(&self, name: &str) -> bool {
+        self.state.gates.get(name).copied().unwrap_or(false)
+    }
+    fn version(&self) -> (u32, u32, u32) {
+        self.space.versions[self.state.version].number
+    }
+    fn tunable_int(&self, name: &str) -> Option<i64> {
+        match self.state.tunables.get(name)? {
+            Value::Int(i) => Some(*i),
+            Value::Str(_) => None,
+        }
+    }
+    fn tunable_str(&self, name: &str) -> Option<&str> {
+        match self.state.tunables.get(name)? {
+            Value::Str(s) => Some(s),
+            Value::Int(_) => None,
+        }
+    }
+}
+
+fn fnv1a(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+impl Space {
+    /// Reads and validates a space file.
+    pub fn load(path: &Path) -> Result<Space, SpaceErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpaceErrors {
+            source_name: name.clone(),
+            problems: vec![format!("cannot read: {e}")],
+        })?;
+        Space::parse(&text, &name)
+    }
+
+    /// Parses and validates YAML text; `name` names it in errors.
+    pub fn parse(text: &str, name: &str) -> Result<Space, SpaceErrors> {
+        let fail = |problems: Vec<String>| SpaceErrors {
+            source_name: name.to_owned(),
+            problems,
+        };
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!("{name}:{}:{}: ", l.line(), l.column()))
+                .unwrap_or_default();
+            fail(vec![format!("{at}{e}")])
+        })?;
+        let raw: RawSpace = serde_path_to_error::deserialize(value)
+            .map_err(|e| fail(vec![format!("{}: {}", e.path(), e.inner())]))?;
+        let mut p = Vec::new();
+        let mut versions = Vec::new();
+        for (i, v) in raw.versions.iter().enumerate() {
+            let number = constraint::parse_version_loose(&v.version)
+                .filter(|_| v.version.split('.').count() == 3);
+            if number.is_none() {
+                p.push(format!(
+                    "versions[{i}].version: `{}` is not MAJOR.MINOR.PATCH",
+                    v.version
+                ));
+            }
+            let mut gates = BTreeMap::new();
+            for (g, stage) in &v.gates {
+                if !(g.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && g.chars().all(|c| c.is_ascii_alphanumeric()))
+                {
+                    p.push(format!("versions[{i}].gates.{g}: a gate name is letters and digits, starting with a capital"));
+                }
+                match stage.as_str() {
+                    "Alpha" => gates.insert(g.clone(), Stage::Alpha),
+                    "Beta" => gates.insert(g.clone(), Stage::Beta),
+                    "Stable" => gates.insert(g.clone(), Stage::Stable),
+                    other => {
+                        p.push(format!("versions[{i}].gates.{g}: unknown stage `{other}`, expected Alpha, Beta or Stable"));
+                        None
+                    }
+                };
+            }
+            if let Some(k) = &v.kubernetes {
+                for (field, val) in [("min", &k.min), ("max", &k.max)] {
+                    if constraint::parse_version_loose(val).is_none() {
+                        p.push(format!(
+                            "versions[{i}].kubernetes.{field}: `{val}` is not a version like 1.34"
+                        ));
+                    }
+                }
+            }
+            versions.push(Version {
+                name: v.version.clone(),
+                number: number.unwrap_or_default(),
+                kubernetes: v.kubernetes.clone(),
+                gates,
+            });
+        }
+        if versions.is_empty() {
+            p.push("versions: at least one version is required".to_owned());
+        }
+        for w in 1..versions.len() {
+            if versions[w].number <= versions[w - 1].number {
+                p.push(format!(
+                    "versions[{w}].version: `{}` must be newer than `{}` (list versions oldest first, once each)",
+                    versions[w].name,
+                    versions[w - 1].name
+                ));
+            }
+        }
+        // A gate that becomes Stable stays Stable: Agones never demotes a gate.
+        for w in 1..versions.len() {
+            for (g, stage) in &versions[w - 1].gates {
+                if *stage == Stage::Stable
+                    && versions[w]
+                        .gates
+                        .get(g)
+                        .is_some_and(|s| *s != Stage::Stable)
+                {
+                    p.push(format!(
+                        "versions[{w}].gates.{g}: Stable in {} but not in {}",
+                        versions[w - 1].name,
+                        versions[w].name
+                    ));
+                }
+            }
+        }
+        if raw.hops.max_up == 0 && raw.hops.max_down == 0 {
+            p.push("hops: max_up and max_down are both 0: the version can never change".to_owned());
+        }
+        for (t, spec) in &raw.tunables {
+            match spec {
+                Tunable::Int { min, max } if min > max => {
+                    p.push(format!("tunables.{t}: min {min} is above max {max}"))
+                }
+                Tunable::Enum { values } if values.is_empty() => p.push(format!(
+                    "tunables.{t}.values: at least one value is required"
+                )),
+                _ => {}
+            }
+        }
+        let mut constraints = Vec::new();
+        for (i, c) in raw.constraints.iter().enumerate() {
+            match constraint::parse(c) {
+                Err(e) => p.push(format!("constraints[{i}]: {e}")),
+                Ok(expr) => {
+                    let (mut gates, mut tunables) = (Vec::new(), Vec::new());
+                    expr.names(&mut gates, &mut tunables);
+                    for g in gates {
+                        if !versions.iter().any(|v| v.gates.contains_key(&g)) {
+                            p.push(format!("constraints[{i}]: unknown gate `{g}`"));
+                        }
+                    }
+                    for (t, numeric) in tunables {
+                        match raw.tunables.get(&t) {
+                            None => p.push(format!("constraints[{i}]: unknown tunable `{t}`")),
+                            Some(Tunable::Int { .. }) if !numeric => p.push(format!(
+                                "constraints[{i}]: tunable `{t}` is an integer, compared with a word"
+                            )),
+                            Some(Tunable::Enum { .. }) if numeric => p.push(format!(
+                                "constraints[{i}]: tunable `{t}` is an enum, compared with a number"
+                            )),
+                            _ => {}
+                        }
+                    }
+                    constraints.push((c.clone(), expr));
+                }
+            }
+        }
+        if !p.is_empty() {
+            return Err(fail(p));
+        }
+        let space = Space {
+            versions,
+            hops: raw.hops,
+            tunables: raw.tunables,
+            constraints,
+            hash: fnv1a(text),
+        };
+        if space.start().is_none() {
+            return Err(fail(vec![
+                "constraints: no valid state of the oldest version exists (every combination breaks a constraint)".to_owned(),
+            ]));
+        }
+        Ok(space)
+    }
+
+    /// The default state of version `v`: Stable and Beta gates on, Alpha off; tunables at
+    /// their first value.
+    pub fn defaults(&self, v: usize) -> State {
+        State {
+            version: v,
+            gates: self.versions[v]
+                .gates
+                .iter()
+                .map(|(g, s)| (g.clone(), *s != Stage::Alpha))
+                .collect(),
+            tunables: self
+                .tunables
+                .iter()
+                .map(|(t, spec)| {
+                    let v = match spec {
+                        Tunable::Int { min, .. } => Value::Int(*min),
+                        Tunable::Enum { values } => {
+                            Value::Str(values.first().cloned().unwrap_or_default())
+                        }
+                    };
+                    (t.clone(), v)
+                })
+                .collect(),
+        }
+    }
+
+    /// Where a walk starts: the oldest version's defaults, or the first valid state found by
+    /// turning off non-Stable gates one by one when the defaults break a constraint.
+    pub fn start(&self) -> Option<State> {
+        let mut s = self.defaults(0);
+        if self.is_valid(&s) {
+            return Some(s);
+        }
+        let names: Vec<String> = s.gates.keys().cloned().collect();
+        for g in names {
+            if self.versions[0].gates.get(&g) != Some(&Stage::Stable) {
+                s.gates.insert(g, false);
+                if self.is_valid(&s) {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+
+    /// Why `s` is not a valid state, or `None` when it is.
+    pub fn why_invalid(&self, s: &State) -> Option<String> {
+        let v = self.versions.get(s.version)?;
+        for (g, on) in &s.gates {
+            match v.gates.get(g) {
+                None => return Some(format!("gate `{g}` does not exist in {}", v.name)),
+                Some(Stage::Stable) if !on => {
+                    return Some(format!(
+                        "gate `{g}` is Stable in {} and cannot be off",
+                        v.name
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let Some(g) = v.gates.keys().find(|g| !s.gates.contains_key(*g)) {
+            return Some(format!("gate `{g}` of {} has no value", v.name));
+        }
+        for (t, spec) in &self.tunables {
+            let ok = match (spec, s.tunables.get(t)) {
+                (Tunable::Int { min, max }, Some(Value::Int(i))) => (min..=max).contains(&i),
+                (Tunable::Enum { values }, Some(Value::Str(x))) => values.contains(x),
+                _ => false,
+            };
+            if !ok {
+                return Some(format!("tunable `{t}` is missing or out of range"));
+            }
+        }
+        if s.tunables.len() != self.tunables.len() {
+            return Some("an unknown tunable is set".to_owned());
+        }
+        let facts = StateFacts {
+            space: self,
+            state: s,
+        };
+        self.constraints
+            .iter()
+            .find(|(_, e)| !e.eval(&facts))
+            .map(|(text, _)| format!("breaks constraint `{text}`"))
+    }
+
+    pub fn is_valid(&self, s: &State) -> bool {
+        self.why_invalid(s).is_none()
+    }
+
+    /// Why `a → b` is not a valid transition, or `None` when it is.
+    pub fn why_invalid_transition(&self, a: &State, b: &State) -> Option<String> {
+        if let Some(w) = self.why_invalid(a).or_else(|| self.why_invalid(b)) {
+            return Some(w);
+        }
+        if a == b {
+            return Some("a transition must change something".to_owned());
+        }
+        let (va, vb) = (&self.versions[a.version], &self.versions[b.version]);
+        let (ma, mb) = (va.number, vb.number);
+        if ma.0 != mb.0 {
+            return Some(format!(
+                "{} → {} changes the major version",
+                va.name, vb.name
+            ));
+        }
+        if mb > ma && mb.1 - ma.1 > self.hops.max_up {
+            return Some(format!(
+                "{} → {} is more than {} minor up",
+                va.name, vb.name, self.hops.max_up
+            ));
+        }
+        if mb < ma {
+            if !self.hops.allow_downgrade {
+                return Some(format!(
+                    "{} → {} is a downgrade, which the space forbids",
+                    va.name, vb.name
+                ));
+            }
+            if ma.1 - mb.1 > self.hops.max_down {
+                return Some(format!(
+                    "{} → {} is more than {} minor down",
+                    va.name, vb.name, self.hops.max_down
+                ));
+            }
+        }
+        None
+    }
+
+    /// Versions a transition from version `v` may go to (including `v`).
+    pub fn reachable_versions(&self, v: usize) -> Vec<usize> {
+        let from = self.versions[v].number;
+        (0..self.versions.len())
+            .filter(|&w| {
+                let to = self.versions[w].number;
+                to.0 == from.0
+                    && if to > from {
+                        to.1 - from.1 <= self.hops.max_up
+                    } else if to < from {
+                        self.hops.allow_downgrade && from.1 - to.1 <= self.hops.max_down
+                    } else {
+                        true
+                    }
+            })
+            .collect()
+    }
+
+    /// What to install for `s`: the version and every gate's value.
+    pub fn install(&self, s: &State) -> Install {
+        Install {
+            version: self.versions[s.version].name.clone(),
+            feature_gates: s.gates.clone(),
+            tunables: s
+                .tunables
+                .iter()
+                .map(|(k, v)| {
+                    let j = match v {
+                        Value::Int(i) => serde_json::Value::from(*i),
+                        Value::Str(x) => serde_json::Value::from(x.clone()),
+                    };
+                    (k.clone(), j)
+                })
+                .collect(),
+        }
+    }
+
+    /// The state an observed install is in, when it is a point of this space: gates the
+    /// install does not report take their defaults, tunables it does not report keep `fallback`'s.
+    pub fn state_of(&self, i: &Install, fallback: &State) -> Option<State> {
+        let v = self.versions.iter().position(|x| x.name == i.version)?;
+        let mut s = self.defaults(v);
+        for (g, on) in &i.feature_gates {
+            if s.gates.contains_key(g) {
+                s.gates.insert(g.clone(), *on);
+            }
+        }
+        for (t, spec) in &self.tunables {
+            let val = match (spec, i.tunables.get(t)) {
+                (Tunable::Int { .. }, Some(j)) => j.as_i64().map(Value::Int),
+                (Tunable::Enum { .. }, Some(j)) => j.as_str().map(|x| Value::Str(x.to_owned())),
+                _ => None,
+            }
+            .or_else(|| fallback.tunables.get(t).cloned());
+            if let Some(val) = val {
+                s.tunables.insert(t.clone(), val);
+            }
+        }
+        Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../spaces/agones.yaml");
+
+    #[test]
+    fn the_shipped_space_loads_and_follows_the_reference() {
+        let s = Space::parse(SHIPPED, "agones.yaml").unwrap();
+        assert_eq!(s.versions.len(), 6);
+        assert_eq!(s.versions[0].gates["SidecarContainers"], Stage::Alpha);
+        assert_eq!(s.versions[1].gates["SidecarContainers"], Stage::Beta);
+        assert_eq!(s.versions[4].gates["PortRanges"], Stage::Stable);
+        assert_eq!(s.versions[5].gates["PortPolicyNone"], Stage::Stable);
+        let start = s.start().unwrap();
+        assert_eq!(s.versions[start.version].name, "1.55.0");
+        assert!(s.is_valid(&start));
+        assert_eq!(s.reachable_versions(0), vec![0, 1, 2]);
+        assert_eq!(s.reachable_versions(3), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn invalid_states_and_transitions_say_why() {
+        let s = Space::parse(SHIPPED, "agones.yaml").unwrap();
+        let mut st = s.defaults(5);
+        assert!(s.is_valid(&st));
+        st.gates.insert("PortPolicyNone".into(), false);
+        assert!(s.why_invalid(&st).unwrap().contains("Stable"));
+        let mut st = s.defaults(5);
+        st.gates.insert("PlayerAllocationFilter".into(), true);
+        assert!(s.why_invalid(&st).unwrap().contains("PlayerTracking"));
+        let mut st = s.defaults(5);
+        st.gates.insert("Bogus".into(), true);
+        assert!(s.why_invalid(&st).unwrap().contains("does not exist"));
+        let a = s.defaults(0);
+        let b = s.defaults(5);
+        assert!(
+            s.why_invalid_transition(&a, &b)
+                .unwrap()
+                .contains("more than 2 minor up")
+        );
+        assert!(
+            s.why_invalid_transition(&a, &a)
+                .unwrap()
+                .contains("must change")
+        );
+        assert!(
+            s.why_invalid_transition(&s.defaults(2), &s.defaults(0))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bad_spaces_list_every_problem_with_its_path() {
+        let bad = r#"
+versions:
+  - version: 1.2
+    gates: { Good: Beta, bad: Alpha, Weird: Gamma }
+  - version: 1.1.0
+    kubernetes: { min: x, max: "1.3" }
+    gates: { Good: Stable }
+  - version: 1.0.5
+    gates: { Good: Beta }
+hops: { max_up: 0, max_down: 0, allow_downgrade: false }
+tunables:
+  wait: { min: 10, max: 1 }
+constraints:
+  - IF gate:Good THEN gate:Nope
+  - IF tunable:wait == fast THEN gate:Good
+  - IF gate:Good THEN
+"#;
+        let e = Space::parse(bad, "bad.yaml").unwrap_err();
+        let text = e.to_string();
+        for want in [
+            "versions[0].version: `1.2` is not MAJOR.MINOR.PATCH",
+            "versions[0].gates.bad: a gate name",
+            "versions[0].gates.Weird: unknown stage `Gamma`, expected Alpha, Beta or Stable",
+            "versions[1].kubernetes.min: `x`",
+            "versions[2].version: `1.0.5` must be newer than `1.1.0`",
+            "versions[2].gates.Good: Stable in 1.1.0 but not in 1.0.5",
+            "hops: max_up and max_down are both 0",
+            "tunables.wait: min 10 is above max 1",
+            "constraints[0]: unknown gate `Nope`",
+            "constraints[1]: tunable `wait` is an integer, compared with a word",
+            "constraints[2]: col 18: unexpected end of the constraint",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        let e = Space::parse("versions: [\n  - {", "x.yaml").unwrap_err();
+        assert!(e.problems[0].starts_with("x.yaml:"), "{e}");
+        let e = Space::parse(
+            "versions: []\nhops: {max_up: 1, max_down: 1, allow_downgrade: true}\nextra: 1\n",
+            "y",
+        )
+        .unwrap_err();
+        assert!(e.problems[0].contains("unknown field `extra`"), "{e}");
+        let e = Space::parse(
+            "versions: [ { version: 1.0.0, gates: { A: Alpha } } ]\nhops: {max_up: 1, max_down: 1, allow_downgrade: true}\nconstraints: [ \"gate:A AND NOT gate:A\" ]\n",
+            "z",
+        )
+        .unwrap_err();
+        assert!(e.problems[0].contains("no valid state"), "{e}");
+    }
+}
