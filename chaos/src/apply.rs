@@ -86,6 +86,9 @@ pub trait Applier {
     async fn apply(&self, target: &Install) -> Result<(), ApplyError>;
     /// What is installed now.
     async fn observe(&self) -> Result<Install, ApplyError>;
+    /// Waits until no install is in progress (one a crashed run may have left going), so an
+    /// observation is of a settled system. Bounded by the applier's timeout.
+    async fn settle(&self) -> Result<(), ApplyError>;
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
 }
@@ -143,6 +146,10 @@ impl Applier for SimApplier {
             let msg = status["message"].as_str().unwrap_or(&text).to_owned();
             return Err(ApplyError::Rejected(msg));
         }
+        self.settle().await
+    }
+
+    async fn settle(&self) -> Result<(), ApplyError> {
         let start = Instant::now();
         loop {
             let doc = self.installed().await?;
@@ -243,6 +250,25 @@ impl HelmApplier {
         args
     }
 
+    /// `helm list` of this release, as JSON objects.
+    async fn list(&self) -> Result<Vec<serde_json::Value>, ApplyError> {
+        let out = self
+            .helm(&[
+                "list".into(),
+                "--namespace".into(),
+                self.namespace.clone(),
+                "--filter".into(),
+                format!("^{}$", self.release),
+                "-o".into(),
+                "json".into(),
+            ])
+            .await?;
+        serde_json::from_str(&out).map_err(|e| ApplyError::Unexpected {
+            what: "helm list".into(),
+            detail: e.to_string(),
+        })
+    }
+
     async fn helm(&self, args: &[String]) -> Result<String, ApplyError> {
         let out = tokio::process::Command::new(&self.helm)
             .args(args)
@@ -272,24 +298,33 @@ impl Applier for HelmApplier {
             .map(|_| ())
     }
 
+    async fn settle(&self) -> Result<(), ApplyError> {
+        // helm marks a release `pending-install`/`pending-upgrade`/`pending-rollback` while an
+        // operation holds it.
+        let start = Instant::now();
+        loop {
+            let list = self.list().await?;
+            let pending = list.iter().any(|r| {
+                r["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("pending"))
+            });
+            if !pending {
+                return Ok(());
+            }
+            if start.elapsed() > self.timeout {
+                return Err(ApplyError::Timeout(self.timeout));
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
     async fn observe(&self) -> Result<Install, ApplyError> {
-        let list = self
-            .helm(&[
-                "list".into(),
-                "--namespace".into(),
-                self.namespace.clone(),
-                "--filter".into(),
-                format!("^{}$", self.release),
-                "-o".into(),
-                "json".into(),
-            ])
-            .await?;
+        let releases = self.list().await?;
         let unexpected = |detail: String| ApplyError::Unexpected {
             what: "helm list".into(),
             detail,
         };
-        let releases: Vec<serde_json::Value> =
-            serde_json::from_str(&list).map_err(|e| unexpected(e.to_string()))?;
         let rel = releases
             .iter()
             .find(|r| r["name"] == self.release.as_str())

@@ -435,6 +435,8 @@ async fn resume<A: Applier>(
             duration: Duration::ZERO,
         }
         .emit(metrics);
+        // The interrupted install may still be going: observe a settled system.
+        applier.settle().await.map_err(RunError::Observe)?;
         let observed = applier.observe().await.map_err(RunError::Observe)?;
         journal.append(&Entry::Outcome {
             step: *step,
@@ -456,5 +458,6 @@ async fn resume<A: Applier>(
         .emit(metrics);
         return Ok(observed);
     }
+    applier.settle().await.map_err(RunError::Observe)?;
     applier.observe().await.map_err(RunError::Observe)
 }

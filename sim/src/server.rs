@@ -195,22 +195,34 @@ async fn install(State(app): State<AppState>, body: Bytes) -> Response {
             })),
         )
             .into_response(),
+        Err(reasons) if in_progress => ApiError {
+            code: 409,
+            reason: "Conflict",
+            message: reasons.join("; "),
+            kind: None,
+            name: None,
+            causes: Vec::new(),
+        }
+        .into_response(),
         Err(reasons) => {
-            let causes = reasons
-                .into_iter()
+            let causes: Vec<Cause> = reasons
+                .iter()
                 .map(|r| {
-                    let (field, message) = r.split_once(": ").unwrap_or(("", &r));
+                    let (field, message) = r.split_once(": ").unwrap_or(("", r));
                     Cause {
                         field: field.to_owned(),
                         message: message.to_owned(),
                     }
                 })
                 .collect();
-            let mut e = ApiError::invalid("install", "", causes);
-            if in_progress {
-                e.code = 409;
-                e.reason = "Conflict";
-            }
+            let e = ApiError {
+                code: 422,
+                reason: "Invalid",
+                message: format!("the install is invalid: {}", reasons.join("; ")),
+                kind: None,
+                name: None,
+                causes,
+            };
             e.into_response()
         }
     }

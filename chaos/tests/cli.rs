@@ -1,0 +1,256 @@
+//! The `upsoak-chaos` binary: validate and plan (exit codes, determinism), and `run` against a
+//! real simulator, killed with SIGKILL mid-transition and restarted.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use upsoak_chaos::journal::{Entry, Journal, Outcome};
+
+const BIN: &str = env!("CARGO_BIN_EXE_upsoak-chaos");
+
+fn space() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spaces/agones.yaml")
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("upsoak-chaos-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn validate_and_plan_exit_codes_and_determinism() {
+    let ok = Command::new(BIN)
+        .args(["validate"])
+        .arg(space())
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("reachable gate_pairs"));
+    let dir = tmpdir("validate");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "versions: [ { version: 1.0.0, gates: { A: Omega } } ]\nhops: { max_up: 1, max_down: 1, allow_downgrade: true }\nconstraints: [ \"IF gate:A THEN gate:B\" ]\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("versions[0].gates.A: unknown stage `Omega`"),
+        "{err}"
+    );
+    assert!(err.contains("constraints[0]: unknown gate `B`"), "{err}");
+
+    let plan = |seed: &str| {
+        let o = Command::new(BIN)
+            .args(["plan", "--space"])
+            .arg(space())
+            .args(["--seed", seed, "--steps", "25", "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(plan("11"), plan("11"));
+    assert_ne!(plan("11"), plan("12"));
+    let v: serde_json::Value = serde_json::from_str(&plan("11")).unwrap();
+    assert_eq!(v["steps"].as_array().unwrap().len(), 26);
+    let o = Command::new(BIN)
+        .args(["plan", "--space"])
+        .arg(space())
+        .args(["--seed", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+struct Sidecar {
+    child: Child,
+    url: String,
+}
+
+impl Sidecar {
+    fn start(config: &Path) -> Sidecar {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_owned();
+        Sidecar { child, url }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn entries(path: &Path) -> Vec<Entry> {
+    // Read without opening for append: a copy, so the running sidecar's file is untouched.
+    let copy = path.with_extension("copy");
+    std::fs::copy(path, &copy).unwrap();
+    let (_, r) = Journal::open(&copy).unwrap();
+    r.entries
+}
+
+fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
+    // The simulator's upgrade window (600 ms) is the transition in flight.
+    let yaml = format!(
+        "{}\nupgrade_window: 600ms\ngame: {{ port_min: 60000, port_max: 60999 }}\nfleets: [ {{ name: soak, replicas: 4 }} ]\n",
+        upsoak_sim::config::DEFAULT_CONFIG_YAML
+    );
+    let cfg = upsoak_sim::config::SimConfig::parse(&yaml, "test").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = CancellationToken::new();
+    let (sim, _h) = upsoak_sim::server::Sim::start(cfg, listener, stop.clone(), 1).unwrap();
+    let dir = tmpdir("kill9");
+    let config = dir.join("sidecar.yaml");
+    let mut f = std::fs::File::create(&config).unwrap();
+    write!(
+        f,
+        "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: http://{}\nwanderer:\n  space: {}\n  seed: 5\n  schedule: {{ period: 200ms, jitter: 0.2 }}\n  applier: {{ kind: sim, url: \"http://{}\" }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n",
+        dir.display(),
+        sim.addr,
+        space().display(),
+        sim.addr
+    )
+    .unwrap();
+    drop(f);
+    let journal = dir.join("journal.jsonl");
+
+    let mut first = Sidecar::start(&config);
+    // /metrics passes promtool while it runs.
+    wait_until(20, "two applied steps", || {
+        journal.exists()
+            && entries(&journal)
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        Entry::Outcome {
+                            result: Outcome::Applied,
+                            ..
+                        }
+                    )
+                })
+                .count()
+                >= 2
+    });
+    let metrics = reqwest::get(format!("{}/metrics", first.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (make test installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let lint = promtool.wait_with_output().unwrap();
+    assert!(
+        lint.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(metrics.contains("upsoak_wanderer_generation"), "{metrics}");
+    assert!(
+        metrics.contains("upsoak_producer_allocations_total"),
+        "{metrics}"
+    );
+
+    // Kill -9 while a transition is in flight: an intent with no outcome yet.
+    wait_until(20, "a transition in flight", || {
+        matches!(entries(&journal).last(), Some(Entry::Intent { .. }))
+    });
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let before = entries(&journal);
+    let Some(Entry::Intent {
+        step: crashed,
+        to: intended,
+        ..
+    }) = before.last().cloned()
+    else {
+        panic!("expected an intent last: {before:?}");
+    };
+
+    let second = Sidecar::start(&config);
+    wait_until(20, "two more steps after the restart", || {
+        entries(&journal).iter().any(|e| matches!(e, Entry::Outcome { step, result: Outcome::Applied, .. } if *step == crashed + 2))
+    });
+    drop(second);
+    let after = entries(&journal);
+    // Nothing before the crash changed.
+    assert_eq!(&after[..before.len()], &before[..]);
+    // The interrupted step is indeterminate, then observed; the walk goes on at the next step.
+    let crashed_outcomes: Vec<Outcome> = after
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Outcome { step, result, .. } if *step == crashed => Some(*result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        crashed_outcomes,
+        vec![Outcome::Indeterminate, Outcome::Observed]
+    );
+    let intents: Vec<u64> = after
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Intent { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<u64> = (1..=intents.len() as u64).collect();
+    assert_eq!(intents, expected, "every step once, in order");
+    assert_eq!(
+        after
+            .iter()
+            .filter(|e| matches!(e, Entry::Start { .. }))
+            .count(),
+        1
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    stop.cancel();
+}
