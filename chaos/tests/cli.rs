@@ -235,6 +235,17 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
         crashed_outcomes,
         vec![Outcome::Indeterminate, Outcome::Observed]
     );
+    // Observed after the install the crash interrupted had settled: it did happen.
+    let observed = after.iter().find_map(|e| match e {
+        Entry::Outcome {
+            step,
+            result: Outcome::Observed,
+            observed,
+            ..
+        } if *step == crashed => observed.clone(),
+        _ => None,
+    });
+    assert_eq!(observed.map(|o| o.version), Some(intended.version));
     let intents: Vec<u64> = after
         .iter()
         .filter_map(|e| match e {
