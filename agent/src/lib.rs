@@ -1,1 +1,25 @@
-//! upsoak-agent: the Monitor (built in its own issue).
+//! `upsoak-agent`, the Monitor: SLO specs in PromQL judged per Wanderer transition against
+//! recorded baselines.
+//!
+//! - [`spec`]: the SLO spec file, strictly parsed, every expression parsed as PromQL.
+//! - [`criteria`]: absolute objectives and Keptn-style criteria relative to a baseline.
+//! - [`stats`]: summaries and the Mann–Whitney U test.
+//! - [`judge`]: the decision for one SLO over one window, with its evidence.
+//! - [`exit`]: the documented exit codes.
+
+pub mod criteria;
+pub mod judge;
+pub mod spec;
+pub mod stats;
+
+/// Exit codes of `upsoak-agent`.
+pub mod exit {
+    /// Every judged SLO passed.
+    pub const PASS: u8 = 0;
+    /// At least one SLO failed.
+    pub const FAIL: u8 = 1;
+    /// Bad input: a file, flag or configuration.
+    pub const BAD_INPUT: u8 = 2;
+    /// Nothing failed, but something could not be judged.
+    pub const INCONCLUSIVE: u8 = 3;
+}
