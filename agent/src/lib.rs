@@ -5,10 +5,15 @@
 //! - [`criteria`]: absolute objectives and Keptn-style criteria relative to a baseline.
 //! - [`stats`]: summaries and the Mann–Whitney U test.
 //! - [`judge`]: the decision for one SLO over one window, with its evidence.
+//! - [`prom`]: the Prometheus boundary.
+//! - [`baseline`]: recording and storing baselines.
 //! - [`exit`]: the documented exit codes.
 
+pub mod baseline;
+pub mod cli;
 pub mod criteria;
 pub mod judge;
+pub mod prom;
 pub mod spec;
 pub mod stats;
 

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use upsoak_agent::exit;
-use upsoak_agent::spec::Specs;
+use upsoak_agent::cli;
 
 /// The upsoak Monitor: judges every Agones upgrade from Prometheus against recorded SLO baselines.
 ///
@@ -21,40 +20,65 @@ struct Args {
 enum Command {
     /// Checks an SLO spec file: every problem with its path (exit 2), or a summary (exit 0).
     CheckConfig { file: PathBuf },
+    /// Baselines: steady-state statistics of each SLO.
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
 }
 
-fn main() -> ExitCode {
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Range-queries each SLO over a steady window and stores its statistics. Refuses a window
+    /// with a Wanderer transition in it, or too few samples.
+    Record {
+        /// Prometheus (or any Prometheus-compatible API) base URL.
+        #[arg(long, env = "UPSOAK_PROMETHEUS")]
+        prometheus: String,
+        /// Window start: unix seconds, RFC 3339, `now` or `-10m` (before now).
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// Window end, as `--from`.
+        #[arg(long, allow_hyphen_values = true, default_value = "now")]
+        to: String,
+        /// Query resolution.
+        #[arg(long, default_value = "15s")]
+        step: humantime::Duration,
+        /// SLO specs.
+        #[arg(long, default_value = "rules/slos.yaml")]
+        specs: PathBuf,
+        /// Where to write the baseline (JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
     let args = Args::parse();
     upsoak_common::telemetry::init("info");
-    match args.command {
-        Command::CheckConfig { file } => match Specs::load(&file) {
-            Ok(specs) => {
-                println!(
-                    "{}: {} SLOs in {} groups (spec hash {})",
-                    file.display(),
-                    specs.slos.len(),
-                    specs.file.groups.len(),
-                    specs.hash
-                );
-                for g in &specs.file.groups {
-                    let names: Vec<&str> = g.slos.iter().map(|s| s.name.as_str()).collect();
-                    println!(
-                        "  {} every {}: {}",
-                        g.name,
-                        humantime_fmt(g.interval),
-                        names.join(", ")
-                    );
-                }
-                ExitCode::from(exit::PASS)
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(exit::BAD_INPUT)
-            }
-        },
+    let result = match args.command {
+        Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Baseline {
+            command:
+                BaselineCommand::Record {
+                    prometheus,
+                    from,
+                    to,
+                    step,
+                    specs,
+                    out,
+                },
+        } => cli::record_baseline(&prometheus, &from, &to, *step, &specs, &out).await,
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::from(upsoak_agent::exit::PASS)
+        }
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
     }
-}
-
-fn humantime_fmt(d: std::time::Duration) -> String {
-    format!("{}s", d.as_secs_f64())
 }

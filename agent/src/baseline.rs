@@ -1,0 +1,183 @@
+//! Baselines: each SLO's samples over a steady window, with their statistics, the query, the
+//! configuration they were taken under and a hash of the specs. Stored as a versioned JSON file
+//! written atomically (a crash leaves the old file or the new one, never half of one).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::prom::Querier;
+use crate::spec::Specs;
+use crate::stats;
+
+/// Version of the baseline file format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The transition counter the Wanderer exports; a change inside a window means it is not steady.
+pub const GENERATION_METRIC: &str = "upsoak_wanderer_generation";
+
+/// A baseline file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Baseline {
+    pub format_version: u32,
+    pub spec_hash: String,
+    pub from: i64,
+    pub to: i64,
+    pub step_seconds: f64,
+    /// Labels of `upsoak_wanderer_config_info` at the end of the window (version, gates).
+    pub configuration: BTreeMap<String, String>,
+    /// By `group/slo`.
+    pub slos: BTreeMap<String, SloBaseline>,
+}
+
+/// One SLO's baseline.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SloBaseline {
+    pub query: String,
+    pub samples: Vec<f64>,
+    pub count: usize,
+    pub mean: f64,
+    pub stddev: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+/// Why a baseline was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error(transparent)]
+    Query(#[from] crate::prom::QueryError),
+    #[error(
+        "the window {from}..{to} is not steady: the Wanderer's generation changed inside it ({values:?}); pick a window between transitions"
+    )]
+    TransitionInWindow {
+        from: i64,
+        to: i64,
+        values: Vec<f64>,
+    },
+    #[error("too few samples in the window for: {0}")]
+    TooFewSamples(String),
+    #[error("cannot write `{0}`")]
+    Write(String, #[source] std::io::Error),
+    #[error("cannot read `{0}`: {1}")]
+    Read(String, String),
+}
+
+/// Key of an SLO in a baseline: `group/slo`.
+pub fn key(group: &str, slo: &str) -> String {
+    format!("{group}/{slo}")
+}
+
+/// Range-queries every SLO over [from, to] and summarizes it.
+pub async fn record<Q: Querier>(
+    q: &Q,
+    specs: &Specs,
+    from: i64,
+    to: i64,
+    step: f64,
+) -> Result<Baseline, BaselineError> {
+    let generation = q.range(GENERATION_METRIC, from, to, step).await?;
+    let mut values: Vec<f64> = generation.iter().map(|(_, v)| *v).collect();
+    values.dedup();
+    if values.len() > 1 {
+        return Err(BaselineError::TransitionInWindow { from, to, values });
+    }
+    let mut slos = BTreeMap::new();
+    let mut short = Vec::new();
+    for s in &specs.slos {
+        let series = q.range(&s.spec.expr, from, to, step).await?;
+        let samples: Vec<f64> = series
+            .iter()
+            .map(|(_, v)| *v)
+            .filter(|v| v.is_finite())
+            .collect();
+        if samples.len() < s.spec.min_samples {
+            short.push(format!(
+                "{} ({} of {})",
+                key(&s.group, &s.spec.name),
+                samples.len(),
+                s.spec.min_samples
+            ));
+            continue;
+        }
+        slos.insert(
+            key(&s.group, &s.spec.name),
+            SloBaseline {
+                query: s.spec.expr.clone(),
+                count: samples.len(),
+                mean: stats::mean(&samples),
+                stddev: stats::stddev(&samples),
+                p50: stats::quantile(&samples, 0.5),
+                p90: stats::quantile(&samples, 0.9),
+                p99: stats::quantile(&samples, 0.99),
+                samples,
+            },
+        );
+    }
+    // SLOs that only have an objective need no baseline; the others must have one.
+    let needed: Vec<String> = specs
+        .slos
+        .iter()
+        .filter(|s| s.relative.is_some())
+        .map(|s| key(&s.group, &s.spec.name))
+        .filter(|k| !slos.contains_key(k))
+        .collect();
+    if !needed.is_empty() {
+        return Err(BaselineError::TooFewSamples(short.join(", ")));
+    }
+    let configuration = q
+        .labels_at("upsoak_wanderer_config_info", to)
+        .await?
+        .into_iter()
+        .next()
+        .map(|mut l| {
+            l.remove("__name__");
+            l
+        })
+        .unwrap_or_default();
+    Ok(Baseline {
+        format_version: FORMAT_VERSION,
+        spec_hash: specs.hash.clone(),
+        from,
+        to,
+        step_seconds: step,
+        configuration,
+        slos,
+    })
+}
+
+impl Baseline {
+    /// Writes the file atomically: a temporary file, synced, renamed over the target.
+    pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
+        let tmp = path.with_extension("tmp");
+        let w = |e| BaselineError::Write(path.display().to_string(), e);
+        let text = serde_json::to_vec_pretty(self).map_err(|e| w(std::io::Error::other(e)))?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(w)?;
+            f.write_all(&text).map_err(w)?;
+            f.sync_all().map_err(w)?;
+        }
+        std::fs::rename(&tmp, path).map_err(w)
+    }
+
+    pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| BaselineError::Read(name.clone(), e.to_string()))?;
+        let b: Baseline = serde_json::from_str(&text)
+            .map_err(|e| BaselineError::Read(name.clone(), e.to_string()))?;
+        if b.format_version != FORMAT_VERSION {
+            return Err(BaselineError::Read(
+                name,
+                format!(
+                    "format version {} is not {FORMAT_VERSION}",
+                    b.format_version
+                ),
+            ));
+        }
+        Ok(b)
+    }
+}

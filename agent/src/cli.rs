@@ -1,0 +1,138 @@
+//! The `upsoak-agent` subcommands.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::baseline::{self, BaselineError};
+use crate::exit;
+use crate::prom::PromQuerier;
+use crate::spec::Specs;
+
+/// An error with the exit code it means.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+fn bad(message: impl Into<String>) -> CliError {
+    CliError {
+        code: exit::BAD_INPUT,
+        message: message.into(),
+    }
+}
+
+/// `check-config FILE`.
+pub fn check_config(file: &Path) -> Result<String, CliError> {
+    let specs = Specs::load(file).map_err(|e| bad(e.to_string()))?;
+    let mut out = format!(
+        "{}: {} SLOs in {} groups (spec hash {})\n",
+        file.display(),
+        specs.slos.len(),
+        specs.file.groups.len(),
+        specs.hash
+    );
+    for g in &specs.file.groups {
+        let names: Vec<&str> = g.slos.iter().map(|s| s.name.as_str()).collect();
+        out.push_str(&format!(
+            "  {} every {}: {}\n",
+            g.name,
+            humantime::format_duration(g.interval),
+            names.join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+/// Parses a time: unix seconds, RFC 3339, `now`, or `-DURATION` before `now`.
+pub fn parse_time(s: &str, now: i64) -> Result<i64, String> {
+    let s = s.trim();
+    if s == "now" {
+        return Ok(now);
+    }
+    if let Some(ago) = s.strip_prefix('-') {
+        let d = humantime::parse_duration(ago).map_err(|e| format!("`{s}`: {e}"))?;
+        return Ok(now - d.as_secs() as i64);
+    }
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(secs);
+    }
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .map_err(|_| format!("`{s}` is not unix seconds, RFC 3339, `now` or `-10m`"))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `baseline record`.
+pub async fn record_baseline(
+    prometheus: &str,
+    from: &str,
+    to: &str,
+    step: Duration,
+    specs: &Path,
+    out: &Path,
+) -> Result<String, CliError> {
+    let now = unix_now();
+    let from = parse_time(from, now).map_err(|e| bad(format!("--from: {e}")))?;
+    let to = parse_time(to, now).map_err(|e| bad(format!("--to: {e}")))?;
+    if from >= to {
+        return Err(bad(format!("--from ({from}) must be before --to ({to})")));
+    }
+    if step.is_zero() {
+        return Err(bad("--step must be above zero"));
+    }
+    let specs = Specs::load(specs).map_err(|e| bad(e.to_string()))?;
+    let q = PromQuerier::new(prometheus).map_err(|e| bad(e.to_string()))?;
+    let b = baseline::record(&q, &specs, from, to, step.as_secs_f64())
+        .await
+        .map_err(|e| match e {
+            BaselineError::Query(q) => CliError {
+                code: exit::INCONCLUSIVE,
+                message: q.to_string(),
+            },
+            BaselineError::Write(..) | BaselineError::Read(..) => CliError {
+                code: exit::FAIL,
+                message: e.to_string(),
+            },
+            other => bad(other.to_string()),
+        })?;
+    b.save(out).map_err(|e| CliError {
+        code: exit::FAIL,
+        message: e.to_string(),
+    })?;
+    let mut text = format!(
+        "baseline of {} SLOs over {}..{} ({} s step) written to {}\n",
+        b.slos.len(),
+        from,
+        to,
+        step.as_secs_f64(),
+        out.display()
+    );
+    for (k, s) in &b.slos {
+        text.push_str(&format!(
+            "  {k}: mean {:.6} stddev {:.6} p99 {:.6} ({} samples)\n",
+            s.mean, s.stddev, s.p99, s.count
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_in_every_documented_form() {
+        assert_eq!(parse_time("now", 1000), Ok(1000));
+        assert_eq!(parse_time("-10m", 1000), Ok(400));
+        assert_eq!(parse_time("1764000000", 0), Ok(1_764_000_000));
+        assert_eq!(parse_time("2026-11-25T00:00:00Z", 0), Ok(1_795_564_800));
+        assert!(parse_time("yesterday", 0).is_err());
+    }
+}

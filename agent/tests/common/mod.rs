@@ -1,0 +1,150 @@
+//! Test harness: a real Prometheus on loopback scraping a metrics server the test controls.
+
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+/// Text the test's metrics server serves, changed by the test.
+#[derive(Clone, Default)]
+pub struct Exposition(pub Arc<Mutex<String>>);
+
+impl Exposition {
+    pub fn set(&self, text: &str) {
+        *self.0.lock().unwrap() = text.to_owned();
+    }
+}
+
+/// Serves `/metrics` from `Exposition` on a free loopback port; returns its address.
+pub async fn metrics_server(exp: Exposition, stop: CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let exp = exp.clone();
+            async move { exp.0.lock().unwrap().clone() }
+        }),
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .unwrap();
+    });
+    addr.to_string()
+}
+
+/// A Prometheus process with its own data directory, stopped on drop.
+pub struct Prometheus {
+    child: Option<Child>,
+    pub url: String,
+    dir: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `target` every second and waits until it is ready.
+    pub async fn start(target: &str, tag: &str) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!("upsoak-prom-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: test\n    static_configs: [ {{ targets: ['{target}'] }} ]\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let mut child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus must be installed (make test installs it)");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = http.get(format!("{url}/-/ready")).send().await
+                && r.status().is_success()
+            {
+                return Prometheus {
+                    child: Some(child),
+                    url,
+                    dir,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("prometheus did not become ready");
+    }
+
+    /// Waits until `up` has at least `n` samples: Prometheus' service discovery sends its
+    /// first targets about 5 s after start, so the first scrapes come late.
+    pub async fn wait_for_samples(&self, n: u32) {
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            let r: serde_json::Value = http
+                .get(format!("{}/api/v1/query", self.url))
+                .query(&[("query", "count_over_time(up[5m])")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let count = r["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if count >= f64::from(n) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("prometheus scraped fewer than {n} samples in 30 s");
+    }
+
+    /// Stops Prometheus (as an outage would).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
