@@ -3,9 +3,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::baseline::{self, BaselineError};
+use std::path::PathBuf;
+
+use crate::baseline::{self, Baseline, BaselineError};
+use crate::eval::{History, Windows};
 use crate::exit;
 use crate::prom::PromQuerier;
+use crate::report;
+use crate::run::{self, RunConfig};
+use crate::sinks::AgentMetrics;
 use crate::spec::Specs;
 
 /// An error with the exit code it means.
@@ -121,6 +127,124 @@ pub async fn record_baseline(
         ));
     }
     Ok(text)
+}
+
+/// `report --state-dir D --format F`: the text, and the exit code of the overall verdict
+/// (carried as a `CliError` when it is not pass, so `main` prints the report and exits with it).
+pub fn report(state_dir: &Path, format: &str) -> Result<String, CliError> {
+    let h = History::load(state_dir).map_err(|e| bad(e.to_string()))?;
+    let text = match format {
+        "text" => report::text(&h),
+        "json" => report::json(&h),
+        "html" => report::html(&h),
+        other => {
+            return Err(bad(format!(
+                "--format: `{other}` is not text, json or html"
+            )));
+        }
+    };
+    let code = report::exit_code(h.overall());
+    if code == exit::PASS {
+        Ok(text)
+    } else {
+        print!("{text}");
+        Err(CliError {
+            code,
+            message: format!("overall verdict: {}", h.overall().as_str()),
+        })
+    }
+}
+
+/// Options of `run`.
+pub struct RunOptions {
+    pub prometheus: String,
+    pub specs: PathBuf,
+    pub baseline: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub listen: String,
+    pub alertmanager: Option<String>,
+    pub settle: Duration,
+    pub judge_window: Duration,
+    pub step: Duration,
+    pub interval: Duration,
+    pub alpha: f64,
+    pub max_transitions: Option<usize>,
+}
+
+/// `run`: serves /metrics and judges transitions until stopped; the overall verdict is the
+/// exit code.
+pub async fn run(
+    o: RunOptions,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<String, CliError> {
+    let specs = Specs::load(&o.specs).map_err(|e| bad(e.to_string()))?;
+    let baseline = match &o.baseline {
+        Some(p) => {
+            let b = Baseline::load(p).map_err(|e| bad(e.to_string()))?;
+            if b.spec_hash != specs.hash {
+                tracing::warn!(baseline = %p.display(), "the baseline was recorded for other SLO specs; SLOs it lacks are judged on objectives only");
+            }
+            Some(b)
+        }
+        None => None,
+    };
+    if !(o.alpha > 0.0 && o.alpha < 1.0) {
+        return Err(bad(format!("--alpha: {} is not within (0, 1)", o.alpha)));
+    }
+    if o.interval.is_zero() || o.step.is_zero() {
+        return Err(bad("--interval and --step must be above zero"));
+    }
+    let listener = tokio::net::TcpListener::bind(&o.listen)
+        .await
+        .map_err(|e| CliError {
+            code: exit::FAIL,
+            message: format!("cannot listen on `{}`: {e}", o.listen),
+        })?;
+    let addr = listener.local_addr().map_err(|e| CliError {
+        code: exit::FAIL,
+        message: e.to_string(),
+    })?;
+    println!("listening on http://{addr}");
+    let metrics = AgentMetrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
+    let server = tokio::spawn(run::serve(listener, registry, shutdown.clone()));
+    let cfg = RunConfig {
+        prometheus: o.prometheus,
+        specs,
+        baseline,
+        state_dir: o.state_dir.clone(),
+        alertmanager: o.alertmanager,
+        windows: Windows {
+            settle: o.settle,
+            judge: o.judge_window,
+            step: o.step,
+            alpha: o.alpha,
+        },
+        interval: o.interval,
+        max_judged: o.max_transitions,
+    };
+    let verdict = run::run(cfg, metrics, shutdown.clone())
+        .await
+        .map_err(|e| CliError {
+            code: exit::FAIL,
+            message: e.to_string(),
+        })?;
+    shutdown.cancel();
+    let _ = server.await;
+    let h = History::load(&o.state_dir).map_err(|e| bad(e.to_string()))?;
+    let text = report::text(&h);
+    match report::exit_code(verdict) {
+        exit::PASS => Ok(text),
+        code => {
+            print!("{text}");
+            Err(CliError {
+                code,
+                message: format!("overall verdict: {}", verdict.as_str()),
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,13 +7,18 @@
 //! - [`judge`]: the decision for one SLO over one window, with its evidence.
 //! - [`prom`]: the Prometheus boundary.
 //! - [`baseline`]: recording and storing baselines.
+//! - [`eval`]: transitions detected from the Wanderer's generation, judged, kept in a history.
 //! - [`exit`]: the documented exit codes.
 
 pub mod baseline;
 pub mod cli;
 pub mod criteria;
+pub mod eval;
 pub mod judge;
 pub mod prom;
+pub mod report;
+pub mod run;
+pub mod sinks;
 pub mod spec;
 pub mod stats;
 

@@ -20,6 +20,52 @@ struct Args {
 enum Command {
     /// Checks an SLO spec file: every problem with its path (exit 2), or a summary (exit 0).
     CheckConfig { file: PathBuf },
+    /// Judges every Wanderer transition until stopped (or `--max-transitions`); exits with the
+    /// overall verdict.
+    Run {
+        #[arg(long, env = "UPSOAK_PROMETHEUS")]
+        prometheus: String,
+        #[arg(long, default_value = "rules/slos.yaml")]
+        specs: PathBuf,
+        /// Baseline file from `baseline record`; without it only objectives are judged.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Where the verdict history is kept (survives restarts).
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Address of /metrics, /healthz, /readyz; port 0 picks one.
+        #[arg(long, default_value = "127.0.0.1:9465")]
+        listen: String,
+        /// Alertmanager base URL (API v2).
+        #[arg(long)]
+        alertmanager: Option<String>,
+        /// Wait after a transition before judging.
+        #[arg(long, default_value = "2m")]
+        settle: humantime::Duration,
+        /// Length of the judged window.
+        #[arg(long, default_value = "5m")]
+        judge_window: humantime::Duration,
+        /// Query resolution of the judged window.
+        #[arg(long, default_value = "15s")]
+        step: humantime::Duration,
+        /// Evaluation period.
+        #[arg(long, default_value = "15s")]
+        interval: humantime::Duration,
+        /// Significance level of the Mann–Whitney test.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// Stop once this many transitions are judged.
+        #[arg(long)]
+        max_transitions: Option<usize>,
+    },
+    /// Prints the verdict history and exits with the overall verdict.
+    Report {
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// `text`, `json` or `html`.
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
     /// Baselines: steady-state statistics of each SLO.
     Baseline {
         #[command(subcommand)]
@@ -70,6 +116,37 @@ async fn main() -> ExitCode {
                     out,
                 },
         } => cli::record_baseline(&prometheus, &from, &to, *step, &specs, &out).await,
+        Command::Report { state_dir, format } => cli::report(&state_dir, &format),
+        Command::Run {
+            prometheus,
+            specs,
+            baseline,
+            state_dir,
+            listen,
+            alertmanager,
+            settle,
+            judge_window,
+            step,
+            interval,
+            alpha,
+            max_transitions,
+        } => {
+            let opts = cli::RunOptions {
+                prometheus,
+                specs,
+                baseline,
+                state_dir,
+                listen,
+                alertmanager,
+                settle: *settle,
+                judge_window: *judge_window,
+                step: *step,
+                interval: *interval,
+                alpha,
+                max_transitions,
+            };
+            cli::run(opts, upsoak_common::shutdown::on_signal()).await
+        }
     };
     match result {
         Ok(text) => {

@@ -20,6 +20,104 @@ impl Exposition {
     }
 }
 
+/// A fake sidecar: the Wanderer's generation and configuration and one latency gauge that
+/// wobbles around `center` (a different value at each scrape, so windows have variance).
+#[derive(Clone, Default)]
+pub struct Sidecar(pub Arc<Mutex<(u64, String, f64, u64)>>);
+
+impl Sidecar {
+    pub fn set(&self, generation: u64, version: &str, center: f64) {
+        let mut s = self.0.lock().unwrap();
+        s.0 = generation;
+        s.1 = version.to_owned();
+        s.2 = center;
+    }
+
+    fn render(&self) -> String {
+        let mut s = self.0.lock().unwrap();
+        s.3 += 1;
+        let wobble = 1.0 + 0.05 * ((s.3 * 7919 % 13) as f64 / 6.0 - 1.0);
+        format!(
+            "# TYPE upsoak_wanderer_generation gauge\nupsoak_wanderer_generation {}\n# TYPE upsoak_wanderer_config_info gauge\nupsoak_wanderer_config_info{{version=\"{}\",feature_gates=\"PlayerTracking=true\"}} 1\n# TYPE upsoak_test_latency_seconds gauge\nupsoak_test_latency_seconds {}\n",
+            s.0,
+            s.1,
+            s.2 * wobble
+        )
+    }
+}
+
+/// Serves the fake sidecar's `/metrics`; returns its address.
+pub async fn sidecar_server(sc: Sidecar, stop: CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let sc = sc.clone();
+            async move { sc.render() }
+        }),
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .unwrap();
+    });
+    addr.to_string()
+}
+
+/// A real Alertmanager on loopback, gossip off, stopped on drop.
+pub struct Alertmanager {
+    child: Child,
+    pub url: String,
+    dir: std::path::PathBuf,
+}
+
+impl Alertmanager {
+    pub async fn start(tag: &str) -> Alertmanager {
+        let dir = std::env::temp_dir().join(format!("upsoak-am-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  routes:\n    - matchers: [ 'alertname=\"UpsoakSloViolation\"' ]\n      receiver: upsoak\nreceivers:\n  - name: upsoak\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let mut child = Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager must be installed (make test installs it)");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = http.get(format!("{url}/-/ready")).send().await
+                && r.status().is_success()
+            {
+                return Alertmanager { child, url, dir };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("alertmanager did not become ready");
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Serves `/metrics` from `Exposition` on a free loopback port; returns its address.
 pub async fn metrics_server(exp: Exposition, stop: CancellationToken) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

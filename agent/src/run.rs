@@ -1,0 +1,196 @@
+//! `upsoak-agent run`: on fixed slots, detect transitions, judge the ones whose window has
+//! passed, export and alert, and keep the history in the state directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::baseline::Baseline;
+use crate::eval::{self, History, Windows};
+use crate::prom::PromQuerier;
+use crate::sinks::{self, AgentMetrics, AlertSender, GroupLabel, JudgedLabel, SloVerdictChanged};
+use crate::spec::{Specs, Verdict};
+
+/// Everything `run` needs.
+pub struct RunConfig {
+    pub prometheus: String,
+    pub specs: Specs,
+    pub baseline: Option<Baseline>,
+    pub state_dir: PathBuf,
+    pub alertmanager: Option<String>,
+    pub windows: Windows,
+    /// Evaluation period.
+    pub interval: Duration,
+    /// Stop after this many transitions have been judged (for demos and tests).
+    pub max_judged: Option<usize>,
+}
+
+/// Why `run` stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    State(#[from] eval::StateError),
+    #[error(transparent)]
+    Query(#[from] crate::prom::QueryError),
+}
+
+fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Serves the agent's `/metrics`, `/healthz`, `/readyz`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let registry = Arc::new(registry);
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(r): State<Arc<Registry>>, h: HeaderMap| async move { metrics(&r, &h) }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { "ok\n" }))
+        .with_state(registry);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+fn metrics(r: &Registry, h: &HeaderMap) -> Response {
+    upsoak_common::exposition::response(r, h)
+}
+
+/// Runs until `shutdown` or `max_judged`; returns the overall verdict of the history.
+pub async fn run(
+    cfg: RunConfig,
+    metrics: AgentMetrics,
+    shutdown: CancellationToken,
+) -> Result<Verdict, RunError> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| eval::StateError::Write(cfg.state_dir.clone(), e))?;
+    let mut history = History::load(&cfg.state_dir)?;
+    // Restarted: re-export what was judged before, so the metrics agree with the history.
+    for t in &history.transitions {
+        if let Some(j) = &t.judged {
+            for v in j.slos.values() {
+                SloVerdictChanged {
+                    transition: t,
+                    verdict: v,
+                }
+                .emit(&metrics);
+            }
+        }
+    }
+    let q = PromQuerier::new(&cfg.prometheus)?;
+    let mut alerts = cfg
+        .alertmanager
+        .as_deref()
+        .map(|u| AlertSender::new(u, 1000));
+    let mut tick = tokio::time::interval(cfg.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let elapsed = last.elapsed();
+        last = tokio::time::Instant::now();
+        if elapsed > cfg.interval * 2 {
+            metrics
+                .missed
+                .inc_by((elapsed.as_secs_f64() / cfg.interval.as_secs_f64()) as u64 - 1);
+        }
+        metrics.evaluations.inc();
+        let now = unix_now();
+        if let Err(e) = eval::detect(&q, &mut history, now).await {
+            // Prometheus cannot be read: nothing is assumed; pending windows wait.
+            tracing::warn!(error = %e, "cannot read the Wanderer's generation");
+            metrics
+                .failures
+                .get_or_create(&GroupLabel {
+                    group: "transitions".into(),
+                })
+                .inc();
+        }
+        let judged = eval::judge_due(
+            &q,
+            &cfg.specs,
+            cfg.baseline.as_ref(),
+            &cfg.windows,
+            &mut history,
+            now,
+        )
+        .await;
+        for i in &judged {
+            let t = &history.transitions[*i];
+            if let Some(j) = &t.judged {
+                metrics
+                    .judged
+                    .get_or_create(&JudgedLabel {
+                        verdict: j.verdict.as_str().to_owned(),
+                    })
+                    .inc();
+                for v in j.slos.values() {
+                    if v.evidence.reason.starts_with("query failed") {
+                        metrics
+                            .failures
+                            .get_or_create(&GroupLabel {
+                                group: v.group.clone(),
+                            })
+                            .inc();
+                    }
+                    SloVerdictChanged {
+                        transition: t,
+                        verdict: v,
+                    }
+                    .emit(&metrics);
+                }
+                tracing::info!(
+                    event = "transition_judged",
+                    generation = t.generation,
+                    verdict = j.verdict.as_str(),
+                    "transition judged"
+                );
+            }
+        }
+        history.save(&cfg.state_dir)?;
+        if let Some(a) = alerts.as_mut() {
+            // Firing alerts are re-sent every tick, as Alertmanager expects; resolved ones carry endsAt.
+            a.send(
+                sinks::current_alerts(&history.transitions, &rfc3339(now)),
+                &metrics,
+            )
+            .await;
+        }
+        let done = history
+            .transitions
+            .iter()
+            .filter(|t| t.judged.is_some())
+            .count();
+        if cfg.max_judged.is_some_and(|m| done >= m) {
+            break;
+        }
+    }
+    history.save(&cfg.state_dir)?;
+    Ok(history.overall())
+}

@@ -1,0 +1,287 @@
+//! Where verdicts go: the agent's own `/metrics`, and Alertmanager (API v2).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+
+use crate::eval::{SloVerdict, Transition};
+use crate::spec::{Severity, Verdict};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SloLabels {
+    pub group: String,
+    pub slo: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    pub group: String,
+    pub slo: String,
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabel {
+    pub group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JudgedLabel {
+    pub verdict: String,
+}
+
+type F64Gauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The agent's metrics; label values are bounded by the specs (group, slo) and the verdicts.
+#[derive(Clone, Default)]
+pub struct AgentMetrics {
+    pub verdict: Family<VerdictLabels, Gauge>,
+    pub value: Family<SloLabels, F64Gauge>,
+    pub baseline: Family<SloLabels, F64Gauge>,
+    pub threshold: Family<SloLabels, F64Gauge>,
+    pub evaluations: Counter,
+    pub failures: Family<GroupLabel, Counter>,
+    pub missed: Counter,
+    pub judged: Family<JudgedLabel, Counter>,
+    pub alerts_sent: Counter,
+    pub alerts_dropped: Counter,
+    pub alerts_queued: Gauge,
+}
+
+impl AgentMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "upsoak_agent_slo_verdict",
+            "Latest verdict of each SLO as a state set (1 for the current verdict)",
+            self.verdict.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_value",
+            "Mean of the latest judged window",
+            self.value.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_baseline",
+            "Mean of the SLO's baseline",
+            self.baseline.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_threshold",
+            "Threshold the baseline criterion sets",
+            self.threshold.clone(),
+        );
+        r.register(
+            "upsoak_agent_evaluations",
+            "Evaluation ticks run",
+            self.evaluations.clone(),
+        );
+        r.register(
+            "upsoak_agent_rule_evaluation_failures",
+            "Failed queries, by group",
+            self.failures.clone(),
+        );
+        r.register(
+            "upsoak_agent_missed_evaluations",
+            "Evaluation slots missed because the previous one overran",
+            self.missed.clone(),
+        );
+        r.register(
+            "upsoak_agent_transitions_judged",
+            "Transitions judged, by overall verdict",
+            self.judged.clone(),
+        );
+        r.register(
+            "upsoak_agent_alerts_sent",
+            "Alerts accepted by Alertmanager",
+            self.alerts_sent.clone(),
+        );
+        r.register(
+            "upsoak_agent_alerts_dropped",
+            "Alerts dropped because the retry queue was full",
+            self.alerts_dropped.clone(),
+        );
+        r.register(
+            "upsoak_agent_alerts_queued",
+            "Alert batches waiting for a retry",
+            self.alerts_queued.clone(),
+        );
+    }
+}
+
+/// A verdict of one SLO changed: the one place it is logged and exported.
+pub struct SloVerdictChanged<'a> {
+    pub transition: &'a Transition,
+    pub verdict: &'a SloVerdict,
+}
+
+impl SloVerdictChanged<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let v = self.verdict;
+        let e = &v.evidence;
+        tracing::info!(
+            event = "slo_verdict",
+            generation = self.transition.generation,
+            from_version = self.transition.from.get("version").map(String::as_str).unwrap_or(""),
+            to_version = self.transition.to.get("version").map(String::as_str).unwrap_or(""),
+            group = %v.group,
+            slo = %v.slo,
+            verdict = e.verdict.as_str(),
+            value = e.value.unwrap_or(f64::NAN),
+            baseline = e.baseline.unwrap_or(f64::NAN),
+            threshold = e.threshold.unwrap_or(f64::NAN),
+            p_value = e.p_value.unwrap_or(f64::NAN),
+            reason = %e.reason,
+            "verdict"
+        );
+        for verdict in Verdict::ALL {
+            m.verdict
+                .get_or_create(&VerdictLabels {
+                    group: v.group.clone(),
+                    slo: v.slo.clone(),
+                    verdict: verdict.as_str().to_owned(),
+                })
+                .set(i64::from(verdict == e.verdict));
+        }
+        let l = SloLabels {
+            group: v.group.clone(),
+            slo: v.slo.clone(),
+        };
+        m.value.get_or_create(&l).set(e.value.unwrap_or(f64::NAN));
+        m.baseline
+            .get_or_create(&l)
+            .set(e.baseline.unwrap_or(f64::NAN));
+        m.threshold
+            .get_or_create(&l)
+            .set(e.threshold.unwrap_or(f64::NAN));
+    }
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+/// An alert as Alertmanager's API v2 takes it.
+pub fn alert(
+    t: &Transition,
+    v: &SloVerdict,
+    firing: bool,
+    now_rfc3339: &str,
+    ends_rfc3339: &str,
+) -> serde_json::Value {
+    let e = &v.evidence;
+    let mut a = json!({
+        "labels": {
+            "alertname": "UpsoakSloViolation",
+            "slo": v.slo,
+            "group": v.group,
+            "severity": severity(v.severity),
+            "from_version": t.from.get("version").cloned().unwrap_or_default(),
+            "to_version": t.to.get("version").cloned().unwrap_or_default(),
+        },
+        "annotations": {
+            "summary": format!("SLO {}/{} failed after the transition to generation {}", v.group, v.slo, t.generation),
+            "description": e.reason,
+            "query": v.query,
+            "value": e.value.map(|x| x.to_string()).unwrap_or_default(),
+            "baseline": e.baseline.map(|x| x.to_string()).unwrap_or_default(),
+            "threshold": e.threshold.map(|x| x.to_string()).unwrap_or_default(),
+            "from_gates": t.from.get("feature_gates").cloned().unwrap_or_default(),
+            "to_gates": t.to.get("feature_gates").cloned().unwrap_or_default(),
+        },
+        "startsAt": now_rfc3339,
+    });
+    if !firing {
+        a["endsAt"] = json!(ends_rfc3339);
+    }
+    a
+}
+
+/// Sends alert batches to Alertmanager, keeping failed batches in a bounded queue for retry;
+/// a batch that does not fit is counted as dropped, never lost silently.
+pub struct AlertSender {
+    url: String,
+    http: reqwest::Client,
+    queue: VecDeque<serde_json::Value>,
+    capacity: usize,
+}
+
+impl AlertSender {
+    pub fn new(url: &str, capacity: usize) -> AlertSender {
+        AlertSender {
+            url: url.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            queue: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// Queues `alerts` and tries to deliver everything queued, oldest first.
+    pub async fn send(&mut self, alerts: Vec<serde_json::Value>, m: &AgentMetrics) {
+        if !alerts.is_empty() {
+            if self.queue.len() >= self.capacity {
+                self.queue.pop_front();
+                m.alerts_dropped.inc();
+                tracing::warn!("alert retry queue full: dropped the oldest batch");
+            }
+            self.queue.push_back(serde_json::Value::Array(alerts));
+        }
+        while let Some(batch) = self.queue.front() {
+            let n = batch.as_array().map_or(0, Vec::len) as u64;
+            match self
+                .http
+                .post(format!("{}/api/v2/alerts", self.url))
+                .json(batch)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {
+                    m.alerts_sent.inc_by(n);
+                    self.queue.pop_front();
+                }
+                Ok(r) => {
+                    tracing::warn!(status = %r.status(), "alertmanager refused alerts; will retry");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "alertmanager unreachable; will retry");
+                    break;
+                }
+            }
+        }
+        m.alerts_queued.set(self.queue.len() as i64);
+    }
+}
+
+/// Alerts of every failed SLO of the latest judged transition of each SLO: firing ones, and
+/// resolved ones for SLOs whose latest verdict is no longer fail.
+pub fn current_alerts(transitions: &[Transition], now: &str) -> Vec<serde_json::Value> {
+    let mut latest: BTreeMap<String, (&Transition, &SloVerdict)> = BTreeMap::new();
+    let mut ever_failed: BTreeMap<String, (&Transition, &SloVerdict)> = BTreeMap::new();
+    for t in transitions {
+        if let Some(j) = &t.judged {
+            for (k, v) in &j.slos {
+                latest.insert(k.clone(), (t, v));
+                if v.evidence.verdict == Verdict::Fail {
+                    ever_failed.insert(k.clone(), (t, v));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (k, (t, v)) in &ever_failed {
+        let still = latest
+            .get(k)
+            .is_some_and(|(_, lv)| lv.evidence.verdict == Verdict::Fail);
+        out.push(alert(t, v, still, now, now));
+    }
+    out
+}
