@@ -4,7 +4,7 @@ CARGO ?= cargo
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 DEMO_DURATION ?= 60
 
-.PHONY: test demo deps fmt clippy unit build release clean
+.PHONY: test demo deps fmt clippy unit build release clean rules-check
 
 ## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
 deps:
@@ -33,8 +33,14 @@ clippy:
 build:
 	$(CARGO) build --workspace --locked
 
-## test: formatting, lints, then every test (unit, kube-rs, kubectl, promtool) with --locked.
-test: deps fmt clippy
+## rules-check: the generated Prometheus rules pass promtool's checks and unit tests.
+rules-check:
+	promtool check rules rules/upsoak-rules.yaml
+	promtool test rules rules/upsoak-rules.test.yaml
+
+## test: formatting, lints, promtool on the rules, then every test (unit, kube-rs, kubectl,
+## real Prometheus and Alertmanager) with --locked.
+test: deps fmt clippy rules-check
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 

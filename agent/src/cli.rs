@@ -155,6 +155,16 @@ pub fn report(state_dir: &Path, format: &str) -> Result<String, CliError> {
     }
 }
 
+/// `rules export`.
+pub fn export_rules(specs: &Path, baseline: Option<&Path>) -> Result<String, CliError> {
+    let specs = Specs::load(specs).map_err(|e| bad(e.to_string()))?;
+    let base = baseline
+        .map(Baseline::load)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(crate::rules::export(&specs, base.as_ref()))
+}
+
 /// Options of `run`.
 pub struct RunOptions {
     pub prometheus: String,

@@ -17,6 +17,7 @@ pub mod eval;
 pub mod judge;
 pub mod prom;
 pub mod report;
+pub mod rules;
 pub mod run;
 pub mod sinks;
 pub mod spec;

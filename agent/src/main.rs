@@ -66,10 +66,27 @@ enum Command {
         #[arg(long, default_value = "text")]
         format: String,
     },
+    /// Prometheus rules from the SLO specs.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Baselines: steady-state statistics of each SLO.
     Baseline {
         #[command(subcommand)]
         command: BaselineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Prints recording and alerting rules (`promtool check rules` accepts them).
+    Export {
+        #[arg(long, default_value = "rules/slos.yaml")]
+        specs: PathBuf,
+        /// Baseline for the relative criteria; without it only objectives become alerts.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
     },
 }
 
@@ -117,6 +134,9 @@ async fn main() -> ExitCode {
                 },
         } => cli::record_baseline(&prometheus, &from, &to, *step, &specs, &out).await,
         Command::Report { state_dir, format } => cli::report(&state_dir, &format),
+        Command::Rules {
+            command: RulesCommand::Export { specs, baseline },
+        } => cli::export_rules(&specs, baseline.as_deref()),
         Command::Run {
             prometheus,
             specs,
