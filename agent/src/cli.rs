@@ -179,6 +179,10 @@ pub struct RunOptions {
     pub interval: Duration,
     pub alpha: f64,
     pub max_transitions: Option<usize>,
+    pub kube_server: Option<String>,
+    pub probes: bool,
+    pub grafana: Option<String>,
+    pub grafana_token_file: Option<PathBuf>,
 }
 
 /// `run`: serves /metrics and judges transitions until stopped; the overall verdict is the
@@ -215,9 +219,31 @@ pub async fn run(
         message: e.to_string(),
     })?;
     println!("listening on http://{addr}");
+    let grafana = match (&o.grafana, &o.grafana_token_file) {
+        (Some(url), Some(file)) => {
+            let token = std::fs::read_to_string(file)
+                .map_err(|e| bad(format!("--grafana-token-file `{}`: {e}", file.display())))?;
+            Some(crate::grafana::Grafana::new(url, token.trim()))
+        }
+        (Some(_), None) => return Err(bad("--grafana needs --grafana-token-file")),
+        (None, _) => None,
+    };
     let metrics = AgentMetrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
+    let probe_metrics = crate::probe::ProbeMetrics::default();
+    if o.probes {
+        probe_metrics.register(&mut registry);
+        let client = crate::probe::client(o.kube_server.as_deref())
+            .await
+            .map_err(bad)?;
+        tokio::spawn(crate::probe::run(
+            client,
+            o.interval,
+            probe_metrics,
+            shutdown.clone(),
+        ));
+    }
     registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
     let server = tokio::spawn(run::serve(listener, registry, shutdown.clone()));
     let cfg = RunConfig {
@@ -234,6 +260,7 @@ pub async fn run(
         },
         interval: o.interval,
         max_judged: o.max_transitions,
+        grafana,
     };
     let verdict = run::run(cfg, metrics, shutdown.clone())
         .await

@@ -57,6 +57,18 @@ enum Command {
         /// Stop once this many transitions are judged.
         #[arg(long)]
         max_transitions: Option<usize>,
+        /// Kubernetes API for the control-plane probes (else kubeconfig or in-cluster).
+        #[arg(long)]
+        kube_server: Option<String>,
+        /// Turns the active control-plane probes off (passive mode).
+        #[arg(long)]
+        no_probes: bool,
+        /// Grafana base URL for annotations (a region per transition, a point per verdict).
+        #[arg(long)]
+        grafana: Option<String>,
+        /// File holding the Grafana API token.
+        #[arg(long)]
+        grafana_token_file: Option<PathBuf>,
     },
     /// Prints the verdict history and exits with the overall verdict.
     Report {
@@ -150,6 +162,10 @@ async fn main() -> ExitCode {
             interval,
             alpha,
             max_transitions,
+            kube_server,
+            no_probes,
+            grafana,
+            grafana_token_file,
         } => {
             let opts = cli::RunOptions {
                 prometheus,
@@ -164,6 +180,10 @@ async fn main() -> ExitCode {
                 interval: *interval,
                 alpha,
                 max_transitions,
+                kube_server,
+                probes: !no_probes,
+                grafana,
+                grafana_token_file,
             };
             cli::run(opts, upsoak_common::shutdown::on_signal()).await
         }

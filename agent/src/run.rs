@@ -31,6 +31,7 @@ pub struct RunConfig {
     pub interval: Duration,
     /// Stop after this many transitions have been judged (for demos and tests).
     pub max_judged: Option<usize>,
+    pub grafana: Option<crate::grafana::Grafana>,
 }
 
 /// Why `run` stopped early.
@@ -122,6 +123,7 @@ pub async fn run(
         }
         metrics.evaluations.inc();
         let now = unix_now();
+        let before = history.transitions.len();
         if let Err(e) = eval::detect(&q, &mut history, now).await {
             // Prometheus cannot be read: nothing is assumed; pending windows wait.
             tracing::warn!(error = %e, "cannot read the Wanderer's generation");
@@ -131,6 +133,13 @@ pub async fn run(
                     group: "transitions".into(),
                 })
                 .inc();
+        }
+        if let Some(g) = &cfg.grafana {
+            for t in &history.transitions[before..] {
+                if let Err(e) = g.transition(t, cfg.windows.settle.as_secs() as i64).await {
+                    tracing::warn!(error = %e, "grafana annotation failed");
+                }
+            }
         }
         let judged = eval::judge_due(
             &q,
@@ -150,6 +159,24 @@ pub async fn run(
                         verdict: j.verdict.as_str().to_owned(),
                     })
                     .inc();
+                // The previous verdict of each SLO, to annotate only changes.
+                let previous: std::collections::BTreeMap<&String, Verdict> = history.transitions
+                    [..*i]
+                    .iter()
+                    .filter_map(|p| p.judged.as_ref())
+                    .flat_map(|pj| pj.slos.iter().map(|(k, v)| (k, v.evidence.verdict)))
+                    .collect();
+                if let Some(g) = &cfg.grafana {
+                    for (k, v) in &j.slos {
+                        if previous.get(k) != Some(&v.evidence.verdict)
+                            && let Err(e) = g
+                                .verdict(t, j.window_end, k, v.evidence.verdict, &v.evidence.reason)
+                                .await
+                        {
+                            tracing::warn!(error = %e, "grafana annotation failed");
+                        }
+                    }
+                }
                 for v in j.slos.values() {
                     if v.evidence.reason.starts_with("query failed") {
                         metrics

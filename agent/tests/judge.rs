@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Alertmanager, Prometheus, Sidecar, now, sidecar_server};
+use common::{Alertmanager, FakeGrafana, Prometheus, Sidecar, now, sidecar_server};
 use tokio_util::sync::CancellationToken;
 use upsoak_agent::baseline;
 use upsoak_agent::eval::{History, Windows};
@@ -59,6 +59,8 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
     let target = sidecar_server(sc.clone(), stop.clone()).await;
     let prom = Prometheus::start(&target, "judge").await;
     let am = Alertmanager::start("judge").await;
+    let grafana = FakeGrafana::default();
+    let grafana_url = grafana.start(stop.clone()).await;
     prom.wait_for_samples(8).await;
     let specs = Specs::parse(SPECS, "specs").unwrap();
     let q = PromQuerier::new(&prom.url).unwrap();
@@ -77,6 +79,10 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         windows: windows(),
         interval: Duration::from_secs(1),
         max_judged: Some(2),
+        grafana: Some(upsoak_agent::grafana::Grafana::new(
+            &grafana_url,
+            "secret-token",
+        )),
     };
     let metrics = AgentMetrics::default();
     let agent = tokio::spawn(run::run(cfg, metrics.clone(), stop.clone()));
@@ -145,6 +151,28 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
     );
     assert_eq!(overall, Verdict::Fail);
     assert!(metrics.alerts_sent.get() >= 1);
+    // Grafana got a region per transition and a point per verdict change, all well-formed.
+    assert!(
+        grafana.refused.lock().unwrap().is_empty(),
+        "{:?}",
+        grafana.refused.lock().unwrap()
+    );
+    let got = grafana.accepted.lock().unwrap().clone();
+    let regions: Vec<&serde_json::Value> =
+        got.iter().filter(|a| a.get("timeEnd").is_some()).collect();
+    assert_eq!(regions.len(), 2, "{got:?}");
+    assert!(
+        regions[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("1.58.0 → 1.59.0")
+    );
+    let points: Vec<String> = got
+        .iter()
+        .filter(|a| a.get("timeEnd").is_none())
+        .map(|a| a["tags"][2].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(points, vec!["fail", "pass"], "{got:?}");
     // The report says the same, and its exit code is 1.
     let text = upsoak_agent::report::text(&h);
     assert!(
@@ -183,6 +211,7 @@ async fn prometheus_stopped_means_inconclusive_never_pass() {
         windows: windows(),
         interval: Duration::from_secs(1),
         max_judged: Some(1),
+        grafana: None,
     };
     let agent = tokio::spawn(run::run(cfg, AgentMetrics::default(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -246,3 +246,95 @@ pub fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// A stand-in for Grafana (which cannot run here): it accepts `POST /api/annotations` only in
+/// the documented shape (bearer token; JSON with `text`; `time`/`timeEnd` as epoch
+/// milliseconds; `tags` strings; no other fields than dashboardUID, panelId, time, timeEnd,
+/// tags, text) and records what it accepted and what it refused.
+#[derive(Clone, Default)]
+pub struct FakeGrafana {
+    pub accepted: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub refused: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeGrafana {
+    fn check(token: Option<&str>, body: &serde_json::Value) -> Result<(), String> {
+        if token != Some("Bearer secret-token") {
+            return Err(format!("bad Authorization: {token:?}"));
+        }
+        let obj = body.as_object().ok_or("body is not an object")?;
+        for k in obj.keys() {
+            if !["dashboardUID", "panelId", "time", "timeEnd", "tags", "text"].contains(&k.as_str())
+            {
+                return Err(format!("unknown field {k}"));
+            }
+        }
+        if !obj.get("text").is_some_and(|t| t.is_string()) {
+            return Err("text is required".into());
+        }
+        let time = obj
+            .get("time")
+            .and_then(|t| t.as_i64())
+            .ok_or("time must be epoch ms")?;
+        if time < 1_000_000_000_000 {
+            return Err("time is not in milliseconds".into());
+        }
+        if let Some(end) = obj.get("timeEnd")
+            && end.as_i64().is_none_or(|e| e < time)
+        {
+            return Err("timeEnd must be epoch ms after time".into());
+        }
+        if let Some(tags) = obj.get("tags")
+            && !tags
+                .as_array()
+                .is_some_and(|a| a.iter().all(|t| t.is_string()))
+        {
+            return Err("tags must be strings".into());
+        }
+        Ok(())
+    }
+
+    pub async fn start(&self, stop: CancellationToken) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let me = self.clone();
+        let app = Router::new().route(
+            "/api/annotations",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let me = me.clone();
+                    async move {
+                        let token = headers.get("authorization").and_then(|v| v.to_str().ok());
+                        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
+                        match parsed
+                            .map_err(|e| e.to_string())
+                            .and_then(|v| Self::check(token, &v).map(|_| v))
+                        {
+                            Ok(v) => {
+                                me.accepted.lock().unwrap().push(v);
+                                (
+                                    axum::http::StatusCode::OK,
+                                    "{\"message\":\"Annotation added\",\"id\":1}",
+                                )
+                            }
+                            Err(e) => {
+                                me.refused.lock().unwrap().push(e);
+                                (
+                                    axum::http::StatusCode::BAD_REQUEST,
+                                    "{\"message\":\"bad request\"}",
+                                )
+                            }
+                        }
+                    }
+                },
+            ),
+        );
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+                .unwrap();
+        });
+        format!("http://{addr}")
+    }
+}

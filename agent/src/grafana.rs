@@ -1,0 +1,83 @@
+//! Grafana annotations (`POST /api/annotations`, bearer token): a region per transition from
+//! its start to the end of its settle period, and a point per SLO verdict that changed, tagged
+//! so dashboards can filter them.
+
+use serde_json::json;
+
+use crate::eval::Transition;
+use crate::spec::Verdict;
+
+/// A Grafana API client.
+#[derive(Clone)]
+pub struct Grafana {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Grafana {
+    pub fn new(url: &str, token: &str) -> Grafana {
+        Grafana {
+            url: url.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, body: serde_json::Value) -> Result<(), String> {
+        let r = self
+            .http
+            .post(format!("{}/api/annotations", self.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ))
+        }
+    }
+
+    /// The region of a transition: from `at` to the end of the settle period.
+    pub async fn transition(&self, t: &Transition, settle_s: i64) -> Result<(), String> {
+        let v = |c: &std::collections::BTreeMap<String, String>, k: &str| {
+            c.get(k).cloned().unwrap_or_default()
+        };
+        self.post(json!({
+            "time": t.at * 1000,
+            "timeEnd": (t.at + settle_s) * 1000,
+            "tags": ["upsoak", "transition", format!("to:{}", v(&t.to, "version"))],
+            "text": format!(
+                "upsoak generation {}: {} → {}<br>gates: {}",
+                t.generation,
+                v(&t.from, "version"),
+                v(&t.to, "version"),
+                v(&t.to, "feature_gates")
+            ),
+        }))
+        .await
+    }
+
+    /// A point for an SLO verdict.
+    pub async fn verdict(
+        &self,
+        t: &Transition,
+        at_s: i64,
+        slo: &str,
+        verdict: Verdict,
+        reason: &str,
+    ) -> Result<(), String> {
+        self.post(json!({
+            "time": at_s * 1000,
+            "tags": ["upsoak", "verdict", verdict.as_str(), format!("slo:{slo}")],
+            "text": format!("{slo}: {} after generation {} ({})", verdict.as_str(), t.generation, reason),
+        }))
+        .await
+    }
+}
