@@ -245,7 +245,13 @@ pub async fn run(
         ));
     }
     registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
-    let server = tokio::spawn(run::serve(listener, registry, shutdown.clone()));
+    let inbox = crate::webhook::Inbox::default();
+    let server = tokio::spawn(run::serve(
+        listener,
+        registry,
+        inbox.clone(),
+        shutdown.clone(),
+    ));
     let cfg = RunConfig {
         prometheus: o.prometheus,
         specs,
@@ -261,6 +267,7 @@ pub async fn run(
         interval: o.interval,
         max_judged: o.max_transitions,
         grafana,
+        inbox,
     };
     let verdict = run::run(cfg, metrics, shutdown.clone())
         .await

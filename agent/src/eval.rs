@@ -186,6 +186,7 @@ pub async fn detect<Q: Querier>(
 /// Judges every pending transition whose window has passed by `now`.
 pub async fn judge_due<Q: Querier>(
     q: &Q,
+    inbox: &crate::webhook::Inbox,
     specs: &Specs,
     base: Option<&Baseline>,
     w: &Windows,
@@ -206,6 +207,43 @@ pub async fn judge_due<Q: Querier>(
         for s in &specs.slos {
             let v = judge_slo(q, s, base, w, t.at, start, end).await;
             slos.insert(baseline::key(&s.group, &s.spec.name), v);
+        }
+        // The user's own alerts that fired in the window fail the transition on their name.
+        for a in inbox.firing_between(start, end) {
+            let name = a
+                .labels
+                .get("alertname")
+                .cloned()
+                .unwrap_or_else(|| "unnamed".into());
+            let severity = match a.labels.get("severity").map(String::as_str) {
+                Some("critical") => crate::spec::Severity::Critical,
+                Some("info") => crate::spec::Severity::Info,
+                _ => crate::spec::Severity::Warning,
+            };
+            slos.insert(
+                baseline::key("alertmanager", &name),
+                SloVerdict {
+                    group: "alertmanager".into(),
+                    slo: name.clone(),
+                    severity,
+                    query: format!("alert {name} (Alertmanager webhook)"),
+                    evidence: Evidence {
+                        verdict: Verdict::Fail,
+                        value: None,
+                        baseline: None,
+                        threshold: None,
+                        p_value: None,
+                        samples: 0,
+                        reason: format!(
+                            "alert {name} fired during the window (since {}): {}",
+                            a.starts_at,
+                            a.annotations.get("summary").cloned().unwrap_or_default()
+                        ),
+                    },
+                    previous: None,
+                    samples: Vec::new(),
+                },
+            );
         }
         let verdict = worst(slos.values().map(|v| v.evidence.verdict));
         t.judged = Some(Judged {

@@ -24,6 +24,7 @@ pub mod run;
 pub mod sinks;
 pub mod spec;
 pub mod stats;
+pub mod webhook;
 
 /// Exit codes of `upsoak-agent`.
 pub mod exit {

@@ -32,6 +32,8 @@ pub struct RunConfig {
     /// Stop after this many transitions have been judged (for demos and tests).
     pub max_judged: Option<usize>,
     pub grafana: Option<crate::grafana::Grafana>,
+    /// Alerts posted by Alertmanager's webhook, folded into verdicts.
+    pub inbox: crate::webhook::Inbox,
 }
 
 /// Why `run` stopped early.
@@ -60,6 +62,7 @@ fn unix_now() -> i64 {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Registry,
+    inbox: crate::webhook::Inbox,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let registry = Arc::new(registry);
@@ -70,7 +73,15 @@ pub async fn serve(
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ok\n" }))
-        .with_state(registry);
+        .with_state(registry)
+        .merge(
+            Router::new()
+                .route(
+                    "/api/v1/alertmanager",
+                    axum::routing::post(crate::webhook::receive),
+                )
+                .with_state(inbox),
+        );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -143,6 +154,7 @@ pub async fn run(
         }
         let judged = eval::judge_due(
             &q,
+            &cfg.inbox,
             &cfg.specs,
             cfg.baseline.as_ref(),
             &cfg.windows,

@@ -83,6 +83,7 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
             &grafana_url,
             "secret-token",
         )),
+        inbox: Default::default(),
     };
     let metrics = AgentMetrics::default();
     let agent = tokio::spawn(run::run(cfg, metrics.clone(), stop.clone()));
@@ -212,6 +213,7 @@ async fn prometheus_stopped_means_inconclusive_never_pass() {
         interval: Duration::from_secs(1),
         max_judged: Some(1),
         grafana: None,
+        inbox: Default::default(),
     };
     let agent = tokio::spawn(run::run(cfg, AgentMetrics::default(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -234,6 +236,89 @@ async fn prometheus_stopped_means_inconclusive_never_pass() {
     let e = &h.transitions[0].judged.as_ref().unwrap().slos["g/up"].evidence;
     assert_eq!(e.verdict, Verdict::Inconclusive);
     assert!(e.reason.starts_with("query failed"), "{}", e.reason);
+    let _ = std::fs::remove_dir_all(&dir);
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict() {
+    let stop = CancellationToken::new();
+    let sc = Sidecar::default();
+    sc.set(1, "1.58.0", 0.1);
+    let target = sidecar_server(sc.clone(), stop.clone()).await;
+    let prom = Prometheus::start(&target, "passive").await;
+    prom.wait_for_samples(3).await;
+    // The agent's own HTTP server receives Alertmanager's webhook.
+    let inbox = upsoak_agent::webhook::Inbox::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agent_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(run::serve(
+        listener,
+        prometheus_client::registry::Registry::default(),
+        inbox.clone(),
+        stop.clone(),
+    ));
+    let am =
+        Alertmanager::start_with_webhook("passive", &format!("{agent_url}/api/v1/alertmanager"))
+            .await;
+    let dir = std::env::temp_dir().join(format!("upsoak-agent-passive-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let specs = Specs::parse(
+        "groups: [ { name: g, interval: 1s, slos: [ { name: up, expr: min(up), objective: \">= 1\", min_samples: 3 } ] } ]",
+        "s",
+    )
+    .unwrap();
+    let cfg = RunConfig {
+        prometheus: prom.url.clone(),
+        specs,
+        baseline: None,
+        state_dir: dir.clone(),
+        alertmanager: None,
+        windows: windows(),
+        interval: Duration::from_secs(1),
+        max_judged: Some(1),
+        grafana: None,
+        inbox,
+    };
+    let agent = tokio::spawn(run::run(cfg, AgentMetrics::default(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sc.set(2, "1.59.0", 0.1);
+    // The user's own alerting fires during the window; Alertmanager forwards it (payload v4).
+    let starts = jiff::Timestamp::now().to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/alerts", am.url))
+        .json(&serde_json::json!([{"labels": {"alertname": "AgonesAllocatorDown", "severity": "critical"}, "annotations": {"summary": "allocator has no endpoints"}, "startsAt": starts}]))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let overall = tokio::time::timeout(Duration::from_secs(60), agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(overall, Verdict::Fail);
+    let h = History::load(&dir).unwrap();
+    let j = h.transitions[0].judged.as_ref().unwrap();
+    assert_eq!(j.slos["g/up"].evidence.verdict, Verdict::Pass);
+    let folded = &j.slos["alertmanager/AgonesAllocatorDown"];
+    assert_eq!(folded.evidence.verdict, Verdict::Fail);
+    assert!(
+        folded
+            .evidence
+            .reason
+            .contains("allocator has no endpoints"),
+        "{}",
+        folded.evidence.reason
+    );
+    // A payload of another version is refused.
+    let r = reqwest::Client::new()
+        .post(format!("{agent_url}/api/v1/alertmanager"))
+        .json(&serde_json::json!({"version": "3", "alerts": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
     let _ = std::fs::remove_dir_all(&dir);
     stop.cancel();
 }

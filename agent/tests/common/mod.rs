@@ -75,13 +75,26 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub async fn start(tag: &str) -> Alertmanager {
+        Alertmanager::start_with(tag, "receivers:\n  - name: upsoak\n").await
+    }
+
+    /// Alertmanager whose receiver posts every alert to `url` (webhook, payload version 4).
+    pub async fn start_with_webhook(tag: &str, url: &str) -> Alertmanager {
+        Alertmanager::start_with(
+            tag,
+            &format!("receivers:\n  - name: upsoak\n    webhook_configs:\n      - url: '{url}'\n        send_resolved: true\n"),
+        )
+        .await
+    }
+
+    async fn start_with(tag: &str, receivers: &str) -> Alertmanager {
         let dir = std::env::temp_dir().join(format!("upsoak-am-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("alertmanager.yml");
         std::fs::write(
             &config,
-            "route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  routes:\n    - matchers: [ 'alertname=\"UpsoakSloViolation\"' ]\n      receiver: upsoak\nreceivers:\n  - name: upsoak\n",
+            format!("route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  routes:\n    - matchers: [ 'alertname=\"UpsoakSloViolation\"' ]\n      receiver: upsoak\n{receivers}"),
         )
         .unwrap();
         let port = free_port();
