@@ -185,6 +185,24 @@ pub struct RunOptions {
     pub grafana_token_file: Option<PathBuf>,
 }
 
+/// A flag set on every SIGHUP.
+fn reload_on_sighup() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(unix)]
+    {
+        let f = flag.clone();
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    f.store(true, std::sync::atomic::Ordering::Release);
+                }
+            });
+        }
+    }
+    flag
+}
+
 /// `run`: serves /metrics and judges transitions until stopped; the overall verdict is the
 /// exit code.
 pub async fn run(
@@ -268,6 +286,7 @@ pub async fn run(
         max_judged: o.max_transitions,
         grafana,
         inbox,
+        reload: Some((o.specs.clone(), reload_on_sighup())),
     };
     let verdict = run::run(cfg, metrics, shutdown.clone())
         .await

@@ -343,3 +343,42 @@ fn apply_for(s: &CheckedSlo, ev: &mut Evidence, values: &[f64], step: f64) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_survives_a_restart_unchanged() {
+        let dir = std::env::temp_dir().join(format!("upsoak-history-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut h = History::default();
+        assert_eq!(
+            h.overall(),
+            Verdict::Inconclusive,
+            "nothing judged is never pass"
+        );
+        h.last_generation = Some(2);
+        h.transitions.push(Transition {
+            generation: 2,
+            at: 100,
+            from: BTreeMap::from([("version".into(), "1.58.0".into())]),
+            to: BTreeMap::from([("version".into(), "1.59.0".into())]),
+            judged: Some(Judged {
+                window_start: 130,
+                window_end: 430,
+                verdict: Verdict::Pass,
+                slos: BTreeMap::new(),
+            }),
+        });
+        h.save(&dir).unwrap();
+        let again = History::load(&dir).unwrap();
+        assert_eq!(again, h);
+        assert_eq!(crate::report::text(&again), crate::report::text(&h));
+        assert_eq!(again.overall(), Verdict::Pass);
+        // A torn file is an error, never an empty history.
+        std::fs::write(History::path(&dir), b"{\"transitions\": [").unwrap();
+        assert!(History::load(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

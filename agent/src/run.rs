@@ -34,6 +34,34 @@ pub struct RunConfig {
     pub grafana: Option<crate::grafana::Grafana>,
     /// Alerts posted by Alertmanager's webhook, folded into verdicts.
     pub inbox: crate::webhook::Inbox,
+    /// Where the specs came from, and a flag set (by SIGHUP) to reload them.
+    pub reload: Option<(PathBuf, Arc<std::sync::atomic::AtomicBool>)>,
+}
+
+/// Reloads the specs from `path`: a valid file replaces them, an invalid one keeps the old
+/// specs (as Prometheus keeps its old rules) and says why.
+pub fn reload_specs(specs: &mut Specs, path: &std::path::Path, m: &AgentMetrics) -> bool {
+    match Specs::load(path) {
+        Ok(new) => {
+            tracing::info!(slos = new.slos.len(), hash = %new.hash, "specs reloaded");
+            *specs = new;
+            m.reloads
+                .get_or_create(&sinks::ResultLabel {
+                    result: "success".into(),
+                })
+                .inc();
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "invalid specs on reload; keeping the previous ones");
+            m.reloads
+                .get_or_create(&sinks::ResultLabel {
+                    result: "failure".into(),
+                })
+                .inc();
+            false
+        }
+    }
 }
 
 /// Why `run` stopped early.
@@ -93,7 +121,7 @@ fn metrics(r: &Registry, h: &HeaderMap) -> Response {
 
 /// Runs until `shutdown` or `max_judged`; returns the overall verdict of the history.
 pub async fn run(
-    cfg: RunConfig,
+    mut cfg: RunConfig,
     metrics: AgentMetrics,
     shutdown: CancellationToken,
 ) -> Result<Verdict, RunError> {
@@ -133,6 +161,12 @@ pub async fn run(
                 .inc_by((elapsed.as_secs_f64() / cfg.interval.as_secs_f64()) as u64 - 1);
         }
         metrics.evaluations.inc();
+        if let Some((path, flag)) = &cfg.reload
+            && flag.swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            let path = path.clone();
+            reload_specs(&mut cfg.specs, &path, &metrics);
+        }
         let now = unix_now();
         let before = history.transitions.len();
         if let Err(e) = eval::detect(&q, &mut history, now).await {
@@ -232,4 +266,33 @@ pub async fn run(
     }
     history.save(&cfg.state_dir)?;
     Ok(history.overall())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_reload_keeps_the_old_specs() {
+        let dir = std::env::temp_dir().join(format!("upsoak-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("slos.yaml");
+        let good = "groups: [ { name: g, interval: 15s, slos: [ { name: a, expr: up, objective: \">= 1\" } ] } ]";
+        std::fs::write(&p, good).unwrap();
+        let mut specs = Specs::load(&p).unwrap();
+        let m = AgentMetrics::default();
+        std::fs::write(&p, "groups: [ { name: g, interval: 15s, slos: [ { name: a, expr: \"up(\", objective: \">= 1\" } ] } ]").unwrap();
+        assert!(!reload_specs(&mut specs, &p, &m));
+        assert_eq!(specs.slos[0].spec.expr, "up");
+        std::fs::write(&p, good.replace("expr: up", "expr: min(up)")).unwrap();
+        assert!(reload_specs(&mut specs, &p, &m));
+        assert_eq!(specs.slos[0].spec.expr, "min(up)");
+        let count = |r: &str| {
+            m.reloads
+                .get(&sinks::ResultLabel { result: r.into() })
+                .map(|c| c.get())
+        };
+        assert_eq!((count("failure"), count("success")), (Some(1), Some(1)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -31,6 +31,11 @@ pub struct GroupLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JudgedLabel {
     pub verdict: String,
 }
@@ -51,6 +56,7 @@ pub struct AgentMetrics {
     pub alerts_sent: Counter,
     pub alerts_dropped: Counter,
     pub alerts_queued: Gauge,
+    pub reloads: Family<ResultLabel, Counter>,
 }
 
 impl AgentMetrics {

@@ -84,6 +84,7 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
             "secret-token",
         )),
         inbox: Default::default(),
+        reload: None,
     };
     let metrics = AgentMetrics::default();
     let agent = tokio::spawn(run::run(cfg, metrics.clone(), stop.clone()));
@@ -214,6 +215,7 @@ async fn prometheus_stopped_means_inconclusive_never_pass() {
         max_judged: Some(1),
         grafana: None,
         inbox: Default::default(),
+        reload: None,
     };
     let agent = tokio::spawn(run::run(cfg, AgentMetrics::default(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -279,6 +281,7 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
         max_judged: Some(1),
         grafana: None,
         inbox,
+        reload: None,
     };
     let agent = tokio::spawn(run::run(cfg, AgentMetrics::default(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;

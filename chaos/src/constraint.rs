@@ -81,6 +81,21 @@ impl Expr {
         }
     }
 
+    /// Every integer a constraint compares tunable `name` with. Values strictly between two of
+    /// them (or beyond the last) all evaluate alike, which is what lets a space count its
+    /// valid states without trying every integer.
+    pub fn int_constants(&self, name: &str, out: &mut Vec<i64>) {
+        match self {
+            Expr::TunableInt(t, _, c) if t == name => out.push(*c),
+            Expr::Gate(_) | Expr::Version(..) | Expr::TunableInt(..) | Expr::TunableStr(..) => {}
+            Expr::Not(e) => e.int_constants(name, out),
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Implies(a, b) => {
+                a.int_constants(name, out);
+                b.int_constants(name, out);
+            }
+        }
+    }
+
     /// Every gate and tunable the constraint names.
     pub fn names(&self, gates: &mut Vec<String>, tunables: &mut Vec<(String, bool)>) {
         match self {
@@ -321,6 +336,15 @@ pub fn parse(s: &str) -> Result<Expr, ParseError> {
     p.constraint()
 }
 
+/// The 1-based column of the first token of `s` that is exactly `word` (`gate:Foo`), so that
+/// errors found after parsing (an unknown name) still point into the text.
+pub fn column_of(s: &str, word: &str) -> Option<usize> {
+    lex(s).ok()?.into_iter().find_map(|(col, t)| match t {
+        Tok::Word(w) if w == word => Some(col),
+        _ => None,
+    })
+}
+
 /// `1.59`, `1.59.0` as (major, minor, patch).
 pub fn parse_version_loose(v: &str) -> Option<(u32, u32, u32)> {
     let parts: Vec<&str> = v.split('.').collect();
@@ -408,11 +432,26 @@ mod tests {
             ("gate:A gate:B", 8, "unexpected text"),
             ("tunable:x =< 3", 11, "not an operator"),
             ("flag:A", 1, "is not gate:NAME"),
+            ("gate:", 1, "needs a gate name"),
+            ("version >=", 11, "expected a value"),
+            ("tunable:x 3", 11, "expected an operator"),
+            ("gate:A AND )", 12, "unexpected `)`"),
+            ("== 3", 1, "unexpected operator"),
         ];
         for (text, col, msg) in cases {
             let e = parse(text).unwrap_err();
             assert_eq!(e.col, col, "{text}: {e}");
             assert!(e.msg.contains(msg), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn names_are_located_and_constants_collected() {
+        let text = "IF tunable:w > 500 AND (gate:A OR tunable:w == 7) THEN NOT gate:Foo";
+        assert_eq!(column_of(text, "gate:Foo"), Some(60));
+        assert_eq!(column_of(text, "gate:Nope"), None);
+        let mut c = Vec::new();
+        parse(text).unwrap().int_constants("w", &mut c);
+        assert_eq!(c, vec![500, 7]);
     }
 }

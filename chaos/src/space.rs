@@ -2,7 +2,7 @@
 //! policy, tunables and constraints. Loading reports every problem with its path; a state or
 //! transition is valid only if every rule holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -18,15 +18,18 @@ pub enum Stage {
     Stable,
 }
 
+/// The top-level keys of a space file; each section is read on its own so that one bad entry
+/// does not hide the problems of the others.
+const SECTIONS: [&str; 4] = ["versions", "hops", "tunables", "constraints"];
+
+/// A tunable as written: `{min, max}` or `{values}`. Read as one struct rather than an untagged
+/// enum, whose only error is "did not match any variant".
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSpace {
-    versions: Vec<RawVersion>,
-    hops: Hops,
-    #[serde(default)]
-    tunables: BTreeMap<String, Tunable>,
-    #[serde(default)]
-    constraints: Vec<String>,
+struct RawTunable {
+    min: Option<i64>,
+    max: Option<i64>,
+    values: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -86,6 +89,8 @@ pub enum Value {
 /// One release of the space.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Version {
+    /// Its position in the file's `versions`, for messages.
+    pub index: usize,
     pub name: String,
     pub number: (u32, u32, u32),
     pub kubernetes: Option<KubeRange>,
@@ -112,6 +117,59 @@ pub struct State {
     /// Every gate of that version with its value.
     pub gates: BTreeMap<String, bool>,
     pub tunables: BTreeMap<String, Value>,
+}
+
+/// What enumerating every valid state of a space found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Census {
+    /// How many valid states there are (saturating).
+    pub states: u128,
+    /// Per version: whether it has a valid state at all.
+    pub inhabited: Vec<bool>,
+    /// Every (version, gate, value) of a gate the version lets vary that some valid state has.
+    pub gate_version: BTreeSet<(usize, String, bool)>,
+    /// Every (gate, value, gate, value) of two varying gates, in name order, that some valid
+    /// state of some version has.
+    pub gate_pairs: BTreeSet<(String, bool, String, bool)>,
+}
+
+/// Classes of a tunable's values that every constraint treats alike: a representative and how
+/// many values it stands for.
+fn tunable_classes(name: &str, spec: &Tunable, constraints: &[(String, Expr)]) -> Vec<(Value, u128)> {
+    let mut consts = Vec::new();
+    let mut named = false;
+    for (_, e) in constraints {
+        let (mut g, mut t) = (Vec::new(), Vec::new());
+        e.names(&mut g, &mut t);
+        named |= t.iter().any(|(n, _)| n == name);
+        e.int_constants(name, &mut consts);
+    }
+    match spec {
+        Tunable::Enum { values } if named => values.iter().map(|v| (Value::Str(v.clone()), 1)).collect(),
+        Tunable::Enum { values } => match values.first() {
+            Some(v) => vec![(Value::Str(v.clone()), values.len() as u128)],
+            None => Vec::new(),
+        },
+        Tunable::Int { min, max } => {
+            consts.retain(|c| (min..=max).contains(&c));
+            consts.sort_unstable();
+            consts.dedup();
+            let mut out = Vec::new();
+            let mut lo = *min;
+            // Each constant is its own class; the runs between constants are one class each.
+            for c in consts {
+                if c > lo {
+                    out.push((Value::Int(lo), (c - lo) as u128));
+                }
+                out.push((Value::Int(c), 1));
+                lo = c.saturating_add(1);
+            }
+            if lo <= *max && (out.is_empty() || lo > *min || *max > *min) {
+                out.push((Value::Int(lo), (*max - lo) as u128 + 1));
+            }
+            out
+        }
+    }
 }
 
 /// Every problem found in a space file.
@@ -157,6 +215,103 @@ fn fnv1a(text: &str) -> String {
     format!("{h:016x}")
 }
 
+/// The sections of a space file as far as they could be read; `p` gets every problem.
+struct RawSections {
+    versions: Vec<(usize, RawVersion)>,
+    versions_given: bool,
+    hops: Option<Hops>,
+    tunables: BTreeMap<String, RawTunable>,
+    /// With their index in the file, which a broken entry before them must not shift.
+    constraints: Vec<(usize, String)>,
+}
+
+/// Reads `value` as a `T`, or records why not under `path`.
+fn entry<T: serde::de::DeserializeOwned>(
+    value: serde_yaml::Value,
+    path: &str,
+    p: &mut Vec<String>,
+) -> Option<T> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| {
+            let inner = e.path().to_string();
+            let at = match inner.as_str() {
+                "." => path.to_owned(),
+                i if i.starts_with('[') => format!("{path}{i}"),
+                i => format!("{path}.{i}"),
+            };
+            p.push(format!("{at}: {}", e.inner()));
+        })
+        .ok()
+}
+
+fn read_sections(value: serde_yaml::Value, p: &mut Vec<String>) -> RawSections {
+    let mut raw = RawSections {
+        versions: Vec::new(),
+        versions_given: false,
+        hops: None,
+        tunables: BTreeMap::new(),
+        constraints: Vec::new(),
+    };
+    let serde_yaml::Value::Mapping(top) = value else {
+        p.push(format!(
+            ".: expected a mapping with keys {}",
+            SECTIONS.join(", ")
+        ));
+        return raw;
+    };
+    for (k, v) in top {
+        let key = match k {
+            serde_yaml::Value::String(k) => k,
+            other => {
+                p.push(format!(".: a key must be text, got {other:?}"));
+                continue;
+            }
+        };
+        match key.as_str() {
+            "versions" => {
+                raw.versions_given = true;
+                if let Some(seq) = entry::<Vec<serde_yaml::Value>>(v, "versions", p) {
+                    for (i, item) in seq.into_iter().enumerate() {
+                        if let Some(rv) = entry(item, &format!("versions[{i}]"), p) {
+                            raw.versions.push((i, rv));
+                        }
+                    }
+                }
+            }
+            "hops" => raw.hops = entry(v, "hops", p),
+            "tunables" => {
+                if let Some(map) = entry::<BTreeMap<String, serde_yaml::Value>>(v, "tunables", p) {
+                    for (t, spec) in map {
+                        if let Some(rt) = entry(spec, &format!("tunables.{t}"), p) {
+                            raw.tunables.insert(t, rt);
+                        }
+                    }
+                }
+            }
+            "constraints" => {
+                if let Some(seq) = entry::<Vec<serde_yaml::Value>>(v, "constraints", p) {
+                    for (i, c) in seq.into_iter().enumerate() {
+                        if let Some(c) = entry(c, &format!("constraints[{i}]"), p) {
+                            raw.constraints.push((i, c));
+                        }
+                    }
+                }
+            }
+            other => p.push(format!(
+                "{other}: unknown field `{other}`, expected one of {}",
+                SECTIONS.join(", ")
+            )),
+        }
+    }
+    if !raw.versions_given {
+        p.push("versions: missing (a list of versions, oldest first)".to_owned());
+    }
+    if raw.hops.is_none() && !p.iter().any(|x| x.starts_with("hops")) {
+        p.push("hops: missing (`{max_up, max_down, allow_downgrade}`)".to_owned());
+    }
+    raw
+}
+
 impl Space {
     /// Reads and validates a space file.
     pub fn load(path: &Path) -> Result<Space, SpaceErrors> {
@@ -181,11 +336,10 @@ impl Space {
                 .unwrap_or_default();
             fail(vec![format!("{at}{e}")])
         })?;
-        let raw: RawSpace = serde_path_to_error::deserialize(value)
-            .map_err(|e| fail(vec![format!("{}: {}", e.path(), e.inner())]))?;
         let mut p = Vec::new();
+        let raw = read_sections(value, &mut p);
         let mut versions = Vec::new();
-        for (i, v) in raw.versions.iter().enumerate() {
+        for (i, v) in &raw.versions {
             let number = constraint::parse_version_loose(&v.version)
                 .filter(|_| v.version.split('.').count() == 3);
             if number.is_none() {
@@ -221,19 +375,21 @@ impl Space {
                 }
             }
             versions.push(Version {
+                index: *i,
                 name: v.version.clone(),
                 number: number.unwrap_or_default(),
                 kubernetes: v.kubernetes.clone(),
                 gates,
             });
         }
-        if versions.is_empty() {
+        if versions.is_empty() && raw.versions_given {
             p.push("versions: at least one version is required".to_owned());
         }
         for w in 1..versions.len() {
             if versions[w].number <= versions[w - 1].number {
                 p.push(format!(
-                    "versions[{w}].version: `{}` must be newer than `{}` (list versions oldest first, once each)",
+                    "versions[{}].version: `{}` must be newer than `{}` (list versions oldest first, once each)",
+                    versions[w].index,
                     versions[w].name,
                     versions[w - 1].name
                 ));
@@ -249,47 +405,88 @@ impl Space {
                         .is_some_and(|s| *s != Stage::Stable)
                 {
                     p.push(format!(
-                        "versions[{w}].gates.{g}: Stable in {} but not in {}",
+                        "versions[{}].gates.{g}: Stable in {} but not in {}",
+                        versions[w].index,
                         versions[w - 1].name,
                         versions[w].name
                     ));
                 }
             }
         }
-        if raw.hops.max_up == 0 && raw.hops.max_down == 0 {
+        if let Some(h) = raw.hops
+            && h.max_up == 0
+            && h.max_down == 0
+        {
             p.push("hops: max_up and max_down are both 0: the version can never change".to_owned());
         }
+        let mut tunables = BTreeMap::new();
         for (t, spec) in &raw.tunables {
+            let at = format!("tunables.{t}");
             match spec {
-                Tunable::Int { min, max } if min > max => {
-                    p.push(format!("tunables.{t}: min {min} is above max {max}"))
+                RawTunable {
+                    min: Some(min),
+                    max: Some(max),
+                    values: None,
+                } => {
+                    if min > max {
+                        p.push(format!("{at}: min {min} is above max {max}"));
+                    }
+                    tunables.insert(t.clone(), Tunable::Int { min: *min, max: *max });
                 }
-                Tunable::Enum { values } if values.is_empty() => p.push(format!(
-                    "tunables.{t}.values: at least one value is required"
+                RawTunable {
+                    min: None,
+                    max: None,
+                    values: Some(values),
+                } => {
+                    if values.is_empty() {
+                        p.push(format!("{at}.values: at least one value is required"));
+                    }
+                    for (k, v) in values.iter().enumerate() {
+                        // A value that reads as a number would be compared as one in a constraint.
+                        if v.is_empty() || v.parse::<i64>().is_ok() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                            p.push(format!("{at}.values[{k}]: `{v}` is not a word (letters, digits, `-`, `_`, `.`, not a number)"));
+                        }
+                        if values[..k].contains(v) {
+                            p.push(format!("{at}.values[{k}]: `{v}` is listed twice"));
+                        }
+                    }
+                    tunables.insert(t.clone(), Tunable::Enum { values: values.clone() });
+                }
+                _ => p.push(format!(
+                    "{at}: give either `{{min, max}}` (an integer range) or `{{values: [...]}}` (an enum)"
                 )),
-                _ => {}
             }
         }
         let mut constraints = Vec::new();
-        for (i, c) in raw.constraints.iter().enumerate() {
+        for (i, c) in &raw.constraints {
             match constraint::parse(c) {
                 Err(e) => p.push(format!("constraints[{i}]: {e}")),
                 Ok(expr) => {
-                    let (mut gates, mut tunables) = (Vec::new(), Vec::new());
-                    expr.names(&mut gates, &mut tunables);
+                    let (mut gates, mut names) = (Vec::new(), Vec::new());
+                    expr.names(&mut gates, &mut names);
+                    let at = |word: String| {
+                        constraint::column_of(c, &word)
+                            .map(|col| format!("constraints[{i}]: col {col}: "))
+                            .unwrap_or_else(|| format!("constraints[{i}]: "))
+                    };
                     for g in gates {
                         if !versions.iter().any(|v| v.gates.contains_key(&g)) {
-                            p.push(format!("constraints[{i}]: unknown gate `{g}`"));
+                            p.push(format!("{}unknown gate `{g}`", at(format!("gate:{g}"))));
                         }
                     }
-                    for (t, numeric) in tunables {
-                        match raw.tunables.get(&t) {
-                            None => p.push(format!("constraints[{i}]: unknown tunable `{t}`")),
+                    for (t, numeric) in names {
+                        let here = at(format!("tunable:{t}"));
+                        match tunables.get(&t) {
+                            // An unknown tunable is only an error when the tunables parsed;
+                            // a broken `tunables` entry is already reported.
+                            None if !raw.tunables.contains_key(&t) => {
+                                p.push(format!("{here}unknown tunable `{t}`"))
+                            }
                             Some(Tunable::Int { .. }) if !numeric => p.push(format!(
-                                "constraints[{i}]: tunable `{t}` is an integer, compared with a word"
+                                "{here}tunable `{t}` is an integer, compared with a word"
                             )),
                             Some(Tunable::Enum { .. }) if numeric => p.push(format!(
-                                "constraints[{i}]: tunable `{t}` is an enum, compared with a number"
+                                "{here}tunable `{t}` is an enum, compared with a number"
                             )),
                             _ => {}
                         }
@@ -298,13 +495,16 @@ impl Space {
                 }
             }
         }
+        let Some(hops) = raw.hops else {
+            return Err(fail(p));
+        };
         if !p.is_empty() {
             return Err(fail(p));
         }
         let space = Space {
             versions,
-            hops: raw.hops,
-            tunables: raw.tunables,
+            hops,
+            tunables,
             constraints,
             hash: fnv1a(text),
         };
@@ -400,6 +600,112 @@ impl Space {
             .iter()
             .find(|(_, e)| !e.eval(&facts))
             .map(|(text, _)| format!("breaks constraint `{text}`"))
+    }
+
+    /// Whether every constraint holds in `s`, which must otherwise be well formed (the version's
+    /// gates, Stable ones on, tunables in range): the fast check for states built that way.
+    pub fn holds_constraints(&self, s: &State) -> bool {
+        let facts = StateFacts {
+            space: self,
+            state: s,
+        };
+        self.constraints.iter().all(|(_, e)| e.eval(&facts))
+    }
+
+    /// The most candidate states a census tries before giving up (about a second of work).
+    pub const CENSUS_LIMIT: u128 = 1 << 22;
+
+    /// Enumerates every valid state, exactly: all combinations of the gates each version lets
+    /// vary, times the classes of tunable values the constraints can tell apart. `None` when
+    /// that is more than [`Space::CENSUS_LIMIT`] states.
+    pub fn census(&self) -> Option<Census> {
+        let classes: Vec<(String, Vec<(Value, u128)>)> = self
+            .tunables
+            .iter()
+            .map(|(t, spec)| (t.clone(), tunable_classes(t, spec, &self.constraints)))
+            .collect();
+        let combos = classes
+            .iter()
+            .try_fold(1u128, |n, (_, c)| n.checked_mul(c.len() as u128))?;
+        let mut tries = 0u128;
+        for v in &self.versions {
+            let free = v.gates.values().filter(|s| **s != Stage::Stable).count();
+            let masks = 1u128.checked_shl(u32::try_from(free).ok()?)?;
+            tries = tries.checked_add(masks.checked_mul(combos)?)?;
+        }
+        if tries > Self::CENSUS_LIMIT {
+            return None;
+        }
+        let mut census = Census {
+            states: 0,
+            inhabited: vec![false; self.versions.len()],
+            gate_version: BTreeSet::new(),
+            gate_pairs: BTreeSet::new(),
+        };
+        for (vi, v) in self.versions.iter().enumerate() {
+            let free: Vec<&String> = v
+                .gates
+                .iter()
+                .filter(|(_, s)| **s != Stage::Stable)
+                .map(|(g, _)| g)
+                .collect();
+            let n = free.len();
+            // Seen values of gate i, and of gate pairs (i, j) as 2·a + b, by index: cheaper
+            // than building named tuples for each of thousands of states.
+            let mut seen_gv = vec![[false; 2]; n];
+            let mut seen_gp = vec![[false; 4]; n * n];
+            let mut s = self.defaults(vi);
+            for combo in 0..combos {
+                let mut rest = combo;
+                let mut weight = 1u128;
+                for (t, cls) in &classes {
+                    let k = cls.len() as u128;
+                    let (value, w) = &cls[(rest % k) as usize];
+                    rest /= k;
+                    weight = weight.saturating_mul(*w);
+                    s.tunables.insert(t.clone(), value.clone());
+                }
+                for mask in 0u64..(1u64 << n) {
+                    for (i, g) in free.iter().enumerate() {
+                        if let Some(on) = s.gates.get_mut(*g) {
+                            *on = mask >> i & 1 == 1;
+                        }
+                    }
+                    if !self.holds_constraints(&s) {
+                        continue;
+                    }
+                    census.states = census.states.saturating_add(weight);
+                    census.inhabited[vi] = true;
+                    let bit = |i: usize| (mask >> i & 1) as usize;
+                    for i in 0..n {
+                        seen_gv[i][bit(i)] = true;
+                        for j in i + 1..n {
+                            seen_gp[i * n + j][2 * bit(i) + bit(j)] = true;
+                        }
+                    }
+                }
+            }
+            for i in 0..n {
+                for (b, seen) in seen_gv[i].iter().enumerate() {
+                    if *seen {
+                        census.gate_version.insert((vi, free[i].clone(), b == 1));
+                    }
+                }
+                for j in i + 1..n {
+                    for (ab, seen) in seen_gp[i * n + j].iter().enumerate() {
+                        if *seen {
+                            census.gate_pairs.insert((
+                                free[i].clone(),
+                                ab >= 2,
+                                free[j].clone(),
+                                ab % 2 == 1,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Some(census)
     }
 
     pub fn is_valid(&self, s: &State) -> bool {

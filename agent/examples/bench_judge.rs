@@ -1,0 +1,106 @@
+//! Judging cost at scale, for BENCHMARKS.md: N SLOs judged over one window against a real
+//! Prometheus (scraping itself), repeated; prints latency per judgement, queries, CPU, RSS.
+//! `cargo run --release -p upsoak-agent --example bench_judge -- http://127.0.0.1:9090 200 10`
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use upsoak_agent::baseline;
+use upsoak_agent::eval::{self, History, Transition, Windows};
+use upsoak_agent::prom::PromQuerier;
+use upsoak_agent::spec::Specs;
+use upsoak_common::process::ProcessStats;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let a: Vec<String> = std::env::args().collect();
+    let (Some(url), Some(n), Some(rounds)) = (
+        a.get(1),
+        a.get(2).and_then(|s| s.parse::<usize>().ok()),
+        a.get(3).and_then(|s| s.parse::<usize>().ok()),
+    ) else {
+        eprintln!("usage: bench_judge PROMETHEUS_URL SLOS ROUNDS");
+        return ExitCode::from(2);
+    };
+    let mut yaml = String::from("groups:\n  - name: bench\n    interval: 15s\n    slos:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "      - {{ name: s{i}, expr: \"sum(rate(prometheus_http_requests_total[1m])) * {}\", baseline: \"<= +50%\", min_samples: 3 }}\n",
+            1 + i % 7
+        ));
+    }
+    let specs = match Specs::parse(&yaml, "bench") {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let q = match PromQuerier::new(url) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let base = match baseline::record(&q, &specs, now - 300, now - 150, 15.0).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("baseline: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let w = Windows {
+        settle: Duration::from_secs(0),
+        judge: Duration::from_secs(120),
+        step: Duration::from_secs(15),
+        alpha: 0.05,
+    };
+    let cpu0 = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0);
+    let mut lat = Vec::new();
+    for _ in 0..rounds {
+        let mut h = History::default();
+        h.transitions.push(Transition {
+            generation: 2,
+            at: now - 130,
+            from: Default::default(),
+            to: Default::default(),
+            judged: None,
+        });
+        let start = Instant::now();
+        eval::judge_due(
+            &q,
+            &Default::default(),
+            &specs,
+            Some(&base),
+            &w,
+            &mut h,
+            now,
+        )
+        .await;
+        lat.push(start.elapsed().as_secs_f64());
+    }
+    let cpu = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0) - cpu0;
+    lat.sort_by(f64::total_cmp);
+    let rss = ProcessStats::read()
+        .map(|s| s.resident_bytes)
+        .unwrap_or(0.0)
+        / 1e6;
+    println!("{n} SLOs, {rounds} judgements, {} queries each", 2 * n);
+    println!(
+        "judgement latency: median {:.0} ms, max {:.0} ms",
+        lat[lat.len() / 2] * 1e3,
+        lat[lat.len() - 1] * 1e3
+    );
+    println!(
+        "agent CPU per judgement: {:.3} s; as a share of a core at one judgement per 15 s tick: {:.1} %",
+        cpu / rounds as f64,
+        cpu / rounds as f64 / 15.0 * 100.0
+    );
+    println!("agent RSS: {rss:.1} MB");
+    ExitCode::SUCCESS
+}
