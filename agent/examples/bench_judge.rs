@@ -1,5 +1,5 @@
-//! Judging cost at scale, for BENCHMARKS.md: N SLOs judged over one window against a real
-//! Prometheus (scraping itself), repeated; prints latency per judgement, queries, CPU, RSS.
+//! Judging cost at scale, for BENCHMARKS.md: N SLOs judged over one 30 s window (2 s step)
+//! against a real Prometheus scraping itself every second (needs 70 s of data), repeated; prints latency per judgement, queries, CPU, RSS.
 //! `cargo run --release -p upsoak-agent --example bench_judge -- http://127.0.0.1:9090 200 10`
 
 use std::process::ExitCode;
@@ -47,7 +47,7 @@ async fn main() -> ExitCode {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
-    let base = match baseline::record(&q, &specs, now - 300, now - 150, 15.0).await {
+    let base = match baseline::record(&q, &specs, now - 70, now - 40, 2.0).await {
         Ok(b) => b,
         Err(e) => {
             eprintln!("baseline: {e}");
@@ -56,8 +56,8 @@ async fn main() -> ExitCode {
     };
     let w = Windows {
         settle: Duration::from_secs(0),
-        judge: Duration::from_secs(120),
-        step: Duration::from_secs(15),
+        judge: Duration::from_secs(30),
+        step: Duration::from_secs(2),
         alpha: 0.05,
     };
     let cpu0 = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0);
@@ -66,7 +66,7 @@ async fn main() -> ExitCode {
         let mut h = History::default();
         h.transitions.push(Transition {
             generation: 2,
-            at: now - 130,
+            at: now - 32,
             from: Default::default(),
             to: Default::default(),
             judged: None,

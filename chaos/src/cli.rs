@@ -1,6 +1,9 @@
-//! The `upsoak-chaos` subcommands: `validate`, `plan` and `run`.
+//! The `upsoak-chaos` command line: its arguments (the doc comments are the help), the
+//! subcommands `validate`, `plan` and `run`, and the exit codes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
 
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
@@ -11,6 +14,97 @@ use crate::runner::{self, RunOptions, Schedule, WandererMetrics};
 use crate::sidecar::{self, ApplierConfig, Readiness, SidecarConfig};
 use crate::space::{Space, Stage, State};
 use crate::walk::{Strategy, Walk};
+
+/// The upsoak sidecar: the Wanderer (a seeded walk over valid Agones configurations) and the
+/// Producer (open-model load: Fleet scaling, allocations, game sessions).
+///
+/// Exit codes: 0 success, 1 runtime failure, 2 bad input (file, flag or configuration).
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Checks a configuration space file: every problem with its path (exit 2), or a summary
+    /// (versions, gates, tunables, constraints, valid states, reachable pairs; exit 0).
+    ///
+    /// A space file has `versions` (oldest first: `version`, `kubernetes: {min, max}`,
+    /// `gates: {Name: Alpha|Beta|Stable}`), `hops: {max_up, max_down, allow_downgrade}`,
+    /// `tunables` (`name: {min, max}` or `name: {values: [...]}`) and `constraints`.
+    ///
+    /// A constraint is `IF expr THEN expr` or `expr`. In `expr`, NOT binds tighter than AND,
+    /// AND tighter than OR, `( … )` groups; the atoms are `gate:NAME` (the gate is on),
+    /// `version OP 1.59` and `tunable:NAME OP VALUE`, with OP one of == != < <= > >= (an enum
+    /// tunable takes == and != only). Example:
+    /// `IF gate:ProcessorAllocator THEN tunable:allocationBatchWaitTime <= 500`.
+    ///
+    /// Exit codes: 0 valid, 2 invalid or unreadable.
+    Validate {
+        /// The configuration space (YAML).
+        file: PathBuf,
+    },
+    /// Prints the walk a seed gives (step, version, what changed) and the pairwise coverage it
+    /// reaches, without applying anything. The same space and seed always give the same walk.
+    ///
+    /// Exit codes: 0 printed, 2 bad space or flag.
+    Plan {
+        /// The configuration space (YAML).
+        #[arg(long, env = "UPSOAK_SPACE")]
+        space: PathBuf,
+        /// The walk's seed.
+        #[arg(long, env = "UPSOAK_SEED")]
+        seed: u64,
+        /// Transitions to plan.
+        #[arg(long, default_value_t = 20)]
+        steps: u64,
+        /// How each next state is chosen.
+        #[arg(long, value_enum, default_value_t = Strategy::Coverage, env = "UPSOAK_STRATEGY")]
+        strategy: Strategy,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Runs the sidecar: /metrics, /healthz, /readyz on `listen`, the Wanderer and the Producer.
+    ///
+    /// Exit codes: 0 stopped by a signal or after `max_steps`, 1 runtime failure, 2 bad
+    /// configuration.
+    Run {
+        /// YAML configuration; `UPSOAK_SECTION__KEY=value` overrides a key.
+        #[arg(long, env = "UPSOAK_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+/// `plan`'s output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line per step, then the coverage.
+    Text,
+    /// One JSON document: seed, strategy, steps (version, gates, tunables, changes), coverage.
+    Json,
+}
+
+impl Args {
+    /// Runs the subcommand; its output, or the error and the exit code it means.
+    pub async fn run(self) -> Result<String, CliError> {
+        match self.command {
+            Command::Validate { file } => validate(&file),
+            Command::Plan {
+                space,
+                seed,
+                steps,
+                strategy,
+                format,
+            } => plan(&space, seed, steps, strategy, format == Format::Json),
+            Command::Run { config } => run(&config, upsoak_common::shutdown::on_signal())
+                .await
+                .map(|()| String::new()),
+        }
+    }
+}
 
 /// Success.
 pub const EXIT_OK: u8 = 0;
@@ -86,6 +180,10 @@ pub fn validate(path: &Path) -> Result<String, CliError> {
     for (c, _) in &space.constraints {
         out.push_str(&format!("  constraint: {c}\n"));
     }
+    match space.census() {
+        Some(c) => out.push_str(&format!("  valid states: {}\n", c.states)),
+        None => out.push_str("  valid states: not counted (more than a census tries)\n"),
+    }
     let walk = Walk::new(space, 0, Strategy::Coverage);
     for (kind, _, total) in walk.coverage().counts() {
         out.push_str(&format!("  reachable {kind}: {total}\n"));
@@ -93,7 +191,8 @@ pub fn validate(path: &Path) -> Result<String, CliError> {
     Ok(out)
 }
 
-fn describe_change(space: &Space, from: &State, to: &State) -> String {
+/// What `from → to` changes: `1.55.0 → 1.57.0`, `+Gate`, `-Gate`, `tunable=value`.
+fn changes(space: &Space, from: &State, to: &State) -> Vec<String> {
     let mut parts = Vec::new();
     if from.version != to.version {
         parts.push(format!(
@@ -119,7 +218,7 @@ fn describe_change(space: &Space, from: &State, to: &State) -> String {
             ));
         }
     }
-    parts.join(" ")
+    parts
 }
 
 /// `plan`: the walk, printed without applying it.
@@ -127,14 +226,9 @@ pub fn plan(
     space_path: &Path,
     seed: u64,
     steps: u64,
-    strategy: &str,
+    strategy: Strategy,
     json: bool,
 ) -> Result<String, CliError> {
-    let strategy = Strategy::parse(strategy).ok_or_else(|| {
-        CliError::bad(format!(
-            "--strategy: `{strategy}` is not random or coverage"
-        ))
-    })?;
     let space = load_space(space_path)?;
     let mut walk = Walk::new(space.clone(), seed, strategy);
     let states = walk.plan(steps);
@@ -145,7 +239,11 @@ pub fn plan(
             .enumerate()
             .map(|(i, s)| {
                 let install = space.install(s);
-                serde_json::json!({"step": i, "version": install.version, "featureGates": install.gate_query(), "tunables": install.tunables})
+                let changed = match i {
+                    0 => Vec::new(),
+                    _ => changes(&space, &states[i - 1], s),
+                };
+                serde_json::json!({"step": i, "version": install.version, "featureGates": install.gate_query(), "tunables": install.tunables, "changes": changed})
             })
             .collect();
         let coverage: serde_json::Map<String, serde_json::Value> = walk
@@ -167,7 +265,7 @@ pub fn plan(
     for (i, s) in states.iter().enumerate() {
         let change = match i {
             0 => "start".to_owned(),
-            _ => describe_change(&space, &states[i - 1], s),
+            _ => changes(&space, &states[i - 1], s).join(" "),
         };
         out.push_str(&format!(
             "{i:>4}  {:<8} {change}\n",

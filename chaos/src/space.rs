@@ -135,7 +135,11 @@ pub struct Census {
 
 /// Classes of a tunable's values that every constraint treats alike: a representative and how
 /// many values it stands for.
-fn tunable_classes(name: &str, spec: &Tunable, constraints: &[(String, Expr)]) -> Vec<(Value, u128)> {
+fn tunable_classes(
+    name: &str,
+    spec: &Tunable,
+    constraints: &[(String, Expr)],
+) -> Vec<(Value, u128)> {
     let mut consts = Vec::new();
     let mut named = false;
     for (_, e) in constraints {
@@ -145,7 +149,9 @@ fn tunable_classes(name: &str, spec: &Tunable, constraints: &[(String, Expr)]) -
         e.int_constants(name, &mut consts);
     }
     match spec {
-        Tunable::Enum { values } if named => values.iter().map(|v| (Value::Str(v.clone()), 1)).collect(),
+        Tunable::Enum { values } if named => {
+            values.iter().map(|v| (Value::Str(v.clone()), 1)).collect()
+        }
         Tunable::Enum { values } => match values.first() {
             Some(v) => vec![(Value::Str(v.clone()), values.len() as u128)],
             None => Vec::new(),
@@ -155,17 +161,18 @@ fn tunable_classes(name: &str, spec: &Tunable, constraints: &[(String, Expr)]) -
             consts.sort_unstable();
             consts.dedup();
             let mut out = Vec::new();
-            let mut lo = *min;
+            // i128: a range may span all of i64.
+            let mut lo = i128::from(*min);
             // Each constant is its own class; the runs between constants are one class each.
-            for c in consts {
+            for c in consts.into_iter().map(i128::from) {
                 if c > lo {
-                    out.push((Value::Int(lo), (c - lo) as u128));
+                    out.push((Value::Int(lo as i64), (c - lo) as u128));
                 }
-                out.push((Value::Int(c), 1));
-                lo = c.saturating_add(1);
+                out.push((Value::Int(c as i64), 1));
+                lo = c + 1;
             }
-            if lo <= *max && (out.is_empty() || lo > *min || *max > *min) {
-                out.push((Value::Int(lo), (*max - lo) as u128 + 1));
+            if lo <= i128::from(*max) {
+                out.push((Value::Int(lo as i64), (i128::from(*max) - lo) as u128 + 1));
             }
             out
         }
@@ -219,6 +226,9 @@ fn fnv1a(text: &str) -> String {
 struct RawSections {
     versions: Vec<(usize, RawVersion)>,
     versions_given: bool,
+    /// Some entry of `versions` could not be read: checks across versions (none left, unknown
+    /// gate) would only echo that problem.
+    versions_broken: bool,
     hops: Option<Hops>,
     tunables: BTreeMap<String, RawTunable>,
     /// With their index in the file, which a broken entry before them must not shift.
@@ -248,6 +258,7 @@ fn read_sections(value: serde_yaml::Value, p: &mut Vec<String>) -> RawSections {
     let mut raw = RawSections {
         versions: Vec::new(),
         versions_given: false,
+        versions_broken: false,
         hops: None,
         tunables: BTreeMap::new(),
         constraints: Vec::new(),
@@ -270,10 +281,13 @@ fn read_sections(value: serde_yaml::Value, p: &mut Vec<String>) -> RawSections {
         match key.as_str() {
             "versions" => {
                 raw.versions_given = true;
-                if let Some(seq) = entry::<Vec<serde_yaml::Value>>(v, "versions", p) {
+                let seq = entry::<Vec<serde_yaml::Value>>(v, "versions", p);
+                raw.versions_broken = seq.is_none();
+                if let Some(seq) = seq {
                     for (i, item) in seq.into_iter().enumerate() {
-                        if let Some(rv) = entry(item, &format!("versions[{i}]"), p) {
-                            raw.versions.push((i, rv));
+                        match entry(item, &format!("versions[{i}]"), p) {
+                            Some(rv) => raw.versions.push((i, rv)),
+                            None => raw.versions_broken = true,
                         }
                     }
                 }
@@ -330,11 +344,18 @@ impl Space {
             problems,
         };
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!("{name}:{}:{}: ", l.line(), l.column()))
-                .unwrap_or_default();
-            fail(vec![format!("{at}{e}")])
+            let msg = e.to_string();
+            // The position goes first, as compilers print it; serde_yaml also says it in words.
+            let located = e.location().map(|l| {
+                let words = format!(" at line {} column {}", l.line(), l.column());
+                format!(
+                    "{name}:{}:{}: {}",
+                    l.line(),
+                    l.column(),
+                    msg.replacen(&words, "", 1)
+                )
+            });
+            fail(vec![located.unwrap_or(msg)])
         })?;
         let mut p = Vec::new();
         let raw = read_sections(value, &mut p);
@@ -382,7 +403,7 @@ impl Space {
                 gates,
             });
         }
-        if versions.is_empty() && raw.versions_given {
+        if versions.is_empty() && raw.versions_given && !raw.versions_broken {
             p.push("versions: at least one version is required".to_owned());
         }
         for w in 1..versions.len() {
@@ -470,7 +491,9 @@ impl Space {
                             .unwrap_or_else(|| format!("constraints[{i}]: "))
                     };
                     for g in gates {
-                        if !versions.iter().any(|v| v.gates.contains_key(&g)) {
+                        if !raw.versions_broken
+                            && !versions.iter().any(|v| v.gates.contains_key(&g))
+                        {
                             p.push(format!("{}unknown gate `{g}`", at(format!("gate:{g}"))));
                         }
                     }
@@ -895,8 +918,8 @@ constraints:
             "versions[2].gates.Good: Stable in 1.1.0 but not in 1.0.5",
             "hops: max_up and max_down are both 0",
             "tunables.wait: min 10 is above max 1",
-            "constraints[0]: unknown gate `Nope`",
-            "constraints[1]: tunable `wait` is an integer, compared with a word",
+            "constraints[0]: col 19: unknown gate `Nope`",
+            "constraints[1]: col 4: tunable `wait` is an integer, compared with a word",
             "constraints[2]: col 18: unexpected end of the constraint",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
@@ -915,5 +938,124 @@ constraints:
         )
         .unwrap_err();
         assert!(e.problems[0].contains("no valid state"), "{e}");
+    }
+
+    #[test]
+    fn structural_errors_are_all_reported_not_just_the_first() {
+        let bad = r#"
+versions:
+  - version: 1.0.0
+    gates: { A: Beta }
+    colour: blue
+  - version: 1.1.0
+    gates: [ A ]
+  - version: 1.2.0
+    kubernetes: { min: "1.30" }
+    gates: { A: Stable }
+hops: { max_up: 1, max_down: 1, allow_downgrade: maybe }
+tunables:
+  wait: { min: 1, max: 5, values: [a] }
+  level: { values: [info, "7", info] }
+  ok: { min: 1, max: 2, step: 1 }
+constraints:
+  - gate:A
+  - [ not, a, string ]
+  - IF tunable:missing == 3 THEN gate:A
+extra: true
+"#;
+        let e = Space::parse(bad, "bad.yaml").unwrap_err();
+        let text = e.to_string();
+        for want in [
+            "versions[0].colour: unknown field `colour`, expected one of `version`, `kubernetes`, `gates`",
+            "versions[1].gates: invalid type: sequence, expected a map",
+            "versions[2].kubernetes: missing field `max`",
+            "hops.allow_downgrade: invalid type: string \"maybe\", expected a boolean",
+            "tunables.wait: give either `{min, max}` (an integer range) or `{values: [...]}` (an enum)",
+            "tunables.level.values[1]: `7` is not a word",
+            "tunables.level.values[2]: `info` is listed twice",
+            "tunables.ok.step: unknown field `step`, expected one of `min`, `max`, `values`",
+            "constraints[1]: invalid type: sequence, expected a string",
+            "constraints[2]: col 4: unknown tunable `missing`",
+            "extra: unknown field `extra`, expected one of versions, hops, tunables, constraints",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert_eq!(e.problems.len(), 11, "{text}");
+
+        let e = Space::parse("constraints: []\n", "empty.yaml").unwrap_err();
+        assert_eq!(
+            e.problems,
+            [
+                "versions: missing (a list of versions, oldest first)",
+                "hops: missing (`{max_up, max_down, allow_downgrade}`)"
+            ]
+        );
+        let e = Space::parse("versions: [\n  - {", "x.yaml").unwrap_err();
+        assert_eq!(
+            e.problems,
+            ["x.yaml:2:3: did not find expected node content, while parsing a flow node"]
+        );
+        let e =
+            Space::parse("versions:\n  - version: 1.0.0\n   gates: {}\n", "y.yaml").unwrap_err();
+        assert!(e.problems[0].starts_with("y.yaml:3:"), "{e}");
+    }
+
+    #[test]
+    fn the_census_counts_exactly() {
+        // Brute force over every integer agrees with the census's classes of values.
+        let text = r#"
+versions:
+  - { version: 1.0.0, gates: { A: Alpha, B: Beta, S: Stable } }
+  - { version: 1.1.0, gates: { A: Alpha, B: Stable, C: Alpha } }
+hops: { max_up: 1, max_down: 1, allow_downgrade: true }
+tunables:
+  wait: { min: 0, max: 40 }
+  level: { values: [info, debug, trace] }
+constraints:
+  - IF gate:A THEN tunable:wait < 10 OR tunable:wait == 30
+  - IF tunable:level == trace THEN NOT gate:B
+  - IF version >= 1.1 THEN NOT (gate:A AND gate:C)
+"#;
+        let s = Space::parse(text, "t").unwrap();
+        let c = s.census().unwrap();
+        let mut brute = 0u128;
+        for v in 0..2 {
+            let free: Vec<String> = s.versions[v]
+                .gates
+                .iter()
+                .filter(|(_, st)| **st != Stage::Stable)
+                .map(|(g, _)| g.clone())
+                .collect();
+            for mask in 0..1u32 << free.len() {
+                for wait in 0..=40 {
+                    for level in ["info", "debug", "trace"] {
+                        let mut st = s.defaults(v);
+                        for (i, g) in free.iter().enumerate() {
+                            st.gates.insert(g.clone(), mask >> i & 1 == 1);
+                        }
+                        st.tunables.insert("wait".into(), Value::Int(wait));
+                        st.tunables.insert("level".into(), Value::Str(level.into()));
+                        brute += u128::from(s.is_valid(&st));
+                    }
+                }
+            }
+        }
+        assert_eq!(c.states, brute);
+        assert_eq!(c.inhabited, [true, true]);
+        // 1.1.0: A and C both on is never valid, each alone is.
+        assert!(!c.gate_pairs.contains(&("A".into(), true, "C".into(), true)));
+        assert!(
+            c.gate_pairs
+                .contains(&("A".into(), true, "C".into(), false))
+        );
+        assert!(c.gate_version.contains(&(1, "C".into(), true)));
+
+        // The shipped space, by hand: free gates 13, 13, 13, 13, 11, 10; PlayerAllocationFilter
+        // needs PlayerTracking (3 of 4), Example off, ProcessorAllocator on only with a wait of
+        // at most 500 (401 of 901 waits), times 2 log levels.
+        let shipped = Space::parse(SHIPPED, "agones.yaml").unwrap();
+        let per = 3 * (901 + 401) * 2;
+        let want = per * (4 * (1 << 9) + (1 << 7) + (1 << 6));
+        assert_eq!(shipped.census().unwrap().states, want);
     }
 }

@@ -33,7 +33,18 @@ fn validate_and_plan_exit_codes_and_determinism() {
         .output()
         .unwrap();
     assert_eq!(ok.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("reachable gate_pairs"));
+    let summary = String::from_utf8_lossy(&ok.stdout);
+    for want in [
+        "1.55.0   gates: 2 Stable, 7 Beta, 6 Alpha; Kubernetes 1.32–1.34",
+        "1.60.0   gates: 5 Stable, 5 Beta, 5 Alpha; Kubernetes 1.34–1.36",
+        "tunable logLevel: {\"values\":[\"info\",\"debug\"]}",
+        "constraint: IF gate:PlayerAllocationFilter THEN gate:PlayerTracking",
+        "valid states: 17498880",
+        "reachable version_pairs: 18",
+        "reachable gate_pairs: 287",
+    ] {
+        assert!(summary.contains(want), "missing {want:?} in:\n{summary}");
+    }
     let dir = tmpdir("validate");
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "versions: [ { version: 1.0.0, gates: { A: Omega } } ]\nhops: { max_up: 1, max_down: 1, allow_downgrade: true }\nconstraints: [ \"IF gate:A THEN gate:B\" ]\n").unwrap();
@@ -48,7 +59,15 @@ fn validate_and_plan_exit_codes_and_determinism() {
         err.contains("versions[0].gates.A: unknown stage `Omega`"),
         "{err}"
     );
-    assert!(err.contains("constraints[0]: unknown gate `B`"), "{err}");
+    assert!(
+        err.contains("constraints[0]: col 16: unknown gate `B`"),
+        "{err}"
+    );
+    let missing = Command::new(BIN)
+        .args(["validate", "/nonexistent/space.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
 
     let plan = |seed: &str| {
         let o = Command::new(BIN)
@@ -64,6 +83,38 @@ fn validate_and_plan_exit_codes_and_determinism() {
     assert_ne!(plan("11"), plan("12"));
     let v: serde_json::Value = serde_json::from_str(&plan("11")).unwrap();
     assert_eq!(v["steps"].as_array().unwrap().len(), 26);
+    assert_eq!(v["steps"][0]["version"], "1.55.0");
+    assert!(!v["steps"][1]["changes"].as_array().unwrap().is_empty());
+    assert!(v["coverage"]["gate_pairs"].as_f64().unwrap() <= 1.0);
+    // The environment stands in for flags, as documented.
+    let by_env = Command::new(BIN)
+        .args(["plan", "--steps", "25", "--format", "json"])
+        .env("UPSOAK_SPACE", space())
+        .env("UPSOAK_SEED", "11")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(by_env.stdout).unwrap(), plan("11"));
+    let text = Command::new(BIN)
+        .args(["plan", "--space"])
+        .arg(space())
+        .args(["--seed", "11", "--steps", "3", "--strategy", "random"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.starts_with("# seed 11, strategy random"), "{text}");
+    assert!(text.contains("   0  1.55.0   start\n"), "{text}");
+    assert!(text.contains("coverage gate_pairs: "), "{text}");
+    let bad_strategy = Command::new(BIN)
+        .args(["plan", "--space"])
+        .arg(space())
+        .args(["--seed", "1", "--strategy", "greedy"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_strategy.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad_strategy.stderr)
+            .contains("[possible values: random, coverage]")
+    );
     let o = Command::new(BIN)
         .args(["plan", "--space"])
         .arg(space())
@@ -71,6 +122,32 @@ fn validate_and_plan_exit_codes_and_determinism() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn help_documents_exit_codes_and_the_constraint_syntax() {
+    let help = |args: &[&str]| {
+        let o = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    assert!(
+        top.contains("Exit codes: 0 success, 1 runtime failure, 2 bad input"),
+        "{top}"
+    );
+    let validate = help(&["validate", "--help"]);
+    for want in [
+        "IF expr THEN expr",
+        "NOT binds tighter than AND",
+        "tunable:NAME OP VALUE",
+        "Exit codes: 0 valid, 2 invalid",
+    ] {
+        assert!(validate.contains(want), "missing {want:?} in:\n{validate}");
+    }
+    assert_eq!(upsoak_chaos::cli::EXIT_OK, 0);
+    assert_eq!(upsoak_chaos::cli::EXIT_BAD_INPUT, 2);
+    assert!(help(&["plan", "--help"]).contains("[env: UPSOAK_SEED=]"));
 }
 
 struct Sidecar {
