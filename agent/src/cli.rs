@@ -183,6 +183,7 @@ pub struct RunOptions {
     pub probes: bool,
     pub grafana: Option<String>,
     pub grafana_token_file: Option<PathBuf>,
+    pub annotations_file: Option<PathBuf>,
 }
 
 /// A flag set on every SIGHUP.
@@ -244,7 +245,10 @@ pub async fn run(
             Some(crate::grafana::Grafana::new(url, token.trim()))
         }
         (Some(_), None) => return Err(bad("--grafana needs --grafana-token-file")),
-        (None, _) => None,
+        (None, _) => o.annotations_file.as_deref().map(|p| {
+            println!("no --grafana: annotations are recorded in {}", p.display());
+            crate::grafana::Grafana::recording(p)
+        }),
     };
     let metrics = AgentMetrics::default();
     let mut registry = prometheus_client::registry::Registry::default();

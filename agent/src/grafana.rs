@@ -7,28 +7,58 @@ use serde_json::json;
 use crate::eval::Transition;
 use crate::spec::Verdict;
 
-/// A Grafana API client.
+/// Where annotations go: Grafana's API, or (without a Grafana) a file recording each request
+/// body as one JSON line, exactly as it would have been posted.
+#[derive(Clone)]
+enum Target {
+    Http {
+        url: String,
+        token: String,
+        http: reqwest::Client,
+    },
+    File(std::path::PathBuf),
+}
+
+/// A Grafana annotations client.
 #[derive(Clone)]
 pub struct Grafana {
-    url: String,
-    token: String,
-    http: reqwest::Client,
+    target: Target,
 }
 
 impl Grafana {
     pub fn new(url: &str, token: &str) -> Grafana {
         Grafana {
-            url: url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-            http: reqwest::Client::new(),
+            target: Target::Http {
+                url: url.trim_end_matches('/').to_owned(),
+                token: token.to_owned(),
+                http: reqwest::Client::new(),
+            },
+        }
+    }
+
+    /// Records the annotations that would be posted in `path` (JSON lines).
+    pub fn recording(path: &std::path::Path) -> Grafana {
+        Grafana {
+            target: Target::File(path.to_owned()),
         }
     }
 
     async fn post(&self, body: serde_json::Value) -> Result<(), String> {
-        let r = self
-            .http
-            .post(format!("{}/api/annotations", self.url))
-            .bearer_auth(&self.token)
+        let (url, token, http) = match &self.target {
+            Target::File(p) => {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                return writeln!(f, "{body}").map_err(|e| format!("{}: {e}", p.display()));
+            }
+            Target::Http { url, token, http } => (url, token, http),
+        };
+        let r = http
+            .post(format!("{url}/api/annotations"))
+            .bearer_auth(token)
             .json(&body)
             .send()
             .await

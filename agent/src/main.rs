@@ -69,6 +69,9 @@ enum Command {
         /// File holding the Grafana API token.
         #[arg(long)]
         grafana_token_file: Option<PathBuf>,
+        /// Without a Grafana: record the annotations that would be posted here (JSON lines).
+        #[arg(long)]
+        annotations_file: Option<PathBuf>,
     },
     /// Prints the verdict history and exits with the overall verdict.
     Report {
@@ -166,6 +169,7 @@ async fn main() -> ExitCode {
             no_probes,
             grafana,
             grafana_token_file,
+            annotations_file,
         } => {
             let opts = cli::RunOptions {
                 prometheus,
@@ -184,6 +188,7 @@ async fn main() -> ExitCode {
                 probes: !no_probes,
                 grafana,
                 grafana_token_file,
+                annotations_file,
             };
             cli::run(opts, upsoak_common::shutdown::on_signal()).await
         }
