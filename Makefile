@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
-DEMO_DURATION ?= 60
+DEMO_DURATION ?= 180
 
 .PHONY: test demo deps fmt clippy unit build release clean rules-check
 
@@ -47,7 +47,7 @@ test: deps fmt clippy rules-check
 release:
 	$(CARGO) build --workspace --locked --release --bins
 
-## demo: the simulator with a Fleet, scaled and allocated from for DEMO_DURATION seconds.
+## demo: the whole loop (simulator, Prometheus, Alertmanager, sidecar, agent) for DEMO_DURATION seconds, ending in the report.
 demo: deps release
 	DEMO_DURATION=$(DEMO_DURATION) ./deploy/local/demo.sh
 

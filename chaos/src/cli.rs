@@ -60,6 +60,10 @@ pub enum Command {
         /// Transitions to plan.
         #[arg(long, default_value_t = 20)]
         steps: u64,
+        /// Start from this version's defaults (Stable and Beta gates on, Alpha off, tunables
+        /// at their first value) instead of the oldest version's.
+        #[arg(long, value_name = "VERSION")]
+        from: Option<String>,
         /// How each next state is chosen.
         #[arg(long, value_enum, default_value_t = Strategy::Coverage, env = "UPSOAK_STRATEGY")]
         strategy: Strategy,
@@ -96,9 +100,17 @@ impl Args {
                 space,
                 seed,
                 steps,
+                from,
                 strategy,
                 format,
-            } => plan(&space, seed, steps, strategy, format == Format::Json),
+            } => plan(
+                &space,
+                seed,
+                steps,
+                from.as_deref(),
+                strategy,
+                format == Format::Json,
+            ),
             Command::Run { config } => run(&config, upsoak_common::shutdown::on_signal())
                 .await
                 .map(|()| String::new()),
@@ -226,12 +238,35 @@ pub fn plan(
     space_path: &Path,
     seed: u64,
     steps: u64,
+    from: Option<&str>,
     strategy: Strategy,
     json: bool,
 ) -> Result<String, CliError> {
     let space = load_space(space_path)?;
+    let start = match from {
+        None => space.start(),
+        Some(name) => {
+            let Some(v) = space.versions.iter().position(|v| v.name == name) else {
+                let names: Vec<&str> = space.versions.iter().map(|v| v.name.as_str()).collect();
+                return Err(CliError::bad(format!(
+                    "--from: `{name}` is not a version of the space ({})",
+                    names.join(", ")
+                )));
+            };
+            let s = space.defaults(v);
+            if let Some(why) = space.why_invalid(&s) {
+                return Err(CliError::bad(format!(
+                    "--from: the defaults of `{name}` are not a valid state: {why}"
+                )));
+            }
+            Some(s)
+        }
+    };
     let mut walk = Walk::new(space.clone(), seed, strategy);
-    let states = walk.plan(steps);
+    let states = match start {
+        Some(s) => walk.plan_from(s, steps),
+        None => Vec::new(),
+    };
     let mut out = String::new();
     if json {
         let rows: Vec<serde_json::Value> = states

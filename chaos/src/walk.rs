@@ -370,9 +370,16 @@ impl Walk {
 
     /// The first `steps` states of the walk from the space's start, recording each.
     pub fn plan(&mut self, steps: u64) -> Vec<State> {
-        let Some(mut cur) = self.space.start() else {
-            return Vec::new();
-        };
+        match self.space.start() {
+            Some(start) => self.plan_from(start, steps),
+            None => Vec::new(),
+        }
+    }
+
+    /// The first `steps` states of the walk from `start`, recording each; just `start` when it
+    /// is not a valid state.
+    pub fn plan_from(&mut self, start: State, steps: u64) -> Vec<State> {
+        let mut cur = start;
         let mut out = vec![cur.clone()];
         for step in 1..=steps {
             let Some(next) = self.choose(step, &cur) else {
@@ -459,6 +466,47 @@ mod tests {
         }
         assert_eq!(versions_seen.len(), space.versions.len());
         println!("100,000 transitions checked in {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_walk_can_start_elsewhere() {
+        let space = shipped();
+        let start = space.defaults(3);
+        let states = Walk::new(space.clone(), 9, Strategy::Random).plan_from(start.clone(), 20);
+        assert_eq!(states[0], start);
+        assert_eq!(states.len(), 21);
+        let mut bad = space.defaults(3);
+        bad.gates.insert("Example".into(), true);
+        assert_eq!(
+            Walk::new(space, 9, Strategy::Random)
+                .plan_from(bad, 5)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_space_too_large_to_enumerate_still_walks_on_estimated_totals() {
+        let gates: Vec<String> = (0..23).map(|i| format!("G{i:02}: Alpha")).collect();
+        let text = format!(
+            "versions:\n  - {{ version: 1.0.0, gates: {{ {} }} }}\n  - {{ version: 1.1.0, gates: {{ {} }} }}\nhops: {{ max_up: 1, max_down: 1, allow_downgrade: false }}\nconstraints: [ \"IF gate:G00 THEN NOT gate:G01\" ]\n",
+            gates.join(", "),
+            gates.join(", ")
+        );
+        let space = Space::parse(&text, "big").unwrap();
+        assert!(space.census().is_none());
+        let mut walk = Walk::new(space.clone(), 3, Strategy::Coverage);
+        // One version hop exists (1.0 → 1.1, no downgrades); every gate value and every pair
+        // but G00 on with G01 on, found by sampling.
+        assert_eq!(
+            walk.coverage().counts().map(|(_, _, t)| t),
+            [1, 2 * 23 * 2, 253 * 4 - 1]
+        );
+        let states = walk.plan(50);
+        assert_eq!(states.len(), 51);
+        for w in states.windows(2) {
+            assert_eq!(space.why_invalid_transition(&w[0], &w[1]), None);
+        }
     }
 
     /// Steps until every reachable pair is covered, or `limit`.

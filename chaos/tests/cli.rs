@@ -104,6 +104,27 @@ fn validate_and_plan_exit_codes_and_determinism() {
     assert!(text.starts_with("# seed 11, strategy random"), "{text}");
     assert!(text.contains("   0  1.55.0   start\n"), "{text}");
     assert!(text.contains("coverage gate_pairs: "), "{text}");
+    let from = Command::new(BIN)
+        .args(["plan", "--space"])
+        .arg(space())
+        .args(["--seed", "11", "--steps", "2", "--from", "1.58.0"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(from.stdout)
+            .unwrap()
+            .contains("   0  1.58.0   start\n")
+    );
+    let unknown = Command::new(BIN)
+        .args(["plan", "--space"])
+        .arg(space())
+        .args(["--seed", "11", "--from", "1.61.0"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains(
+        "--from: `1.61.0` is not a version of the space (1.55.0, 1.56.0, 1.57.0, 1.58.0, 1.59.0, 1.60.0)"
+    ));
     let bad_strategy = Command::new(BIN)
         .args(["plan", "--space"])
         .arg(space())
@@ -276,10 +297,31 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
         "{metrics}"
     );
 
-    // Kill -9 while a transition is in flight: an intent with no outcome yet.
-    wait_until(20, "a transition in flight", || {
-        matches!(entries(&journal).last(), Some(Entry::Intent { .. }))
-    });
+    // Kill -9 while a transition is in flight: an intent with no outcome yet, whose install the
+    // simulator has accepted. The intent is synced before the request leaves, so the journal
+    // alone cannot tell; killing on the intent alone lost that race about once in ten runs on
+    // a loaded machine, and the install then (rightly) never happened.
+    let installed = format!("http://{}{}", sim.addr, upsoak_sim::server::INSTALLED_PATH);
+    let in_flight = || matches!(entries(&journal).last(), Some(Entry::Intent { .. }));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if in_flight() {
+            let doc: serde_json::Value = reqwest::get(&installed)
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if !doc["upgrading"].is_null() && in_flight() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for a transition in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     let before = entries(&journal);

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# `make demo`: the simulator with a Fleet, scaled and allocated from for DEMO_DURATION seconds,
-# printing the Fleet as it changes. Everything it starts is stopped at the end and on Ctrl-C.
+# `make demo`: the whole loop on one machine. The simulator (an embedded Agones), Prometheus
+# (1 s scrapes), Alertmanager, the sidecar (Wanderer: a transition about every 40 s; Producer:
+# open-model load) and the agent. Agones 1.59.0 in the simulator carries a regression
+# (allocations 6x slower), and the seed is chosen so the walk passes through it: the run shows
+# that transition judged fail with its evidence, and the clean ones pass.
+# Ends with the report and exits with the verdict's code (0 pass, 1 fail, 3 inconclusive).
+# Everything it starts is stopped at the end and on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DURATION=${DEMO_DURATION:-60}
-SEED=${DEMO_SEED:-$RANDOM}
+DURATION=${DEMO_DURATION:-180}
+PERIOD=${DEMO_PERIOD:-40s}
 BIN=${BIN:-target/release}
-RUN_DIR="run/demo-$(date +%Y%m%d-%H%M%S)"
-NS=default
-FLEET=simple-game-server
+RUN_DIR="$PWD/run/demo-$(date +%Y%m%d-%H%M%S)"
+SPACE=chaos/spaces/agones.yaml
 mkdir -p "$RUN_DIR"
 
 pids=()
@@ -19,70 +23,173 @@ cleanup() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-trap 'echo; echo "interrupted: stopping"; exit 130' INT TERM
+trap 'echo; echo "interrupted: stopping everything"; exit 130' INT TERM
 
-# The built-in default (Agones 1.55–1.60) plus the demo's timings and Fleet.
-"$BIN/upsoak-sim" --help >/dev/null
-cat sim/config/default.yaml deploy/local/sim-demo.yaml > "$RUN_DIR/sim.yaml"
-"$BIN/upsoak-sim" --listen 127.0.0.1:0 --config "$RUN_DIR/sim.yaml" --seed "$SEED" \
-  > "$RUN_DIR/sim.out" 2> "$RUN_DIR/sim.log" &
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_line() { # FILE: wait for "listening on URL" and print the URL
+  for _ in $(seq 200); do grep -q '^listening on ' "$1" 2>/dev/null && break; sleep 0.05; done
+  sed -n 's/^listening on //p' "$1" | head -1
+}
+wait_ready() { for _ in $(seq 200); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "error: $1 never became ready"; exit 1; }
+
+# A seed whose walk reaches 1.59.0 at step 2 or 3, so a clean transition comes first.
+SEED=${DEMO_SEED:-}
+if [ -z "$SEED" ]; then
+  for s in $(seq 1 200); do
+    v=$("$BIN/upsoak-chaos" plan --space "$SPACE" --seed "$s" --steps 3 --format json \
+      | python3 -c 'import json,sys; d=json.load(sys.stdin); print(",".join(x["version"] for x in d["steps"]))')
+    IFS=, read -r v0 v1 v2 v3 <<<"$v"
+    if [ "$v1" != 1.59.0 ] && { [ "$v2" = 1.59.0 ] || [ "$v3" = 1.59.0 ]; }; then SEED=$s; break; fi
+  done
+fi
+echo "upsoak demo: ${DURATION}s, seed $SEED, a transition every ~$PERIOD; run directory $RUN_DIR"
+echo "the walk (upsoak-chaos plan --space $SPACE --seed $SEED --steps 4):"
+"$BIN/upsoak-chaos" plan --space "$SPACE" --seed "$SEED" --steps 4 | sed 's/^/  /'
+
+# 1. The simulator.
+# The built-in default with the walk's start installed, then the demo's settings.
+sed 's/^  version: 1.60.0$/  version: 1.55.0/' sim/config/default.yaml | cat - deploy/local/sim-demo.yaml > "$RUN_DIR/sim.yaml"
+"$BIN/upsoak-sim" --listen 127.0.0.1:0 --config "$RUN_DIR/sim.yaml" > "$RUN_DIR/sim.out" 2> "$RUN_DIR/sim.log" &
 pids+=($!)
-for _ in $(seq 100); do grep -q '^listening on ' "$RUN_DIR/sim.out" 2>/dev/null && break; sleep 0.05; done
-URL=$(sed -n 's/^listening on //p' "$RUN_DIR/sim.out")
-[ -n "$URL" ] || { echo "error: upsoak-sim did not start; see $RUN_DIR/sim.log"; exit 1; }
-KUBECTL=(kubectl "--server=$URL" "--namespace=$NS")
-export KUBECONFIG=/dev/null
+SIM=$(wait_line "$RUN_DIR/sim.out")
+[ -n "$SIM" ] || { echo "error: upsoak-sim did not start:"; cat "$RUN_DIR/sim.log"; exit 1; }
 
-echo "upsoak demo: simulator at $URL (seed $SEED), run directory $RUN_DIR, ${DURATION}s"
-echo "  try: kubectl --server=$URL get fleets,gameservers"
+# 2. The sidecar.
+cat > "$RUN_DIR/sidecar.yaml" <<YAML
+listen: 127.0.0.1:0
+state_dir: $RUN_DIR/chaos
+kube_server: $SIM
+wanderer:
+  space: $SPACE
+  seed: $SEED
+  strategy: coverage
+  schedule: { period: $PERIOD, jitter: 0.1 }
+  apply_timeout: 60s
+  applier: { kind: sim, url: "$SIM" }
+producer:
+  fleets: [ { name: simple-game-server, min_replicas: 25, max_replicas: 40, scale_every_min: 15s, scale_every_max: 30s } ]
+  allocation_rate: 8
+  session: { min_length: 2s, max_length: 6s, max_players: 4 }
+  window: 10s
+YAML
+"$BIN/upsoak-chaos" run --config "$RUN_DIR/sidecar.yaml" > "$RUN_DIR/chaos.out" 2> "$RUN_DIR/chaos.log" &
+pids+=($!)
+CHAOS=$(wait_line "$RUN_DIR/chaos.out")
+[ -n "$CHAOS" ] || { echo "error: upsoak-chaos did not start:"; cat "$RUN_DIR/chaos.log"; exit 1; }
+
+# 3. Alertmanager: upsoak alerts to the agent's webhook receiver.
+AGENT_PORT=$(free_port)
+AM_PORT=$(free_port)
+cat > "$RUN_DIR/alertmanager.yml" <<YAML
+route:
+  receiver: upsoak
+  group_by: [alertname, slo]
+  group_wait: 1s
+  group_interval: 5s
+receivers:
+  - name: upsoak
+    webhook_configs:
+      - url: http://127.0.0.1:$AGENT_PORT/api/v1/alertmanager
+YAML
+amtool check-config "$RUN_DIR/alertmanager.yml" >/dev/null
+prometheus-alertmanager --config.file="$RUN_DIR/alertmanager.yml" --storage.path="$RUN_DIR/alertmanager" \
+  --web.listen-address=127.0.0.1:$AM_PORT --cluster.listen-address= > "$RUN_DIR/alertmanager.log" 2>&1 &
+pids+=($!)
+AM=http://127.0.0.1:$AM_PORT
+
+# 4. Prometheus, scraping the simulator, the sidecar and the agent every second.
+PROM_PORT=$(free_port)
+hostport() { echo "${1#http://}"; }
+cat > "$RUN_DIR/prometheus.yml" <<YAML
+global: { scrape_interval: 1s, evaluation_interval: 1s }
+scrape_configs:
+  - job_name: agones
+    static_configs: [ { targets: ['$(hostport "$SIM")'] } ]
+  - job_name: upsoak-chaos
+    static_configs: [ { targets: ['$(hostport "$CHAOS")'] } ]
+  - job_name: upsoak-agent
+    static_configs: [ { targets: ['127.0.0.1:$AGENT_PORT'] } ]
+YAML
+prometheus --config.file="$RUN_DIR/prometheus.yml" --storage.tsdb.path="$RUN_DIR/prometheus" \
+  --web.listen-address=127.0.0.1:$PROM_PORT > "$RUN_DIR/prometheus.log" 2>&1 &
+pids+=($!)
+PROM=http://127.0.0.1:$PROM_PORT
+wait_ready "$PROM/-/ready"
+wait_ready "$AM/-/ready"
+echo
+echo "simulator  $SIM        (kubectl --server=$SIM get fleets,gameservers)"
+echo "sidecar    $CHAOS/metrics"
+echo "prometheus $PROM"
+echo "alertmanager $AM"
 echo
 
-# The Fleet as it changes, straight from a watch.
-"${KUBECTL[@]}" get fleet "$FLEET" -w --output-watch-events 2>/dev/null \
-  | while IFS= read -r line; do printf '%s  %s\n' "$(date +%T)" "$line"; done &
-pids+=($!)
-
-allocate() {
-  curl -s -X POST -H 'content-type: application/json' \
-    "$URL/apis/allocation.agones.dev/v1/namespaces/$NS/gameserverallocations" \
-    -d "{\"apiVersion\":\"allocation.agones.dev/v1\",\"kind\":\"GameServerAllocation\",\"spec\":{\"selectors\":[{\"matchLabels\":{\"agones.dev/fleet\":\"$FLEET\"}}]}}"
+q() { # PromQL instant query -> first value, or "-"
+  curl -s "$PROM/api/v1/query" --data-urlencode "query=$1" \
+    | python3 -c 'import json,sys
+try:
+  r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "-")
+except Exception: print("-")'
+}
+qlabel() {
+  curl -s "$PROM/api/v1/query" --data-urlencode "query=$1" \
+    | python3 -c 'import json,sys
+try:
+  r=json.load(sys.stdin)["data"]["result"]; print(r[0]["metric"].get(sys.argv[1],"-") if r else "-")
+except Exception: print("-")' "$2"
+}
+START=$SECONDS
+progress() {
+  local gen ver rate verdicts
+  gen=$(q 'upsoak_wanderer_generation')
+  ver=$(qlabel 'upsoak_wanderer_config_info' version)
+  rate=$(q 'sum(rate(upsoak_producer_allocations_total{result="Allocated"}[5s]))')
+  verdicts=$(q 'sum(upsoak_agent_transitions_judged_total{verdict="pass"})')/$(q 'sum(upsoak_agent_transitions_judged_total{verdict="fail"})')
+  printf '[%4ds] generation %s  version %-7s allocations/s %-6.1f  judged pass/fail %s\n' \
+    $((SECONDS - START)) "$gen" "$ver" "$(printf '%.1f' "${rate/-/0}")" "$verdicts"
 }
 
-RANDOM=$SEED
-declare -A results=()
-sessions=()
-end=$((SECONDS + DURATION))
-next_scale=$SECONDS
-while [ $SECONDS -lt $end ]; do
-  if [ $SECONDS -ge $next_scale ]; then
-    replicas=$((3 + RANDOM % 8))
-    "${KUBECTL[@]}" scale fleet "$FLEET" --replicas="$replicas" >/dev/null
-    printf '%s  -- scaled %s to %d replicas\n' "$(date +%T)" "$FLEET" "$replicas"
-    next_scale=$((SECONDS + 8 + RANDOM % 8))
-  fi
-  out=$(allocate || true)
-  state=$(sed -n 's/.*"state":"\([A-Za-z]*\)".*/\1/p' <<<"$out")
-  state=${state:-error}
-  results[$state]=$(( ${results[$state]:-0} + 1 ))
-  if [ "$state" = Allocated ]; then
-    port=$(sed -n 's/.*"ports":\[{"name":"[^"]*","port":\([0-9]*\)}.*/\1/p' <<<"$out")
-    [ -n "$port" ] && sessions+=("$port")
-  fi
-  # End the oldest session now and then: EXIT over the game protocol, as a game server would.
-  if [ ${#sessions[@]} -gt 2 ]; then
-    printf 'EXIT' > "/dev/udp/127.0.0.1/${sessions[0]}" || true
-    sessions=("${sessions[@]:1}")
-  fi
-  sleep 1
-done
+# 5. A baseline from the first steady window, before the first transition.
+while [ $((SECONDS - START)) -lt 24 ]; do progress; sleep 4; done
+"$BIN/upsoak-agent" baseline record --prometheus "$PROM" --from -18s --to now --step 1s \
+  --specs deploy/local/slos-demo.yaml --out "$RUN_DIR/baseline.json" | sed 's/^/  /'
 
+# 6. The agent.
+"$BIN/upsoak-agent" run --prometheus "$PROM" --specs deploy/local/slos-demo.yaml \
+  --baseline "$RUN_DIR/baseline.json" --state-dir "$RUN_DIR/agent" --listen 127.0.0.1:$AGENT_PORT \
+  --alertmanager "$AM" --kube-server "$SIM" --annotations-file "$RUN_DIR/grafana-annotations.jsonl" \
+  --settle 10s --judge-window 20s --step 1s --interval 1s \
+  > "$RUN_DIR/agent.out" 2> "$RUN_DIR/agent.log" &
+AGENT_PID=$!
+pids+=($AGENT_PID)
+
+while [ $((SECONDS - START)) -lt "$DURATION" ]; do progress; sleep 5; done
+
+# 7. Stop the sidecar and the agent, then read what was judged.
+for p in "${pids[@]:1:1}" "$AGENT_PID"; do kill -TERM "$p" 2>/dev/null || true; done
+wait "$AGENT_PID" 2>/dev/null || true
 echo
-echo "allocations by result:"
-for k in "${!results[@]}"; do printf '  %-12s %d\n' "$k" "${results[$k]}"; done
+echo "== alerts Alertmanager holds"
+curl -s "$AM/api/v2/alerts" | python3 -c 'import json,sys
+for a in json.load(sys.stdin):
+  l=a["labels"]; print("  %s slo=%s/%s severity=%s %s -> %s  (%s)" % (l.get("alertname"), l.get("group"), l.get("slo"), l.get("severity"), l.get("from_version"), l.get("to_version"), a["status"]["state"]))' || true
 echo
-"${KUBECTL[@]}" get fleet "$FLEET"
+echo "== Grafana annotations (no Grafana URL given: recorded, not posted) in $RUN_DIR/grafana-annotations.jsonl"
+sed 's/^/  /' "$RUN_DIR/grafana-annotations.jsonl" 2>/dev/null | head -12 || true
 echo
-echo "simulator metrics (agones_*):"
-curl -s "$URL/metrics" | grep -E '^agones_(gameservers_count|fleets_replicas_count|gameservers_allocations_total)' | sed 's/^/  /'
+echo "== report"
+"$BIN/upsoak-agent" report --state-dir "$RUN_DIR/agent" --format html > "$RUN_DIR/report.html" 2>/dev/null || true
+set +e
+"$BIN/upsoak-agent" report --state-dir "$RUN_DIR/agent" --format text
+code=$?
+set -e
 echo
-echo "logs: $RUN_DIR/sim.log"
+echo "HTML report: $RUN_DIR/report.html"
+echo "journal:     $RUN_DIR/chaos/journal.jsonl"
+echo "logs:        $RUN_DIR/*.log"
+case $code in
+  0) echo "verdict: PASS (exit 0)";;
+  1) echo "verdict: FAIL (exit 1): a regression was caught";;
+  3) echo "verdict: INCONCLUSIVE (exit 3)";;
+  *) echo "exit $code";;
+esac
+exit $code

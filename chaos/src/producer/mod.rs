@@ -403,6 +403,9 @@ pub enum ClientError {
 /// A kube client for the Producer: from `--kube-server URL`, else kubeconfig or in-cluster.
 /// kube-rs' own retry of 503/429 is switched off so an upgrade window shows as errors.
 pub async fn client(server: Option<&str>) -> Result<kube::Client, ClientError> {
+    // Built in one workspace with the agent, rustls has two crypto providers compiled in and
+    // needs the process-wide one named. Installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = match server {
         Some(url) => kube::Config::new(
             url.parse()

@@ -79,6 +79,8 @@ impl SimProcess {
 
     /// A kube client for the simulator, over plain HTTP.
     pub fn client(&self) -> kube::Client {
+        // In a workspace build rustls has two crypto providers; name the process-wide one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = kube::Config::new(self.url.parse().unwrap());
         kube::Client::try_from(config).unwrap()
     }
