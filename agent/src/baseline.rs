@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::prom::Querier;
 use crate::spec::Specs;
 use crate::stats;
+use crate::{Error, Result};
 
 /// Version of the baseline file format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -45,26 +46,6 @@ pub struct SloBaseline {
 }
 
 /// Why a baseline was not recorded.
-#[derive(Debug, thiserror::Error)]
-pub enum BaselineError {
-    #[error(transparent)]
-    Query(#[from] crate::prom::QueryError),
-    #[error(
-        "the window {from}..{to} is not steady: the Wanderer's generation changed inside it ({values:?}); pick a window between transitions"
-    )]
-    TransitionInWindow {
-        from: i64,
-        to: i64,
-        values: Vec<f64>,
-    },
-    #[error("too few samples in the window for: {0}")]
-    TooFewSamples(String),
-    #[error("cannot write `{0}`")]
-    Write(String, #[source] std::io::Error),
-    #[error("cannot read `{0}`: {1}")]
-    Read(String, String),
-}
-
 /// Key of an SLO in a baseline: `group/slo`.
 pub fn key(group: &str, slo: &str) -> String {
     format!("{group}/{slo}")
@@ -77,12 +58,12 @@ pub async fn record<Q: Querier>(
     from: i64,
     to: i64,
     step: f64,
-) -> Result<Baseline, BaselineError> {
+) -> Result<Baseline> {
     let generation = q.range(GENERATION_METRIC, from, to, step).await?;
     let mut values: Vec<f64> = generation.iter().map(|(_, v)| *v).collect();
     values.dedup();
     if values.len() > 1 {
-        return Err(BaselineError::TransitionInWindow { from, to, values });
+        return Err(Error::TransitionInWindow { from, to, values });
     }
     let mut slos = BTreeMap::new();
     let mut short = Vec::new();
@@ -125,7 +106,7 @@ pub async fn record<Q: Querier>(
         .filter(|k| !slos.contains_key(k))
         .collect();
     if !needed.is_empty() {
-        return Err(BaselineError::TooFewSamples(short.join(", ")));
+        return Err(Error::TooFewSamples(short.join(", ")));
     }
     let configuration = q
         .labels_at("upsoak_wanderer_config_info", to)
@@ -150,9 +131,9 @@ pub async fn record<Q: Querier>(
 
 impl Baseline {
     /// Writes the file atomically: a temporary file, synced, renamed over the target.
-    pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
+    pub fn save(&self, path: &Path) -> Result<()> {
         let tmp = path.with_extension("tmp");
-        let w = |e| BaselineError::Write(path.display().to_string(), e);
+        let w = |e| Error::Write(path.display().to_string(), e);
         let text = serde_json::to_vec_pretty(self).map_err(|e| w(std::io::Error::other(e)))?;
         {
             use std::io::Write;
@@ -163,14 +144,14 @@ impl Baseline {
         std::fs::rename(&tmp, path).map_err(w)
     }
 
-    pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
+    pub fn load(path: &Path) -> Result<Baseline> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| BaselineError::Read(name.clone(), e.to_string()))?;
-        let b: Baseline = serde_json::from_str(&text)
-            .map_err(|e| BaselineError::Read(name.clone(), e.to_string()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Read(name.clone(), e.to_string()))?;
+        let b: Baseline =
+            serde_json::from_str(&text).map_err(|e| Error::Read(name.clone(), e.to_string()))?;
         if b.format_version != FORMAT_VERSION {
-            return Err(BaselineError::Read(
+            return Err(Error::Read(
                 name,
                 format!(
                     "format version {} is not {FORMAT_VERSION}",

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use crate::baseline::{self, Baseline, BaselineError};
+use crate::Error;
+use crate::baseline::{self, Baseline};
 use crate::eval::{History, Windows};
 use crate::exit;
 use crate::prom::PromQuerier;
@@ -25,6 +26,119 @@ fn bad(message: impl Into<String>) -> CliError {
     CliError {
         code: exit::BAD_INPUT,
         message: message.into(),
+    }
+}
+
+/// The upsoak Monitor: judges every Agones upgrade from Prometheus against recorded SLO baselines.
+///
+/// Exit codes: 0 pass, 1 fail, 2 bad input, 3 inconclusive.
+/// 0: every judged SLO passed (or the file is valid);
+/// 1: at least one SLO failed;
+/// 2: bad input (a file, flag or configuration);
+/// 3: nothing failed, but something could not be judged.
+#[derive(clap::Parser, Debug)]
+#[command(name = "upsoak-agent", version)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Checks an SLO spec file: a summary line per group (exit 0), or every problem with its
+    /// path on stderr (exit 2).
+    CheckConfig {
+        /// The spec file, e.g. rules/slos.yaml.
+        file: PathBuf,
+    },
+    /// Judges every Wanderer transition until stopped (or `--max-transitions`); exits with the
+    /// overall verdict.
+    Run(RunOptions),
+    /// Prints the verdict history and exits with the overall verdict.
+    Report {
+        /// The `run`'s state directory.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// `text`, `json` or `html`.
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+    /// Prometheus rules from the SLO specs.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Baselines: steady-state statistics of each SLO.
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
+}
+
+/// `rules …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Prints recording and alerting rules (`promtool check rules` accepts them).
+    Export {
+        /// SLO specs.
+        #[arg(long, default_value = "rules/slos.yaml")]
+        specs: PathBuf,
+        /// Baseline for the relative criteria; without it only objectives become alerts.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
+}
+
+/// `baseline …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum BaselineCommand {
+    /// Range-queries each SLO over a steady window and stores its statistics. Refuses a window
+    /// with a Wanderer transition in it, or too few samples.
+    Record {
+        /// Prometheus (or any Prometheus-compatible API) base URL.
+        #[arg(long, env = "UPSOAK_PROMETHEUS")]
+        prometheus: String,
+        /// Window start: unix seconds, RFC 3339, `now` or `-10m` (before now).
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// Window end, as `--from`.
+        #[arg(long, allow_hyphen_values = true, default_value = "now")]
+        to: String,
+        /// Query resolution.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        step: Duration,
+        /// SLO specs.
+        #[arg(long, default_value = "rules/slos.yaml")]
+        specs: PathBuf,
+        /// Where to write the baseline (JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+impl Args {
+    /// Runs the subcommand: its output, or the error with the exit code it means.
+    pub async fn run(self) -> Result<String, CliError> {
+        match self.command {
+            Command::CheckConfig { file } => check_config(&file),
+            Command::Run(o) => run(o, upsoak_common::shutdown::on_signal()).await,
+            Command::Report { state_dir, format } => report(&state_dir, &format),
+            Command::Rules {
+                command: RulesCommand::Export { specs, baseline },
+            } => export_rules(&specs, baseline.as_deref()),
+            Command::Baseline {
+                command:
+                    BaselineCommand::Record {
+                        prometheus,
+                        from,
+                        to,
+                        step,
+                        specs,
+                        out,
+                    },
+            } => record_baseline(&prometheus, &from, &to, step, &specs, &out).await,
+        }
     }
 }
 
@@ -98,11 +212,11 @@ pub async fn record_baseline(
     let b = baseline::record(&q, &specs, from, to, step.as_secs_f64())
         .await
         .map_err(|e| match e {
-            BaselineError::Query(q) => CliError {
+            e @ Error::Query { .. } => CliError {
                 code: exit::INCONCLUSIVE,
-                message: q.to_string(),
+                message: e.to_string(),
             },
-            BaselineError::Write(..) | BaselineError::Read(..) => CliError {
+            Error::Write(..) | Error::Read(..) => CliError {
                 code: exit::FAIL,
                 message: e.to_string(),
             },
@@ -166,23 +280,58 @@ pub fn export_rules(specs: &Path, baseline: Option<&Path>) -> Result<String, Cli
 }
 
 /// Options of `run`.
+#[derive(clap::Args, Debug)]
 pub struct RunOptions {
+    /// Prometheus (or any Prometheus-compatible API) base URL.
+    #[arg(long, env = "UPSOAK_PROMETHEUS")]
     pub prometheus: String,
+    /// SLO specs.
+    #[arg(long, default_value = "rules/slos.yaml")]
     pub specs: PathBuf,
+    /// Baseline file from `baseline record`; without it only objectives are judged.
+    #[arg(long)]
     pub baseline: Option<PathBuf>,
+    /// Where the verdict history is kept (survives restarts).
+    #[arg(long)]
     pub state_dir: PathBuf,
+    /// Address of /metrics, /healthz, /readyz; port 0 picks one.
+    #[arg(long, default_value = "127.0.0.1:9465")]
     pub listen: String,
+    /// Alertmanager base URL (API v2).
+    #[arg(long)]
     pub alertmanager: Option<String>,
+    /// Wait after a transition before judging.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     pub settle: Duration,
+    /// Length of the judged window.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub judge_window: Duration,
+    /// Query resolution of the judged window.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub step: Duration,
+    /// Evaluation period.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
+    /// Significance level of the Mann–Whitney test.
+    #[arg(long, default_value_t = crate::judge::DEFAULT_ALPHA)]
     pub alpha: f64,
+    /// Stop once this many transitions are judged.
+    #[arg(long)]
     pub max_transitions: Option<usize>,
+    /// Kubernetes API for the control-plane probes (else kubeconfig or in-cluster).
+    #[arg(long)]
     pub kube_server: Option<String>,
+    /// Turns the active control-plane probes off (passive mode).
+    #[arg(long = "no-probes", action = clap::ArgAction::SetFalse)]
     pub probes: bool,
+    /// Grafana base URL for annotations (a region per transition, a point per verdict).
+    #[arg(long)]
     pub grafana: Option<String>,
+    /// File holding the Grafana API token.
+    #[arg(long)]
     pub grafana_token_file: Option<PathBuf>,
+    /// Without a Grafana: record the annotations that would be posted here (JSON lines).
+    #[arg(long)]
     pub annotations_file: Option<PathBuf>,
 }
 

@@ -59,34 +59,27 @@ pub struct History {
 }
 
 /// Why the history could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("cannot write `{0}`")]
-    Write(PathBuf, #[source] std::io::Error),
-    #[error("`{0}` is not a readable history: {1}")]
-    Read(PathBuf, String),
-}
-
 impl History {
     pub fn path(dir: &Path) -> PathBuf {
         dir.join("history.json")
     }
 
     /// Loads the history from `dir`; an absent file is an empty history.
-    pub fn load(dir: &Path) -> Result<History, StateError> {
+    pub fn load(dir: &Path) -> crate::Result<History> {
         let p = History::path(dir);
         match std::fs::read_to_string(&p) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
-            Err(e) => Err(StateError::Read(p, e.to_string())),
-            Ok(t) => serde_json::from_str(&t).map_err(|e| StateError::Read(p, e.to_string())),
+            Err(e) => Err(crate::Error::Read(p.display().to_string(), e.to_string())),
+            Ok(t) => serde_json::from_str(&t)
+                .map_err(|e| crate::Error::Read(p.display().to_string(), e.to_string())),
         }
     }
 
     /// Writes atomically: temporary file, synced, renamed.
-    pub fn save(&self, dir: &Path) -> Result<(), StateError> {
+    pub fn save(&self, dir: &Path) -> crate::Result<()> {
         let p = History::path(dir);
         let tmp = p.with_extension("tmp");
-        let w = |e| StateError::Write(p.clone(), e);
+        let w = |e| crate::Error::Write(p.display().to_string(), e);
         let text = serde_json::to_vec_pretty(self).map_err(|e| w(std::io::Error::other(e)))?;
         {
             use std::io::Write;
@@ -143,11 +136,7 @@ fn worst(vs: impl Iterator<Item = Verdict>) -> Verdict {
 
 /// Looks for a new generation at `now`; records it as a pending transition. Returns the
 /// transitions added (an error when Prometheus cannot be read: nothing is assumed).
-pub async fn detect<Q: Querier>(
-    q: &Q,
-    h: &mut History,
-    now: i64,
-) -> Result<usize, crate::prom::QueryError> {
+pub async fn detect<Q: Querier>(q: &Q, h: &mut History, now: i64) -> crate::Result<usize> {
     let gen_now = q.range(GENERATION_METRIC, now - 1, now, 1.0).await?;
     let Some(&(_, g)) = gen_now.last() else {
         return Ok(0);
@@ -234,6 +223,7 @@ pub async fn judge_due<Q: Querier>(
                         threshold: None,
                         p_value: None,
                         samples: 0,
+                        baseline_samples: 0,
                         reason: format!(
                             "alert {name} fired during the window (since {}): {}",
                             a.starts_at,
@@ -281,7 +271,7 @@ async fn judge_slo<Q: Querier>(
         Err(e) => (
             judge::judge(
                 s,
-                Window::Error(&e.message),
+                Window::Error(&e.message()),
                 base_samples.as_deref(),
                 w.alpha,
             ),

@@ -1,20 +1,27 @@
 //! The decision for one SLO over one window: the window's samples against the baseline's and
 //! against the absolute objective, with a significance test so noise does not flap verdicts.
 //!
-//! | data | objective | baseline criterion (value = window mean) | significant shift the bad way | verdict |
-//! |---|---|---|---|---|
-//! | query failed | – | – | – | `on_error` (default inconclusive) |
-//! | no samples | – | – | – | `on_no_data` (default inconclusive) |
-//! | fewer than `min_samples` | – | – | – | inconclusive |
-//! | enough | violated | – | – | fail |
-//! | enough | holds or none | violated | yes (p < α) | fail |
-//! | enough | holds or none | violated | no | warn (a change too small to tell from noise) |
-//! | enough | holds or none | holds or none | yes | warn (a real shift, within the threshold) |
-//! | enough | holds or none | holds or none | no | pass |
+//! The value is the mean of the window's finite samples; "baseline" is the mean of the
+//! baseline's samples; "significant" means the two-sided Mann–Whitney U test of window against
+//! baseline gives p < α (default 0.05) **and** the window moved the bad way for the SLO's
+//! `direction` (any way for `either`). Rows are tried in order; the first that matches decides:
 //!
-//! With no baseline recorded for a relative SLO, only the objective is judged; with neither,
-//! the verdict is inconclusive. A window of a single value repeated (a flat gauge) cannot show
-//! significance; the criterion alone then decides between pass and fail.
+//! | # | data | objective | baseline criterion | significant shift the bad way | verdict |
+//! |---|---|---|---|---|---|
+//! | 1 | query failed | – | – | – | `on_error` (default inconclusive) |
+//! | 2 | no finite sample | – | – | – | `on_no_data` (default inconclusive; never pass) |
+//! | 3 | fewer than `min_samples` | – | – | – | inconclusive |
+//! | 4 | enough | violated | – | – | fail (an absolute line needs no test) |
+//! | 5 | enough | holds or none | set, baseline missing or under `min_samples` | – | objective set: pass on it, the reason says the baseline was not judged; none: inconclusive |
+//! | 6 | enough | holds or none | violated | yes | **fail** |
+//! | 7 | enough | holds or none | violated | no | warn (too small a change to tell from noise) |
+//! | 8 | enough | holds or none | holds or none | yes | warn (a real shift, still within the threshold) |
+//! | 9 | enough | holds or none | holds or none | no | pass |
+//!
+//! Row 7 has one exception: when neither side varies (both windows flat, as a gauge often is),
+//! the test has nothing to rank and cannot speak, so the criterion alone decides (fail).
+//! A significant *improvement* is never held against an SLO. `for` hysteresis is applied by the
+//! caller over the per-step samples ([`crate::eval`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,11 +37,18 @@ pub struct Evidence {
     pub verdict: Verdict,
     /// Mean of the window's samples.
     pub value: Option<f64>,
+    /// Mean of the baseline's samples.
     pub baseline: Option<f64>,
     /// The threshold the relative criterion sets against the baseline.
     pub threshold: Option<f64>,
+    /// Two-sided Mann–Whitney p-value of the window against the baseline.
     pub p_value: Option<f64>,
+    /// Finite samples in the window.
     pub samples: usize,
+    /// Finite samples in the baseline.
+    #[serde(default)]
+    pub baseline_samples: usize,
+    /// Why, in a sentence, with the numbers.
     pub reason: String,
 }
 
@@ -46,122 +60,149 @@ pub enum Window<'a> {
     Samples(&'a [f64]),
 }
 
-/// Judges a window against the baseline's samples.
+fn finite(xs: &[f64]) -> Vec<f64> {
+    xs.iter().copied().filter(|x| x.is_finite()).collect()
+}
+
+/// Judges a window against the baseline's samples; see the module's table.
 pub fn judge(
     slo: &CheckedSlo,
     window: Window<'_>,
     baseline: Option<&[f64]>,
     alpha: f64,
 ) -> Evidence {
-    let samples = match window {
-        Window::Error(e) => {
-            return Evidence {
-                verdict: slo.spec.on_error,
-                value: None,
-                baseline: None,
-                threshold: None,
-                p_value: None,
-                samples: 0,
-                reason: format!("query failed: {e}"),
-            };
-        }
-        Window::Samples(s) => s,
-    };
-    let clean: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
-    let base_clean: Option<Vec<f64>> =
-        baseline.map(|b| b.iter().copied().filter(|x| x.is_finite()).collect());
-    let empty = |verdict, reason: String| Evidence {
-        verdict,
+    let base = baseline.map(finite).unwrap_or_default();
+    let mut ev = Evidence {
+        verdict: Verdict::Inconclusive,
         value: None,
-        baseline: base_clean.as_deref().map(stats::mean),
+        baseline: (!base.is_empty()).then(|| stats::mean(&base)),
         threshold: None,
         p_value: None,
-        samples: clean.len(),
-        reason,
-    };
-    if clean.is_empty() {
-        return empty(slo.spec.on_no_data, "no data in the window".to_owned());
-    }
-    if clean.len() < slo.spec.min_samples {
-        return empty(
-            Verdict::Inconclusive,
-            format!("{} samples, {} needed", clean.len(), slo.spec.min_samples),
-        );
-    }
-    let value = stats::mean(&clean);
-    let base_mean = base_clean
-        .as_deref()
-        .filter(|b| !b.is_empty())
-        .map(stats::mean);
-    let threshold = slo.relative.zip(base_mean).map(|(r, b)| r.threshold(b));
-    let test = base_clean
-        .as_deref()
-        .filter(|b| b.len() >= 2)
-        .and_then(|b| stats::mann_whitney(&clean, b));
-    let p_value = test.map(|t| t.p);
-    // Is the shift the bad way for this SLO?
-    let bad_way = match (slo.direction, base_mean) {
-        (Direction::IncreaseIsBad, Some(b)) => value > b,
-        (Direction::DecreaseIsBad, Some(b)) => value < b,
-        (Direction::Either, Some(_)) => true,
-        (_, None) => false,
-    };
-    let significant = p_value.is_some_and(|p| p < alpha) && bad_way;
-    let mut evidence = Evidence {
-        verdict: Verdict::Pass,
-        value: Some(value),
-        baseline: base_mean,
-        threshold,
-        p_value,
-        samples: clean.len(),
+        samples: 0,
+        baseline_samples: base.len(),
         reason: String::new(),
     };
+    // Rows 1–3: nothing, or too little, to judge.
+    let window = match window {
+        Window::Error(e) => {
+            ev.verdict = slo.spec.on_error;
+            ev.reason = format!("query failed: {e}");
+            return ev;
+        }
+        Window::Samples(s) => finite(s),
+    };
+    ev.samples = window.len();
+    if window.is_empty() {
+        ev.verdict = slo.spec.on_no_data;
+        ev.reason = "no data in the window".to_owned();
+        return ev;
+    }
+    if window.len() < slo.spec.min_samples {
+        ev.reason = format!(
+            "{} samples in the window, {} needed",
+            window.len(),
+            slo.spec.min_samples
+        );
+        return ev;
+    }
+    let value = stats::mean(&window);
+    ev.value = Some(value);
+
+    // Row 4: the absolute objective.
     if let Some(o) = slo.objective
         && !o.holds(value)
     {
-        evidence.verdict = Verdict::Fail;
-        evidence.reason = format!("{value:.6} breaks the objective {o}");
-        return evidence;
+        ev.verdict = Verdict::Fail;
+        ev.reason = format!("{value:.6} breaks the objective {o}");
+        return ev;
     }
-    match (slo.relative, base_mean, threshold) {
-        (Some(r), Some(b), Some(t)) if !r.holds(value, b) => {
-            let flat = test.is_some_and(|t| t.z == 0.0 && t.p == 1.0)
-                || stats::stddev(&clean) == 0.0
-                    && base_clean
-                        .as_deref()
-                        .is_some_and(|b| stats::stddev(b) == 0.0);
-            if significant || flat {
-                evidence.verdict = Verdict::Fail;
-                evidence.reason = format!(
-                    "{value:.6} breaks `{r}` against the baseline {b:.6} (threshold {t:.6}){}",
-                    p_value
-                        .map(|p| format!(", p = {p:.2e}"))
-                        .unwrap_or_default()
+
+    // The baseline counts only with as many samples as a window needs.
+    let usable = base.len() >= slo.spec.min_samples.max(2);
+    let base_mean = ev.baseline.filter(|_| usable);
+    // Evidence carries the numbers the decision used, so a thin baseline is not shown as one.
+    ev.baseline = base_mean;
+    let test = usable
+        .then(|| stats::mann_whitney(&window, &base))
+        .flatten();
+    ev.p_value = test.map(|t| t.p);
+    let bad_way = base_mean.is_some_and(|b| match slo.direction {
+        Direction::IncreaseIsBad => value > b,
+        Direction::DecreaseIsBad => value < b,
+        Direction::Either => value != b,
+    });
+    let significant = bad_way && ev.p_value.is_some_and(|p| p < alpha);
+    let p_text = ev
+        .p_value
+        .map(|p| format!("p = {p:.3e}"))
+        .unwrap_or_else(|| "no test".to_owned());
+
+    match (slo.relative, base_mean) {
+        // Row 5.
+        (Some(_), None) => {
+            let why = if base.is_empty() {
+                "no baseline recorded for this SLO".to_owned()
+            } else {
+                format!(
+                    "the baseline has {} samples, {} needed",
+                    base.len(),
+                    slo.spec.min_samples.max(2)
+                )
+            };
+            if let Some(o) = slo.objective {
+                ev.verdict = Verdict::Pass;
+                ev.reason = format!(
+                    "{value:.6} meets the objective {o}; {why}, so the baseline criterion was not judged"
                 );
             } else {
-                evidence.verdict = Verdict::Warn;
-                evidence.reason = format!(
-                    "{value:.6} breaks `{r}` against the baseline {b:.6} (threshold {t:.6}), but the shift is not significant (p = {:.3})",
-                    p_value.unwrap_or(1.0)
-                );
+                ev.reason = why;
             }
         }
-        (Some(_), None, _) if slo.objective.is_none() => {
-            evidence.verdict = Verdict::Inconclusive;
-            evidence.reason = "no baseline recorded for this SLO".to_owned();
-        }
-        _ if significant => {
-            evidence.verdict = Verdict::Warn;
-            evidence.reason = format!(
-                "within its criteria, but shifted the bad way (p = {:.2e})",
-                p_value.unwrap_or(1.0)
+        (Some(r), Some(b)) => {
+            let Some(check) = r.check(value, b) else {
+                ev.reason = format!("cannot compare {value} with the baseline {b}");
+                return ev;
+            };
+            ev.threshold = Some(check.threshold);
+            let against = format!(
+                "{value:.6} against the baseline {b:.6} (`{r}`, threshold {:.6}, {p_text})",
+                check.threshold
             );
+            // Both sides flat: no ranks to compare, the criterion alone decides.
+            let flat = stats::stddev(&window) == 0.0 && stats::stddev(&base) == 0.0;
+            (ev.verdict, ev.reason) = match (check.holds, significant) {
+                (false, true) => (Verdict::Fail, format!("breaks: {against}")),
+                (false, false) if flat => (
+                    Verdict::Fail,
+                    format!("breaks: {against}; both windows are flat, so no test is needed"),
+                ),
+                (false, false) => (
+                    Verdict::Warn,
+                    format!("breaks, but the shift is not significant: {against}"),
+                ),
+                (true, true) => (
+                    Verdict::Warn,
+                    format!("within the threshold, but shifted the bad way: {against}"),
+                ),
+                (true, false) => (Verdict::Pass, format!("within: {against}")),
+            };
         }
-        _ => {
-            evidence.reason = "within its criteria".to_owned();
+        // Objective only (it held, or row 4 returned).
+        (None, _) => {
+            let met = slo
+                .objective
+                .map(|o| format!("{value:.6} meets the objective {o}"))
+                .unwrap_or_else(|| format!("{value:.6}"));
+            (ev.verdict, ev.reason) = match base_mean {
+                Some(b) if significant => (
+                    Verdict::Warn,
+                    format!("{met}, but shifted the bad way from the baseline {b:.6} ({p_text})"),
+                ),
+                _ => (Verdict::Pass, met),
+            };
         }
     }
-    evidence
+    ev
 }
 
 #[cfg(test)]
@@ -176,82 +217,218 @@ mod tests {
         Specs::parse(&text, "t").unwrap().slos.remove(0)
     }
 
+    /// Deterministic noise of ±2.4 % around `center`.
     fn noisy(center: f64, n: usize) -> Vec<f64> {
         (0..n)
-            .map(|i| center + ((i * 7919) % 13) as f64 * center * 0.004)
+            .map(|i| center * (1.0 + (((i * 7919) % 13) as f64 - 6.0) * 0.004))
             .collect()
     }
 
+    /// Every row of the module's table, by number.
     #[test]
     fn the_decision_table() {
         let lat = slo("baseline: \"<= +20%\"");
+        let both = slo("objective: \"<= 1\", baseline: \"<= +20%\"");
+        let ok = slo("objective: \">= 0.99\"");
+        let no_data_fails = slo("objective: \">= 0.99\", on_no_data: fail, on_error: warn");
         let base = noisy(0.1, 30);
-        let cases = [
-            (Window::Samples(&noisy(0.1, 30)), Verdict::Pass),
-            (Window::Samples(&noisy(0.4, 30)), Verdict::Fail),
-            (Window::Samples(&[]), Verdict::Inconclusive),
-            (Window::Samples(&[0.4, 0.4]), Verdict::Inconclusive),
-            (Window::Error("connection refused"), Verdict::Inconclusive),
+        let a = DEFAULT_ALPHA;
+        let overlapping_high = [0.09, 0.3, 0.1, 0.25, 0.11];
+        let overlapping_base = [0.1, 0.12, 0.09, 0.2, 0.1];
+        // (row, slo, window (None: the query failed), baseline, verdict)
+        type Case<'a> = (
+            u8,
+            &'a CheckedSlo,
+            Option<Vec<f64>>,
+            Option<Vec<f64>>,
+            Verdict,
+        );
+        let cases: Vec<Case> = vec![
+            (1, &lat, None, Some(base.to_vec()), Verdict::Inconclusive),
+            (1, &no_data_fails, None, None, Verdict::Warn),
+            (
+                2,
+                &lat,
+                Some(Vec::new()),
+                Some(base.to_vec()),
+                Verdict::Inconclusive,
+            ),
+            (
+                2,
+                &lat,
+                Some([f64::NAN; 9].to_vec()),
+                Some(base.to_vec()),
+                Verdict::Inconclusive,
+            ),
+            (2, &no_data_fails, Some(Vec::new()), None, Verdict::Fail),
+            (
+                3,
+                &lat,
+                Some([0.4, 0.4].to_vec()),
+                Some(base.to_vec()),
+                Verdict::Inconclusive,
+            ),
+            (4, &ok, Some([0.5; 10].to_vec()), None, Verdict::Fail),
+            (
+                4,
+                &both,
+                Some(noisy(2.0, 30)),
+                Some(base.to_vec()),
+                Verdict::Fail,
+            ),
+            (5, &lat, Some(noisy(0.1, 30)), None, Verdict::Inconclusive),
+            (
+                5,
+                &lat,
+                Some(noisy(0.1, 30)),
+                Some([0.1; 3].to_vec()),
+                Verdict::Inconclusive,
+            ),
+            (5, &both, Some(noisy(0.1, 30)), None, Verdict::Pass),
+            (
+                6,
+                &lat,
+                Some(noisy(0.4, 30)),
+                Some(base.to_vec()),
+                Verdict::Fail,
+            ),
+            (
+                7,
+                &lat,
+                Some(overlapping_high.to_vec()),
+                Some(overlapping_base.to_vec()),
+                Verdict::Warn,
+            ),
+            (
+                8,
+                &lat,
+                Some(noisy(0.104, 30)),
+                Some(base.to_vec()),
+                Verdict::Warn,
+            ),
+            (
+                8,
+                &ok,
+                Some(noisy(1.0, 30)),
+                Some(noisy(1.2, 30)),
+                Verdict::Warn,
+            ),
+            (
+                9,
+                &lat,
+                Some(noisy(0.1, 30)),
+                Some(base.to_vec()),
+                Verdict::Pass,
+            ),
+            // An improvement, however significant, is a pass.
+            (
+                9,
+                &lat,
+                Some(noisy(0.02, 30)),
+                Some(base.to_vec()),
+                Verdict::Pass,
+            ),
+            (9, &ok, Some([1.0; 10].to_vec()), None, Verdict::Pass),
         ];
-        for (w, want) in cases {
-            let e = judge(&lat, w, Some(&base), DEFAULT_ALPHA);
-            assert_eq!(e.verdict, want, "{e:?}");
+        for (row, s, w, b, want) in cases {
+            let w = match &w {
+                Some(w) => Window::Samples(w),
+                None => Window::Error("connection refused"),
+            };
+            let e = judge(s, w, b.as_deref(), a);
+            assert_eq!(e.verdict, want, "row {row}: {e:?}");
+            assert!(!e.reason.is_empty(), "row {row}: no reason");
         }
-        // A real shift within the threshold: warn.
-        let e = judge(
-            &lat,
-            Window::Samples(&noisy(0.108, 30)),
-            Some(&base),
-            DEFAULT_ALPHA,
-        );
-        assert_eq!(e.verdict, Verdict::Warn, "{e:?}");
-        // Over the threshold but not significant (few, overlapping samples): warn, not fail.
-        let e = judge(
-            &lat,
-            Window::Samples(&[0.09, 0.3, 0.1, 0.25, 0.11]),
-            Some(&[0.1, 0.12, 0.09, 0.2, 0.1]),
-            DEFAULT_ALPHA,
-        );
-        assert_eq!(e.verdict, Verdict::Warn, "{e:?}");
-        // Improvement is never bad.
-        let e = judge(
-            &lat,
-            Window::Samples(&noisy(0.02, 30)),
-            Some(&base),
-            DEFAULT_ALPHA,
-        );
-        assert_eq!(e.verdict, Verdict::Pass, "{e:?}");
-        // No baseline and no objective: inconclusive, never pass.
-        let e = judge(&lat, Window::Samples(&noisy(0.1, 30)), None, DEFAULT_ALPHA);
-        assert_eq!(e.verdict, Verdict::Inconclusive, "{e:?}");
     }
 
     #[test]
-    fn objectives_and_configured_no_data_verdicts() {
-        let ok = slo("objective: \">= 0.99\", on_no_data: fail");
-        assert_eq!(
-            judge(&ok, Window::Samples(&[1.0; 10]), None, DEFAULT_ALPHA).verdict,
-            Verdict::Pass
+    fn evidence_carries_the_numbers() {
+        let lat = slo("baseline: \"<= +20%\"");
+        let e = judge(
+            &lat,
+            Window::Samples(&noisy(0.4, 30)),
+            Some(&noisy(0.1, 20)),
+            DEFAULT_ALPHA,
         );
-        let e = judge(&ok, Window::Samples(&[0.5; 10]), None, DEFAULT_ALPHA);
         assert_eq!(e.verdict, Verdict::Fail);
+        assert_eq!((e.samples, e.baseline_samples), (30, 20));
+        let (v, b, t, p) = (
+            e.value.unwrap(),
+            e.baseline.unwrap(),
+            e.threshold.unwrap(),
+            e.p_value.unwrap(),
+        );
+        assert!((b * 1.2 - t).abs() < 1e-12 && v > t && p < 1e-6, "{e:?}");
         assert!(
-            e.reason.contains("breaks the objective >= 0.99"),
+            e.reason.contains("breaks") && e.reason.contains("p ="),
             "{}",
             e.reason
         );
-        assert_eq!(
-            judge(&ok, Window::Samples(&[]), None, DEFAULT_ALPHA).verdict,
-            Verdict::Fail
-        );
+    }
+
+    #[test]
+    fn flat_gauges_and_directions() {
         // A flat gauge that moved past its threshold fails without a p-value to lean on.
-        let flat = slo("baseline: \">= -5%\"");
+        let flat = slo("baseline: \">= -5%\", min_samples: 2");
         let e = judge(
             &flat,
-            Window::Samples(&[0.5; 10]),
-            Some(&[1.0; 10]),
+            Window::Samples(&[0.5; 2]),
+            Some(&[1.0; 2]),
             DEFAULT_ALPHA,
         );
         assert_eq!(e.verdict, Verdict::Fail, "{e:?}");
+        // `either`: a significant shift down warns even though the criterion is `<=`.
+        let either = slo("baseline: \"<= +20%\", direction: either");
+        let e = judge(
+            &either,
+            Window::Samples(&noisy(0.09, 30)),
+            Some(&noisy(0.1, 30)),
+            DEFAULT_ALPHA,
+        );
+        assert_eq!(e.verdict, Verdict::Warn, "{e:?}");
+        // A stricter alpha turns a borderline fail into a warning.
+        let lat = slo("baseline: \"<= +20%\"");
+        // Window mean 0.14 over the threshold 0.13; SciPy's asymptotic p is 0.036.
+        let w = [0.15, 0.12, 0.16, 0.13, 0.17, 0.11];
+        let b = [0.10, 0.12, 0.09, 0.11, 0.10, 0.13];
+        assert_eq!(
+            judge(&lat, Window::Samples(&w), Some(&b), 0.05).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            judge(&lat, Window::Samples(&w), Some(&b), 0.01).verdict,
+            Verdict::Warn
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the samples, too few of them is never a pass, and no data never is.
+        #[test]
+        fn thin_or_missing_data_never_passes(
+            n in 0usize..5,
+            v in proptest::collection::vec(-1e3f64..1e3, 0..40),
+        ) {
+            let lat = slo("baseline: \"<= +20%\", objective: \"< 1e9\"");
+            let e = judge(&lat, Window::Samples(&v[..n.min(v.len())]), Some(&v), DEFAULT_ALPHA);
+            proptest::prop_assert_ne!(e.verdict, Verdict::Pass);
+        }
+
+        /// Moving the window further the bad way never makes the verdict better.
+        #[test]
+        fn worse_is_never_better(shift in 0.0f64..1.0, more in 0.0f64..1.0) {
+            let lat = slo("baseline: \"<= +20%\"");
+            let base = noisy(1.0, 30);
+            let at = |s: f64| {
+                let w: Vec<f64> = noisy(1.0, 30).iter().map(|x| x + s).collect();
+                judge(&lat, Window::Samples(&w), Some(&base), DEFAULT_ALPHA).verdict
+            };
+            let rank = |v: Verdict| match v {
+                Verdict::Pass => 0,
+                Verdict::Warn => 1,
+                Verdict::Fail => 2,
+                Verdict::Inconclusive => 3,
+            };
+            proptest::prop_assert!(rank(at(shift)) <= rank(at(shift + more)));
+        }
     }
 }

@@ -9,10 +9,12 @@
 //! - [`baseline`]: recording and storing baselines.
 //! - [`eval`]: transitions detected from the Wanderer's generation, judged, kept in a history.
 //! - [`exit`]: the documented exit codes.
+//! - [`error`]: the crate's one error type.
 
 pub mod baseline;
 pub mod cli;
 pub mod criteria;
+pub mod error;
 pub mod eval;
 pub mod grafana;
 pub mod judge;
@@ -25,6 +27,8 @@ pub mod sinks;
 pub mod spec;
 pub mod stats;
 pub mod webhook;
+
+pub use error::{Error, Result};
 
 /// Exit codes of `upsoak-agent`.
 pub mod exit {

@@ -5,13 +5,7 @@ use std::collections::BTreeMap;
 
 use prometheus_http_query::Client;
 
-/// A failed query, with Prometheus' own message.
-#[derive(Debug, thiserror::Error)]
-#[error("query `{query}` failed: {message}")]
-pub struct QueryError {
-    pub query: String,
-    pub message: String,
-}
+use crate::{Error, Result};
 
 /// One sample per step: (unix seconds, value).
 pub type Series = Vec<(f64, f64)>;
@@ -22,19 +16,9 @@ pub type Series = Vec<(f64, f64)>;
 pub trait Querier {
     /// Evaluates `expr` at every `step` seconds in [start, end]; several series are summed per
     /// step, so an SLO is one number per step.
-    async fn range(
-        &self,
-        expr: &str,
-        start: i64,
-        end: i64,
-        step: f64,
-    ) -> Result<Series, QueryError>;
+    async fn range(&self, expr: &str, start: i64, end: i64, step: f64) -> Result<Series>;
     /// The labels of the series `expr` returns at `time`.
-    async fn labels_at(
-        &self,
-        expr: &str,
-        time: i64,
-    ) -> Result<Vec<BTreeMap<String, String>>, QueryError>;
+    async fn labels_at(&self, expr: &str, time: i64) -> Result<Vec<BTreeMap<String, String>>>;
 }
 
 /// The Prometheus HTTP API.
@@ -44,8 +28,8 @@ pub struct PromQuerier {
 }
 
 impl PromQuerier {
-    pub fn new(url: &str) -> Result<PromQuerier, QueryError> {
-        let client = Client::try_from(url).map_err(|e| QueryError {
+    pub fn new(url: &str) -> Result<PromQuerier> {
+        let client = Client::try_from(url).map_err(|e| Error::Query {
             query: String::new(),
             message: format!("`{url}` is not a Prometheus URL: {e}"),
         })?;
@@ -54,14 +38,8 @@ impl PromQuerier {
 }
 
 impl Querier for PromQuerier {
-    async fn range(
-        &self,
-        expr: &str,
-        start: i64,
-        end: i64,
-        step: f64,
-    ) -> Result<Series, QueryError> {
-        let err = |e: prometheus_http_query::Error| QueryError {
+    async fn range(&self, expr: &str, start: i64, end: i64, step: f64) -> Result<Series> {
+        let err = |e: prometheus_http_query::Error| Error::Query {
             query: expr.to_owned(),
             message: e.to_string(),
         };
@@ -101,18 +79,14 @@ impl Querier for PromQuerier {
             .collect())
     }
 
-    async fn labels_at(
-        &self,
-        expr: &str,
-        time: i64,
-    ) -> Result<Vec<BTreeMap<String, String>>, QueryError> {
+    async fn labels_at(&self, expr: &str, time: i64) -> Result<Vec<BTreeMap<String, String>>> {
         let res = self
             .client
             .query(expr)
             .at(time)
             .get()
             .await
-            .map_err(|e| QueryError {
+            .map_err(|e| Error::Query {
                 query: expr.to_owned(),
                 message: e.to_string(),
             })?;

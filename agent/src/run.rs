@@ -65,14 +65,6 @@ pub fn reload_specs(specs: &mut Specs, path: &std::path::Path, m: &AgentMetrics)
 }
 
 /// Why `run` stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    State(#[from] eval::StateError),
-    #[error(transparent)]
-    Query(#[from] crate::prom::QueryError),
-}
-
 fn rfc3339(unix: i64) -> String {
     jiff::Timestamp::from_second(unix)
         .map(|t| t.to_string())
@@ -124,9 +116,9 @@ pub async fn run(
     mut cfg: RunConfig,
     metrics: AgentMetrics,
     shutdown: CancellationToken,
-) -> Result<Verdict, RunError> {
+) -> crate::Result<Verdict> {
     std::fs::create_dir_all(&cfg.state_dir)
-        .map_err(|e| eval::StateError::Write(cfg.state_dir.clone(), e))?;
+        .map_err(|e| crate::Error::Write(cfg.state_dir.display().to_string(), e))?;
     let mut history = History::load(&cfg.state_dir)?;
     // Restarted: re-export what was judged before, so the metrics agree with the history.
     for t in &history.transitions {

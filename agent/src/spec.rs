@@ -1,11 +1,43 @@
 //! SLO specifications: groups evaluated on an interval, each SLO a PromQL expression with an
 //! absolute objective and/or a criterion relative to a recorded baseline. Parsing is strict and
 //! reports every problem with its path; every expression is parsed as PromQL.
+//!
+//! The file, field by field (`?` marks an optional field, with its default):
+//!
+//! ```yaml
+//! groups:                          # at least one
+//!   - name: allocation             # [A-Za-z_][A-Za-z0-9_-]*, unique in the file
+//!     interval: 15s                # evaluation period, at least 1s (15s, 5m, 1h, 1h30m)
+//!     slos:                        # at least one
+//!       - name: allocation-success # same rule as group names, unique in its group
+//!         expr: sum(rate(x{result="ok"}[1m])) / sum(rate(x[1m]))   # instant vector or scalar
+//!         objective: ">= 0.95"     # ? absolute (see criteria); quote it: `>` starts a YAML block
+//!         baseline: ">= -2%"       # ? relative to the recorded baseline; one of the two required
+//!         for: 1m                  # ? 0s: how long a violation lasts before it counts
+//!         direction: decrease_is_bad  # ? inferred from the criteria, else `either`
+//!         on_no_data: inconclusive # ? inconclusive | warn | fail; never pass
+//!         on_error: inconclusive   # ? inconclusive | warn | fail; never pass
+//!         severity: warning        # ? info | warning | critical
+//!         min_samples: 5           # ? samples a window needs before it is judged
+//!         description: ""          # ? free text for reports and alerts
+//! ```
+//!
+//! `direction` says which change of the value is bad: `increase_is_bad` (latency, error rates,
+//! memory), `decrease_is_bad` (success ratios, ready replicas) or `either` (a value that must hold
+//! still). Only a shift the bad way counts against an SLO; an improvement never fails it.
+//!
+//! Names may hold `-` because they are label values and baseline keys, not metric names; the
+//! recording rules built from them turn `-` into `_`, so two names that differ only there are
+//! rejected.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
 
 use crate::criteria::{Objective, Relative};
 
@@ -13,6 +45,7 @@ use crate::criteria::{Objective, Relative};
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SpecFile {
+    /// Groups of SLOs, each evaluated on its own interval.
     pub groups: Vec<Group>,
 }
 
@@ -20,9 +53,12 @@ pub struct SpecFile {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
+    /// Unique in the file.
     pub name: String,
+    /// Evaluation period, e.g. `15s`.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// The SLOs of the group.
     pub slos: Vec<Slo>,
 }
 
@@ -30,6 +66,7 @@ pub struct Group {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Slo {
+    /// Unique in its group.
     pub name: String,
     /// PromQL, an instant vector or scalar; each evaluation step gives one sample (the sum
     /// over series when several come back).
@@ -53,11 +90,13 @@ pub struct Slo {
     /// The verdict when the query fails: `inconclusive` (default), `warn` or `fail`.
     #[serde(default = "inconclusive")]
     pub on_error: Verdict,
+    /// How loud a failure is: `info`, `warning` (default) or `critical`.
     #[serde(default = "warning")]
     pub severity: Severity,
     /// Samples needed in a window before it is judged.
     #[serde(default = "default_min_samples")]
     pub min_samples: usize,
+    /// Free text for reports and alerts.
     #[serde(default)]
     pub description: String,
 }
@@ -68,20 +107,25 @@ fn inconclusive() -> Verdict {
 fn warning() -> Severity {
     Severity::Warning
 }
+/// Five samples: below that Mann–Whitney cannot reach p < 0.05 against any baseline size.
+pub const DEFAULT_MIN_SAMPLES: usize = 5;
 fn default_min_samples() -> usize {
-    5
+    DEFAULT_MIN_SAMPLES
 }
 
 /// Which change of the value is bad.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Higher is worse: latency, error rates, memory.
     IncreaseIsBad,
+    /// Lower is worse: success ratios, ready replicas.
     DecreaseIsBad,
+    /// Any shift is suspect.
     Either,
 }
 
-/// A verdict.
+/// A verdict. Ordered from best to worst, so the overall verdict of many is their maximum.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -108,6 +152,12 @@ impl Verdict {
     ];
 }
 
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How loud a failed SLO is.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -124,252 +174,518 @@ pub struct CheckedSlo {
     pub spec: Slo,
     pub objective: Option<Objective>,
     pub relative: Option<Relative>,
+    /// As written, or inferred from the criteria.
     pub direction: Direction,
 }
 
-/// Every problem found in a spec file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid SLO specs `{source_name}` ({} problem{}):\n  {}", problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
-pub struct SpecErrors {
-    pub source_name: String,
-    pub problems: Vec<String>,
+/// One problem in a spec file, at a path such as `groups[1].slos[3].expr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `groups[0].interval`; a file position `3:7` for YAML syntax errors.
+    pub path: String,
+    pub message: String,
 }
 
-fn valid_name(s: &str) -> bool {
-    s.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
 }
+
+/// Every problem found in a spec file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecErrors {
+    pub source_name: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "invalid SLO specs `{}` ({n} problem{}):",
+            self.source_name,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecErrors {}
 
 /// Loaded and checked specs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Specs {
     pub file: SpecFile,
     pub slos: Vec<CheckedSlo>,
-    /// FNV-1a 64 of the canonical JSON of the specs, for baselines to refer to.
+    /// FNV-1a 64 (hex) of the canonical JSON of the specs, defaults filled in, so that the same
+    /// specs written differently (flow or block YAML, defaults omitted) hash the same.
     pub hash: String,
 }
 
 impl Specs {
+    /// Reads and checks a spec file.
     pub fn load(path: &Path) -> Result<Specs, SpecErrors> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| SpecErrors {
             source_name: name.clone(),
-            problems: vec![format!("cannot read: {e}")],
+            problems: vec![Problem {
+                path: name.clone(),
+                message: format!("cannot read: {e}"),
+            }],
         })?;
         Specs::parse(&text, &name)
     }
 
+    /// Checks spec text; `name` names it in errors.
     pub fn parse(text: &str, name: &str) -> Result<Specs, SpecErrors> {
-        let fail = |problems: Vec<String>| SpecErrors {
-            source_name: name.to_owned(),
-            problems,
-        };
-        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!("{name}:{}:{}: ", l.line(), l.column()))
-                .unwrap_or_default();
-            fail(vec![format!("{at}{e}")])
-        })?;
-        let file: SpecFile = serde_path_to_error::deserialize(value)
-            .map_err(|e| fail(vec![format!("{}: {}", e.path(), e.inner())]))?;
-        let mut p = Vec::new();
-        let mut slos = Vec::new();
-        let mut groups = std::collections::BTreeSet::new();
-        if file.groups.is_empty() {
-            p.push("groups: at least one group is required".to_owned());
-        }
-        for (gi, g) in file.groups.iter().enumerate() {
-            let at = format!("groups[{gi}]");
-            if !valid_name(&g.name) {
-                p.push(format!(
-                    "{at}.name: `{}` must be letters, digits, `_` or `-`",
-                    g.name
-                ));
-            }
-            if !groups.insert(g.name.as_str()) {
-                p.push(format!("{at}.name: `{}` is used twice", g.name));
-            }
-            if g.interval < Duration::from_secs(1) {
-                p.push(format!("{at}.interval: must be at least 1s"));
-            }
-            let mut names = std::collections::BTreeSet::new();
-            for (si, s) in g.slos.iter().enumerate() {
-                let at = format!("{at}.slos[{si}]");
-                if !valid_name(&s.name) {
-                    p.push(format!(
-                        "{at}.name: `{}` must be letters, digits, `_` or `-`",
-                        s.name
-                    ));
-                }
-                if !names.insert(s.name.as_str()) {
-                    p.push(format!(
-                        "{at}.name: `{}` is used twice in group `{}`",
-                        s.name, g.name
-                    ));
-                }
-                match promql_parser::parser::parse(&s.expr) {
-                    Err(e) => p.push(format!("{at}.expr: {}", e.trim())),
-                    Ok(expr) => {
-                        use promql_parser::parser::value::ValueType;
-                        match expr.value_type() {
-                            ValueType::Vector | ValueType::Scalar => {}
-                            other => p.push(format!(
-                                "{at}.expr: evaluates to a {other}, an SLO needs an instant vector or a scalar"
-                            )),
-                        }
-                    }
-                }
-                let objective = match s.objective.as_deref().map(Objective::parse) {
-                    Some(Err(e)) => {
-                        p.push(format!("{at}.objective: {e}"));
-                        None
-                    }
-                    Some(Ok(o)) => Some(o),
-                    None => None,
-                };
-                let relative = match s.baseline.as_deref().map(Relative::parse) {
-                    Some(Err(e)) => {
-                        p.push(format!("{at}.baseline: {e}"));
-                        None
-                    }
-                    Some(Ok(r)) => Some(r),
-                    None => None,
-                };
-                if s.objective.is_none() && s.baseline.is_none() {
-                    p.push(format!(
-                        "{at}: needs an objective, a baseline criterion, or both"
-                    ));
-                }
-                if s.on_no_data == Verdict::Pass {
-                    p.push(format!(
-                        "{at}.on_no_data: cannot be pass: no data is never evidence of health"
-                    ));
-                }
-                if s.on_error == Verdict::Pass {
-                    p.push(format!(
-                        "{at}.on_error: cannot be pass: a failed query is never evidence of health"
-                    ));
-                }
-                if s.min_samples == 0 {
-                    p.push(format!("{at}.min_samples: must be at least 1"));
-                }
-                let inferred = relative
-                    .map(|r| r.cmp)
-                    .or(objective.map(|o| o.cmp))
-                    .and_then(|c| c.higher_is_bad())
-                    .map(|h| {
-                        if h {
-                            Direction::IncreaseIsBad
-                        } else {
-                            Direction::DecreaseIsBad
-                        }
-                    })
-                    .unwrap_or(Direction::Either);
-                slos.push(CheckedSlo {
-                    group: g.name.clone(),
-                    spec: s.clone(),
-                    objective,
-                    relative,
-                    direction: s.direction.unwrap_or(inferred),
+        let mut c = Checker::default();
+        let file = parse_yaml(text, name).and_then(|root| c.file(&root));
+        let file = match file {
+            Ok(file) if c.problems.is_empty() => file,
+            Ok(_) => {
+                return Err(SpecErrors {
+                    source_name: name.to_owned(),
+                    problems: c.problems,
                 });
             }
-        }
-        if !p.is_empty() {
-            return Err(fail(p));
-        }
-        let canonical = serde_json::to_string(&file).unwrap_or_default();
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in canonical.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+            Err(p) => {
+                return Err(SpecErrors {
+                    source_name: name.to_owned(),
+                    problems: vec![p],
+                });
+            }
+        };
+        let hash = format!("{:016x}", fnv1a64(canonical_json(&file).as_bytes()));
         Ok(Specs {
+            slos: c.checked,
             file,
-            slos,
-            hash: format!("{h:016x}"),
+            hash,
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The YAML document, or the syntax error at its line and column.
+fn parse_yaml(text: &str, name: &str) -> Result<Value, Problem> {
+    let mut root: Value = serde_yaml::from_str(text).map_err(|e| {
+        let (path, hint) = match e.location() {
+            Some(l) => {
+                let line = text.lines().nth(l.line().saturating_sub(1)).unwrap_or("");
+                // `objective: >= 1` is the likely mistake: `>` opens a folded block scalar.
+                let hint = if line.contains(": >") {
+                    "; hint: quote criteria that start with `>`, e.g. objective: \">= 0.999\""
+                } else {
+                    ""
+                };
+                (format!("{name}:{}:{}", l.line(), l.column()), hint)
+            }
+            None => (name.to_owned(), ""),
+        };
+        Problem {
+            path,
+            message: format!("YAML syntax error: {e}{hint}"),
+        }
+    })?;
+    // Merge keys (`<<: *defaults`) let a file share SLO defaults between entries.
+    root.apply_merge().map_err(|e| Problem {
+        path: name.to_owned(),
+        message: format!("YAML merge key: {e}"),
+    })?;
+    Ok(root)
+}
 
-    #[test]
-    fn the_default_specs_load() {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/slos.yaml");
-        let specs = Specs::load(&path).unwrap();
-        assert!(specs.slos.len() >= 8, "{}", specs.slos.len());
-        for s in &specs.slos {
-            assert_ne!(s.spec.on_no_data, Verdict::Pass);
+/// The spec file as JSON with a fixed field order (struct order) and defaults filled in.
+fn canonical_json(file: &SpecFile) -> String {
+    // Serializing plain structs of strings, numbers and durations cannot fail.
+    serde_json::to_string(file).unwrap_or_default()
+}
+
+/// FNV-1a, 64 bits: tiny, stable across platforms and releases, and enough to notice that a
+/// baseline was recorded under other specs (it is not a defence against tampering).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// `[A-Za-z_][A-Za-z0-9_-]*`, at most 64 characters.
+fn name_problem(s: &str) -> Option<String> {
+    let first_ok = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_ok = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if s.is_empty() {
+        Some("must not be empty".to_owned())
+    } else if !first_ok || !rest_ok {
+        Some(format!(
+            "`{s}` must start with a letter or `_` and hold only letters, digits, `_` or `-`"
+        ))
+    } else if s.len() > 64 {
+        Some(format!("`{s}` is longer than 64 characters"))
+    } else {
+        None
+    }
+}
+
+const FILE_FIELDS: &[&str] = &["groups"];
+const GROUP_FIELDS: &[&str] = &["name", "interval", "slos"];
+const SLO_FIELDS: &[&str] = &[
+    "name",
+    "expr",
+    "objective",
+    "baseline",
+    "for",
+    "direction",
+    "on_no_data",
+    "on_error",
+    "severity",
+    "min_samples",
+    "description",
+];
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Walks the YAML tree field by field, so that one bad field does not hide the others.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+    checked: Vec<CheckedSlo>,
+}
+
+impl Checker {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// The mapping at `path`, with every unknown key reported.
+    fn mapping<'v>(&mut self, v: &'v Value, path: &str, fields: &[&str]) -> Option<&'v Mapping> {
+        let Value::Mapping(m) = v else {
+            self.problem(path, format!("expected a mapping, found {}", kind(v)));
+            return None;
+        };
+        for key in m.keys() {
+            match key.as_str() {
+                Some(k) if fields.contains(&k) => {}
+                Some(k) => self.problem(
+                    if path.is_empty() {
+                        k.to_owned()
+                    } else {
+                        format!("{path}.{k}")
+                    },
+                    format!("unknown field `{k}`, expected one of {}", fields.join(", ")),
+                ),
+                None => self.problem(path, format!("a key is {}, not a string", kind(key))),
+            }
+        }
+        Some(m)
+    }
+
+    /// A field that may be absent (or null).
+    fn optional<T: DeserializeOwned>(&mut self, m: &Mapping, path: &str, key: &str) -> Option<T> {
+        match m.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => match serde_yaml::from_value(v.clone()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.problem(format!("{path}.{key}"), e.to_string());
+                    None
+                }
+            },
         }
     }
 
-    #[test]
-    fn every_problem_has_its_path() {
-        let bad = r#"
-groups:
-  - name: core
-    interval: 15s
-    slos:
-      - name: ok
-        expr: sum(rate(x_total[1m]))
-        objective: ">= 1"
-      - name: ok
-        expr: sum(rate(x_total[1m])
-        objective: "0.99"
-      - name: ranged
-        expr: x_total[5m]
-        baseline: "<= 20%"
-        on_no_data: pass
-      - name: nothing
-        expr: up
-  - name: core
-    interval: 100ms
-    slos: []
-"#;
-        let e = Specs::parse(bad, "s.yaml").unwrap_err().to_string();
-        for want in [
-            "groups[0].slos[1].name: `ok` is used twice in group `core`",
-            "groups[0].slos[1].expr:",
-            "groups[0].slos[1].objective: `0.99` must start with",
-            "groups[0].slos[2].expr: evaluates to a matrix",
-            "groups[0].slos[2].baseline: `<= 20%`: a baseline criterion is a signed change",
-            "groups[0].slos[2].on_no_data: cannot be pass",
-            "groups[0].slos[3]: needs an objective, a baseline criterion, or both",
-            "groups[1].name: `core` is used twice",
-            "groups[1].interval: must be at least 1s",
-        ] {
-            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    /// A field that must be present.
+    fn required<T: DeserializeOwned>(&mut self, m: &Mapping, path: &str, key: &str) -> Option<T> {
+        if matches!(m.get(key), None | Some(Value::Null)) {
+            self.problem(format!("{path}.{key}"), "missing (required)");
+            return None;
         }
-        let e = Specs::parse(
-            "groups: [ { name: a, interval: 15s, slos: [], extra: 1 } ]",
-            "x",
-        )
-        .unwrap_err();
-        assert!(e.problems[0].contains("unknown field `extra`"), "{e}");
-        let e = Specs::parse("groups: [\n  {", "y.yaml").unwrap_err();
-        assert!(e.problems[0].starts_with("y.yaml:"), "{e}");
+        self.optional(m, path, key)
     }
 
-    #[test]
-    fn direction_is_inferred_from_the_criteria() {
-        let s = Specs::parse(
-            "groups: [ { name: g, interval: 15s, slos: [ { name: lat, expr: up, baseline: \"<= +20%\" }, { name: ok, expr: up, objective: \">= 0.99\" } ] } ]",
-            "d",
-        )
-        .unwrap();
-        assert_eq!(s.slos[0].direction, Direction::IncreaseIsBad);
-        assert_eq!(s.slos[1].direction, Direction::DecreaseIsBad);
-        let again = Specs::parse(
-            "groups: [ { name: g, interval: 15s, slos: [ { name: lat, expr: up, baseline: \"<= +20%\" }, { name: ok, expr: up, objective: \">= 0.99\" } ] } ]",
-            "other name",
-        )
-        .unwrap();
-        assert_eq!(s.hash, again.hash);
+    /// A duration such as `15s`, `5m`, `1h30m`.
+    fn duration(&mut self, m: &Mapping, path: &str, key: &str) -> Option<Duration> {
+        let at = format!("{path}.{key}");
+        match m.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match humantime::parse_duration(s.trim()) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.problem(at, format!("invalid duration {s:?}: {e}"));
+                    None
+                }
+            },
+            Some(Value::Number(n)) => {
+                self.problem(
+                    at,
+                    format!("invalid duration {n}: give a unit, e.g. \"{n}s\" or \"{n}m\""),
+                );
+                None
+            }
+            Some(v) => {
+                self.problem(
+                    at,
+                    format!(
+                        "invalid duration: expected a string like \"15s\", found {}",
+                        kind(v)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn file(&mut self, root: &Value) -> Result<SpecFile, Problem> {
+        let Some(m) = self.mapping(root, "", FILE_FIELDS) else {
+            return Err(Problem {
+                path: "(top level)".to_owned(),
+                message: format!("expected a mapping with `groups`, found {}", kind(root)),
+            });
+        };
+        let mut groups = Vec::new();
+        match m.get("groups") {
+            None | Some(Value::Null) => self.problem("groups", "missing (required)"),
+            Some(Value::Sequence(gs)) if gs.is_empty() => {
+                self.problem("groups", "at least one group is required");
+            }
+            Some(Value::Sequence(gs)) => {
+                let mut names: BTreeMap<String, usize> = BTreeMap::new();
+                for (gi, g) in gs.iter().enumerate() {
+                    if let Some(g) = self.group(g, gi, &mut names) {
+                        groups.push(g);
+                    }
+                }
+            }
+            Some(v) => self.problem("groups", format!("expected a list, found {}", kind(v))),
+        }
+        Ok(SpecFile { groups })
+    }
+
+    /// Checks a name against the naming rule and earlier names in its scope (keyed by the
+    /// recording-rule form, where `-` becomes `_`).
+    fn name(
+        &mut self,
+        name: &str,
+        at: &str,
+        seen: &mut BTreeMap<String, usize>,
+        i: usize,
+        of: &str,
+    ) {
+        if let Some(p) = name_problem(name) {
+            self.problem(at, p);
+            return;
+        }
+        let key = name.replace('-', "_");
+        if let Some(first) = seen.get(&key) {
+            self.problem(
+                at,
+                format!("`{name}` is already used by {of}[{first}] (names are compared with `-` read as `_`)"),
+            );
+        } else {
+            seen.insert(key, i);
+        }
+    }
+
+    fn group(
+        &mut self,
+        v: &Value,
+        gi: usize,
+        names: &mut BTreeMap<String, usize>,
+    ) -> Option<Group> {
+        let at = format!("groups[{gi}]");
+        let m = self.mapping(v, &at, GROUP_FIELDS)?;
+        let name: Option<String> = self.required(m, &at, "name");
+        if let Some(n) = &name {
+            self.name(n, &format!("{at}.name"), names, gi, "groups");
+        }
+        if !m.contains_key("interval") {
+            self.problem(format!("{at}.interval"), "missing (required)");
+        }
+        let interval = self.duration(m, &at, "interval");
+        if interval.is_some_and(|d| d < Duration::from_secs(1)) {
+            self.problem(format!("{at}.interval"), "must be at least 1s");
+        }
+        let mut slos = Vec::new();
+        match m.get("slos") {
+            None | Some(Value::Null) => self.problem(format!("{at}.slos"), "missing (required)"),
+            Some(Value::Sequence(ss)) if ss.is_empty() => {
+                self.problem(format!("{at}.slos"), "a group needs at least one SLO");
+            }
+            Some(Value::Sequence(ss)) => {
+                let mut seen = BTreeMap::new();
+                let group = name.clone().unwrap_or_default();
+                for (si, s) in ss.iter().enumerate() {
+                    if let Some(s) = self.slo(s, &format!("{at}.slos[{si}]"), si, &mut seen, &group)
+                    {
+                        slos.push(s);
+                    }
+                }
+            }
+            Some(v) => self.problem(
+                format!("{at}.slos"),
+                format!("expected a list, found {}", kind(v)),
+            ),
+        }
+        Some(Group {
+            name: name?,
+            interval: interval?,
+            slos,
+        })
+    }
+
+    fn slo(
+        &mut self,
+        v: &Value,
+        at: &str,
+        si: usize,
+        seen: &mut BTreeMap<String, usize>,
+        group: &str,
+    ) -> Option<Slo> {
+        let m = self.mapping(v, at, SLO_FIELDS)?;
+        let name: Option<String> = self.required(m, at, "name");
+        if let Some(n) = &name {
+            let scope = format!("{}.slos", at.rsplit_once(".slos").map_or(at, |(g, _)| g));
+            self.name(n, &format!("{at}.name"), seen, si, &scope);
+        }
+        let expr: Option<String> = self.required(m, at, "expr");
+        if let Some(e) = &expr {
+            self.expr(e, &format!("{at}.expr"));
+        }
+        let objective_text: Option<String> = self.optional(m, at, "objective");
+        let objective = objective_text
+            .as_deref()
+            .and_then(|t| match Objective::parse(t) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    self.problem(format!("{at}.objective"), e.to_string());
+                    None
+                }
+            });
+        let baseline_text: Option<String> = self.optional(m, at, "baseline");
+        let relative = baseline_text
+            .as_deref()
+            .and_then(|t| match Relative::parse(t) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.problem(format!("{at}.baseline"), e.to_string());
+                    None
+                }
+            });
+        if !m.contains_key("objective") && !m.contains_key("baseline") {
+            self.problem(
+                at,
+                "needs an `objective`, a `baseline` criterion, or both: an SLO with neither can never fail",
+            );
+        }
+        let for_ = self.duration(m, at, "for");
+        let direction: Option<Direction> = self.optional(m, at, "direction");
+        let on_no_data: Verdict = self
+            .optional(m, at, "on_no_data")
+            .unwrap_or(Verdict::Inconclusive);
+        if on_no_data == Verdict::Pass {
+            self.problem(
+                format!("{at}.on_no_data"),
+                "cannot be `pass`: no data is never evidence of health (use inconclusive, warn or fail)",
+            );
+        }
+        let on_error: Verdict = self
+            .optional(m, at, "on_error")
+            .unwrap_or(Verdict::Inconclusive);
+        if on_error == Verdict::Pass {
+            self.problem(
+                format!("{at}.on_error"),
+                "cannot be `pass`: a failed query is never evidence of health (use inconclusive, warn or fail)",
+            );
+        }
+        let severity: Severity = self
+            .optional(m, at, "severity")
+            .unwrap_or(Severity::Warning);
+        let min_samples: usize = self
+            .optional(m, at, "min_samples")
+            .unwrap_or(DEFAULT_MIN_SAMPLES);
+        if min_samples == 0 {
+            self.problem(format!("{at}.min_samples"), "must be at least 1");
+        }
+        let description: String = self.optional(m, at, "description").unwrap_or_default();
+        let slo = Slo {
+            name: name?,
+            expr: expr?,
+            objective: objective_text,
+            baseline: baseline_text,
+            for_,
+            direction,
+            on_no_data,
+            on_error,
+            severity,
+            min_samples,
+            description,
+        };
+        // The criterion that sets the bad way: the relative one, else the objective; `==`
+        // says nothing about it.
+        let inferred = relative
+            .map(|r| r.cmp)
+            .or(objective.map(|o| o.cmp))
+            .and_then(|c| c.higher_is_bad())
+            .map_or(Direction::Either, |higher| {
+                if higher {
+                    Direction::IncreaseIsBad
+                } else {
+                    Direction::DecreaseIsBad
+                }
+            });
+        self.checked.push(CheckedSlo {
+            group: group.to_owned(),
+            spec: slo.clone(),
+            objective,
+            relative,
+            direction: direction.unwrap_or(inferred),
+        });
+        Some(slo)
+    }
+
+    /// The expression parses as PromQL and gives one value per step.
+    fn expr(&mut self, expr: &str, at: &str) {
+        use promql_parser::parser::value::ValueType;
+        if expr.trim().is_empty() {
+            self.problem(at, "empty expression");
+            return;
+        }
+        match promql_parser::parser::parse(expr) {
+            Err(e) => self.problem(at, format!("PromQL parse error: {}", e.trim())),
+            Ok(parsed) => match parsed.value_type() {
+                ValueType::Vector | ValueType::Scalar => {}
+                ValueType::Matrix => self.problem(
+                    at,
+                    "evaluates to a range vector; an SLO needs an instant vector or a scalar (wrap it in rate(), avg_over_time(), …)",
+                ),
+                ValueType::String => self.problem(
+                    at,
+                    "evaluates to a string; an SLO needs an instant vector or a scalar",
+                ),
+            },
+        }
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::{Exposition, Prometheus, metrics_server, now};
 use tokio_util::sync::CancellationToken;
-use upsoak_agent::baseline::{self, Baseline, BaselineError};
+use upsoak_agent::Error;
+use upsoak_agent::baseline::{self, Baseline};
 use upsoak_agent::prom::PromQuerier;
 use upsoak_agent::spec::Specs;
 
@@ -68,10 +69,7 @@ async fn records_a_steady_window_and_refuses_a_window_with_a_transition() {
     let err = baseline::record(&q, &specs, to - 6, to, 1.0)
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, BaselineError::TransitionInWindow { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::TransitionInWindow { .. }), "{err}");
 
     // Too short a window for min_samples: refused, naming the SLO.
     let to = now();
@@ -85,6 +83,6 @@ async fn records_a_steady_window_and_refuses_a_window_with_a_transition() {
     let err = baseline::record(&q, &specs, to - 4, to, 1.0)
         .await
         .unwrap_err();
-    assert!(matches!(err, BaselineError::Query(_)), "{err}");
+    assert!(matches!(err, Error::Query { .. }), "{err}");
     stop.cancel();
 }
