@@ -384,3 +384,61 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
     let _ = std::fs::remove_dir_all(&dir);
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_transition_finishes_and_journals_it() {
+    let yaml = format!(
+        "{}\nupgrade_window: 1500ms\ngame: {{ port_min: 62000, port_max: 62999 }}\n",
+        upsoak_sim::config::DEFAULT_CONFIG_YAML
+    );
+    let cfg = upsoak_sim::config::SimConfig::parse(&yaml, "test").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = CancellationToken::new();
+    let (sim, _h) = upsoak_sim::server::Sim::start(cfg, listener, stop.clone(), 1).unwrap();
+    let dir = tmpdir("sigterm");
+    let config = dir.join("sidecar.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: http://{}\nwanderer:\n  space: {}\n  seed: 9\n  schedule: {{ period: 200ms, jitter: 0 }}\n  applier: {{ kind: sim, url: \"http://{}\" }}\nproducer:\n  fleets: []\n  allocation_rate: 0\n",
+            dir.display(),
+            sim.addr,
+            space().display(),
+            sim.addr
+        ),
+    )
+    .unwrap();
+    let journal = dir.join("journal.jsonl");
+    let mut sidecar = Sidecar::start(&config);
+    wait_until(20, "a transition in flight", || {
+        journal.exists() && matches!(entries(&journal).last(), Some(Entry::Intent { .. }))
+    });
+    let Some(Entry::Intent { step, .. }) = entries(&journal).last().cloned() else {
+        unreachable!()
+    };
+    Command::new("kill")
+        .args(["-TERM", &sidecar.child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = sidecar.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sidecar did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    // The action in flight was finished and its outcome journalled, not left indeterminate.
+    let after = entries(&journal);
+    assert!(
+        matches!(after.last(), Some(Entry::Outcome { step: s, result: Outcome::Applied, .. }) if *s == step),
+        "{:?}",
+        after.last()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    stop.cancel();
+}

@@ -67,9 +67,9 @@ wanderer:
   apply_timeout: 60s
   applier: { kind: sim, url: "$SIM" }
 producer:
-  fleets: [ { name: simple-game-server, min_replicas: 25, max_replicas: 40, scale_every_min: 15s, scale_every_max: 30s } ]
-  allocation_rate: 8
-  session: { min_length: 2s, max_length: 6s, max_players: 4 }
+  fleets: [ { name: simple-game-server, min_replicas: 50, max_replicas: 70, scale_every_min: 15s, scale_every_max: 30s } ]
+  allocation_rate: 6
+  session: { min_length: 1s, max_length: 4s, max_players: 4 }
   window: 10s
 YAML
 "$BIN/upsoak-chaos" run --config "$RUN_DIR/sidecar.yaml" > "$RUN_DIR/chaos.out" 2> "$RUN_DIR/chaos.log" &
