@@ -218,6 +218,16 @@ pub struct AlertSender {
     http: reqwest::Client,
     queue: VecDeque<serde_json::Value>,
     capacity: usize,
+    /// Consecutive failed deliveries, and when the next attempt may be made: 1 s, 2 s, 4 s …
+    /// up to 60 s after each failure, so a down Alertmanager is not hammered.
+    failures: u32,
+    next_try: Option<std::time::Instant>,
+}
+
+/// The wait after `failures` consecutive failed deliveries.
+pub fn backoff(failures: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(1u64 << failures.saturating_sub(1).min(6))
+        .min(std::time::Duration::from_secs(60))
 }
 
 impl AlertSender {
@@ -227,10 +237,23 @@ impl AlertSender {
             http: reqwest::Client::new(),
             queue: VecDeque::new(),
             capacity,
+            failures: 0,
+            next_try: None,
         }
     }
 
-    /// Queues `alerts` and tries to deliver everything queued, oldest first.
+    fn failed(&mut self) {
+        self.failures += 1;
+        self.next_try = Some(std::time::Instant::now() + backoff(self.failures));
+    }
+
+    /// Batches waiting for delivery.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Queues `alerts` and tries to deliver everything queued, oldest first, unless a failed
+    /// delivery's backoff has not yet run out.
     pub async fn send(&mut self, alerts: Vec<serde_json::Value>, m: &AgentMetrics) {
         if !alerts.is_empty() {
             if self.queue.len() >= self.capacity {
@@ -239,6 +262,10 @@ impl AlertSender {
                 tracing::warn!("alert retry queue full: dropped the oldest batch");
             }
             self.queue.push_back(serde_json::Value::Array(alerts));
+        }
+        if self.next_try.is_some_and(|t| std::time::Instant::now() < t) {
+            m.alerts_queued.set(self.queue.len() as i64);
+            return;
         }
         while let Some(batch) = self.queue.front() {
             let n = batch.as_array().map_or(0, Vec::len) as u64;
@@ -252,13 +279,17 @@ impl AlertSender {
                 Ok(r) if r.status().is_success() => {
                     m.alerts_sent.inc_by(n);
                     self.queue.pop_front();
+                    self.failures = 0;
+                    self.next_try = None;
                 }
                 Ok(r) => {
                     tracing::warn!(status = %r.status(), "alertmanager refused alerts; will retry");
+                    self.failed();
                     break;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "alertmanager unreachable; will retry");
+                    self.failed();
                     break;
                 }
             }
@@ -290,4 +321,35 @@ pub fn current_alerts(transitions: &[Transition], now: &str) -> Vec<serde_json::
         out.push(alert(t, v, still, now, now));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        let secs: Vec<u64> = (1..=9).map(|f| backoff(f).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[tokio::test]
+    async fn a_down_alertmanager_is_retried_with_backoff_and_overflow_is_counted() {
+        // Nothing listens on port 1: every delivery fails at once.
+        let mut s = AlertSender::new("http://127.0.0.1:1", 2);
+        let m = AgentMetrics::default();
+        s.send(vec![json!({"labels": {"alertname": "A"}})], &m)
+            .await;
+        assert_eq!((s.queued(), s.failures), (1, 1));
+        // Within the backoff: queued, not attempted.
+        s.send(vec![json!({"labels": {"alertname": "B"}})], &m)
+            .await;
+        assert_eq!((s.queued(), s.failures), (2, 1));
+        // Past capacity: the oldest batch is dropped and counted, never silently.
+        s.send(vec![json!({"labels": {"alertname": "C"}})], &m)
+            .await;
+        assert_eq!(s.queued(), 2);
+        assert_eq!(m.alerts_dropped.get(), 1);
+        assert_eq!(m.alerts_queued.get(), 2);
+    }
 }
