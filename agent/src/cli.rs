@@ -182,13 +182,6 @@ pub fn parse_time(s: &str, now: i64) -> Result<i64, String> {
         .map_err(|_| format!("`{s}` is not unix seconds, RFC 3339, `now` or `-10m`"))
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 /// `baseline record`.
 pub async fn record_baseline(
     prometheus: &str,
@@ -198,7 +191,7 @@ pub async fn record_baseline(
     specs: &Path,
     out: &Path,
 ) -> Result<String, CliError> {
-    let now = unix_now();
+    let now = crate::run::unix_now();
     let from = parse_time(from, now).map_err(|e| bad(format!("--from: {e}")))?;
     let to = parse_time(to, now).map_err(|e| bad(format!("--to: {e}")))?;
     if from >= to {

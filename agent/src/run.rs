@@ -71,7 +71,8 @@ fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-fn unix_now() -> i64 {
+/// Now, in unix seconds.
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
