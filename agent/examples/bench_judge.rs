@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         eprintln!("usage: bench_judge PROMETHEUS_URL SLOS ROUNDS");
         return ExitCode::from(2);
     };
-    let mut yaml = String::from("groups:\n  - name: bench\n    interval: 15s\n    slos:\n");
+    let mut yaml = String::from("groups:\n  - name: bench\n    interval: 2s\n    slos:\n");
     for i in 0..n {
         yaml.push_str(&format!(
             "      - {{ name: s{i}, expr: \"sum(rate(prometheus_http_requests_total[1m])) * {}\", baseline: \"<= +50%\", min_samples: 3 }}\n",
@@ -57,7 +57,7 @@ async fn main() -> ExitCode {
     let w = Windows {
         settle: Duration::from_secs(0),
         judge: Duration::from_secs(30),
-        step: Duration::from_secs(2),
+        step: None,
         alpha: 0.05,
     };
     let cpu0 = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0);
@@ -70,6 +70,8 @@ async fn main() -> ExitCode {
             from: Default::default(),
             to: Default::default(),
             judged: None,
+            partial: Default::default(),
+            groups_done: Default::default(),
         });
         let start = Instant::now();
         eval::judge_due(
@@ -80,6 +82,7 @@ async fn main() -> ExitCode {
             &w,
             &mut h,
             now,
+            &eval::all_groups(&specs),
         )
         .await;
         lat.push(start.elapsed().as_secs_f64());

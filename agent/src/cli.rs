@@ -87,7 +87,23 @@ pub enum RulesCommand {
         /// Baseline for the relative criteria; without it only objectives become alerts.
         #[arg(long)]
         baseline: Option<PathBuf>,
+        /// `rules`: a rule file (`rule_files:`); `prometheus-rule`: the same groups in a
+        /// prometheus-operator `PrometheusRule` object.
+        #[arg(long, value_enum, default_value_t = RulesFormat::Rules)]
+        format: RulesFormat,
+        /// Namespace of the `PrometheusRule` object.
+        #[arg(long, default_value = "upsoak")]
+        namespace: String,
     },
+}
+
+/// What `rules export` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RulesFormat {
+    /// A Prometheus rule file.
+    Rules,
+    /// A `monitoring.coreos.com/v1` PrometheusRule.
+    PrometheusRule,
 }
 
 /// `baseline …`.
@@ -114,6 +130,9 @@ pub enum BaselineCommand {
         /// Where to write the baseline (JSON).
         #[arg(long)]
         out: PathBuf,
+        /// File holding a bearer token sent to Prometheus (empty: none).
+        #[arg(long, env = "UPSOAK_PROMETHEUS_TOKEN_FILE")]
+        prometheus_token_file: Option<PathBuf>,
     },
 }
 
@@ -125,8 +144,14 @@ impl Args {
             Command::Run(o) => run(o, upsoak_common::shutdown::on_signal()).await,
             Command::Report { state_dir, format } => report(&state_dir, &format),
             Command::Rules {
-                command: RulesCommand::Export { specs, baseline },
-            } => export_rules(&specs, baseline.as_deref()),
+                command:
+                    RulesCommand::Export {
+                        specs,
+                        baseline,
+                        format,
+                        namespace,
+                    },
+            } => export_rules(&specs, baseline.as_deref(), format, &namespace),
             Command::Baseline {
                 command:
                     BaselineCommand::Record {
@@ -136,8 +161,12 @@ impl Args {
                         step,
                         specs,
                         out,
+                        prometheus_token_file,
                     },
-            } => record_baseline(&prometheus, &from, &to, step, &specs, &out).await,
+            } => {
+                use_prometheus_token(prometheus_token_file.as_deref())?;
+                record_baseline(&prometheus, &from, &to, step, &specs, &out).await
+            }
         }
     }
 }
@@ -180,6 +209,22 @@ pub fn parse_time(s: &str, now: i64) -> Result<i64, String> {
     s.parse::<jiff::Timestamp>()
         .map(|t| t.as_second())
         .map_err(|_| format!("`{s}` is not unix seconds, RFC 3339, `now` or `-10m`"))
+}
+
+/// An unset value: absent, or empty (how a Kubernetes ConfigMap leaves an environment variable
+/// unset).
+fn set<T: AsRef<std::ffi::OsStr>>(v: Option<T>) -> Option<T> {
+    v.filter(|v| !v.as_ref().is_empty())
+}
+
+/// Reads `--prometheus-token-file` (when set) and makes every Prometheus query send it.
+fn use_prometheus_token(file: Option<&Path>) -> Result<(), CliError> {
+    let Some(file) = set(file) else {
+        return Ok(());
+    };
+    let token = std::fs::read_to_string(file)
+        .map_err(|e| bad(format!("--prometheus-token-file `{}`: {e}", file.display())))?;
+    crate::prom::set_bearer_token(&token).map_err(|e| bad(e.to_string()))
 }
 
 /// `baseline record`.
@@ -263,13 +308,23 @@ pub fn report(state_dir: &Path, format: &str) -> Result<String, CliError> {
 }
 
 /// `rules export`.
-pub fn export_rules(specs: &Path, baseline: Option<&Path>) -> Result<String, CliError> {
+pub fn export_rules(
+    specs: &Path,
+    baseline: Option<&Path>,
+    format: RulesFormat,
+    namespace: &str,
+) -> Result<String, CliError> {
     let specs = Specs::load(specs).map_err(|e| bad(e.to_string()))?;
     let base = baseline
         .map(Baseline::load)
         .transpose()
         .map_err(|e| bad(e.to_string()))?;
-    Ok(crate::rules::export(&specs, base.as_ref()))
+    Ok(match format {
+        RulesFormat::Rules => crate::rules::export(&specs, base.as_ref()),
+        RulesFormat::PrometheusRule => {
+            crate::rules::export_prometheus_rule(&specs, base.as_ref(), namespace)
+        }
+    })
 }
 
 /// Options of `run`.
@@ -290,8 +345,11 @@ pub struct RunOptions {
     /// Address of /metrics, /healthz, /readyz; port 0 picks one.
     #[arg(long, default_value = "127.0.0.1:9465")]
     pub listen: String,
-    /// Alertmanager base URL (API v2).
-    #[arg(long)]
+    /// File holding a bearer token sent to Prometheus (empty: none).
+    #[arg(long, env = "UPSOAK_PROMETHEUS_TOKEN_FILE")]
+    pub prometheus_token_file: Option<PathBuf>,
+    /// Alertmanager base URL (API v2); empty: none.
+    #[arg(long, env = "UPSOAK_ALERTMANAGER")]
     pub alertmanager: Option<String>,
     /// Wait after a transition before judging.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
@@ -299,12 +357,13 @@ pub struct RunOptions {
     /// Length of the judged window.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub judge_window: Duration,
-    /// Query resolution of the judged window.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    pub step: Duration,
-    /// Evaluation period.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    pub interval: Duration,
+    /// Query resolution of every group's judged window [default: each group's `interval`,
+    /// the slot it is evaluated on].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub step: Option<Duration>,
+    /// Period of the active control-plane probes.
+    #[arg(long, alias = "interval", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub probe_interval: Duration,
     /// Significance level of the Mann–Whitney test.
     #[arg(long, default_value_t = crate::judge::DEFAULT_ALPHA)]
     pub alpha: f64,
@@ -317,11 +376,12 @@ pub struct RunOptions {
     /// Turns the active control-plane probes off (passive mode).
     #[arg(long = "no-probes", action = clap::ArgAction::SetFalse)]
     pub probes: bool,
-    /// Grafana base URL for annotations (a region per transition, a point per verdict).
-    #[arg(long)]
+    /// Grafana base URL for annotations (a region per transition, a point per verdict); empty:
+    /// none.
+    #[arg(long, env = "UPSOAK_GRAFANA")]
     pub grafana: Option<String>,
     /// File holding the Grafana API token.
-    #[arg(long)]
+    #[arg(long, env = "UPSOAK_GRAFANA_TOKEN_FILE")]
     pub grafana_token_file: Option<PathBuf>,
     /// Without a Grafana: record the annotations that would be posted here (JSON lines).
     #[arg(long)]
@@ -366,8 +426,22 @@ pub async fn run(
     if !(o.alpha > 0.0 && o.alpha < 1.0) {
         return Err(bad(format!("--alpha: {} is not within (0, 1)", o.alpha)));
     }
-    if o.interval.is_zero() || o.step.is_zero() {
-        return Err(bad("--interval and --step must be above zero"));
+    if o.probe_interval.is_zero() || o.step.is_some_and(|s| s.is_zero()) {
+        return Err(bad("--probe-interval and --step must be above zero"));
+    }
+    let windows = Windows {
+        settle: o.settle,
+        judge: o.judge_window,
+        step: o.step,
+        alpha: o.alpha,
+    };
+    let short = crate::eval::too_few_samples(&specs, &windows);
+    if !short.is_empty() {
+        return Err(bad(format!(
+            "--judge-window {}s is too short for these SLOs (lengthen it, or lower their group's interval or min_samples):\n  {}",
+            o.judge_window.as_secs(),
+            short.join("\n  ")
+        )));
     }
     let listener = tokio::net::TcpListener::bind(&o.listen)
         .await
@@ -380,7 +454,11 @@ pub async fn run(
         message: e.to_string(),
     })?;
     println!("listening on http://{addr}");
-    let grafana = match (&o.grafana, &o.grafana_token_file) {
+    use_prometheus_token(o.prometheus_token_file.as_deref())?;
+    let grafana = match (
+        &set(o.grafana.as_deref()),
+        &set(o.grafana_token_file.as_deref()),
+    ) {
         (Some(url), Some(file)) => {
             let token = std::fs::read_to_string(file)
                 .map_err(|e| bad(format!("--grafana-token-file `{}`: {e}", file.display())))?;
@@ -403,7 +481,7 @@ pub async fn run(
             .map_err(bad)?;
         tokio::spawn(crate::probe::run(
             client,
-            o.interval,
+            o.probe_interval,
             probe_metrics,
             shutdown.clone(),
         ));
@@ -421,14 +499,8 @@ pub async fn run(
         specs,
         baseline,
         state_dir: o.state_dir.clone(),
-        alertmanager: o.alertmanager,
-        windows: Windows {
-            settle: o.settle,
-            judge: o.judge_window,
-            step: o.step,
-            alpha: o.alpha,
-        },
-        interval: o.interval,
+        alertmanager: set(o.alertmanager),
+        windows,
         max_judged: o.max_transitions,
         grafana,
         inbox,

@@ -2,7 +2,7 @@
 //! settle, then judges each SLO over the judge window against the baseline, and keeps every
 //! verdict with its evidence in a history that survives restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,9 +21,15 @@ pub struct Transition {
     pub at: i64,
     pub from: BTreeMap<String, String>,
     pub to: BTreeMap<String, String>,
-    /// Set once judged.
+    /// Set once every group has judged it.
     #[serde(default)]
     pub judged: Option<Judged>,
+    /// Verdicts of the groups that have judged it so far (each group judges at its own slot).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partial: BTreeMap<String, SloVerdict>,
+    /// The groups that have judged it so far.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub groups_done: BTreeSet<String>,
 }
 
 /// The verdicts of a judged transition.
@@ -31,6 +37,9 @@ pub struct Transition {
 pub struct Judged {
     pub window_start: i64,
     pub window_end: i64,
+    /// Unix seconds the verdict was reached (its lag behind `window_end` is the detection delay).
+    #[serde(default)]
+    pub judged_at: i64,
     pub verdict: Verdict,
     /// By `group/slo`.
     pub slos: BTreeMap<String, SloVerdict>,
@@ -115,8 +124,8 @@ pub struct Windows {
     pub settle: Duration,
     /// Length of the judged window.
     pub judge: Duration,
-    /// Query resolution.
-    pub step: Duration,
+    /// Query resolution of every group; `None`: each group's own interval.
+    pub step: Option<Duration>,
     pub alpha: f64,
 }
 
@@ -133,6 +142,9 @@ fn worst(vs: impl Iterator<Item = Verdict>) -> Verdict {
     }
     out
 }
+
+/// When the Wanderer's last transition went live (unix seconds), as the sidecar exports it.
+pub const TRANSITION_TIME_METRIC: &str = "max(upsoak_wanderer_last_transition_timestamp_seconds)";
 
 /// Looks for a new generation at `now`; records it as a pending transition. Returns the
 /// transitions added (an error when Prometheus cannot be read: nothing is assumed).
@@ -156,12 +168,26 @@ pub async fn detect<Q: Querier>(q: &Q, h: &mut History, now: i64) -> crate::Resu
         .unwrap_or_default();
     let added = match h.last_generation {
         Some(last) if g > last => {
+            // Anchored on when the sidecar says the new configuration went live, not on when
+            // this slot noticed it (a scrape and a slot later); `now` when it does not say.
+            let floor = h.transitions.last().map_or(i64::MIN, |t| t.at);
+            let at = q
+                .range(TRANSITION_TIME_METRIC, now - 1, now, 1.0)
+                .await
+                .ok()
+                .and_then(|s| s.last().map(|(_, v)| *v))
+                .filter(|t| t.is_finite())
+                .map(|t| t.floor() as i64)
+                .filter(|t| *t > floor && *t <= now)
+                .unwrap_or(now);
             h.transitions.push(Transition {
                 generation: g,
-                at: now,
+                at,
                 from: h.last_config.clone(),
                 to: config.clone(),
                 judged: None,
+                partial: BTreeMap::new(),
+                groups_done: BTreeSet::new(),
             });
             1
         }
@@ -172,7 +198,71 @@ pub async fn detect<Q: Querier>(q: &Q, h: &mut History, now: i64) -> crate::Resu
     Ok(added)
 }
 
-/// Judges every pending transition whose window has passed by `now`.
+/// The names of every group of `specs`, for judging them all at once.
+pub fn all_groups(specs: &Specs) -> Vec<String> {
+    specs.file.groups.iter().map(|g| g.name.clone()).collect()
+}
+
+/// A group's query resolution: the `--step` override, else its own interval.
+fn group_step(specs: &Specs, w: &Windows, group: &str) -> f64 {
+    w.step
+        .or_else(|| {
+            specs
+                .file
+                .groups
+                .iter()
+                .find(|g| g.name == group)
+                .map(|g| g.interval)
+        })
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(15.0)
+        .max(1.0)
+}
+
+/// The SLOs whose judged window cannot hold `min_samples` at their group's step: such a
+/// configuration could only ever be inconclusive, so `run` refuses it up front.
+pub fn too_few_samples(specs: &Specs, w: &Windows) -> Vec<String> {
+    specs
+        .slos
+        .iter()
+        .filter_map(|s| {
+            let step = group_step(specs, w, &s.group);
+            let fits = (w.judge.as_secs_f64() / step).floor() as usize + 1;
+            (fits < s.spec.min_samples).then(|| {
+                format!(
+                    "{}: a {}s judge window at a {step}s step holds {fits} samples, fewer than min_samples {}",
+                    baseline::key(&s.group, &s.spec.name),
+                    w.judge.as_secs(),
+                    s.spec.min_samples
+                )
+            })
+        })
+        .collect()
+}
+
+/// The current value of each SLO of `group` (instant queries at `now`); a failed query is
+/// `Err` and never stops the others.
+pub async fn current<Q: Querier>(
+    q: &Q,
+    specs: &Specs,
+    group: &str,
+    now: i64,
+) -> Vec<(String, crate::Result<Option<f64>>)> {
+    let mut out = Vec::new();
+    for s in specs.slos.iter().filter(|s| s.group == group) {
+        let v = q
+            .range(&s.spec.expr, now, now, 1.0)
+            .await
+            .map(|series| series.last().map(|(_, v)| *v));
+        out.push((s.spec.name.clone(), v));
+    }
+    out
+}
+
+/// At the slot of each group in `groups`: judges that group's SLOs for every pending transition
+/// whose window has passed by `now`, at the group's step. A transition is judged (and returned)
+/// once every group of the specs has judged it.
+#[allow(clippy::too_many_arguments)]
 pub async fn judge_due<Q: Querier>(
     q: &Q,
     inbox: &crate::webhook::Inbox,
@@ -181,6 +271,7 @@ pub async fn judge_due<Q: Querier>(
     w: &Windows,
     h: &mut History,
     now: i64,
+    groups: &[String],
 ) -> Vec<usize> {
     let mut done = Vec::new();
     for (i, t) in h.transitions.iter_mut().enumerate() {
@@ -192,11 +283,27 @@ pub async fn judge_due<Q: Querier>(
         if now < end {
             continue;
         }
-        let mut slos = BTreeMap::new();
-        for s in &specs.slos {
-            let v = judge_slo(q, s, base, w, t.at, start, end).await;
-            slos.insert(baseline::key(&s.group, &s.spec.name), v);
+        for g in groups {
+            if t.groups_done.contains(g) {
+                continue;
+            }
+            let step = group_step(specs, w, g);
+            for s in specs.slos.iter().filter(|s| &s.group == g) {
+                let v = judge_slo(q, s, base, w, step, t.at, start, end).await;
+                t.partial.insert(baseline::key(&s.group, &s.spec.name), v);
+            }
+            t.groups_done.insert(g.clone());
         }
+        if !specs
+            .file
+            .groups
+            .iter()
+            .all(|g| t.groups_done.contains(&g.name))
+        {
+            continue;
+        }
+        let mut slos = std::mem::take(&mut t.partial);
+        t.groups_done.clear();
         // The user's own alerts that fired in the window fail the transition on their name.
         for a in inbox.firing_between(start, end) {
             let name = a
@@ -239,6 +346,7 @@ pub async fn judge_due<Q: Querier>(
         t.judged = Some(Judged {
             window_start: start,
             window_end: end,
+            judged_at: now,
             verdict,
             slos,
         });
@@ -247,16 +355,17 @@ pub async fn judge_due<Q: Querier>(
     done
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn judge_slo<Q: Querier>(
     q: &Q,
     s: &CheckedSlo,
     base: Option<&Baseline>,
     w: &Windows,
+    step: f64,
     at: i64,
     start: i64,
     end: i64,
 ) -> SloVerdict {
-    let step = w.step.as_secs_f64().max(1.0);
     let key = baseline::key(&s.group, &s.spec.name);
     let base_samples = base
         .and_then(|b| b.slos.get(&key))
@@ -357,9 +466,12 @@ mod tests {
             judged: Some(Judged {
                 window_start: 130,
                 window_end: 430,
+                judged_at: 431,
                 verdict: Verdict::Pass,
                 slos: BTreeMap::new(),
             }),
+            partial: BTreeMap::new(),
+            groups_done: BTreeSet::new(),
         });
         h.save(&dir).unwrap();
         let again = History::load(&dir).unwrap();
@@ -370,5 +482,111 @@ mod tests {
         std::fs::write(History::path(&dir), b"{\"transitions\": [").unwrap();
         assert!(History::load(&dir).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Series from memory (a constant value per expression), recording the steps asked for:
+    /// the unit under test is the group bookkeeping, not the Prometheus client.
+    struct Constant(std::sync::Mutex<Vec<(String, f64)>>);
+
+    impl Querier for Constant {
+        async fn range(
+            &self,
+            expr: &str,
+            start: i64,
+            end: i64,
+            step: f64,
+        ) -> crate::Result<crate::prom::Series> {
+            self.0.lock().unwrap().push((expr.to_owned(), step));
+            let n = ((end - start) as f64 / step) as usize + 1;
+            Ok((0..n)
+                .map(|i| (start as f64 + i as f64 * step, 1.0))
+                .collect())
+        }
+        async fn labels_at(&self, _: &str, _: i64) -> crate::Result<Vec<BTreeMap<String, String>>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn each_group_judges_at_its_own_slot_and_step_and_the_transition_waits_for_all() {
+        let specs = Specs::parse(
+            "groups:\n  - { name: fast, interval: 2s, slos: [ { name: a, expr: vector(1), objective: \">= 1\" } ] }\n  - { name: slow, interval: 10s, slos: [ { name: b, expr: vector(2), objective: \">= 1\" } ] }\n",
+            "test",
+        )
+        .unwrap();
+        let w = Windows {
+            settle: Duration::from_secs(10),
+            judge: Duration::from_secs(60),
+            step: None,
+            alpha: 0.05,
+        };
+        assert!(too_few_samples(&specs, &w).is_empty());
+        let short = Windows {
+            judge: Duration::from_secs(30),
+            ..w
+        };
+        assert_eq!(
+            too_few_samples(&specs, &short),
+            vec![
+                "slow/b: a 30s judge window at a 10s step holds 4 samples, fewer than min_samples 5"
+            ]
+        );
+        let q = Constant(Default::default());
+        let mut h = History::default();
+        h.transitions.push(Transition {
+            generation: 2,
+            at: 1000,
+            from: BTreeMap::new(),
+            to: BTreeMap::new(),
+            judged: None,
+            partial: BTreeMap::new(),
+            groups_done: BTreeSet::new(),
+        });
+        let inbox = crate::webhook::Inbox::default();
+        let fast = vec!["fast".to_owned()];
+        let slow = vec!["slow".to_owned()];
+        // Before the window has passed, no group judges.
+        assert!(
+            judge_due(&q, &inbox, &specs, None, &w, &mut h, 1069, &fast)
+                .await
+                .is_empty()
+        );
+        assert!(h.transitions[0].partial.is_empty());
+        // The fast group's slot: its SLO is judged at a 2 s step; the transition still waits.
+        assert!(
+            judge_due(&q, &inbox, &specs, None, &w, &mut h, 1070, &fast)
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            h.transitions[0].partial.keys().collect::<Vec<_>>(),
+            vec!["fast/a"]
+        );
+        // Saved and loaded between slots (a restart), the partial judgement is kept.
+        let again: History = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+        assert_eq!(again, h);
+        // The slow group's slot completes it, at a 10 s step.
+        assert_eq!(
+            judge_due(&q, &inbox, &specs, None, &w, &mut h, 1080, &slow).await,
+            vec![0]
+        );
+        let j = h.transitions[0].judged.as_ref().unwrap();
+        assert_eq!(j.verdict, Verdict::Pass);
+        assert_eq!(j.slos["fast/a"].samples.len(), 31);
+        assert_eq!(j.slos["slow/b"].samples.len(), 7);
+        assert!(h.transitions[0].partial.is_empty() && h.transitions[0].groups_done.is_empty());
+        let steps = q.0.lock().unwrap().clone();
+        assert!(
+            steps.iter().all(
+                |(e, st)| (e == "vector(1)" && *st == 2.0) || (e == "vector(2)" && *st == 10.0)
+            ),
+            "{steps:?}"
+        );
+        // A `--step` override applies to every group.
+        let fixed = Windows {
+            step: Some(Duration::from_secs(5)),
+            ..w
+        };
+        assert_eq!(group_step(&specs, &fixed, "slow"), 5.0);
     }
 }

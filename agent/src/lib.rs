@@ -24,6 +24,7 @@ pub mod report;
 pub mod rules;
 pub mod run;
 pub mod sinks;
+pub mod slots;
 pub mod spec;
 pub mod stats;
 pub mod webhook;

@@ -2,6 +2,7 @@
 //! SLO expressions, reduced to one sample per step.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use prometheus_http_query::Client;
 
@@ -27,12 +28,55 @@ pub struct PromQuerier {
     client: Client,
 }
 
+/// The bearer token of `--prometheus-token-file`, for every querier the process makes.
+static BEARER_TOKEN: OnceLock<String> = OnceLock::new();
+
+/// Makes every later [`PromQuerier::new`] send `Authorization: Bearer TOKEN` (a Prometheus behind
+/// an authenticating proxy, Mimir, a managed service). Set once, at start-up, from
+/// `--prometheus-token-file`; a second call is refused.
+pub fn set_bearer_token(token: &str) -> Result<()> {
+    BEARER_TOKEN
+        .set(token.trim().to_owned())
+        .map_err(|_| Error::Query {
+            query: String::new(),
+            message: "the Prometheus bearer token is already set".to_owned(),
+        })
+}
+
 impl PromQuerier {
+    /// A querier of `url`, with the process's bearer token if one is set.
     pub fn new(url: &str) -> Result<PromQuerier> {
-        let client = Client::try_from(url).map_err(|e| Error::Query {
+        PromQuerier::with_bearer_token(url, BEARER_TOKEN.get().map(String::as_str))
+    }
+
+    /// A querier of `url` that sends `token`, if any, as `Authorization: Bearer`.
+    pub fn with_bearer_token(url: &str, token: Option<&str>) -> Result<PromQuerier> {
+        let bad_url = |e: prometheus_http_query::Error| Error::Query {
             query: String::new(),
             message: format!("`{url}` is not a Prometheus URL: {e}"),
-        })?;
+        };
+        let client = match token {
+            None => Client::try_from(url).map_err(bad_url)?,
+            Some(token) => {
+                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| Error::Query {
+                        query: String::new(),
+                        message: "the Prometheus bearer token is not a valid header value"
+                            .to_owned(),
+                    })?;
+                value.set_sensitive(true);
+                let mut headers = reqwest::header::HeaderMap::new();
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+                let http = reqwest::Client::builder()
+                    .default_headers(headers)
+                    .build()
+                    .map_err(|e| Error::Query {
+                        query: String::new(),
+                        message: format!("cannot build the Prometheus client: {e}"),
+                    })?;
+                Client::from(http, url).map_err(bad_url)?
+            }
+        };
         Ok(PromQuerier { client })
     }
 }
@@ -102,5 +146,62 @@ impl Querier for PromQuerier {
                 .collect(),
             _ => Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A Prometheus query endpoint that records the Authorization header it was sent.
+    async fn recording_server(seen: Arc<Mutex<Vec<Option<String>>>>) -> String {
+        let app = axum::Router::new().route(
+            "/api/v1/query",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(
+                        headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
+                    );
+                    (
+                        [("content-type", "application/json")],
+                        r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_bearer_token_is_sent_and_none_without_one() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let url = recording_server(seen.clone()).await;
+        PromQuerier::with_bearer_token(&url, Some("s3cret"))
+            .unwrap()
+            .labels_at("up", 1)
+            .await
+            .unwrap();
+        PromQuerier::with_bearer_token(&url, None)
+            .unwrap()
+            .labels_at("up", 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![Some("Bearer s3cret".to_owned()), None]
+        );
+    }
+
+    #[test]
+    fn a_token_that_is_no_header_value_is_refused() {
+        assert!(PromQuerier::with_bearer_token("http://127.0.0.1:1", Some("a\nb")).is_err());
     }
 }

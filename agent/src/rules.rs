@@ -120,6 +120,33 @@ pub fn export(specs: &Specs, base: Option<&Baseline>) -> String {
     out
 }
 
+/// The rule file as a prometheus-operator `PrometheusRule` object (`monitoring.coreos.com/v1`)
+/// named `upsoak-slos` in `namespace`: the same groups under `spec`, for
+/// `rules export --format prometheus-rule`.
+pub fn export_prometheus_rule(specs: &Specs, base: Option<&Baseline>, namespace: &str) -> String {
+    let rules = export(specs, base);
+    let mut out = String::new();
+    let mut lines = rules.lines().peekable();
+    // The header comments stay on top; every rule line moves two spaces in, under `spec`. The
+    // rule file's values are one-line JSON strings, so indenting cannot change their meaning.
+    while let Some(l) = lines.next_if(|l| l.starts_with('#')) {
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = writeln!(
+        out,
+        "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: upsoak-slos\n  namespace: {}\n  labels:\n    app.kubernetes.io/name: upsoak-agent\n    app.kubernetes.io/part-of: upsoak\nspec:",
+        yaml_str(namespace)
+    );
+    for l in lines {
+        if l.is_empty() {
+            out.push('\n');
+        } else {
+            let _ = writeln!(out, "  {l}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +169,33 @@ mod tests {
             have == want,
             "rules/upsoak-rules.yaml is stale; regenerate it (see this test's doc)"
         );
+    }
+
+    /// The prometheus-operator overlay's PrometheusRule is what `rules export --format
+    /// prometheus-rule` makes from the same files: regenerate with
+    /// `upsoak-agent rules export --format prometheus-rule --specs rules/slos.yaml --baseline rules/baseline.example.json > deploy/overlays/prometheus-operator/prometheusrule.yaml`.
+    #[test]
+    fn the_checked_in_prometheus_rule_is_current() {
+        let specs = Specs::load(&repo("rules/slos.yaml")).unwrap();
+        let base = Baseline::load(&repo("rules/baseline.example.json")).unwrap();
+        let want = export_prometheus_rule(&specs, Some(&base), "upsoak");
+        let path = "deploy/overlays/prometheus-operator/prometheusrule.yaml";
+        let have = std::fs::read_to_string(repo(path)).unwrap_or_default();
+        assert!(
+            have == want,
+            "{path} is stale; regenerate it (see this test's doc)"
+        );
+    }
+
+    #[test]
+    fn the_prometheus_rule_holds_the_rule_file_under_spec() {
+        let specs = Specs::load(&repo("rules/slos.yaml")).unwrap();
+        let plain: serde_yaml::Value = serde_yaml::from_str(&export(&specs, None)).unwrap();
+        let wrapped: serde_yaml::Value =
+            serde_yaml::from_str(&export_prometheus_rule(&specs, None, "games")).unwrap();
+        assert_eq!(wrapped["kind"], "PrometheusRule");
+        assert_eq!(wrapped["metadata"]["namespace"], "games");
+        assert_eq!(wrapped["spec"]["groups"], plain["groups"]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::baseline::Baseline;
 use crate::eval::{self, History, Windows};
 use crate::prom::PromQuerier;
 use crate::sinks::{self, AgentMetrics, AlertSender, GroupLabel, JudgedLabel, SloVerdictChanged};
+use crate::slots::Slots;
 use crate::spec::{Specs, Verdict};
 
 /// Everything `run` needs.
@@ -27,8 +28,6 @@ pub struct RunConfig {
     pub state_dir: PathBuf,
     pub alertmanager: Option<String>,
     pub windows: Windows,
-    /// Evaluation period.
-    pub interval: Duration,
     /// Stop after this many transitions have been judged (for demos and tests).
     pub max_judged: Option<usize>,
     pub grafana: Option<crate::grafana::Grafana>,
@@ -76,6 +75,14 @@ pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Now, in unix milliseconds.
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
 }
 
@@ -138,29 +145,57 @@ pub async fn run(
         .alertmanager
         .as_deref()
         .map(|u| AlertSender::new(u, 1000));
-    let mut tick = tokio::time::interval(cfg.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last = tokio::time::Instant::now();
+    let mut slots = Slots::new(&cfg.specs, unix_now_ms());
     loop {
+        // Sleep until the next group's slot (fixed on the wall clock, as Prometheus' groups).
+        let wait = slots
+            .next_ms()
+            .map(|t| Duration::from_millis((t - unix_now_ms()).max(0) as u64))
+            .unwrap_or(Duration::from_secs(1));
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        let elapsed = last.elapsed();
-        last = tokio::time::Instant::now();
-        if elapsed > cfg.interval * 2 {
-            metrics
-                .missed
-                .inc_by((elapsed.as_secs_f64() / cfg.interval.as_secs_f64()) as u64 - 1);
-        }
-        metrics.evaluations.inc();
         if let Some((path, flag)) = &cfg.reload
             && flag.swap(false, std::sync::atomic::Ordering::AcqRel)
         {
             let path = path.clone();
-            reload_specs(&mut cfg.specs, &path, &metrics);
+            if reload_specs(&mut cfg.specs, &path, &metrics) {
+                slots.reconcile(&cfg.specs, unix_now_ms());
+            }
+        }
+        let due = slots.due(unix_now_ms());
+        if due.is_empty() {
+            continue;
         }
         let now = unix_now();
+        let groups: Vec<String> = due.iter().map(|d| d.group.clone()).collect();
+        for d in &due {
+            let group = GroupLabel {
+                group: d.group.clone(),
+            };
+            metrics.evaluations.inc();
+            if d.missed > 0 {
+                tracing::warn!(group = %d.group, missed = d.missed, "evaluation slots missed");
+                metrics.missed.get_or_create(&group).inc_by(d.missed);
+            }
+            for (slo, v) in eval::current(&q, &cfg.specs, &d.group, now).await {
+                let l = sinks::SloLabels {
+                    group: d.group.clone(),
+                    slo,
+                };
+                match v {
+                    Ok(v) => {
+                        metrics.current.get_or_create(&l).set(v.unwrap_or(f64::NAN));
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %d.group, slo = %l.slo, error = %e, "query failed");
+                        metrics.failures.get_or_create(&group).inc();
+                        metrics.current.get_or_create(&l).set(f64::NAN);
+                    }
+                }
+            }
+        }
         let before = history.transitions.len();
         if let Err(e) = eval::detect(&q, &mut history, now).await {
             // Prometheus cannot be read: nothing is assumed; pending windows wait.
@@ -187,6 +222,7 @@ pub async fn run(
             &cfg.windows,
             &mut history,
             now,
+            &groups,
         )
         .await;
         for i in &judged {

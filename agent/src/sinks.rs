@@ -51,7 +51,8 @@ pub struct AgentMetrics {
     pub threshold: Family<SloLabels, F64Gauge>,
     pub evaluations: Counter,
     pub failures: Family<GroupLabel, Counter>,
-    pub missed: Counter,
+    pub missed: Family<GroupLabel, Counter>,
+    pub current: Family<SloLabels, F64Gauge>,
     pub judged: Family<JudgedLabel, Counter>,
     pub alerts_sent: Counter,
     pub alerts_dropped: Counter,
@@ -72,6 +73,11 @@ impl AgentMetrics {
             self.value.clone(),
         );
         r.register(
+            "upsoak_agent_slo_current",
+            "Value of the SLO's expression at its group's latest evaluation slot",
+            self.current.clone(),
+        );
+        r.register(
             "upsoak_agent_slo_baseline",
             "Mean of the SLO's baseline",
             self.baseline.clone(),
@@ -83,7 +89,7 @@ impl AgentMetrics {
         );
         r.register(
             "upsoak_agent_evaluations",
-            "Evaluation ticks run",
+            "Group evaluations run (one per group per slot)",
             self.evaluations.clone(),
         );
         r.register(
@@ -93,7 +99,7 @@ impl AgentMetrics {
         );
         r.register(
             "upsoak_agent_missed_evaluations",
-            "Evaluation slots missed because the previous one overran",
+            "Evaluation slots of each group skipped because the agent was busy or suspended",
             self.missed.clone(),
         );
         r.register(

@@ -34,7 +34,7 @@ fn windows() -> Windows {
     Windows {
         settle: Duration::from_secs(1),
         judge: Duration::from_secs(5),
-        step: Duration::from_secs(1),
+        step: None,
         alpha: 0.05,
     }
 }
@@ -77,7 +77,6 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         state_dir: dir.clone(),
         alertmanager: Some(am.url.clone()),
         windows: windows(),
-        interval: Duration::from_secs(1),
         max_judged: Some(2),
         grafana: Some(upsoak_agent::grafana::Grafana::new(
             &grafana_url,
@@ -211,7 +210,6 @@ async fn prometheus_stopped_means_inconclusive_never_pass() {
         state_dir: dir.clone(),
         alertmanager: None,
         windows: windows(),
-        interval: Duration::from_secs(1),
         max_judged: Some(1),
         grafana: None,
         inbox: Default::default(),
@@ -277,7 +275,6 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
         state_dir: dir.clone(),
         alertmanager: None,
         windows: windows(),
-        interval: Duration::from_secs(1),
         max_judged: Some(1),
         grafana: None,
         inbox,

@@ -157,7 +157,7 @@ while [ $((SECONDS - START)) -lt 24 ]; do progress; sleep 4; done
 "$BIN/upsoak-agent" run --prometheus "$PROM" --specs deploy/local/slos-demo.yaml \
   --baseline "$RUN_DIR/baseline.json" --state-dir "$RUN_DIR/agent" --listen 127.0.0.1:$AGENT_PORT \
   --alertmanager "$AM" --kube-server "$SIM" --annotations-file "$RUN_DIR/grafana-annotations.jsonl" \
-  --settle 10s --judge-window 20s --step 1s --interval 1s \
+  --settle 10s --judge-window 20s --probe-interval 1s \
   > "$RUN_DIR/agent.out" 2> "$RUN_DIR/agent.log" &
 AGENT_PID=$!
 pids+=($AGENT_PID)
