@@ -4,13 +4,14 @@ CARGO ?= cargo
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 DEMO_DURATION ?= 180
 
-.PHONY: test demo deps fmt clippy unit build release clean rules-check
+.PHONY: test demo deps fmt clippy unit build release clean rules-check deploy-check
 
 ## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
 deps:
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends $$missing; \
@@ -38,9 +39,21 @@ rules-check:
 	promtool check rules rules/upsoak-rules.yaml
 	promtool test rules rules/upsoak-rules.test.yaml
 
+## deploy-venv: the pinned Python tools of deploy-check (kubernetes-validate with its bundled schemas).
+DEPLOY_VENV := target/deploy-venv
+$(DEPLOY_VENV)/.installed: deploy/requirements.txt
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r deploy/requirements.txt
+	touch $@
+
+## deploy-check: each overlay renders with kubectl kustomize and validates against the Kubernetes
+## schemas; its rules and scrape configs pass promtool; the Alertmanager example passes amtool.
+deploy-check: $(DEPLOY_VENV)/.installed
+	PYTHON=$(DEPLOY_VENV)/bin/python ./deploy/check.sh
+
 ## test: formatting, lints, promtool on the rules, then every test (unit, kube-rs, kubectl,
 ## real Prometheus and Alertmanager) with --locked.
-test: deps fmt clippy rules-check
+test: deps fmt clippy rules-check deploy-check
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
