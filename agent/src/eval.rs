@@ -55,8 +55,28 @@ pub struct SloVerdict {
     pub evidence: Evidence,
     /// Mean of the window before the transition, for comparison.
     pub previous: Option<f64>,
-    /// The judged samples, for reports and charts.
+    /// The judged samples, for reports and charts. A step without a value (NaN: an empty
+    /// histogram, 0/0) is stored as `null`, as JSON has no NaN, and read back as NaN.
+    #[serde(with = "nan_as_null")]
     pub samples: Vec<(f64, f64)>,
+}
+
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[(f64, f64)], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(|(t, x)| (*t, x.is_finite().then_some(*x)))
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(f64, f64)>, D::Error> {
+        Ok(Vec::<(f64, Option<f64>)>::deserialize(d)?
+            .into_iter()
+            .map(|(t, x)| (t, x.unwrap_or(f64::NAN)))
+            .collect())
+    }
 }
 
 /// The agent's state: every transition seen, judged or pending.
@@ -478,6 +498,33 @@ mod tests {
         assert_eq!(again, h);
         assert_eq!(crate::report::text(&again), crate::report::text(&h));
         assert_eq!(again.overall(), Verdict::Pass);
+        // A step without a value (an empty histogram's NaN) survives the round trip as NaN.
+        h.transitions[0].judged.as_mut().unwrap().slos.insert(
+            "g/s".into(),
+            SloVerdict {
+                group: "g".into(),
+                slo: "s".into(),
+                severity: crate::spec::Severity::Warning,
+                query: "up".into(),
+                evidence: Evidence {
+                    verdict: Verdict::Pass,
+                    value: Some(1.0),
+                    baseline: None,
+                    threshold: None,
+                    p_value: None,
+                    samples: 2,
+                    baseline_samples: 0,
+                    reason: String::new(),
+                },
+                previous: None,
+                samples: vec![(1.0, 0.5), (2.0, f64::NAN)],
+            },
+        );
+        h.save(&dir).unwrap();
+        let again = History::load(&dir).unwrap();
+        let samples = &again.transitions[0].judged.as_ref().unwrap().slos["g/s"].samples;
+        assert_eq!(samples[0], (1.0, 0.5));
+        assert!(samples[1].0 == 2.0 && samples[1].1.is_nan());
         // A torn file is an error, never an empty history.
         std::fs::write(History::path(&dir), b"{\"transitions\": [").unwrap();
         assert!(History::load(&dir).is_err());

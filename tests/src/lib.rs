@@ -67,7 +67,7 @@ pub fn now() -> f64 {
         .unwrap_or_default()
 }
 
-/// A directory removed on drop unless `UPSOAK_KEEP_E2E` is set (then its path is printed).
+/// A directory removed on drop unless `KEEP_E2E_DIRS` is set (then its path is printed).
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
@@ -84,7 +84,7 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::env::var_os("UPSOAK_KEEP_E2E").is_some() {
+        if std::env::var_os("KEEP_E2E_DIRS").is_some() {
             eprintln!("kept {}", self.0.display());
         } else {
             let _ = fs::remove_dir_all(&self.0);
