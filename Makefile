@@ -4,7 +4,7 @@ CARGO ?= cargo
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 DEMO_DURATION ?= 180
 
-.PHONY: test demo deps fmt clippy unit build release clean rules-check deploy-check
+.PHONY: test e2e demo deps fmt clippy unit build release clean rules-check deploy-check
 
 ## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
 deps:
@@ -52,10 +52,17 @@ deploy-check: $(DEPLOY_VENV)/.installed
 	PYTHON=$(DEPLOY_VENV)/bin/python ./deploy/check.sh
 
 ## test: formatting, lints, promtool on the rules, then every test (unit, kube-rs, kubectl,
-## real Prometheus and Alertmanager) with --locked.
+## real Prometheus and Alertmanager) with --locked; then the end-to-end soaks (tests/), one at
+## a time and alone, so that no soak judges another's load as a regression.
 test: deps fmt clippy rules-check deploy-check
 	$(CARGO) build --workspace --locked --bins
-	$(CARGO) nextest run --workspace --locked --no-fail-fast
+	$(CARGO) nextest run --workspace --locked --no-fail-fast --exclude upsoak-tests
+	$(CARGO) nextest run -p upsoak-tests --locked --no-fail-fast --test-threads 1
+
+## e2e: only the end-to-end soaks (about 8 minutes).
+e2e: deps
+	$(CARGO) build --workspace --locked --bins
+	$(CARGO) nextest run -p upsoak-tests --locked --no-fail-fast --test-threads 1
 
 release:
 	$(CARGO) build --workspace --locked --release --bins
