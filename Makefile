@@ -4,7 +4,7 @@ CARGO ?= cargo
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 DEMO_DURATION ?= 180
 
-.PHONY: test e2e demo deps fmt clippy unit build release clean rules-check deploy-check
+.PHONY: test e2e bench-detection demo deps fmt clippy unit build release clean rules-check deploy-check
 
 ## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
 deps:
@@ -63,6 +63,12 @@ test: deps fmt clippy rules-check deploy-check
 e2e: deps
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run -p upsoak-tests --locked --no-fail-fast --test-threads 1
+
+## bench-detection: detection quality for BENCHMARKS.md (about 25 minutes): false fails over
+## 50 clean transitions, detection latency per fault kind.
+bench-detection: deps
+	$(CARGO) build --workspace --locked --bins
+	$(CARGO) nextest run -p upsoak-tests --locked --test detection --run-ignored only --test-threads 1 --no-capture
 
 release:
 	$(CARGO) build --workspace --locked --release --bins

@@ -695,3 +695,65 @@ pub fn detection_latency(t: &Value) -> f64 {
     let j = &t["judged"];
     (j["judged_at"].as_i64().unwrap_or(0) - j["window_start"].as_i64().unwrap_or(0)) as f64
 }
+
+/// Starts a stack, records the baseline from the steady window before the first transition,
+/// and starts the agent.
+pub async fn soak(tag: &str, soak: Soak, max_transitions: Option<usize>) -> Stack {
+    let mut s = Stack::start(tag, soak).await;
+    // The first transition comes one period after the sidecar started; the baseline is the
+    // 9 s before it, once Prometheus has a few scrapes of the producer's rates.
+    let next = eventually(30, "the sidecar's next transition time", || async {
+        s.query("upsoak_wanderer_next_transition_timestamp_seconds")
+            .await
+    })
+    .await;
+    let wait = next - 3.0 - now();
+    assert!(
+        wait > 5.0,
+        "too little time before the first transition ({wait:.1}s)"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+    s.record_baseline(9);
+    s.start_agent(max_transitions).await;
+    s
+}
+
+pub fn version(t: &Value, side: &str) -> String {
+    t[side]["version"].as_str().unwrap_or("").to_owned()
+}
+
+pub fn verdict(t: &Value) -> String {
+    t["judged"]["verdict"].as_str().unwrap_or("").to_owned()
+}
+
+/// The SLOs of a judged transition with the verdict `v`, as `group/slo`.
+pub fn slos_with(t: &Value, v: &str) -> Vec<String> {
+    t["judged"]["slos"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, s)| s["evidence"]["verdict"] == v)
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn summary(t: &Value) -> String {
+    let mut s = format!(
+        "generation {} {}→{}: {}",
+        t["generation"],
+        version(t, "from"),
+        version(t, "to"),
+        verdict(t)
+    );
+    if let Some(m) = t["judged"]["slos"].as_object() {
+        for (k, v) in m {
+            s.push_str(&format!(
+                "\n  {k}: {} ({})",
+                v["evidence"]["verdict"], v["evidence"]["reason"]
+            ));
+        }
+    }
+    s
+}

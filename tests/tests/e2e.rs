@@ -8,69 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
-use upsoak_tests::{Soak, Stack, detection_latency, eventually};
-
-/// Starts a stack, records the baseline from the steady window before the first transition,
-/// and starts the agent.
-async fn soak(tag: &str, soak: Soak, max_transitions: Option<usize>) -> Stack {
-    let mut s = Stack::start(tag, soak).await;
-    // The first transition comes one period after the sidecar started; the baseline is the
-    // 9 s before it, once Prometheus has a few scrapes of the producer's rates.
-    let next = eventually(30, "the sidecar's next transition time", || async {
-        s.query("upsoak_wanderer_next_transition_timestamp_seconds")
-            .await
-    })
-    .await;
-    let wait = next - 3.0 - upsoak_tests::now();
-    assert!(
-        wait > 5.0,
-        "too little time before the first transition ({wait:.1}s)"
-    );
-    tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
-    s.record_baseline(9);
-    s.start_agent(max_transitions).await;
-    s
-}
-
-fn version(t: &Value, side: &str) -> String {
-    t[side]["version"].as_str().unwrap_or("").to_owned()
-}
-
-fn verdict(t: &Value) -> String {
-    t["judged"]["verdict"].as_str().unwrap_or("").to_owned()
-}
-
-/// The SLOs of a judged transition with the verdict `v`, as `group/slo`.
-fn slos_with(t: &Value, v: &str) -> Vec<String> {
-    t["judged"]["slos"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, s)| s["evidence"]["verdict"] == v)
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn summary(t: &Value) -> String {
-    let mut s = format!(
-        "generation {} {}→{}: {}",
-        t["generation"],
-        version(t, "from"),
-        version(t, "to"),
-        verdict(t)
-    );
-    if let Some(m) = t["judged"]["slos"].as_object() {
-        for (k, v) in m {
-            s.push_str(&format!(
-                "\n  {k}: {} ({})",
-                v["evidence"]["verdict"], v["evidence"]["reason"]
-            ));
-        }
-    }
-    s
-}
+use upsoak_tests::{
+    Soak, Stack, detection_latency, eventually, slos_with, soak, summary, verdict, version,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clean_soak_passes_every_transition_without_an_alert() {
