@@ -131,7 +131,7 @@ pub enum BaselineCommand {
         #[arg(long)]
         out: PathBuf,
         /// File holding a bearer token sent to Prometheus (empty: none).
-        #[arg(long, env = "UPSOAK_PROMETHEUS_TOKEN_FILE")]
+        #[arg(long, env = "UPSOAK_PROMETHEUS_TOKEN_FILE", value_parser = maybe_path())]
         prometheus_token_file: Option<PathBuf>,
     },
 }
@@ -209,6 +209,13 @@ pub fn parse_time(s: &str, now: i64) -> Result<i64, String> {
     s.parse::<jiff::Timestamp>()
         .map(|t| t.as_second())
         .map_err(|_| format!("`{s}` is not unix seconds, RFC 3339, `now` or `-10m`"))
+}
+
+/// A path that may be empty (clap refuses an empty `PathBuf`): a Kubernetes ConfigMap sets an
+/// environment variable to the empty string to leave it unset.
+fn maybe_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }
 
 /// An unset value: absent, or empty (how a Kubernetes ConfigMap leaves an environment variable
@@ -346,7 +353,7 @@ pub struct RunOptions {
     #[arg(long, default_value = "127.0.0.1:9465")]
     pub listen: String,
     /// File holding a bearer token sent to Prometheus (empty: none).
-    #[arg(long, env = "UPSOAK_PROMETHEUS_TOKEN_FILE")]
+    #[arg(long, env = "UPSOAK_PROMETHEUS_TOKEN_FILE", value_parser = maybe_path())]
     pub prometheus_token_file: Option<PathBuf>,
     /// Alertmanager base URL (API v2); empty: none.
     #[arg(long, env = "UPSOAK_ALERTMANAGER")]
@@ -381,7 +388,7 @@ pub struct RunOptions {
     #[arg(long, env = "UPSOAK_GRAFANA")]
     pub grafana: Option<String>,
     /// File holding the Grafana API token.
-    #[arg(long, env = "UPSOAK_GRAFANA_TOKEN_FILE")]
+    #[arg(long, env = "UPSOAK_GRAFANA_TOKEN_FILE", value_parser = maybe_path())]
     pub grafana_token_file: Option<PathBuf>,
     /// Without a Grafana: record the annotations that would be posted here (JSON lines).
     #[arg(long)]

@@ -1,9 +1,10 @@
-//! The `upsoak-agent` binary's exit codes for `check-config`.
+//! The `upsoak-agent` binary's exit codes for `check-config`, and how `run` reads its environment.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_upsoak-agent");
 
@@ -137,4 +138,82 @@ fn usage_errors_exit_2() {
         out.status.code(),
         Some(i32::from(upsoak_agent::exit::BAD_INPUT))
     );
+}
+
+/// `run` with `env` set (and `--no-probes`, no baseline): its exit code if it stops within
+/// `wait`, else `None` (it kept running: killed), with what it printed.
+fn run_with_env(env: &[(&str, &str)], wait: Duration) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("upsoak-cli-env-{}", std::process::id()));
+    let state = dir.join(env.len().to_string());
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--no-probes", "--listen", "127.0.0.1:0", "--specs"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/slos.yaml"))
+        .arg("--state-dir")
+        .arg(&state)
+        .env("UPSOAK_PROMETHEUS", "http://127.0.0.1:1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + wait;
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        code,
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// How the Kubernetes manifests configure the agent (deploy/base): URLs and credential files
+/// from the environment, where an empty value is unset.
+#[test]
+fn run_takes_urls_and_credential_files_from_the_environment_empty_meaning_unset() {
+    let running = &[
+        ("UPSOAK_ALERTMANAGER", ""),
+        ("UPSOAK_GRAFANA", ""),
+        ("UPSOAK_GRAFANA_TOKEN_FILE", "/nonexistent/grafana/token"),
+        ("UPSOAK_PROMETHEUS_TOKEN_FILE", ""),
+    ];
+    // Bad input is refused within milliseconds of starting; two seconds is a run.
+    let (code, out) = run_with_env(running, Duration::from_secs(2));
+    assert_eq!(code, None, "run stopped instead of running:\n{out}");
+    assert!(out.contains("listening on http://"), "{out}");
+
+    let bad = Some(i32::from(upsoak_agent::exit::BAD_INPUT));
+    let (code, out) = run_with_env(
+        &[("UPSOAK_PROMETHEUS_TOKEN_FILE", "/nonexistent/token")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, bad, "{out}");
+    assert!(
+        out.contains("--prometheus-token-file `/nonexistent/token`"),
+        "{out}"
+    );
+
+    let (code, out) = run_with_env(
+        &[
+            ("UPSOAK_GRAFANA", "http://127.0.0.1:1"),
+            ("UPSOAK_GRAFANA_TOKEN_FILE", "/nonexistent/grafana/token"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, bad, "{out}");
+    assert!(out.contains("--grafana-token-file"), "{out}");
 }
