@@ -1,5 +1,8 @@
-//! Judging cost at scale, for BENCHMARKS.md: N SLOs judged over one 30 s window (2 s step)
-//! against a real Prometheus scraping itself every second (needs 70 s of data), repeated; prints latency per judgement, queries, CPU, RSS.
+//! Evaluation cost at scale, for BENCHMARKS.md, against a real Prometheus scraping itself every
+//! second (needs 70 s of data): N SLOs in one group, repeated ROUNDS times. Each round is the
+//! usual slot (one instant query per SLO, the live values) and then the worst slot (the same
+//! plus judging a transition: the 30 s window and the window before it at the group's 2 s
+//! step). Prints latency, queries, CPU and RSS.
 //! `cargo run --release -p upsoak-agent --example bench_judge -- http://127.0.0.1:9090 200 10`
 
 use std::process::ExitCode;
@@ -60,6 +63,18 @@ async fn main() -> ExitCode {
         step: None,
         alpha: 0.05,
     };
+    let mut slot = Vec::new();
+    let cpu_slot0 = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let values = eval::current(&q, &specs, "bench", now).await;
+        slot.push(start.elapsed().as_secs_f64());
+        if values.iter().any(|(_, v)| v.is_err()) {
+            eprintln!("a live query failed");
+            return ExitCode::from(1);
+        }
+    }
+    let cpu_slot = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0) - cpu_slot0;
     let cpu0 = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0);
     let mut lat = Vec::new();
     for _ in 0..rounds {
@@ -93,7 +108,16 @@ async fn main() -> ExitCode {
         .map(|s| s.resident_bytes)
         .unwrap_or(0.0)
         / 1e6;
-    println!("{n} SLOs, {rounds} judgements, {} queries each", 2 * n);
+    slot.sort_by(f64::total_cmp);
+    let per_slot = cpu_slot / rounds as f64;
+    println!("{n} SLOs in one group; {rounds} rounds");
+    println!(
+        "usual slot ({n} instant queries): median {:.0} ms, max {:.0} ms; CPU {per_slot:.3} s, {:.2} % of a core at a 15 s interval",
+        slot[slot.len() / 2] * 1e3,
+        slot[slot.len() - 1] * 1e3,
+        per_slot / 15.0 * 100.0
+    );
+    println!("judgement: {} range queries each", 2 * n);
     println!(
         "judgement latency: median {:.0} ms, max {:.0} ms",
         lat[lat.len() / 2] * 1e3,
