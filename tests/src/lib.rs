@@ -114,7 +114,14 @@ impl Proc {
             .append(true)
             .open(&err)
             .expect("stderr file");
-        let child = Command::new(program)
+        let mut cmd = Command::new(program);
+        // The binaries read UPSOAK_* overrides; the soak's configuration is only what it writes.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("UPSOAK_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(o)

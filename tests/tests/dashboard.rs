@@ -18,47 +18,10 @@ use std::time::{Duration, Instant};
 use promql_parser::parser::{self, Expr};
 use promql_parser::util::{ExprVisitor, walk_expr};
 use serde_json::Value;
+use upsoak_tests::{TempDir, bin, free_port};
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
-}
-
-/// `target/<profile>/<name>`: this test runs from `target/<profile>/deps/`.
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let mut dir = exe.parent().unwrap();
-    if dir.ends_with("deps") {
-        dir = dir.parent().unwrap();
-    }
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} is not built; run `cargo build --workspace --bins` first (make test does)",
-        p.display()
-    );
-    p
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let d =
-            std::env::temp_dir().join(format!("upsoak-dashboard-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        Scratch(d)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A started binary, killed on drop; `url` is from its first line, `listening on URL`.
@@ -309,20 +272,12 @@ fleets:
     replicas: 4
 ";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The whole loop on loopback, as in the demo but quicker: the simulator, the sidecar (a
 /// transition every 2 s, allocations, sessions, scaling), Prometheus scraping the three every
 /// second, and the agent judging each transition from it. Everything is killed on drop.
 struct Stack {
     // Dropped in reverse: the agent first, the scratch directory last.
-    _dir: Scratch,
+    _dir: TempDir,
     sim: Proc,
     chaos: Proc,
     _prometheus: Proc,
@@ -331,7 +286,7 @@ struct Stack {
 
 impl Stack {
     fn start() -> Stack {
-        let dir = Scratch::new();
+        let dir = TempDir::new("dashboard");
         let sim_yaml = dir.0.join("sim.yaml");
         let default = std::fs::read_to_string(repo("sim/config/default.yaml")).unwrap();
         std::fs::write(&sim_yaml, format!("{default}\n{SIM_EXTRA}")).unwrap();
