@@ -217,3 +217,38 @@ fn run_takes_urls_and_credential_files_from_the_environment_empty_meaning_unset(
     assert_eq!(code, bad, "{out}");
     assert!(out.contains("--grafana-token-file"), "{out}");
 }
+
+#[test]
+fn run_refuses_a_judge_window_too_short_for_a_groups_interval_and_names_the_slos() {
+    let dir = std::env::temp_dir().join(format!("upsoak-cli-window-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let specs = dir.join("slos.yaml");
+    std::fs::write(
+        &specs,
+        "groups:\n  - { name: slow, interval: 1m, slos: [ { name: a, expr: up, objective: \">= 1\", min_samples: 5 } ] }\n  - { name: fast, interval: 5s, slos: [ { name: b, expr: up, objective: \">= 1\" } ] }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--prometheus", "http://127.0.0.1:9", "--no-probes"])
+        .args(["--listen", "127.0.0.1:0", "--judge-window", "2m"])
+        .arg("--specs")
+        .arg(&specs)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(upsoak_agent::exit::BAD_INPUT)),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "slow/a: a 120s judge window at a 60s step holds 3 samples, fewer than min_samples 5"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("fast/b"), "the 5 s group fits: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
