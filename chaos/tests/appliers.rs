@@ -4,25 +4,21 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use upsoak_chaos::apply::{Applier, HelmApplier, Install, SimApplier};
-use upsoak_sim::config::SimConfig;
-use upsoak_sim::server::Sim;
 
 async fn start_sim() -> (String, CancellationToken) {
-    let yaml = format!(
-        "{}\nupgrade_window: 300ms\ngame: {{ port_min: 57000, port_max: 57999 }}\n",
-        upsoak_sim::config::DEFAULT_CONFIG_YAML
-    );
-    let cfg = SimConfig::parse(&yaml, "test").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stop = CancellationToken::new();
-    let (sim, _h) = Sim::start(cfg, listener, stop.clone(), 1).unwrap();
-    (format!("http://{}", sim.addr), stop)
+    common::start_sim(
+        "upgrade_window: 300ms\ngame: { port_min: 57000, port_max: 57999 }",
+        1,
+    )
+    .await
 }
 
 fn target(version: &str, gates: &[(&str, bool)]) -> Install {

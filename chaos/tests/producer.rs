@@ -4,26 +4,21 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use upsoak_chaos::producer::metrics::{ProducerMetrics, ResultLabels};
 use upsoak_chaos::producer::{self, FleetLoad, ProducerConfig, SessionConfig, SessionMode};
-use upsoak_sim::config::SimConfig;
-use upsoak_sim::server::Sim;
 
 async fn start_sim(extra: &str, port_base: u16) -> (String, CancellationToken) {
     let yaml = format!(
-        "{}\nlifecycle: {{ scheduled_after: 20ms, request_ready_after: 20ms, ready_after: 20ms, delete_after_shutdown: 50ms, tick: 20ms }}\ngame: {{ port_min: {port_base}, port_max: {} }}\n{extra}\n",
-        upsoak_sim::config::DEFAULT_CONFIG_YAML,
+        "lifecycle: {{ scheduled_after: 20ms, request_ready_after: 20ms, ready_after: 20ms, delete_after_shutdown: 50ms, tick: 20ms }}\ngame: {{ port_min: {port_base}, port_max: {} }}\n{extra}",
         port_base + 999
     );
-    let cfg = SimConfig::parse(&yaml, "test").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stop = CancellationToken::new();
-    let (sim, _handle) = Sim::start(cfg, listener, stop.clone(), 3).unwrap();
-    (format!("http://{}", sim.addr), stop)
+    common::start_sim(&yaml, 3).await
 }
 
 fn count(m: &ProducerMetrics, result: &str) -> u64 {

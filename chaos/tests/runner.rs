@@ -4,6 +4,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -12,8 +14,6 @@ use tokio_util::sync::CancellationToken;
 use upsoak_chaos::apply::{Install, SimApplier};
 use upsoak_chaos::journal::{Entry, Journal, Outcome};
 use upsoak_chaos::runner::{self, Planner, RunOptions, Schedule, WandererMetrics};
-use upsoak_sim::config::SimConfig;
-use upsoak_sim::server::Sim;
 
 /// Steps through versions in a fixed cycle; step N targets VERSIONS[N % 4].
 struct Cycle {
@@ -42,15 +42,10 @@ impl Planner for Cycle {
 
 async fn start_sim(port: u16) -> (String, CancellationToken) {
     let yaml = format!(
-        "{}\nupgrade_window: 100ms\ngame: {{ port_min: {port}, port_max: {} }}\n",
-        upsoak_sim::config::DEFAULT_CONFIG_YAML,
+        "upgrade_window: 100ms\ngame: {{ port_min: {port}, port_max: {} }}",
         port + 999
     );
-    let cfg = SimConfig::parse(&yaml, "test").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stop = CancellationToken::new();
-    let (sim, _h) = Sim::start(cfg, listener, stop.clone(), 1).unwrap();
-    (format!("http://{}", sim.addr), stop)
+    common::start_sim(&yaml, 1).await
 }
 
 fn opts(max_steps: u64) -> RunOptions {
