@@ -252,6 +252,13 @@ versions:
 hops: { max_up: 1, max_down: 1, allow_downgrade: true }
 ";
 
+/// A fault profile of kind `kind` (with its `params`, YAML flow fields, maybe none) that the
+/// simulator applies while 1.59.0 is installed, as an item of [`Soak::faults`].
+pub fn fault_on_1_59(kind: &str, params: &str) -> String {
+    let sep = if params.is_empty() { "" } else { ", " };
+    format!("  - {{ name: {kind}, kind: {kind}, {params}{sep}when: {{ version: 1.59.0 }} }}")
+}
+
 /// The SLOs of the end-to-end soaks: one or more for every fault kind the simulator has.
 pub fn slos(interval_s: u64) -> String {
     format!(

@@ -9,7 +9,7 @@
 //!   even one; each odd transition must fail (its latency printed), each even one is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use upsoak_tests::{Soak, detection_latency, slos_with, soak, summary, verdict};
+use upsoak_tests::{Soak, detection_latency, fault_on_1_59, slos_with, soak, summary, verdict};
 
 fn count(var: &str, default: usize) -> usize {
     std::env::var(var)
@@ -57,10 +57,7 @@ async fn false_fails_over_clean_transitions() {
 async fn detection(kind: &str, fault: &str) {
     let n = count("DETECTION_FAULTY", 4);
     let cfg = Soak {
-        faults: format!(
-            "  - {{ name: {kind}, kind: {kind}, {fault}{}when: {{ version: 1.59.0 }} }}",
-            if fault.is_empty() { "" } else { ", " }
-        ),
+        faults: fault_on_1_59(kind, fault),
         ..Soak::default()
     };
     let s = soak(&format!("bench-{kind}"), cfg.clone(), None).await;

@@ -9,7 +9,8 @@
 
 use serde_json::Value;
 use upsoak_tests::{
-    Soak, Stack, detection_latency, eventually, slos_with, soak, summary, verdict, version,
+    Soak, Stack, detection_latency, eventually, fault_on_1_59, slos_with, soak, summary, verdict,
+    version,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -50,10 +51,7 @@ async fn a_clean_soak_passes_every_transition_without_an_alert() {
 /// SLO that watches that kind, within the judge window plus two evaluation intervals.
 async fn fault_is_caught(kind: &str, fault: &str, expected: &[&str]) {
     let soak_cfg = Soak {
-        faults: format!(
-            "  - {{ name: {kind}, kind: {kind}, {fault}{}when: {{ version: 1.59.0 }} }}",
-            if fault.is_empty() { "" } else { ", " }
-        ),
+        faults: fault_on_1_59(kind, fault),
         ..Soak::default()
     };
     let (judge, interval) = (soak_cfg.judge_s, soak_cfg.interval_s);
