@@ -119,6 +119,19 @@ impl History {
         std::fs::rename(&tmp, &p).map_err(w)
     }
 
+    /// What a restart must not lose, counted: the generation seen, the transitions recorded, and
+    /// the judging done (groups and whole transitions). The history is written only when it
+    /// changes, not at every slot.
+    pub fn progress(&self) -> (Option<u64>, usize, usize, usize) {
+        let judged = self
+            .transitions
+            .iter()
+            .filter(|t| t.judged.is_some())
+            .count();
+        let groups = self.transitions.iter().map(|t| t.groups_done.len()).sum();
+        (self.last_generation, self.transitions.len(), judged, groups)
+    }
+
     /// The overall verdict: fail if any transition failed, else inconclusive if any could not
     /// be judged (or none was), else pass (warnings included).
     pub fn overall(&self) -> Verdict {
@@ -609,6 +622,11 @@ mod tests {
             h.transitions[0].partial.keys().collect::<Vec<_>>(),
             vec!["fast/a"]
         );
+        assert_eq!(
+            h.progress(),
+            (None, 1, 0, 1),
+            "a group's judging is progress to save"
+        );
         // Saved and loaded between slots (a restart), the partial judgement is kept.
         let again: History = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
         assert_eq!(again, h);
@@ -616,6 +634,11 @@ mod tests {
         assert_eq!(
             judge_due(&q, &inbox, &specs, None, &w, &mut h, 1080, &slow).await,
             vec![0]
+        );
+        assert_eq!(
+            h.progress(),
+            (None, 1, 1, 0),
+            "completing it is progress too, though the group marks are cleared"
         );
         let j = h.transitions[0].judged.as_ref().unwrap();
         assert_eq!(j.verdict, Verdict::Pass);
@@ -635,5 +658,64 @@ mod tests {
             ..w
         };
         assert_eq!(group_step(&specs, &fixed, "slow"), 5.0);
+    }
+
+    /// One value per expression, for the bookkeeping of `detect`.
+    struct Values(BTreeMap<&'static str, f64>);
+
+    impl Querier for Values {
+        async fn range(
+            &self,
+            expr: &str,
+            _: i64,
+            end: i64,
+            _: f64,
+        ) -> crate::Result<crate::prom::Series> {
+            Ok(self
+                .0
+                .get(expr)
+                .map(|v| vec![(end as f64, *v)])
+                .unwrap_or_default())
+        }
+        async fn labels_at(&self, _: &str, _: i64) -> crate::Result<Vec<BTreeMap<String, String>>> {
+            Ok(vec![BTreeMap::from([(
+                "version".to_owned(),
+                "1.59.0".to_owned(),
+            )])])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transition_is_anchored_on_when_the_sidecar_says_it_went_live() {
+        let mut h = History::default();
+        let q = |g: f64, live: Option<f64>| {
+            let mut m = BTreeMap::from([(GENERATION_METRIC, g)]);
+            if let Some(t) = live {
+                m.insert(TRANSITION_TIME_METRIC, t);
+            }
+            Values(m)
+        };
+        assert_eq!(detect(&q(1.0, Some(900.5)), &mut h, 1000).await.unwrap(), 0);
+        // Seen at 1010, live since 1003.7: the windows count from 1003.
+        assert_eq!(
+            detect(&q(2.0, Some(1003.7)), &mut h, 1010).await.unwrap(),
+            1
+        );
+        assert_eq!(h.transitions[0].at, 1003);
+        assert_eq!(h.transitions[0].to["version"], "1.59.0");
+        // A timestamp from the future, or not after the previous transition, is not believed.
+        assert_eq!(
+            detect(&q(3.0, Some(5000.0)), &mut h, 1030).await.unwrap(),
+            1
+        );
+        assert_eq!(h.transitions[1].at, 1030);
+        assert_eq!(
+            detect(&q(4.0, Some(1020.0)), &mut h, 1040).await.unwrap(),
+            1
+        );
+        assert_eq!(h.transitions[2].at, 1040);
+        // Without the metric (an older sidecar), when it was seen.
+        assert_eq!(detect(&q(5.0, None), &mut h, 1050).await.unwrap(), 1);
+        assert_eq!(h.transitions[3].at, 1050);
     }
 }

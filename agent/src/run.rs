@@ -72,10 +72,7 @@ fn rfc3339(unix: i64) -> String {
 
 /// Now, in unix seconds.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    unix_now_ms().div_euclid(1000)
 }
 
 /// Now, in unix milliseconds.
@@ -117,6 +114,41 @@ pub async fn serve(
 
 fn metrics(r: &Registry, h: &HeaderMap) -> Response {
     upsoak_common::exposition::response(r, h)
+}
+
+/// The slot of each group in `due`: counts it (and the slots it missed) and exports its SLOs'
+/// current values; a failed query is NaN and counted, and never stops the others.
+async fn evaluate_live(
+    q: &PromQuerier,
+    specs: &Specs,
+    due: &[crate::slots::Due],
+    now: i64,
+    metrics: &AgentMetrics,
+) {
+    for d in due {
+        let group = GroupLabel {
+            group: d.group.clone(),
+        };
+        metrics.evaluations.inc();
+        if d.missed > 0 {
+            tracing::warn!(group = %d.group, missed = d.missed, "evaluation slots missed");
+            metrics.missed.get_or_create(&group).inc_by(d.missed);
+        }
+        for (slo, v) in eval::current(q, specs, &d.group, now).await {
+            let value = v.unwrap_or_else(|e| {
+                tracing::warn!(group = %d.group, %slo, error = %e, "query failed");
+                metrics.failures.get_or_create(&group).inc();
+                None
+            });
+            metrics
+                .current
+                .get_or_create(&sinks::SloLabels {
+                    group: d.group.clone(),
+                    slo,
+                })
+                .set(value.unwrap_or(f64::NAN));
+        }
+    }
 }
 
 /// Runs until `shutdown` or `max_judged`; returns the overall verdict of the history.
@@ -169,33 +201,9 @@ pub async fn run(
             continue;
         }
         let now = unix_now();
+        let saved = history.progress();
         let groups: Vec<String> = due.iter().map(|d| d.group.clone()).collect();
-        for d in &due {
-            let group = GroupLabel {
-                group: d.group.clone(),
-            };
-            metrics.evaluations.inc();
-            if d.missed > 0 {
-                tracing::warn!(group = %d.group, missed = d.missed, "evaluation slots missed");
-                metrics.missed.get_or_create(&group).inc_by(d.missed);
-            }
-            for (slo, v) in eval::current(&q, &cfg.specs, &d.group, now).await {
-                let l = sinks::SloLabels {
-                    group: d.group.clone(),
-                    slo,
-                };
-                match v {
-                    Ok(v) => {
-                        metrics.current.get_or_create(&l).set(v.unwrap_or(f64::NAN));
-                    }
-                    Err(e) => {
-                        tracing::warn!(group = %d.group, slo = %l.slo, error = %e, "query failed");
-                        metrics.failures.get_or_create(&group).inc();
-                        metrics.current.get_or_create(&l).set(f64::NAN);
-                    }
-                }
-            }
-        }
+        evaluate_live(&q, &cfg.specs, &due, now, &metrics).await;
         let before = history.transitions.len();
         if let Err(e) = eval::detect(&q, &mut history, now).await {
             // Prometheus cannot be read: nothing is assumed; pending windows wait.
@@ -275,7 +283,9 @@ pub async fn run(
                 );
             }
         }
-        history.save(&cfg.state_dir)?;
+        if history.progress() != saved {
+            history.save(&cfg.state_dir)?;
+        }
         if let Some(a) = alerts.as_mut() {
             // Firing alerts are re-sent every tick, as Alertmanager expects; resolved ones carry endsAt.
             a.send(

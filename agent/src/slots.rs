@@ -3,8 +3,6 @@
 //! several agents agree on when a group runs. A slot that passes while the agent is busy (or
 //! suspended) is skipped and counted, never run late in a burst.
 
-use std::time::Duration;
-
 use crate::spec::Specs;
 
 /// The next slot of one group.
@@ -83,14 +81,6 @@ impl Slots {
             });
         }
         out
-    }
-
-    /// The shortest group interval (the probes run at this period).
-    pub fn shortest(&self) -> Option<Duration> {
-        self.slots
-            .iter()
-            .map(|s| Duration::from_millis(s.every_ms as u64))
-            .min()
     }
 }
 
@@ -173,6 +163,5 @@ mod tests {
                 ("c".into(), 12_000)
             ]
         );
-        assert_eq!(s.shortest(), Some(Duration::from_secs(3)));
     }
 }

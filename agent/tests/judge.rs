@@ -188,6 +188,32 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
     stop.cancel();
 }
 
+/// One SLO (`min(up) >= 1`, the scrape of the test's sidecar), no baseline, no Alertmanager:
+/// the agent stops after judging one transition.
+fn up_is_one(
+    prometheus: &str,
+    dir: &std::path::Path,
+    inbox: upsoak_agent::webhook::Inbox,
+) -> RunConfig {
+    let specs = Specs::parse(
+        "groups: [ { name: g, interval: 1s, slos: [ { name: up, expr: min(up), objective: \">= 1\", min_samples: 3 } ] } ]",
+        "s",
+    )
+    .unwrap();
+    RunConfig {
+        prometheus: prometheus.to_owned(),
+        specs,
+        baseline: None,
+        state_dir: dir.to_path_buf(),
+        alertmanager: None,
+        windows: windows(),
+        max_judged: Some(1),
+        grafana: None,
+        inbox,
+        reload: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_stopped_means_inconclusive_never_pass() {
     let stop = CancellationToken::new();
@@ -198,23 +224,7 @@ async fn prometheus_stopped_means_inconclusive_never_pass() {
     prom.wait_for_samples(3).await;
     let dir = std::env::temp_dir().join(format!("upsoak-agent-down-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let specs = Specs::parse(
-        "groups: [ { name: g, interval: 1s, slos: [ { name: up, expr: min(up), objective: \">= 1\", min_samples: 3 } ] } ]",
-        "s",
-    )
-    .unwrap();
-    let cfg = RunConfig {
-        prometheus: prom.url.clone(),
-        specs,
-        baseline: None,
-        state_dir: dir.clone(),
-        alertmanager: None,
-        windows: windows(),
-        max_judged: Some(1),
-        grafana: None,
-        inbox: Default::default(),
-        reload: None,
-    };
+    let cfg = up_is_one(&prom.url, &dir, Default::default());
     let agent = tokio::spawn(run::run(cfg, AgentMetrics::default(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
     sc.set(2, "1.59.0", 0.1);
@@ -263,23 +273,7 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
             .await;
     let dir = std::env::temp_dir().join(format!("upsoak-agent-passive-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let specs = Specs::parse(
-        "groups: [ { name: g, interval: 1s, slos: [ { name: up, expr: min(up), objective: \">= 1\", min_samples: 3 } ] } ]",
-        "s",
-    )
-    .unwrap();
-    let cfg = RunConfig {
-        prometheus: prom.url.clone(),
-        specs,
-        baseline: None,
-        state_dir: dir.clone(),
-        alertmanager: None,
-        windows: windows(),
-        max_judged: Some(1),
-        grafana: None,
-        inbox,
-        reload: None,
-    };
+    let cfg = up_is_one(&prom.url, &dir, inbox);
     let agent = tokio::spawn(run::run(cfg, AgentMetrics::default(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
     sc.set(2, "1.59.0", 0.1);
