@@ -325,4 +325,20 @@ async fn the_agent_killed_and_restarted_keeps_its_history_and_report() {
         exported > 0.0,
         "verdicts are exported again after the restart"
     );
+    // Every slot exports each SLO's live value: the controller probe reads 1.
+    let ready = s
+        .scrape(
+            s.agent_port,
+            "upsoak_agent_slo_current{group=\"control-plane\",slo=\"controller-ready\"}",
+        )
+        .await;
+    assert_eq!(ready, Some(1.0), "the live value of controller-ready");
+    let evaluations = s
+        .scrape(s.agent_port, "upsoak_agent_evaluations_total")
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        evaluations >= 3.0,
+        "a group evaluation per slot: {evaluations}"
+    );
 }
