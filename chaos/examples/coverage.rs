@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use upsoak_chaos::space::Space;
-use upsoak_chaos::walk::{Strategy, Walk};
+use upsoak_chaos::wanderer::space::Space;
+use upsoak_chaos::wanderer::walk::{Strategy, Walk};
 
 fn steps_to_full(space: &Space, seed: u64, strategy: Strategy, limit: u64) -> u64 {
     let mut walk = Walk::new(space.clone(), seed, strategy);

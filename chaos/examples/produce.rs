@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use upsoak_chaos::producer::metrics::{ProducerMetrics, ResultLabels};
+use upsoak_chaos::producer::events::ProducerMetrics;
 use upsoak_chaos::producer::{self, FleetLoad, ProducerConfig, SessionConfig, SessionMode};
 use upsoak_common::process::ProcessStats;
 
@@ -63,18 +63,16 @@ async fn main() -> ExitCode {
     let task = tokio::spawn(producer::run(client, cfg, metrics.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(secs)).await;
     stop.cancel();
-    let _ = task.await;
+    match task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("error: the producer crashed: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0) - cpu0;
-    let count = |r: &str| {
-        metrics
-            .allocations
-            .get(&ResultLabels {
-                result: r.to_owned(),
-            })
-            .map(|c| c.get())
-            .unwrap_or(0)
-    };
+    let count = |r: &str| metrics.allocations(r);
     let allocated = count("Allocated");
     let w = metrics.rotate_window();
     println!("target rate: {rate}/s for {secs} s");
@@ -93,7 +91,7 @@ async fn main() -> ExitCode {
         .iter()
         .map(|r| count(r))
         .sum::<u64>(),
-        metrics.dropped.get()
+        metrics.dropped()
     );
     println!(
         "latency from schedule: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -1,21 +1,17 @@
 //! `upsoak-chaos`, the sidecar: the Wanderer walks valid Agones configurations, the Producer
 //! keeps load on, and every action is exported as a metric.
 //!
-//! - [`space`], [`constraint`]: the configuration space file and its constraint language.
-//! - [`walk`]: seeded walks (random, coverage) and pairwise coverage.
-//! - [`runner`]: the Wanderer's loop, its metrics and events.
-//! - [`journal`]: the crash-safe journal of transitions.
-//! - [`apply`]: appliers (simulator, helm) that install and observe.
-//! - [`producer`]: open-model allocations, sessions and Fleet scaling.
-//! - [`sidecar`]: the configuration file and the metrics server.
-//! - [`cli`]: the subcommands and exit codes.
+//! - [`wanderer`]: the Wanderer: its loop, walk, space, constraints, journal, appliers, events.
+//! - [`producer`]: open-model allocations, sessions and Fleet scaling, with its events.
+//! - [`sidecar`]: the process composed from its configuration, and its metrics server.
+//! - [`config`]: the configuration file.
+//! - [`plan`]: what `validate` and `plan` print.
+//! - [`cli`]: the subcommands; [`error`]: the crate's error and exit codes.
 
-pub mod apply;
 pub mod cli;
-pub mod constraint;
-pub mod journal;
+pub mod config;
+pub mod error;
+pub mod plan;
 pub mod producer;
-pub mod runner;
 pub mod sidecar;
-pub mod space;
-pub mod walk;
+pub mod wanderer;

@@ -9,14 +9,11 @@ use upsoak_chaos::cli;
 async fn main() -> ExitCode {
     let args = cli::Args::parse();
     upsoak_common::telemetry::init("info");
-    match args.run().await {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::from(cli::EXIT_OK)
-        }
+    match args.run(&mut std::io::stdout()).await {
+        Ok(()) => ExitCode::from(cli::EXIT_OK),
         Err(e) => {
-            eprintln!("error: {}", e.message);
-            ExitCode::from(e.code)
+            eprintln!("{}", e.report());
+            ExitCode::from(e.exit_code())
         }
     }
 }

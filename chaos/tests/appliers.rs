@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use upsoak_chaos::apply::{Applier, HelmApplier, Install, SimApplier};
+use upsoak_chaos::wanderer::apply::{Applier, HelmApplier, SimApplier};
+use upsoak_chaos::wanderer::install::Install;
 
 async fn start_sim() -> (String, CancellationToken) {
     common::start_sim(

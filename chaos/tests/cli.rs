@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-use upsoak_chaos::journal::{Entry, Journal, Outcome};
+mod common;
+
+use upsoak_chaos::wanderer::journal::{Entry, Journal, Outcome};
 
 const BIN: &str = env!("CARGO_BIN_EXE_upsoak-chaos");
 
@@ -198,6 +199,37 @@ impl Sidecar {
     }
 }
 
+impl Sidecar {
+    /// SIGTERM, then its exit status within 15 s.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let mut status = None;
+        wait_until(15, "the sidecar to stop after SIGTERM", || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap()
+    }
+}
+
+/// A sidecar configuration on `sim` (Wanderer only, 200 ms period, no jitter).
+fn write_config(dir: &Path, sim: &str, seed: u64) -> PathBuf {
+    let config = dir.join("sidecar.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: {seed}\n  schedule: {{ period: 200ms, jitter: 0 }}\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: []\n  allocation_rate: 0\n",
+            dir.display(),
+            space().display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
 impl Drop for Sidecar {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -224,24 +256,19 @@ fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
     // The simulator's upgrade window (600 ms) is the transition in flight.
-    let yaml = format!(
-        "{}\nupgrade_window: 600ms\ngame: {{ port_min: 60000, port_max: 60999 }}\nfleets: [ {{ name: soak, replicas: 4 }} ]\n",
-        upsoak_sim::config::DEFAULT_CONFIG_YAML
-    );
-    let cfg = upsoak_sim::config::SimConfig::parse(&yaml, "test").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stop = CancellationToken::new();
-    let (sim, _h) = upsoak_sim::server::Sim::start(cfg, listener, stop.clone(), 1).unwrap();
+    let (sim, stop) = common::start_sim(
+        "upgrade_window: 600ms\ngame: { port_min: 60000, port_max: 60999 }\nfleets: [ { name: soak, replicas: 4 } ]",
+        1,
+    )
+    .await;
     let dir = tmpdir("kill9");
     let config = dir.join("sidecar.yaml");
     let mut f = std::fs::File::create(&config).unwrap();
     write!(
         f,
-        "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: http://{}\nwanderer:\n  space: {}\n  seed: 5\n  schedule: {{ period: 200ms, jitter: 0.2 }}\n  applier: {{ kind: sim, url: \"http://{}\" }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n",
+        "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 5\n  schedule: {{ period: 200ms, jitter: 0.2 }}\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n",
         dir.display(),
-        sim.addr,
         space().display(),
-        sim.addr
     )
     .unwrap();
     drop(f);
@@ -301,7 +328,7 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
     // simulator has accepted. The intent is synced before the request leaves, so the journal
     // alone cannot tell; killing on the intent alone lost that race about once in ten runs on
     // a loaded machine, and the install then (rightly) never happened.
-    let installed = format!("http://{}{}", sim.addr, upsoak_sim::server::INSTALLED_PATH);
+    let installed = format!("{sim}{}", upsoak_sim::server::INSTALLED_PATH);
     let in_flight = || matches!(entries(&journal).last(), Some(Entry::Intent { .. }));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -387,27 +414,13 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_transition_finishes_and_journals_it() {
-    let yaml = format!(
-        "{}\nupgrade_window: 1500ms\ngame: {{ port_min: 62000, port_max: 62999 }}\n",
-        upsoak_sim::config::DEFAULT_CONFIG_YAML
-    );
-    let cfg = upsoak_sim::config::SimConfig::parse(&yaml, "test").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stop = CancellationToken::new();
-    let (sim, _h) = upsoak_sim::server::Sim::start(cfg, listener, stop.clone(), 1).unwrap();
-    let dir = tmpdir("sigterm");
-    let config = dir.join("sidecar.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: http://{}\nwanderer:\n  space: {}\n  seed: 9\n  schedule: {{ period: 200ms, jitter: 0 }}\n  applier: {{ kind: sim, url: \"http://{}\" }}\nproducer:\n  fleets: []\n  allocation_rate: 0\n",
-            dir.display(),
-            sim.addr,
-            space().display(),
-            sim.addr
-        ),
+    let (sim, stop) = common::start_sim(
+        "upgrade_window: 1500ms\ngame: { port_min: 62000, port_max: 62999 }",
+        1,
     )
-    .unwrap();
+    .await;
+    let dir = tmpdir("sigterm");
+    let config = write_config(&dir, &sim, 9);
     let journal = dir.join("journal.jsonl");
     let mut sidecar = Sidecar::start(&config);
     wait_until(20, "a transition in flight", || {
@@ -416,21 +429,7 @@ async fn sigterm_mid_transition_finishes_and_journals_it() {
     let Some(Entry::Intent { step, .. }) = entries(&journal).last().cloned() else {
         unreachable!()
     };
-    Command::new("kill")
-        .args(["-TERM", &sidecar.child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(st) = sidecar.child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the sidecar did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = sidecar.terminate();
     assert_eq!(status.code(), Some(0));
     // The action in flight was finished and its outcome journalled, not left indeterminate.
     let after = entries(&journal);
@@ -441,4 +440,72 @@ async fn sigterm_mid_transition_finishes_and_journals_it() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_only_after_observing_a_settled_install() {
+    // An install is in progress when the sidecar starts: it must settle and observe first.
+    let (sim, stop) = common::start_sim(
+        "upgrade_window: 3s\ngame: { port_min: 51000, port_max: 51999 }",
+        1,
+    )
+    .await;
+    let installed = format!("{sim}{}", upsoak_sim::server::INSTALLED_PATH);
+    let upgrading = || async {
+        let doc: serde_json::Value = reqwest::get(&installed)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        !doc["upgrading"].is_null()
+    };
+    let r = reqwest::Client::new()
+        .post(format!("{sim}/upsoak/v1/install"))
+        .json(&serde_json::json!({"version": "1.56.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let dir = tmpdir("ready");
+    let mut sidecar = Sidecar::start(&write_config(&dir, &sim, 3));
+    let readyz = format!("{}/readyz", sidecar.url);
+    let status = reqwest::get(&readyz).await.unwrap().status().as_u16();
+    assert!(upgrading().await, "the upgrade window closed before the test could look");
+    assert_eq!(status, 503, "ready while the install was still in progress");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(&readyz).await.unwrap().status().as_u16() != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!upgrading().await, "ready before the install settled");
+    assert_eq!(sidecar.terminate().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+    stop.cancel();
+}
+
+#[test]
+fn a_runtime_failure_exits_1_with_its_causes() {
+    // Nothing listens on the applier's port: the first observation fails.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tmpdir("unreachable");
+    let config = write_config(&dir, &format!("http://127.0.0.1:{port}"), 1);
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error: the Wanderer stopped"), "{err}");
+    assert!(
+        err.contains("caused by: cannot observe what is installed at start"),
+        "{err}"
+    );
+    assert!(err.contains("caused by: cannot reach `http://127.0.0.1:"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,7 +8,7 @@
 //! - Each Fleet is scaled at random within `[min_replicas, max_replicas]` at random intervals.
 //! - A failing operation is counted by kind ([`classify`]) and never stops a loop.
 
-pub mod metrics;
+pub mod events;
 pub mod session;
 
 use std::net::{IpAddr, SocketAddr};
@@ -26,7 +26,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use upsoak_agones::{AllocationState, Fleet, GameServerAllocation};
 
-use metrics::{AllocationDropped, AllocationFinished, FleetScaled, ProducerMetrics};
+use events::{
+    AllocationDropped, AllocationEnded, AllocationFinished, AllocationStarted, FleetScaled,
+    LatencyWindowClosed, ProducerMetrics, SessionEnded, SessionOp, SessionStarted,
+};
 pub use session::SessionConfig;
 
 /// What the Producer does.
@@ -47,6 +50,7 @@ pub struct ProducerConfig {
     /// What happens to an allocated server: `play` a session, `exit` at once, or `keep` it
     /// allocated (capacity tests; the Fleet drains).
     pub sessions: SessionMode,
+    /// How sessions are played (length, players, timeouts) when `sessions` is `play`.
     pub session: SessionConfig,
     /// Length of a latency window for the HdrHistogram percentiles.
     #[serde(with = "humantime_serde")]
@@ -87,8 +91,11 @@ pub enum SessionMode {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetLoad {
+    /// The Fleet's name, in `namespace`.
     pub name: String,
+    /// Fewest replicas a scale request asks for.
     pub min_replicas: i32,
+    /// Most replicas a scale request asks for.
     pub max_replicas: i32,
     /// Shortest time between two scale requests.
     #[serde(with = "humantime_serde")]
@@ -172,13 +179,14 @@ pub fn classify(e: &kube::Error) -> &'static str {
 }
 
 /// Runs the Producer until `shutdown`: the allocation schedule, the Fleet scalers and the
-/// window rotation. Returns when every loop has stopped and sessions were told to EXIT.
+/// window rotation. Returns when every loop has stopped and sessions were told to EXIT; the
+/// first loop that panicked is an error.
 pub async fn run(
     client: kube::Client,
     cfg: ProducerConfig,
     metrics: ProducerMetrics,
     shutdown: CancellationToken,
-) {
+) -> Result<(), tokio::task::JoinError> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, f) in cfg.fleets.iter().enumerate() {
         if f.scale_every_max.is_zero() {
@@ -202,7 +210,16 @@ pub async fn run(
         ));
     }
     tasks.spawn(window_loop(cfg.window, metrics, shutdown.clone()));
-    while tasks.join_next().await.is_some() {}
+    let mut crashed = None;
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            // A crashed loop is a bug, not load: stop everything so the sidecar exits with a
+            // runtime failure instead of soaking on with part of its load gone.
+            shutdown.cancel();
+            crashed.get_or_insert(e);
+        }
+    }
+    crashed.map_or(Ok(()), Err)
 }
 
 async fn window_loop(window: Duration, metrics: ProducerMetrics, shutdown: CancellationToken) {
@@ -212,8 +229,7 @@ async fn window_loop(window: Duration, metrics: ProducerMetrics, shutdown: Cance
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                let s = metrics.rotate_window();
-                tracing::info!(count = s.count, p50_ms = s.p50 * 1e3, p99_ms = s.p99 * 1e3, max_ms = s.max * 1e3, "allocation latency window");
+                LatencyWindowClosed { stats: metrics.rotate_window() }.emit(&metrics);
             }
         }
     }
@@ -288,10 +304,10 @@ async fn allocation_loop(
                 sessions: sessions.clone(),
                 shutdown: shutdown.clone(),
             };
-            metrics.in_flight.inc();
+            AllocationStarted { fleet: &fleet }.emit(&metrics);
             in_flight.spawn(async move {
                 job.run(fleet, scheduled, n).await;
-                job.metrics.in_flight.dec();
+                AllocationEnded.emit(&job.metrics);
                 drop(permit);
             });
         }
@@ -350,7 +366,7 @@ impl AllocationJob {
                     .map(|port| SocketAddr::new(ip, port))
             })
         else {
-            metrics::SessionOp {
+            SessionOp {
                 op: "connect",
                 result: "no_address",
                 rtt: None,
@@ -375,7 +391,7 @@ impl AllocationJob {
         } else {
             &short
         };
-        self.metrics.sessions_active.inc();
+        SessionStarted { addr }.emit(&self.metrics);
         session::play(
             addr,
             cfg,
@@ -384,7 +400,7 @@ impl AllocationJob {
             &self.shutdown,
         )
         .await;
-        self.metrics.sessions_active.dec();
+        SessionEnded { addr }.emit(&self.metrics);
         drop(permit);
     }
 }

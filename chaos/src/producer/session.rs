@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::{ProducerMetrics, SessionOp};
+use super::events::{ProducerMetrics, SessionOp};
 
 /// How sessions are played.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -104,24 +104,7 @@ pub async fn play(
     metrics: &ProducerMetrics,
     shutdown: &CancellationToken,
 ) {
-    let bind: SocketAddr = if addr.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
-    let sock = match UdpSocket::bind(bind).await {
-        Ok(s) => s,
-        Err(_) => {
-            SessionOp {
-                op: "connect",
-                result: "unreachable",
-                rtt: None,
-            }
-            .emit(metrics);
-            return;
-        }
-    };
-    if sock.connect(addr).await.is_err() {
+    let Some(sock) = bind_and_connect(addr).await else {
         SessionOp {
             op: "connect",
             result: "unreachable",
@@ -129,7 +112,7 @@ pub async fn play(
         }
         .emit(metrics);
         return;
-    }
+    };
     let mut rng = StdRng::seed_from_u64(seed);
     let t = cfg.command_timeout;
     let players = rng.random_range(1..=cfg.max_players.max(1));
@@ -174,4 +157,16 @@ pub async fn play(
         _ = shutdown.cancelled() => {}
     }
     command(&sock, "exit", "EXIT", t, metrics).await;
+}
+
+/// A UDP socket connected to `addr`, or `None` when it cannot be bound or connected.
+async fn bind_and_connect(addr: SocketAddr) -> Option<UdpSocket> {
+    let bind: SocketAddr = if addr.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let sock = UdpSocket::bind(bind).await.ok()?;
+    sock.connect(addr).await.ok()?;
+    Some(sock)
 }

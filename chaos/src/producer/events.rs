@@ -1,6 +1,8 @@
-//! The Producer's metrics and its typed events: each operation is one event whose `emit`
-//! writes the log line and updates the metrics, so nothing is counted anywhere else.
+//! The Producer's events and the metrics they feed: each operation is one typed event whose
+//! `emit` writes the log line and updates the metrics. The metric handles are private to this
+//! module, so nothing else can count.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,24 +16,24 @@ use prometheus_client::registry::Registry;
 use upsoak_agones::metrics::ALLOCATION_DURATION_BUCKETS;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    pub result: String,
+struct ResultLabels {
+    result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OpLabels {
-    pub op: String,
-    pub result: String,
+struct OpLabels {
+    op: String,
+    result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OpOnly {
-    pub op: String,
+struct OpOnly {
+    op: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QuantileLabels {
-    pub quantile: String,
+struct QuantileLabels {
+    quantile: String,
 }
 
 fn allocation_histogram() -> Histogram {
@@ -91,19 +93,19 @@ pub struct WindowStats {
     pub count: u64,
 }
 
-/// Every metric the Producer exports.
+/// Every metric the Producer exports; only the events below touch them.
 #[derive(Clone)]
 pub struct ProducerMetrics {
-    pub allocations: Family<ResultLabels, Counter>,
-    pub allocation_duration: Family<ResultLabels, Histogram, fn() -> Histogram>,
-    pub fleet_scale: Family<ResultLabels, Counter>,
-    pub session_ops: Family<OpLabels, Counter>,
-    pub session_op_duration: Family<OpOnly, Histogram, fn() -> Histogram>,
-    pub dropped: Counter,
-    pub in_flight: Gauge,
-    pub sessions_active: Gauge,
-    pub window_latency: Family<QuantileLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
-    pub window: Arc<Mutex<Option<LatencyWindow>>>,
+    allocations: Family<ResultLabels, Counter>,
+    allocation_duration: Family<ResultLabels, Histogram, fn() -> Histogram>,
+    fleet_scale: Family<ResultLabels, Counter>,
+    session_ops: Family<OpLabels, Counter>,
+    session_op_duration: Family<OpOnly, Histogram, fn() -> Histogram>,
+    dropped: Counter,
+    in_flight: Gauge,
+    sessions_active: Gauge,
+    window_latency: Family<QuantileLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    window: Arc<Mutex<Option<LatencyWindow>>>,
 }
 
 impl Default for ProducerMetrics {
@@ -172,26 +174,28 @@ impl ProducerMetrics {
         );
     }
 
-    /// Closes the current latency window: exports its percentiles and returns them.
+    /// Closes the current latency window and returns its percentiles (exported by
+    /// [`LatencyWindowClosed`]).
     pub fn rotate_window(&self) -> WindowStats {
-        let stats = match self.window.lock() {
+        match self.window.lock() {
             Ok(mut w) => w.as_mut().map(LatencyWindow::rotate).unwrap_or_default(),
             Err(_) => WindowStats::default(),
-        };
-        for (q, v) in [
-            ("0.5", stats.p50),
-            ("0.9", stats.p90),
-            ("0.99", stats.p99),
-            ("0.999", stats.p999),
-            ("1", stats.max),
-        ] {
-            self.window_latency
-                .get_or_create(&QuantileLabels {
-                    quantile: q.to_owned(),
-                })
-                .set(v);
         }
-        stats
+    }
+
+    /// Allocations counted with `result` so far.
+    pub fn allocations(&self, result: &str) -> u64 {
+        self.allocations
+            .get(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+
+    /// Scheduled allocations dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
     }
 }
 
@@ -284,6 +288,88 @@ impl SessionOp<'_> {
                     op: self.op.to_owned(),
                 })
                 .observe(rtt.as_secs_f64());
+        }
+    }
+}
+
+/// A scheduled allocation started; it holds an in-flight slot until [`AllocationEnded`].
+#[derive(Debug)]
+pub struct AllocationStarted<'a> {
+    pub fleet: &'a str,
+}
+
+impl AllocationStarted<'_> {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::trace!(fleet = self.fleet, "allocation started");
+        m.in_flight.inc();
+    }
+}
+
+/// An allocation, and the session it led to, are over: its in-flight slot is free.
+#[derive(Debug)]
+pub struct AllocationEnded;
+
+impl AllocationEnded {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::trace!("allocation ended");
+        m.in_flight.dec();
+    }
+}
+
+/// A session started on an allocated server.
+#[derive(Debug)]
+pub struct SessionStarted {
+    pub addr: SocketAddr,
+}
+
+impl SessionStarted {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::trace!(addr = %self.addr, "session started");
+        m.sessions_active.inc();
+    }
+}
+
+/// A session ended (the server was told to EXIT).
+#[derive(Debug)]
+pub struct SessionEnded {
+    pub addr: SocketAddr,
+}
+
+impl SessionEnded {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::trace!(addr = %self.addr, "session ended");
+        m.sessions_active.dec();
+    }
+}
+
+/// A latency window closed: its percentiles are logged and exported together.
+#[derive(Debug)]
+pub struct LatencyWindowClosed {
+    pub stats: WindowStats,
+}
+
+impl LatencyWindowClosed {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        let s = &self.stats;
+        tracing::info!(
+            count = s.count,
+            p50_ms = s.p50 * 1e3,
+            p99_ms = s.p99 * 1e3,
+            max_ms = s.max * 1e3,
+            "allocation latency window"
+        );
+        for (q, v) in [
+            ("0.5", s.p50),
+            ("0.9", s.p90),
+            ("0.99", s.p99),
+            ("0.999", s.p999),
+            ("1", s.max),
+        ] {
+            m.window_latency
+                .get_or_create(&QuantileLabels {
+                    quantile: q.to_owned(),
+                })
+                .set(v);
         }
     }
 }

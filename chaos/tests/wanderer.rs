@@ -7,13 +7,18 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
-use upsoak_chaos::apply::{Install, SimApplier};
-use upsoak_chaos::journal::{Entry, Journal, Outcome};
-use upsoak_chaos::runner::{self, Planner, RunOptions, Schedule, WandererMetrics};
+use upsoak_chaos::wanderer::apply::SimApplier;
+use upsoak_chaos::wanderer::events::WandererMetrics;
+use upsoak_chaos::wanderer::install::Install;
+use upsoak_chaos::wanderer::journal::{Entry, Journal, Outcome, Recovered};
+use upsoak_chaos::wanderer::walk::Planner;
+use upsoak_chaos::wanderer::{self, RunOptions, Schedule};
 
 /// Steps through versions in a fixed cycle; step N targets VERSIONS[N % 4].
 struct Cycle {
@@ -59,8 +64,43 @@ fn opts(max_steps: u64) -> RunOptions {
     }
 }
 
+/// Runs the Wanderer with `planner` for `n` steps in total on `path`; the journal afterwards.
+async fn run_steps<P: Planner>(
+    url: &str,
+    path: &Path,
+    planner: &mut P,
+    n: u64,
+    metrics: &WandererMetrics,
+) -> Recovered {
+    let applier = SimApplier::new(url, Duration::from_secs(10));
+    let started = AtomicU32::new(0);
+    let steps = wanderer::run(
+        path,
+        &applier,
+        planner,
+        &opts(n),
+        metrics,
+        &CancellationToken::new(),
+        || {
+            started.fetch_add(1, Ordering::SeqCst);
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(steps, n);
+    assert_eq!(started.load(Ordering::SeqCst), 1, "started once, after observing");
+    Journal::open(path).unwrap().1
+}
+
+fn encode(metrics: &WandererMetrics) -> String {
+    let mut reg = Registry::default();
+    metrics.register(&mut reg);
+    upsoak_common::exposition::encode(&reg, upsoak_common::exposition::Format::PrometheusText)
+        .unwrap()
+}
+
 fn temp(name: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("upsoak-runner-{}-{name}.jsonl", std::process::id()));
+    let p = std::env::temp_dir().join(format!("upsoak-wanderer-{}-{name}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&p);
     p
 }
@@ -68,24 +108,12 @@ fn temp(name: &str) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walks_journals_and_exports_each_transition() {
     let (url, stop) = start_sim(58000).await;
-    let applier = SimApplier::new(&url, Duration::from_secs(10));
     let path = temp("walk");
     let metrics = WandererMetrics::default();
     let mut planner = Cycle {
         seen: BTreeSet::new(),
     };
-    let steps = runner::run(
-        &path,
-        &applier,
-        &mut planner,
-        &opts(3),
-        &metrics,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(steps, 3);
-    let (_, r) = Journal::open(&path).unwrap();
+    let r = run_steps(&url, &path, &mut planner, 3, &metrics).await;
     let kinds: Vec<String> = r
         .entries
         .iter()
@@ -107,16 +135,15 @@ async fn walks_journals_and_exports_each_transition() {
             "outcome 3 applied"
         ]
     );
-    let mut reg = Registry::default();
-    metrics.register(&mut reg);
-    let text =
-        upsoak_common::exposition::encode(&reg, upsoak_common::exposition::Format::PrometheusText)
-            .unwrap();
+    let text = encode(&metrics);
     assert!(text.contains("upsoak_wanderer_generation 3"), "{text}");
     assert!(
-        text.contains("upsoak_wanderer_transitions_total{result=\"applied\"} 3"),
+        text.contains("upsoak_wanderer_transitions_total{result=\"applied\",kind=\"none\"} 3"),
         "{text}"
     );
+    // Stopped at max_steps; nothing failed, so no failed target.
+    assert!(text.contains("upsoak_wanderer_running 0"), "{text}");
+    assert!(!text.contains("upsoak_wanderer_last_failed_target_info{"), "{text}");
     assert!(
         text.contains("upsoak_wanderer_config_info{version=\"1.60.0\""),
         "{text}"
@@ -132,7 +159,6 @@ async fn walks_journals_and_exports_each_transition() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_after_a_crash_with_an_action_in_flight() {
     let (url, stop) = start_sim(59000).await;
-    let applier = SimApplier::new(&url, Duration::from_secs(10));
     let path = temp("crash");
     let metrics = WandererMetrics::default();
     // Two steps, then a crash right after step 3's intent was synced (the sim never saw it),
@@ -140,16 +166,7 @@ async fn resumes_after_a_crash_with_an_action_in_flight() {
     let mut planner = Cycle {
         seen: BTreeSet::new(),
     };
-    runner::run(
-        &path,
-        &applier,
-        &mut planner,
-        &opts(2),
-        &metrics,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    run_steps(&url, &path, &mut planner, 2, &metrics).await;
     {
         let (mut j, _) = Journal::open(&path).unwrap();
         j.append(&Entry::Intent {
@@ -176,19 +193,25 @@ async fn resumes_after_a_crash_with_an_action_in_flight() {
     let mut planner = Cycle {
         seen: BTreeSet::new(),
     };
-    let steps = runner::run(
-        &path,
-        &applier,
-        &mut planner,
-        &opts(4),
-        &metrics,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(steps, 4);
-    let (_, r) = Journal::open(&path).unwrap();
+    let metrics = WandererMetrics::default();
+    let r = run_steps(&url, &path, &mut planner, 4, &metrics).await;
     assert_eq!(r.torn_bytes, 0);
+    let text = encode(&metrics);
+    assert!(
+        text.contains("upsoak_wanderer_journal_lines_dropped_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "upsoak_wanderer_transitions_total{result=\"indeterminate\",kind=\"interrupted\"} 1"
+        ),
+        "{text}"
+    );
+    // The journal says why the outcome is indeterminate, as the log line does.
+    assert!(r.entries.iter().any(|e| matches!(
+        e,
+        Entry::Outcome { result: Outcome::Indeterminate, error: Some(why), .. } if why.contains("in flight")
+    )));
     let outcomes: Vec<(u64, Outcome, Option<String>)> = r
         .entries
         .iter()
@@ -239,17 +262,73 @@ async fn resumes_after_a_crash_with_an_action_in_flight() {
             vec![]
         }
     }
-    let err = runner::run(
+    let err = wanderer::run(
         &path,
-        &applier,
+        &SimApplier::new(&url, Duration::from_secs(10)),
         &mut Other,
         &opts(5),
         &metrics,
         &CancellationToken::new(),
+        || panic!("a refused journal is never started"),
     )
     .await
     .unwrap_err();
     assert!(err.to_string().contains("belongs to another walk"), "{err}");
+    let _ = std::fs::remove_file(&path);
+    stop.cancel();
+}
+
+/// Targets one install the simulator refuses (Stable `PortPolicyNone` off in 1.60.0).
+struct Refused;
+
+impl Planner for Refused {
+    fn identity(&self) -> (u64, String, String) {
+        (3, "refused".into(), "test-space".into())
+    }
+    fn next(&mut self, _: u64, _: &Install) -> Install {
+        Install {
+            version: "1.60.0".into(),
+            feature_gates: [("PortPolicyNone".to_owned(), false)].into(),
+            tunables: [("logLevel".to_owned(), serde_json::json!("debug"))].into(),
+        }
+    }
+    fn record(&mut self, _: &Install, _: &Install) {}
+    fn coverage(&self) -> Vec<(&'static str, f64)> {
+        vec![]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_transition_exports_its_target_and_kind() {
+    let (url, stop) = start_sim(52000).await;
+    let path = temp("refused");
+    let metrics = WandererMetrics::default();
+    let r = run_steps(&url, &path, &mut Refused, 2, &metrics).await;
+    let text = encode(&metrics);
+    assert!(
+        text.contains("upsoak_wanderer_transitions_total{result=\"failed\",kind=\"rejected\"} 2"),
+        "{text}"
+    );
+    // One series, the target that failed (not what is installed), with the failure kind.
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("upsoak_wanderer_last_failed_target_info{"))
+        .collect();
+    assert_eq!(
+        failed,
+        ["upsoak_wanderer_last_failed_target_info{version=\"1.60.0\",feature_gates=\"PortPolicyNone=false\",tunables=\"logLevel=debug\",kind=\"rejected\"} 1"],
+        "{text}"
+    );
+    let errors: Vec<&str> = r
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Outcome { error, .. } => error.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 2);
+    assert!(errors[0].contains("PortPolicyNone"), "{errors:?}");
     let _ = std::fs::remove_file(&path);
     stop.cancel();
 }

@@ -19,12 +19,27 @@ use chacha20::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use crate::apply::Install;
-use crate::runner::Planner;
-use crate::space::{Space, Stage, State, Tunable, Value};
+use super::install::Install;
+use super::space::{Space, Stage, State, Tunable, TunableValue};
+
+/// The walk, as the Wanderer's loop needs it: deterministic from its seed and what it was told.
+/// [`Walk`] is the real one; tests plan fixed cycles.
+pub trait Planner: Send {
+    /// Seed, strategy name and a hash of the configuration space, journalled on the first line.
+    fn identity(&self) -> (u64, String, String);
+    /// The target of step `step`, starting from `current` (what is observed installed).
+    fn next(&mut self, step: u64, current: &Install) -> Install;
+    /// Tells the walk a transition happened (for coverage); called on replay too.
+    fn record(&mut self, from: &Install, to: &Install);
+    /// Coverage ratios by kind (`version_pairs`, `gate_version`, `gate_pairs`), 0..=1.
+    fn coverage(&self) -> Vec<(&'static str, f64)>;
+}
 
 /// How the next state is chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Strategy {
     /// Uniform over the valid neighbours.
     Random,
@@ -33,14 +48,19 @@ pub enum Strategy {
     Coverage,
 }
 
-impl Strategy {
-    pub fn parse(s: &str) -> Option<Strategy> {
-        match s {
-            "random" => Some(Strategy::Random),
-            "coverage" => Some(Strategy::Coverage),
-            _ => None,
+impl TryFrom<String> for Strategy {
+    type Error = String;
+    fn try_from(s: String) -> Result<Strategy, String> {
+        match s.as_str() {
+            "random" => Ok(Strategy::Random),
+            "coverage" => Ok(Strategy::Coverage),
+            other => Err(format!("`{other}` is not random or coverage")),
         }
     }
+}
+
+impl Strategy {
+    /// The name journalled and exported.
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::Random => "random",
@@ -201,11 +221,11 @@ fn gate_pairs<'a>(space: &'a Space, s: &'a State) -> impl Iterator<Item = GatePa
     out.into_iter()
 }
 
-fn random_value(t: &Tunable, rng: &mut ChaCha8Rng) -> Value {
+fn random_value(t: &Tunable, rng: &mut ChaCha8Rng) -> TunableValue {
     match t {
-        Tunable::Int { min, max } => Value::Int(rng.random_range(*min..=*max)),
+        Tunable::Int { min, max } => TunableValue::Int(rng.random_range(*min..=*max)),
         Tunable::Enum { values } => {
-            Value::Str(values[rng.random_range(0..values.len().max(1))].clone())
+            TunableValue::Str(values[rng.random_range(0..values.len().max(1))].clone())
         }
     }
 }
@@ -222,6 +242,24 @@ fn random_state(space: &Space, v: usize, rng: &mut ChaCha8Rng) -> State {
         s.tunables.insert(t.clone(), random_value(spec, rng));
     }
     s
+}
+
+/// The generator of step `step` of the walk seeded `seed`. The schedule's jitter draws from the
+/// same seeding (on its own ChaCha stream, so it never shifts the walk's draws): a replay waits
+/// exactly as the original did, whatever `rand` release is linked.
+pub fn step_rng(seed: u64, step: u64) -> ChaCha8Rng {
+    // splitmix64 over (seed, step): independent, reproducible streams per step, expanded to
+    // ChaCha's 32-byte key by hand so no library default decides the seed.
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut key = [0u8; 32];
+    for chunk in key.chunks_exact_mut(8) {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut x = z;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        chunk.copy_from_slice(&(x ^ (x >> 31)).to_le_bytes());
+    }
+    ChaCha8Rng::from_seed(key)
 }
 
 /// A seeded walk over a space.
@@ -273,18 +311,7 @@ impl Walk {
     }
 
     fn rng(&self, step: u64) -> ChaCha8Rng {
-        // splitmix64 over (seed, step): independent, reproducible streams per step, expanded to
-        // ChaCha's 32-byte key by hand so no library default decides the seed.
-        let mut z = self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut key = [0u8; 32];
-        for chunk in key.chunks_exact_mut(8) {
-            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut x = z;
-            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            chunk.copy_from_slice(&(x ^ (x >> 31)).to_le_bytes());
-        }
-        ChaCha8Rng::from_seed(key)
+        step_rng(self.seed, step)
     }
 
     /// `from` moved to version `v`: gates keep their values where `v` lets them vary, the
@@ -405,20 +432,20 @@ impl Planner for Walk {
     fn next(&mut self, step: u64, current: &Install) -> Install {
         let start = self.space.start().unwrap_or_else(|| self.space.defaults(0));
         // An install outside the space (an unknown version) walks back to the start.
-        let Some(from) = self.space.state_of(current, &start) else {
-            return self.space.install(&start);
+        let Some(from) = state_of(&self.space, current, &start) else {
+            return install(&self.space, &start);
         };
         match self.choose(step, &from) {
-            Some(to) => self.space.install(&to),
-            None => self.space.install(&from),
+            Some(to) => install(&self.space, &to),
+            None => install(&self.space, &from),
         }
     }
 
     fn record(&mut self, from: &Install, to: &Install) {
         let start = self.space.start().unwrap_or_else(|| self.space.defaults(0));
         if let (Some(a), Some(b)) = (
-            self.space.state_of(from, &start),
-            self.space.state_of(to, &start),
+            state_of(&self.space, from, &start),
+            state_of(&self.space, to, &start),
         ) {
             self.record_states(&a, &b);
         }
@@ -429,12 +456,55 @@ impl Planner for Walk {
     }
 }
 
+/// What to install for `s`: the version and every gate's value.
+pub fn install(space: &Space, s: &State) -> Install {
+    Install {
+        version: space.versions[s.version].name.clone(),
+        feature_gates: s.gates.clone(),
+        tunables: s
+            .tunables
+            .iter()
+            .map(|(k, v)| {
+                let j = match v {
+                    TunableValue::Int(i) => serde_json::Value::from(*i),
+                    TunableValue::Str(x) => serde_json::Value::from(x.clone()),
+                };
+                (k.clone(), j)
+            })
+            .collect(),
+    }
+}
+
+/// The state an observed install is in, when it is a point of `space`: gates the install does
+/// not report take their defaults, tunables it does not report keep `fallback`'s.
+fn state_of(space: &Space, i: &Install, fallback: &State) -> Option<State> {
+    let v = space.versions.iter().position(|x| x.name == i.version)?;
+    let mut s = space.defaults(v);
+    for (g, on) in &i.feature_gates {
+        if s.gates.contains_key(g) {
+            s.gates.insert(g.clone(), *on);
+        }
+    }
+    for (t, spec) in &space.tunables {
+        let val = match (spec, i.tunables.get(t)) {
+            (Tunable::Int { .. }, Some(j)) => j.as_i64().map(TunableValue::Int),
+            (Tunable::Enum { .. }, Some(j)) => j.as_str().map(|x| TunableValue::Str(x.to_owned())),
+            _ => None,
+        }
+        .or_else(|| fallback.tunables.get(t).cloned());
+        if let Some(val) = val {
+            s.tunables.insert(t.clone(), val);
+        }
+    }
+    Some(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn shipped() -> Space {
-        Space::parse(include_str!("../spaces/agones.yaml"), "agones.yaml").unwrap()
+        Space::parse(include_str!("../../spaces/agones.yaml"), "agones.yaml").unwrap()
     }
 
     #[test]

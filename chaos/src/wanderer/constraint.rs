@@ -17,7 +17,6 @@
 //! `IF version >= 1.59 THEN NOT gate:WasmAutoscaler`,
 //! `IF tunable:allocationBatchWaitTime > 500 THEN NOT gate:ProcessorAllocator`.
 
-use std::collections::BTreeMap;
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -355,32 +354,34 @@ pub fn parse_version_loose(v: &str) -> Option<(u32, u32, u32)> {
     Some((n(0)?, n(1)?, n(2)?))
 }
 
-/// Facts from plain maps, for tests and the space.
-pub struct MapFacts<'a> {
-    pub version: (u32, u32, u32),
-    pub gates: &'a BTreeMap<String, bool>,
-    pub ints: &'a BTreeMap<String, i64>,
-    pub strs: &'a BTreeMap<String, String>,
-}
-
-impl Facts for MapFacts<'_> {
-    fn gate(&self, name: &str) -> bool {
-        self.gates.get(name).copied().unwrap_or(false)
-    }
-    fn version(&self) -> (u32, u32, u32) {
-        self.version
-    }
-    fn tunable_int(&self, name: &str) -> Option<i64> {
-        self.ints.get(name).copied()
-    }
-    fn tunable_str(&self, name: &str) -> Option<&str> {
-        self.strs.get(name).map(String::as_str)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+
+    /// Facts from plain maps.
+    struct MapFacts<'a> {
+        version: (u32, u32, u32),
+        gates: &'a BTreeMap<String, bool>,
+        ints: &'a BTreeMap<String, i64>,
+        strs: &'a BTreeMap<String, String>,
+    }
+
+    impl Facts for MapFacts<'_> {
+        fn gate(&self, name: &str) -> bool {
+            self.gates.get(name).copied().unwrap_or(false)
+        }
+        fn version(&self) -> (u32, u32, u32) {
+            self.version
+        }
+        fn tunable_int(&self, name: &str) -> Option<i64> {
+            self.ints.get(name).copied()
+        }
+        fn tunable_str(&self, name: &str) -> Option<&str> {
+            self.strs.get(name).map(String::as_str)
+        }
+    }
 
     fn facts<'a>(
         gates: &'a BTreeMap<String, bool>,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::Install;
+use super::install::Install;
 
 /// One journal line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,21 +126,6 @@ impl Recovered {
             _ => None,
         })
     }
-
-    /// The configuration last known installed: the latest observation, else the target of the
-    /// latest applied step, else the `from` of the first intent.
-    pub fn last_known(&self) -> Option<&Install> {
-        for e in self.entries.iter().rev() {
-            match e {
-                Entry::Outcome {
-                    observed: Some(o), ..
-                } => return Some(o),
-                Entry::Intent { from, .. } => return Some(from),
-                _ => {}
-            }
-        }
-        None
-    }
 }
 
 impl Journal {
@@ -195,10 +180,6 @@ impl Journal {
         let io = |e| JournalError::Io(self.path.clone(), e);
         self.file.write_all(&line).map_err(io)?;
         self.file.sync_data().map_err(io)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -295,7 +276,6 @@ mod tests {
         assert_eq!(r.entries, sample());
         assert_eq!(r.last_step(), Some(2));
         assert!(matches!(r.pending(), Some(Entry::Intent { step: 2, .. })));
-        assert_eq!(r.last_known(), Some(&install("1.59.0")));
         let _ = std::fs::remove_file(&p);
     }
 

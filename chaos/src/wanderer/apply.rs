@@ -3,43 +3,11 @@
 //! `helm upgrade --install`. The recorded outcome is always the observed one.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-/// A configuration to install, or one observed as installed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Install {
-    pub version: String,
-    /// Gate overrides to apply; when observed, every gate with its effective value where the
-    /// source reports it.
-    #[serde(default)]
-    pub feature_gates: BTreeMap<String, bool>,
-    #[serde(default)]
-    pub tunables: BTreeMap<String, serde_json::Value>,
-}
-
-impl Install {
-    /// Helm's `agones.featureGates` value: `A=true&B=false`, in name order.
-    pub fn gate_query(&self) -> String {
-        self.feature_gates
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&")
-    }
-
-    /// True when `observed` has this install's version and every gate this install sets.
-    pub fn satisfied_by(&self, observed: &Install) -> bool {
-        self.version == observed.version
-            && self
-                .feature_gates
-                .iter()
-                .all(|(k, v)| observed.feature_gates.get(k) == Some(v))
-    }
-}
+use super::install::{Install, parse_query};
 
 /// Why an apply or an observation failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +33,7 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    /// A bounded label value for metrics.
+    /// A bounded label value: the `kind` of `upsoak_wanderer_transitions_total`.
     pub fn kind(&self) -> &'static str {
         match self {
             ApplyError::Rejected(_) => "rejected",
@@ -150,17 +118,10 @@ impl Applier for SimApplier {
     }
 
     async fn settle(&self) -> Result<(), ApplyError> {
-        let start = Instant::now();
-        loop {
-            let doc = self.installed().await?;
-            if doc["upgrading"].is_null() {
-                return Ok(());
-            }
-            if start.elapsed() > self.timeout {
-                return Err(ApplyError::Timeout(self.timeout));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        poll_until(self.timeout, Duration::from_millis(100), || async {
+            Ok(self.installed().await?["upgrading"].is_null())
+        })
+        .await
     }
 
     async fn observe(&self) -> Result<Install, ApplyError> {
@@ -175,8 +136,7 @@ impl Applier for SimApplier {
             .to_owned();
         let feature_gates: BTreeMap<String, bool> =
             serde_json::from_value(doc["gates"].clone()).map_err(|e| unexpected(&e.to_string()))?;
-        let tunables: BTreeMap<String, serde_json::Value> =
-            serde_json::from_value(doc["tunables"].clone()).unwrap_or_default();
+        let tunables = decode_tunables(&doc["tunables"]).map_err(|e| unexpected(&e))?;
         Ok(Install {
             version,
             feature_gates,
@@ -301,22 +261,15 @@ impl Applier for HelmApplier {
     async fn settle(&self) -> Result<(), ApplyError> {
         // helm marks a release `pending-install`/`pending-upgrade`/`pending-rollback` while an
         // operation holds it.
-        let start = Instant::now();
-        loop {
+        poll_until(self.timeout, Duration::from_secs(2), || async {
             let list = self.list().await?;
-            let pending = list.iter().any(|r| {
+            Ok(!list.iter().any(|r| {
                 r["status"]
                     .as_str()
                     .is_some_and(|s| s.starts_with("pending"))
-            });
-            if !pending {
-                return Ok(());
-            }
-            if start.elapsed() > self.timeout {
-                return Err(ApplyError::Timeout(self.timeout));
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
+            }))
+        })
+        .await
     }
 
     async fn observe(&self) -> Result<Install, ApplyError> {
@@ -348,17 +301,19 @@ impl Applier for HelmApplier {
             .await?;
         let values: serde_json::Value =
             serde_json::from_str(&values).map_err(|e| unexpected(e.to_string()))?;
-        let gates = values["agones"]["featureGates"]
-            .as_str()
-            .unwrap_or_default();
-        let mut feature_gates = BTreeMap::new();
-        for part in gates.split('&').filter(|p| !p.is_empty()) {
-            if let Some((k, v)) = part.split_once('=') {
-                feature_gates.insert(k.to_owned(), v == "true");
+        // Absent means no overrides; anything else must parse, strictly, as the sim's does.
+        let feature_gates = match &values["agones"]["featureGates"] {
+            serde_json::Value::Null => BTreeMap::new(),
+            serde_json::Value::String(q) => parse_query(q)
+                .map_err(|e| unexpected(format!("agones.featureGates: {e}")))?,
+            other => {
+                return Err(unexpected(format!(
+                    "agones.featureGates: expected a string, got {other}"
+                )));
             }
-        }
-        let tunables =
-            serde_json::from_value(values["upsoak"]["tunables"].clone()).unwrap_or_default();
+        };
+        let tunables = decode_tunables(&values["upsoak"]["tunables"])
+            .map_err(|e| unexpected(format!("upsoak.{e}")))?;
         Ok(Install {
             version,
             feature_gates,
@@ -368,5 +323,62 @@ impl Applier for HelmApplier {
 
     fn name(&self) -> &'static str {
         "helm"
+    }
+}
+
+/// Tunables as observed: absent is none; present, they must decode, so what the Wanderer thinks
+/// is installed never silently drifts from what is.
+fn decode_tunables(
+    value: &serde_json::Value,
+) -> Result<BTreeMap<String, serde_json::Value>, String> {
+    if value.is_null() {
+        return Ok(BTreeMap::new());
+    }
+    let map: BTreeMap<String, serde_json::Value> =
+        serde_json::from_value(value.clone()).map_err(|e| format!("tunables: {e}"))?;
+    match map.iter().find(|(_, v)| !(v.is_i64() || v.is_string())) {
+        Some((k, v)) => Err(format!(
+            "tunables.{k}: {v} is neither an integer nor a string"
+        )),
+        None => Ok(map),
+    }
+}
+
+/// Calls `done` every `every` until it answers true, for at most `timeout`: the settle loop of
+/// both appliers.
+async fn poll_until<F, Fut>(timeout: Duration, every: Duration, mut done: F) -> Result<(), ApplyError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, ApplyError>>,
+{
+    let start = Instant::now();
+    loop {
+        if done().await? {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(ApplyError::Timeout(timeout));
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observed_tunables_decode_or_fail_never_vanish() {
+        assert_eq!(decode_tunables(&serde_json::Value::Null), Ok(BTreeMap::new()));
+        let ok = serde_json::json!({"wait": 500, "logLevel": "debug"});
+        assert_eq!(decode_tunables(&ok).unwrap().len(), 2);
+        assert_eq!(
+            decode_tunables(&serde_json::json!(["wait"])).unwrap_err(),
+            "tunables: invalid type: sequence, expected a map"
+        );
+        assert_eq!(
+            decode_tunables(&serde_json::json!({"wait": 1.5})).unwrap_err(),
+            "tunables.wait: 1.5 is neither an integer nor a string"
+        );
     }
 }

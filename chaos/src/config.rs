@@ -1,0 +1,303 @@
+//! The sidecar's configuration file: YAML with `UPSOAK_` environment overrides, unknown keys
+//! refused, every value checked with its path.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::producer::ProducerConfig;
+use crate::wanderer::walk::Strategy;
+
+/// The sidecar's configuration file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarConfig {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Directory of the journal; must survive restarts.
+    pub state_dir: PathBuf,
+    /// Kubernetes API URL (e.g. the simulator's); without it, kubeconfig or in-cluster config.
+    #[serde(default)]
+    pub kube_server: Option<String>,
+    /// The Wanderer: the walk, its schedule and how it installs.
+    pub wanderer: WandererConfig,
+    /// The Producer: allocations, sessions and Fleet scaling.
+    #[serde(default)]
+    pub producer: ProducerConfig,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".to_owned()
+}
+
+/// The Wanderer's part of the configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WandererConfig {
+    /// Off: the sidecar only produces load.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+    /// The configuration space file.
+    pub space: PathBuf,
+    /// The walk's seed: the same seed and space give the same walk and the same waits.
+    pub seed: u64,
+    /// How each next state is chosen: `random` or `coverage`.
+    #[serde(default = "default_strategy")]
+    pub strategy: Strategy,
+    /// When transitions happen.
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    /// Stop after this many steps; unset runs until stopped.
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    /// Longest an install may take before it is recorded as failed.
+    #[serde(default = "default_apply_timeout", with = "humantime_serde")]
+    pub apply_timeout: Duration,
+    /// How configurations are installed: the simulator's endpoint or helm.
+    pub applier: ApplierConfig,
+}
+
+fn default_enabled() -> bool {
+    true
+}
+fn default_strategy() -> Strategy {
+    Strategy::Coverage
+}
+fn default_apply_timeout() -> Duration {
+    Duration::from_secs(900)
+}
+
+/// A named schedule period.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum Preset {
+    /// A transition every 30 minutes.
+    Fast,
+    /// A transition a day.
+    Slow,
+}
+
+impl TryFrom<String> for Preset {
+    type Error = String;
+    fn try_from(s: String) -> Result<Preset, String> {
+        match s.as_str() {
+            "fast" => Ok(Preset::Fast),
+            "slow" => Ok(Preset::Slow),
+            other => Err(format!(
+                "unknown preset `{other}` (fast: 30m, slow: 1d; or set `period`)"
+            )),
+        }
+    }
+}
+
+/// When transitions happen: a preset or a period, with jitter.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// `fast` (30 min) or `slow` (1 day); `period` overrides it.
+    #[serde(default)]
+    pub preset: Option<Preset>,
+    /// Any duration: `20s`, `30m`, `1d`, `1w`.
+    #[serde(default, with = "humantime_serde")]
+    pub period: Option<Duration>,
+    /// Fraction of the period added or taken at random.
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+}
+
+fn default_jitter() -> f64 {
+    0.1
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            preset: Some(Preset::Fast),
+            period: None,
+            jitter: default_jitter(),
+        }
+    }
+}
+
+impl ScheduleConfig {
+    /// The period this configuration means: `period`, else the preset's (`fast` if none).
+    pub fn period(&self) -> Duration {
+        match (self.period, self.preset) {
+            (Some(p), _) => p,
+            (None, None | Some(Preset::Fast)) => Duration::from_secs(30 * 60),
+            (None, Some(Preset::Slow)) => Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// How configurations are installed.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ApplierConfig {
+    /// The simulator's control endpoint.
+    Sim {
+        /// The simulator's base URL (`http://HOST:PORT`).
+        url: String,
+    },
+    /// `helm upgrade --install` of the Agones chart.
+    Helm {
+        /// The helm executable.
+        #[serde(default = "default_helm")]
+        helm: PathBuf,
+        /// The Helm release name.
+        #[serde(default = "default_release")]
+        release: String,
+        /// The chart, `REPO/NAME`.
+        #[serde(default = "default_chart")]
+        chart: String,
+        /// The namespace Agones is installed in.
+        #[serde(default = "default_agones_ns")]
+        namespace: String,
+        /// helm's own `--timeout` for an install to become ready.
+        #[serde(default = "default_helm_timeout", with = "humantime_serde")]
+        timeout: Duration,
+        /// Values files applied before the generated one.
+        #[serde(default)]
+        values: Vec<PathBuf>,
+    },
+}
+
+fn default_helm() -> PathBuf {
+    PathBuf::from("helm")
+}
+fn default_release() -> String {
+    "agones".to_owned()
+}
+fn default_chart() -> String {
+    "agones/agones".to_owned()
+}
+fn default_agones_ns() -> String {
+    "agones-system".to_owned()
+}
+fn default_helm_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+
+impl SidecarConfig {
+    /// Reads `path`, applies `UPSOAK_…` environment overrides (`UPSOAK_WANDERER__SEED=7`:
+    /// sections separated by `__`), rejects unknown keys, and checks every value.
+    pub fn load(path: &Path) -> Result<SidecarConfig, Vec<String>> {
+        if !path.exists() {
+            return Err(vec![format!("{}: no such file", path.display())]);
+        }
+        let built = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Yaml))
+            .add_source(
+                config::Environment::with_prefix("UPSOAK")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        let cfg: SidecarConfig = built
+            .try_deserialize()
+            .map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        let problems = cfg.problems();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems
+                .into_iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect())
+        }
+    }
+
+    /// Every problem, with its path.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            p.push(format!("listen: `{}` is not HOST:PORT", self.listen));
+        }
+        if !(0.0..=1.0).contains(&self.wanderer.schedule.jitter) {
+            p.push(format!(
+                "wanderer.schedule.jitter: {} is not within 0..1",
+                self.wanderer.schedule.jitter
+            ));
+        }
+        if let ApplierConfig::Sim { url } = &self.wanderer.applier
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            p.push(format!(
+                "wanderer.applier.url: `{url}` is not an http(s) URL"
+            ));
+        }
+        p.extend(self.producer.problems("producer"));
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let p =
+            std::env::temp_dir().join(format!("upsoak-config-{}-{name}.yaml", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn loads_with_defaults_and_presets() {
+        let p = write(
+            "ok",
+            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  schedule: { preset: slow }\n  applier: { kind: sim, url: \"http://127.0.0.1:1\" }\n",
+        );
+        let c = SidecarConfig::load(&p).unwrap();
+        assert_eq!(c.wanderer.schedule.period(), Duration::from_secs(86_400));
+        assert_eq!(c.wanderer.strategy, Strategy::Coverage);
+        assert_eq!(c.producer, ProducerConfig::default());
+        let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_reported_with_their_path() {
+        let p = write(
+            "bad",
+            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  sed: 5\n  applier: { kind: sim, url: \"x\" }\n",
+        );
+        let e = SidecarConfig::load(&p).unwrap_err().join("\n");
+        assert!(e.contains("unknown field `sed`"), "{e}");
+        let p2 = write(
+            "bad2",
+            "listen: nowhere\nstate_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  schedule: { period: 1w, jitter: 3 }\n  applier: { kind: sim, url: \"ftp://x\" }\nproducer: { allocation_rate: -1 }\n",
+        );
+        let e = SidecarConfig::load(&p2).unwrap_err().join("\n");
+        for want in [
+            "listen: `nowhere`",
+            "wanderer.schedule.jitter: 3",
+            "wanderer.applier.url: `ftp://x`",
+            "producer.allocation_rate: -1",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in {e}");
+        }
+        // Enumerations are typed: a wrong name is refused with the names allowed.
+        let p3 = write(
+            "bad3",
+            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  strategy: greedy\n  applier: { kind: sim, url: \"http://x\" }\n",
+        );
+        let e = SidecarConfig::load(&p3).unwrap_err().join("\n");
+        assert!(
+            e.contains("`greedy` is not random or coverage for key `wanderer.strategy`"),
+            "{e}"
+        );
+        let p4 = write(
+            "bad4",
+            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  schedule: { preset: hourly }\n  applier: { kind: sim, url: \"http://x\" }\n",
+        );
+        let e = SidecarConfig::load(&p4).unwrap_err().join("\n");
+        assert!(e.contains("unknown preset `hourly`"), "{e}");
+        for p in [p, p2, p3, p4] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

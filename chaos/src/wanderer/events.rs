@@ -1,0 +1,335 @@
+//! The Wanderer's events and the metrics they feed: each action is one typed event whose
+//! `emit` writes the log line and updates the metrics. The metric handles are private to this
+//! module, so nothing else can count.
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use super::install::Install;
+use super::journal::Outcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    result: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConfigLabels {
+    version: String,
+    feature_gates: String,
+    tunables: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailedTargetLabels {
+    version: String,
+    feature_gates: String,
+    tunables: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// The Wanderer's metrics; only the events below touch them.
+#[derive(Clone)]
+pub struct WandererMetrics {
+    running: Gauge,
+    generation: Gauge,
+    config_info: Family<ConfigLabels, Gauge>,
+    transitions: Family<TransitionLabels, Counter>,
+    last_failed_target: Family<FailedTargetLabels, Gauge>,
+    duration: Histogram,
+    last_transition: Gauge<f64, AtomicU64>,
+    coverage: Family<KindLabel, Gauge<f64, AtomicU64>>,
+    next_transition: Gauge<f64, AtomicU64>,
+    journal_lines_dropped: Counter,
+}
+
+impl Default for WandererMetrics {
+    fn default() -> Self {
+        WandererMetrics {
+            running: Gauge::default(),
+            generation: Gauge::default(),
+            config_info: Family::default(),
+            transitions: Family::default(),
+            last_failed_target: Family::default(),
+            duration: Histogram::new([
+                1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0,
+            ]),
+            last_transition: Gauge::default(),
+            coverage: Family::default(),
+            next_transition: Gauge::default(),
+            journal_lines_dropped: Counter::default(),
+        }
+    }
+}
+
+impl WandererMetrics {
+    /// Registers every Wanderer metric in `r`.
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "upsoak_wanderer_running",
+            "1 while the Wanderer's loop runs (after its first observation), 0 once it stopped",
+            self.running.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_generation",
+            "Steps of the walk taken so far; changes at every transition",
+            self.generation.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_config_info",
+            "The configuration observed installed (value 1)",
+            self.config_info.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_transitions",
+            "Transitions by observed result (applied, failed, indeterminate, observed) and failure kind (none when it did not fail)",
+            self.transitions.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_last_failed_target_info",
+            "The target of the last failed transition and why it failed (value 1; one series)",
+            self.last_failed_target.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_transition_duration_seconds",
+            "Time from a transition's intent to its observed outcome",
+            self.duration.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_last_transition_timestamp_seconds",
+            "Unix time of the last transition's outcome",
+            self.last_transition.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_coverage_ratio",
+            "Covered share of the pairs of each kind (version_pairs, gate_version, gate_pairs)",
+            self.coverage.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_next_transition_timestamp_seconds",
+            "Unix time the next transition is scheduled for",
+            self.next_transition.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_journal_lines_dropped",
+            "Torn last journal lines dropped on open (a crash hit mid-write)",
+            self.journal_lines_dropped.clone(),
+        );
+    }
+}
+
+/// `A=1&B=x`: an install's tunables as one label value.
+fn tunables_label(c: &Install) -> String {
+    c.tunables
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn set_config(m: &WandererMetrics, c: &Install) {
+    m.config_info.clear();
+    m.config_info
+        .get_or_create(&ConfigLabels {
+            version: c.version.clone(),
+            feature_gates: c.gate_query(),
+            tunables: tunables_label(c),
+        })
+        .set(1);
+}
+
+fn set_generation(m: &WandererMetrics, step: u64) {
+    m.generation.set(i64::try_from(step).unwrap_or(i64::MAX));
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// The loop observed what is installed and is about to walk: readiness follows this event.
+#[derive(Debug)]
+pub struct WandererStarted<'a> {
+    pub seed: u64,
+    pub strategy: &'a str,
+    pub space: &'a str,
+    pub journal: &'a Path,
+    pub period: Duration,
+    /// Steps already taken (journalled), 0 on a fresh journal.
+    pub generation: u64,
+    pub observed: &'a Install,
+}
+
+impl WandererStarted<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::info!(
+            event = "wanderer_started",
+            seed = self.seed,
+            strategy = self.strategy,
+            space = self.space,
+            journal = %self.journal.display(),
+            period_s = self.period.as_secs_f64(),
+            generation = self.generation,
+            observed_version = %self.observed.version,
+            "wanderer started"
+        );
+        m.running.set(1);
+        set_generation(m, self.generation);
+        set_config(m, self.observed);
+    }
+}
+
+/// The loop ended: at `max_steps` or on shutdown.
+#[derive(Debug)]
+pub struct WandererStopped {
+    /// The last step taken.
+    pub steps: u64,
+    /// `max_steps` or `shutdown`.
+    pub reason: &'static str,
+}
+
+impl WandererStopped {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::info!(
+            event = "wanderer_stopped",
+            steps = self.steps,
+            reason = self.reason,
+            "wanderer stopped"
+        );
+        m.running.set(0);
+    }
+}
+
+/// The next transition is scheduled `wait` from now.
+#[derive(Debug)]
+pub struct TransitionScheduled {
+    pub step: u64,
+    pub wait: Duration,
+}
+
+impl TransitionScheduled {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::debug!(
+            event = "transition_scheduled",
+            step = self.step,
+            wait_s = self.wait.as_secs_f64(),
+            "transition scheduled"
+        );
+        m.next_transition.set(unix_now() + self.wait.as_secs_f64());
+    }
+}
+
+/// A transition's outcome: the one place it is logged and counted. The loop journals the same
+/// fields in the same call (`record_outcome`), so the log and the journal cannot disagree.
+#[derive(Debug)]
+pub struct TransitionOutcome<'a> {
+    pub step: u64,
+    pub from: &'a Install,
+    pub to: &'a Install,
+    pub observed: Option<&'a Install>,
+    pub result: Outcome,
+    /// Why it failed, bounded (`none` when it did not): an `ApplyError::kind`, `timeout`,
+    /// `unobserved`, `mismatch` or `interrupted`.
+    pub kind: &'static str,
+    pub error: Option<&'a str>,
+    pub duration: Duration,
+}
+
+impl TransitionOutcome<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::info!(
+            event = "wanderer_transition",
+            step = self.step,
+            from_version = %self.from.version,
+            to_version = %self.to.version,
+            to_gates = %self.to.gate_query(),
+            result = self.result.as_str(),
+            kind = self.kind,
+            observed_version = self.observed.map(|o| o.version.as_str()).unwrap_or(""),
+            error = self.error.unwrap_or(""),
+            duration_s = self.duration.as_secs_f64(),
+            "transition"
+        );
+        m.transitions
+            .get_or_create(&TransitionLabels {
+                result: self.result.as_str(),
+                kind: self.kind,
+            })
+            .inc();
+        m.duration.observe(self.duration.as_secs_f64());
+        set_generation(m, self.step);
+        m.last_transition.set(unix_now());
+        if let Some(o) = self.observed {
+            set_config(m, o);
+        }
+        if self.result == Outcome::Failed {
+            // One series: the last failure's target, never a growing set.
+            m.last_failed_target.clear();
+            m.last_failed_target
+                .get_or_create(&FailedTargetLabels {
+                    version: self.to.version.clone(),
+                    feature_gates: self.to.gate_query(),
+                    tunables: tunables_label(self.to),
+                    kind: self.kind,
+                })
+                .set(1);
+        }
+    }
+}
+
+/// Opening the journal dropped a torn last line.
+#[derive(Debug)]
+pub struct JournalLineDropped<'a> {
+    pub path: &'a Path,
+    pub bytes: usize,
+}
+
+impl JournalLineDropped<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::warn!(
+            event = "journal_line_dropped",
+            path = %self.path.display(),
+            bytes = self.bytes,
+            "dropped a torn last journal line"
+        );
+        m.journal_lines_dropped.inc();
+    }
+}
+
+/// The walk's pairwise coverage, after a transition (or on start, replayed from the journal).
+#[derive(Debug)]
+pub struct CoverageChanged<'a> {
+    pub ratios: &'a [(&'static str, f64)],
+}
+
+impl CoverageChanged<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        for (kind, ratio) in self.ratios {
+            tracing::debug!(event = "coverage_changed", kind, ratio, "coverage");
+            m.coverage.get_or_create(&KindLabel { kind }).set(*ratio);
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! Reading a configuration space file: each section on its own, so one bad entry does not hide
+//! the problems of the others, and every problem reported with its path.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{Hops, KubeRange, Space, SpaceErrors, Stage, Tunable, Version, fnv1a};
+use crate::wanderer::constraint;
+
+/// The top-level keys of a space file; each section is read on its own so that one bad entry
+/// does not hide the problems of the others.
+const SECTIONS: [&str; 4] = ["versions", "hops", "tunables", "constraints"];
+
+/// A tunable as written: `{min, max}` or `{values}`. Read as one struct rather than an untagged
+/// enum, whose only error is "did not match any variant".
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTunable {
+    min: Option<i64>,
+    max: Option<i64>,
+    values: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVersion {
+    #[serde(deserialize_with = "string_or_number")]
+    version: String,
+    #[serde(default)]
+    kubernetes: Option<KubeRange>,
+    gates: BTreeMap<String, String>,
+}
+
+/// YAML reads `1.60` as a number; a version is text either way.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::String(s) => Ok(s),
+        serde_yaml::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a version, got {other:?}"
+        ))),
+    }
+}
+
+/// The sections of a space file as far as they could be read; `p` gets every problem.
+struct RawSections {
+    versions: Vec<(usize, RawVersion)>,
+    versions_given: bool,
+    /// Some entry of `versions` could not be read: checks across versions (none left, unknown
+    /// gate) would only echo that problem.
+    versions_broken: bool,
+    hops: Option<Hops>,
+    tunables: BTreeMap<String, RawTunable>,
+    /// With their index in the file, which a broken entry before them must not shift.
+    constraints: Vec<(usize, String)>,
+}
+
+/// Reads `value` as a `T`, or records why not under `path`.
+fn entry<T: serde::de::DeserializeOwned>(
+    value: serde_yaml::Value,
+    path: &str,
+    p: &mut Vec<String>,
+) -> Option<T> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| {
+            let inner = e.path().to_string();
+            let at = match inner.as_str() {
+                "." => path.to_owned(),
+                i if i.starts_with('[') => format!("{path}{i}"),
+                i => format!("{path}.{i}"),
+            };
+            p.push(format!("{at}: {}", e.inner()));
+        })
+        .ok()
+}
+
+fn read_sections(value: serde_yaml::Value, p: &mut Vec<String>) -> RawSections {
+    let mut raw = RawSections {
+        versions: Vec::new(),
+        versions_given: false,
+        versions_broken: false,
+        hops: None,
+        tunables: BTreeMap::new(),
+        constraints: Vec::new(),
+    };
+    let serde_yaml::Value::Mapping(top) = value else {
+        p.push(format!(
+            ".: expected a mapping with keys {}",
+            SECTIONS.join(", ")
+        ));
+        return raw;
+    };
+    for (k, v) in top {
+        let key = match k {
+            serde_yaml::Value::String(k) => k,
+            other => {
+                p.push(format!(".: a key must be text, got {other:?}"));
+                continue;
+            }
+        };
+        match key.as_str() {
+            "versions" => {
+                raw.versions_given = true;
+                let seq = entry::<Vec<serde_yaml::Value>>(v, "versions", p);
+                raw.versions_broken = seq.is_none();
+                if let Some(seq) = seq {
+                    for (i, item) in seq.into_iter().enumerate() {
+                        match entry(item, &format!("versions[{i}]"), p) {
+                            Some(rv) => raw.versions.push((i, rv)),
+                            None => raw.versions_broken = true,
+                        }
+                    }
+                }
+            }
+            "hops" => raw.hops = entry(v, "hops", p),
+            "tunables" => {
+                if let Some(map) = entry::<BTreeMap<String, serde_yaml::Value>>(v, "tunables", p) {
+                    for (t, spec) in map {
+                        if let Some(rt) = entry(spec, &format!("tunables.{t}"), p) {
+                            raw.tunables.insert(t, rt);
+                        }
+                    }
+                }
+            }
+            "constraints" => {
+                if let Some(seq) = entry::<Vec<serde_yaml::Value>>(v, "constraints", p) {
+                    for (i, c) in seq.into_iter().enumerate() {
+                        if let Some(c) = entry(c, &format!("constraints[{i}]"), p) {
+                            raw.constraints.push((i, c));
+                        }
+                    }
+                }
+            }
+            other => p.push(format!(
+                "{other}: unknown field `{other}`, expected one of {}",
+                SECTIONS.join(", ")
+            )),
+        }
+    }
+    if !raw.versions_given {
+        p.push("versions: missing (a list of versions, oldest first)".to_owned());
+    }
+    if raw.hops.is_none() && !p.iter().any(|x| x.starts_with("hops")) {
+        p.push("hops: missing (`{max_up, max_down, allow_downgrade}`)".to_owned());
+    }
+    raw
+}
+
+impl Space {
+    /// Reads and validates a space file.
+    pub fn load(path: &Path) -> Result<Space, SpaceErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpaceErrors {
+            source_name: name.clone(),
+            problems: vec![format!("cannot read: {e}")],
+        })?;
+        Space::parse(&text, &name)
+    }
+
+    /// Parses and validates YAML text; `name` names it in errors.
+    pub fn parse(text: &str, name: &str) -> Result<Space, SpaceErrors> {
+        let fail = |problems: Vec<String>| SpaceErrors {
+            source_name: name.to_owned(),
+            problems,
+        };
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            // The position goes first, as compilers print it; serde_yaml also says it in words.
+            let located = e.location().map(|l| {
+                let words = format!(" at line {} column {}", l.line(), l.column());
+                format!(
+                    "{name}:{}:{}: {}",
+                    l.line(),
+                    l.column(),
+                    msg.replacen(&words, "", 1)
+                )
+            });
+            fail(vec![located.unwrap_or(msg)])
+        })?;
+        let mut p = Vec::new();
+        let raw = read_sections(value, &mut p);
+        let mut versions = Vec::new();
+        for (i, v) in &raw.versions {
+            let number = constraint::parse_version_loose(&v.version)
+                .filter(|_| v.version.split('.').count() == 3);
+            if number.is_none() {
+                p.push(format!(
+                    "versions[{i}].version: `{}` is not MAJOR.MINOR.PATCH",
+                    v.version
+                ));
+            }
+            let mut gates = BTreeMap::new();
+            for (g, stage) in &v.gates {
+                if !(g.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && g.chars().all(|c| c.is_ascii_alphanumeric()))
+                {
+                    p.push(format!("versions[{i}].gates.{g}: a gate name is letters and digits, starting with a capital"));
+                }
+                match stage.as_str() {
+                    "Alpha" => gates.insert(g.clone(), Stage::Alpha),
+                    "Beta" => gates.insert(g.clone(), Stage::Beta),
+                    "Stable" => gates.insert(g.clone(), Stage::Stable),
+                    other => {
+                        p.push(format!("versions[{i}].gates.{g}: unknown stage `{other}`, expected Alpha, Beta or Stable"));
+                        None
+                    }
+                };
+            }
+            if let Some(k) = &v.kubernetes {
+                for (field, val) in [("min", &k.min), ("max", &k.max)] {
+                    if constraint::parse_version_loose(val).is_none() {
+                        p.push(format!(
+                            "versions[{i}].kubernetes.{field}: `{val}` is not a version like 1.34"
+                        ));
+                    }
+                }
+            }
+            versions.push(Version {
+                index: *i,
+                name: v.version.clone(),
+                number: number.unwrap_or_default(),
+                kubernetes: v.kubernetes.clone(),
+                gates,
+            });
+        }
+        if versions.is_empty() && raw.versions_given && !raw.versions_broken {
+            p.push("versions: at least one version is required".to_owned());
+        }
+        for w in 1..versions.len() {
+            if versions[w].number <= versions[w - 1].number {
+                p.push(format!(
+                    "versions[{}].version: `{}` must be newer than `{}` (list versions oldest first, once each)",
+                    versions[w].index,
+                    versions[w].name,
+                    versions[w - 1].name
+                ));
+            }
+        }
+        // A gate that becomes Stable stays Stable: Agones never demotes a gate.
+        for w in 1..versions.len() {
+            for (g, stage) in &versions[w - 1].gates {
+                if *stage == Stage::Stable
+                    && versions[w]
+                        .gates
+                        .get(g)
+                        .is_some_and(|s| *s != Stage::Stable)
+                {
+                    p.push(format!(
+                        "versions[{}].gates.{g}: Stable in {} but not in {}",
+                        versions[w].index,
+                        versions[w - 1].name,
+                        versions[w].name
+                    ));
+                }
+            }
+        }
+        if let Some(h) = raw.hops
+            && h.max_up == 0
+            && h.max_down == 0
+        {
+            p.push("hops: max_up and max_down are both 0: the version can never change".to_owned());
+        }
+        let mut tunables = BTreeMap::new();
+        for (t, spec) in &raw.tunables {
+            let at = format!("tunables.{t}");
+            match spec {
+                RawTunable {
+                    min: Some(min),
+                    max: Some(max),
+                    values: None,
+                } => {
+                    if min > max {
+                        p.push(format!("{at}: min {min} is above max {max}"));
+                    }
+                    tunables.insert(t.clone(), Tunable::Int { min: *min, max: *max });
+                }
+                RawTunable {
+                    min: None,
+                    max: None,
+                    values: Some(values),
+                } => {
+                    if values.is_empty() {
+                        p.push(format!("{at}.values: at least one value is required"));
+                    }
+                    for (k, v) in values.iter().enumerate() {
+                        // A value that reads as a number would be compared as one in a constraint.
+                        if v.is_empty() || v.parse::<i64>().is_ok() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                            p.push(format!("{at}.values[{k}]: `{v}` is not a word (letters, digits, `-`, `_`, `.`, not a number)"));
+                        }
+                        if values[..k].contains(v) {
+                            p.push(format!("{at}.values[{k}]: `{v}` is listed twice"));
+                        }
+                    }
+                    tunables.insert(t.clone(), Tunable::Enum { values: values.clone() });
+                }
+                _ => p.push(format!(
+                    "{at}: give either `{{min, max}}` (an integer range) or `{{values: [...]}}` (an enum)"
+                )),
+            }
+        }
+        let mut constraints = Vec::new();
+        for (i, c) in &raw.constraints {
+            match constraint::parse(c) {
+                Err(e) => p.push(format!("constraints[{i}]: {e}")),
+                Ok(expr) => {
+                    let (mut gates, mut names) = (Vec::new(), Vec::new());
+                    expr.names(&mut gates, &mut names);
+                    let at = |word: String| {
+                        constraint::column_of(c, &word)
+                            .map(|col| format!("constraints[{i}]: col {col}: "))
+                            .unwrap_or_else(|| format!("constraints[{i}]: "))
+                    };
+                    for g in gates {
+                        if !raw.versions_broken
+                            && !versions.iter().any(|v| v.gates.contains_key(&g))
+                        {
+                            p.push(format!("{}unknown gate `{g}`", at(format!("gate:{g}"))));
+                        }
+                    }
+                    for (t, numeric) in names {
+                        let here = at(format!("tunable:{t}"));
+                        match tunables.get(&t) {
+                            // An unknown tunable is only an error when the tunables parsed;
+                            // a broken `tunables` entry is already reported.
+                            None if !raw.tunables.contains_key(&t) => {
+                                p.push(format!("{here}unknown tunable `{t}`"))
+                            }
+                            Some(Tunable::Int { .. }) if !numeric => p.push(format!(
+                                "{here}tunable `{t}` is an integer, compared with a word"
+                            )),
+                            Some(Tunable::Enum { .. }) if numeric => p.push(format!(
+                                "{here}tunable `{t}` is an enum, compared with a number"
+                            )),
+                            _ => {}
+                        }
+                    }
+                    constraints.push((c.clone(), expr));
+                }
+            }
+        }
+        let Some(hops) = raw.hops else {
+            return Err(fail(p));
+        };
+        if !p.is_empty() {
+            return Err(fail(p));
+        }
+        let space = Space {
+            versions,
+            hops,
+            tunables,
+            constraints,
+            hash: fnv1a(text),
+        };
+        if space.start().is_none() {
+            return Err(fail(vec![
+                "constraints: no valid state of the oldest version exists (every combination breaks a constraint)".to_owned(),
+            ]));
+        }
+        Ok(space)
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_spaces_list_every_problem_with_its_path() {
+        let bad = r#"
+versions:
+  - version: 1.2
+    gates: { Good: Beta, bad: Alpha, Weird: Gamma }
+  - version: 1.1.0
+    kubernetes: { min: x, max: "1.3" }
+    gates: { Good: Stable }
+  - version: 1.0.5
+    gates: { Good: Beta }
+hops: { max_up: 0, max_down: 0, allow_downgrade: false }
+tunables:
+  wait: { min: 10, max: 1 }
+constraints:
+  - IF gate:Good THEN gate:Nope
+  - IF tunable:wait == fast THEN gate:Good
+  - IF gate:Good THEN
+"#;
+        let e = Space::parse(bad, "bad.yaml").unwrap_err();
+        let text = e.to_string();
+        for want in [
+            "versions[0].version: `1.2` is not MAJOR.MINOR.PATCH",
+            "versions[0].gates.bad: a gate name",
+            "versions[0].gates.Weird: unknown stage `Gamma`, expected Alpha, Beta or Stable",
+            "versions[1].kubernetes.min: `x`",
+            "versions[2].version: `1.0.5` must be newer than `1.1.0`",
+            "versions[2].gates.Good: Stable in 1.1.0 but not in 1.0.5",
+            "hops: max_up and max_down are both 0",
+            "tunables.wait: min 10 is above max 1",
+            "constraints[0]: col 19: unknown gate `Nope`",
+            "constraints[1]: col 4: tunable `wait` is an integer, compared with a word",
+            "constraints[2]: col 18: unexpected end of the constraint",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        let e = Space::parse("versions: [\n  - {", "x.yaml").unwrap_err();
+        assert!(e.problems[0].starts_with("x.yaml:"), "{e}");
+        let e = Space::parse(
+            "versions: []\nhops: {max_up: 1, max_down: 1, allow_downgrade: true}\nextra: 1\n",
+            "y",
+        )
+        .unwrap_err();
+        assert!(e.problems[0].contains("unknown field `extra`"), "{e}");
+        let e = Space::parse(
+            "versions: [ { version: 1.0.0, gates: { A: Alpha } } ]\nhops: {max_up: 1, max_down: 1, allow_downgrade: true}\nconstraints: [ \"gate:A AND NOT gate:A\" ]\n",
+            "z",
+        )
+        .unwrap_err();
+        assert!(e.problems[0].contains("no valid state"), "{e}");
+    }
+
+    #[test]
+    fn structural_errors_are_all_reported_not_just_the_first() {
+        let bad = r#"
+versions:
+  - version: 1.0.0
+    gates: { A: Beta }
+    colour: blue
+  - version: 1.1.0
+    gates: [ A ]
+  - version: 1.2.0
+    kubernetes: { min: "1.30" }
+    gates: { A: Stable }
+hops: { max_up: 1, max_down: 1, allow_downgrade: maybe }
+tunables:
+  wait: { min: 1, max: 5, values: [a] }
+  level: { values: [info, "7", info] }
+  ok: { min: 1, max: 2, step: 1 }
+constraints:
+  - gate:A
+  - [ not, a, string ]
+  - IF tunable:missing == 3 THEN gate:A
+extra: true
+"#;
+        let e = Space::parse(bad, "bad.yaml").unwrap_err();
+        let text = e.to_string();
+        for want in [
+            "versions[0].colour: unknown field `colour`, expected one of `version`, `kubernetes`, `gates`",
+            "versions[1].gates: invalid type: sequence, expected a map",
+            "versions[2].kubernetes: missing field `max`",
+            "hops.allow_downgrade: invalid type: string \"maybe\", expected a boolean",
+            "tunables.wait: give either `{min, max}` (an integer range) or `{values: [...]}` (an enum)",
+            "tunables.level.values[1]: `7` is not a word",
+            "tunables.level.values[2]: `info` is listed twice",
+            "tunables.ok.step: unknown field `step`, expected one of `min`, `max`, `values`",
+            "constraints[1]: invalid type: sequence, expected a string",
+            "constraints[2]: col 4: unknown tunable `missing`",
+            "extra: unknown field `extra`, expected one of versions, hops, tunables, constraints",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert_eq!(e.problems.len(), 11, "{text}");
+
+        let e = Space::parse("constraints: []\n", "empty.yaml").unwrap_err();
+        assert_eq!(
+            e.problems,
+            [
+                "versions: missing (a list of versions, oldest first)",
+                "hops: missing (`{max_up, max_down, allow_downgrade}`)"
+            ]
+        );
+        let e = Space::parse("versions: [\n  - {", "x.yaml").unwrap_err();
+        assert_eq!(
+            e.problems,
+            ["x.yaml:2:3: did not find expected node content, while parsing a flow node"]
+        );
+        let e =
+            Space::parse("versions:\n  - version: 1.0.0\n   gates: {}\n", "y.yaml").unwrap_err();
+        assert!(e.problems[0].starts_with("y.yaml:3:"), "{e}");
+    }
+
+}

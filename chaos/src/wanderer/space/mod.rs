@@ -1,0 +1,347 @@
+//! The configuration space the Wanderer walks: versions with their gates and stages, the hop
+//! policy, tunables and constraints. A state or transition is valid only if every rule holds.
+//!
+//! - [`load`]: reading a space file, reporting every problem with its path.
+//! - [`census`]: counting the valid states and the pairs they reach.
+
+pub mod census;
+pub mod load;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::constraint::{Expr, Facts};
+
+pub use census::Census;
+
+/// A feature gate's stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    Alpha,
+    Beta,
+    Stable,
+}
+
+/// Supported Kubernetes minor versions.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KubeRange {
+    pub min: String,
+    pub max: String,
+}
+
+/// How far one transition may move the version, in minor releases.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hops {
+    pub max_up: u32,
+    pub max_down: u32,
+    pub allow_downgrade: bool,
+}
+
+/// A tunable's allowed values.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Tunable {
+    Int { min: i64, max: i64 },
+    Enum { values: Vec<String> },
+}
+
+/// A tunable's value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TunableValue {
+    Int(i64),
+    Str(String),
+}
+
+/// One release of the space.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Version {
+    /// Its position in the file's `versions`, for messages.
+    pub index: usize,
+    pub name: String,
+    pub number: (u32, u32, u32),
+    pub kubernetes: Option<KubeRange>,
+    pub gates: BTreeMap<String, Stage>,
+}
+
+/// A loaded, valid configuration space.
+#[derive(Clone, Debug)]
+pub struct Space {
+    /// Oldest first.
+    pub versions: Vec<Version>,
+    pub hops: Hops,
+    pub tunables: BTreeMap<String, Tunable>,
+    pub constraints: Vec<(String, Expr)>,
+    /// FNV-1a 64 of the file's text, so a journal is never resumed against another space.
+    pub hash: String,
+}
+
+/// A point of the space.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct State {
+    /// Index into [`Space::versions`].
+    pub version: usize,
+    /// Every gate of that version with its value.
+    pub gates: BTreeMap<String, bool>,
+    pub tunables: BTreeMap<String, TunableValue>,
+}
+
+/// Every problem found in a space file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration space `{source_name}` ({} problem{}):\n  {}", problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
+pub struct SpaceErrors {
+    pub source_name: String,
+    pub problems: Vec<String>,
+}
+
+struct StateFacts<'a> {
+    space: &'a Space,
+    state: &'a State,
+}
+
+impl Facts for StateFacts<'_> {
+    fn gate(&self, name: &str) -> bool {
+        self.state.gates.get(name).copied().unwrap_or(false)
+    }
+    fn version(&self) -> (u32, u32, u32) {
+        self.space.versions[self.state.version].number
+    }
+    fn tunable_int(&self, name: &str) -> Option<i64> {
+        match self.state.tunables.get(name)? {
+            TunableValue::Int(i) => Some(*i),
+            TunableValue::Str(_) => None,
+        }
+    }
+    fn tunable_str(&self, name: &str) -> Option<&str> {
+        match self.state.tunables.get(name)? {
+            TunableValue::Str(s) => Some(s),
+            TunableValue::Int(_) => None,
+        }
+    }
+}
+
+fn fnv1a(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+impl Space {
+    /// The default state of version `v`: Stable and Beta gates on, Alpha off; tunables at
+    /// their first value.
+    pub fn defaults(&self, v: usize) -> State {
+        State {
+            version: v,
+            gates: self.versions[v]
+                .gates
+                .iter()
+                .map(|(g, s)| (g.clone(), *s != Stage::Alpha))
+                .collect(),
+            tunables: self
+                .tunables
+                .iter()
+                .map(|(t, spec)| {
+                    let v = match spec {
+                        Tunable::Int { min, .. } => TunableValue::Int(*min),
+                        Tunable::Enum { values } => {
+                            TunableValue::Str(values.first().cloned().unwrap_or_default())
+                        }
+                    };
+                    (t.clone(), v)
+                })
+                .collect(),
+        }
+    }
+
+    /// Where a walk starts: the oldest version's defaults, or the first valid state found by
+    /// turning off non-Stable gates one by one when the defaults break a constraint.
+    pub fn start(&self) -> Option<State> {
+        let mut s = self.defaults(0);
+        if self.is_valid(&s) {
+            return Some(s);
+        }
+        let names: Vec<String> = s.gates.keys().cloned().collect();
+        for g in names {
+            if self.versions[0].gates.get(&g) != Some(&Stage::Stable) {
+                s.gates.insert(g, false);
+                if self.is_valid(&s) {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+
+    /// Why `s` is not a valid state, or `None` when it is.
+    pub fn why_invalid(&self, s: &State) -> Option<String> {
+        let v = self.versions.get(s.version)?;
+        for (g, on) in &s.gates {
+            match v.gates.get(g) {
+                None => return Some(format!("gate `{g}` does not exist in {}", v.name)),
+                Some(Stage::Stable) if !on => {
+                    return Some(format!(
+                        "gate `{g}` is Stable in {} and cannot be off",
+                        v.name
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let Some(g) = v.gates.keys().find(|g| !s.gates.contains_key(*g)) {
+            return Some(format!("gate `{g}` of {} has no value", v.name));
+        }
+        for (t, spec) in &self.tunables {
+            let ok = match (spec, s.tunables.get(t)) {
+                (Tunable::Int { min, max }, Some(TunableValue::Int(i))) => (min..=max).contains(&i),
+                (Tunable::Enum { values }, Some(TunableValue::Str(x))) => values.contains(x),
+                _ => false,
+            };
+            if !ok {
+                return Some(format!("tunable `{t}` is missing or out of range"));
+            }
+        }
+        if s.tunables.len() != self.tunables.len() {
+            return Some("an unknown tunable is set".to_owned());
+        }
+        let facts = StateFacts {
+            space: self,
+            state: s,
+        };
+        self.constraints
+            .iter()
+            .find(|(_, e)| !e.eval(&facts))
+            .map(|(text, _)| format!("breaks constraint `{text}`"))
+    }
+
+    /// Whether every constraint holds in `s`, which must otherwise be well formed (the version's
+    /// gates, Stable ones on, tunables in range): the fast check for states built that way.
+    pub fn holds_constraints(&self, s: &State) -> bool {
+        let facts = StateFacts {
+            space: self,
+            state: s,
+        };
+        self.constraints.iter().all(|(_, e)| e.eval(&facts))
+    }
+
+
+    pub fn is_valid(&self, s: &State) -> bool {
+        self.why_invalid(s).is_none()
+    }
+
+    /// Why `a → b` is not a valid transition, or `None` when it is.
+    pub fn why_invalid_transition(&self, a: &State, b: &State) -> Option<String> {
+        if let Some(w) = self.why_invalid(a).or_else(|| self.why_invalid(b)) {
+            return Some(w);
+        }
+        if a == b {
+            return Some("a transition must change something".to_owned());
+        }
+        let (va, vb) = (&self.versions[a.version], &self.versions[b.version]);
+        let (ma, mb) = (va.number, vb.number);
+        if ma.0 != mb.0 {
+            return Some(format!(
+                "{} → {} changes the major version",
+                va.name, vb.name
+            ));
+        }
+        if mb > ma && mb.1 - ma.1 > self.hops.max_up {
+            return Some(format!(
+                "{} → {} is more than {} minor up",
+                va.name, vb.name, self.hops.max_up
+            ));
+        }
+        if mb < ma {
+            if !self.hops.allow_downgrade {
+                return Some(format!(
+                    "{} → {} is a downgrade, which the space forbids",
+                    va.name, vb.name
+                ));
+            }
+            if ma.1 - mb.1 > self.hops.max_down {
+                return Some(format!(
+                    "{} → {} is more than {} minor down",
+                    va.name, vb.name, self.hops.max_down
+                ));
+            }
+        }
+        None
+    }
+
+    /// Versions a transition from version `v` may go to (including `v`).
+    pub fn reachable_versions(&self, v: usize) -> Vec<usize> {
+        let from = self.versions[v].number;
+        (0..self.versions.len())
+            .filter(|&w| {
+                let to = self.versions[w].number;
+                to.0 == from.0
+                    && if to > from {
+                        to.1 - from.1 <= self.hops.max_up
+                    } else if to < from {
+                        self.hops.allow_downgrade && from.1 - to.1 <= self.hops.max_down
+                    } else {
+                        true
+                    }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../../spaces/agones.yaml");
+
+    #[test]
+    fn the_shipped_space_loads_and_follows_the_reference() {
+        let s = Space::parse(SHIPPED, "agones.yaml").unwrap();
+        assert_eq!(s.versions.len(), 6);
+        assert_eq!(s.versions[0].gates["SidecarContainers"], Stage::Alpha);
+        assert_eq!(s.versions[1].gates["SidecarContainers"], Stage::Beta);
+        assert_eq!(s.versions[4].gates["PortRanges"], Stage::Stable);
+        assert_eq!(s.versions[5].gates["PortPolicyNone"], Stage::Stable);
+        let start = s.start().unwrap();
+        assert_eq!(s.versions[start.version].name, "1.55.0");
+        assert!(s.is_valid(&start));
+        assert_eq!(s.reachable_versions(0), vec![0, 1, 2]);
+        assert_eq!(s.reachable_versions(3), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn invalid_states_and_transitions_say_why() {
+        let s = Space::parse(SHIPPED, "agones.yaml").unwrap();
+        let mut st = s.defaults(5);
+        assert!(s.is_valid(&st));
+        st.gates.insert("PortPolicyNone".into(), false);
+        assert!(s.why_invalid(&st).unwrap().contains("Stable"));
+        let mut st = s.defaults(5);
+        st.gates.insert("PlayerAllocationFilter".into(), true);
+        assert!(s.why_invalid(&st).unwrap().contains("PlayerTracking"));
+        let mut st = s.defaults(5);
+        st.gates.insert("Bogus".into(), true);
+        assert!(s.why_invalid(&st).unwrap().contains("does not exist"));
+        let a = s.defaults(0);
+        let b = s.defaults(5);
+        assert!(
+            s.why_invalid_transition(&a, &b)
+                .unwrap()
+                .contains("more than 2 minor up")
+        );
+        assert!(
+            s.why_invalid_transition(&a, &a)
+                .unwrap()
+                .contains("must change")
+        );
+        assert!(
+            s.why_invalid_transition(&s.defaults(2), &s.defaults(0))
+                .is_none()
+        );
+    }
+
+}
