@@ -17,7 +17,8 @@ pub use crate::error::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 /// The upsoak sidecar: the Wanderer (a seeded walk over valid Agones configurations) and the
 /// Producer (open-model load: Fleet scaling, allocations, game sessions).
 ///
-/// Exit codes: 0 success, 1 runtime failure, 2 bad input (file, flag or configuration).
+/// Exit codes: 0 success, 2 bad input (file, flag or configuration), 4 runtime failure (a crash
+/// or an unreachable dependency, not a verdict on Agones).
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Args {
@@ -72,8 +73,8 @@ pub enum Command {
     },
     /// Runs the sidecar: /metrics, /healthz, /readyz on `listen`, the Wanderer and the Producer.
     ///
-    /// Exit codes: 0 stopped by a signal or after `max_steps`, 1 runtime failure, 2 bad
-    /// configuration.
+    /// Exit codes: 0 stopped by a signal or after `max_steps`, 2 bad configuration, 4 runtime
+    /// failure (cannot listen or observe, journal I/O, a task crashed).
     Run {
         /// YAML configuration; `UPSOAK_SECTION__KEY=value` overrides a key.
         #[arg(long, env = "UPSOAK_CONFIG")]
@@ -114,7 +115,7 @@ impl Args {
                 )?,
             ),
             Command::Run { config } => {
-                let cfg = SidecarConfig::load(&config).map_err(Error::Config)?;
+                let cfg = SidecarConfig::load(&config)?;
                 let sidecar = Sidecar::start(cfg, upsoak_common::shutdown::on_signal()).await?;
                 // The first line: tests and the e2e harness read the bound address from it.
                 emit(out, &format!("listening on http://{}\n", sidecar.addr()))?;

@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use upsoak_common::problems::{Invalid, Problems};
 
 use crate::producer::ProducerConfig;
 use crate::wanderer::walk::Strategy;
+
+/// What the configuration file is called in errors.
+const WHAT: &str = "configuration";
 
 /// The sidecar's configuration file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -183,9 +187,11 @@ fn default_helm_timeout() -> Duration {
 impl SidecarConfig {
     /// Reads `path`, applies `UPSOAK_…` environment overrides (`UPSOAK_WANDERER__SEED=7`:
     /// sections separated by `__`), rejects unknown keys, and checks every value.
-    pub fn load(path: &Path) -> Result<SidecarConfig, Vec<String>> {
+    pub fn load(path: &Path) -> Result<SidecarConfig, Invalid> {
+        let name = path.display().to_string();
+        let single = |message: String| Invalid::single(WHAT, &name, message);
         if !path.exists() {
-            return Err(vec![format!("{}: no such file", path.display())]);
+            return Err(single("no such file".to_owned()));
         }
         let built = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Yaml))
@@ -196,41 +202,39 @@ impl SidecarConfig {
                     .try_parsing(true),
             )
             .build()
-            .map_err(|e| vec![format!("{}: {e}", path.display())])?;
+            .map_err(|e| single(e.to_string()))?;
+        // The config crate stops at the first error it finds while deserializing; the checks
+        // below then report every remaining problem at once.
         let cfg: SidecarConfig = built
             .try_deserialize()
-            .map_err(|e| vec![format!("{}: {e}", path.display())])?;
-        let problems = cfg.problems();
-        if problems.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(problems
-                .into_iter()
-                .map(|p| format!("{}: {p}", path.display()))
-                .collect())
-        }
+            .map_err(|e| single(e.to_string()))?;
+        cfg.problems()
+            .into_result(())
+            .map_err(|p| p.invalid(WHAT, &name))?;
+        Ok(cfg)
     }
 
     /// Every problem, with its path.
-    pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
+    pub fn problems(&self) -> Problems {
+        let mut p = Problems::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            p.push(format!("listen: `{}` is not HOST:PORT", self.listen));
+            p.push("listen", format!("`{}` is not HOST:PORT", self.listen));
         }
         if !(0.0..=1.0).contains(&self.wanderer.schedule.jitter) {
-            p.push(format!(
-                "wanderer.schedule.jitter: {} is not within 0..1",
-                self.wanderer.schedule.jitter
-            ));
+            p.push(
+                "wanderer.schedule.jitter",
+                format!("{} is not within 0..1", self.wanderer.schedule.jitter),
+            );
         }
         if let ApplierConfig::Sim { url } = &self.wanderer.applier
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            p.push(format!(
-                "wanderer.applier.url: `{url}` is not an http(s) URL"
-            ));
+            p.push(
+                "wanderer.applier.url",
+                format!("`{url}` is not an http(s) URL"),
+            );
         }
-        p.extend(self.producer.problems("producer"));
+        p.extend_under("producer", self.producer.problems());
         p
     }
 }
@@ -265,13 +269,13 @@ mod tests {
             "bad",
             "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  sed: 5\n  applier: { kind: sim, url: \"x\" }\n",
         );
-        let e = SidecarConfig::load(&p).unwrap_err().join("\n");
+        let e = SidecarConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("unknown field `sed`"), "{e}");
         let p2 = write(
             "bad2",
             "listen: nowhere\nstate_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  schedule: { period: 1w, jitter: 3 }\n  applier: { kind: sim, url: \"ftp://x\" }\nproducer: { allocation_rate: -1 }\n",
         );
-        let e = SidecarConfig::load(&p2).unwrap_err().join("\n");
+        let e = SidecarConfig::load(&p2).unwrap_err().to_string();
         for want in [
             "listen: `nowhere`",
             "wanderer.schedule.jitter: 3",
@@ -285,7 +289,7 @@ mod tests {
             "bad3",
             "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  strategy: greedy\n  applier: { kind: sim, url: \"http://x\" }\n",
         );
-        let e = SidecarConfig::load(&p3).unwrap_err().join("\n");
+        let e = SidecarConfig::load(&p3).unwrap_err().to_string();
         assert!(
             e.contains("`greedy` is not random or coverage for key `wanderer.strategy`"),
             "{e}"
@@ -294,7 +298,7 @@ mod tests {
             "bad4",
             "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  schedule: { preset: hourly }\n  applier: { kind: sim, url: \"http://x\" }\n",
         );
-        let e = SidecarConfig::load(&p4).unwrap_err().join("\n");
+        let e = SidecarConfig::load(&p4).unwrap_err().to_string();
         assert!(e.contains("unknown preset `hourly`"), "{e}");
         for p in [p, p2, p3, p4] {
             let _ = std::fs::remove_file(p);

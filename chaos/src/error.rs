@@ -6,26 +6,28 @@ use std::time::Duration;
 
 use tokio::task::JoinError;
 
+use upsoak_common::cli::CliError;
+use upsoak_common::exit;
+use upsoak_common::problems::Invalid;
+
 use crate::producer::ClientError;
 use crate::wanderer::RunError;
-use crate::wanderer::space::SpaceErrors;
 
 /// Exit code: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: a runtime failure (cannot bind, cannot observe, journal I/O, a task crashed).
-pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_OK: u8 = exit::OK;
+/// Exit code: a runtime failure (cannot bind, cannot observe, journal I/O, a task crashed). Not
+/// a verdict on the system under test.
+pub const EXIT_FAILURE: u8 = exit::RUNTIME_FAILURE;
 /// Exit code: bad input (an invalid file, flag or configuration).
-pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_BAD_INPUT: u8 = exit::BAD_INPUT;
 
 /// Why a command of the sidecar failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The configuration space is invalid or unreadable.
+    /// A file (the configuration, the space) is invalid or unreadable; every problem with its
+    /// path.
     #[error(transparent)]
-    Space(#[from] SpaceErrors),
-    /// The sidecar's configuration file is invalid; every problem with its path.
-    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
-    Config(Vec<String>),
+    Invalid(#[from] Invalid),
     /// A flag's value does not fit (e.g. `plan --from` a version the space lacks).
     #[error("{0}")]
     Flag(String),
@@ -65,8 +67,7 @@ impl Error {
     /// The exit code this error means.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Space(_)
-            | Error::Config(_)
+            Error::Invalid(_)
             | Error::Flag(_)
             | Error::Client(_)
             | Error::Wanderer(RunError::OtherWalk { .. }) => EXIT_BAD_INPUT,
@@ -74,14 +75,32 @@ impl Error {
         }
     }
 
-    /// The headline, then a `caused by:` line per source, as the binary prints it.
-    pub fn report(&self) -> String {
-        let mut out = format!("error: {self}");
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            out.push_str(&format!("\n  caused by: {s}"));
-            source = s.source();
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Wanderer(RunError::OtherWalk { .. }) => Some(
+                "use another `state_dir`, or the seed, strategy and space the journal was started with",
+            ),
+            Error::Wanderer(RunError::Observe(_)) => {
+                Some("check `wanderer.applier`: the Wanderer observes what is installed before it starts")
+            }
+            _ => None,
         }
-        out
+    }
+}
+
+/// The binary prints an [`Error`] as every upsoak binary prints errors: its exit code, the
+/// headline, a `caused by:` line per source, and the hint.
+impl From<Error> for CliError {
+    fn from(e: Error) -> CliError {
+        let code = e.exit_code();
+        let hint = e.hint();
+        // The error itself is the first source: `render` skips it (it is the headline) and
+        // prints its sources below.
+        let cli = CliError::new(code, e.to_string()).with_source(e);
+        match hint {
+            Some(h) => cli.with_hint(h),
+            None => cli,
+        }
     }
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use upsoak_chaos::cli;
+use upsoak_common::cli::{CliError, print_error};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -12,8 +13,9 @@ async fn main() -> ExitCode {
     match args.run(&mut std::io::stdout()).await {
         Ok(()) => ExitCode::from(cli::EXIT_OK),
         Err(e) => {
-            eprintln!("{}", e.report());
-            ExitCode::from(e.exit_code())
+            let e = CliError::from(e);
+            print_error(&e);
+            ExitCode::from(e.code)
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use upsoak_chaos::wanderer::apply::{Applier, HelmApplier, SimApplier};
-use upsoak_chaos::wanderer::install::Install;
+use upsoak_agones::release::Install;
 
 async fn start_sim() -> (String, CancellationToken) {
     common::start_sim(

@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use upsoak_chaos::wanderer::apply::SimApplier;
 use upsoak_chaos::wanderer::events::WandererMetrics;
-use upsoak_chaos::wanderer::install::Install;
+use upsoak_agones::release::{Install, TunableValue};
 use upsoak_chaos::wanderer::journal::{Entry, Journal, Outcome, Recovered};
 use upsoak_chaos::wanderer::walk::Planner;
 use upsoak_chaos::wanderer::{self, RunOptions, Schedule};
@@ -289,7 +289,7 @@ impl Planner for Refused {
         Install {
             version: "1.60.0".into(),
             feature_gates: [("PortPolicyNone".to_owned(), false)].into(),
-            tunables: [("logLevel".to_owned(), serde_json::json!("debug"))].into(),
+            tunables: [("logLevel".to_owned(), TunableValue::from("debug"))].into(),
         }
     }
     fn record(&mut self, _: &Install, _: &Install) {}

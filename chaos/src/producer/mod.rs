@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use upsoak_agones::{AllocationState, Fleet, GameServerAllocation};
+use upsoak_common::problems::Problems;
 
 use events::{
     AllocationDropped, AllocationEnded, AllocationFinished, AllocationStarted, FleetScaled,
@@ -118,44 +119,46 @@ impl Default for FleetLoad {
 }
 
 impl ProducerConfig {
-    /// Every problem, with its path.
-    pub fn problems(&self, at: &str) -> Vec<String> {
-        let mut p = Vec::new();
+    /// Every problem, with its path below this section.
+    pub fn problems(&self) -> Problems {
+        let mut p = Problems::new();
         if !(self.allocation_rate.is_finite() && self.allocation_rate >= 0.0) {
-            p.push(format!(
-                "{at}.allocation_rate: {} is not a rate >= 0",
-                self.allocation_rate
-            ));
+            p.push(
+                "allocation_rate",
+                format!("{} is not a rate >= 0", self.allocation_rate),
+            );
         }
         if self.allocation_rate > 0.0 && self.fleets.is_empty() {
-            p.push(format!(
-                "{at}.fleets: at least one Fleet is needed to allocate from"
-            ));
+            p.push("fleets", "at least one Fleet is needed to allocate from");
         }
         if self.max_in_flight == 0 {
-            p.push(format!("{at}.max_in_flight: must be at least 1"));
+            p.push("max_in_flight", "must be at least 1");
         }
         for (i, f) in self.fleets.iter().enumerate() {
             if f.name.is_empty() {
-                p.push(format!("{at}.fleets[{i}].name: must not be empty"));
+                p.push(format!("fleets[{i}].name"), "must not be empty");
             }
             if f.min_replicas < 0 || f.min_replicas > f.max_replicas {
-                p.push(format!(
-                    "{at}.fleets[{i}]: replicas range {}..={} is empty or negative",
-                    f.min_replicas, f.max_replicas
-                ));
+                p.push(
+                    format!("fleets[{i}]"),
+                    format!(
+                        "replicas range {}..={} is empty or negative",
+                        f.min_replicas, f.max_replicas
+                    ),
+                );
             }
             if f.scale_every_min > f.scale_every_max {
-                p.push(format!(
-                    "{at}.fleets[{i}]: scale_every_min is above scale_every_max"
-                ));
+                p.push(
+                    format!("fleets[{i}]"),
+                    "scale_every_min is above scale_every_max",
+                );
             }
         }
         if self.session.min_length > self.session.max_length {
-            p.push(format!("{at}.session: min_length is above max_length"));
+            p.push("session", "min_length is above max_length");
         }
         if self.window.is_zero() {
-            p.push(format!("{at}.window: must be above zero"));
+            p.push("window", "must be above zero");
         }
         p
     }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::install::{Install, parse_query};
+use upsoak_agones::release::{Install, TunableValue, parse_query};
 
 /// Why an apply or an observation failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,15 +96,10 @@ impl SimApplier {
 impl Applier for SimApplier {
     async fn apply(&self, target: &Install) -> Result<(), ApplyError> {
         let url = format!("{}/upsoak/v1/install", self.url);
-        let body = serde_json::json!({
-            "version": target.version,
-            "featureGates": target.feature_gates,
-            "tunables": target.tunables,
-        });
         let r = self
             .http
             .post(&url)
-            .json(&body)
+            .json(target)
             .send()
             .await
             .map_err(|e| ApplyError::Unreachable(url.clone(), e))?;
@@ -177,6 +172,11 @@ impl HelmApplier {
         if !target.tunables.is_empty() {
             out.push_str("upsoak:\n  tunables:\n");
             for (k, v) in &target.tunables {
+                // As JSON, which YAML reads back as written: strings quoted, numbers bare.
+                let v = match v {
+                    TunableValue::Int(i) => i.to_string(),
+                    TunableValue::Str(s) => serde_json::Value::from(s.as_str()).to_string(),
+                };
                 out.push_str(&format!("    {k}: {v}\n"));
             }
         }
@@ -304,8 +304,9 @@ impl Applier for HelmApplier {
         // Absent means no overrides; anything else must parse, strictly, as the sim's does.
         let feature_gates = match &values["agones"]["featureGates"] {
             serde_json::Value::Null => BTreeMap::new(),
-            serde_json::Value::String(q) => parse_query(q)
-                .map_err(|e| unexpected(format!("agones.featureGates: {e}")))?,
+            serde_json::Value::String(q) => {
+                parse_query(q).map_err(|e| unexpected(format!("agones.featureGates: {e}")))?
+            }
             other => {
                 return Err(unexpected(format!(
                     "agones.featureGates: expected a string, got {other}"
@@ -326,22 +327,13 @@ impl Applier for HelmApplier {
     }
 }
 
-/// Tunables as observed: absent is none; present, they must decode, so what the Wanderer thinks
-/// is installed never silently drifts from what is.
-fn decode_tunables(
-    value: &serde_json::Value,
-) -> Result<BTreeMap<String, serde_json::Value>, String> {
+/// Tunables as observed: absent is none; present, they must decode (integers or strings), so
+/// what the Wanderer thinks is installed never silently drifts from what is.
+fn decode_tunables(value: &serde_json::Value) -> Result<BTreeMap<String, TunableValue>, String> {
     if value.is_null() {
         return Ok(BTreeMap::new());
     }
-    let map: BTreeMap<String, serde_json::Value> =
-        serde_json::from_value(value.clone()).map_err(|e| format!("tunables: {e}"))?;
-    match map.iter().find(|(_, v)| !(v.is_i64() || v.is_string())) {
-        Some((k, v)) => Err(format!(
-            "tunables.{k}: {v} is neither an integer nor a string"
-        )),
-        None => Ok(map),
-    }
+    serde_json::from_value(value.clone()).map_err(|e| format!("tunables: {e}"))
 }
 
 /// Calls `done` every `every` until it answers true, for at most `timeout`: the settle loop of
@@ -376,9 +368,6 @@ mod tests {
             decode_tunables(&serde_json::json!(["wait"])).unwrap_err(),
             "tunables: invalid type: sequence, expected a map"
         );
-        assert_eq!(
-            decode_tunables(&serde_json::json!({"wait": 1.5})).unwrap_err(),
-            "tunables.wait: 1.5 is neither an integer nor a string"
-        );
+        assert!(decode_tunables(&serde_json::json!({"wait": 1.5})).is_err());
     }
 }

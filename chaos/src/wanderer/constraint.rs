@@ -17,6 +17,7 @@
 //! `IF version >= 1.59 THEN NOT gate:WasmAutoscaler`,
 //! `IF tunable:allocationBatchWaitTime > 500 THEN NOT gate:ProcessorAllocator`.
 
+use upsoak_agones::release::parse_version_loose;
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -342,16 +343,6 @@ pub fn column_of(s: &str, word: &str) -> Option<usize> {
         Tok::Word(w) if w == word => Some(col),
         _ => None,
     })
-}
-
-/// `1.59`, `1.59.0` as (major, minor, patch).
-pub fn parse_version_loose(v: &str) -> Option<(u32, u32, u32)> {
-    let parts: Vec<&str> = v.split('.').collect();
-    let n = |i: usize| parts.get(i).map_or(Some(0), |p| p.parse::<u32>().ok());
-    if parts.len() < 2 || parts.len() > 3 {
-        return None;
-    }
-    Some((n(0)?, n(1)?, n(2)?))
 }
 
 #[cfg(test)]

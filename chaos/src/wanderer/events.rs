@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::install::Install;
+use upsoak_agones::release::Install;
 use super::journal::Outcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -136,14 +136,7 @@ impl WandererMetrics {
 fn tunables_label(c: &Install) -> String {
     c.tunables
         .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                v.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| v.to_string())
-            )
-        })
+        .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&")
 }

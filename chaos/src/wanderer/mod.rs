@@ -8,13 +8,11 @@
 //! - [`space`], [`constraint`]: the configuration space file and its constraint language.
 //! - [`journal`]: the crash-safe journal of transitions.
 //! - [`apply`]: appliers (simulator, helm) that install and observe.
-//! - [`install`]: the install wire type the journal and the appliers share.
 //! - [`events`]: every action as a typed event, and the metrics they feed.
 
 pub mod apply;
 pub mod constraint;
 pub mod events;
-pub mod install;
 pub mod journal;
 pub mod space;
 pub mod walk;
@@ -29,7 +27,7 @@ use events::{
     CoverageChanged, JournalLineDropped, TransitionOutcome, TransitionScheduled, WandererMetrics,
     WandererStarted, WandererStopped,
 };
-use install::Install;
+use upsoak_agones::release::Install;
 use journal::{Entry, Journal, JournalError, Outcome, Recovered, now};
 use walk::Planner;
 
@@ -67,7 +65,7 @@ pub enum RunError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(
-        "the journal `{path}` belongs to another walk (seed {seed}, strategy {strategy}, space {space}); use another --state-dir or the same settings"
+        "the journal `{path}` belongs to another walk (seed {seed}, strategy {strategy}, space {space})"
     )]
     OtherWalk {
         path: String,

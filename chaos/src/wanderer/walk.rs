@@ -19,8 +19,9 @@ use chacha20::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use super::install::Install;
-use super::space::{Space, Stage, State, Tunable, TunableValue};
+use upsoak_agones::release::Install;
+
+use super::space::{Space, Stage, State, TunableSpec, TunableValue};
 
 /// The walk, as the Wanderer's loop needs it: deterministic from its seed and what it was told.
 /// [`Walk`] is the real one; tests plan fixed cycles.
@@ -221,10 +222,10 @@ fn gate_pairs<'a>(space: &'a Space, s: &'a State) -> impl Iterator<Item = GatePa
     out.into_iter()
 }
 
-fn random_value(t: &Tunable, rng: &mut ChaCha8Rng) -> TunableValue {
+fn random_value(t: &TunableSpec, rng: &mut ChaCha8Rng) -> TunableValue {
     match t {
-        Tunable::Int { min, max } => TunableValue::Int(rng.random_range(*min..=*max)),
-        Tunable::Enum { values } => {
+        TunableSpec::Range { min, max } => TunableValue::Int(rng.random_range(*min..=*max)),
+        TunableSpec::Enum { values } => {
             TunableValue::Str(values[rng.random_range(0..values.len().max(1))].clone())
         }
     }
@@ -461,17 +462,7 @@ pub fn install(space: &Space, s: &State) -> Install {
     Install {
         version: space.versions[s.version].name.clone(),
         feature_gates: s.gates.clone(),
-        tunables: s
-            .tunables
-            .iter()
-            .map(|(k, v)| {
-                let j = match v {
-                    TunableValue::Int(i) => serde_json::Value::from(*i),
-                    TunableValue::Str(x) => serde_json::Value::from(x.clone()),
-                };
-                (k.clone(), j)
-            })
-            .collect(),
+        tunables: s.tunables.clone(),
     }
 }
 
@@ -487,8 +478,8 @@ fn state_of(space: &Space, i: &Install, fallback: &State) -> Option<State> {
     }
     for (t, spec) in &space.tunables {
         let val = match (spec, i.tunables.get(t)) {
-            (Tunable::Int { .. }, Some(j)) => j.as_i64().map(TunableValue::Int),
-            (Tunable::Enum { .. }, Some(j)) => j.as_str().map(|x| TunableValue::Str(x.to_owned())),
+            (TunableSpec::Range { .. }, Some(v @ TunableValue::Int(_)))
+            | (TunableSpec::Enum { .. }, Some(v @ TunableValue::Str(_))) => Some(v.clone()),
             _ => None,
         }
         .or_else(|| fallback.tunables.get(t).cloned());

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Space, Stage, Tunable, TunableValue};
+use super::{Space, Stage, TunableSpec, TunableValue};
 use crate::wanderer::constraint::Expr;
 
 /// What enumerating every valid state of a space found.
@@ -24,7 +24,7 @@ pub struct Census {
 /// many values it stands for.
 fn tunable_classes(
     name: &str,
-    spec: &Tunable,
+    spec: &TunableSpec,
     constraints: &[(String, Expr)],
 ) -> Vec<(TunableValue, u128)> {
     let mut consts = Vec::new();
@@ -36,14 +36,14 @@ fn tunable_classes(
         e.int_constants(name, &mut consts);
     }
     match spec {
-        Tunable::Enum { values } if named => {
+        TunableSpec::Enum { values } if named => {
             values.iter().map(|v| (TunableValue::Str(v.clone()), 1)).collect()
         }
-        Tunable::Enum { values } => match values.first() {
+        TunableSpec::Enum { values } => match values.first() {
             Some(v) => vec![(TunableValue::Str(v.clone()), values.len() as u128)],
             None => Vec::new(),
         },
-        Tunable::Int { min, max } => {
+        TunableSpec::Range { min, max } => {
             consts.retain(|c| (min..=max).contains(&c));
             consts.sort_unstable();
             consts.dedup();

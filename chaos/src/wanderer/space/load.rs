@@ -6,8 +6,17 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{Hops, KubeRange, Space, SpaceErrors, Stage, Tunable, Version, fnv1a};
+use upsoak_agones::release::{
+    GATE_NAME_RULE, KubeRange, Stage, TunableSpec, is_gate_name, parse_version, parse_version_loose,
+};
+use upsoak_common::fnv::fnv1a64_hex;
+use upsoak_common::problems::{Invalid, Problems};
+
+use super::{Hops, Space, Version};
 use crate::wanderer::constraint;
+
+/// What a space file is called in errors.
+const WHAT: &str = "configuration space";
 
 /// The top-level keys of a space file; each section is read on its own so that one bad entry
 /// does not hide the problems of the others.
@@ -61,7 +70,7 @@ struct RawSections {
 fn entry<T: serde::de::DeserializeOwned>(
     value: serde_yaml::Value,
     path: &str,
-    p: &mut Vec<String>,
+    p: &mut Problems,
 ) -> Option<T> {
     serde_path_to_error::deserialize(value)
         .map_err(|e| {
@@ -71,12 +80,12 @@ fn entry<T: serde::de::DeserializeOwned>(
                 i if i.starts_with('[') => format!("{path}{i}"),
                 i => format!("{path}.{i}"),
             };
-            p.push(format!("{at}: {}", e.inner()));
+            p.push(at, e.inner().to_string());
         })
         .ok()
 }
 
-fn read_sections(value: serde_yaml::Value, p: &mut Vec<String>) -> RawSections {
+fn read_sections(value: serde_yaml::Value, p: &mut Problems) -> RawSections {
     let mut raw = RawSections {
         versions: Vec::new(),
         versions_given: false,
@@ -86,17 +95,17 @@ fn read_sections(value: serde_yaml::Value, p: &mut Vec<String>) -> RawSections {
         constraints: Vec::new(),
     };
     let serde_yaml::Value::Mapping(top) = value else {
-        p.push(format!(
-            ".: expected a mapping with keys {}",
-            SECTIONS.join(", ")
-        ));
+        p.push(
+            ".",
+            format!("expected a mapping with keys {}", SECTIONS.join(", ")),
+        );
         return raw;
     };
     for (k, v) in top {
         let key = match k {
             serde_yaml::Value::String(k) => k,
             other => {
-                p.push(format!(".: a key must be text, got {other:?}"));
+                p.push(".", format!("a key must be text, got {other:?}"));
                 continue;
             }
         };
@@ -133,87 +142,82 @@ fn read_sections(value: serde_yaml::Value, p: &mut Vec<String>) -> RawSections {
                     }
                 }
             }
-            other => p.push(format!(
-                "{other}: unknown field `{other}`, expected one of {}",
-                SECTIONS.join(", ")
-            )),
+            other => p.push(
+                other,
+                format!(
+                    "unknown field `{other}`, expected one of {}",
+                    SECTIONS.join(", ")
+                ),
+            ),
         }
     }
     if !raw.versions_given {
-        p.push("versions: missing (a list of versions, oldest first)".to_owned());
+        p.push("versions", "missing (a list of versions, oldest first)");
     }
-    if raw.hops.is_none() && !p.iter().any(|x| x.starts_with("hops")) {
-        p.push("hops: missing (`{max_up, max_down, allow_downgrade}`)".to_owned());
+    if raw.hops.is_none() && !p.any_under("hops") {
+        p.push("hops", "missing (`{max_up, max_down, allow_downgrade}`)");
     }
     raw
 }
 
 impl Space {
     /// Reads and validates a space file.
-    pub fn load(path: &Path) -> Result<Space, SpaceErrors> {
+    pub fn load(path: &Path) -> Result<Space, Invalid> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpaceErrors {
-            source_name: name.clone(),
-            problems: vec![format!("cannot read: {e}")],
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Invalid::single(WHAT, &name, format!("cannot read: {e}")))?;
         Space::parse(&text, &name)
     }
 
     /// Parses and validates YAML text; `name` names it in errors.
-    pub fn parse(text: &str, name: &str) -> Result<Space, SpaceErrors> {
-        let fail = |problems: Vec<String>| SpaceErrors {
-            source_name: name.to_owned(),
-            problems,
-        };
+    pub fn parse(text: &str, name: &str) -> Result<Space, Invalid> {
+        let fail = |problems: Problems| problems.invalid(WHAT, name);
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
             let msg = e.to_string();
             // The position goes first, as compilers print it; serde_yaml also says it in words.
-            let located = e.location().map(|l| {
-                let words = format!(" at line {} column {}", l.line(), l.column());
-                format!(
-                    "{name}:{}:{}: {}",
-                    l.line(),
-                    l.column(),
-                    msg.replacen(&words, "", 1)
-                )
-            });
-            fail(vec![located.unwrap_or(msg)])
+            let mut p = Problems::new();
+            match e.location() {
+                Some(l) => {
+                    let words = format!(" at line {} column {}", l.line(), l.column());
+                    p.push(
+                        format!("{name}:{}:{}", l.line(), l.column()),
+                        msg.replacen(&words, "", 1),
+                    );
+                }
+                None => p.push_message(msg),
+            }
+            fail(p)
         })?;
-        let mut p = Vec::new();
+        let mut p = Problems::new();
         let raw = read_sections(value, &mut p);
         let mut versions = Vec::new();
         for (i, v) in &raw.versions {
-            let number = constraint::parse_version_loose(&v.version)
-                .filter(|_| v.version.split('.').count() == 3);
+            let number = parse_version(&v.version);
             if number.is_none() {
-                p.push(format!(
-                    "versions[{i}].version: `{}` is not MAJOR.MINOR.PATCH",
-                    v.version
-                ));
+                p.push(
+                    format!("versions[{i}].version"),
+                    format!("`{}` is not MAJOR.MINOR.PATCH", v.version),
+                );
             }
             let mut gates = BTreeMap::new();
             for (g, stage) in &v.gates {
-                if !(g.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-                    && g.chars().all(|c| c.is_ascii_alphanumeric()))
-                {
-                    p.push(format!("versions[{i}].gates.{g}: a gate name is letters and digits, starting with a capital"));
+                if !is_gate_name(g) {
+                    p.push(format!("versions[{i}].gates.{g}"), GATE_NAME_RULE);
                 }
-                match stage.as_str() {
-                    "Alpha" => gates.insert(g.clone(), Stage::Alpha),
-                    "Beta" => gates.insert(g.clone(), Stage::Beta),
-                    "Stable" => gates.insert(g.clone(), Stage::Stable),
-                    other => {
-                        p.push(format!("versions[{i}].gates.{g}: unknown stage `{other}`, expected Alpha, Beta or Stable"));
-                        None
+                match stage.parse::<Stage>() {
+                    Ok(st) => {
+                        gates.insert(g.clone(), st);
                     }
-                };
+                    Err(e) => p.push(format!("versions[{i}].gates.{g}"), e.to_string()),
+                }
             }
             if let Some(k) = &v.kubernetes {
                 for (field, val) in [("min", &k.min), ("max", &k.max)] {
-                    if constraint::parse_version_loose(val).is_none() {
-                        p.push(format!(
-                            "versions[{i}].kubernetes.{field}: `{val}` is not a version like 1.34"
-                        ));
+                    if parse_version_loose(val).is_none() {
+                        p.push(
+                            format!("versions[{i}].kubernetes.{field}"),
+                            format!("`{val}` is not a version like 1.34"),
+                        );
                     }
                 }
             }
@@ -226,16 +230,18 @@ impl Space {
             });
         }
         if versions.is_empty() && raw.versions_given && !raw.versions_broken {
-            p.push("versions: at least one version is required".to_owned());
+            p.push("versions", "at least one version is required");
         }
         for w in 1..versions.len() {
             if versions[w].number <= versions[w - 1].number {
-                p.push(format!(
-                    "versions[{}].version: `{}` must be newer than `{}` (list versions oldest first, once each)",
-                    versions[w].index,
-                    versions[w].name,
-                    versions[w - 1].name
-                ));
+                p.push(
+                    format!("versions[{}].version", versions[w].index),
+                    format!(
+                        "`{}` must be newer than `{}` (list versions oldest first, once each)",
+                        versions[w].name,
+                        versions[w - 1].name
+                    ),
+                );
             }
         }
         // A gate that becomes Stable stays Stable: Agones never demotes a gate.
@@ -247,12 +253,14 @@ impl Space {
                         .get(g)
                         .is_some_and(|s| *s != Stage::Stable)
                 {
-                    p.push(format!(
-                        "versions[{}].gates.{g}: Stable in {} but not in {}",
-                        versions[w].index,
-                        versions[w - 1].name,
-                        versions[w].name
-                    ));
+                    p.push(
+                        format!("versions[{}].gates.{g}", versions[w].index),
+                        format!(
+                            "Stable in {} but not in {}",
+                            versions[w - 1].name,
+                            versions[w].name
+                        ),
+                    );
                 }
             }
         }
@@ -260,7 +268,10 @@ impl Space {
             && h.max_up == 0
             && h.max_down == 0
         {
-            p.push("hops: max_up and max_down are both 0: the version can never change".to_owned());
+            p.push(
+                "hops",
+                "max_up and max_down are both 0: the version can never change",
+            );
         }
         let mut tunables = BTreeMap::new();
         for (t, spec) in &raw.tunables {
@@ -272,9 +283,9 @@ impl Space {
                     values: None,
                 } => {
                     if min > max {
-                        p.push(format!("{at}: min {min} is above max {max}"));
+                        p.push(&at, format!("min {min} is above max {max}"));
                     }
-                    tunables.insert(t.clone(), Tunable::Int { min: *min, max: *max });
+                    tunables.insert(t.clone(), TunableSpec::Range { min: *min, max: *max });
                 }
                 RawTunable {
                     min: None,
@@ -282,41 +293,43 @@ impl Space {
                     values: Some(values),
                 } => {
                     if values.is_empty() {
-                        p.push(format!("{at}.values: at least one value is required"));
+                        p.push(format!("{at}.values"), "at least one value is required");
                     }
                     for (k, v) in values.iter().enumerate() {
                         // A value that reads as a number would be compared as one in a constraint.
                         if v.is_empty() || v.parse::<i64>().is_ok() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                            p.push(format!("{at}.values[{k}]: `{v}` is not a word (letters, digits, `-`, `_`, `.`, not a number)"));
+                            p.push(format!("{at}.values[{k}]"), format!("`{v}` is not a word (letters, digits, `-`, `_`, `.`, not a number)"));
                         }
                         if values[..k].contains(v) {
-                            p.push(format!("{at}.values[{k}]: `{v}` is listed twice"));
+                            p.push(format!("{at}.values[{k}]"), format!("`{v}` is listed twice"));
                         }
                     }
-                    tunables.insert(t.clone(), Tunable::Enum { values: values.clone() });
+                    tunables.insert(t.clone(), TunableSpec::Enum { values: values.clone() });
                 }
-                _ => p.push(format!(
-                    "{at}: give either `{{min, max}}` (an integer range) or `{{values: [...]}}` (an enum)"
-                )),
+                _ => p.push(
+                    &at,
+                    "give either `{min, max}` (an integer range) or `{values: [...]}` (an enum)",
+                ),
             }
         }
         let mut constraints = Vec::new();
         for (i, c) in &raw.constraints {
             match constraint::parse(c) {
-                Err(e) => p.push(format!("constraints[{i}]: {e}")),
+                Err(e) => p.push(format!("constraints[{i}]"), e.to_string()),
                 Ok(expr) => {
                     let (mut gates, mut names) = (Vec::new(), Vec::new());
                     expr.names(&mut gates, &mut names);
+                    let path = format!("constraints[{i}]");
                     let at = |word: String| {
                         constraint::column_of(c, &word)
-                            .map(|col| format!("constraints[{i}]: col {col}: "))
-                            .unwrap_or_else(|| format!("constraints[{i}]: "))
+                            .map(|col| format!("col {col}: "))
+                            .unwrap_or_default()
                     };
                     for g in gates {
                         if !raw.versions_broken
                             && !versions.iter().any(|v| v.gates.contains_key(&g))
                         {
-                            p.push(format!("{}unknown gate `{g}`", at(format!("gate:{g}"))));
+                            p.push(&path, format!("{}unknown gate `{g}`", at(format!("gate:{g}"))));
                         }
                     }
                     for (t, numeric) in names {
@@ -325,14 +338,16 @@ impl Space {
                             // An unknown tunable is only an error when the tunables parsed;
                             // a broken `tunables` entry is already reported.
                             None if !raw.tunables.contains_key(&t) => {
-                                p.push(format!("{here}unknown tunable `{t}`"))
+                                p.push(&path, format!("{here}unknown tunable `{t}`"))
                             }
-                            Some(Tunable::Int { .. }) if !numeric => p.push(format!(
-                                "{here}tunable `{t}` is an integer, compared with a word"
-                            )),
-                            Some(Tunable::Enum { .. }) if numeric => p.push(format!(
-                                "{here}tunable `{t}` is an enum, compared with a number"
-                            )),
+                            Some(TunableSpec::Range { .. }) if !numeric => p.push(
+                                &path,
+                                format!("{here}tunable `{t}` is an integer, compared with a word"),
+                            ),
+                            Some(TunableSpec::Enum { .. }) if numeric => p.push(
+                                &path,
+                                format!("{here}tunable `{t}` is an enum, compared with a number"),
+                            ),
                             _ => {}
                         }
                     }
@@ -351,12 +366,15 @@ impl Space {
             hops,
             tunables,
             constraints,
-            hash: fnv1a(text),
+            hash: fnv1a64_hex(text.as_bytes()),
         };
         if space.start().is_none() {
-            return Err(fail(vec![
-                "constraints: no valid state of the oldest version exists (every combination breaks a constraint)".to_owned(),
-            ]));
+            let mut p = Problems::new();
+            p.push(
+                "constraints",
+                "no valid state of the oldest version exists (every combination breaks a constraint)",
+            );
+            return Err(fail(p));
         }
         Ok(space)
     }
@@ -404,19 +422,19 @@ constraints:
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
         let e = Space::parse("versions: [\n  - {", "x.yaml").unwrap_err();
-        assert!(e.problems[0].starts_with("x.yaml:"), "{e}");
+        assert!(e.problems.iter().next().unwrap().to_string().starts_with("x.yaml:"), "{e}");
         let e = Space::parse(
             "versions: []\nhops: {max_up: 1, max_down: 1, allow_downgrade: true}\nextra: 1\n",
             "y",
         )
         .unwrap_err();
-        assert!(e.problems[0].contains("unknown field `extra`"), "{e}");
+        assert!(e.problems.iter().next().unwrap().to_string().contains("unknown field `extra`"), "{e}");
         let e = Space::parse(
             "versions: [ { version: 1.0.0, gates: { A: Alpha } } ]\nhops: {max_up: 1, max_down: 1, allow_downgrade: true}\nconstraints: [ \"gate:A AND NOT gate:A\" ]\n",
             "z",
         )
         .unwrap_err();
-        assert!(e.problems[0].contains("no valid state"), "{e}");
+        assert!(e.problems.iter().next().unwrap().to_string().contains("no valid state"), "{e}");
     }
 
     #[test]
@@ -463,7 +481,7 @@ extra: true
 
         let e = Space::parse("constraints: []\n", "empty.yaml").unwrap_err();
         assert_eq!(
-            e.problems,
+            e.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             [
                 "versions: missing (a list of versions, oldest first)",
                 "hops: missing (`{max_up, max_down, allow_downgrade}`)"
@@ -471,12 +489,12 @@ extra: true
         );
         let e = Space::parse("versions: [\n  - {", "x.yaml").unwrap_err();
         assert_eq!(
-            e.problems,
+            e.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             ["x.yaml:2:3: did not find expected node content, while parsing a flow node"]
         );
         let e =
             Space::parse("versions:\n  - version: 1.0.0\n   gates: {}\n", "y.yaml").unwrap_err();
-        assert!(e.problems[0].starts_with("y.yaml:3:"), "{e}");
+        assert!(e.problems.iter().next().unwrap().to_string().starts_with("y.yaml:3:"), "{e}");
     }
 
 }

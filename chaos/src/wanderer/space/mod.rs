@@ -14,22 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::constraint::{Expr, Facts};
 
 pub use census::Census;
-
-/// A feature gate's stage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Stage {
-    Alpha,
-    Beta,
-    Stable,
-}
-
-/// Supported Kubernetes minor versions.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct KubeRange {
-    pub min: String,
-    pub max: String,
-}
+pub use upsoak_agones::release::{KubeRange, Stage, TunableSpec, TunableValue};
 
 /// How far one transition may move the version, in minor releases.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -38,22 +23,6 @@ pub struct Hops {
     pub max_up: u32,
     pub max_down: u32,
     pub allow_downgrade: bool,
-}
-
-/// A tunable's allowed values.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(untagged, deny_unknown_fields)]
-pub enum Tunable {
-    Int { min: i64, max: i64 },
-    Enum { values: Vec<String> },
-}
-
-/// A tunable's value.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum TunableValue {
-    Int(i64),
-    Str(String),
 }
 
 /// One release of the space.
@@ -73,7 +42,7 @@ pub struct Space {
     /// Oldest first.
     pub versions: Vec<Version>,
     pub hops: Hops,
-    pub tunables: BTreeMap<String, Tunable>,
+    pub tunables: BTreeMap<String, TunableSpec>,
     pub constraints: Vec<(String, Expr)>,
     /// FNV-1a 64 of the file's text, so a journal is never resumed against another space.
     pub hash: String,
@@ -87,14 +56,6 @@ pub struct State {
     /// Every gate of that version with its value.
     pub gates: BTreeMap<String, bool>,
     pub tunables: BTreeMap<String, TunableValue>,
-}
-
-/// Every problem found in a space file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid configuration space `{source_name}` ({} problem{}):\n  {}", problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
-pub struct SpaceErrors {
-    pub source_name: String,
-    pub problems: Vec<String>,
 }
 
 struct StateFacts<'a> {
@@ -123,15 +84,6 @@ impl Facts for StateFacts<'_> {
     }
 }
 
-fn fnv1a(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 impl Space {
     /// The default state of version `v`: Stable and Beta gates on, Alpha off; tunables at
     /// their first value.
@@ -148,8 +100,8 @@ impl Space {
                 .iter()
                 .map(|(t, spec)| {
                     let v = match spec {
-                        Tunable::Int { min, .. } => TunableValue::Int(*min),
-                        Tunable::Enum { values } => {
+                        TunableSpec::Range { min, .. } => TunableValue::Int(*min),
+                        TunableSpec::Enum { values } => {
                             TunableValue::Str(values.first().cloned().unwrap_or_default())
                         }
                     };
@@ -198,8 +150,8 @@ impl Space {
         }
         for (t, spec) in &self.tunables {
             let ok = match (spec, s.tunables.get(t)) {
-                (Tunable::Int { min, max }, Some(TunableValue::Int(i))) => (min..=max).contains(&i),
-                (Tunable::Enum { values }, Some(TunableValue::Str(x))) => values.contains(x),
+                (TunableSpec::Range { min, max }, Some(TunableValue::Int(i))) => (min..=max).contains(&i),
+                (TunableSpec::Enum { values }, Some(TunableValue::Str(x))) => values.contains(x),
                 _ => false,
             };
             if !ok {
