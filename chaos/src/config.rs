@@ -205,9 +205,7 @@ impl SidecarConfig {
             .map_err(|e| single(e.to_string()))?;
         // The config crate stops at the first error it finds while deserializing; the checks
         // below then report every remaining problem at once.
-        let cfg: SidecarConfig = built
-            .try_deserialize()
-            .map_err(|e| single(e.to_string()))?;
+        let cfg: SidecarConfig = built.try_deserialize().map_err(|e| single(e.to_string()))?;
         cfg.problems()
             .into_result(())
             .map_err(|p| p.invalid(WHAT, &name))?;

@@ -81,9 +81,9 @@ impl Error {
             Error::Wanderer(RunError::OtherWalk { .. }) => Some(
                 "use another `state_dir`, or the seed, strategy and space the journal was started with",
             ),
-            Error::Wanderer(RunError::Observe(_)) => {
-                Some("check `wanderer.applier`: the Wanderer observes what is installed before it starts")
-            }
+            Error::Wanderer(RunError::Observe(_)) => Some(
+                "check `wanderer.applier`: the Wanderer observes what is installed before it starts",
+            ),
             _ => None,
         }
     }

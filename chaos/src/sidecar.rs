@@ -4,18 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
+use upsoak_common::ops::{self, Health};
 
 use crate::config::{ApplierConfig, SidecarConfig};
 use crate::error::{Error, Result};
@@ -37,7 +31,7 @@ pub struct Sidecar {
     cfg: SidecarConfig,
     space: Space,
     addr: SocketAddr,
-    ready: Readiness,
+    ready: Health,
     wanderer_metrics: WandererMetrics,
     server: JoinHandle<std::io::Result<()>>,
     producer: Option<JoinHandle<std::result::Result<(), JoinError>>>,
@@ -65,7 +59,7 @@ impl Sidecar {
         let producer_metrics = ProducerMetrics::default();
         producer_metrics.register(&mut registry);
         registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
-        let ready = Readiness::default();
+        let ready = Health::new();
 
         let producing = cfg.producer.allocation_rate > 0.0
             || cfg
@@ -84,7 +78,8 @@ impl Sidecar {
         } else {
             None
         };
-        let server = tokio::spawn(serve(listener, registry, ready.clone(), shutdown.clone()));
+        let app = ops::router(registry, ready.clone());
+        let server = tokio::spawn(ops::serve(listener, app, shutdown.clone()));
         Ok(Sidecar {
             cfg,
             space,
@@ -166,7 +161,7 @@ fn server_result(r: std::result::Result<std::io::Result<()>, JoinError>) -> Resu
 async fn walk(
     cfg: &SidecarConfig,
     space: Space,
-    ready: &Readiness,
+    ready: &Health,
     metrics: &WandererMetrics,
     shutdown: &CancellationToken,
 ) -> Result<()> {
@@ -227,7 +222,7 @@ struct Walking<'a> {
     opts: RunOptions,
     metrics: &'a WandererMetrics,
     shutdown: &'a CancellationToken,
-    ready: &'a Readiness,
+    ready: &'a Health,
 }
 
 impl Walking<'_> {
@@ -243,59 +238,5 @@ impl Walking<'_> {
         )
         .await?;
         Ok(())
-    }
-}
-
-/// Readiness: marked once the sidecar has built its clients and the Wanderer has observed what
-/// is installed.
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    /// From now on `/readyz` answers 200.
-    pub fn mark_ready(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-    /// Whether [`Readiness::mark_ready`] was called.
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
-
-#[derive(Clone)]
-struct ServerState {
-    registry: Arc<Registry>,
-    ready: Readiness,
-}
-
-/// Serves `/metrics`, `/healthz`, `/readyz` on `listener` until `shutdown`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    registry: Registry,
-    ready: Readiness,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(ServerState {
-            registry: Arc::new(registry),
-            ready,
-        });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-}
-
-async fn metrics(State(s): State<ServerState>, headers: HeaderMap) -> Response {
-    upsoak_common::exposition::response(&s.registry, &headers)
-}
-
-async fn readyz(State(s): State<ServerState>) -> Response {
-    if s.ready.is_ready() {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
     }
 }

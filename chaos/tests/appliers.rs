@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use upsoak_chaos::wanderer::apply::{Applier, HelmApplier, SimApplier};
 use upsoak_agones::release::Install;
+use upsoak_chaos::wanderer::apply::{Applier, HelmApplier, SimApplier};
 
 async fn start_sim() -> (String, CancellationToken) {
     common::start_sim(

@@ -155,7 +155,7 @@ fn help_documents_exit_codes_and_the_constraint_syntax() {
     };
     let top = help(&["--help"]);
     assert!(
-        top.contains("Exit codes: 0 success, 1 runtime failure, 2 bad input"),
+        top.contains("Exit codes: 0 success, 2 bad input (file, flag or configuration), 4 runtime"),
         "{top}"
     );
     let validate = help(&["validate", "--help"]);
@@ -169,6 +169,7 @@ fn help_documents_exit_codes_and_the_constraint_syntax() {
     }
     assert_eq!(upsoak_chaos::cli::EXIT_OK, 0);
     assert_eq!(upsoak_chaos::cli::EXIT_BAD_INPUT, 2);
+    assert_eq!(upsoak_chaos::cli::EXIT_FAILURE, 4);
     assert!(help(&["plan", "--help"]).contains("[env: UPSOAK_SEED=]"));
 }
 
@@ -471,7 +472,10 @@ async fn ready_only_after_observing_a_settled_install() {
     let mut sidecar = Sidecar::start(&write_config(&dir, &sim, 3));
     let readyz = format!("{}/readyz", sidecar.url);
     let status = reqwest::get(&readyz).await.unwrap().status().as_u16();
-    assert!(upgrading().await, "the upgrade window closed before the test could look");
+    assert!(
+        upgrading().await,
+        "the upgrade window closed before the test could look"
+    );
     assert_eq!(status, 503, "ready while the install was still in progress");
     let deadline = Instant::now() + Duration::from_secs(20);
     while reqwest::get(&readyz).await.unwrap().status().as_u16() != 200 {
@@ -485,7 +489,7 @@ async fn ready_only_after_observing_a_settled_install() {
 }
 
 #[test]
-fn a_runtime_failure_exits_1_with_its_causes() {
+fn a_runtime_failure_exits_4_with_its_causes_and_a_hint() {
     // Nothing listens on the applier's port: the first observation fails.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -500,12 +504,16 @@ fn a_runtime_failure_exits_1_with_its_causes() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("error: the Wanderer stopped"), "{err}");
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("error: the Wanderer stopped\n"), "{err}");
     assert!(
         err.contains("caused by: cannot observe what is installed at start"),
         "{err}"
     );
-    assert!(err.contains("caused by: cannot reach `http://127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("caused by: cannot reach `http://127.0.0.1:"),
+        "{err}"
+    );
+    assert!(err.contains("hint: check `wanderer.applier`"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

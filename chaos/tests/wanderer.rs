@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
+use upsoak_agones::release::{Install, TunableValue};
 use upsoak_chaos::wanderer::apply::SimApplier;
 use upsoak_chaos::wanderer::events::WandererMetrics;
-use upsoak_agones::release::{Install, TunableValue};
 use upsoak_chaos::wanderer::journal::{Entry, Journal, Outcome, Recovered};
 use upsoak_chaos::wanderer::walk::Planner;
 use upsoak_chaos::wanderer::{self, RunOptions, Schedule};
@@ -88,7 +88,11 @@ async fn run_steps<P: Planner>(
     .await
     .unwrap();
     assert_eq!(steps, n);
-    assert_eq!(started.load(Ordering::SeqCst), 1, "started once, after observing");
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        1,
+        "started once, after observing"
+    );
     Journal::open(path).unwrap().1
 }
 
@@ -100,7 +104,10 @@ fn encode(metrics: &WandererMetrics) -> String {
 }
 
 fn temp(name: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("upsoak-wanderer-{}-{name}.jsonl", std::process::id()));
+    let p = std::env::temp_dir().join(format!(
+        "upsoak-wanderer-{}-{name}.jsonl",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&p);
     p
 }
@@ -143,7 +150,10 @@ async fn walks_journals_and_exports_each_transition() {
     );
     // Stopped at max_steps; nothing failed, so no failed target.
     assert!(text.contains("upsoak_wanderer_running 0"), "{text}");
-    assert!(!text.contains("upsoak_wanderer_last_failed_target_info{"), "{text}");
+    assert!(
+        !text.contains("upsoak_wanderer_last_failed_target_info{"),
+        "{text}"
+    );
     assert!(
         text.contains("upsoak_wanderer_config_info{version=\"1.60.0\""),
         "{text}"
@@ -316,7 +326,9 @@ async fn a_failed_transition_exports_its_target_and_kind() {
         .collect();
     assert_eq!(
         failed,
-        ["upsoak_wanderer_last_failed_target_info{version=\"1.60.0\",feature_gates=\"PortPolicyNone=false\",tunables=\"logLevel=debug\",kind=\"rejected\"} 1"],
+        [
+            "upsoak_wanderer_last_failed_target_info{version=\"1.60.0\",feature_gates=\"PortPolicyNone=false\",tunables=\"logLevel=debug\",kind=\"rejected\"} 1"
+        ],
         "{text}"
     );
     let errors: Vec<&str> = r

@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use upsoak_agones::metrics::ALLOCATION_DURATION_BUCKETS;
+use upsoak_common::names::producer as names;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -128,47 +129,47 @@ impl Default for ProducerMetrics {
 impl ProducerMetrics {
     pub fn register(&self, r: &mut Registry) {
         r.register(
-            "upsoak_producer_allocations",
+            names::ALLOCATIONS,
             "Allocations the producer started, by result (Allocated, UnAllocated, Contention or an error kind)",
             self.allocations.clone(),
         );
         r.register(
-            "upsoak_producer_allocation_duration_seconds",
+            names::ALLOCATION_DURATION_SECONDS,
             "Allocation latency from the scheduled start (open model), by result",
             self.allocation_duration.clone(),
         );
         r.register(
-            "upsoak_producer_fleet_scale",
+            names::FLEET_SCALE,
             "Fleet scale requests, by result",
             self.fleet_scale.clone(),
         );
         r.register(
-            "upsoak_producer_session_ops",
+            names::SESSION_OPS,
             "Game protocol commands sent in sessions, by command and result",
             self.session_ops.clone(),
         );
         r.register(
-            "upsoak_producer_session_op_duration_seconds",
+            names::SESSION_OP_DURATION_SECONDS,
             "Round trip of game protocol commands, by command",
             self.session_op_duration.clone(),
         );
         r.register(
-            "upsoak_producer_dropped",
+            names::DROPPED,
             "Scheduled allocations not started because the in-flight limit was reached",
             self.dropped.clone(),
         );
         r.register(
-            "upsoak_producer_in_flight",
+            names::IN_FLIGHT,
             "Allocations in flight",
             self.in_flight.clone(),
         );
         r.register(
-            "upsoak_producer_sessions_active",
+            names::SESSIONS_ACTIVE,
             "Game sessions being played",
             self.sessions_active.clone(),
         );
         r.register(
-            "upsoak_producer_allocation_window_latency_seconds",
+            names::ALLOCATION_WINDOW_LATENCY_SECONDS,
             "Allocation latency percentiles of the last completed window (HdrHistogram)",
             self.window_latency.clone(),
         );

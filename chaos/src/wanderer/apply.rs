@@ -338,7 +338,11 @@ fn decode_tunables(value: &serde_json::Value) -> Result<BTreeMap<String, Tunable
 
 /// Calls `done` every `every` until it answers true, for at most `timeout`: the settle loop of
 /// both appliers.
-async fn poll_until<F, Fut>(timeout: Duration, every: Duration, mut done: F) -> Result<(), ApplyError>
+async fn poll_until<F, Fut>(
+    timeout: Duration,
+    every: Duration,
+    mut done: F,
+) -> Result<(), ApplyError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool, ApplyError>>,
@@ -361,7 +365,10 @@ mod tests {
 
     #[test]
     fn observed_tunables_decode_or_fail_never_vanish() {
-        assert_eq!(decode_tunables(&serde_json::Value::Null), Ok(BTreeMap::new()));
+        assert_eq!(
+            decode_tunables(&serde_json::Value::Null),
+            Ok(BTreeMap::new())
+        );
         let ok = serde_json::json!({"wait": 500, "logLevel": "debug"});
         assert_eq!(decode_tunables(&ok).unwrap().len(), 2);
         assert_eq!(

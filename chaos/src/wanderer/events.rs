@@ -14,7 +14,18 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use upsoak_agones::release::Install;
+use upsoak_common::names::wanderer as names;
+
 use super::journal::Outcome;
+
+// Metrics only the sidecar reads (dashboards, alerts), not the Monitor; the names the Monitor
+// queries live in `upsoak_common::names`.
+/// Gauge: 1 while the loop runs.
+const RUNNING: &str = "upsoak_wanderer_running";
+/// Gauge, value 1: the last failed transition's target and failure kind.
+const LAST_FAILED_TARGET_INFO: &str = "upsoak_wanderer_last_failed_target_info";
+/// Counter: torn journal lines dropped on open.
+const JOURNAL_LINES_DROPPED: &str = "upsoak_wanderer_journal_lines_dropped";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransitionLabels {
@@ -80,52 +91,52 @@ impl WandererMetrics {
     /// Registers every Wanderer metric in `r`.
     pub fn register(&self, r: &mut Registry) {
         r.register(
-            "upsoak_wanderer_running",
+            RUNNING,
             "1 while the Wanderer's loop runs (after its first observation), 0 once it stopped",
             self.running.clone(),
         );
         r.register(
-            "upsoak_wanderer_generation",
+            names::GENERATION,
             "Steps of the walk taken so far; changes at every transition",
             self.generation.clone(),
         );
         r.register(
-            "upsoak_wanderer_config_info",
+            names::CONFIG_INFO,
             "The configuration observed installed (value 1)",
             self.config_info.clone(),
         );
         r.register(
-            "upsoak_wanderer_transitions",
+            names::TRANSITIONS,
             "Transitions by observed result (applied, failed, indeterminate, observed) and failure kind (none when it did not fail)",
             self.transitions.clone(),
         );
         r.register(
-            "upsoak_wanderer_last_failed_target_info",
+            LAST_FAILED_TARGET_INFO,
             "The target of the last failed transition and why it failed (value 1; one series)",
             self.last_failed_target.clone(),
         );
         r.register(
-            "upsoak_wanderer_transition_duration_seconds",
+            names::TRANSITION_DURATION_SECONDS,
             "Time from a transition's intent to its observed outcome",
             self.duration.clone(),
         );
         r.register(
-            "upsoak_wanderer_last_transition_timestamp_seconds",
+            names::LAST_TRANSITION_TIMESTAMP_SECONDS,
             "Unix time of the last transition's outcome",
             self.last_transition.clone(),
         );
         r.register(
-            "upsoak_wanderer_coverage_ratio",
+            names::COVERAGE_RATIO,
             "Covered share of the pairs of each kind (version_pairs, gate_version, gate_pairs)",
             self.coverage.clone(),
         );
         r.register(
-            "upsoak_wanderer_next_transition_timestamp_seconds",
+            names::NEXT_TRANSITION_TIMESTAMP_SECONDS,
             "Unix time the next transition is scheduled for",
             self.next_transition.clone(),
         );
         r.register(
-            "upsoak_wanderer_journal_lines_dropped",
+            JOURNAL_LINES_DROPPED,
             "Torn last journal lines dropped on open (a crash hit mid-write)",
             self.journal_lines_dropped.clone(),
         );
@@ -324,5 +335,37 @@ impl CoverageChanged<'_> {
             tracing::debug!(event = "coverage_changed", kind, ratio, "coverage");
             m.coverage.get_or_create(&KindLabel { kind }).set(*ratio);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_info_labels_are_the_names_the_monitor_reads() {
+        let m = WandererMetrics::default();
+        let mut r = Registry::default();
+        m.register(&mut r);
+        set_config(
+            &m,
+            &Install {
+                version: "1.60.0".into(),
+                ..Install::default()
+            },
+        );
+        let text = upsoak_common::exposition::encode(
+            &r,
+            upsoak_common::exposition::Format::PrometheusText,
+        )
+        .unwrap();
+        let want = format!(
+            "{}{{{}=\"1.60.0\",{}=\"\",{}=\"\"}} 1",
+            names::CONFIG_INFO,
+            names::VERSION_LABEL,
+            names::FEATURE_GATES_LABEL,
+            names::TUNABLES_LABEL
+        );
+        assert!(text.contains(&want), "{want} in {text}");
     }
 }

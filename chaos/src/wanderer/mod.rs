@@ -27,8 +27,8 @@ use events::{
     CoverageChanged, JournalLineDropped, TransitionOutcome, TransitionScheduled, WandererMetrics,
     WandererStarted, WandererStopped,
 };
-use upsoak_agones::release::Install;
 use journal::{Entry, Journal, JournalError, Outcome, Recovered, now};
+use upsoak_agones::release::Install;
 use walk::Planner;
 
 /// The ChaCha stream the schedule's jitter draws from; the walk uses stream 0.
@@ -188,13 +188,16 @@ pub async fn run<A: Applier, P: Planner>(
                 format!("apply timed out after {:?}", opts.apply_timeout),
             )),
             (Ok(Err(e)), _) => Some((e.kind(), error_chain(e))),
-            (Ok(Ok(())), Err(e)) => Some((
-                "unobserved",
-                format!("cannot observe: {}", error_chain(e)),
-            )),
+            (Ok(Ok(())), Err(e)) => {
+                Some(("unobserved", format!("cannot observe: {}", error_chain(e))))
+            }
             (Ok(Ok(())), Ok(o)) if !target.satisfied_by(o) => Some((
                 "mismatch",
-                format!("observed {} {} is not the target", o.version, o.gate_query()),
+                format!(
+                    "observed {} {} is not the target",
+                    o.version,
+                    o.gate_query()
+                ),
             )),
             _ => None,
         };
@@ -345,7 +348,11 @@ mod tests {
             period: Duration::from_secs(100),
             jitter: 0.1,
         };
-        let waits = |seed| (1..=200).map(|s| schedule.wait(seed, s)).collect::<Vec<_>>();
+        let waits = |seed| {
+            (1..=200)
+                .map(|s| schedule.wait(seed, s))
+                .collect::<Vec<_>>()
+        };
         let (a, b) = (waits(42), waits(42));
         assert_eq!(a, b);
         assert_ne!(a, waits(43));

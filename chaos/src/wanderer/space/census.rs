@@ -36,9 +36,10 @@ fn tunable_classes(
         e.int_constants(name, &mut consts);
     }
     match spec {
-        TunableSpec::Enum { values } if named => {
-            values.iter().map(|v| (TunableValue::Str(v.clone()), 1)).collect()
-        }
+        TunableSpec::Enum { values } if named => values
+            .iter()
+            .map(|v| (TunableValue::Str(v.clone()), 1))
+            .collect(),
         TunableSpec::Enum { values } => match values.first() {
             Some(v) => vec![(TunableValue::Str(v.clone()), values.len() as u128)],
             None => Vec::new(),
@@ -59,7 +60,10 @@ fn tunable_classes(
                 lo = c + 1;
             }
             if lo <= i128::from(*max) {
-                out.push((TunableValue::Int(lo as i64), (i128::from(*max) - lo) as u128 + 1));
+                out.push((
+                    TunableValue::Int(lo as i64),
+                    (i128::from(*max) - lo) as u128 + 1,
+                ));
             }
             out
         }
@@ -204,7 +208,8 @@ constraints:
                             st.gates.insert(g.clone(), mask >> i & 1 == 1);
                         }
                         st.tunables.insert("wait".into(), TunableValue::Int(wait));
-                        st.tunables.insert("level".into(), TunableValue::Str(level.into()));
+                        st.tunables
+                            .insert("level".into(), TunableValue::Str(level.into()));
                         brute += u128::from(s.is_valid(&st));
                     }
                 }

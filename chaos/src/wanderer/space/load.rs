@@ -285,7 +285,13 @@ impl Space {
                     if min > max {
                         p.push(&at, format!("min {min} is above max {max}"));
                     }
-                    tunables.insert(t.clone(), TunableSpec::Range { min: *min, max: *max });
+                    tunables.insert(
+                        t.clone(),
+                        TunableSpec::Range {
+                            min: *min,
+                            max: *max,
+                        },
+                    );
                 }
                 RawTunable {
                     min: None,
@@ -297,14 +303,27 @@ impl Space {
                     }
                     for (k, v) in values.iter().enumerate() {
                         // A value that reads as a number would be compared as one in a constraint.
-                        if v.is_empty() || v.parse::<i64>().is_ok() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                        if v.is_empty()
+                            || v.parse::<i64>().is_ok()
+                            || !v
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                        {
                             p.push(format!("{at}.values[{k}]"), format!("`{v}` is not a word (letters, digits, `-`, `_`, `.`, not a number)"));
                         }
                         if values[..k].contains(v) {
-                            p.push(format!("{at}.values[{k}]"), format!("`{v}` is listed twice"));
+                            p.push(
+                                format!("{at}.values[{k}]"),
+                                format!("`{v}` is listed twice"),
+                            );
                         }
                     }
-                    tunables.insert(t.clone(), TunableSpec::Enum { values: values.clone() });
+                    tunables.insert(
+                        t.clone(),
+                        TunableSpec::Enum {
+                            values: values.clone(),
+                        },
+                    );
                 }
                 _ => p.push(
                     &at,
@@ -329,7 +348,10 @@ impl Space {
                         if !raw.versions_broken
                             && !versions.iter().any(|v| v.gates.contains_key(&g))
                         {
-                            p.push(&path, format!("{}unknown gate `{g}`", at(format!("gate:{g}"))));
+                            p.push(
+                                &path,
+                                format!("{}unknown gate `{g}`", at(format!("gate:{g}"))),
+                            );
                         }
                     }
                     for (t, numeric) in names {
@@ -378,7 +400,6 @@ impl Space {
         }
         Ok(space)
     }
-
 }
 
 #[cfg(test)]
@@ -422,19 +443,43 @@ constraints:
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
         let e = Space::parse("versions: [\n  - {", "x.yaml").unwrap_err();
-        assert!(e.problems.iter().next().unwrap().to_string().starts_with("x.yaml:"), "{e}");
+        assert!(
+            e.problems
+                .iter()
+                .next()
+                .unwrap()
+                .to_string()
+                .starts_with("x.yaml:"),
+            "{e}"
+        );
         let e = Space::parse(
             "versions: []\nhops: {max_up: 1, max_down: 1, allow_downgrade: true}\nextra: 1\n",
             "y",
         )
         .unwrap_err();
-        assert!(e.problems.iter().next().unwrap().to_string().contains("unknown field `extra`"), "{e}");
+        assert!(
+            e.problems
+                .iter()
+                .next()
+                .unwrap()
+                .to_string()
+                .contains("unknown field `extra`"),
+            "{e}"
+        );
         let e = Space::parse(
             "versions: [ { version: 1.0.0, gates: { A: Alpha } } ]\nhops: {max_up: 1, max_down: 1, allow_downgrade: true}\nconstraints: [ \"gate:A AND NOT gate:A\" ]\n",
             "z",
         )
         .unwrap_err();
-        assert!(e.problems.iter().next().unwrap().to_string().contains("no valid state"), "{e}");
+        assert!(
+            e.problems
+                .iter()
+                .next()
+                .unwrap()
+                .to_string()
+                .contains("no valid state"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -494,7 +539,14 @@ extra: true
         );
         let e =
             Space::parse("versions:\n  - version: 1.0.0\n   gates: {}\n", "y.yaml").unwrap_err();
-        assert!(e.problems.iter().next().unwrap().to_string().starts_with("y.yaml:3:"), "{e}");
+        assert!(
+            e.problems
+                .iter()
+                .next()
+                .unwrap()
+                .to_string()
+                .starts_with("y.yaml:3:"),
+            "{e}"
+        );
     }
-
 }

@@ -150,7 +150,9 @@ impl Space {
         }
         for (t, spec) in &self.tunables {
             let ok = match (spec, s.tunables.get(t)) {
-                (TunableSpec::Range { min, max }, Some(TunableValue::Int(i))) => (min..=max).contains(&i),
+                (TunableSpec::Range { min, max }, Some(TunableValue::Int(i))) => {
+                    (min..=max).contains(&i)
+                }
                 (TunableSpec::Enum { values }, Some(TunableValue::Str(x))) => values.contains(x),
                 _ => false,
             };
@@ -180,7 +182,6 @@ impl Space {
         };
         self.constraints.iter().all(|(_, e)| e.eval(&facts))
     }
-
 
     pub fn is_valid(&self, s: &State) -> bool {
         self.why_invalid(s).is_none()
@@ -295,5 +296,4 @@ mod tests {
                 .is_none()
         );
     }
-
 }
