@@ -39,7 +39,7 @@ async fn sim_applier_installs_and_observes() {
         &[("PlayerTracking", true), ("CountsAndLists", false)],
     );
     a.apply(&t).await.unwrap();
-    let seen = a.observe().await.unwrap();
+    let seen = a.observe_installed().await.unwrap();
     assert!(t.satisfied_by(&seen), "{seen:?}");
     assert!(
         seen.feature_gates["SidecarContainers"],
@@ -50,7 +50,7 @@ async fn sim_applier_installs_and_observes() {
     let err = a.apply(&bad).await.unwrap_err();
     assert_eq!(err.kind(), "rejected");
     assert!(err.to_string().contains("PortPolicyNone"), "{err}");
-    assert_eq!(a.observe().await.unwrap().version, "1.58.0");
+    assert_eq!(a.observe_installed().await.unwrap().version, "1.58.0");
     stop.cancel();
 }
 
@@ -97,7 +97,7 @@ async fn helm_applier_calls_helm_as_documented_and_observes_the_release() {
             .contains("agones:\n  featureGates: \"PlayerTracking=true&SidecarContainers=false\"\n"),
         "{values}"
     );
-    let seen = a.observe().await.unwrap();
+    let seen = a.observe_installed().await.unwrap();
     assert_eq!(seen.version, "1.59.0");
     assert!(t.satisfied_by(&seen), "{seen:?}");
     let calls = std::fs::read_to_string(&log).unwrap();

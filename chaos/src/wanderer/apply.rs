@@ -53,7 +53,7 @@ pub trait Applier {
     /// Installs `target` and waits until the install has finished (or failed).
     async fn apply(&self, target: &Install) -> Result<(), ApplyError>;
     /// What is installed now.
-    async fn observe(&self) -> Result<Install, ApplyError>;
+    async fn observe_installed(&self) -> Result<Install, ApplyError>;
     /// Waits until no install is in progress (one a crashed run may have left going), so an
     /// observation is of a settled system. Bounded by the applier's timeout.
     async fn settle(&self) -> Result<(), ApplyError>;
@@ -119,7 +119,7 @@ impl Applier for SimApplier {
         .await
     }
 
-    async fn observe(&self) -> Result<Install, ApplyError> {
+    async fn observe_installed(&self) -> Result<Install, ApplyError> {
         let doc = self.installed().await?;
         let unexpected = |detail: &str| ApplyError::Unexpected {
             what: format!("{}/upsoak/v1/installed", self.url),
@@ -272,7 +272,7 @@ impl Applier for HelmApplier {
         .await
     }
 
-    async fn observe(&self) -> Result<Install, ApplyError> {
+    async fn observe_installed(&self) -> Result<Install, ApplyError> {
         let releases = self.list().await?;
         let unexpected = |detail: String| ApplyError::Unexpected {
             what: "helm list".into(),

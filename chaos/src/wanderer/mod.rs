@@ -180,7 +180,7 @@ pub async fn run<A: Applier, P: Planner>(
         })?;
         let start = Instant::now();
         let applied = tokio::time::timeout(opts.apply_timeout, applier.apply(&target)).await;
-        let observed = applier.observe().await;
+        let observed = applier.observe_installed().await;
         let duration = start.elapsed();
         let failure = match (&applied, &observed) {
             (Err(_), _) => Some((
@@ -317,7 +317,7 @@ async fn resume<A: Applier>(
         )?;
         // The interrupted install may still be going: observe a settled system.
         applier.settle().await.map_err(RunError::Observe)?;
-        let observed = applier.observe().await.map_err(RunError::Observe)?;
+        let observed = applier.observe_installed().await.map_err(RunError::Observe)?;
         record_outcome(
             journal,
             &TransitionOutcome {
@@ -335,7 +335,7 @@ async fn resume<A: Applier>(
         return Ok(observed);
     }
     applier.settle().await.map_err(RunError::Observe)?;
-    applier.observe().await.map_err(RunError::Observe)
+    applier.observe_installed().await.map_err(RunError::Observe)
 }
 
 #[cfg(test)]
