@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use upsoak_agones::release::Install;
 use upsoak_chaos::wanderer::apply::{Applier, HelmApplier, SimApplier};
+use upsoak_testkit::TempDir;
 
 async fn start_sim() -> (String, CancellationToken) {
     common::start_sim(
@@ -57,8 +58,7 @@ async fn sim_applier_installs_and_observes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_applier_calls_helm_as_documented_and_observes_the_release() {
     let (url, stop) = start_sim().await;
-    let dir = std::env::temp_dir().join(format!("upsoak-helm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("chaos-helm");
     let log = dir.join("helm.log");
     let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-helm.sh");
     let wrapper = dir.join("helm");
@@ -83,7 +83,7 @@ async fn helm_applier_calls_helm_as_documented_and_observes_the_release() {
         chart: "agones/agones".into(),
         namespace: "agones-system".into(),
         timeout: Duration::from_secs(600),
-        values_dir: dir.clone(),
+        values_dir: dir.to_path_buf(),
         extra_values: vec![],
     };
     let t = target(
@@ -124,6 +124,5 @@ async fn helm_applier_calls_helm_as_documented_and_observes_the_release() {
         .unwrap_err();
     assert_eq!(err.kind(), "command_failed");
     assert!(err.to_string().contains("UPGRADE FAILED"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
     stop.cancel();
 }

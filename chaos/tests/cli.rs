@@ -4,10 +4,11 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use upsoak_testkit::{POLL, Proc, TempDir, eventually, eventually_blocking, promtool_check};
 
 mod common;
 
@@ -17,13 +18,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_upsoak-chaos");
 
 fn space() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spaces/agones.yaml")
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("upsoak-chaos-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[test]
@@ -46,7 +40,7 @@ fn validate_and_plan_exit_codes_and_determinism() {
     ] {
         assert!(summary.contains(want), "missing {want:?} in:\n{summary}");
     }
-    let dir = tmpdir("validate");
+    let dir = TempDir::new("chaos-validate");
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "versions: [ { version: 1.0.0, gates: { A: Omega } } ]\nhops: { max_up: 1, max_down: 1, allow_downgrade: true }\nconstraints: [ \"IF gate:A THEN gate:B\" ]\n").unwrap();
     let out = Command::new(BIN)
@@ -173,47 +167,17 @@ fn help_documents_exit_codes_and_the_constraint_syntax() {
     assert!(help(&["plan", "--help"]).contains("[env: UPSOAK_SEED=]"));
 }
 
-struct Sidecar {
-    child: Child,
-    url: String,
+/// `upsoak-chaos run --config CONFIG`, started and announced (killed when dropped).
+fn sidecar(name: &str, config: &Path, dir: &Path) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config"]).arg(config);
+    Proc::start_blocking(name, &mut cmd, dir)
 }
 
-impl Sidecar {
-    fn start(config: &Path) -> Sidecar {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .to_owned();
-        Sidecar { child, url }
-    }
-}
-
-impl Sidecar {
-    /// SIGTERM, then its exit status within 15 s.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let mut status = None;
-        wait_until(15, "the sidecar to stop after SIGTERM", || {
-            status = self.child.try_wait().unwrap();
-            status.is_some()
-        });
-        status.unwrap()
-    }
+/// SIGTERM, then its exit status within 15 s.
+fn terminate(p: &mut Proc) -> std::process::ExitStatus {
+    p.terminate(Duration::from_secs(15))
+        .expect("the sidecar stops within 15 s of SIGTERM")
 }
 
 /// A sidecar configuration on `sim` (Wanderer only, 200 ms period, no jitter).
@@ -231,13 +195,6 @@ fn write_config(dir: &Path, sim: &str, seed: u64) -> PathBuf {
     config
 }
 
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn entries(path: &Path) -> Vec<Entry> {
     // Read without opening for append: a copy, so the running sidecar's file is untouched.
     let copy = path.with_extension("copy");
@@ -247,11 +204,8 @@ fn entries(path: &Path) -> Vec<Entry> {
 }
 
 fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually_blocking(Duration::from_secs(secs), POLL, || f().then_some(()))
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,20 +216,18 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
         1,
     )
     .await;
-    let dir = tmpdir("kill9");
-    let config = dir.join("sidecar.yaml");
-    let mut f = std::fs::File::create(&config).unwrap();
-    write!(
-        f,
+    let dir = TempDir::new("chaos-kill9");
+    let config = dir.write(
+        "sidecar.yaml",
+        &format!(
         "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 5\n  schedule: {{ period: 200ms, jitter: 0.2 }}\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n",
         dir.display(),
         space().display(),
-    )
-    .unwrap();
-    drop(f);
+    ),
+    );
     let journal = dir.join("journal.jsonl");
 
-    let mut first = Sidecar::start(&config);
+    let mut first = sidecar("sidecar-1", &config, &dir);
     // /metrics passes promtool while it runs.
     wait_until(20, "two applied steps", || {
         journal.exists()
@@ -293,32 +245,15 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
                 .count()
                 >= 2
     });
-    let metrics = reqwest::get(format!("{}/metrics", first.url))
+    let metrics = reqwest::get(format!("{}/metrics", first.url().unwrap()))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool must be installed (make test installs it)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let lint = promtool.wait_with_output().unwrap();
-    assert!(
-        lint.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr)
-    );
+    if let Err(findings) = promtool_check(&metrics) {
+        panic!("promtool: {findings:?}\n{metrics}");
+    }
     assert!(metrics.contains("upsoak_wanderer_generation"), "{metrics}");
     assert!(
         metrics.contains("upsoak_producer_allocations_total"),
@@ -331,27 +266,26 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
     // a loaded machine, and the install then (rightly) never happened.
     let installed = format!("{sim}{}", upsoak_sim::server::INSTALLED_PATH);
     let in_flight = || matches!(entries(&journal).last(), Some(Entry::Intent { .. }));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if in_flight() {
+    // Polled every 10 ms: the window is 600 ms and the kill must land inside it.
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+        || async {
+            if !in_flight() {
+                return None;
+            }
             let doc: serde_json::Value = reqwest::get(&installed)
                 .await
                 .unwrap()
                 .json()
                 .await
                 .unwrap();
-            if !doc["upgrading"].is_null() && in_flight() {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for a transition in flight"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
+            (!doc["upgrading"].is_null() && in_flight()).then_some(())
+        },
+    )
+    .await
+    .expect("a transition in flight");
+    first.kill();
     let before = entries(&journal);
     let Some(Entry::Intent {
         step: crashed,
@@ -362,7 +296,7 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
         panic!("expected an intent last: {before:?}");
     };
 
-    let second = Sidecar::start(&config);
+    let second = sidecar("sidecar-2", &config, &dir);
     wait_until(20, "two more steps after the restart", || {
         entries(&journal).iter().any(|e| matches!(e, Entry::Outcome { step, result: Outcome::Applied, .. } if *step == crashed + 2))
     });
@@ -409,7 +343,6 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
             .count(),
         1
     );
-    let _ = std::fs::remove_dir_all(&dir);
     stop.cancel();
 }
 
@@ -420,17 +353,17 @@ async fn sigterm_mid_transition_finishes_and_journals_it() {
         1,
     )
     .await;
-    let dir = tmpdir("sigterm");
+    let dir = TempDir::new("chaos-sigterm");
     let config = write_config(&dir, &sim, 9);
     let journal = dir.join("journal.jsonl");
-    let mut sidecar = Sidecar::start(&config);
+    let mut proc = sidecar("sidecar", &config, &dir);
     wait_until(20, "a transition in flight", || {
         journal.exists() && matches!(entries(&journal).last(), Some(Entry::Intent { .. }))
     });
     let Some(Entry::Intent { step, .. }) = entries(&journal).last().cloned() else {
         unreachable!()
     };
-    let status = sidecar.terminate();
+    let status = terminate(&mut proc);
     assert_eq!(status.code(), Some(0));
     // The action in flight was finished and its outcome journalled, not left indeterminate.
     let after = entries(&journal);
@@ -439,7 +372,6 @@ async fn sigterm_mid_transition_finishes_and_journals_it() {
         "{:?}",
         after.last()
     );
-    let _ = std::fs::remove_dir_all(&dir);
     stop.cancel();
 }
 
@@ -468,23 +400,24 @@ async fn ready_only_after_observing_a_settled_install() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
-    let dir = tmpdir("ready");
-    let mut sidecar = Sidecar::start(&write_config(&dir, &sim, 3));
-    let readyz = format!("{}/readyz", sidecar.url);
+    let dir = TempDir::new("chaos-ready");
+    let mut proc = sidecar("sidecar", &write_config(&dir, &sim, 3), &dir);
+    let readyz = format!("{}/readyz", proc.url().unwrap());
     let status = reqwest::get(&readyz).await.unwrap().status().as_u16();
     assert!(
         upgrading().await,
         "the upgrade window closed before the test could look"
     );
     assert_eq!(status, 503, "ready while the install was still in progress");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(&readyz).await.unwrap().status().as_u16() != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async { (reqwest::get(&readyz).await.unwrap().status().as_u16() == 200).then_some(()) },
+    )
+    .await
+    .expect("ready once the install settled");
     assert!(!upgrading().await, "ready before the install settled");
-    assert_eq!(sidecar.terminate().code(), Some(0));
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(terminate(&mut proc).code(), Some(0));
     stop.cancel();
 }
 
@@ -496,7 +429,7 @@ fn a_runtime_failure_exits_4_with_its_causes_and_a_hint() {
         .local_addr()
         .unwrap()
         .port();
-    let dir = tmpdir("unreachable");
+    let dir = TempDir::new("chaos-unreachable");
     let config = write_config(&dir, &format!("http://127.0.0.1:{port}"), 1);
     let out = Command::new(BIN)
         .args(["run", "--config"])
@@ -515,5 +448,4 @@ fn a_runtime_failure_exits_4_with_its_causes_and_a_hint() {
         "{err}"
     );
     assert!(err.contains("hint: check `wanderer.applier`"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use upsoak_chaos::producer::events::ProducerMetrics;
 use upsoak_chaos::producer::{self, FleetLoad, ProducerConfig, SessionConfig, SessionMode};
+use upsoak_testkit::{POLL, eventually};
 
 async fn start_sim(extra: &str, port_base: u16) -> (String, CancellationToken) {
     let yaml = format!(
@@ -194,13 +195,10 @@ async fn a_slow_server_shows_as_latency_and_drops_not_as_a_slower_client() {
 /// Waits until Fleet `fleet` has `n` Ready replicas, polling the simulator's API.
 async fn wait_ready(url: &str, fleet: &str, n: i64) {
     let at = format!("{url}/apis/agones.dev/v1/namespaces/default/fleets/{fleet}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let doc: serde_json::Value = reqwest::get(&at).await.unwrap().json().await.unwrap();
-        if doc["status"]["readyReplicas"].as_i64() == Some(n) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{fleet} not {n} Ready: {doc}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(20), POLL, || async {
+        let doc: serde_json::Value = reqwest::get(&at).await.ok()?.json().await.ok()?;
+        (doc["status"]["readyReplicas"].as_i64() == Some(n)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{fleet} not {n} Ready: {e}"));
 }

@@ -19,6 +19,7 @@ use upsoak_chaos::wanderer::events::WandererMetrics;
 use upsoak_chaos::wanderer::journal::{Entry, Journal, Outcome, Recovered};
 use upsoak_chaos::wanderer::walk::Planner;
 use upsoak_chaos::wanderer::{self, RunOptions, Schedule};
+use upsoak_testkit::TempDir;
 
 /// Steps through versions in a fixed cycle; step N targets VERSIONS[N % 4].
 struct Cycle {
@@ -103,19 +104,11 @@ fn encode(metrics: &WandererMetrics) -> String {
         .unwrap()
 }
 
-fn temp(name: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "upsoak-wanderer-{}-{name}.jsonl",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&p);
-    p
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walks_journals_and_exports_each_transition() {
     let (url, stop) = start_sim(58000).await;
-    let path = temp("walk");
+    let dir = TempDir::new("chaos-wanderer");
+    let path = dir.join("journal.jsonl");
     let metrics = WandererMetrics::default();
     let mut planner = Cycle {
         seen: BTreeSet::new(),
@@ -162,14 +155,14 @@ async fn walks_journals_and_exports_each_transition() {
         text.contains("upsoak_wanderer_coverage_ratio{kind=\"version_pairs\"} 0.25"),
         "{text}"
     );
-    let _ = std::fs::remove_file(&path);
     stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_after_a_crash_with_an_action_in_flight() {
     let (url, stop) = start_sim(59000).await;
-    let path = temp("crash");
+    let dir = TempDir::new("chaos-wanderer");
+    let path = dir.join("journal.jsonl");
     let metrics = WandererMetrics::default();
     // Two steps, then a crash right after step 3's intent was synced (the sim never saw it),
     // and a torn half line after it.
@@ -284,7 +277,6 @@ async fn resumes_after_a_crash_with_an_action_in_flight() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("belongs to another walk"), "{err}");
-    let _ = std::fs::remove_file(&path);
     stop.cancel();
 }
 
@@ -311,7 +303,8 @@ impl Planner for Refused {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_transition_exports_its_target_and_kind() {
     let (url, stop) = start_sim(52000).await;
-    let path = temp("refused");
+    let dir = TempDir::new("chaos-wanderer");
+    let path = dir.join("journal.jsonl");
     let metrics = WandererMetrics::default();
     let r = run_steps(&url, &path, &mut Refused, 2, &metrics).await;
     let text = encode(&metrics);
@@ -341,6 +334,5 @@ async fn a_failed_transition_exports_its_target_and_kind() {
         .collect();
     assert_eq!(errors.len(), 2);
     assert!(errors[0].contains("PortPolicyNone"), "{errors:?}");
-    let _ = std::fs::remove_file(&path);
     stop.cancel();
 }

@@ -317,7 +317,10 @@ async fn resume<A: Applier>(
         )?;
         // The interrupted install may still be going: observe a settled system.
         applier.settle().await.map_err(RunError::Observe)?;
-        let observed = applier.observe_installed().await.map_err(RunError::Observe)?;
+        let observed = applier
+            .observe_installed()
+            .await
+            .map_err(RunError::Observe)?;
         record_outcome(
             journal,
             &TransitionOutcome {
