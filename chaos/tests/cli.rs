@@ -448,4 +448,25 @@ fn a_runtime_failure_exits_4_with_its_causes_and_a_hint() {
         "{err}"
     );
     assert!(err.contains("hint: check `wanderer.applier`"), "{err}");
+
+    // `listen` taken: a runtime failure too, named with its address and cause.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = dir.write(
+        "taken.yaml",
+        &std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("listen: 127.0.0.1:0", &format!("listen: {addr}")),
+    );
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains(&format!("error: cannot listen on `{addr}`\n  caused by: ")),
+        "{err}"
+    );
 }

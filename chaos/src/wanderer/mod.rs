@@ -37,6 +37,7 @@ const JITTER_STREAM: u64 = 1;
 /// When transitions happen.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Schedule {
+    /// The time between two transitions, before jitter.
     pub period: Duration,
     /// Fraction of the period added or taken at random (0.1 = ±10 %).
     pub jitter: f64,
@@ -62,8 +63,10 @@ impl Schedule {
 /// Why the Wanderer stopped before its time.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The journal cannot be read or written.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The journal was started by another walk (seed, strategy or space).
     #[error(
         "the journal `{path}` belongs to another walk (seed {seed}, strategy {strategy}, space {space})"
     )]
@@ -73,6 +76,7 @@ pub enum RunError {
         strategy: String,
         space: String,
     },
+    /// What is installed could not be observed before the first step.
     #[error("cannot observe what is installed at start")]
     Observe(#[source] ApplyError),
 }
@@ -80,6 +84,7 @@ pub enum RunError {
 /// Options of one run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    /// When transitions happen.
     pub schedule: Schedule,
     /// Stop after this many steps in total (journalled ones included); `None` runs until stopped.
     pub max_steps: Option<u64>,
