@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration::config_duration;
+use crate::validate::{is_dns_label, is_gate_name, parse_version};
+
 /// The configuration used when no `--config` is given: Agones 1.55–1.60, no faults.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../config/default.yaml");
 
@@ -33,7 +36,7 @@ pub struct SimConfig {
     #[serde(default)]
     pub allocation: AllocationSpec,
     /// How long an install keeps the control plane unavailable.
-    #[serde(default = "default_upgrade_window", with = "duration_str")]
+    #[serde(default = "default_upgrade_window", with = "config_duration")]
     pub upgrade_window: Duration,
     /// Where GameServers listen for the game protocol.
     #[serde(default)]
@@ -174,22 +177,22 @@ pub fn gate_query(gates: &BTreeMap<String, bool>) -> String {
 #[serde(deny_unknown_fields, default)]
 pub struct Lifecycle {
     /// Creating → Scheduled (pod scheduled, port assigned).
-    #[serde(with = "duration_str")]
+    #[serde(with = "config_duration")]
     pub scheduled_after: Duration,
     /// Scheduled → RequestReady (the game server calls SDK Ready).
-    #[serde(with = "duration_str")]
+    #[serde(with = "config_duration")]
     pub request_ready_after: Duration,
     /// RequestReady → Ready (the controller sees it).
-    #[serde(with = "duration_str")]
+    #[serde(with = "config_duration")]
     pub ready_after: Duration,
     /// Shutdown → deleted.
-    #[serde(with = "duration_str")]
+    #[serde(with = "config_duration")]
     pub delete_after_shutdown: Duration,
     /// Unhealthy or Error → deleted (and replaced by its Fleet).
-    #[serde(with = "duration_str")]
+    #[serde(with = "config_duration")]
     pub delete_after_failure: Duration,
     /// How often controllers reconcile.
-    #[serde(with = "duration_str")]
+    #[serde(with = "config_duration")]
     pub tick: Duration,
 }
 
@@ -211,7 +214,7 @@ impl Default for Lifecycle {
 #[serde(deny_unknown_fields, default)]
 pub struct AllocationSpec {
     /// Time between picking a GameServer and committing it; races happen inside it.
-    #[serde(with = "duration_str")]
+    #[serde(with = "config_duration")]
     pub latency: Duration,
     /// Packed picks at random among the first this many Ready candidates, as the Agones
     /// allocator spreads concurrent requests; 1 always picks the first.
@@ -296,7 +299,7 @@ pub enum FaultKind {
     AllocationLatency {
         #[serde(default = "one")]
         multiplier: f64,
-        #[serde(default, with = "duration_str")]
+        #[serde(default, with = "config_duration")]
         added: Duration,
     },
     /// This fraction of allocations fails with a server error.
@@ -608,68 +611,6 @@ impl SimConfig {
     }
 }
 
-/// `MAJOR.MINOR.PATCH` as numbers.
-pub fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
-    let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
-    let out = (it.next()??, it.next()??, it.next()??);
-    it.next().is_none().then_some(out)
-}
-
-/// RFC 1123 label: what Kubernetes accepts as a namespace or a Fleet name.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_gate_name(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && s.chars().all(|c| c.is_ascii_alphanumeric())
-}
-
-/// Durations written as `250ms`, `20s`, `5m`, `1h`.
-pub mod duration_str {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", d.as_millis()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s).map_err(serde::de::Error::custom)
-    }
-
-    /// Parses `250ms`, `1.5s`, `20s`, `5m`, `1h`.
-    pub fn parse(s: &str) -> Result<Duration, String> {
-        let s = s.trim();
-        let split = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("duration `{s}` has no unit (ms, s, m, h)"))?;
-        let (num, unit) = s.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("duration `{s}`: `{num}` is not a number"))?;
-        let secs = match unit {
-            "ms" => n / 1000.0,
-            "s" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            _ => {
-                return Err(format!(
-                    "duration `{s}`: unknown unit `{unit}` (ms, s, m, h)"
-                ));
-            }
-        };
-        Duration::try_from_secs_f64(secs).map_err(|e| format!("duration `{s}`: {e}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -765,12 +706,7 @@ faults:
     }
 
     #[test]
-    fn durations_and_gate_queries_parse() {
-        assert_eq!(duration_str::parse("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(duration_str::parse("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(duration_str::parse("2m"), Ok(Duration::from_secs(120)));
-        assert!(duration_str::parse("5").is_err());
-        assert!(duration_str::parse("5 fortnights").is_err());
+    fn gate_queries_parse() {
         let g = parse_gate_query("A=true&B=false").unwrap();
         assert_eq!(gate_query(&g), "A=true&B=false");
         assert!(parse_gate_query("A=yes").is_err());

@@ -7,13 +7,17 @@
 //! - [`metrics`]: Agones' metric names and the simulator's own.
 //! - [`selector`]: label and field selectors.
 //! - [`status`]: errors as Kubernetes `Status` objects.
+//! - [`validate`]: Fleet, name, gate-name and version rules.
+//! - [`duration`]: the Go duration grammar of the game protocol and config durations.
 //! - [`server`]: wiring, the control endpoint, `/metrics`, health.
 
 pub mod api;
 pub mod config;
+pub mod duration;
 pub mod game;
 pub mod metrics;
 pub mod selector;
 pub mod server;
 pub mod status;
+pub mod validate;
 pub mod world;

@@ -1,0 +1,155 @@
+//! Watch streams: the current objects or the events after a resourceVersion, then every
+//! matching change as a JSON line, bookmarks when asked, and 410 Gone when the log is too short.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use tokio_stream::StreamExt as _;
+
+use super::request::{ListQuery, field_of_fleet, field_of_gs};
+use super::table::tableize;
+use super::{ApiResult, ApiState};
+use crate::status::ApiError;
+use crate::world::{Kind, WatchEvent};
+
+// ----- watch -----
+
+/// Streams events as JSON lines: the current objects as ADDED when no resourceVersion (or 0)
+/// is given, otherwise every event after it; 410 Gone when the log no longer reaches back.
+pub(super) fn watch(
+    s: ApiState,
+    kind: Kind,
+    ns: Option<String>,
+    q: ListQuery,
+    as_table: bool,
+) -> ApiResult {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1024);
+    let mut sub;
+    let mut backlog: Vec<Bytes> = Vec::new();
+    let mut last_rv;
+    {
+        let w = s.lock()?;
+        sub = w.subscribe();
+        last_rv = w.resource_version();
+        let matches = |e: &WatchEvent| event_matches(e, kind, ns.as_deref(), &q);
+        match q.resource_version.as_deref() {
+            None | Some("") | Some("0") => {
+                let lines: Vec<Value> = match kind {
+                    Kind::Fleet => w
+                        .list_fleets(ns.as_deref(), &q.labels)
+                        .into_iter()
+                        .filter(|f| q.fields.matches(|k| field_of_fleet(f, k)))
+                        .map(|f| json!({"type": "ADDED", "object": f}))
+                        .collect(),
+                    Kind::GameServer => w
+                        .list_gameservers(ns.as_deref(), &q.labels, |g| {
+                            q.fields.matches(|k| field_of_gs(g, k))
+                        })
+                        .into_iter()
+                        .map(|g| json!({"type": "ADDED", "object": g}))
+                        .collect(),
+                };
+                backlog.extend(lines.into_iter().map(|l| Bytes::from(format!("{l}\n"))));
+            }
+            Some(rv) => {
+                let rv: u64 = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("resourceVersion: `{rv}` is not a number"))
+                })?;
+                match w.events_since(rv) {
+                    Some(events) => {
+                        backlog.extend(events.iter().filter(|e| matches(e)).map(|e| e.line.clone()))
+                    }
+                    None => backlog.push(gone_line(rv)),
+                }
+            }
+        }
+    }
+    let gone = backlog
+        .last()
+        .is_some_and(|l| l.starts_with(b"{\"type\":\"ERROR\""));
+    let deadline = q.timeout.map(|t| tokio::time::Instant::now() + t);
+    let shutdown = s.shutdown.clone();
+    tokio::spawn(async move {
+        for line in backlog {
+            let line = if as_table {
+                tableize(kind, &line)
+            } else {
+                line
+            };
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+        if gone {
+            return;
+        }
+        let mut bookmark = tokio::time::interval(Duration::from_secs(10));
+        bookmark.tick().await;
+        loop {
+            let sleep_until =
+                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep_until(sleep_until) => return,
+                _ = bookmark.tick(), if q.bookmarks => {
+                    let api_version = "agones.dev/v1";
+                    let k = match kind { Kind::Fleet => "Fleet", Kind::GameServer => "GameServer" };
+                    let line = format!("{}\n", json!({"type": "BOOKMARK", "object": {"kind": k,
+                        "apiVersion": api_version, "metadata": {"resourceVersion": last_rv.to_string()}}}));
+                    if tx.send(Bytes::from(line)).await.is_err() { return; }
+                }
+                ev = sub.recv() => match ev {
+                    Ok(e) => {
+                        if e.rv <= last_rv && q.resource_version.as_deref().is_none_or(|r| r.is_empty() || r == "0") {
+                            // Already part of the snapshot sent as ADDED.
+                            continue;
+                        }
+                        last_rv = last_rv.max(e.rv);
+                        if !event_matches(&e, kind, ns.as_deref(), &q) { continue; }
+                        let line = if as_table { tableize(kind, &e.line) } else { e.line.clone() };
+                        if tx.send(line).await.is_err() { return; }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // This watcher fell behind the event log: tell it to re-list, as the API
+                        // server does with 410 Gone.
+                        let _ = tx.send(gone_line(last_rv)).await;
+                        return;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+    let stream =
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<Bytes, std::convert::Infallible>);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+pub(super) fn event_matches(e: &WatchEvent, kind: Kind, ns: Option<&str>, q: &ListQuery) -> bool {
+    e.kind == kind
+        && ns.is_none_or(|n| n == e.namespace)
+        && q.labels.matches(Some(&e.labels))
+        && q.fields.matches(|f| match f {
+            "metadata.name" => Some(e.name.clone()),
+            "metadata.namespace" => Some(e.namespace.clone()),
+            "status.state" => e.state.map(|s| s.as_str().to_owned()),
+            "status.nodeName" => Some(crate::world::NODE_NAME.to_owned()),
+            _ => None,
+        })
+}
+
+pub(super) fn gone_line(rv: u64) -> Bytes {
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "reason": "Expired", "code": 410,
+        "message": format!("too old resource version: {rv}")});
+    Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": status})))
+}

@@ -1,0 +1,175 @@
+//! The game protocol's way into the world: SDK calls from a GameServer's UDP port, and the
+//! runtime that binds each GameServer a port and serves the protocol on it.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+use upsoak_agones::GameServerState;
+
+use crate::game::{self, PortPool, SdkCall, SdkHandle};
+
+use super::{Key, World};
+
+/// Starts and stops game protocol servers; absent in model-only tests.
+#[derive(Clone)]
+pub(super) struct GameRuntime {
+    pool: Arc<PortPool>,
+    sdk: Arc<dyn SdkHandle>,
+    world: Weak<Mutex<World>>,
+}
+
+impl World {
+    /// Lets GameServers bind UDP ports from `pool` and speak the game protocol.
+    pub fn attach_game_runtime(world: &Arc<Mutex<World>>, pool: Arc<PortPool>) {
+        let sdk: Arc<dyn SdkHandle> = Arc::new(SdkBridge(Arc::downgrade(world)));
+        if let Ok(mut w) = world.lock() {
+            w.game = Some(GameRuntime {
+                pool,
+                sdk,
+                world: Arc::downgrade(world),
+            });
+        }
+    }
+
+    /// Binds a UDP port and serves the game protocol for `key` until cancelled.
+    pub(super) fn start_game(&self, rt: GameRuntime, key: Key) -> CancellationToken {
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let ip = self.cfg.game.ip;
+        let world = rt.world.clone();
+        tokio::spawn(async move {
+            let (socket, port) = match rt.pool.bind(ip).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(gameserver = %key.1, error = %e, "no game port");
+                    return;
+                }
+            };
+            let alive = world
+                .upgrade()
+                .and_then(|w| w.lock().ok().map(|mut w| w.set_port(&key, port)))
+                .unwrap_or(false);
+            if alive {
+                game::serve(socket, key.0.clone(), key.1.clone(), rt.sdk.clone(), stop).await;
+            }
+            rt.pool.release(port);
+        });
+        token
+    }
+
+    /// Records the bound port; false when the GameServer is gone.
+    pub(super) fn set_port(&mut self, key: &Key, port: u16) -> bool {
+        match self.gameservers.get_mut(key) {
+            Some(r) => {
+                r.port = Some(port);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies an SDK call from a game server process.
+    pub fn sdk(&mut self, ns: &str, name: &str, call: SdkCall) -> Result<(), String> {
+        let key = (ns.to_owned(), name.to_owned());
+        let now = Instant::now();
+        let state = self
+            .gameservers
+            .get(&key)
+            .and_then(|r| r.obj.state())
+            .ok_or_else(|| format!("gameserver {ns}/{name} not found"))?;
+        match call {
+            SdkCall::Ready => match state {
+                GameServerState::Scheduled | GameServerState::RequestReady => {
+                    self.set_state(&key, GameServerState::Ready, now)
+                }
+                // Agones lets an Allocated or Reserved server mark itself Ready again.
+                GameServerState::Allocated | GameServerState::Reserved => {
+                    self.set_state(&key, GameServerState::Ready, now)
+                }
+                GameServerState::Ready => {}
+                other => return Err(format!("cannot mark a {other} gameserver Ready")),
+            },
+            SdkCall::Allocate => match state {
+                GameServerState::Ready | GameServerState::Reserved => {
+                    self.set_state(&key, GameServerState::Allocated, now);
+                    self.count_allocation(&key);
+                }
+                GameServerState::Allocated => {}
+                other => return Err(format!("cannot allocate a {other} gameserver")),
+            },
+            SdkCall::Shutdown => self.set_state(&key, GameServerState::Shutdown, now),
+            SdkCall::Unhealthy => self.set_state(&key, GameServerState::Unhealthy, now),
+            SdkCall::Reserve(d) => {
+                if let Some(rec) = self.gameservers.get_mut(&key)
+                    && let Some(st) = rec.obj.status.as_mut()
+                {
+                    let until = Timestamp::now()
+                        .checked_add(jiff::SignedDuration::try_from(d).map_err(|e| e.to_string())?)
+                        .map_err(|e| e.to_string())?;
+                    st.reserved_until = Some(until.to_string());
+                }
+                self.set_state(&key, GameServerState::Reserved, now);
+                self.set_due(&key, Some(now + d));
+            }
+            SdkCall::Label(k, v) | SdkCall::Annotation(k, v) if k.is_empty() => {
+                let _ = v;
+                return Err("empty key".to_owned());
+            }
+            SdkCall::Label(k, v) => {
+                if let Some(rec) = self.gameservers.get_mut(&key) {
+                    rec.obj
+                        .metadata
+                        .labels
+                        .get_or_insert_default()
+                        .insert(format!("agones.dev/sdk-{k}"), v);
+                }
+                self.touch_gameserver(&key, None);
+            }
+            SdkCall::Annotation(k, v) => {
+                if let Some(rec) = self.gameservers.get_mut(&key) {
+                    rec.obj
+                        .metadata
+                        .annotations
+                        .get_or_insert_default()
+                        .insert(format!("agones.dev/sdk-{k}"), v);
+                }
+                self.touch_gameserver(&key, None);
+            }
+            SdkCall::Players {
+                count,
+                capacity,
+                ids,
+            } => {
+                if let Some(rec) = self.gameservers.get_mut(&key)
+                    && let Some(st) = rec.obj.status.as_mut()
+                {
+                    st.players = Some(upsoak_agones::gameserver::PlayerStatus {
+                        count,
+                        capacity,
+                        ids,
+                    });
+                }
+                self.touch_gameserver(&key, None);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The game protocol's way into the world; holds it weakly so the world can be dropped.
+struct SdkBridge(Weak<Mutex<World>>);
+
+impl SdkHandle for SdkBridge {
+    fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), String> {
+        let world = self
+            .0
+            .upgrade()
+            .ok_or_else(|| "the simulator is shutting down".to_owned())?;
+        let mut w = world
+            .lock()
+            .map_err(|_| "the simulator's state is unavailable".to_owned())?;
+        w.sdk(namespace, name, call)
+    }
+}
