@@ -7,76 +7,24 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use upsoak_agones::Fleet;
 
-use std::collections::HashMap;
-
-use super::request::{
-    FLEET_FIELDS, PatchType, apply_patch, decode_value, field_of_fleet, list_query, parse_body,
-    patch_type, wants_table,
-};
-use super::table::{fleet_row, table};
-use super::watch::watch;
-use super::{ApiResult, ApiState, List, Params, json_response, ok};
+use super::request::{PatchType, apply_patch, decode_value, parse_body, patch_type};
+use super::table::fleet_row;
+use super::{ApiResult, ApiState, Served, json_response, ok};
+use crate::selector::Selector;
 use crate::status::{ApiError, Cause};
-use crate::world::{Kind, World};
+use crate::world::World;
 
-// ----- Fleets -----
-
-pub(super) async fn list_all_fleets(s: State<ApiState>, h: HeaderMap, p: Params) -> ApiResult {
-    list_fleets_in(s.0, None, h, p.0).await
-}
-
-pub(super) async fn list_fleets(
-    s: State<ApiState>,
-    Path(ns): Path<String>,
-    h: HeaderMap,
-    p: Params,
-) -> ApiResult {
-    list_fleets_in(s.0, Some(ns), h, p.0).await
-}
-
-pub(super) async fn list_fleets_in(
-    s: ApiState,
-    ns: Option<String>,
-    h: HeaderMap,
-    p: HashMap<String, String>,
-) -> ApiResult {
-    let q = list_query(&p, &FLEET_FIELDS)?;
-    let as_table = wants_table(&h);
-    if q.watch {
-        return watch(s, Kind::Fleet, ns, q, as_table);
+impl Served for Fleet {
+    const LIST_KIND: &'static str = "FleetList";
+    fn list(w: &World, ns: Option<&str>, labels: &Selector) -> Vec<Fleet> {
+        w.list_fleets(ns, labels)
     }
-    let (items, rv) = {
-        let w = s.lock()?;
-        let items: Vec<Fleet> = w
-            .list_fleets(ns.as_deref(), &q.labels)
-            .into_iter()
-            .filter(|f| q.fields.matches(|k| field_of_fleet(f, k)))
-            .collect();
-        (items, w.resource_version())
-    };
-    if as_table {
-        return ok(&table(
-            Kind::Fleet,
-            items.iter().map(fleet_row).collect(),
-            rv,
-        ));
+    fn get(w: &World, ns: &str, name: &str) -> Result<Fleet, ApiError> {
+        w.get_fleet(ns, name)
     }
-    ok(&List::new("FleetList", rv, &items))
-}
-
-pub(super) async fn get_fleet(
-    State(s): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-    h: HeaderMap,
-) -> ApiResult {
-    let (f, rv) = {
-        let w = s.lock()?;
-        (w.get_fleet(&ns, &name)?, w.resource_version())
-    };
-    if wants_table(&h) {
-        return ok(&table(Kind::Fleet, vec![fleet_row(&f)], rv));
+    fn row(&self) -> Value {
+        fleet_row(self)
     }
-    ok(&f)
 }
 
 pub(super) async fn create_fleet(

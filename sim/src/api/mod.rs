@@ -27,14 +27,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::Query;
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use upsoak_agones::{Fleet, GameServer};
 
+use crate::selector::Selector;
 use crate::status::ApiError;
-use crate::world::World;
+use crate::world::{Watched, World};
+
+use request::{list_query, wants_table};
+use table::table;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -71,14 +78,14 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/apis/{group}", get(discovery::group))
         .route("/apis/{group}/{version}", get(discovery::resources))
-        .route(&format!("{agones}/fleets"), get(fleets::list_all_fleets))
+        .route(&format!("{agones}/fleets"), get(list_all::<Fleet>))
         .route(
             &format!("{agones}/namespaces/{{ns}}/fleets"),
-            get(fleets::list_fleets).post(fleets::create_fleet),
+            get(list::<Fleet>).post(fleets::create_fleet),
         )
         .route(
             &format!("{agones}/namespaces/{{ns}}/fleets/{{name}}"),
-            get(fleets::get_fleet)
+            get(get_one::<Fleet>)
                 .put(fleets::replace_fleet)
                 .patch(fleets::patch_fleet)
                 .delete(fleets::delete_fleet),
@@ -91,15 +98,15 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             &format!("{agones}/gameservers"),
-            get(gameservers::list_all_gameservers),
+            get(list_all::<GameServer>),
         )
         .route(
             &format!("{agones}/namespaces/{{ns}}/gameservers"),
-            get(gameservers::list_gameservers),
+            get(list::<GameServer>),
         )
         .route(
             &format!("{agones}/namespaces/{{ns}}/gameservers/{{name}}"),
-            get(gameservers::get_gameserver).delete(gameservers::delete_gameserver),
+            get(get_one::<GameServer>).delete(gameservers::delete_gameserver),
         )
         .route(
             "/apis/allocation.agones.dev/v1/namespaces/{ns}/gameserverallocations",
@@ -162,4 +169,74 @@ impl<'a, T> List<'a, T> {
             items,
         }
     }
+}
+
+/// A kind served with list, watch and get by the generic handlers below: Fleets
+/// ([`fleets`]) and GameServers ([`gameservers`]).
+pub(super) trait Served: Watched + DeserializeOwned + Send + Sync + 'static {
+    /// The `kind` of a list of these, e.g. `FleetList`.
+    const LIST_KIND: &'static str;
+    /// The objects in `ns` (or every namespace) whose labels match `labels`.
+    fn list(w: &World, ns: Option<&str>, labels: &Selector) -> Vec<Self>;
+    /// One object, or 404.
+    fn get(w: &World, ns: &str, name: &str) -> Result<Self, ApiError>;
+    /// Its row in kubectl's table.
+    fn row(&self) -> Value;
+}
+
+/// `GET …/{kind}` across namespaces.
+async fn list_all<T: Served>(s: State<ApiState>, h: HeaderMap, p: Params) -> ApiResult {
+    list_in::<T>(s.0, None, &h, &p.0)
+}
+
+/// `GET …/namespaces/{ns}/{kind}`.
+async fn list<T: Served>(
+    s: State<ApiState>,
+    Path(ns): Path<String>,
+    h: HeaderMap,
+    p: Params,
+) -> ApiResult {
+    list_in::<T>(s.0, Some(ns), &h, &p.0)
+}
+
+/// A list, a table or (with `watch=true`) a watch of `T` in `ns`.
+fn list_in<T: Served>(
+    s: ApiState,
+    ns: Option<String>,
+    h: &HeaderMap,
+    p: &HashMap<String, String>,
+) -> ApiResult {
+    let q = list_query(p, T::FIELDS)?;
+    let as_table = wants_table(h);
+    if q.watch {
+        return watch::watch::<T>(s, ns, q, as_table);
+    }
+    let (items, rv) = {
+        let w = s.lock()?;
+        let items: Vec<T> = T::list(&w, ns.as_deref(), &q.labels)
+            .into_iter()
+            .filter(|o| q.fields.matches(|k| o.field(k)))
+            .collect();
+        (items, w.resource_version())
+    };
+    if as_table {
+        return ok(&table(T::KIND, items.iter().map(T::row).collect(), rv));
+    }
+    ok(&List::new(T::LIST_KIND, rv, &items))
+}
+
+/// `GET …/namespaces/{ns}/{kind}/{name}`: the object, or its one-row table.
+async fn get_one<T: Served>(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    h: HeaderMap,
+) -> ApiResult {
+    let (o, rv) = {
+        let w = s.lock()?;
+        (T::get(&w, &ns, &name)?, w.resource_version())
+    };
+    if wants_table(&h) {
+        return ok(&table(T::KIND, vec![o.row()], rv));
+    }
+    ok(&o)
 }

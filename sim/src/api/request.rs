@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 use serde_json::Value;
-use upsoak_agones::{Fleet, GameServer};
 
 use crate::selector::{FieldSelector, Selector};
 use crate::status::{ApiError, Cause};
@@ -21,14 +20,6 @@ pub(super) struct ListQuery {
     pub(super) timeout: Option<Duration>,
     pub(super) bookmarks: bool,
 }
-
-pub(super) const FLEET_FIELDS: [&str; 2] = ["metadata.name", "metadata.namespace"];
-pub(super) const GS_FIELDS: [&str; 4] = [
-    "metadata.name",
-    "metadata.namespace",
-    "status.state",
-    "status.nodeName",
-];
 
 pub(super) fn list_query(
     p: &HashMap<String, String>,
@@ -62,24 +53,6 @@ pub(super) fn wants_table(h: &HeaderMap) -> bool {
     h.get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("as=Table"))
-}
-
-pub(super) fn field_of_fleet(f: &Fleet, field: &str) -> Option<String> {
-    match field {
-        "metadata.name" => f.metadata.name.clone(),
-        "metadata.namespace" => f.metadata.namespace.clone(),
-        _ => None,
-    }
-}
-
-pub(super) fn field_of_gs(g: &GameServer, field: &str) -> Option<String> {
-    match field {
-        "metadata.name" => g.metadata.name.clone(),
-        "metadata.namespace" => g.metadata.namespace.clone(),
-        "status.state" => g.state().map(|s| s.as_str().to_owned()),
-        "status.nodeName" => g.status.as_ref().map(|s| s.node_name.clone()),
-        _ => None,
-    }
 }
 
 /// Parses a request body as JSON of the given kind: 400 when it is not JSON or not that kind.

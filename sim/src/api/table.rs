@@ -1,7 +1,6 @@
 //! kubectl's `Table` answers: Agones' printer columns for Fleets and GameServers, for lists,
 //! gets and each line of a watch.
 
-use axum::body::Bytes;
 use serde_json::{Value, json};
 use upsoak_agones::{Fleet, GameServer};
 
@@ -98,35 +97,4 @@ pub(super) fn table(kind: Kind, rows: Vec<Value>, rv: u64) -> Value {
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": rv.to_string()},
         "columnDefinitions": columns, "rows": rows})
-}
-
-/// Re-encodes one watch line's object as a one-row Table, for `kubectl get -w`.
-pub(super) fn tableize(kind: Kind, line: &Bytes) -> Bytes {
-    let Ok(mut v) = serde_json::from_slice::<Value>(line) else {
-        return line.clone();
-    };
-    let obj = v["object"].take();
-    let rv = obj
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
-    let row = match kind {
-        Kind::Fleet => serde_json::from_value::<Fleet>(obj.clone())
-            .ok()
-            .map(|f| fleet_row(&f)),
-        Kind::GameServer => serde_json::from_value::<GameServer>(obj.clone())
-            .ok()
-            .map(|g| gs_row(&g)),
-    };
-    match row {
-        Some(r) => {
-            v["object"] = table(kind, vec![r], rv);
-            Bytes::from(format!("{v}\n"))
-        }
-        None => {
-            v["object"] = obj;
-            Bytes::from(format!("{v}\n"))
-        }
-    }
 }

@@ -9,9 +9,9 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use tokio_stream::StreamExt as _;
 
-use super::request::{ListQuery, field_of_fleet, field_of_gs};
-use super::table::tableize;
-use super::{ApiResult, ApiState};
+use super::request::ListQuery;
+use super::table::table;
+use super::{ApiResult, ApiState, Served};
 use crate::status::ApiError;
 use crate::world::{Kind, WatchEvent};
 
@@ -19,13 +19,13 @@ use crate::world::{Kind, WatchEvent};
 
 /// Streams events as JSON lines: the current objects as ADDED when no resourceVersion (or 0)
 /// is given, otherwise every event after it; 410 Gone when the log no longer reaches back.
-pub(super) fn watch(
+pub(super) fn watch<T: Served>(
     s: ApiState,
-    kind: Kind,
     ns: Option<String>,
     q: ListQuery,
     as_table: bool,
 ) -> ApiResult {
+    let kind = T::KIND;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1024);
     let mut sub;
     let mut backlog: Vec<Bytes> = Vec::new();
@@ -37,21 +37,11 @@ pub(super) fn watch(
         let matches = |e: &WatchEvent| event_matches(e, kind, ns.as_deref(), &q);
         match q.resource_version.as_deref() {
             None | Some("") | Some("0") => {
-                let lines: Vec<Value> = match kind {
-                    Kind::Fleet => w
-                        .list_fleets(ns.as_deref(), &q.labels)
-                        .into_iter()
-                        .filter(|f| q.fields.matches(|k| field_of_fleet(f, k)))
-                        .map(|f| json!({"type": "ADDED", "object": f}))
-                        .collect(),
-                    Kind::GameServer => w
-                        .list_gameservers(ns.as_deref(), &q.labels, |g| {
-                            q.fields.matches(|k| field_of_gs(g, k))
-                        })
-                        .into_iter()
-                        .map(|g| json!({"type": "ADDED", "object": g}))
-                        .collect(),
-                };
+                let lines: Vec<Value> = T::list(&w, ns.as_deref(), &q.labels)
+                    .into_iter()
+                    .filter(|o| q.fields.matches(|k| o.field(k)))
+                    .map(|o| json!({"type": "ADDED", "object": o}))
+                    .collect();
                 backlog.extend(lines.into_iter().map(|l| Bytes::from(format!("{l}\n"))));
             }
             Some(rv) => {
@@ -74,11 +64,7 @@ pub(super) fn watch(
     let shutdown = s.shutdown.clone();
     tokio::spawn(async move {
         for line in backlog {
-            let line = if as_table {
-                tableize(kind, &line)
-            } else {
-                line
-            };
+            let line = if as_table { tableize::<T>(&line) } else { line };
             if tx.send(line).await.is_err() {
                 return;
             }
@@ -110,7 +96,7 @@ pub(super) fn watch(
                         }
                         last_rv = last_rv.max(e.rv);
                         if !event_matches(&e, kind, ns.as_deref(), &q) { continue; }
-                        let line = if as_table { tableize(kind, &e.line) } else { e.line.clone() };
+                        let line = if as_table { tableize::<T>(&e.line) } else { e.line.clone() };
                         if tx.send(line).await.is_err() { return; }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -134,22 +120,47 @@ pub(super) fn watch(
         .into_response())
 }
 
-pub(super) fn event_matches(e: &WatchEvent, kind: Kind, ns: Option<&str>, q: &ListQuery) -> bool {
+fn event_matches(e: &WatchEvent, kind: Kind, ns: Option<&str>, q: &ListQuery) -> bool {
     e.kind == kind
         && ns.is_none_or(|n| n == e.namespace)
         && q.labels.matches(Some(&e.labels))
-        && q.fields.matches(|f| match f {
-            "metadata.name" => Some(e.name.clone()),
-            "metadata.namespace" => Some(e.namespace.clone()),
-            "status.state" => e.state.map(|s| s.as_str().to_owned()),
-            "status.nodeName" => Some(crate::world::NODE_NAME.to_owned()),
-            _ => None,
+        && q.fields.matches(|f| {
+            e.fields
+                .iter()
+                .find(|(name, _)| *name == f)
+                .map(|(_, v)| v.clone())
         })
 }
 
-pub(super) fn gone_line(rv: u64) -> Bytes {
+fn gone_line(rv: u64) -> Bytes {
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
         "status": "Failure", "reason": "Expired", "code": 410,
         "message": format!("too old resource version: {rv}")});
     Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": status})))
+}
+
+/// Re-encodes one watch line's object as a one-row Table, for `kubectl get -w`.
+fn tableize<T: Served>(line: &Bytes) -> Bytes {
+    let Ok(mut v) = serde_json::from_slice::<Value>(line) else {
+        return line.clone();
+    };
+    let obj = v["object"].take();
+    let rv = obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let row = serde_json::from_value::<T>(obj.clone())
+        .ok()
+        .map(|o| o.row());
+    match row {
+        Some(r) => {
+            v["object"] = table(T::KIND, vec![r], rv);
+            Bytes::from(format!("{v}\n"))
+        }
+        None => {
+            v["object"] = obj;
+            Bytes::from(format!("{v}\n"))
+        }
+    }
 }

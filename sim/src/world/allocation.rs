@@ -137,7 +137,7 @@ impl World {
         }
         let now = Instant::now();
         if state == GameServerState::Allocated {
-            self.touch_gameserver(key, None);
+            self.touch_gameserver(key);
         } else {
             self.set_state(key, GameServerState::Allocated, now);
         }

@@ -11,7 +11,7 @@ use crate::selector::Selector;
 use crate::status::{ApiError, Cause};
 use crate::validate::validate_fleet;
 
-use super::{FleetRecord, Key, Kind, World, now_ts};
+use super::{FleetRecord, Key, World, now_ts};
 
 /// GameServers a Fleet creates per reconcile tick, so one big scale-up does not hold the lock.
 const CREATE_BATCH: usize = 500;
@@ -58,7 +58,7 @@ impl World {
             label_selector: Some(format!("{FLEET_LABEL}={name}")),
             ..FleetStatus::default()
         });
-        self.emit(Kind::Fleet, "ADDED", &fleet.metadata, None, &fleet);
+        self.emit("ADDED", &fleet);
         self.dirty.insert(key.clone());
         self.fleets.insert(
             key,
@@ -127,7 +127,7 @@ impl World {
             spec: new.spec,
             status: old.status.clone(),
         };
-        self.emit(Kind::Fleet, "MODIFIED", &fleet.metadata, None, &fleet);
+        self.emit("MODIFIED", &fleet);
         if let Some(rec) = self.fleets.get_mut(&key) {
             rec.obj = fleet.clone();
         }
@@ -145,7 +145,7 @@ impl World {
             .ok_or_else(|| ApiError::not_found("fleets.agones.dev", name))?;
         let mut fleet = rec.obj;
         fleet.metadata.resource_version = Some(self.next_rv().to_string());
-        self.emit(Kind::Fleet, "DELETED", &fleet.metadata, None, &fleet);
+        self.emit("DELETED", &fleet);
         let owned: Vec<Key> = self
             .members
             .get(&key)
@@ -322,7 +322,7 @@ impl World {
         rec.obj.status = Some(st);
         rec.obj.metadata.resource_version = Some(rv.to_string());
         let fleet = rec.obj.clone();
-        self.emit(Kind::Fleet, "MODIFIED", &fleet.metadata, None, &fleet);
+        self.emit("MODIFIED", &fleet);
     }
 }
 

@@ -15,7 +15,7 @@ use crate::metrics::StateLabels;
 use crate::selector::Selector;
 use crate::status::ApiError;
 
-use super::{GsRecord, Key, Kind, NODE_NAME, World, fleet_of, now_ts};
+use super::{GsRecord, Key, NODE_NAME, World, fleet_of, now_ts};
 
 impl World {
     // ----- GameServers -----
@@ -27,17 +27,12 @@ impl World {
             .ok_or_else(|| ApiError::not_found("gameservers.agones.dev", name))
     }
 
-    /// GameServers in `ns` (or every namespace) matching `sel` and `keep`.
-    pub fn list_gameservers(
-        &self,
-        ns: Option<&str>,
-        sel: &Selector,
-        keep: impl Fn(&GameServer) -> bool,
-    ) -> Vec<GameServer> {
+    /// GameServers in `ns` (or every namespace) matching `sel`.
+    pub fn list_gameservers(&self, ns: Option<&str>, sel: &Selector) -> Vec<GameServer> {
         self.gameservers
             .iter()
             .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
-            .filter(|(_, r)| sel.matches(r.obj.metadata.labels.as_ref()) && keep(&r.obj))
+            .filter(|(_, r)| sel.matches(r.obj.metadata.labels.as_ref()))
             .map(|(_, r)| r.obj.clone())
             .collect()
     }
@@ -68,8 +63,7 @@ impl World {
         }
         let mut gs = rec.obj;
         gs.metadata.resource_version = Some(self.next_rv().to_string());
-        let state = gs.state();
-        self.emit(Kind::GameServer, "DELETED", &gs.metadata, state, &gs);
+        self.emit("DELETED", &gs);
         Some(gs)
     }
 
@@ -132,13 +126,7 @@ impl World {
         });
         let key = (ns.to_owned(), name);
         self.count_state(&gs, GameServerState::Creating);
-        self.emit(
-            Kind::GameServer,
-            "ADDED",
-            &gs.metadata,
-            Some(GameServerState::Creating),
-            &gs,
-        );
+        self.emit("ADDED", &gs);
         let game = self.game.clone().map(|rt| self.start_game(rt, key.clone()));
         self.members
             .entry((key.0.clone(), fleet_name))
@@ -262,24 +250,18 @@ impl World {
         }
         self.set_due(key, due);
         self.mark_dirty(&key.0, &gs);
-        self.touch_gameserver(key, Some(to));
+        self.touch_gameserver(key);
     }
 
     /// Bumps the resourceVersion of a changed GameServer and emits MODIFIED.
-    pub(super) fn touch_gameserver(&mut self, key: &Key, state: Option<GameServerState>) {
+    pub(super) fn touch_gameserver(&mut self, key: &Key) {
         let rv = self.next_rv();
         let Some(rec) = self.gameservers.get_mut(key) else {
             return;
         };
         rec.obj.metadata.resource_version = Some(rv.to_string());
         let gs = rec.obj.clone();
-        self.emit(
-            Kind::GameServer,
-            "MODIFIED",
-            &gs.metadata,
-            state.or(gs.state()),
-            &gs,
-        );
+        self.emit("MODIFIED", &gs);
     }
 
     // ----- the lifecycle controller -----

@@ -39,7 +39,7 @@ use crate::metrics::{GaugeSnapshot, SimMetrics};
 pub use fleets::default_template;
 pub use install::Installed;
 use sdk::GameRuntime;
-pub use watch::WatchEvent;
+pub use watch::{WatchEvent, Watched};
 
 /// `(namespace, name)`.
 pub type Key = (String, String);

@@ -125,7 +125,7 @@ impl World {
                         .get_or_insert_default()
                         .insert(format!("agones.dev/sdk-{k}"), v);
                 }
-                self.touch_gameserver(&key, None);
+                self.touch_gameserver(&key);
             }
             SdkCall::Annotation(k, v) => {
                 if let Some(rec) = self.gameservers.get_mut(&key) {
@@ -135,7 +135,7 @@ impl World {
                         .get_or_insert_default()
                         .insert(format!("agones.dev/sdk-{k}"), v);
                 }
-                self.touch_gameserver(&key, None);
+                self.touch_gameserver(&key);
             }
             SdkCall::Players {
                 count,
@@ -151,7 +151,7 @@ impl World {
                         ids,
                     });
                 }
-                self.touch_gameserver(&key, None);
+                self.touch_gameserver(&key);
             }
         }
         Ok(())

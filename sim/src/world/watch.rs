@@ -1,13 +1,13 @@
 //! resourceVersions and the watch event log: every change is one [`WatchEvent`], encoded once,
 //! kept for clients resuming from a resourceVersion and broadcast to every open watch.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::collections::BTreeMap;
 use tokio::sync::broadcast;
-use upsoak_agones::GameServerState;
+use upsoak_agones::{Fleet, GameServer};
 
 use super::{Kind, World};
 
@@ -22,10 +22,59 @@ pub struct WatchEvent {
     pub namespace: String,
     pub name: String,
     pub labels: BTreeMap<String, String>,
-    /// GameServer state, for `fieldSelector=status.state=…`.
-    pub state: Option<GameServerState>,
+    /// The value of each field a field selector may name ([`Watched::FIELDS`]), taken from the
+    /// object as it was sent, so a watch selects exactly what a list would.
+    pub fields: Vec<(&'static str, String)>,
     /// `{"type":…,"object":…}\n`, encoded once for every watcher.
     pub line: Bytes,
+}
+
+/// An object a watch follows: its kind, its metadata, and the fields a field selector may name.
+/// Lists and watches both select through [`Watched::field`], so they always agree.
+pub trait Watched: serde::Serialize {
+    const KIND: Kind;
+    /// The fields `fieldSelector` accepts for this kind.
+    const FIELDS: &'static [&'static str];
+    fn meta(&self) -> &ObjectMeta;
+    /// The value of `field` (one of [`Watched::FIELDS`]); `None` when the object has none.
+    fn field(&self, field: &str) -> Option<String>;
+}
+
+impl Watched for Fleet {
+    const KIND: Kind = Kind::Fleet;
+    const FIELDS: &'static [&'static str] = &["metadata.name", "metadata.namespace"];
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn field(&self, field: &str) -> Option<String> {
+        match field {
+            "metadata.name" => self.metadata.name.clone(),
+            "metadata.namespace" => self.metadata.namespace.clone(),
+            _ => None,
+        }
+    }
+}
+
+impl Watched for GameServer {
+    const KIND: Kind = Kind::GameServer;
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.namespace",
+        "status.state",
+        "status.nodeName",
+    ];
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn field(&self, field: &str) -> Option<String> {
+        match field {
+            "metadata.name" => self.metadata.name.clone(),
+            "metadata.namespace" => self.metadata.namespace.clone(),
+            "status.state" => self.state().map(|s| s.as_str().to_owned()),
+            "status.nodeName" => self.status.as_ref().map(|s| s.node_name.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl World {
@@ -54,14 +103,9 @@ impl World {
         self.rv
     }
 
-    pub(super) fn emit(
-        &mut self,
-        kind: Kind,
-        type_: &str,
-        meta: &ObjectMeta,
-        state: Option<GameServerState>,
-        object: &impl serde::Serialize,
-    ) {
+    /// Records a change of `object` (`ADDED`, `MODIFIED`, `DELETED`) and sends it to watchers.
+    pub(super) fn emit<T: Watched>(&mut self, type_: &str, object: &T) {
+        let meta = object.meta();
         let rv = meta
             .resource_version
             .as_deref()
@@ -71,11 +115,14 @@ impl World {
         let line = Bytes::from(format!("{{\"type\":\"{type_}\",\"object\":{body}}}\n"));
         let ev = Arc::new(WatchEvent {
             rv,
-            kind,
+            kind: T::KIND,
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
             labels: meta.labels.clone().unwrap_or_default(),
-            state,
+            fields: T::FIELDS
+                .iter()
+                .filter_map(|f| Some((*f, object.field(f)?)))
+                .collect(),
             line,
         });
         if self.events.len() >= EVENT_LOG_LEN {
