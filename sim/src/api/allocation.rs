@@ -7,11 +7,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use upsoak_agones::{
-    AllocationState, FLEET_LABEL, GameServerAllocation, GameServerAllocationStatus, GameServerState,
+    AllocationState, FLEET_LABEL, GameServerAllocation, GameServerAllocationStatus,
+    GameServerState, metrics::NO_FLEET,
 };
 
 use super::request::{decode_value, parse_body};
 use super::{ApiResult, ApiState, json_response};
+use crate::events;
 use crate::selector::Selector;
 use crate::status::{ApiError, Cause};
 
@@ -71,19 +73,22 @@ pub(super) async fn allocate(
     let fleet_hint = selectors
         .iter()
         .find_map(|(sel, _)| sel.equality(FLEET_LABEL).map(str::to_owned))
-        .unwrap_or_else(|| upsoak_agones::metrics::NO_FLEET.to_owned());
+        .unwrap_or_else(|| NO_FLEET.to_owned());
     let start = Instant::now();
     let (plan, metrics) = {
         let mut w = s.lock()?;
         (w.allocation_plan(), w.metrics().clone())
     };
-    let observe = |_: &ApiState, status: &str| {
-        metrics.observe_allocation(
-            &fleet_hint,
+    // Agones labels the latency with the allocated server's Fleet; without one, the Fleet the
+    // selectors asked for keeps failures visible per Fleet.
+    let observe = |fleet: &str, status: &str| {
+        events::AllocationFinished {
+            fleet,
             status,
-            &scheduling,
-            start.elapsed().as_secs_f64(),
-        );
+            scheduling: &scheduling,
+            took: start.elapsed(),
+        }
+        .emit(&metrics);
     };
     let (latency, retries) = match plan {
         Ok(p) => p,
@@ -91,7 +96,7 @@ pub(super) async fn allocate(
             // The allocator answered with an error (it is down during an upgrade window and
             // records nothing then).
             if e.code == 500 {
-                observe(&s, "error");
+                observe(&fleet_hint, "error");
             }
             return Err(e);
         }
@@ -117,7 +122,14 @@ pub(super) async fn allocate(
             break;
         }
     }
-    observe(&s, outcome.as_str());
+    let fleet = allocated.as_ref().map_or(fleet_hint.as_str(), |gs| {
+        gs.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(FLEET_LABEL))
+            .map_or(NO_FLEET, String::as_str)
+    });
+    observe(fleet, outcome.as_str());
     let status = match &allocated {
         Some(gs) => {
             let st = gs.status.clone();

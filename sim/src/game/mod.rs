@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
+use crate::events;
+
 pub use counters::{DEFAULT_COUNTER_CAPACITY, DEFAULT_LIST_CAPACITY, MAX_LIST_CAPACITY};
 pub use ports::{GameError, PortPool};
 pub use protocol::{DEFAULT_PLAYER_CAPACITY, GameState, Outcome, Reply};
@@ -82,7 +84,12 @@ pub async fn serve(
             Err(error) => {
                 // A failed read concerns one datagram (e.g. an ICMP error from an earlier
                 // peer), not the server: keep serving.
-                tracing::debug!(%namespace, gameserver = %name, %error, "game port read failed");
+                events::GameReadFailed {
+                    namespace: &namespace,
+                    name: &name,
+                    error: &error,
+                }
+                .emit();
                 continue;
             }
         };
@@ -94,7 +101,13 @@ pub async fn serve(
             .await
         {
             // An unanswered client is the client's loss, not a reason to stop the server.
-            tracing::debug!(%namespace, gameserver = %name, %peer, %error, "game reply failed");
+            events::GameReplyFailed {
+                namespace: &namespace,
+                name: &name,
+                peer: &peer,
+                error: &error,
+            }
+            .emit();
         }
         if outcome.stop {
             return;

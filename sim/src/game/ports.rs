@@ -1,5 +1,6 @@
 //! Game ports: [`PortPool`] leases UDP ports from the configured range, skipping ports another
-//! process holds, and rotates so a released port is not handed out again at once.
+//! process holds, and rotates so a released port is not handed out again at once. A range
+//! starting at 0 lets the OS pick any free port, so tests need no range of their own.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -11,8 +12,8 @@ use tokio::net::UdpSocket;
 /// Why a game port could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum GameError {
-    /// The configured range is empty or starts at port 0 (which would mean "any port").
-    #[error("invalid game port range {min}-{max}: need 1 <= min <= max")]
+    /// The configured range is empty.
+    #[error("invalid game port range {min}-{max}: need min <= max, or min 0 for any free port")]
     BadRange { min: u16, max: u16 },
     /// Every port of the range is leased by the pool or held by another process.
     #[error("no free game port in {min}-{max}: every port is leased or held by another process")]
@@ -43,9 +44,9 @@ struct PoolState {
 }
 
 impl PortPool {
-    /// A pool over the ports `min..=max`.
+    /// A pool over the ports `min..=max`; `min` 0 means any free port the OS picks.
     pub fn new(min: u16, max: u16) -> Result<PortPool, GameError> {
-        if min == 0 || min > max {
+        if min != 0 && min > max {
             return Err(GameError::BadRange { min, max });
         }
         Ok(PortPool {
@@ -61,6 +62,9 @@ impl PortPool {
     /// Binds a UDP socket on `ip` at a port of the range that is neither leased nor held by
     /// another process, and leases that port until [`PortPool::release`].
     pub async fn bind(&self, ip: IpAddr) -> Result<(UdpSocket, u16), GameError> {
+        if self.min == 0 {
+            return self.bind_any(ip).await;
+        }
         // Each attempt moves the cursor on, so this tries every free port at most once.
         for _ in 0..self.span() {
             let Some(port) = self.lease_next() else {
@@ -86,6 +90,16 @@ impl PortPool {
             min: self.min,
             max: self.max,
         })
+    }
+
+    /// Binds a port the OS picks, and leases it so [`PortPool::leased`] counts it.
+    async fn bind_any(&self, ip: IpAddr) -> Result<(UdpSocket, u16), GameError> {
+        let any = SocketAddr::new(ip, 0);
+        let bind_error = |source| GameError::Bind { addr: any, source };
+        let socket = UdpSocket::bind(any).await.map_err(bind_error)?;
+        let port = socket.local_addr().map_err(bind_error)?.port();
+        self.lock().leased.insert(port);
+        Ok((socket, port))
     }
 
     /// Returns a port to the pool; releasing a port that is not leased does nothing.
@@ -136,14 +150,13 @@ mod tests {
             PortPool::new(10, 5),
             Err(GameError::BadRange { min: 10, max: 5 })
         ));
-        assert!(matches!(
-            PortPool::new(0, 5),
-            Err(GameError::BadRange { min: 0, max: 5 })
-        ));
         assert_eq!(
-            PortPool::new(0, 5).unwrap_err().to_string(),
-            "invalid game port range 0-5: need 1 <= min <= max"
+            PortPool::new(10, 5).unwrap_err().to_string(),
+            "invalid game port range 10-5: need min <= max, or min 0 for any free port"
         );
+        // 0 is any free port, whatever the end of the range says.
+        assert!(PortPool::new(0, 5).is_ok());
+        assert!(PortPool::new(0, 0).is_ok());
         assert!(PortPool::new(7, 7).is_ok());
         assert!(PortPool::new(65535, 65535).is_ok());
     }
@@ -209,6 +222,18 @@ mod tests {
         let (_socket, port) = pool.bind(LOCALHOST).await.unwrap();
         assert_eq!(port, 31740);
         assert_eq!(pool.leased(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_range_from_0_binds_any_free_port_and_leases_it() {
+        let pool = PortPool::new(0, 0).unwrap();
+        let (a, pa) = pool.bind(LOCALHOST).await.unwrap();
+        let (_b, pb) = pool.bind(LOCALHOST).await.unwrap();
+        assert_ne!(pa, pb);
+        assert_eq!(a.local_addr().unwrap().port(), pa);
+        assert_eq!(pool.leased(), 2);
+        pool.release(pa);
+        assert_eq!(pool.leased(), 1);
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Instant;
 use rand::RngExt;
 use upsoak_agones::{FLEET_LABEL, GameServer, GameServerAllocation, GameServerState};
 
-use crate::metrics::FleetLabels;
+use crate::events;
 use crate::selector::Selector;
 
 use super::{Key, World, fleet_of};
@@ -21,13 +21,11 @@ impl World {
         else {
             return;
         };
-        self.metrics
-            .allocations_total
-            .get_or_create(&FleetLabels {
-                fleet_name: fleet.clone(),
-                namespace: key.0.clone(),
-            })
-            .inc();
+        events::GameServerAllocated {
+            namespace: &key.0,
+            fleet: &fleet,
+        }
+        .emit(&self.metrics);
         if let Some(f) = self.fleets.get_mut(&(key.0.clone(), fleet)) {
             f.allocations += 1;
         }

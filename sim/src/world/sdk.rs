@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 use upsoak_agones::GameServerState;
 
+use crate::events;
 use crate::game::{self, PortPool, SdkCall, SdkHandle};
 
 use super::{Key, World};
@@ -18,24 +19,33 @@ pub(super) struct GameRuntime {
     pool: Arc<PortPool>,
     sdk: Arc<dyn SdkHandle>,
     world: Weak<Mutex<World>>,
+    /// The simulator's shutdown: every game port's token is its child, so shutting down stops
+    /// every UDP task.
+    shutdown: CancellationToken,
 }
 
 impl World {
-    /// Lets GameServers bind UDP ports from `pool` and speak the game protocol.
-    pub fn attach_game_runtime(world: &Arc<Mutex<World>>, pool: Arc<PortPool>) {
+    /// Lets GameServers bind UDP ports from `pool` and speak the game protocol until their
+    /// GameServer is deleted or `shutdown` is cancelled.
+    pub fn attach_game_runtime(
+        world: &Arc<Mutex<World>>,
+        pool: Arc<PortPool>,
+        shutdown: CancellationToken,
+    ) {
         let sdk: Arc<dyn SdkHandle> = Arc::new(SdkBridge(Arc::downgrade(world)));
         if let Ok(mut w) = world.lock() {
             w.game = Some(GameRuntime {
                 pool,
                 sdk,
                 world: Arc::downgrade(world),
+                shutdown,
             });
         }
     }
 
     /// Binds a UDP port and serves the game protocol for `key` until cancelled.
     pub(super) fn start_game(&self, rt: GameRuntime, key: Key) -> CancellationToken {
-        let token = CancellationToken::new();
+        let token = rt.shutdown.child_token();
         let stop = token.clone();
         let ip = self.cfg.game.ip;
         let world = rt.world.clone();
@@ -43,7 +53,11 @@ impl World {
             let (socket, port) = match rt.pool.bind(ip).await {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::warn!(gameserver = %key.1, error = %e, "no game port");
+                    events::GamePortUnavailable {
+                        name: &key.1,
+                        error: &e,
+                    }
+                    .emit();
                     return;
                 }
             };

@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use upsoak_agones::{Fleet, GameServer};
 
 use super::{Kind, World};
+use crate::events;
 
 /// Watch events kept for clients resuming from a resourceVersion.
 const EVENT_LOG_LEN: usize = 20_000;
@@ -111,7 +112,19 @@ impl World {
             .as_deref()
             .and_then(|r| r.parse().ok())
             .unwrap_or(self.rv);
-        let body = serde_json::to_string(object).unwrap_or_else(|_| "{}".to_owned());
+        let body = match serde_json::to_string(object) {
+            Ok(body) => body,
+            Err(e) => {
+                // Watchers miss this change; resourceVersions stay in order, so a client that
+                // notices re-lists. Typed objects always encode, so this is a bug if it happens.
+                events::WatchEventUnencodable {
+                    name: meta.name.as_deref().unwrap_or_default(),
+                    error: &e,
+                }
+                .emit();
+                return;
+            }
+        };
         let line = Bytes::from(format!("{{\"type\":\"{type_}\",\"object\":{body}}}\n"));
         let ev = Arc::new(WatchEvent {
             rv,
