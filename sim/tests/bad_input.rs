@@ -83,7 +83,6 @@ fn body(rng: &mut StdRng) -> Vec<u8> {
 #[tokio::test]
 async fn generated_bad_bodies_get_4xx_status_objects_and_never_kill_the_server() {
     let sim = SimProcess::start(Some(&test_config(
-        52000,
         "upgrade_window: 0ms\nfleets: [ { name: f, replicas: 2 } ]",
     )));
     let http = reqwest::Client::new();

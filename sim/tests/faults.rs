@@ -8,40 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{SimProcess, eventually, test_config};
+use common::{SimProcess, eventually, scrape, sum_series, test_config, wait_ready};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
-use upsoak_agones::{Fleet, GameServer, GameServerAllocation, GameServerState};
-
-async fn scrape(url: &str) -> String {
-    reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn sum_series(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-async fn wait_ready(sim: &SimProcess, n: usize) {
-    let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
-    eventually(10, "Ready servers", || async {
-        let l = gss.list(&ListParams::default()).await.unwrap();
-        (l.items
-            .iter()
-            .filter(|g| g.state() == Some(GameServerState::Ready))
-            .count()
-            >= n)
-            .then_some(())
-    })
-    .await;
-}
+use upsoak_agones::{Fleet, GameServer, GameServerAllocation};
 
 /// POSTs an allocation; returns (HTTP status, elapsed).
 async fn allocate(http: &reqwest::Client, url: &str, fleet: &str) -> (u16, Duration) {
@@ -75,9 +45,9 @@ async fn install(http: &reqwest::Client, url: &str, body: serde_json::Value) {
 #[tokio::test]
 async fn allocation_latency_and_failures_follow_the_installed_version() {
     let extra = "upgrade_window: 200ms\nallocation: { latency: 5ms }\nfleets: [ { name: f, replicas: 30 } ]\nfaults:\n  - { name: slow-1.59, kind: allocation_latency, multiplier: 4, added: 100ms, when: { version: 1.59.0 } }\n  - { name: broken-1.58, kind: allocation_failures, rate: 1.0, when: { version: 1.58.0 } }";
-    let sim = SimProcess::start(Some(&test_config(49000, extra)));
+    let sim = SimProcess::start(Some(&test_config(extra)));
     let http = reqwest::Client::new();
-    wait_ready(&sim, 30).await;
+    wait_ready(&sim.gameservers(), 30).await;
     let (code, fast) = allocate(&http, &sim.url, "f").await;
     assert_eq!(code, 201);
     let t = scrape(&sim.url).await;
@@ -124,9 +94,9 @@ async fn allocation_latency_and_failures_follow_the_installed_version() {
 #[tokio::test]
 async fn failures_stalls_and_memory_growth_are_visible() {
     let extra = "upgrade_window: 200ms\nfleets: [ { name: f, replicas: 5 } ]\nfaults:\n  - { name: errors, kind: game_server_failures, per_second: 0.5, state: Unhealthy, when: { gate: { name: PlayerTracking, enabled: true } } }\n  - { name: stall, kind: reconcile_stall, when: { version: 1.57.0 } }\n  - { name: leak, kind: memory_growth, bytes_per_second: 50000000, when: { version: 1.57.0 } }";
-    let sim = SimProcess::start(Some(&test_config(50000, extra)));
+    let sim = SimProcess::start(Some(&test_config(extra)));
     let http = reqwest::Client::new();
-    wait_ready(&sim, 5).await;
+    wait_ready(&sim.gameservers(), 5).await;
     assert_eq!(
         sum_series(
             &scrape(&sim.url).await,
@@ -161,8 +131,14 @@ async fn failures_stalls_and_memory_growth_are_visible() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let t = scrape(&sim.url).await;
+    // The leak grows on every controller tick: once it has grown by 40 MB (0.8 s at 50 MB/s),
+    // the controller has ticked dozens of times, each a chance to converge had it not stalled.
+    let t = eventually(10, "the stalled controller's memory to grow", || async {
+        let t = scrape(&sim.url).await;
+        (sum_series(&t, "upsoak_sim_controller_resident_memory_bytes") > mem0 + 40_000_000.0)
+            .then_some(t)
+    })
+    .await;
     assert_eq!(
         sum_series(
             &t,
@@ -195,8 +171,8 @@ async fn concurrent_allocations_never_share_a_server_and_lost_races_are_contenti
     // (a picked server leaves the candidate list, as in Agones' allocation cache), and a server
     // deleted between pick and commit makes its allocation answer Contention.
     let extra = "allocation: { latency: 400ms, pick_window: 1, retries: 0 }\nfleets: [ { name: f, replicas: 2 } ]";
-    let sim = SimProcess::start(Some(&test_config(51000, extra)));
-    wait_ready(&sim, 2).await;
+    let sim = SimProcess::start(Some(&test_config(extra)));
+    wait_ready(&sim.gameservers(), 2).await;
     let url = format!(
         "{}/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations",
         sim.url
@@ -234,7 +210,7 @@ async fn concurrent_allocations_never_share_a_server_and_lost_races_are_contenti
         )
         .await
         .unwrap();
-    wait_ready(&sim, 1).await;
+    wait_ready(&sim.gameservers(), 1).await;
     let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
     let ready = gss
         .list(&ListParams::default().fields("status.state=Ready"))

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
+use upsoak_agones::GameServerState;
 
 use crate::events;
 
@@ -28,8 +29,41 @@ pub const MAX_DATAGRAM_BYTES: usize = 1024;
 
 /// What a game server's SDK calls do to its GameServer object.
 pub trait SdkHandle: Send + Sync + 'static {
-    /// Applies `call` to the GameServer `namespace/name`. `Err(text)` is sent back as `ERROR: text`.
-    fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), String>;
+    /// Applies `call` to the GameServer `namespace/name`. An error is sent back as `ERROR: …`.
+    fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError>;
+}
+
+/// Why an SDK call was refused; its text is the protocol's `ERROR: …` reply.
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    /// The GameServer is gone (deleted, or never existed).
+    #[error("gameserver {namespace}/{name} not found")]
+    NotFound { namespace: String, name: String },
+    /// `SDK.Ready()` from a state that cannot become Ready.
+    #[error("cannot mark a {0} gameserver Ready")]
+    CannotReady(GameServerState),
+    /// `SDK.Allocate()` from a state that cannot be allocated.
+    #[error("cannot allocate a {0} gameserver")]
+    CannotAllocate(GameServerState),
+    /// `SDK.SetLabel` or `SDK.SetAnnotation` with an empty key.
+    #[error("empty key")]
+    EmptyKey,
+    /// `SDK.Reserve(d)` whose end is beyond what a timestamp can hold.
+    #[error("a reservation of {0:?} ends beyond the representable time")]
+    ReservationTooLong(Duration, #[source] jiff::Error),
+    /// The simulator is being dropped.
+    #[error("the simulator is shutting down")]
+    ShuttingDown,
+    /// The simulator's state lock is poisoned (a panic elsewhere).
+    #[error("the simulator's state is unavailable")]
+    Unavailable,
+}
+
+/// The protocol's replies are text: a refused call is its message.
+impl From<SdkError> for String {
+    fn from(e: SdkError) -> String {
+        e.to_string()
+    }
 }
 
 /// An SDK call a game server makes.
@@ -136,9 +170,9 @@ mod tests {
     }
 
     impl SdkHandle for Recorder {
-        fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), String> {
+        fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError> {
             if matches!(call, SdkCall::Reserve(_)) {
-                return Err("reservations are refused".into());
+                return Err(SdkError::CannotAllocate(GameServerState::Reserved));
             }
             self.0
                 .lock()
@@ -219,7 +253,7 @@ mod tests {
         assert_eq!(say(c, b"GET_PLAYERS").await, "ACK: p1,p2\n");
         assert_eq!(
             say(c, b"RESERVE 30s").await,
-            "ERROR: reservations are refused\n"
+            "ERROR: cannot allocate a Reserved gameserver\n"
         );
         assert_eq!(say(c, b"EXIT").await, "ACK: EXIT\n");
         ends(gs.task).await;

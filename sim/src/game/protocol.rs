@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::SdkCall;
 use super::counters::{Counter, List};
+use super::{SdkCall, SdkError};
 use crate::duration::parse_go_duration;
 
 /// Players a game server accepts before its first `PLAYER_CAPACITY n`. Agones starts from the
@@ -77,7 +77,7 @@ impl GameState {
     pub fn handle(
         &mut self,
         line: &str,
-        sdk: &mut dyn FnMut(SdkCall) -> Result<(), String>,
+        sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
     ) -> Outcome {
         let text = line.trim_end_matches(['\r', '\n']);
         let words: Vec<&str> = text.split_whitespace().collect();
@@ -102,7 +102,7 @@ impl GameState {
         cmd: &str,
         args: &[&str],
         text: &str,
-        sdk: &mut dyn FnMut(SdkCall) -> Result<(), String>,
+        sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
     ) -> Result<String, String> {
         // Like the real server, commands that only act are acknowledged with their own text.
         let echo = || Ok(text.to_owned());
@@ -230,7 +230,7 @@ impl GameState {
         &mut self,
         players: Vec<String>,
         capacity: i64,
-        sdk: &mut dyn FnMut(SdkCall) -> Result<(), String>,
+        sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
     ) -> Result<(), String> {
         sdk(SdkCall::Players {
             count: len_i64(players.len()),
@@ -485,12 +485,17 @@ pub(super) mod tests {
     #[test]
     fn a_refused_sdk_call_is_an_error_and_changes_nothing() {
         let mut g = GameState::new("gs");
-        let mut refuse = |_: SdkCall| Err::<(), _>("gameserver is being deleted".to_owned());
+        let mut refuse = |_: SdkCall| {
+            Err::<(), _>(SdkError::NotFound {
+                namespace: "ns".into(),
+                name: "gs".into(),
+            })
+        };
         let out = g.handle("PLAYER_CONNECT a", &mut refuse);
         assert_eq!(
             out,
             Outcome {
-                reply: Reply::Error("gameserver is being deleted".into()),
+                reply: Reply::Error("gameserver ns/gs not found".into()),
                 stop: false
             }
         );
@@ -501,16 +506,13 @@ pub(super) mod tests {
         g.handle("PLAYER_DISCONNECT a", &mut refuse);
         assert_eq!(ack(&mut g, "GET_PLAYERS"), "a");
         let out = g.handle("READY", &mut refuse);
-        assert_eq!(
-            out.reply,
-            Reply::Error("gameserver is being deleted".into())
-        );
+        assert_eq!(out.reply, Reply::Error("gameserver ns/gs not found".into()));
         // EXIT still ends the game: the process exits whatever the SDK said.
         let out = g.handle("EXIT", &mut refuse);
         assert_eq!(
             out,
             Outcome {
-                reply: Reply::Error("gameserver is being deleted".into()),
+                reply: Reply::Error("gameserver ns/gs not found".into()),
                 stop: true
             }
         );
