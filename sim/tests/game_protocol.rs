@@ -8,10 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SimProcess, eventually, scrape, test_config, wait_ready};
+use common::{SimProcess, eventually, test_config, wait_ready};
 use kube::api::{Api, ListParams, PostParams};
 use tokio::net::UdpSocket;
 use upsoak_agones::{GameServerAllocation, GameServerState};
+use upsoak_testkit::scrape;
 
 async fn say(sock: &UdpSocket, port: i32, text: &str) -> String {
     sock.send_to(text.as_bytes(), ("127.0.0.1", port as u16))
@@ -94,7 +95,7 @@ async fn a_session_over_udp_ends_in_shutdown_and_replacement() {
         (ready == 2 && l.items.len() == 2).then_some(())
     })
     .await;
-    let metrics = scrape(&sim.url).await;
+    let metrics = scrape(&sim.url).await.unwrap();
     assert!(
         metrics.contains(
             "agones_gameservers_total{type=\"Shutdown\",fleet_name=\"g1\",namespace=\"default\"} 1"

@@ -138,10 +138,17 @@ async fn create_list_scale_and_allocate_through_kube_rs() {
 async fn stale_update_is_a_409_conflict_and_json_patch_works() {
     let sim = SimProcess::start(Some(&test_config("")));
     let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
-    let v1 = fleets
+    fleets
         .create(&PostParams::default(), &fleet("c1", 1))
         .await
         .unwrap();
+    // The Fleet controller updates the status (and so the resourceVersion) until its server is
+    // Ready; replace from a version it no longer changes.
+    let v1 = eventually(10, "the Fleet's status to settle", || async {
+        let f = fleets.get("c1").await.unwrap();
+        (f.status.as_ref().is_some_and(|s| s.ready_replicas == 1)).then_some(f)
+    })
+    .await;
     let mut a = v1.clone();
     a.spec.replicas = 2;
     let v2 = fleets

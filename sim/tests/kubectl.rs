@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{SimProcess, TempDir, eventually_blocking, test_config};
+use common::{SimProcess, eventually_blocking, test_config};
+use upsoak_testkit::TempDir;
 
 fn kubectl(url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new("kubectl")
@@ -142,12 +143,10 @@ fn kubectl_drives_the_simulator() {
 
     // Create an allocation from a file.
     let dir = TempDir::new("kubectl");
-    let gsa = dir.0.join("gsa.yaml");
-    std::fs::write(
-        &gsa,
+    let gsa = dir.write(
+        "gsa.yaml",
         "apiVersion: allocation.agones.dev/v1\nkind: GameServerAllocation\nspec:\n  selectors:\n    - matchLabels:\n        agones.dev/fleet: simple\n",
-    )
-    .unwrap();
+    );
     let out = ok(
         &url,
         &[

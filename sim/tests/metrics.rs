@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{
-    SimProcess, eventually, promtool_findings, sample as value, scrape, test_config, wait_ready,
-};
+use common::{SimProcess, eventually, test_config, wait_ready};
 use kube::api::{Api, ListParams, PostParams};
 use upsoak_agones::{Fleet, GameServer, GameServerAllocation, GameServerState};
+use upsoak_testkit::{promtool_check, sample as value, scrape};
 
 #[tokio::test]
 async fn metrics_pass_promtool_and_match_the_api() {
@@ -32,15 +31,15 @@ async fn metrics_pass_promtool_and_match_the_api() {
         (st.allocated_replicas == 1).then_some(st)
     })
     .await;
-    let text = scrape(&sim.url).await;
+    let text = scrape(&sim.url).await.unwrap();
     // Agones' gauges are named `*_count`, which promtool's linter flags for any non-histogram;
     // they are Agones' real names, so these two findings are expected and nothing else is.
     assert_eq!(
-        promtool_findings(&text),
-        vec![
+        promtool_check(&text),
+        Err(vec![
             "agones_fleets_replicas_count non-histogram and non-summary metrics should not have \"_count\" suffix".to_owned(),
             "agones_gameservers_count non-histogram and non-summary metrics should not have \"_count\" suffix".to_owned(),
-        ],
+        ]),
         "\n{text}"
     );
     // Counts in /metrics equal counts in the API.
@@ -179,7 +178,7 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
     let gsa: Api<GameServerAllocation> = Api::namespaced(sim.client(), "default");
     let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
     assert!(fleets.get("u1").await.is_ok());
-    let text = scrape(&sim.url).await;
+    let text = scrape(&sim.url).await.unwrap();
     assert_eq!(value(&text, "upsoak_sim_upgrade_in_progress"), Some(1.0));
     assert!(
         text.contains("upsoak_sim_installed_info{version=\"1.60.0\""),
@@ -196,11 +195,11 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
 
     // After the window: the new version is live and allocation works.
     eventually(10, "the upgrade to finish", || async {
-        let t = scrape(&sim.url).await;
+        let t = scrape(&sim.url).await.unwrap();
         (value(&t, "upsoak_sim_upgrade_in_progress") == Some(0.0)).then_some(())
     })
     .await;
-    let text = scrape(&sim.url).await;
+    let text = scrape(&sim.url).await.unwrap();
     assert!(
         text.contains("upsoak_sim_installed_info{version=\"1.59.0\",feature_gates=\""),
         "{text}"
@@ -255,7 +254,7 @@ async fn allocation_latency_is_labelled_with_the_allocated_servers_fleet() {
         states.push(r["status"]["state"].as_str().unwrap().to_owned());
     }
     assert_eq!(states, ["Allocated", "UnAllocated"]);
-    let text = scrape(&sim.url).await;
+    let text = scrape(&sim.url).await.unwrap();
     let count = |fleet: &str, status: &str| {
         value(
             &text,

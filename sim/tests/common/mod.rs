@@ -1,44 +1,22 @@
-//! What the simulator's integration tests share: the real `upsoak-sim` binary on a free loopback
-//! port (stopped on drop), a test configuration, waits on real state, and `/metrics` helpers.
+//! What the simulator's integration tests share beyond `upsoak-testkit`: the real `upsoak-sim`
+//! binary on a free loopback port (a kit [`Proc`], killed on drop), the test configuration, and
+//! waits that name what they wait for.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::future::Future;
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use kube::api::{Api, ListParams};
 use upsoak_agones::{GameServer, GameServerState};
+use upsoak_testkit::{POLL, Proc, TempDir};
 
-/// A running `upsoak-sim` process.
+/// A running `upsoak-sim` process and its scratch directory (config, logs).
 pub struct SimProcess {
-    child: Child,
+    proc: Proc,
     pub url: String,
-    _dir: Option<TempDir>,
-}
-
-/// A directory removed on drop.
-pub struct TempDir(pub std::path::PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "upsoak-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: TempDir,
 }
 
 /// The built-in configuration with fast lifecycle timings, game ports the OS picks (so tests
@@ -51,31 +29,19 @@ pub fn test_config(extra: &str) -> String {
 }
 
 impl SimProcess {
-    /// Starts the simulator with `config` YAML (or the built-in default when `None`).
+    /// Starts the simulator with `config` YAML (or the built-in default when `None`) and waits
+    /// for its `listening on` line.
     pub fn start(config: Option<&str>) -> SimProcess {
-        let dir = config.map(|c| {
-            let d = TempDir::new("sim");
-            std::fs::write(d.0.join("sim.yaml"), c).unwrap();
-            d
-        });
+        let dir = TempDir::new("sim");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_upsoak-sim"));
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(d) = &dir {
-            cmd.arg("--config").arg(d.0.join("sim.yaml"));
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(dir.write("sim.yaml", c));
         }
-        let mut child = cmd.spawn().expect("start upsoak-sim");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
+        let proc = Proc::start_blocking("upsoak-sim", &mut cmd, &dir);
+        let url = proc.url().expect("start_blocking waits for the URL");
         SimProcess {
-            child,
+            proc,
             url,
             _dir: dir,
         }
@@ -94,54 +60,34 @@ impl SimProcess {
         Api::namespaced(self.client(), "default")
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        eventually_blocking(5, "upsoak-sim to stop after SIGTERM", || {
-            self.child.try_wait().ok().flatten()
-        })
+    /// Sends SIGTERM and waits up to 5 s for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.proc
+            .terminate(Duration::from_secs(5))
+            .unwrap_or_else(|| {
+                panic!(
+                    "upsoak-sim did not stop within 5 s of SIGTERM\n{}",
+                    self.proc.logs()
+                )
+            })
     }
 }
 
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, or panics after `secs`.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+/// Polls `f` until it returns `Some`, or panics naming `what` after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
+    Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {secs} s waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    upsoak_testkit::eventually(Duration::from_secs(secs), POLL, f)
+        .await
+        .unwrap_or_else(|t| panic!("waiting for {what}: {t}"))
 }
 
 /// [`eventually`] without a runtime: blocks the thread between polls.
-pub fn eventually_blocking<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if std::time::Instant::now() > deadline {
-            panic!("timed out after {secs} s waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+pub fn eventually_blocking<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    upsoak_testkit::eventually_blocking(Duration::from_secs(secs), POLL, f)
+        .unwrap_or_else(|t| panic!("waiting for {what}: {t}"))
 }
 
 /// Waits until exactly `n` GameServers of `api` are Ready; returns the list then.
@@ -156,56 +102,4 @@ pub async fn wait_ready(api: &Api<GameServer>, n: usize) -> Vec<GameServer> {
         (ready == n).then_some(l.items)
     })
     .await
-}
-
-/// The text of `url`'s `/metrics`.
-pub async fn scrape(url: &str) -> String {
-    reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The value of the first series whose line starts with `prefix` (name and labels).
-pub fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-/// The sum of every series whose line starts with `prefix`; 0 when there is none.
-pub fn sum_series(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Runs `promtool check metrics` on `text` and returns its findings, one per line, sorted.
-pub fn promtool_findings(text: &str) -> Vec<String> {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool must be installed (make test installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .chain(String::from_utf8_lossy(&out.stderr).lines())
-        .map(str::to_owned)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    lines.sort();
-    lines
 }
