@@ -183,9 +183,12 @@ pub struct FleetSeed {
 // `FaultKind` denies unknown fields itself, so a misspelt key is still an error.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct FaultProfile {
+    /// Its name in `upsoak_sim_fault_active{fault}` and in logs; unique.
     pub name: String,
+    /// When it is active; always when left out.
     #[serde(default)]
     pub when: FaultCondition,
+    /// What it does (`kind: …` and that kind's keys).
     #[serde(flatten)]
     pub kind: FaultKind,
 }
@@ -202,10 +205,13 @@ pub struct FaultCondition {
     pub gate: Option<GateCondition>,
 }
 
+/// A feature gate and the value that makes a fault active.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateCondition {
+    /// The gate, as a version of `versions` names it.
     pub name: String,
+    /// The value it must have (its effective value, defaults included).
     pub enabled: bool,
 }
 
@@ -215,23 +221,33 @@ pub struct GateCondition {
 pub enum FaultKind {
     /// Allocations take `multiplier` × the normal latency plus `added`.
     AllocationLatency {
+        /// Factor on `allocation.latency`, >= 0; 1 when left out.
         #[serde(default = "one")]
         multiplier: f64,
+        /// Latency added after the factor; none when left out.
         #[serde(default, with = "config_duration")]
         added: Duration,
     },
     /// This fraction of allocations fails with a server error.
-    AllocationFailures { rate: f64 },
+    AllocationFailures {
+        /// Fraction of allocations, 0..1.
+        rate: f64,
+    },
     /// Ready or Allocated GameServers fall into `state` at `per_second` (fraction per second).
     GameServerFailures {
+        /// Fraction of Ready and Allocated servers failing per second, 0..1.
         per_second: f64,
+        /// The state they fall into; Error when left out.
         #[serde(default = "default_failure_state")]
         state: FailureState,
     },
     /// Fleet reconciliation stops: nothing is created or removed.
     ReconcileStall,
     /// The simulated controller's memory grows by `bytes_per_second`.
-    MemoryGrowth { bytes_per_second: f64 },
+    MemoryGrowth {
+        /// Growth per second, >= 0.
+        bytes_per_second: f64,
+    },
 }
 
 fn one() -> f64 {

@@ -7,7 +7,7 @@ use crate::game::GameError;
 /// Why the simulator could not start, or stopped before it was asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The listener given to [`crate::server::Sim::start`] has no local address.
+    /// The listener given to `Sim::start` has no local address.
     #[error("cannot read the listener's address")]
     ListenerAddress(#[source] io::Error),
     /// The configured game port range cannot be used.

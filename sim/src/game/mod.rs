@@ -94,6 +94,28 @@ pub enum SdkCall {
     },
 }
 
+/// Exactly `N` arguments, or an error naming the command.
+fn exact<'a, const N: usize>(cmd: &str, args: &[&'a str]) -> Result<[&'a str; N], String> {
+    <[&'a str; N]>::try_from(args).map_err(|_| {
+        let wanted = match N {
+            0 => "no arguments".to_owned(),
+            1 => "1 argument".to_owned(),
+            n => format!("{n} arguments"),
+        };
+        format!("{cmd} takes {wanted}, got {}", args.len())
+    })
+}
+
+/// An integer argument, or an error naming the command and the argument.
+fn number(cmd: &str, what: &str, text: &str) -> Result<i64, String> {
+    text.parse()
+        .map_err(|_| format!("{cmd}: {what} `{text}` is not an integer"))
+}
+
+fn len_i64(len: usize) -> i64 {
+    i64::try_from(len).unwrap_or(i64::MAX)
+}
+
 /// Serves the game protocol for the GameServer `namespace/name` on `socket` until `shutdown` is
 /// cancelled or the game ends (`EXIT`, `CRASH`). One command per datagram; the reply goes back
 /// to its sender.
