@@ -254,9 +254,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_over_udp_makes_exactly_its_sdk_calls_and_exit_stops_it() {
-        let pool = PortPool::new(31700, 31709).unwrap();
+        let pool = PortPool::new(0, 0).unwrap();
         let gs = start(&pool, "gs-1").await;
-        assert!((31700..=31709).contains(&gs.port));
+        assert!(gs.port > 0);
         let c = &gs.client;
         assert_eq!(say(c, b"GAMESERVER").await, "ACK: NAME: gs-1\n");
         assert_eq!(say(c, b"READY\n").await, "ACK: READY\n");
@@ -293,7 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_loop_stops_on_cancellation_and_on_crash() {
-        let pool = PortPool::new(31710, 31719).unwrap();
+        let pool = PortPool::new(0, 0).unwrap();
         let gs = start(&pool, "gs-2").await;
         assert_eq!(say(&gs.client, b"PLAYER_COUNT").await, "ACK: 0\n");
         gs.stop.cancel();
@@ -313,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_and_garbage_datagrams_are_answered_and_survived() {
-        let pool = PortPool::new(31720, 31729).unwrap();
+        let pool = PortPool::new(0, 0).unwrap();
         let gs = start(&pool, "gs-4").await;
         let c = &gs.client;
         // 4 KiB of invalid UTF-8: read as 1 KiB of U+FFFD and echoed.

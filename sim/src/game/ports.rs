@@ -144,6 +144,20 @@ mod tests {
 
     const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+    /// The first of `n` consecutive loopback UDP ports that are all free now, above Linux's
+    /// ephemeral range (so the OS does not hand them out meanwhile), starting at an offset of
+    /// this process so concurrent test runs look in different places.
+    fn free_block(n: u16) -> u16 {
+        let start = 61_000 + u16::try_from(std::process::id() % 400).unwrap() * 10;
+        (start..65_000)
+            .chain(61_000..start)
+            .step_by(usize::from(n))
+            .find(|&base| {
+                (base..base + n).all(|p| std::net::UdpSocket::bind((LOCALHOST, p)).is_ok())
+            })
+            .expect("a free block of loopback UDP ports")
+    }
+
     #[test]
     fn port_pool_rejects_empty_ranges() {
         assert!(matches!(
@@ -179,21 +193,19 @@ mod tests {
 
     #[tokio::test]
     async fn port_pool_runs_out_and_reuses_released_ports() {
-        let pool = PortPool::new(31730, 31732).unwrap();
+        let min = free_block(3);
+        let pool = PortPool::new(min, min + 2).unwrap();
         let mut held = Vec::new();
         for _ in 0..3 {
             held.push(pool.bind(LOCALHOST).await.unwrap());
         }
         let mut ports: Vec<u16> = held.iter().map(|(_, p)| *p).collect();
         ports.sort_unstable();
-        assert_eq!(ports, [31730, 31731, 31732]);
+        assert_eq!(ports, [min, min + 1, min + 2]);
         assert_eq!(pool.leased(), 3);
         assert!(matches!(
             pool.bind(LOCALHOST).await,
-            Err(GameError::Exhausted {
-                min: 31730,
-                max: 31732
-            })
+            Err(GameError::Exhausted { min: m, max: x }) if (m, x) == (min, min + 2)
         ));
 
         // The server on the middle port ends: its socket closes and its port comes back.
@@ -208,10 +220,11 @@ mod tests {
 
     #[tokio::test]
     async fn port_pool_skips_ports_held_by_another_process() {
-        let pool = PortPool::new(31740, 31741).unwrap();
-        let squatter = std::net::UdpSocket::bind((LOCALHOST, 31740)).unwrap();
+        let min = free_block(2);
+        let pool = PortPool::new(min, min + 1).unwrap();
+        let squatter = std::net::UdpSocket::bind((LOCALHOST, min)).unwrap();
         let (_socket, port) = pool.bind(LOCALHOST).await.unwrap();
-        assert_eq!(port, 31741);
+        assert_eq!(port, min + 1);
         // The held port is not leased, so it is tried again once it is let go.
         assert!(matches!(
             pool.bind(LOCALHOST).await,
@@ -220,7 +233,7 @@ mod tests {
         assert_eq!(pool.leased(), 1);
         drop(squatter);
         let (_socket, port) = pool.bind(LOCALHOST).await.unwrap();
-        assert_eq!(port, 31740);
+        assert_eq!(port, min);
         assert_eq!(pool.leased(), 2);
     }
 
