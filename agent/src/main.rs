@@ -4,19 +4,22 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use upsoak_agent::{cli, exit};
+use upsoak_agent::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = cli::Args::parse();
     upsoak_common::telemetry::init("info");
-    match args.run().await {
+    match args.execute().await {
         Ok(out) => {
-            print!("{out}");
-            ExitCode::from(exit::PASS)
+            print!("{}", out.text);
+            ExitCode::from(out.code)
         }
         Err(e) => {
             eprintln!("error: {}", e.message);
+            for cause in &e.causes {
+                eprintln!("  caused by: {cause}");
+            }
             ExitCode::from(e.code)
         }
     }

@@ -1,0 +1,38 @@
+//! What the agent reads of the Wanderer (the sidecar) through Prometheus: its generation, whose
+//! every change is a transition; the configuration it observed installed; and when its last
+//! transition went live. Baselines and transitions read the configuration through the same
+//! [`configuration`], so both record the same labels.
+
+use std::collections::BTreeMap;
+
+use crate::Result;
+use crate::prom::Querier;
+
+/// The Wanderer's transition counter.
+pub const GENERATION: &str = "upsoak_wanderer_generation";
+
+/// The configuration the Wanderer observed installed, as an info metric (labels `version`,
+/// `feature_gates`, `tunables`; value 1).
+pub const CONFIG_INFO: &str = "upsoak_wanderer_config_info";
+
+/// When the Wanderer's last transition went live (unix seconds).
+pub const TRANSITION_TIME: &str = "max(upsoak_wanderer_last_transition_timestamp_seconds)";
+
+/// Labels that say where Prometheus scraped a series, not what the Wanderer observed: they
+/// change when the sidecar's pod moves, so they are no part of a configuration.
+const TARGET_LABELS: [&str; 3] = ["__name__", "instance", "job"];
+
+/// The Wanderer's configuration at `at`: every label of its info metric except the target's
+/// ([`TARGET_LABELS`]); empty when the sidecar exports none.
+pub async fn configuration<Q: Querier>(q: &Q, at: i64) -> Result<BTreeMap<String, String>> {
+    let mut labels = q
+        .labels_at(CONFIG_INFO, at)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    for l in TARGET_LABELS {
+        labels.remove(l);
+    }
+    Ok(labels)
+}
