@@ -8,11 +8,16 @@
 //! - [`gameserver`]: `GameServer`, its spec, status and [`GameServerState`].
 //! - [`allocation`]: `GameServerAllocation`, create-only, answered with its status.
 //! - [`metrics`]: metric names and label values as Agones exports them.
+//! - [`release`]: what an install chooses and how releases are described: the [`Install`] wire
+//!   type shared by `upsoak-chaos` and `upsoak-sim`, gate [`Stage`]s, Helm's gate query string
+//!   ([`release::to_query`], [`release::parse_query`]), tunables, Kubernetes ranges, and the
+//!   gate-name and version rules.
 
 pub mod allocation;
 pub mod fleet;
 pub mod gameserver;
 pub mod metrics;
+pub mod release;
 
 pub use allocation::{
     AllocationState, GameServerAllocation, GameServerAllocationSpec, GameServerAllocationStatus,
@@ -23,6 +28,7 @@ pub use gameserver::{
     GameServer, GameServerPort, GameServerSpec, GameServerState, GameServerStatus,
     GameServerStatusPort, Health,
 };
+pub use release::{Install, KubeRange, Stage, TunableSpec, TunableValue};
 
 /// The label Agones puts on every GameServer of a Fleet, naming the Fleet.
 pub const FLEET_LABEL: &str = "agones.dev/fleet";

@@ -1,0 +1,212 @@
+//! The names of the metrics the sidecar exports and the Monitor (agent) queries: one home, so a
+//! rename on one side cannot silently break the other.
+//!
+//! `prometheus-client` registers a counter under its bare name and appends `_total` when it
+//! encodes, so every counter has two constants: the registration name (`TRANSITIONS`, given to
+//! `Registry::register`) and the exposed series name (`TRANSITIONS_TOTAL`, what a PromQL query
+//! names). Histograms are exposed as `<name>_bucket`, `<name>_sum` and `<name>_count`; gauges
+//! under their registration name.
+
+/// Declares a counter's registration name and its exposed `_total` series name.
+macro_rules! counter {
+    ($(#[$doc:meta])* $name:ident, $total:ident, $lit:literal) => {
+        $(#[$doc])*
+        ///
+        /// The registration name; Prometheus sees the series
+        #[doc = concat!("`", $lit, "_total`.")]
+        pub const $name: &str = $lit;
+        #[doc = concat!("The series `", $lit, "` is exposed as (a counter gets `_total` at encode time).")]
+        pub const $total: &str = concat!($lit, "_total");
+    };
+}
+
+/// The Wanderer's metrics (`upsoak-chaos run`, component `wanderer`).
+pub mod wanderer {
+    /// Gauge: steps of the walk taken so far. It changes at every transition, so the Monitor
+    /// detects a transition by a change of this value, and a baseline window is steady only if
+    /// it does not change inside it.
+    pub const GENERATION: &str = "upsoak_wanderer_generation";
+
+    /// Gauge, value 1: the configuration observed installed, as labels [`VERSION_LABEL`],
+    /// [`FEATURE_GATES_LABEL`] and [`TUNABLES_LABEL`]. Cleared before it is set, so exactly one
+    /// series exists at a time.
+    pub const CONFIG_INFO: &str = "upsoak_wanderer_config_info";
+    /// Label of [`CONFIG_INFO`]: the installed Agones release, e.g. `1.60.0`.
+    pub const VERSION_LABEL: &str = "version";
+    /// Label of [`CONFIG_INFO`]: every gate as Helm's query string, `A=true&B=false`.
+    pub const FEATURE_GATES_LABEL: &str = "feature_gates";
+    /// Label of [`CONFIG_INFO`]: every tunable as `name=value`, joined by `&`.
+    pub const TUNABLES_LABEL: &str = "tunables";
+
+    counter!(
+        /// Counter: transitions by observed result (label `result`: `applied`, `failed`,
+        /// `indeterminate`, `observed`).
+        TRANSITIONS,
+        TRANSITIONS_TOTAL,
+        "upsoak_wanderer_transitions"
+    );
+
+    /// Histogram: time from a transition's intent to its observed outcome.
+    pub const TRANSITION_DURATION_SECONDS: &str = "upsoak_wanderer_transition_duration_seconds";
+
+    /// Gauge: unix time of the last transition's outcome. The Monitor takes the `max` of it as
+    /// the moment a transition went live.
+    pub const LAST_TRANSITION_TIMESTAMP_SECONDS: &str =
+        "upsoak_wanderer_last_transition_timestamp_seconds";
+
+    /// Gauge: covered share of the pairs of each kind (label `kind`: `version_pairs`,
+    /// `gate_version`, `gate_pairs`).
+    pub const COVERAGE_RATIO: &str = "upsoak_wanderer_coverage_ratio";
+
+    /// Gauge: unix time the next transition is scheduled for.
+    pub const NEXT_TRANSITION_TIMESTAMP_SECONDS: &str =
+        "upsoak_wanderer_next_transition_timestamp_seconds";
+}
+
+/// The Producer's metrics (`upsoak-chaos run`, component `producer`).
+pub mod producer {
+    counter!(
+        /// Counter: allocations the producer started, by `result` (`Allocated`, `UnAllocated`,
+        /// `Contention` or an error kind). SLOs on allocation success query this.
+        ALLOCATIONS,
+        ALLOCATIONS_TOTAL,
+        "upsoak_producer_allocations"
+    );
+
+    /// Histogram: allocation latency from the scheduled start (open model), by `result`.
+    pub const ALLOCATION_DURATION_SECONDS: &str = "upsoak_producer_allocation_duration_seconds";
+
+    counter!(
+        /// Counter: Fleet scale requests, by `result`.
+        FLEET_SCALE,
+        FLEET_SCALE_TOTAL,
+        "upsoak_producer_fleet_scale"
+    );
+
+    counter!(
+        /// Counter: game protocol commands sent in sessions, by `op` and `result`.
+        SESSION_OPS,
+        SESSION_OPS_TOTAL,
+        "upsoak_producer_session_ops"
+    );
+
+    /// Histogram: round trip of game protocol commands, by `op`.
+    pub const SESSION_OP_DURATION_SECONDS: &str = "upsoak_producer_session_op_duration_seconds";
+
+    counter!(
+        /// Counter: scheduled allocations not started because the in-flight limit was reached.
+        DROPPED,
+        DROPPED_TOTAL,
+        "upsoak_producer_dropped"
+    );
+
+    /// Gauge: allocations in flight.
+    pub const IN_FLIGHT: &str = "upsoak_producer_in_flight";
+
+    /// Gauge: game sessions being played.
+    pub const SESSIONS_ACTIVE: &str = "upsoak_producer_sessions_active";
+
+    /// Gauge: allocation latency percentiles of the last completed window (HdrHistogram), by
+    /// `quantile` (`0.5`, `0.9`, `0.99`, `0.999`, `1`).
+    pub const ALLOCATION_WINDOW_LATENCY_SECONDS: &str =
+        "upsoak_producer_allocation_window_latency_seconds";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::metrics::histogram::Histogram;
+    use prometheus_client::registry::Registry;
+
+    use crate::exposition::{Format, encode};
+
+    /// Registers one metric per name, the way the sidecar does, and encodes the registry.
+    fn exposed(format: Format) -> Result<String, std::fmt::Error> {
+        let mut r = Registry::default();
+        for name in [wanderer::TRANSITIONS, producer::ALLOCATIONS] {
+            let c: Counter = Counter::default();
+            c.inc();
+            r.register(name, "test", c);
+        }
+        let g: Gauge = Gauge::default();
+        g.set(3);
+        r.register(wanderer::GENERATION, "test", g);
+        let h = Histogram::new([1.0]);
+        h.observe(0.5);
+        r.register(wanderer::TRANSITION_DURATION_SECONDS, "test", h);
+        encode(&r, format)
+    }
+
+    #[test]
+    fn counters_are_exposed_under_their_total_series() -> Result<(), std::fmt::Error> {
+        for format in [Format::OpenMetrics, Format::PrometheusText] {
+            let text = exposed(format)?;
+            for series in [wanderer::TRANSITIONS_TOTAL, producer::ALLOCATIONS_TOTAL] {
+                assert!(text.contains(&format!("\n{series} 1")), "{series}: {text}");
+            }
+            assert!(
+                text.contains(&format!("\n{} 3", wanderer::GENERATION)),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "\n{}_count 1",
+                    wanderer::TRANSITION_DURATION_SECONDS
+                )),
+                "{text}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn total_series_is_the_registration_name_plus_total() {
+        let pairs = [
+            (wanderer::TRANSITIONS, wanderer::TRANSITIONS_TOTAL),
+            (producer::ALLOCATIONS, producer::ALLOCATIONS_TOTAL),
+            (producer::FLEET_SCALE, producer::FLEET_SCALE_TOTAL),
+            (producer::SESSION_OPS, producer::SESSION_OPS_TOTAL),
+            (producer::DROPPED, producer::DROPPED_TOTAL),
+        ];
+        for (name, series) in pairs {
+            assert_eq!(format!("{name}_total"), series);
+        }
+    }
+
+    #[test]
+    fn names_follow_the_component_convention() {
+        let wanderer = [
+            wanderer::GENERATION,
+            wanderer::CONFIG_INFO,
+            wanderer::TRANSITIONS,
+            wanderer::TRANSITION_DURATION_SECONDS,
+            wanderer::LAST_TRANSITION_TIMESTAMP_SECONDS,
+            wanderer::COVERAGE_RATIO,
+            wanderer::NEXT_TRANSITION_TIMESTAMP_SECONDS,
+        ];
+        let producer = [
+            producer::ALLOCATIONS,
+            producer::ALLOCATION_DURATION_SECONDS,
+            producer::FLEET_SCALE,
+            producer::SESSION_OPS,
+            producer::SESSION_OP_DURATION_SECONDS,
+            producer::DROPPED,
+            producer::IN_FLIGHT,
+            producer::SESSIONS_ACTIVE,
+            producer::ALLOCATION_WINDOW_LATENCY_SECONDS,
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for n in wanderer {
+            assert!(n.starts_with("upsoak_wanderer_"), "{n}");
+            assert!(seen.insert(n), "{n} twice");
+        }
+        for n in producer {
+            assert!(n.starts_with("upsoak_producer_"), "{n}");
+            assert!(seen.insert(n), "{n} twice");
+        }
+        // Registration names never carry the suffix the encoder adds.
+        assert!(seen.iter().all(|n| !n.ends_with("_total")));
+    }
+}
