@@ -11,54 +11,23 @@ use crate::history::History;
 use crate::prom::PromQuerier;
 use crate::report;
 use crate::spec::Specs;
+use upsoak_common::cli::CliError;
 
 pub mod monitor;
 
 pub use monitor::RunArgs;
 
-/// An error with the exit code it means: a headline, then the causes, outermost first.
-#[derive(Debug)]
-pub struct CliError {
-    pub code: u8,
-    pub message: String,
-    pub causes: Vec<String>,
-}
-
-impl CliError {
-    /// An error whose headline is `e` and whose causes are `e`'s sources.
-    pub fn from_error(code: u8, e: &(dyn std::error::Error + 'static)) -> CliError {
-        let mut causes = Vec::new();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            causes.push(c.to_string());
-            cause = c.source();
-        }
-        CliError {
-            code,
-            message: e.to_string(),
-            causes,
-        }
-    }
-
-    /// `e` under a headline of its own.
-    pub fn context(code: u8, message: String, e: &(dyn std::error::Error + 'static)) -> CliError {
-        let mut inner = CliError::from_error(code, e);
-        inner.causes.insert(0, inner.message);
-        inner.message = message;
-        inner
-    }
-}
-
 fn bad(message: impl Into<String>) -> CliError {
-    CliError {
-        code: exit::BAD_INPUT,
-        message: message.into(),
-        causes: Vec::new(),
-    }
+    CliError::bad_input(message)
 }
 
-fn bad_error(e: &(dyn std::error::Error + 'static)) -> CliError {
-    CliError::from_error(exit::BAD_INPUT, e)
+/// An error with exit `code`: its message is the headline, its sources the `caused by:` lines.
+fn failed(code: u8, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
+    CliError::new(code, e.to_string()).with_source(e)
+}
+
+fn bad_error(e: impl std::error::Error + Send + Sync + 'static) -> CliError {
+    failed(exit::BAD_INPUT, e)
 }
 
 /// What a subcommand printed, and the exit code it means.
@@ -214,7 +183,7 @@ impl Args {
                     },
             } => {
                 let token = prometheus_token(prometheus_token_file.as_deref())?;
-                let q = PromQuerier::new(&prometheus, token.as_deref()).map_err(|e| bad_error(&e))?;
+                let q = PromQuerier::new(&prometheus, token.as_deref()).map_err(bad_error)?;
                 record_baseline(&q, &from, &to, step, &specs, &out)
                     .await
                     .map(Output::pass)
@@ -225,7 +194,7 @@ impl Args {
 
 /// `check-config FILE`.
 pub fn check_config(file: &Path) -> Result<String, CliError> {
-    let specs = Specs::load(file).map_err(|e| bad_error(&e))?;
+    let specs = Specs::load(file).map_err(bad_error)?;
     let mut out = format!(
         "{}: {} SLOs in {} groups (spec hash {})\n",
         file.display(),
@@ -282,11 +251,11 @@ fn prometheus_token(file: Option<&Path>) -> Result<Option<String>, CliError> {
         return Ok(None);
     };
     std::fs::read_to_string(file).map(Some).map_err(|e| {
-        CliError::context(
-            exit::BAD_INPUT,
-            format!("cannot read --prometheus-token-file `{}`", file.display()),
-            &e,
-        )
+        CliError::bad_input(format!(
+            "cannot read --prometheus-token-file `{}`",
+            file.display()
+        ))
+        .with_source(e)
     })
 }
 
@@ -308,7 +277,7 @@ pub async fn record_baseline(
     if step.is_zero() {
         return Err(bad("--step must be above zero"));
     }
-    let specs = Specs::load(specs).map_err(|e| bad_error(&e))?;
+    let specs = Specs::load(specs).map_err(bad_error)?;
     let b = baseline::record(q, &specs, from, to, step.as_secs_f64())
         .await
         .map_err(|e| {
@@ -317,11 +286,10 @@ pub async fn record_baseline(
                 Error::Query { .. } => exit::INCONCLUSIVE,
                 _ => exit::BAD_INPUT,
             };
-            CliError::from_error(code, &e)
+            failed(code, e)
         })?;
     // The agent could not write its own output: a runtime failure, not a regression.
-    b.save(out)
-        .map_err(|e| CliError::from_error(exit::RUNTIME_FAILURE, &e))?;
+    b.save(out).map_err(|e| failed(exit::RUNTIME_FAILURE, e))?;
     let mut text = format!(
         "baseline of {} SLOs over {}..{} ({} s step) written to {}\n",
         b.slos.len(),
@@ -341,7 +309,7 @@ pub async fn record_baseline(
 
 /// `report --state-dir D --format F`: the text, and the exit code of the overall verdict.
 pub fn report(state_dir: &Path, format: &str) -> Result<Output, CliError> {
-    let h = History::load(state_dir).map_err(|e| bad_error(&e))?;
+    let h = History::load(state_dir).map_err(bad_error)?;
     let text = match format {
         "text" => report::text(&h),
         "json" => report::json(&h),
@@ -365,11 +333,11 @@ pub fn export_rules(
     format: RulesFormat,
     namespace: &str,
 ) -> Result<String, CliError> {
-    let specs = Specs::load(specs).map_err(|e| bad_error(&e))?;
+    let specs = Specs::load(specs).map_err(bad_error)?;
     let base = baseline
         .map(Baseline::load)
         .transpose()
-        .map_err(|e| bad_error(&e))?;
+        .map_err(bad_error)?;
     Ok(match format {
         RulesFormat::Rules => crate::rules::export(&specs, base.as_ref()),
         RulesFormat::PrometheusRule => {

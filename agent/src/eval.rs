@@ -54,7 +54,7 @@ pub async fn detect<Q: Querier>(q: &Q, h: &mut History, now: i64) -> crate::Resu
             // this slot noticed it (a scrape and a slot later); `now` when it does not say.
             let floor = h.transitions.last().map_or(i64::MIN, |t| t.at);
             let at = q
-                .range(wanderer::TRANSITION_TIME, now - 1, now, 1.0)
+                .range(&wanderer::transition_time_query(), now - 1, now, 1.0)
                 .await
                 .ok()
                 .and_then(|s| s.last().map(|(_, v)| *v))
@@ -460,10 +460,7 @@ mod tests {
         let again: History = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
         assert_eq!(again, h);
         // The slow group's slot completes it, at a 10 s step.
-        assert_eq!(
-            judge_due(&q, &j, &mut h, 1080, &slow).await.judged,
-            vec![0]
-        );
+        assert_eq!(judge_due(&q, &j, &mut h, 1080, &slow).await.judged, vec![0]);
         assert_eq!(
             h.progress(),
             (None, 1, 1, 0),
@@ -490,7 +487,7 @@ mod tests {
     }
 
     /// One value per expression, for the bookkeeping of `detect`.
-    struct Values(BTreeMap<&'static str, f64>);
+    struct Values(BTreeMap<String, f64>);
 
     impl Querier for Values {
         async fn range(
@@ -518,9 +515,9 @@ mod tests {
     async fn a_transition_is_anchored_on_when_the_sidecar_says_it_went_live() {
         let mut h = History::default();
         let q = |g: f64, live: Option<f64>| {
-            let mut m = BTreeMap::from([(wanderer::GENERATION, g)]);
+            let mut m = BTreeMap::from([(wanderer::GENERATION.to_owned(), g)]);
             if let Some(t) = live {
-                m.insert(wanderer::TRANSITION_TIME, t);
+                m.insert(wanderer::transition_time_query(), t);
             }
             Values(m)
         };

@@ -208,7 +208,9 @@ impl AgentMetrics {
     fn export_evidence(&self, v: &SloVerdict) {
         let e = &v.evidence;
         let l = slo_labels(&v.group, &v.slo);
-        self.value.get_or_create(&l).set(e.value.unwrap_or(f64::NAN));
+        self.value
+            .get_or_create(&l)
+            .set(e.value.unwrap_or(f64::NAN));
         self.baseline
             .get_or_create(&l)
             .set(e.baseline.unwrap_or(f64::NAN));
@@ -462,7 +464,11 @@ pub struct AlertsDelivered {
 
 impl AlertsDelivered {
     pub fn emit(&self, m: &AgentMetrics) {
-        tracing::debug!(alerts = self.alerts, queued = self.queued, "alerts delivered");
+        tracing::debug!(
+            alerts = self.alerts,
+            queued = self.queued,
+            "alerts delivered"
+        );
         m.alerts_sent.inc_by(self.alerts);
         m.alerts_queued.set(self.queued as i64);
     }
@@ -478,7 +484,9 @@ pub struct AlertsDeferred<'a> {
 impl AlertsDeferred<'_> {
     pub fn emit(&self, m: &AgentMetrics) {
         match self.why {
-            Some(why) => tracing::warn!(error = %why, queued = self.queued, "alerts not delivered; will retry"),
+            Some(why) => {
+                tracing::warn!(error = %why, queued = self.queued, "alerts not delivered; will retry")
+            }
             None => tracing::debug!(queued = self.queued, "alerts wait for the backoff"),
         }
         m.alerts_queued.set(self.queued as i64);

@@ -59,17 +59,11 @@ pub mod webhook;
 
 pub use error::{Error, Result};
 
-/// Exit codes of `upsoak-agent`.
+/// Exit codes of `upsoak-agent`: the workspace's ([`upsoak_common::exit`]), with the agent's
+/// name for success.
 pub mod exit {
-    /// Every judged SLO passed.
-    pub const PASS: u8 = 0;
-    /// At least one SLO failed: a regression.
-    pub const FAIL: u8 = 1;
-    /// Bad input: a file, flag or configuration.
-    pub const BAD_INPUT: u8 = 2;
-    /// Nothing failed, but something could not be judged.
-    pub const INCONCLUSIVE: u8 = 3;
-    /// The agent itself failed (cannot listen, cannot write its state): no verdict. A crash is
-    /// not a regression.
-    pub const RUNTIME_FAILURE: u8 = 4;
+    pub use upsoak_common::exit::*;
+
+    /// Every judged SLO passed (the workspace's [`OK`]).
+    pub const PASS: u8 = OK;
 }

@@ -16,10 +16,7 @@ async fn main() -> ExitCode {
             ExitCode::from(out.code)
         }
         Err(e) => {
-            eprintln!("error: {}", e.message);
-            for cause in &e.causes {
-                eprintln!("  caused by: {cause}");
-            }
+            upsoak_common::cli::print_error(&e);
             ExitCode::from(e.code)
         }
     }

@@ -21,12 +21,12 @@ use crate::events::{
 use crate::grafana::Grafana;
 use crate::history::History;
 use crate::prom::Querier;
-use crate::server::Readiness;
 use crate::sinks::{self, AlertSender};
 use crate::slots::{Due, Slots};
 use crate::spec::{Specs, Verdict};
 use crate::time::{Clock, rfc3339};
 use crate::webhook::Inbox;
+use upsoak_common::ops::Health;
 
 /// The spec file and a flag that asks the loop to reload it at its next wake (SIGHUP sets it).
 #[derive(Clone, Debug)]
@@ -75,7 +75,7 @@ pub struct MonitorConfig {
 /// Prometheus has answered.
 pub struct Outputs<'a> {
     pub metrics: &'a AgentMetrics,
-    pub ready: &'a Readiness,
+    pub ready: &'a Health,
 }
 
 /// Runs until `shutdown` or `max_judged`; returns the history (its overall verdict is the run's).

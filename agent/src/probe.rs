@@ -75,10 +75,7 @@ pub async fn client(server: Option<&str>) -> crate::Result<kube::Client> {
         }
     }
     let mut config = match server {
-        Some(url) => kube::Config::new(
-            url.parse()
-                .map_err(kube(format!("`{url}` is not a URL")))?,
-        ),
+        Some(url) => kube::Config::new(url.parse().map_err(kube(format!("`{url}` is not a URL")))?),
         None => kube::Config::infer()
             .await
             .map_err(kube("no Kubernetes configuration".to_owned()))?,

@@ -5,18 +5,17 @@
 
 use std::collections::BTreeMap;
 
+use upsoak_common::names::wanderer::LAST_TRANSITION_TIMESTAMP_SECONDS;
+pub use upsoak_common::names::wanderer::{CONFIG_INFO, GENERATION};
+
 use crate::Result;
 use crate::prom::Querier;
 
-/// The Wanderer's transition counter.
-pub const GENERATION: &str = "upsoak_wanderer_generation";
-
-/// The configuration the Wanderer observed installed, as an info metric (labels `version`,
-/// `feature_gates`, `tunables`; value 1).
-pub const CONFIG_INFO: &str = "upsoak_wanderer_config_info";
-
-/// When the Wanderer's last transition went live (unix seconds).
-pub const TRANSITION_TIME: &str = "max(upsoak_wanderer_last_transition_timestamp_seconds)";
+/// When the Wanderer's last transition went live (unix seconds): one number even if two
+/// sidecars were scraped.
+pub fn transition_time_query() -> String {
+    format!("max({LAST_TRANSITION_TIMESTAMP_SECONDS})")
+}
 
 /// Labels that say where Prometheus scraped a series, not what the Wanderer observed: they
 /// change when the sidecar's pod moves, so they are no part of a configuration.

@@ -69,7 +69,8 @@ impl Inbox {
             .map(|v| {
                 v.iter()
                     .filter(|a| {
-                        a.labels.get("alertname").map(String::as_str) != Some(crate::sinks::ALERT_NAME)
+                        a.labels.get("alertname").map(String::as_str)
+                            != Some(crate::sinks::ALERT_NAME)
                     })
                     .filter(|a| a.overlaps(from, to))
                     .cloned()

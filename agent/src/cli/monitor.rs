@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{CliError, Output, bad, bad_error, maybe_path, non_empty, prometheus_token};
+use upsoak_common::cli::CliError;
+
+use super::{Output, bad, bad_error, failed, maybe_path, non_empty, prometheus_token};
 use crate::baseline::Baseline;
 use crate::eval::JudgeSettings;
 use crate::events::{AgentMetrics, ProbeMetrics};
@@ -18,10 +20,10 @@ use crate::grafana::Grafana;
 use crate::monitor::{MonitorConfig, Outputs, Reload};
 use crate::prom::PromQuerier;
 use crate::report;
-use crate::server::Readiness;
 use crate::spec::Specs;
 use crate::time::SystemClock;
 use crate::webhook::Inbox;
+use upsoak_common::ops::Health;
 
 /// How long the server, the probes and the SIGHUP reloader may take to stop.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -88,8 +90,8 @@ pub struct RunArgs {
 }
 
 /// A runtime failure: the agent itself failed, whatever the SLOs did.
-fn runtime(message: String, e: &(dyn std::error::Error + 'static)) -> CliError {
-    CliError::context(exit::RUNTIME_FAILURE, message, e)
+fn runtime(message: String, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
+    CliError::runtime(message).with_source(e)
 }
 
 /// Asks for a reload of the specs on every SIGHUP, until `shutdown`.
@@ -99,7 +101,7 @@ fn reload_on_sighup(
 ) -> Result<JoinHandle<()>, CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())
-        .map_err(|e| runtime("cannot listen for SIGHUP".to_owned(), &e))?;
+        .map_err(|e| runtime("cannot listen for SIGHUP".to_owned(), e))?;
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -118,10 +120,10 @@ fn reload_on_sighup(
 async fn stopped<T>(name: &str, task: JoinHandle<T>, deadline: Duration) -> Result<T, CliError> {
     match tokio::time::timeout(deadline, task).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(runtime(format!("the {name} task failed"), &e)),
+        Ok(Err(e)) => Err(runtime(format!("the {name} task failed"), e)),
         Err(e) => Err(runtime(
             format!("the {name} task did not stop within {deadline:?}"),
-            &e,
+            e,
         )),
     }
 }
@@ -159,29 +161,26 @@ fn grafana(o: &RunArgs) -> Result<Option<Grafana>, CliError> {
     ) {
         (Some(url), Some(file)) => {
             let token = std::fs::read_to_string(file).map_err(|e| {
-                CliError::context(
-                    exit::BAD_INPUT,
-                    format!("cannot read --grafana-token-file `{}`", file.display()),
-                    &e,
-                )
+                CliError::bad_input(format!(
+                    "cannot read --grafana-token-file `{}`",
+                    file.display()
+                ))
+                .with_source(e)
             })?;
             Ok(Some(Grafana::new(url, token.trim())))
         }
         (Some(_), None) => Err(bad("--grafana needs --grafana-token-file")),
-        (None, _) => Ok(o.annotations_file.as_deref().map(|p| {
-            println!("no --grafana: annotations are recorded in {}", p.display());
-            Grafana::recording(p)
-        })),
+        (None, _) => Ok(o.annotations_file.as_deref().map(Grafana::recording)),
     }
 }
 
 /// `run`: serves /metrics and judges transitions until stopped; the overall verdict is the
 /// exit code.
 pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, CliError> {
-    let specs = Specs::load(&o.specs).map_err(|e| bad_error(&e))?;
+    let specs = Specs::load(&o.specs).map_err(bad_error)?;
     let baseline = match &o.baseline {
         Some(p) => {
-            let b = Baseline::load(p).map_err(|e| bad_error(&e))?;
+            let b = Baseline::load(p).map_err(bad_error)?;
             if b.spec_hash != specs.hash {
                 tracing::warn!(baseline = %p.display(), "the baseline was recorded for other SLO specs; SLOs it lacks are judged on objectives only");
             }
@@ -190,26 +189,35 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         None => None,
     };
     let judge = judge_settings(&o, &specs)?;
+    let token = prometheus_token(o.prometheus_token_file.as_deref())?;
+    let q = PromQuerier::new(&o.prometheus, token.as_deref()).map_err(bad_error)?;
+    let grafana = grafana(&o)?;
+    let kube = match o.probes {
+        true => Some(
+            crate::probe::client(o.kube_server.as_deref())
+                .await
+                .map_err(bad_error)?,
+        ),
+        false => None,
+    };
+    // Every input is checked before the agent listens: bad input runs nothing.
     let listener = tokio::net::TcpListener::bind(&o.listen)
         .await
-        .map_err(|e| runtime(format!("cannot listen on `{}`", o.listen), &e))?;
+        .map_err(|e| runtime(format!("cannot listen on `{}`", o.listen), e))?;
     let addr = listener
         .local_addr()
-        .map_err(|e| runtime(format!("no local address for `{}`", o.listen), &e))?;
+        .map_err(|e| runtime(format!("no local address for `{}`", o.listen), e))?;
     println!("listening on http://{addr}");
-    let token = prometheus_token(o.prometheus_token_file.as_deref())?;
-    let grafana = grafana(&o)?;
-    let q = PromQuerier::new(&o.prometheus, token.as_deref()).map_err(|e| bad_error(&e))?;
+    if let (None, Some(p)) = (non_empty(o.grafana.as_deref()), &o.annotations_file) {
+        println!("no --grafana: annotations are recorded in {}", p.display());
+    }
     let metrics = AgentMetrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
     let mut tasks: Vec<(&str, JoinHandle<()>)> = Vec::new();
-    if o.probes {
+    if let Some(client) = kube {
         let probe_metrics = ProbeMetrics::default();
         probe_metrics.register(&mut registry);
-        let client = crate::probe::client(o.kube_server.as_deref())
-            .await
-            .map_err(|e| bad_error(&e))?;
         tasks.push((
             "probe",
             tokio::spawn(crate::probe::run(
@@ -222,7 +230,7 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
     }
     registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
     let inbox = Inbox::default();
-    let ready = Readiness::default();
+    let ready = Health::new();
     let mut server = tokio::spawn(crate::server::serve(
         listener,
         registry,
@@ -231,7 +239,10 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         shutdown.clone(),
     ));
     let reload = Reload::new(&o.specs);
-    tasks.push(("SIGHUP", reload_on_sighup(reload.clone(), shutdown.clone())?));
+    tasks.push((
+        "SIGHUP",
+        reload_on_sighup(reload.clone(), shutdown.clone())?,
+    ));
     let cfg = MonitorConfig {
         specs,
         baseline,
@@ -257,22 +268,22 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         Ok(h) => {
             stopped("HTTP server", server, STOP_DEADLINE)
                 .await?
-                .map_err(|e| runtime("the HTTP server failed".to_owned(), &e))?;
+                .map_err(|e| runtime("the HTTP server failed".to_owned(), e))?;
             h
         }
         Err(joined) => {
             let e = match joined {
                 Ok(Ok(())) => std::io::Error::other("it stopped before the loop"),
                 Ok(Err(e)) => e,
-                Err(e) => return Err(runtime("the HTTP server task failed".to_owned(), &e)),
+                Err(e) => return Err(runtime("the HTTP server task failed".to_owned(), e)),
             };
-            return Err(runtime("the HTTP server failed".to_owned(), &e));
+            return Err(runtime("the HTTP server failed".to_owned(), e));
         }
     };
     for (name, task) in tasks {
         stopped(name, task, STOP_DEADLINE).await?;
     }
-    let history = history.map_err(|e| CliError::from_error(exit::RUNTIME_FAILURE, &e))?;
+    let history = history.map_err(|e| failed(exit::RUNTIME_FAILURE, e))?;
     Ok(Output {
         text: report::text(&history),
         code: report::exit_code(history.overall()),

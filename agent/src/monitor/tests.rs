@@ -148,7 +148,11 @@ impl Querier for FakePrometheus {
             .collect())
     }
 
-    async fn labels_at(&self, expr: &str, time: i64) -> crate::Result<Vec<BTreeMap<String, String>>> {
+    async fn labels_at(
+        &self,
+        expr: &str,
+        time: i64,
+    ) -> crate::Result<Vec<BTreeMap<String, String>>> {
         self.check_up(expr)?;
         Ok(value_at(&self.versions, time)
             .map(|v| {
@@ -206,9 +210,9 @@ async fn run_to_end(
     cfg: MonitorConfig,
     q: &FakePrometheus,
     clock: &ScriptClock,
-) -> (History, String, Readiness) {
+) -> (History, String, Health) {
     let metrics = AgentMetrics::default();
-    let ready = Readiness::default();
+    let ready = Health::new();
     let outputs = Outputs {
         metrics: &metrics,
         ready: &ready,
@@ -245,11 +249,26 @@ async fn groups_run_on_their_own_slots_and_a_suspension_counts_the_missed_ones()
     for (series, want) in [
         ("upsoak_agent_evaluations_total{group=\"fast\"}", Some(17.0)),
         ("upsoak_agent_evaluations_total{group=\"slow\"}", Some(4.0)),
-        ("upsoak_agent_missed_evaluations_total{group=\"fast\"}", Some(3.0)),
-        ("upsoak_agent_missed_evaluations_total{group=\"slow\"}", None),
-        ("upsoak_agent_slo_current{group=\"fast\",slo=\"a\"}", Some(1.0)),
-        ("upsoak_agent_slo_current{group=\"slow\",slo=\"b\"}", Some(0.5)),
-        ("upsoak_agent_slo_health{group=\"slow\",slo=\"b\"}", Some(1.0)),
+        (
+            "upsoak_agent_missed_evaluations_total{group=\"fast\"}",
+            Some(3.0),
+        ),
+        (
+            "upsoak_agent_missed_evaluations_total{group=\"slow\"}",
+            None,
+        ),
+        (
+            "upsoak_agent_slo_current{group=\"fast\",slo=\"a\"}",
+            Some(1.0),
+        ),
+        (
+            "upsoak_agent_slo_current{group=\"slow\",slo=\"b\"}",
+            Some(0.5),
+        ),
+        (
+            "upsoak_agent_slo_health{group=\"slow\",slo=\"b\"}",
+            Some(1.0),
+        ),
         ("upsoak_agent_transitions_detected_total", Some(0.0)),
     ] {
         assert_eq!(sample(&shown, series), want, "{series} in:\n{shown}");
@@ -299,19 +318,40 @@ async fn transitions_are_judged_once_and_a_verdict_is_reported_only_when_it_chan
             (4, T0 / 1000 + 27, "1.61.0", Verdict::Pass),
         ]
     );
-    assert_eq!(h.transitions[0].judged.as_ref().unwrap().judged_at, T0 / 1000 + 10);
+    assert_eq!(
+        h.transitions[0].judged.as_ref().unwrap().judged_at,
+        T0 / 1000 + 10
+    );
     assert_eq!(h.overall(), Verdict::Fail);
     // Stopped at the third judgement (34 s), long before the clock's end.
     assert!(clock.now_ms() < T0 + 35_000, "{}", clock.now_ms() - T0);
     let g = "group=\"g\",slo=\"latency\"";
     for (series, want) in [
-        ("upsoak_agent_transitions_detected_total".to_owned(), Some(3.0)),
-        ("upsoak_agent_transitions_judged_total{verdict=\"fail\"}".to_owned(), Some(1.0)),
-        ("upsoak_agent_transitions_judged_total{verdict=\"pass\"}".to_owned(), Some(2.0)),
+        (
+            "upsoak_agent_transitions_detected_total".to_owned(),
+            Some(3.0),
+        ),
+        (
+            "upsoak_agent_transitions_judged_total{verdict=\"fail\"}".to_owned(),
+            Some(1.0),
+        ),
+        (
+            "upsoak_agent_transitions_judged_total{verdict=\"pass\"}".to_owned(),
+            Some(2.0),
+        ),
         // fail, then pass: the third (pass again) is no change.
-        (format!("upsoak_agent_slo_verdict_changes_total{{{g}}}"), Some(2.0)),
-        (format!("upsoak_agent_slo_verdict{{{g},verdict=\"pass\"}}"), Some(1.0)),
-        (format!("upsoak_agent_slo_verdict{{{g},verdict=\"fail\"}}"), Some(0.0)),
+        (
+            format!("upsoak_agent_slo_verdict_changes_total{{{g}}}"),
+            Some(2.0),
+        ),
+        (
+            format!("upsoak_agent_slo_verdict{{{g},verdict=\"pass\"}}"),
+            Some(1.0),
+        ),
+        (
+            format!("upsoak_agent_slo_verdict{{{g},verdict=\"fail\"}}"),
+            Some(0.0),
+        ),
         (format!("upsoak_agent_slo_value{{{g}}}"), Some(0.125)),
     ] {
         assert_eq!(sample(&shown, &series), want, "{series} in:\n{shown}");
@@ -326,11 +366,17 @@ async fn transitions_are_judged_once_and_a_verdict_is_reported_only_when_it_chan
     let (again, shown, _) = run_to_end(config(LATENCY, &dir.0), &q, &clock).await;
     assert_eq!(again.transitions, h.transitions);
     assert_eq!(
-        sample(&shown, &format!("upsoak_agent_slo_verdict{{{g},verdict=\"pass\"}}")),
+        sample(
+            &shown,
+            &format!("upsoak_agent_slo_verdict{{{g},verdict=\"pass\"}}")
+        ),
         Some(1.0),
         "{shown}"
     );
-    assert!(!shown.contains("upsoak_agent_slo_verdict_changes_total{"), "{shown}");
+    assert!(
+        !shown.contains("upsoak_agent_slo_verdict_changes_total{"),
+        "{shown}"
+    );
     assert_eq!(
         sample(&shown, "upsoak_agent_transitions_detected_total"),
         Some(0.0),
@@ -342,11 +388,21 @@ async fn transitions_are_judged_once_and_a_verdict_is_reported_only_when_it_chan
 async fn a_failed_query_is_counted_per_slo_and_readiness_waits_for_the_first_answer() {
     let dir = StateDir::new("down");
     let stop = CancellationToken::new();
-    let ready = Readiness::default();
+    let ready = Health::new();
     let (early, late) = (ready.clone(), ready.clone());
     let clock = ScriptClock::new(60, &stop)
-        .at(3_500, Step::Do(Box::new(move || assert!(!early.is_ready(), "ready while down"))))
-        .at(4_500, Step::Do(Box::new(move || assert!(late.is_ready(), "not ready once up"))));
+        .at(
+            3_500,
+            Step::Do(Box::new(move || {
+                assert!(!early.is_ready(), "ready while down")
+            })),
+        )
+        .at(
+            4_500,
+            Step::Do(Box::new(move || {
+                assert!(late.is_ready(), "not ready once up")
+            })),
+        );
     // Down for the slots at 0..=3 s, and again at 12 s, when the window of generation 2
     // ([7, 12]) is judged: inconclusive, never pass.
     let q = FakePrometheus::on(&clock)
@@ -371,10 +427,19 @@ async fn a_failed_query_is_counted_per_slo_and_readiness_waits_for_the_first_ans
     let g = "group=\"g\",slo=\"latency\"";
     for (series, want) in [
         // Live queries at 0, 1, 2, 3 and 12 s, and the judged window at 12 s.
-        ("upsoak_agent_rule_evaluation_failures_total{group=\"g\"}".to_owned(), Some(6.0)),
-        ("upsoak_agent_wanderer_read_failures_total".to_owned(), Some(5.0)),
+        (
+            "upsoak_agent_rule_evaluation_failures_total{group=\"g\"}".to_owned(),
+            Some(6.0),
+        ),
+        (
+            "upsoak_agent_wanderer_read_failures_total".to_owned(),
+            Some(5.0),
+        ),
         (format!("upsoak_agent_slo_health{{{g}}}"), Some(0.0)),
-        (format!("upsoak_agent_slo_last_error_timestamp_seconds{{{g}}}"), Some((T0 / 1000 + 12) as f64)),
+        (
+            format!("upsoak_agent_slo_last_error_timestamp_seconds{{{g}}}"),
+            Some((T0 / 1000 + 12) as f64),
+        ),
     ] {
         assert_eq!(sample(&shown, &series), want, "{series} in:\n{shown}");
     }
@@ -420,13 +485,22 @@ async fn a_valid_reload_applies_and_an_invalid_one_keeps_the_old_specs() {
     cfg.reload = Some(reload);
     let (_, shown, _) = run_to_end(cfg, &q, &clock).await;
     for (series, want) in [
-        ("upsoak_agent_spec_reloads_total{result=\"failure\"}", Some(1.0)),
-        ("upsoak_agent_spec_reloads_total{result=\"success\"}", Some(1.0)),
+        (
+            "upsoak_agent_spec_reloads_total{result=\"failure\"}",
+            Some(1.0),
+        ),
+        (
+            "upsoak_agent_spec_reloads_total{result=\"success\"}",
+            Some(1.0),
+        ),
         // The old group ran on through the invalid file: every second of 0..=9 s.
         ("upsoak_agent_evaluations_total{group=\"g\"}", Some(10.0)),
         // The new group from its first slot after the reload at 6 s: 6 and 8 s.
         ("upsoak_agent_evaluations_total{group=\"extra\"}", Some(2.0)),
-        ("upsoak_agent_slo_current{group=\"extra\",slo=\"b\"}", Some(2.0)),
+        (
+            "upsoak_agent_slo_current{group=\"extra\",slo=\"b\"}",
+            Some(2.0),
+        ),
     ] {
         assert_eq!(sample(&shown, series), want, "{series} in:\n{shown}");
     }

@@ -1,60 +1,74 @@
-//! Test harness: a real Prometheus on loopback scraping a metrics server the test controls.
+//! Test harness: a real Prometheus and Alertmanager on loopback, a fake sidecar and a metrics
+//! server the test controls, a Grafana stand-in, temporary directories and polling with a
+//! deadline (never a fixed sleep).
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
+use upsoak_common::names::wanderer;
 
-/// Text the test's metrics server serves, changed by the test.
-#[derive(Clone, Default)]
-pub struct Exposition(pub Arc<Mutex<String>>);
+/// A fresh directory under the system's temporary directory, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
 
-impl Exposition {
-    pub fn set(&self, text: &str) {
-        *self.0.lock().unwrap() = text.to_owned();
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("upsoak-agent-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
     }
 }
 
-/// A fake sidecar: the Wanderer's generation and configuration and one latency gauge that
-/// wobbles around `center` (a different value at each scrape, so windows have variance).
-#[derive(Clone, Default)]
-pub struct Sidecar(pub Arc<Mutex<(u64, String, f64, u64)>>);
-
-impl Sidecar {
-    pub fn set(&self, generation: u64, version: &str, center: f64) {
-        let mut s = self.0.lock().unwrap();
-        s.0 = generation;
-        s.1 = version.to_owned();
-        s.2 = center;
-    }
-
-    fn render(&self) -> String {
-        let mut s = self.0.lock().unwrap();
-        s.3 += 1;
-        let wobble = 1.0 + 0.05 * ((s.3 * 7919 % 13) as f64 / 6.0 - 1.0);
-        format!(
-            "# TYPE upsoak_wanderer_generation gauge\nupsoak_wanderer_generation {}\n# TYPE upsoak_wanderer_config_info gauge\nupsoak_wanderer_config_info{{version=\"{}\",feature_gates=\"PlayerTracking=true\"}} 1\n# TYPE upsoak_test_latency_seconds gauge\nupsoak_test_latency_seconds {}\n",
-            s.0,
-            s.1,
-            s.2 * wobble
-        )
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
-/// Serves the fake sidecar's `/metrics`; returns its address.
-pub async fn sidecar_server(sc: Sidecar, stop: CancellationToken) -> String {
+/// Polls `f` every 100 ms until it gives a value; panics with `what` after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "not within {secs} s: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Serves `/metrics` with what `render` returns at each scrape, on a free loopback port, until
+/// `stop`; returns its address.
+pub async fn serve_metrics(
+    render: impl Fn() -> String + Clone + Send + Sync + 'static,
+    stop: CancellationToken,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Router::new().route(
         "/metrics",
         get(move || {
-            let sc = sc.clone();
-            async move { sc.render() }
+            let render = render.clone();
+            async move { render() }
         }),
     );
     tokio::spawn(async move {
@@ -66,11 +80,91 @@ pub async fn sidecar_server(sc: Sidecar, stop: CancellationToken) -> String {
     addr.to_string()
 }
 
+/// The value of the sample `series` (name and labels exactly as encoded) in exposition `text`.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The OpenMetrics text of `register`'s metrics.
+pub fn encoded(register: impl FnOnce(&mut prometheus_client::registry::Registry)) -> String {
+    let mut r = prometheus_client::registry::Registry::default();
+    register(&mut r);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
+    out
+}
+
+/// What the fake sidecar exports.
+#[derive(Default)]
+struct SidecarState {
+    generation: u64,
+    version: String,
+    /// The latency gauge wobbles around this value.
+    latency: f64,
+    scrapes: u64,
+}
+
+/// A fake sidecar: the Wanderer's generation and configuration, under the sidecar's real
+/// metric names, and one latency gauge that wobbles around its centre (a different value at
+/// each scrape, so windows have variance).
+#[derive(Clone, Default)]
+pub struct Sidecar(Arc<Mutex<SidecarState>>);
+
+impl Sidecar {
+    pub fn set(&self, generation: u64, version: &str, latency: f64) {
+        let mut s = self.0.lock().unwrap();
+        s.generation = generation;
+        s.version = version.to_owned();
+        s.latency = latency;
+    }
+
+    fn render(&self) -> String {
+        let mut s = self.0.lock().unwrap();
+        s.scrapes += 1;
+        let wobble = 1.0 + 0.05 * ((s.scrapes * 7919 % 13) as f64 / 6.0 - 1.0);
+        format!(
+            "# TYPE {gen} gauge\n{gen} {}\n# TYPE {info} gauge\n{info}{{{v}=\"{}\",{g}=\"PlayerTracking=true\"}} 1\n# TYPE upsoak_test_latency_seconds gauge\nupsoak_test_latency_seconds {}\n",
+            s.generation,
+            s.version,
+            s.latency * wobble,
+            gen = wanderer::GENERATION,
+            info = wanderer::CONFIG_INFO,
+            v = wanderer::VERSION_LABEL,
+            g = wanderer::FEATURE_GATES_LABEL,
+        )
+    }
+
+    /// Serves the fake sidecar's `/metrics`; returns its address.
+    pub async fn serve(&self, stop: CancellationToken) -> String {
+        let me = self.clone();
+        serve_metrics(move || me.render(), stop).await
+    }
+}
+
+/// Waits until `{url}/-/ready` answers 200 (Prometheus and Alertmanager alike).
+async fn wait_ready(url: &str, what: &str) {
+    let http = reqwest::Client::new();
+    eventually(20, &format!("{what} ready at {url}"), || async {
+        let r = http.get(format!("{url}/-/ready")).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A real Alertmanager on loopback, gossip off, stopped on drop.
 pub struct Alertmanager {
     child: Child,
     pub url: String,
-    dir: std::path::PathBuf,
+    dir: TempDir,
 }
 
 impl Alertmanager {
@@ -88,17 +182,18 @@ impl Alertmanager {
     }
 
     async fn start_with(tag: &str, receivers: &str) -> Alertmanager {
-        let dir = std::env::temp_dir().join(format!("upsoak-am-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new(&format!("am-{tag}"));
         let config = dir.join("alertmanager.yml");
         std::fs::write(
             &config,
-            format!("route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  routes:\n    - matchers: [ 'alertname=\"UpsoakSloViolation\"' ]\n      receiver: upsoak\n{receivers}"),
+            format!(
+                "route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  routes:\n    - matchers: [ 'alertname=\"{}\"' ]\n      receiver: upsoak\n{receivers}",
+                upsoak_agent::sinks::ALERT_NAME
+            ),
         )
         .unwrap();
         let port = free_port();
-        let mut child = Command::new("prometheus-alertmanager")
+        let child = Command::new("prometheus-alertmanager")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -107,19 +202,13 @@ impl Alertmanager {
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus-alertmanager must be installed (make test installs it)");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{url}/-/ready")).send().await
-                && r.status().is_success()
-            {
-                return Alertmanager { child, url, dir };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("alertmanager did not become ready");
+        let am = Alertmanager {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        wait_ready(&am.url, "alertmanager").await;
+        am
     }
 }
 
@@ -127,51 +216,20 @@ impl Drop for Alertmanager {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Serves `/metrics` from `Exposition` on a free loopback port; returns its address.
-pub async fn metrics_server(exp: Exposition, stop: CancellationToken) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let exp = exp.clone();
-            async move { exp.0.lock().unwrap().clone() }
-        }),
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .unwrap();
-    });
-    addr.to_string()
 }
 
 /// A Prometheus process with its own data directory, stopped on drop.
 pub struct Prometheus {
     child: Option<Child>,
     pub url: String,
-    dir: std::path::PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    dir: TempDir,
 }
 
 impl Prometheus {
     /// Starts Prometheus scraping `target` every second and waits until it is ready.
     pub async fn start(target: &str, tag: &str) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!("upsoak-prom-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new(&format!("prom-{tag}"));
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
@@ -181,7 +239,7 @@ impl Prometheus {
         )
         .unwrap();
         let port = free_port();
-        let mut child = Command::new("prometheus")
+        let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -192,49 +250,45 @@ impl Prometheus {
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus must be installed (make test installs it)");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{url}/-/ready")).send().await
-                && r.status().is_success()
-            {
-                return Prometheus {
-                    child: Some(child),
-                    url,
-                    dir,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("prometheus did not become ready");
+        let prom = Prometheus {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        wait_ready(&prom.url, "prometheus").await;
+        prom
+    }
+
+    /// The value of the instant query `expr` now (the first series), if it has one.
+    pub async fn value(&self, expr: &str) -> Option<f64> {
+        let r: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        r["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Waits until `expr` is `want`.
+    pub async fn wait_for_value(&self, expr: &str, want: f64) {
+        eventually(30, &format!("`{expr}` == {want}"), || async {
+            (self.value(expr).await == Some(want)).then_some(())
+        })
+        .await
     }
 
     /// Waits until `up` has at least `n` samples: Prometheus' service discovery sends its
     /// first targets about 5 s after start, so the first scrapes come late.
     pub async fn wait_for_samples(&self, n: u32) {
-        let http = reqwest::Client::new();
-        for _ in 0..300 {
-            let r: serde_json::Value = http
-                .get(format!("{}/api/v1/query", self.url))
-                .query(&[("query", "count_over_time(up[5m])")])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let count = r["data"]["result"][0]["value"][1]
-                .as_str()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            if count >= f64::from(n) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("prometheus scraped fewer than {n} samples in 30 s");
+        eventually(30, &format!("{n} samples of `up`"), || async {
+            let count = self.value("count_over_time(up[5m])").await?;
+            (count >= f64::from(n)).then_some(())
+        })
+        .await
     }
 
     /// Stops Prometheus (as an outage would).
@@ -249,7 +303,6 @@ impl Prometheus {
 impl Drop for Prometheus {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
