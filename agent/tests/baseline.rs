@@ -8,8 +8,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{Prometheus, TempDir, eventually, now, serve_metrics};
-use tokio_util::sync::CancellationToken;
+use common::{TempDir, eventually, now, serve_metrics};
 use upsoak_agent::Error;
 use upsoak_agent::baseline::{self, Baseline};
 use upsoak_agent::prom::{PromQuerier, Querier};
@@ -42,13 +41,13 @@ fn exposition(generation: u32, latency: f64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_a_steady_window_and_refuses_a_window_with_a_transition() {
     let exp = Arc::new(Mutex::new(exposition(1, 0.25)));
-    let stop = CancellationToken::new();
     let served = exp.clone();
-    let target = serve_metrics(move || served.lock().unwrap().clone(), stop.clone()).await;
-    let mut prom = Prometheus::start(&target, "baseline").await;
+    let target = serve_metrics(move || served.lock().unwrap().clone()).await;
+    let dir = TempDir::new("agent-baseline");
+    let mut prom = common::prometheus(dir.path(), &target.addr()).await;
     let specs = Specs::parse(SPECS, "specs").unwrap();
-    let q = PromQuerier::new(&prom.url, None).unwrap();
-    prom.wait_for_samples(6).await;
+    let q = PromQuerier::new(prom.url(), None).unwrap();
+    common::wait_for_samples(&prom, 6).await;
 
     let to = now();
     let b = baseline::record(&q, &specs, to - 4, to, 1.0).await.unwrap();
@@ -65,8 +64,7 @@ async fn records_a_steady_window_and_refuses_a_window_with_a_transition() {
     assert_eq!(b.configuration["feature_gates"], "PlayerTracking=true");
     assert_eq!(b.spec_hash, specs.hash);
     // Saved and loaded unchanged.
-    let dir = TempDir::new("baseline");
-    let path = dir.join("baseline.json");
+    let path = dir.path().join("baseline.json");
     b.save(&path).unwrap();
     assert_eq!(Baseline::load(&path).unwrap(), b);
 
@@ -92,10 +90,9 @@ async fn records_a_steady_window_and_refuses_a_window_with_a_transition() {
     assert!(err.to_string().contains("test/latency"), "{err}");
 
     // Prometheus down: a query error, never a baseline.
-    prom.stop();
+    let _ = prom.stop();
     let err = baseline::record(&q, &specs, to - 4, to, 1.0)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Query { .. }), "{err}");
-    stop.cancel();
 }

@@ -48,7 +48,7 @@ fn check_config_exits_0_on_the_default_specs_and_2_on_bad_ones() {
     );
     assert!(ok.stdout.contains("allocation-latency-p99"));
     let dir = TempDir::new("cli");
-    let bad = dir.join("bad.yaml");
+    let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "groups:\n  - name: g\n    interval: 15s\n    slos:\n      - { name: s, expr: \"rate(x[\", objective: \">= 1\" }\n").unwrap();
     let out = run_agent([OsStr::new("check-config"), bad.as_os_str()]);
     assert_eq!(out.code, exit_code(upsoak_agent::exit::BAD_INPUT));
@@ -114,7 +114,7 @@ fn check_config_prints_a_line_per_group_and_every_problem() {
     assert!(ok.stderr.is_empty(), "{}", ok.stderr);
 
     let dir = TempDir::new("cli-all");
-    let bad = dir.join("bad.yaml");
+    let bad = dir.path().join("bad.yaml");
     std::fs::write(
         &bad,
         "groups:\n  - name: g\n    interval: 1x\n    slos:\n      - { name: s, expr: \"up[5m]\", objective: \"0.9\", on_no_data: pass }\n",
@@ -155,7 +155,7 @@ fn run_with_env(
     cmd.args(["run", "--no-probes", "--listen", listen, "--specs"])
         .arg(DEFAULT_SPECS)
         .arg("--state-dir")
-        .arg(dir.join("state"))
+        .arg(dir.path().join("state"))
         .env("UPSOAK_PROMETHEUS", "http://127.0.0.1:1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -254,13 +254,13 @@ fn run_that_cannot_listen_is_a_runtime_failure() {
 #[test]
 fn run_refuses_a_judge_window_too_short_for_a_groups_interval_and_names_the_slos() {
     let dir = TempDir::new("cli-window");
-    let specs = dir.join("slos.yaml");
+    let specs = dir.path().join("slos.yaml");
     std::fs::write(
         &specs,
         "groups:\n  - { name: slow, interval: 1m, slos: [ { name: a, expr: up, objective: \">= 1\", min_samples: 5 } ] }\n  - { name: fast, interval: 5s, slos: [ { name: b, expr: up, objective: \">= 1\" } ] }\n",
     )
     .unwrap();
-    let state = dir.join("state");
+    let state = dir.path().join("state");
     let out = run_agent([
         OsStr::new("run"),
         OsStr::new("--prometheus"),

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Alertmanager, FakeGrafana, Prometheus, Sidecar, TempDir, eventually, now};
+use common::{FakeGrafana, Sidecar, TempDir, eventually, now};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use upsoak_agent::baseline;
@@ -89,7 +89,7 @@ async fn wait_judged(dir: &Path, n: usize) -> History {
 
 /// The value of `series` on the agent's `/metrics`.
 fn shown(metrics: &AgentMetrics, series: &str) -> Option<f64> {
-    common::sample(&common::encoded(|r| metrics.register(r)), series)
+    upsoak_testkit::sample(&common::encoded(|r| metrics.register(r)), series)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,25 +97,26 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
     let stop = CancellationToken::new();
     let sc = Sidecar::default();
     sc.set(1, "1.58.0", 0.1);
-    let target = sc.serve(stop.clone()).await;
-    let prom = Prometheus::start(&target, "judge").await;
-    let am = Alertmanager::start("judge").await;
+    let sidecar = sc.serve().await;
+    let tmp = TempDir::new("agent-judge");
+    let prom = common::prometheus(tmp.path(), &sidecar.addr()).await;
+    let am = common::alertmanager(tmp.path(), None).await;
     let grafana = FakeGrafana::default();
     let grafana_url = grafana.start(stop.clone()).await;
-    prom.wait_for_samples(8).await;
+    common::wait_for_samples(&prom, 8).await;
     let specs = Specs::parse(SPECS, "specs").unwrap();
-    let q = PromQuerier::new(&prom.url, None).unwrap();
+    let q = PromQuerier::new(prom.url(), None).unwrap();
     let to = now();
     let base = baseline::record(&q, &specs, to - 6, to, 1.0).await.unwrap();
     assert!((base.slos["test/latency"].mean - 0.1).abs() < 0.01);
 
-    let tmp = TempDir::new("judge");
-    let dir = tmp.path();
+    let state = TempDir::new("agent-judge-state");
+    let dir = state.path();
     let cfg = MonitorConfig {
         specs,
         baseline: Some(base),
         state_dir: dir.to_owned(),
-        alertmanager: Some(am.url.clone()),
+        alertmanager: Some(am.url().to_owned()),
         judge: windows(),
         max_judged: Some(2),
         grafana: Some(upsoak_agent::grafana::Grafana::new(
@@ -126,7 +127,7 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         reload: None,
     };
     let metrics = AgentMetrics::default();
-    let agent = spawn_monitor(cfg, &prom.url, &metrics, &Health::new(), &stop);
+    let agent = spawn_monitor(cfg, prom.url(), &metrics, &Health::new(), &stop);
     wait_generation(dir, 1).await;
 
     // Generation 2 brings a 4x latency regression.
@@ -154,7 +155,7 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
     let filter = format!("alertname=\"{}\"", upsoak_agent::sinks::ALERT_NAME);
     let held = eventually(10, "Alertmanager holds the alert", || async {
         let alerts: serde_json::Value = http
-            .get(format!("{}/api/v2/alerts", am.url))
+            .get(format!("{}/api/v2/alerts", am.url()))
             .query(&[("filter", filter.as_str())])
             .send()
             .await
@@ -192,7 +193,7 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         h.transitions[1]
     );
     assert_eq!(h.overall(), Verdict::Fail);
-    assert!(shown(&metrics, "upsoak_agent_alerts_sent_total").unwrap() >= 1.0);
+    assert!(shown(&metrics, "upsoak_agent_alerts_sent_total ").unwrap() >= 1.0);
     // Grafana got a region per transition and a point per verdict change, all well-formed.
     assert!(
         grafana.refused.lock().unwrap().is_empty(),
@@ -254,15 +255,16 @@ async fn prometheus_stopped_means_inconclusive_never_pass() {
     let stop = CancellationToken::new();
     let sc = Sidecar::default();
     sc.set(1, "1.58.0", 0.1);
-    let target = sc.serve(stop.clone()).await;
-    let mut prom = Prometheus::start(&target, "down").await;
-    prom.wait_for_samples(3).await;
-    let tmp = TempDir::new("down");
-    let dir = tmp.path();
+    let sidecar = sc.serve().await;
+    let tmp = TempDir::new("agent-down");
+    let mut prom = common::prometheus(tmp.path(), &sidecar.addr()).await;
+    common::wait_for_samples(&prom, 3).await;
+    let state = TempDir::new("agent-down-state");
+    let dir = state.path();
     let metrics = AgentMetrics::default();
     let agent = spawn_monitor(
         up_is_one(dir, Default::default()),
-        &prom.url,
+        prom.url(),
         &metrics,
         &Health::new(),
         &stop,
@@ -274,7 +276,7 @@ async fn prometheus_stopped_means_inconclusive_never_pass() {
         !h.transitions.is_empty()
     })
     .await;
-    prom.stop();
+    let _ = prom.stop();
     let h = tokio::time::timeout(Duration::from_secs(30), agent)
         .await
         .unwrap()
@@ -305,9 +307,10 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
     let stop = CancellationToken::new();
     let sc = Sidecar::default();
     sc.set(1, "1.58.0", 0.1);
-    let target = sc.serve(stop.clone()).await;
-    let prom = Prometheus::start(&target, "passive").await;
-    prom.wait_for_samples(3).await;
+    let sidecar = sc.serve().await;
+    let tmp = TempDir::new("agent-passive");
+    let prom = common::prometheus(tmp.path(), &sidecar.addr()).await;
+    common::wait_for_samples(&prom, 3).await;
     // The agent's own HTTP server receives Alertmanager's webhook.
     let inbox = upsoak_agent::webhook::Inbox::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -333,18 +336,18 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
         "not ready before Prometheus has answered"
     );
     let webhook = format!("{agent_url}{}", upsoak_agent::server::WEBHOOK_PATH);
-    let am = Alertmanager::start_with_webhook("passive", &webhook).await;
-    let tmp = TempDir::new("passive");
-    let dir = tmp.path();
+    let am = common::alertmanager(tmp.path(), Some(&webhook)).await;
+    let state = TempDir::new("agent-passive-state");
+    let dir = state.path();
     let cfg = up_is_one(dir, inbox);
-    let agent = spawn_monitor(cfg, &prom.url, &AgentMetrics::default(), &health, &stop);
+    let agent = spawn_monitor(cfg, prom.url(), &AgentMetrics::default(), &health, &stop);
     wait_generation(dir, 1).await;
     assert_eq!(readyz().await, 200, "ready once Prometheus has answered");
     sc.set(2, "1.59.0", 0.1);
     // The user's own alerting fires during the window; Alertmanager forwards it (payload v4).
     let starts = jiff::Timestamp::now().to_string();
     let r = reqwest::Client::new()
-        .post(format!("{}/api/v2/alerts", am.url))
+        .post(format!("{}/api/v2/alerts", am.url()))
         .json(&serde_json::json!([{"labels": {"alertname": "AgonesAllocatorDown", "severity": "critical"}, "annotations": {"summary": "allocator has no endpoints"}, "startsAt": starts}]))
         .send()
         .await

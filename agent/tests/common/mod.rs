@@ -1,89 +1,54 @@
-//! Test harness: a real Prometheus and Alertmanager on loopback, a fake sidecar and a metrics
-//! server the test controls, a Grafana stand-in, temporary directories and polling with a
-//! deadline (never a fixed sleep).
+//! Test harness on top of the workspace's test kit ([`upsoak_testkit`]: Prometheus and
+//! Alertmanager on loopback, temporary directories, polling with a deadline): a fake sidecar,
+//! the agent's Alertmanager configuration, a Grafana stand-in, and a wait for a Prometheus value.
 
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 use upsoak_common::names::wanderer;
+pub use upsoak_testkit::{Alertmanager, MetricsServer, Prometheus, TempDir, serve_metrics};
 
-/// A fresh directory under the system's temporary directory, removed on drop.
-pub struct TempDir(pub std::path::PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("upsoak-agent-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-
-    pub fn join(&self, name: &str) -> std::path::PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Polls `f` every 100 ms until it gives a value; panics with `what` after `secs` seconds.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+/// Polls `f` until it gives a value; panics with `what` after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {secs} s: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    upsoak_testkit::eventually(Duration::from_secs(secs), upsoak_testkit::POLL, f)
+        .await
+        .unwrap_or_else(|t| panic!("{what}: {t}"))
 }
 
-/// Serves `/metrics` with what `render` returns at each scrape, on a free loopback port, until
-/// `stop`; returns its address.
-pub async fn serve_metrics(
-    render: impl Fn() -> String + Clone + Send + Sync + 'static,
-    stop: CancellationToken,
-) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let render = render.clone();
-            async move { render() }
-        }),
+/// A Prometheus in `dir` scraping `target` (job `test`) every second.
+pub async fn prometheus(dir: &Path, target: &str) -> Prometheus {
+    Prometheus::start(dir, &upsoak_testkit::scrape_config(&[("test", target)])).await
+}
+
+/// Waits until Prometheus has scraped `n` samples of `up`.
+pub async fn wait_for_samples(prom: &Prometheus, n: u32) {
+    prom.wait_for_samples(n, Duration::from_secs(30)).await
+}
+
+/// An Alertmanager in `dir` that holds the agent's alerts, and posts every alert to
+/// `webhook` (payload version 4) when given one.
+pub async fn alertmanager(dir: &Path, webhook: Option<&str>) -> Alertmanager {
+    let receivers = match webhook {
+        None => "receivers:\n  - name: upsoak\n".to_owned(),
+        Some(url) => format!(
+            "receivers:\n  - name: upsoak\n    webhook_configs:\n      - url: '{url}'\n        send_resolved: true\n"
+        ),
+    };
+    let config = format!(
+        "route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  routes:\n    - matchers: [ 'alertname=\"{}\"' ]\n      receiver: upsoak\n{receivers}",
+        upsoak_agent::sinks::ALERT_NAME
     );
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .unwrap();
-    });
-    addr.to_string()
-}
-
-/// The value of the sample `series` (name and labels exactly as encoded) in exposition `text`.
-pub fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    Alertmanager::start(dir, &config).await
 }
 
 /// The OpenMetrics text of `register`'s metrics.
@@ -135,174 +100,10 @@ impl Sidecar {
         )
     }
 
-    /// Serves the fake sidecar's `/metrics`; returns its address.
-    pub async fn serve(&self, stop: CancellationToken) -> String {
+    /// Serves the fake sidecar's `/metrics` until the server is dropped.
+    pub async fn serve(&self) -> MetricsServer {
         let me = self.clone();
-        serve_metrics(move || me.render(), stop).await
-    }
-}
-
-/// Waits until `{url}/-/ready` answers 200 (Prometheus and Alertmanager alike).
-async fn wait_ready(url: &str, what: &str) {
-    let http = reqwest::Client::new();
-    eventually(20, &format!("{what} ready at {url}"), || async {
-        let r = http.get(format!("{url}/-/ready")).send().await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A real Alertmanager on loopback, gossip off, stopped on drop.
-pub struct Alertmanager {
-    child: Child,
-    pub url: String,
-    dir: TempDir,
-}
-
-impl Alertmanager {
-    pub async fn start(tag: &str) -> Alertmanager {
-        Alertmanager::start_with(tag, "receivers:\n  - name: upsoak\n").await
-    }
-
-    /// Alertmanager whose receiver posts every alert to `url` (webhook, payload version 4).
-    pub async fn start_with_webhook(tag: &str, url: &str) -> Alertmanager {
-        Alertmanager::start_with(
-            tag,
-            &format!("receivers:\n  - name: upsoak\n    webhook_configs:\n      - url: '{url}'\n        send_resolved: true\n"),
-        )
-        .await
-    }
-
-    async fn start_with(tag: &str, receivers: &str) -> Alertmanager {
-        let dir = TempDir::new(&format!("am-{tag}"));
-        let config = dir.join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  routes:\n    - matchers: [ 'alertname=\"{}\"' ]\n      receiver: upsoak\n{receivers}",
-                upsoak_agent::sinks::ALERT_NAME
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus-alertmanager")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-alertmanager must be installed (make test installs it)");
-        let am = Alertmanager {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        wait_ready(&am.url, "alertmanager").await;
-        am
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A Prometheus process with its own data directory, stopped on drop.
-pub struct Prometheus {
-    child: Option<Child>,
-    pub url: String,
-    dir: TempDir,
-}
-
-impl Prometheus {
-    /// Starts Prometheus scraping `target` every second and waits until it is ready.
-    pub async fn start(target: &str, tag: &str) -> Prometheus {
-        let dir = TempDir::new(&format!("prom-{tag}"));
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: test\n    static_configs: [ {{ targets: ['{target}'] }} ]\n"
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (make test installs it)");
-        let prom = Prometheus {
-            child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        wait_ready(&prom.url, "prometheus").await;
-        prom
-    }
-
-    /// The value of the instant query `expr` now (the first series), if it has one.
-    pub async fn value(&self, expr: &str) -> Option<f64> {
-        let r: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", expr)])
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        r["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-    }
-
-    /// Waits until `expr` is `want`.
-    pub async fn wait_for_value(&self, expr: &str, want: f64) {
-        eventually(30, &format!("`{expr}` == {want}"), || async {
-            (self.value(expr).await == Some(want)).then_some(())
-        })
-        .await
-    }
-
-    /// Waits until `up` has at least `n` samples: Prometheus' service discovery sends its
-    /// first targets about 5 s after start, so the first scrapes come late.
-    pub async fn wait_for_samples(&self, n: u32) {
-        eventually(30, &format!("{n} samples of `up`"), || async {
-            let count = self.value("count_over_time(up[5m])").await?;
-            (count >= f64::from(n)).then_some(())
-        })
-        .await
-    }
-
-    /// Stops Prometheus (as an outage would).
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        self.stop();
+        serve_metrics(move || me.render()).await
     }
 }
 
