@@ -1,6 +1,6 @@
 //! Judging transitions: the Wanderer's generation changes, the agent waits for the system to
 //! settle, then judges each SLO over the judge window against the baseline. The verdicts are
-//! kept in the [`History`]; the loop that calls these at each slot is [`crate::monitor`].
+//! kept in the [`History`]; the loop that calls these at each slot is `monitor`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

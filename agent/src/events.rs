@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -42,12 +42,20 @@ struct GroupLabel {
     group: String,
 }
 
-/// Encoded as the variant's name, lowercase as Prometheus labels are.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 enum ReloadResult {
-    success,
-    failure,
+    Success,
+    Failure,
+}
+
+impl EncodeLabelValue for ReloadResult {
+    fn encode(&self, e: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        e.write_str(match self {
+            ReloadResult::Success => "success",
+            ReloadResult::Failure => "failure",
+        })
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -232,11 +240,11 @@ impl SpecsReloaded<'_> {
         let result = match self {
             SpecsReloaded::Applied(s) => {
                 tracing::info!(slos = s.slos.len(), hash = %s.hash, "specs reloaded");
-                ReloadResult::success
+                ReloadResult::Success
             }
             SpecsReloaded::Refused(e) => {
                 tracing::error!(error = %e, "invalid specs on reload; keeping the previous ones");
-                ReloadResult::failure
+                ReloadResult::Failure
             }
         };
         m.reloads.get_or_create(&ReloadLabel { result }).inc();

@@ -1,7 +1,7 @@
 //! The agent's persisted state: every transition of the Wanderer it has seen, with the
 //! verdicts of the judged ones and their evidence, kept in `history.json` in the state
 //! directory so that a restart loses nothing. Only data and its file format live here; how
-//! transitions are detected and judged is in [`crate::eval`].
+//! transitions are detected and judged is in `eval`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -180,7 +180,6 @@ mod tests {
         h.save(&dir).unwrap();
         let again = History::load(&dir).unwrap();
         assert_eq!(again, h);
-        assert_eq!(crate::report::text(&again), crate::report::text(&h));
         assert_eq!(again.overall(), Verdict::Pass);
         // A step without a value (an empty histogram's NaN) survives the round trip as NaN.
         h.transitions[0].judged.as_mut().unwrap().slos.insert(

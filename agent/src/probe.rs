@@ -120,12 +120,12 @@ mod tests {
         assert_eq!(get(&m, "agones-controller"), Some(0));
         assert_eq!(get(&m, "agones-allocator"), Some(0));
         // Ready again once the 1.5 s upgrade window has passed.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while get(&m, "agones-allocator") != Some(1) {
-            assert!(Instant::now() < deadline, "the allocator never came back");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        upsoak_testkit::eventually(Duration::from_secs(10), upsoak_testkit::POLL, || async {
             probe_once(&api, &m).await;
-        }
+            (get(&m, "agones-allocator") == Some(1)).then_some(())
+        })
+        .await
+        .expect("the allocator ready again after the upgrade window");
         // An API that is not there fails the probe, never passes it.
         let dead: Api<Deployment> =
             Api::namespaced(client(Some("http://127.0.0.1:1")).await.unwrap(), NAMESPACE);
