@@ -22,7 +22,7 @@ pub fn transition_time_query() -> String {
 const TARGET_LABELS: [&str; 3] = ["__name__", "instance", "job"];
 
 /// The Wanderer's configuration at `at`: every label of its info metric except the target's
-/// ([`TARGET_LABELS`]); empty when the sidecar exports none.
+/// (`__name__`, `instance`, `job`); empty when the sidecar exports none.
 pub async fn configuration<Q: Querier>(q: &Q, at: i64) -> Result<BTreeMap<String, String>> {
     let mut labels = q
         .labels_at(CONFIG_INFO, at)

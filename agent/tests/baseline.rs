@@ -89,8 +89,42 @@ async fn records_a_steady_window_and_refuses_a_window_with_a_transition() {
         .unwrap_err();
     assert!(err.to_string().contains("test/latency"), "{err}");
 
-    // Prometheus down: a query error, never a baseline.
+    // The binary, on the steady window: a baseline it cannot write is a runtime failure (4),
+    // not a regression.
+    let specs_file = dir.write("slos.yaml", SPECS);
+    let url = prom.url().to_owned();
+    let (from_s, to_s) = (b.from.to_string(), b.to.to_string());
+    let record = |out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_upsoak-agent"))
+            .args(["baseline", "record", "--prometheus", &url])
+            .args(["--from", &from_s, "--to", &to_s, "--step", "1s", "--specs"])
+            .arg(&specs_file)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let unwritable = record(&dir.path().join("missing/dir/baseline.json"));
+    let err = String::from_utf8_lossy(&unwritable.stderr);
+    assert_eq!(
+        unwritable.status.code(),
+        Some(i32::from(upsoak_agent::exit::RUNTIME_FAILURE)),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: cannot write `") && err.contains("caused by:"),
+        "{err}"
+    );
+
+    // Prometheus down: a query error, never a baseline; the binary says inconclusive (3).
     let _ = prom.stop();
+    let down = record(&dir.path().join("never.json"));
+    assert_eq!(
+        down.status.code(),
+        Some(i32::from(upsoak_agent::exit::INCONCLUSIVE)),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     let err = baseline::record(&q, &specs, to - 4, to, 1.0)
         .await
         .unwrap_err();
