@@ -341,6 +341,21 @@ impl WandererUnreadable<'_> {
     }
 }
 
+/// The baseline given was recorded for other SLO specs (its spec hash differs): the SLOs it
+/// lacks are judged on their objectives only.
+pub struct BaselineOfOtherSpecs<'a> {
+    pub path: &'a std::path::Path,
+}
+
+impl BaselineOfOtherSpecs<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            baseline = %self.path.display(),
+            "the baseline was recorded for other SLO specs; SLOs it lacks are judged on objectives only"
+        );
+    }
+}
+
 /// Prometheus answered a query for the first time: the agent is ready.
 pub struct PrometheusAnswered;
 

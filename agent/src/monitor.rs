@@ -55,6 +55,7 @@ impl Reload {
 
 /// Everything the loop needs besides Prometheus, the clock and the metrics.
 pub struct MonitorConfig {
+    /// The SLO specs; a reload replaces them.
     pub specs: Specs,
     /// Without one, only objectives are judged.
     pub baseline: Option<Baseline>,
@@ -62,12 +63,15 @@ pub struct MonitorConfig {
     pub state_dir: PathBuf,
     /// Alertmanager's base URL (API v2).
     pub alertmanager: Option<String>,
+    /// Settle and judge windows, step, significance level.
     pub judge: JudgeSettings,
     /// Stop after this many transitions have been judged (for demos and tests).
     pub max_judged: Option<usize>,
+    /// Annotations of transitions and verdict changes.
     pub grafana: Option<Grafana>,
     /// Alerts posted by Alertmanager's webhook, folded into verdicts.
     pub inbox: Inbox,
+    /// Where the specs are reloaded from when asked (SIGHUP); `None`: never.
     pub reload: Option<Reload>,
 }
 

@@ -182,7 +182,7 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         Some(p) => {
             let b = Baseline::load(p).map_err(bad_error)?;
             if b.spec_hash != specs.hash {
-                tracing::warn!(baseline = %p.display(), "the baseline was recorded for other SLO specs; SLOs it lacks are judged on objectives only");
+                crate::events::BaselineOfOtherSpecs { path: p }.emit();
             }
             Some(b)
         }
