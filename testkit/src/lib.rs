@@ -23,7 +23,7 @@ pub mod wait;
 
 pub use dir::TempDir;
 pub use metrics::{MetricsServer, promtool_check, sample, scrape, serve_metrics, sum_series};
-pub use process::{Proc, bin, free_port};
+pub use process::{Announce, Proc, bin, free_port};
 pub use prometheus::{Alertmanager, Prometheus, scrape_config};
 pub use wait::{POLL, TimedOut, eventually, eventually_blocking};
 
