@@ -1,0 +1,162 @@
+//! `GameServerAllocation` create: parse the selectors, ask the world for a plan, then pick and
+//! commit with retries, waiting the pick-to-commit latency outside the lock.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use upsoak_agones::{
+    AllocationState, FLEET_LABEL, GameServerAllocation, GameServerAllocationStatus,
+    GameServerState, metrics::NO_FLEET,
+};
+
+use super::request::{decode_value, parse_body};
+use super::{ApiResult, ApiState, json_response};
+use crate::events;
+use crate::selector::Selector;
+use crate::status::{ApiError, Cause};
+
+// ----- allocation -----
+
+pub(super) async fn allocate(
+    State(s): State<ApiState>,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let v = parse_body(&body, "allocation.agones.dev/v1", "GameServerAllocation")?;
+    let gsa: GameServerAllocation = decode_value(v, "gameserverallocations")?;
+    let mut selectors = Vec::new();
+    let mut causes = Vec::new();
+    for (i, sel) in gsa.spec.selectors.iter().enumerate() {
+        let parsed = Selector::from_label_selector(&sel.selector);
+        let state = match sel.game_server_state.as_deref() {
+            None | Some("Ready") => Ok(GameServerState::Ready),
+            Some("Allocated") => Ok(GameServerState::Allocated),
+            Some(other) => Err(format!(
+                "Unsupported value: \"{other}\": supported values: \"Ready\", \"Allocated\""
+            )),
+        };
+        match (parsed, state) {
+            (Ok(p), Ok(st)) => selectors.push((p, st)),
+            (Err(e), _) => causes.push(Cause {
+                field: format!("spec.selectors[{i}]"),
+                message: e,
+            }),
+            (_, Err(e)) => causes.push(Cause {
+                field: format!("spec.selectors[{i}].gameServerState"),
+                message: e,
+            }),
+        }
+    }
+    if let Some(sch) = &gsa.spec.scheduling
+        && !matches!(sch.as_str(), "Packed" | "Distributed")
+    {
+        causes.push(Cause {
+            field: "spec.scheduling".into(),
+            message: format!(
+                "Unsupported value: \"{sch}\": supported values: \"Packed\", \"Distributed\""
+            ),
+        });
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid("gameserverallocations", "", causes));
+    }
+    if selectors.is_empty() {
+        selectors.push((Selector::default(), GameServerState::Ready));
+    }
+    let scheduling = gsa
+        .spec
+        .scheduling
+        .clone()
+        .unwrap_or_else(|| "Packed".to_owned());
+    let fleet_hint = selectors
+        .iter()
+        .find_map(|(sel, _)| sel.equality(FLEET_LABEL).map(str::to_owned))
+        .unwrap_or_else(|| NO_FLEET.to_owned());
+    let start = Instant::now();
+    let (plan, metrics) = {
+        let mut w = s.lock()?;
+        (w.allocation_plan(), w.metrics().clone())
+    };
+    // Agones labels the latency with the allocated server's Fleet; without one, the Fleet the
+    // selectors asked for keeps failures visible per Fleet.
+    let observe = |fleet: &str, status: &str| {
+        events::AllocationFinished {
+            fleet,
+            status,
+            scheduling: &scheduling,
+            took: start.elapsed(),
+        }
+        .emit(&metrics);
+    };
+    let (latency, retries) = match plan {
+        Ok(p) => p,
+        Err(e) => {
+            // The allocator answered with an error (it is down during an upgrade window and
+            // records nothing then).
+            if e.code == 500 {
+                observe(&fleet_hint, "error");
+            }
+            return Err(e);
+        }
+    };
+    let mut outcome = AllocationState::Contention;
+    let mut allocated = None;
+    for _ in 0..=retries {
+        let pick = s.lock()?.pick_for_allocation(&ns, &gsa, &selectors);
+        let Some((key, expected)) = pick else {
+            outcome = AllocationState::UnAllocated;
+            break;
+        };
+        // Agones' allocator works on a cache; the time between picking and updating is where
+        // concurrent allocations race for the same GameServer.
+        if latency.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(latency).await;
+        }
+        if let Some(gs) = s.lock()?.commit_allocation(&key, expected, &gsa) {
+            outcome = AllocationState::Allocated;
+            allocated = Some(gs);
+            break;
+        }
+    }
+    let fleet = allocated.as_ref().map_or(fleet_hint.as_str(), |gs| {
+        gs.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(FLEET_LABEL))
+            .map_or(NO_FLEET, String::as_str)
+    });
+    observe(fleet, outcome.as_str());
+    let status = match &allocated {
+        Some(gs) => {
+            let st = gs.status.clone();
+            GameServerAllocationStatus {
+                state: outcome,
+                game_server_name: gs.metadata.name.clone().unwrap_or_default(),
+                ports: st.as_ref().map(|s| s.ports.clone()).unwrap_or_default(),
+                address: st.as_ref().map(|s| s.address.clone()).unwrap_or_default(),
+                node_name: st.map(|s| s.node_name).unwrap_or_default(),
+                source: "local".to_owned(),
+            }
+        }
+        None => GameServerAllocationStatus {
+            state: outcome,
+            game_server_name: String::new(),
+            ports: Vec::new(),
+            address: String::new(),
+            node_name: String::new(),
+            source: "local".to_owned(),
+        },
+    };
+    let mut out = gsa;
+    out.metadata.namespace = Some(ns);
+    out.metadata.name = allocated.and_then(|g| g.metadata.name);
+    out.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::now(),
+    ));
+    out.status = Some(status);
+    Ok(json_response(StatusCode::CREATED, &out))
+}

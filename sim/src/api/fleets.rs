@@ -1,0 +1,172 @@
+//! Fleet handlers: create, replace, patch (merge, JSON, apply) and delete, and the `scale`
+//! subresource. List and get are the generic handlers of [`super::Served`].
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use upsoak_agones::Fleet;
+
+use super::request::{PatchType, apply_patch, decode_value, parse_body, patch_type};
+use super::table::fleet_row;
+use super::{ApiResult, ApiState, Served, json_response, ok};
+use crate::selector::Selector;
+use crate::status::{ApiError, Cause};
+use crate::world::World;
+
+impl Served for Fleet {
+    const LIST_KIND: &'static str = "FleetList";
+    fn list(w: &World, ns: Option<&str>, labels: &Selector) -> Vec<Fleet> {
+        w.list_fleets(ns, labels)
+    }
+    fn get(w: &World, ns: &str, name: &str) -> Result<Fleet, ApiError> {
+        w.get_fleet(ns, name)
+    }
+    fn row(&self) -> Value {
+        fleet_row(self)
+    }
+}
+
+pub(super) async fn create_fleet(
+    State(s): State<ApiState>,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let v = parse_body(&body, "agones.dev/v1", "Fleet")?;
+    if let Some(bns) = v.pointer("/metadata/namespace").and_then(Value::as_str)
+        && bns != ns
+    {
+        return Err(ApiError::bad_request(format!(
+            "the namespace of the provided object ({bns}) does not match the namespace sent on the request ({ns})"
+        )));
+    }
+    let fleet: Fleet = decode_value(v, "fleets")?;
+    let created = s.lock()?.create_fleet(&ns, fleet)?;
+    Ok(json_response(StatusCode::CREATED, &created))
+}
+
+pub(super) async fn replace_fleet(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let v = parse_body(&body, "agones.dev/v1", "Fleet")?;
+    let fleet: Fleet = decode_value(v, "fleets")?;
+    ok(&s.lock()?.update_fleet(&ns, &name, fleet)?)
+}
+
+pub(super) async fn patch_fleet(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let pt = patch_type(&h)?;
+    let mut w = s.lock()?;
+    let current = match w.get_fleet(&ns, &name) {
+        Ok(f) => f,
+        Err(e) if matches!(pt, PatchType::Apply) && e.code == 404 => {
+            let mut doc = json!({"apiVersion": "agones.dev/v1", "kind": "Fleet",
+                "metadata": {"name": name, "namespace": ns}});
+            apply_patch(&mut doc, &pt, &body)?;
+            let fleet: Fleet = decode_value(doc, "fleets")?;
+            let created = w.create_fleet(&ns, fleet)?;
+            return Ok(json_response(StatusCode::CREATED, &created));
+        }
+        Err(e) => return Err(e),
+    };
+    let current_rv = current.metadata.resource_version.clone();
+    let mut doc = serde_json::to_value(&current)
+        .map_err(|e| ApiError::internal(format!("encoding fleet: {e}")))?;
+    apply_patch(&mut doc, &pt, &body)?;
+    let mut fleet: Fleet = decode_value(doc, "fleets")?;
+    // A patch may carry a resourceVersion as a precondition; without one it applies to the
+    // current object.
+    if fleet.metadata.resource_version.is_none() {
+        fleet.metadata.resource_version = current_rv;
+    }
+    ok(&w.update_fleet(&ns, &name, fleet)?)
+}
+
+pub(super) async fn delete_fleet(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult {
+    ok(&s.lock()?.delete_fleet(&ns, &name)?)
+}
+
+// ----- scale subresource -----
+
+pub(super) fn scale_of(f: &Fleet) -> Value {
+    let st = f.status.clone().unwrap_or_default();
+    json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": f.metadata.name, "namespace": f.metadata.namespace,
+            "uid": f.metadata.uid, "resourceVersion": f.metadata.resource_version,
+            "creationTimestamp": f.metadata.creation_timestamp},
+        "spec": {"replicas": f.spec.replicas},
+        "status": {"replicas": st.replicas,
+            "selector": st.label_selector.unwrap_or_default()}})
+}
+
+pub(super) async fn get_scale(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult {
+    ok(&scale_of(&s.lock()?.get_fleet(&ns, &name)?))
+}
+
+/// Sets `spec.replicas` from a Scale object, honouring its resourceVersion precondition.
+pub(super) fn apply_scale(w: &mut World, ns: &str, name: &str, scale: &Value) -> ApiResult {
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .map(|r| {
+            r.as_i64()
+                .and_then(|r| i32::try_from(r).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "fleets",
+                        name,
+                        vec![Cause {
+                            field: "spec.replicas".into(),
+                            message: format!("Invalid value: {r}: must be a 32-bit integer"),
+                        }],
+                    )
+                })
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let mut fleet = w.get_fleet(ns, name)?;
+    if let Some(rv) = scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        && !rv.is_empty()
+        && Some(rv) != fleet.metadata.resource_version.as_deref()
+    {
+        return Err(ApiError::conflict("fleets.agones.dev", name));
+    }
+    fleet.spec.replicas = replicas;
+    let updated = w.update_fleet(ns, name, fleet)?;
+    ok(&scale_of(&updated))
+}
+
+pub(super) async fn replace_scale(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let v = parse_body(&body, "autoscaling/v1", "Scale")?;
+    apply_scale(&mut *s.lock()?, &ns, &name, &v)
+}
+
+pub(super) async fn patch_scale(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let pt = patch_type(&h)?;
+    let mut w = s.lock()?;
+    let mut doc = scale_of(&w.get_fleet(&ns, &name)?);
+    apply_patch(&mut doc, &pt, &body)?;
+    apply_scale(&mut w, &ns, &name, &doc)
+}

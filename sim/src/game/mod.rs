@@ -1,0 +1,345 @@
+//! The simple-game-server protocol, one UDP port per simulated GameServer: [`PortPool`] hands out
+//! the ports, [`serve`] answers text commands with `ACK: …` or `ERROR: …`, and every SDK call the
+//! game makes reaches the rest of the simulator through [`SdkHandle`].
+//!
+//! - [`ports`]: the port range and its leases.
+//! - [`protocol`]: one game's state and the text commands it answers (kept apart from the
+//!   socket loop so the protocol is tested without a network).
+//! - [`counters`]: the Counters and Lists commands.
+
+mod counters;
+mod ports;
+mod protocol;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use upsoak_agones::GameServerState;
+
+use crate::events;
+
+pub use counters::{DEFAULT_COUNTER_CAPACITY, DEFAULT_LIST_CAPACITY, MAX_LIST_CAPACITY};
+pub use ports::{GameError, PortPool};
+pub use protocol::{DEFAULT_PLAYER_CAPACITY, GameState, Outcome, Reply};
+
+/// Bytes of a datagram that are read; the rest is dropped, as by the real server's 1 KiB buffer.
+pub const MAX_DATAGRAM_BYTES: usize = 1024;
+
+/// What a game server's SDK calls do to its GameServer object.
+pub trait SdkHandle: Send + Sync + 'static {
+    /// Applies `call` to the GameServer `namespace/name`. An error is sent back as `ERROR: …`.
+    fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError>;
+}
+
+/// Why an SDK call was refused; its text is the protocol's `ERROR: …` reply.
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    /// The GameServer is gone (deleted, or never existed).
+    #[error("gameserver {namespace}/{name} not found")]
+    NotFound { namespace: String, name: String },
+    /// `SDK.Ready()` from a state that cannot become Ready.
+    #[error("cannot mark a {0} gameserver Ready")]
+    CannotReady(GameServerState),
+    /// `SDK.Allocate()` from a state that cannot be allocated.
+    #[error("cannot allocate a {0} gameserver")]
+    CannotAllocate(GameServerState),
+    /// `SDK.SetLabel` or `SDK.SetAnnotation` with an empty key.
+    #[error("empty key")]
+    EmptyKey,
+    /// `SDK.Reserve(d)` whose end is beyond what a timestamp can hold.
+    #[error("a reservation of {0:?} ends beyond the representable time")]
+    ReservationTooLong(Duration, #[source] jiff::Error),
+    /// The simulator is being dropped.
+    #[error("the simulator is shutting down")]
+    ShuttingDown,
+    /// The simulator's state lock is poisoned (a panic elsewhere).
+    #[error("the simulator's state is unavailable")]
+    Unavailable,
+}
+
+/// The protocol's replies are text: a refused call is its message.
+impl From<SdkError> for String {
+    fn from(e: SdkError) -> String {
+        e.to_string()
+    }
+}
+
+/// An SDK call a game server makes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SdkCall {
+    /// `SDK.Ready()`.
+    Ready,
+    /// `SDK.Allocate()`: the game allocates itself.
+    Allocate,
+    /// `SDK.Shutdown()`.
+    Shutdown,
+    /// The game stopped its health pings (or died): the GameServer becomes Unhealthy.
+    Unhealthy,
+    /// `SDK.Reserve(duration)`; zero means until told otherwise.
+    Reserve(Duration),
+    /// `SDK.SetLabel(key, value)`.
+    Label(String, String),
+    /// `SDK.SetAnnotation(key, value)`.
+    Annotation(String, String),
+    /// Sent after every change of the player list or capacity, for `status.players`.
+    Players {
+        /// Players connected.
+        count: i64,
+        /// Players allowed.
+        capacity: i64,
+        /// Connected player ids, in the order they connected.
+        ids: Vec<String>,
+    },
+}
+
+/// Exactly `N` arguments, or an error naming the command.
+fn exact<'a, const N: usize>(cmd: &str, args: &[&'a str]) -> Result<[&'a str; N], String> {
+    <[&'a str; N]>::try_from(args).map_err(|_| {
+        let wanted = match N {
+            0 => "no arguments".to_owned(),
+            1 => "1 argument".to_owned(),
+            n => format!("{n} arguments"),
+        };
+        format!("{cmd} takes {wanted}, got {}", args.len())
+    })
+}
+
+/// An integer argument, or an error naming the command and the argument.
+fn number(cmd: &str, what: &str, text: &str) -> Result<i64, String> {
+    text.parse()
+        .map_err(|_| format!("{cmd}: {what} `{text}` is not an integer"))
+}
+
+fn len_i64(len: usize) -> i64 {
+    i64::try_from(len).unwrap_or(i64::MAX)
+}
+
+/// Serves the game protocol for the GameServer `namespace/name` on `socket` until `shutdown` is
+/// cancelled or the game ends (`EXIT`, `CRASH`). One command per datagram; the reply goes back
+/// to its sender.
+pub async fn serve(
+    socket: UdpSocket,
+    namespace: String,
+    name: String,
+    sdk: Arc<dyn SdkHandle>,
+    shutdown: CancellationToken,
+) {
+    let mut game = GameState::new(&name);
+    let mut buf = vec![0u8; MAX_DATAGRAM_BYTES];
+    loop {
+        let received = tokio::select! {
+            // Cancellation wins over a datagram that arrived at the same time.
+            biased;
+            () = shutdown.cancelled() => return,
+            r = socket.recv_from(&mut buf) => r,
+        };
+        let (len, peer) = match received {
+            Ok(r) => r,
+            Err(error) => {
+                // A failed read concerns one datagram (e.g. an ICMP error from an earlier
+                // peer), not the server: keep serving.
+                events::GameReadFailed {
+                    namespace: &namespace,
+                    name: &name,
+                    error: &error,
+                }
+                .emit();
+                continue;
+            }
+        };
+        // Datagrams longer than the buffer are cut to it; broken UTF-8 becomes U+FFFD.
+        let line = String::from_utf8_lossy(&buf[..len]);
+        let outcome = game.handle(&line, &mut |call| sdk.sdk(&namespace, &name, call));
+        if let Err(error) = socket
+            .send_to(outcome.reply.to_datagram().as_bytes(), peer)
+            .await
+        {
+            // An unanswered client is the client's loss, not a reason to stop the server.
+            events::GameReplyFailed {
+                namespace: &namespace,
+                name: &name,
+                peer: &peer,
+                error: &error,
+            }
+            .emit();
+        }
+        if outcome.stop {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Mutex;
+
+    use super::protocol::tests::players;
+    use super::*;
+
+    const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// Records every SDK call; refuses reservations.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, String, SdkCall)>>);
+
+    impl Recorder {
+        fn calls(&self) -> Vec<(String, String, SdkCall)> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl SdkHandle for Recorder {
+        fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError> {
+            if matches!(call, SdkCall::Reserve(_)) {
+                return Err(SdkError::CannotAllocate(GameServerState::Reserved));
+            }
+            self.0
+                .lock()
+                .unwrap()
+                .push((namespace.to_owned(), name.to_owned(), call));
+            Ok(())
+        }
+    }
+
+    /// A game server on a port of `pool`, and a client connected to it.
+    struct Running {
+        port: u16,
+        recorder: Arc<Recorder>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+        client: UdpSocket,
+    }
+
+    async fn start(pool: &PortPool, name: &str) -> Running {
+        let (socket, port) = pool.bind(LOCALHOST).await.unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(
+            socket,
+            "ns".into(),
+            name.into(),
+            recorder.clone(),
+            stop.clone(),
+        ));
+        let client = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+        client.connect((LOCALHOST, port)).await.unwrap();
+        Running {
+            port,
+            recorder,
+            stop,
+            task,
+            client,
+        }
+    }
+
+    async fn say(client: &UdpSocket, datagram: &[u8]) -> String {
+        client.send(datagram).await.unwrap();
+        let mut buf = vec![0u8; 16 * 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+            .await
+            .expect("no reply within 5s")
+            .unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    async fn ends(task: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the game loop did not stop within 5s")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_session_over_udp_makes_exactly_its_sdk_calls_and_exit_stops_it() {
+        let pool = PortPool::new(0, 0).unwrap();
+        let gs = start(&pool, "gs-1").await;
+        assert!(gs.port > 0);
+        let c = &gs.client;
+        assert_eq!(say(c, b"GAMESERVER").await, "ACK: NAME: gs-1\n");
+        assert_eq!(say(c, b"READY\n").await, "ACK: READY\n");
+        assert_eq!(
+            say(c, b"PLAYER_CONNECT p1").await,
+            "ACK: PLAYER_CONNECT p1\n"
+        );
+        assert_eq!(
+            say(c, b"PLAYER_CONNECT p2").await,
+            "ACK: PLAYER_CONNECT p2\n"
+        );
+        assert_eq!(
+            say(c, b"PLAYER_CONNECT p1").await,
+            "ERROR: PLAYER_CONNECT: player `p1` is already connected\n"
+        );
+        assert_eq!(say(c, b"GET_PLAYERS").await, "ACK: p1,p2\n");
+        assert_eq!(
+            say(c, b"RESERVE 30s").await,
+            "ERROR: cannot allocate a Reserved gameserver\n"
+        );
+        assert_eq!(say(c, b"EXIT").await, "ACK: EXIT\n");
+        ends(gs.task).await;
+        let call = |c: SdkCall| ("ns".to_owned(), "gs-1".to_owned(), c);
+        assert_eq!(
+            gs.recorder.calls(),
+            [
+                call(SdkCall::Ready),
+                call(players(1, 100, &["p1"])),
+                call(players(2, 100, &["p1", "p2"])),
+                call(SdkCall::Shutdown),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_loop_stops_on_cancellation_and_on_crash() {
+        let pool = PortPool::new(0, 0).unwrap();
+        let gs = start(&pool, "gs-2").await;
+        assert_eq!(say(&gs.client, b"PLAYER_COUNT").await, "ACK: 0\n");
+        gs.stop.cancel();
+        ends(gs.task).await;
+        assert!(gs.recorder.calls().is_empty());
+
+        let gs = start(&pool, "gs-3").await;
+        assert_eq!(say(&gs.client, b"CRASH").await, "ACK: CRASH\n");
+        ends(gs.task).await;
+        assert_eq!(
+            gs.recorder.calls(),
+            [("ns".into(), "gs-3".into(), SdkCall::Unhealthy)]
+        );
+        // The token was never cancelled: the loop ended by itself.
+        assert!(!gs.stop.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn oversized_and_garbage_datagrams_are_answered_and_survived() {
+        let pool = PortPool::new(0, 0).unwrap();
+        let gs = start(&pool, "gs-4").await;
+        let c = &gs.client;
+        // 4 KiB of invalid UTF-8: read as 1 KiB of U+FFFD and echoed.
+        let reply = say(c, &[0xff; 4096]).await;
+        assert_eq!(
+            reply,
+            format!("ACK: {}\n", "\u{fffd}".repeat(MAX_DATAGRAM_BYTES))
+        );
+        // 4 KiB of text: cut to its first 1 KiB.
+        let long = "x".repeat(4096);
+        assert_eq!(
+            say(c, long.as_bytes()).await,
+            format!("ACK: {}\n", &long[..MAX_DATAGRAM_BYTES])
+        );
+        // A command cut in the middle of its arguments is still parsed, not a crash.
+        let mut cut = b"PLAYER_CONNECT ".to_vec();
+        cut.extend([b'p'; 2000]);
+        let reply = say(c, &cut).await;
+        assert_eq!(
+            reply,
+            format!("ACK: {}\n", String::from_utf8_lossy(&cut[..1024]))
+        );
+        assert_eq!(say(c, b"PLAYER_COUNT").await, "ACK: 1\n");
+        assert_eq!(say(c, b"GAMESERVER").await, "ACK: NAME: gs-4\n");
+        assert!(!gs.task.is_finished());
+        gs.stop.cancel();
+        ends(gs.task).await;
+    }
+}

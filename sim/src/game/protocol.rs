@@ -1,0 +1,492 @@
+//! One game server's protocol state: health and players, and the text commands it answers.
+//! Counters and lists are [`super::counters`]'s.
+
+use super::counters::CountsAndLists;
+use super::{SdkCall, SdkError};
+use super::{exact, len_i64, number};
+use crate::duration::parse_go_duration;
+
+/// Players a game server accepts before its first `PLAYER_CAPACITY n`. Agones starts from the
+/// GameServer's `spec.players.initialCapacity`; the simulator has no such field, so it picks a
+/// number large enough that sessions are only refused when a test sets a lower capacity.
+pub const DEFAULT_PLAYER_CAPACITY: i64 = 100;
+
+/// The answer to one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Sent as `ACK: <text>`.
+    Ack(String),
+    /// Sent as `ERROR: <text>`.
+    Error(String),
+}
+
+impl Reply {
+    /// The datagram sent back to the client.
+    pub fn to_datagram(&self) -> String {
+        match self {
+            Reply::Ack(text) => format!("ACK: {text}\n"),
+            Reply::Error(text) => format!("ERROR: {text}\n"),
+        }
+    }
+}
+
+/// What handling one command came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// What to send back.
+    pub reply: Reply,
+    /// The game is over (`EXIT`, `CRASH`): stop serving after the reply.
+    pub stop: bool,
+}
+
+/// One game server's own state: health, players, counters and lists.
+#[derive(Debug, Clone)]
+pub struct GameState {
+    name: String,
+    healthy: bool,
+    /// Distinct player ids in the order they connected, which is how Agones lists them.
+    players: Vec<String>,
+    player_capacity: i64,
+    counts: CountsAndLists,
+}
+
+impl GameState {
+    /// A fresh game for the GameServer `name`: healthy, no players, capacity
+    /// [`DEFAULT_PLAYER_CAPACITY`], no counters or lists.
+    pub fn new(name: &str) -> GameState {
+        GameState {
+            name: name.to_owned(),
+            healthy: true,
+            players: Vec::new(),
+            player_capacity: DEFAULT_PLAYER_CAPACITY,
+            counts: CountsAndLists::default(),
+        }
+    }
+
+    /// False once `UNHEALTHY` was handled: the real server stops its health pings then.
+    pub fn healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// Handles one command `line` (one datagram's text). SDK calls go through `sdk`; when it
+    /// refuses, the reply is `ERROR: <its text>` and the game state is left as it was (except
+    /// that `EXIT` and `CRASH` still end the game: the process is gone either way).
+    pub fn handle(
+        &mut self,
+        line: &str,
+        sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
+    ) -> Outcome {
+        let text = line.trim_end_matches(['\r', '\n']);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let Some((&cmd, args)) = words.split_first() else {
+            // Blank input is echoed like any other unknown text.
+            return Outcome {
+                reply: Reply::Ack(text.to_owned()),
+                stop: false,
+            };
+        };
+        let stop = matches!(cmd, "EXIT" | "CRASH") && args.is_empty();
+        let reply = match self.command(cmd, args, text, sdk) {
+            Ok(ack) => Reply::Ack(ack),
+            Err(error) => Reply::Error(error),
+        };
+        Outcome { reply, stop }
+    }
+
+    /// The ACK text of one command, or the ERROR text.
+    fn command(
+        &mut self,
+        cmd: &str,
+        args: &[&str],
+        text: &str,
+        sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
+    ) -> Result<String, String> {
+        // Like the real server, commands that only act are acknowledged with their own text.
+        let echo = || Ok(text.to_owned());
+        match cmd {
+            "EXIT" => {
+                let [] = exact(cmd, args)?;
+                sdk(SdkCall::Shutdown)?;
+                echo()
+            }
+            "CRASH" => {
+                // The real process dies without a Shutdown; its health pings stop, so Agones
+                // marks it Unhealthy. Replying is a courtesy the real one cannot offer.
+                let [] = exact(cmd, args)?;
+                self.healthy = false;
+                sdk(SdkCall::Unhealthy)?;
+                echo()
+            }
+            "UNHEALTHY" => {
+                let [] = exact(cmd, args)?;
+                self.healthy = false;
+                sdk(SdkCall::Unhealthy)?;
+                echo()
+            }
+            "GAMESERVER" => {
+                let [] = exact(cmd, args)?;
+                Ok(format!("NAME: {}", self.name))
+            }
+            "READY" => {
+                let [] = exact(cmd, args)?;
+                sdk(SdkCall::Ready)?;
+                echo()
+            }
+            "ALLOCATE" => {
+                let [] = exact(cmd, args)?;
+                sdk(SdkCall::Allocate)?;
+                echo()
+            }
+            "RESERVE" => {
+                let [duration] = exact(cmd, args)?;
+                let duration = parse_go_duration(duration).ok_or_else(|| {
+                    format!("RESERVE: `{duration}` is not a duration like 10s, 1m30s or 500ms")
+                })?;
+                sdk(SdkCall::Reserve(duration))?;
+                echo()
+            }
+            "LABEL" => {
+                let [key, value] = exact(cmd, args)?;
+                sdk(SdkCall::Label(key.to_owned(), value.to_owned()))?;
+                echo()
+            }
+            "ANNOTATION" => {
+                let [key, value] = exact(cmd, args)?;
+                sdk(SdkCall::Annotation(key.to_owned(), value.to_owned()))?;
+                echo()
+            }
+            "PLAYER_CAPACITY" => match args {
+                [] => Ok(self.player_capacity.to_string()),
+                [capacity] => {
+                    let capacity = number(cmd, "capacity", capacity)?;
+                    if capacity < 0 {
+                        return Err(format!(
+                            "PLAYER_CAPACITY: capacity must not be negative, got {capacity}"
+                        ));
+                    }
+                    self.set_players(self.players.clone(), capacity, sdk)?;
+                    echo()
+                }
+                _ => Err(format!(
+                    "PLAYER_CAPACITY takes 0 or 1 argument, got {}",
+                    args.len()
+                )),
+            },
+            "PLAYER_CONNECT" => {
+                let [id] = exact(cmd, args)?;
+                if self.is_connected(id) {
+                    return Err(format!(
+                        "PLAYER_CONNECT: player `{id}` is already connected"
+                    ));
+                }
+                if len_i64(self.players.len()) >= self.player_capacity {
+                    return Err(format!(
+                        "PLAYER_CONNECT: players are at capacity ({})",
+                        self.player_capacity
+                    ));
+                }
+                let mut players = self.players.clone();
+                players.push(id.to_owned());
+                self.set_players(players, self.player_capacity, sdk)?;
+                echo()
+            }
+            "PLAYER_DISCONNECT" => {
+                let [id] = exact(cmd, args)?;
+                if !self.is_connected(id) {
+                    return Err(format!("PLAYER_DISCONNECT: player `{id}` is not connected"));
+                }
+                let players = self.players.iter().filter(|p| *p != id).cloned().collect();
+                self.set_players(players, self.player_capacity, sdk)?;
+                echo()
+            }
+            "PLAYER_CONNECTED" => {
+                let [id] = exact(cmd, args)?;
+                Ok(self.is_connected(id).to_string())
+            }
+            "GET_PLAYERS" => {
+                let [] = exact(cmd, args)?;
+                Ok(self.players.join(","))
+            }
+            "PLAYER_COUNT" => {
+                let [] = exact(cmd, args)?;
+                Ok(self.players.len().to_string())
+            }
+            _ => match self.counts.command(cmd, args)? {
+                Some(ack) => Ok(ack),
+                None => echo(),
+            },
+        }
+    }
+
+    fn is_connected(&self, id: &str) -> bool {
+        self.players.iter().any(|p| p == id)
+    }
+
+    /// Tells the world about a new player list or capacity, and keeps it only if accepted.
+    fn set_players(
+        &mut self,
+        players: Vec<String>,
+        capacity: i64,
+        sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
+    ) -> Result<(), String> {
+        sdk(SdkCall::Players {
+            count: len_i64(players.len()),
+            capacity,
+            ids: players.clone(),
+        })?;
+        self.players = players;
+        self.player_capacity = capacity;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// Handles `line`, returning the outcome and the SDK calls it made (all accepted).
+    fn run(g: &mut GameState, line: &str) -> (Outcome, Vec<SdkCall>) {
+        let mut calls = Vec::new();
+        let out = g.handle(line, &mut |c| {
+            calls.push(c);
+            Ok(())
+        });
+        (out, calls)
+    }
+
+    fn ack(g: &mut GameState, line: &str) -> String {
+        match run(g, line).0.reply {
+            Reply::Ack(text) => text,
+            Reply::Error(e) => panic!("{line:?}: ERROR: {e}"),
+        }
+    }
+
+    /// The error text; also checks that a refused command made no SDK call and did not stop.
+    fn err(g: &mut GameState, line: &str) -> String {
+        match run(g, line) {
+            (
+                Outcome {
+                    reply: Reply::Error(e),
+                    stop: false,
+                },
+                calls,
+            ) if calls.is_empty() => e,
+            other => panic!("{line:?}: expected a plain error, got {other:?}"),
+        }
+    }
+
+    pub(in crate::game) fn players(count: i64, capacity: i64, ids: &[&str]) -> SdkCall {
+        SdkCall::Players {
+            count,
+            capacity,
+            ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn wrong_arguments_are_errors_naming_the_command() {
+        let mut g = GameState::new("gs");
+        let cases = [
+            ("EXIT now", "EXIT takes no arguments, got 1"),
+            ("CRASH hard", "CRASH takes no arguments, got 1"),
+            ("READY 1", "READY takes no arguments, got 1"),
+            ("GAMESERVER x", "GAMESERVER takes no arguments, got 1"),
+            ("RESERVE", "RESERVE takes 1 argument, got 0"),
+            ("RESERVE 1s 2s", "RESERVE takes 1 argument, got 2"),
+            (
+                "RESERVE soon",
+                "RESERVE: `soon` is not a duration like 10s, 1m30s or 500ms",
+            ),
+            ("LABEL k", "LABEL takes 2 arguments, got 1"),
+            ("ANNOTATION a b c", "ANNOTATION takes 2 arguments, got 3"),
+            (
+                "PLAYER_CAPACITY 1 2",
+                "PLAYER_CAPACITY takes 0 or 1 argument, got 2",
+            ),
+            (
+                "PLAYER_CAPACITY many",
+                "PLAYER_CAPACITY: capacity `many` is not an integer",
+            ),
+            (
+                "PLAYER_CAPACITY -1",
+                "PLAYER_CAPACITY: capacity must not be negative, got -1",
+            ),
+            ("PLAYER_CONNECT", "PLAYER_CONNECT takes 1 argument, got 0"),
+            (
+                "PLAYER_DISCONNECT a b",
+                "PLAYER_DISCONNECT takes 1 argument, got 2",
+            ),
+            (
+                "PLAYER_CONNECTED",
+                "PLAYER_CONNECTED takes 1 argument, got 0",
+            ),
+            ("GET_PLAYERS all", "GET_PLAYERS takes no arguments, got 1"),
+            ("PLAYER_COUNT x", "PLAYER_COUNT takes no arguments, got 1"),
+            (
+                "GET_COUNTER_COUNT",
+                "GET_COUNTER_COUNT takes 1 argument, got 0",
+            ),
+            (
+                "INCREMENT_COUNTER c",
+                "INCREMENT_COUNTER takes 2 arguments, got 1",
+            ),
+            (
+                "INCREMENT_COUNTER c x",
+                "INCREMENT_COUNTER: amount `x` is not an integer",
+            ),
+            (
+                "DECREMENT_COUNTER c 1.5",
+                "DECREMENT_COUNTER: amount `1.5` is not an integer",
+            ),
+            (
+                "SET_COUNTER_COUNT c ten",
+                "SET_COUNTER_COUNT: count `ten` is not an integer",
+            ),
+            (
+                "SET_COUNTER_CAPACITY c",
+                "SET_COUNTER_CAPACITY takes 2 arguments, got 1",
+            ),
+            (
+                "GET_LIST_CAPACITY",
+                "GET_LIST_CAPACITY takes 1 argument, got 0",
+            ),
+            (
+                "SET_LIST_CAPACITY l big",
+                "SET_LIST_CAPACITY: capacity `big` is not an integer",
+            ),
+            ("LIST_CONTAINS l", "LIST_CONTAINS takes 2 arguments, got 1"),
+            ("GET_LIST_LENGTH", "GET_LIST_LENGTH takes 1 argument, got 0"),
+            (
+                "GET_LIST_VALUES a b",
+                "GET_LIST_VALUES takes 1 argument, got 2",
+            ),
+            (
+                "APPEND_LIST_VALUE l",
+                "APPEND_LIST_VALUE takes 2 arguments, got 1",
+            ),
+            (
+                "DELETE_LIST_VALUE l a b",
+                "DELETE_LIST_VALUE takes 2 arguments, got 3",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(err(&mut g, line), want, "{line:?}");
+        }
+        // None of them changed anything.
+        assert_eq!(ack(&mut g, "PLAYER_CAPACITY"), "100");
+        assert!(g.healthy());
+    }
+
+    #[test]
+    fn anything_else_is_echoed() {
+        let mut g = GameState::new("gs");
+        for (line, want) in [
+            ("hello world\r\n", "hello world"),
+            ("hello  world", "hello  world"),
+            ("", ""),
+            ("\n", ""),
+            ("   ", "   "),
+            // Commands are case-sensitive, as in the real server.
+            ("ready", "ready"),
+            ("EXITNOW", "EXITNOW"),
+            ("\u{fffd}\u{fffd}", "\u{fffd}\u{fffd}"),
+        ] {
+            let (out, calls) = run(&mut g, line);
+            assert_eq!(
+                out,
+                Outcome {
+                    reply: Reply::Ack(want.into()),
+                    stop: false
+                },
+                "{line:?}"
+            );
+            assert!(calls.is_empty());
+        }
+        assert_eq!(Reply::Ack("x".into()).to_datagram(), "ACK: x\n");
+        assert_eq!(Reply::Error("y".into()).to_datagram(), "ERROR: y\n");
+    }
+
+    #[test]
+    fn players_connect_up_to_capacity_and_are_mirrored() {
+        let mut g = GameState::new("gs");
+        assert_eq!(ack(&mut g, "PLAYER_CAPACITY"), "100");
+        let (out, calls) = run(&mut g, "PLAYER_CAPACITY 2");
+        assert_eq!(out.reply, Reply::Ack("PLAYER_CAPACITY 2".into()));
+        assert_eq!(calls, [players(0, 2, &[])]);
+        assert_eq!(ack(&mut g, "PLAYER_CAPACITY"), "2");
+
+        let (out, calls) = run(&mut g, "PLAYER_CONNECT b");
+        assert_eq!(out.reply, Reply::Ack("PLAYER_CONNECT b".into()));
+        assert_eq!(calls, [players(1, 2, &["b"])]);
+        assert_eq!(
+            err(&mut g, "PLAYER_CONNECT b"),
+            "PLAYER_CONNECT: player `b` is already connected"
+        );
+        let (_, calls) = run(&mut g, "PLAYER_CONNECT a");
+        assert_eq!(calls, [players(2, 2, &["b", "a"])]);
+        assert_eq!(
+            err(&mut g, "PLAYER_CONNECT c"),
+            "PLAYER_CONNECT: players are at capacity (2)"
+        );
+        // Connection order, not sorted order.
+        assert_eq!(ack(&mut g, "GET_PLAYERS"), "b,a");
+        assert_eq!(ack(&mut g, "PLAYER_COUNT"), "2");
+        assert_eq!(ack(&mut g, "PLAYER_CONNECTED a"), "true");
+        assert_eq!(ack(&mut g, "PLAYER_CONNECTED c"), "false");
+
+        assert_eq!(
+            err(&mut g, "PLAYER_DISCONNECT c"),
+            "PLAYER_DISCONNECT: player `c` is not connected"
+        );
+        let (out, calls) = run(&mut g, "PLAYER_DISCONNECT b");
+        assert_eq!(out.reply, Reply::Ack("PLAYER_DISCONNECT b".into()));
+        assert_eq!(calls, [players(1, 2, &["a"])]);
+        assert_eq!(ack(&mut g, "PLAYER_CONNECTED b"), "false");
+
+        // Lowering the capacity below the count keeps the players, but lets nobody in.
+        let (_, calls) = run(&mut g, "PLAYER_CAPACITY 0");
+        assert_eq!(calls, [players(1, 0, &["a"])]);
+        assert!(err(&mut g, "PLAYER_CONNECT d").contains("at capacity (0)"));
+        assert_eq!(ack(&mut g, "GET_PLAYERS"), "a");
+        let (_, calls) = run(&mut g, "PLAYER_DISCONNECT a");
+        assert_eq!(calls, [players(0, 0, &[])]);
+        assert_eq!(ack(&mut g, "GET_PLAYERS"), "");
+        assert_eq!(ack(&mut g, "PLAYER_COUNT"), "0");
+    }
+
+    #[test]
+    fn a_refused_sdk_call_is_an_error_and_changes_nothing() {
+        let mut g = GameState::new("gs");
+        let mut refuse = |_: SdkCall| {
+            Err::<(), _>(SdkError::NotFound {
+                namespace: "ns".into(),
+                name: "gs".into(),
+            })
+        };
+        let out = g.handle("PLAYER_CONNECT a", &mut refuse);
+        assert_eq!(
+            out,
+            Outcome {
+                reply: Reply::Error("gameserver ns/gs not found".into()),
+                stop: false
+            }
+        );
+        assert_eq!(ack(&mut g, "PLAYER_COUNT"), "0");
+        g.handle("PLAYER_CAPACITY 5", &mut refuse);
+        assert_eq!(ack(&mut g, "PLAYER_CAPACITY"), "100");
+        ack(&mut g, "PLAYER_CONNECT a");
+        g.handle("PLAYER_DISCONNECT a", &mut refuse);
+        assert_eq!(ack(&mut g, "GET_PLAYERS"), "a");
+        let out = g.handle("READY", &mut refuse);
+        assert_eq!(out.reply, Reply::Error("gameserver ns/gs not found".into()));
+        // EXIT still ends the game: the process exits whatever the SDK said.
+        let out = g.handle("EXIT", &mut refuse);
+        assert_eq!(
+            out,
+            Outcome {
+                reply: Reply::Error("gameserver ns/gs not found".into()),
+                stop: true
+            }
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! GameServers: the store, the ready index that allocation picks from, the timers that move
+//! each server through its lifecycle, the state machine, and injected failures.
+
+use std::time::Instant;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use rand::RngExt;
+use upsoak_agones::{
+    FLEET_LABEL, Fleet, GAMESERVERSET_LABEL, GameServer, GameServerState, GameServerStatus,
+    GameServerStatusPort, metrics::NO_FLEET,
+};
+
+use crate::config::{FailureState, FaultKind};
+use crate::events;
+use crate::selector::Selector;
+use crate::status::ApiError;
+
+use super::{GsRecord, Key, NODE_NAME, World, fleet_of, now_ts};
+
+impl World {
+    // ----- GameServers -----
+
+    pub fn get_gameserver(&self, ns: &str, name: &str) -> Result<GameServer, ApiError> {
+        self.gameservers
+            .get(&(ns.to_owned(), name.to_owned()))
+            .map(|r| r.obj.clone())
+            .ok_or_else(|| ApiError::not_found("gameservers.agones.dev", name))
+    }
+
+    /// GameServers in `ns` (or every namespace) matching `sel`.
+    pub fn list_gameservers(&self, ns: Option<&str>, sel: &Selector) -> Vec<GameServer> {
+        self.gameservers
+            .iter()
+            .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
+            .filter(|(_, r)| sel.matches(r.obj.metadata.labels.as_ref()))
+            .map(|(_, r)| r.obj.clone())
+            .collect()
+    }
+
+    /// Deletes a GameServer (its Fleet, if any, replaces it).
+    pub fn delete_gameserver(&mut self, ns: &str, name: &str) -> Result<GameServer, ApiError> {
+        let key = (ns.to_owned(), name.to_owned());
+        self.remove_gameserver(&key)
+            .ok_or_else(|| ApiError::not_found("gameservers.agones.dev", name))
+    }
+
+    pub(super) fn remove_gameserver(&mut self, key: &Key) -> Option<GameServer> {
+        let rec = self.gameservers.remove(key)?;
+        self.unindex_ready(key, &rec.obj);
+        if let Some(d) = rec.due {
+            self.timers.remove(&(d, key.clone()));
+        }
+        self.in_flight.remove(key);
+        if let Some(f) = fleet_of(&rec.obj) {
+            let fk = (key.0.clone(), f.to_owned());
+            if let Some(m) = self.members.get_mut(&fk) {
+                m.remove(&key.1);
+            }
+            self.dirty.insert(fk);
+        }
+        if let Some(token) = &rec.game {
+            token.cancel();
+        }
+        let mut gs = rec.obj;
+        gs.metadata.resource_version = Some(self.next_rv().to_string());
+        self.emit("DELETED", &gs);
+        Some(gs)
+    }
+
+    pub(super) fn ready_key(key: &Key, gs: &GameServer) -> Key {
+        (key.0.clone(), fleet_of(gs).unwrap_or(NO_FLEET).to_owned())
+    }
+
+    pub(super) fn unindex_ready(&mut self, key: &Key, gs: &GameServer) {
+        let rk = Self::ready_key(key, gs);
+        if let Some(set) = self.ready.get_mut(&rk) {
+            set.remove(&key.1);
+            if set.is_empty() {
+                self.ready.remove(&rk);
+            }
+        }
+    }
+
+    /// Creates a GameServer for `fleet` from its template.
+    pub(super) fn spawn_gameserver(&mut self, ns: &str, fleet: &Fleet, now: Instant) {
+        let fleet_name = fleet.metadata.name.clone().unwrap_or_default();
+        let name = loop {
+            let n = format!("{fleet_name}-{}", self.random_suffix());
+            if !self.gameservers.contains_key(&(ns.to_owned(), n.clone())) {
+                break n;
+            }
+        };
+        let tmeta = fleet.spec.template.metadata.clone().unwrap_or_default();
+        let mut labels = tmeta.labels.unwrap_or_default();
+        labels.insert(FLEET_LABEL.to_owned(), fleet_name.clone());
+        labels.insert(GAMESERVERSET_LABEL.to_owned(), format!("{fleet_name}-set"));
+        let rv = self.next_rv();
+        let meta = ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.to_owned()),
+            uid: Some(self.new_uid()),
+            resource_version: Some(rv.to_string()),
+            generation: Some(1),
+            creation_timestamp: Some(now_ts()),
+            labels: Some(labels),
+            annotations: tmeta.annotations,
+            owner_references: Some(vec![OwnerReference {
+                api_version: "agones.dev/v1".to_owned(),
+                kind: "Fleet".to_owned(),
+                name: fleet_name.clone(),
+                uid: fleet.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            ..ObjectMeta::default()
+        };
+        let mut gs = GameServer::new(meta, fleet.spec.template.spec.clone());
+        gs.status = Some(GameServerStatus {
+            state: GameServerState::Creating,
+            ports: Vec::new(),
+            address: String::new(),
+            addresses: Vec::new(),
+            node_name: String::new(),
+            reserved_until: None,
+            players: None,
+        });
+        let key = (ns.to_owned(), name);
+        events::GameServerCreated {
+            namespace: ns,
+            fleet: &fleet_name,
+            name: &key.1,
+        }
+        .emit(&self.metrics);
+        self.emit("ADDED", &gs);
+        let game = self.game.clone().map(|rt| self.start_game(rt, key.clone()));
+        self.members
+            .entry((key.0.clone(), fleet_name))
+            .or_default()
+            .insert(key.1.clone());
+        self.gameservers.insert(
+            key.clone(),
+            GsRecord {
+                obj: gs,
+                since: now,
+                due: None,
+                port: None,
+                game,
+            },
+        );
+        self.set_due(&key, Some(now + self.cfg.lifecycle.scheduled_after));
+    }
+
+    /// Sets when a GameServer moves next by itself, keeping the timer index in step.
+    pub(super) fn set_due(&mut self, key: &Key, due: Option<Instant>) {
+        let Some(rec) = self.gameservers.get_mut(key) else {
+            return;
+        };
+        if let Some(old) = rec.due.take() {
+            self.timers.remove(&(old, key.clone()));
+        }
+        rec.due = due;
+        if let Some(d) = due {
+            self.timers.insert((d, key.clone()));
+        }
+    }
+
+    /// Marks the Fleet of a GameServer for reconciliation.
+    pub(super) fn mark_dirty(&mut self, ns: &str, gs: &GameServer) {
+        if let Some(f) = fleet_of(gs) {
+            self.dirty.insert((ns.to_owned(), f.to_owned()));
+        }
+    }
+
+    /// Moves a GameServer to `to`, with the metrics, index and event that go with it.
+    pub(super) fn set_state(&mut self, key: &Key, to: GameServerState, now: Instant) {
+        let lifecycle = self.cfg.lifecycle.clone();
+        let ip = self.cfg.game.ip.to_string();
+        let Some(rec) = self.gameservers.get_mut(key) else {
+            return;
+        };
+        let Some(from) = rec.obj.state() else { return };
+        if from == to {
+            return;
+        }
+        let elapsed = now.saturating_duration_since(rec.since);
+        rec.since = now;
+        let due = match to {
+            GameServerState::Scheduled => Some(now + lifecycle.request_ready_after),
+            GameServerState::RequestReady => Some(now + lifecycle.ready_after),
+            GameServerState::Shutdown => Some(now + lifecycle.delete_after_shutdown),
+            GameServerState::Error | GameServerState::Unhealthy => {
+                Some(now + lifecycle.delete_after_failure)
+            }
+            _ => None,
+        };
+        let port = rec.port;
+        let gs = &mut rec.obj;
+        if let Some(st) = gs.status.as_mut() {
+            st.state = to;
+            if to == GameServerState::Scheduled {
+                st.node_name = NODE_NAME.to_owned();
+                st.address = ip.clone();
+                st.addresses = vec![upsoak_agones::gameserver::NodeAddress {
+                    address: ip,
+                    type_: "InternalIP".to_owned(),
+                }];
+                let port_name = gs
+                    .spec
+                    .ports
+                    .first()
+                    .map(|p| p.name.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "default".to_owned());
+                st.ports = port
+                    .map(|p| {
+                        vec![GameServerStatusPort {
+                            name: port_name,
+                            port: i32::from(p),
+                        }]
+                    })
+                    .unwrap_or_default();
+            }
+            if to != GameServerState::Reserved {
+                st.reserved_until = None;
+            }
+        }
+        let gs = gs.clone();
+        events::GameServerStateChanged {
+            namespace: &key.0,
+            fleet: fleet_of(&gs).unwrap_or(NO_FLEET),
+            name: &key.1,
+            from,
+            to,
+            in_from: elapsed,
+        }
+        .emit(&self.metrics);
+        if from == GameServerState::Ready {
+            self.unindex_ready(key, &gs);
+        }
+        if to == GameServerState::Ready {
+            self.ready
+                .entry(Self::ready_key(key, &gs))
+                .or_default()
+                .insert(key.1.clone());
+        }
+        self.set_due(key, due);
+        self.mark_dirty(&key.0, &gs);
+        self.touch_gameserver(key);
+    }
+
+    /// Bumps the resourceVersion of a changed GameServer and emits MODIFIED.
+    pub(super) fn touch_gameserver(&mut self, key: &Key) {
+        let rv = self.next_rv();
+        let Some(rec) = self.gameservers.get_mut(key) else {
+            return;
+        };
+        rec.obj.metadata.resource_version = Some(rv.to_string());
+        let gs = rec.obj.clone();
+        self.emit("MODIFIED", &gs);
+    }
+
+    // ----- the lifecycle controller -----
+
+    pub(super) fn advance_lifecycle(&mut self, now: Instant) {
+        let has_game = self.game.is_some();
+        let tick = self.cfg.lifecycle.tick;
+        while let Some((due, key)) = self.timers.first().cloned() {
+            if due > now {
+                break;
+            }
+            self.timers.remove(&(due, key.clone()));
+            let Some(rec) = self.gameservers.get_mut(&key) else {
+                continue;
+            };
+            rec.due = None;
+            let Some(state) = rec.obj.state() else {
+                continue;
+            };
+            // Scheduling waits for the game port, as a pod waits for its node port.
+            if has_game && state == GameServerState::Creating && rec.port.is_none() {
+                self.set_due(&key, Some(now + tick));
+                continue;
+            }
+            match state {
+                GameServerState::Creating => self.set_state(&key, GameServerState::Scheduled, now),
+                GameServerState::Scheduled => {
+                    self.set_state(&key, GameServerState::RequestReady, now)
+                }
+                GameServerState::RequestReady => self.set_state(&key, GameServerState::Ready, now),
+                GameServerState::Reserved => self.set_state(&key, GameServerState::Ready, now),
+                GameServerState::Shutdown | GameServerState::Error | GameServerState::Unhealthy => {
+                    self.remove_gameserver(&key);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn inject_failures(&mut self, now: Instant, dt: f64) {
+        let failures: Vec<(f64, FailureState)> = self
+            .active_faults()
+            .filter_map(|k| match k {
+                FaultKind::GameServerFailures { per_second, state } => Some((*per_second, *state)),
+                _ => None,
+            })
+            .collect();
+        for (per_second, state) in failures {
+            let p = (per_second * dt).min(1.0);
+            let victims: Vec<Key> = self
+                .gameservers
+                .iter()
+                .filter(|(_, r)| {
+                    matches!(
+                        r.obj.state(),
+                        Some(GameServerState::Ready | GameServerState::Allocated)
+                    )
+                })
+                .map(|(k, _)| k.clone())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .filter(|_| self.rng.random::<f64>() < p)
+                .collect();
+            let to = match state {
+                FailureState::Error => GameServerState::Error,
+                FailureState::Unhealthy => GameServerState::Unhealthy,
+            };
+            for key in victims {
+                self.set_state(&key, to, now);
+            }
+        }
+    }
+}

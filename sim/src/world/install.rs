@@ -1,0 +1,203 @@
+//! What is installed and what is being installed: the upgrade window an install opens, the
+//! fault profiles whose condition holds for the installed version, and the allocation plan
+//! (latency and failures) they result in.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use rand::RngExt;
+
+use upsoak_agones::release::{Install, to_query};
+use upsoak_common::problems::Problems;
+
+use crate::config::{FaultKind, FaultProfile};
+use crate::events::{self, Refusal, SimMetrics};
+use crate::status::ApiError;
+
+use super::World;
+
+/// What is installed, or being installed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Installed {
+    pub spec: Install,
+    /// Every gate of the version with its effective value.
+    pub gates: BTreeMap<String, bool>,
+    pub since: Timestamp,
+}
+
+/// Why an install was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstallError {
+    /// Another install's upgrade window is open (409).
+    #[error("another install is in progress; wait for its upgrade window to close")]
+    InProgress,
+    /// The chart would refuse it, for every reason listed, each at its field (422).
+    #[error("the install is invalid: {}", one_line(.0))]
+    Invalid(Problems),
+}
+
+impl World {
+    // ----- install and upgrade window -----
+
+    /// What is installed now.
+    pub fn installed(&self) -> &Installed {
+        &self.installed
+    }
+
+    /// The install in progress and when its window closes.
+    pub fn upgrading(&self) -> Option<&Installed> {
+        self.upgrade.as_ref().map(|(_, i)| i)
+    }
+
+    /// True while an upgrade window keeps the control plane unavailable.
+    pub fn in_upgrade_window(&self) -> bool {
+        self.upgrade.is_some()
+    }
+
+    /// Starts installing `spec`: validated as the chart would, then an upgrade window opens.
+    pub fn install(&mut self, spec: Install) -> Result<Installed, InstallError> {
+        let refused = if self.upgrade.is_some() {
+            Some((Refusal::InProgress, InstallError::InProgress))
+        } else {
+            self.cfg
+                .check_install(&spec)
+                .err()
+                .map(|p| (Refusal::Invalid, InstallError::Invalid(p)))
+        };
+        if let Some((refusal, error)) = refused {
+            events::InstallRefused {
+                version: &spec.version,
+                refusal,
+                reasons: &error,
+            }
+            .emit(&self.metrics);
+            return Err(error);
+        }
+        let target = Installed {
+            gates: self.cfg.effective_gates(&spec),
+            spec,
+            since: Timestamp::now(),
+        };
+        events::InstallStarted {
+            from: &self.installed.spec.version,
+            to: &target.spec.version,
+            gates: &to_query(&target.gates),
+            window: self.cfg.upgrade_window,
+        }
+        .emit(&self.metrics);
+        self.upgrade = Some((Instant::now() + self.cfg.upgrade_window, target.clone()));
+        Ok(target)
+    }
+
+    /// True while fault `f`'s condition holds for what is installed.
+    pub fn fault_active(&self, f: &FaultProfile) -> bool {
+        let version_ok = f
+            .when
+            .version
+            .as_ref()
+            .is_none_or(|v| *v == self.installed.spec.version);
+        let gate_ok = f.when.gate.as_ref().is_none_or(|g| {
+            self.installed.gates.get(&g.name).copied().unwrap_or(false) == g.enabled
+        });
+        version_ok && gate_ok
+    }
+
+    pub(super) fn active_faults(&self) -> impl Iterator<Item = &FaultKind> {
+        self.cfg
+            .faults
+            .iter()
+            .filter(|f| self.fault_active(f))
+            .map(|f| &f.kind)
+    }
+
+    /// The event metrics, to record without holding the world's lock.
+    pub fn metrics(&self) -> &SimMetrics {
+        &self.metrics
+    }
+
+    /// For one allocation: the pick-to-commit latency (faults included) and the retries
+    /// allowed, or the error the allocator answers with (down, or a failure fault).
+    pub fn allocation_plan(&mut self) -> Result<(Duration, u32), ApiError> {
+        if self.upgrade.is_some() {
+            return Err(ApiError::allocator_unavailable());
+        }
+        let mut latency = self.cfg.allocation.latency;
+        let mut fail_rate: f64 = 0.0;
+        for kind in self.active_faults() {
+            match kind {
+                FaultKind::AllocationLatency { multiplier, added } => {
+                    latency = latency.mul_f64(*multiplier) + *added;
+                }
+                FaultKind::AllocationFailures { rate } => {
+                    fail_rate = 1.0 - (1.0 - fail_rate) * (1.0 - rate);
+                }
+                _ => {}
+            }
+        }
+        if fail_rate > 0.0 && self.rng.random::<f64>() < fail_rate {
+            return Err(ApiError::internal(
+                "error allocating gameserver: simulated allocator failure",
+            ));
+        }
+        Ok((latency, self.cfg.allocation.retries))
+    }
+
+    /// Ends the upgrade window once its time is up: the target becomes what is installed.
+    pub(super) fn close_upgrade_window(&mut self, now: Instant) {
+        if let Some((until, _)) = &self.upgrade
+            && *until <= now
+            && let Some((_, target)) = self.upgrade.take()
+        {
+            let was_active: Vec<bool> = self
+                .cfg
+                .faults
+                .iter()
+                .map(|f| self.fault_active(f))
+                .collect();
+            events::InstallFinished {
+                version: &target.spec.version,
+                gates: &to_query(&target.gates),
+            }
+            .emit();
+            self.installed = target;
+            for (f, was) in self.cfg.faults.iter().zip(was_active) {
+                let active = self.fault_active(f);
+                if active != was {
+                    events::FaultChanged {
+                        name: &f.name,
+                        kind: f.kind.name(),
+                        active,
+                    }
+                    .emit();
+                }
+            }
+        }
+    }
+
+    /// The memory a `memory_growth` fault leaks over `dt` seconds.
+    pub(super) fn grow_memory(&mut self, dt: f64) {
+        let growth: f64 = self
+            .active_faults()
+            .map(|k| match k {
+                FaultKind::MemoryGrowth { bytes_per_second } => *bytes_per_second,
+                _ => 0.0,
+            })
+            .sum();
+        self.leaked_bytes += growth * dt;
+    }
+
+    /// True while a `reconcile_stall` fault holds.
+    pub(super) fn reconcile_stalled(&self) -> bool {
+        self.active_faults()
+            .any(|k| matches!(k, FaultKind::ReconcileStall))
+    }
+}
+
+/// Every problem on one line, as the log and the 422's message show them.
+fn one_line(p: &Problems) -> String {
+    p.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,186 @@
+//! The game protocol's way into the world: SDK calls from a GameServer's UDP port, and the
+//! runtime that binds each GameServer a port and serves the protocol on it.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+use upsoak_agones::GameServerState;
+
+use crate::events;
+use crate::game::{self, PortPool, SdkCall, SdkError, SdkHandle};
+
+use super::{Key, World};
+
+/// Starts and stops game protocol servers; absent in model-only tests.
+#[derive(Clone)]
+pub(super) struct GameRuntime {
+    pool: Arc<PortPool>,
+    sdk: Arc<dyn SdkHandle>,
+    world: Weak<Mutex<World>>,
+    /// The simulator's shutdown: every game port's token is its child, so shutting down stops
+    /// every UDP task.
+    shutdown: CancellationToken,
+}
+
+impl World {
+    /// Lets GameServers bind UDP ports from `pool` and speak the game protocol until their
+    /// GameServer is deleted or `shutdown` is cancelled.
+    pub fn attach_game_runtime(
+        world: &Arc<Mutex<World>>,
+        pool: Arc<PortPool>,
+        shutdown: CancellationToken,
+    ) {
+        let sdk: Arc<dyn SdkHandle> = Arc::new(SdkBridge(Arc::downgrade(world)));
+        if let Ok(mut w) = world.lock() {
+            w.game = Some(GameRuntime {
+                pool,
+                sdk,
+                world: Arc::downgrade(world),
+                shutdown,
+            });
+        }
+    }
+
+    /// Binds a UDP port and serves the game protocol for `key` until cancelled.
+    pub(super) fn start_game(&self, rt: GameRuntime, key: Key) -> CancellationToken {
+        let token = rt.shutdown.child_token();
+        let stop = token.clone();
+        let ip = self.cfg.game.ip;
+        let world = rt.world.clone();
+        tokio::spawn(async move {
+            let (socket, port) = match rt.pool.bind(ip).await {
+                Ok(p) => p,
+                Err(e) => {
+                    events::GamePortUnavailable {
+                        name: &key.1,
+                        error: &e,
+                    }
+                    .emit();
+                    return;
+                }
+            };
+            let alive = world
+                .upgrade()
+                .and_then(|w| w.lock().ok().map(|mut w| w.set_port(&key, port)))
+                .unwrap_or(false);
+            if alive {
+                game::serve(socket, key.0.clone(), key.1.clone(), rt.sdk.clone(), stop).await;
+            }
+            rt.pool.release(port);
+        });
+        token
+    }
+
+    /// Records the bound port; false when the GameServer is gone.
+    pub(super) fn set_port(&mut self, key: &Key, port: u16) -> bool {
+        match self.gameservers.get_mut(key) {
+            Some(r) => {
+                r.port = Some(port);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies an SDK call from a game server process.
+    pub fn sdk(&mut self, ns: &str, name: &str, call: SdkCall) -> Result<(), SdkError> {
+        let key = (ns.to_owned(), name.to_owned());
+        let now = Instant::now();
+        let state = self
+            .gameservers
+            .get(&key)
+            .and_then(|r| r.obj.state())
+            .ok_or_else(|| SdkError::NotFound {
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+            })?;
+        match call {
+            SdkCall::Ready => match state {
+                GameServerState::Scheduled | GameServerState::RequestReady => {
+                    self.set_state(&key, GameServerState::Ready, now)
+                }
+                // Agones lets an Allocated or Reserved server mark itself Ready again.
+                GameServerState::Allocated | GameServerState::Reserved => {
+                    self.set_state(&key, GameServerState::Ready, now)
+                }
+                GameServerState::Ready => {}
+                other => return Err(SdkError::CannotReady(other)),
+            },
+            SdkCall::Allocate => match state {
+                GameServerState::Ready | GameServerState::Reserved => {
+                    self.set_state(&key, GameServerState::Allocated, now);
+                    self.count_allocation(&key);
+                }
+                GameServerState::Allocated => {}
+                other => return Err(SdkError::CannotAllocate(other)),
+            },
+            SdkCall::Shutdown => self.set_state(&key, GameServerState::Shutdown, now),
+            SdkCall::Unhealthy => self.set_state(&key, GameServerState::Unhealthy, now),
+            SdkCall::Reserve(d) => {
+                if let Some(rec) = self.gameservers.get_mut(&key)
+                    && let Some(st) = rec.obj.status.as_mut()
+                {
+                    let until = jiff::SignedDuration::try_from(d)
+                        .and_then(|d| Timestamp::now().checked_add(d))
+                        .map_err(|e| SdkError::ReservationTooLong(d, e))?;
+                    st.reserved_until = Some(until.to_string());
+                }
+                self.set_state(&key, GameServerState::Reserved, now);
+                self.set_due(&key, Some(now + d));
+            }
+            SdkCall::Label(k, _) | SdkCall::Annotation(k, _) if k.is_empty() => {
+                return Err(SdkError::EmptyKey);
+            }
+            SdkCall::Label(k, v) => {
+                if let Some(rec) = self.gameservers.get_mut(&key) {
+                    rec.obj
+                        .metadata
+                        .labels
+                        .get_or_insert_default()
+                        .insert(format!("agones.dev/sdk-{k}"), v);
+                }
+                self.touch_gameserver(&key);
+            }
+            SdkCall::Annotation(k, v) => {
+                if let Some(rec) = self.gameservers.get_mut(&key) {
+                    rec.obj
+                        .metadata
+                        .annotations
+                        .get_or_insert_default()
+                        .insert(format!("agones.dev/sdk-{k}"), v);
+                }
+                self.touch_gameserver(&key);
+            }
+            SdkCall::Players {
+                count,
+                capacity,
+                ids,
+            } => {
+                if let Some(rec) = self.gameservers.get_mut(&key)
+                    && let Some(st) = rec.obj.status.as_mut()
+                {
+                    st.players = Some(upsoak_agones::gameserver::PlayerStatus {
+                        count,
+                        capacity,
+                        ids,
+                    });
+                }
+                self.touch_gameserver(&key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The game protocol's way into the world; holds it weakly so the world can be dropped.
+struct SdkBridge(Weak<Mutex<World>>);
+
+impl SdkHandle for SdkBridge {
+    fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError> {
+        let world = self.0.upgrade().ok_or(SdkError::ShuttingDown)?;
+        let mut w = world.lock().map_err(|_| SdkError::Unavailable)?;
+        w.sdk(namespace, name, call)
+    }
+}

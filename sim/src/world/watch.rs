@@ -1,0 +1,148 @@
+//! resourceVersions and the watch event log: every change is one [`WatchEvent`], encoded once,
+//! kept for clients resuming from a resourceVersion and broadcast to every open watch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tokio::sync::broadcast;
+use upsoak_agones::{Fleet, GameServer};
+
+use super::{Kind, World};
+use crate::events;
+
+/// Watch events kept for clients resuming from a resourceVersion.
+const EVENT_LOG_LEN: usize = 20_000;
+
+/// One change, as a watch sends it.
+#[derive(Debug)]
+pub struct WatchEvent {
+    pub rv: u64,
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// The value of each field a field selector may name ([`Watched::FIELDS`]), taken from the
+    /// object as it was sent, so a watch selects exactly what a list would.
+    pub fields: Vec<(&'static str, String)>,
+    /// `{"type":…,"object":…}\n`, encoded once for every watcher.
+    pub line: Bytes,
+}
+
+/// An object a watch follows: its kind, its metadata, and the fields a field selector may name.
+/// Lists and watches both select through [`Watched::field`], so they always agree.
+pub trait Watched: serde::Serialize {
+    const KIND: Kind;
+    /// The fields `fieldSelector` accepts for this kind.
+    const FIELDS: &'static [&'static str];
+    fn meta(&self) -> &ObjectMeta;
+    /// The value of `field` (one of [`Watched::FIELDS`]); `None` when the object has none.
+    fn field(&self, field: &str) -> Option<String>;
+}
+
+impl Watched for Fleet {
+    const KIND: Kind = Kind::Fleet;
+    const FIELDS: &'static [&'static str] = &["metadata.name", "metadata.namespace"];
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn field(&self, field: &str) -> Option<String> {
+        match field {
+            "metadata.name" => self.metadata.name.clone(),
+            "metadata.namespace" => self.metadata.namespace.clone(),
+            _ => None,
+        }
+    }
+}
+
+impl Watched for GameServer {
+    const KIND: Kind = Kind::GameServer;
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.namespace",
+        "status.state",
+        "status.nodeName",
+    ];
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn field(&self, field: &str) -> Option<String> {
+        match field {
+            "metadata.name" => self.metadata.name.clone(),
+            "metadata.namespace" => self.metadata.namespace.clone(),
+            "status.state" => self.state().map(|s| s.as_str().to_owned()),
+            "status.nodeName" => self.status.as_ref().map(|s| s.node_name.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl World {
+    /// A receiver of every future event.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        self.tx.subscribe()
+    }
+
+    /// Events after `rv`, or `None` when the log no longer reaches back that far (410 Gone).
+    pub fn events_since(&self, rv: u64) -> Option<Vec<Arc<WatchEvent>>> {
+        if rv >= self.rv {
+            return Some(Vec::new());
+        }
+        match self.events.front() {
+            Some(first) if first.rv <= rv + 1 => {
+                Some(self.events.iter().filter(|e| e.rv > rv).cloned().collect())
+            }
+            // Nothing has happened since the world began: every rv up to now is current.
+            None => Some(Vec::new()),
+            Some(_) => None,
+        }
+    }
+
+    pub(super) fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    /// Records a change of `object` (`ADDED`, `MODIFIED`, `DELETED`) and sends it to watchers.
+    pub(super) fn emit<T: Watched>(&mut self, type_: &str, object: &T) {
+        let meta = object.meta();
+        let rv = meta
+            .resource_version
+            .as_deref()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(self.rv);
+        let body = match serde_json::to_string(object) {
+            Ok(body) => body,
+            Err(e) => {
+                // Watchers miss this change; resourceVersions stay in order, so a client that
+                // notices re-lists. Typed objects always encode, so this is a bug if it happens.
+                events::WatchEventUnencodable {
+                    name: meta.name.as_deref().unwrap_or_default(),
+                    error: &e,
+                }
+                .emit();
+                return;
+            }
+        };
+        let line = Bytes::from(format!("{{\"type\":\"{type_}\",\"object\":{body}}}\n"));
+        let ev = Arc::new(WatchEvent {
+            rv,
+            kind: T::KIND,
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            fields: T::FIELDS
+                .iter()
+                .filter_map(|f| Some((*f, object.field(f)?)))
+                .collect(),
+            line,
+        });
+        if self.events.len() >= EVENT_LOG_LEN {
+            self.events.pop_front();
+        }
+        self.events.push_back(ev.clone());
+        // No receivers is normal: nobody is watching.
+        let _ = self.tx.send(ev);
+    }
+}
