@@ -16,11 +16,7 @@ use upsoak_chaos::wanderer::apply::{Applier, HelmApplier, SimApplier};
 use upsoak_testkit::TempDir;
 
 async fn start_sim() -> (String, CancellationToken) {
-    common::start_sim(
-        "upgrade_window: 300ms\ngame: { port_min: 57000, port_max: 57999 }",
-        1,
-    )
-    .await
+    common::start_sim("upgrade_window: 300ms", 1).await
 }
 
 fn target(version: &str, gates: &[(&str, bool)]) -> Install {

@@ -212,7 +212,7 @@ fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
     // The simulator's upgrade window (600 ms) is the transition in flight.
     let (sim, stop) = common::start_sim(
-        "upgrade_window: 600ms\ngame: { port_min: 60000, port_max: 60999 }\nfleets: [ { name: soak, replicas: 4 } ]",
+        "upgrade_window: 600ms\nfleets: [ { name: soak, replicas: 4 } ]",
         1,
     )
     .await;
@@ -348,11 +348,7 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_transition_finishes_and_journals_it() {
-    let (sim, stop) = common::start_sim(
-        "upgrade_window: 1500ms\ngame: { port_min: 62000, port_max: 62999 }",
-        1,
-    )
-    .await;
+    let (sim, stop) = common::start_sim("upgrade_window: 1500ms", 1).await;
     let dir = TempDir::new("chaos-sigterm");
     let config = write_config(&dir, &sim, 9);
     let journal = dir.join("journal.jsonl");
@@ -378,11 +374,7 @@ async fn sigterm_mid_transition_finishes_and_journals_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_only_after_observing_a_settled_install() {
     // An install is in progress when the sidecar starts: it must settle and observe first.
-    let (sim, stop) = common::start_sim(
-        "upgrade_window: 3s\ngame: { port_min: 51000, port_max: 51999 }",
-        1,
-    )
-    .await;
+    let (sim, stop) = common::start_sim("upgrade_window: 3s", 1).await;
     let installed = format!("{sim}{}", upsoak_sim::server::INSTALLED_PATH);
     let upgrading = || async {
         let doc: serde_json::Value = reqwest::get(&installed)

@@ -14,10 +14,9 @@ use upsoak_chaos::producer::events::ProducerMetrics;
 use upsoak_chaos::producer::{self, FleetLoad, ProducerConfig, SessionConfig, SessionMode};
 use upsoak_testkit::{POLL, eventually};
 
-async fn start_sim(extra: &str, port_base: u16) -> (String, CancellationToken) {
+async fn start_sim(extra: &str) -> (String, CancellationToken) {
     let yaml = format!(
-        "lifecycle: {{ scheduled_after: 20ms, request_ready_after: 20ms, ready_after: 20ms, delete_after_shutdown: 50ms, tick: 20ms }}\ngame: {{ port_min: {port_base}, port_max: {} }}\n{extra}",
-        port_base + 999
+        "lifecycle: {{ scheduled_after: 20ms, request_ready_after: 20ms, ready_after: 20ms, delete_after_shutdown: 50ms, tick: 20ms }}\n{extra}"
     );
     common::start_sim(&yaml, 3).await
 }
@@ -61,11 +60,8 @@ fn text(m: &ProducerMetrics) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeps_its_schedule_through_an_upgrade_window_and_plays_sessions() {
-    let (url, sim_stop) = start_sim(
-        "upgrade_window: 1500ms\nfleets: [ { name: p1, replicas: 30 } ]",
-        55000,
-    )
-    .await;
+    let (url, sim_stop) =
+        start_sim("upgrade_window: 1500ms\nfleets: [ { name: p1, replicas: 30 } ]").await;
     let client = producer::client(Some(&url)).await.unwrap();
     let cfg = ProducerConfig {
         fleets: vec![FleetLoad {
@@ -147,11 +143,8 @@ async fn keeps_its_schedule_through_an_upgrade_window_and_plays_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_server_shows_as_latency_and_drops_not_as_a_slower_client() {
     // Every allocation takes 300 ms; 10 in flight sustain ~33/s, the schedule asks for 100/s.
-    let (url, sim_stop) = start_sim(
-        "allocation: { latency: 300ms }\nfleets: [ { name: p2, replicas: 400 } ]",
-        56000,
-    )
-    .await;
+    let (url, sim_stop) =
+        start_sim("allocation: { latency: 300ms }\nfleets: [ { name: p2, replicas: 400 } ]").await;
     wait_ready(&url, "p2", 400).await;
     let client = producer::client(Some(&url)).await.unwrap();
     let cfg = ProducerConfig {

@@ -46,12 +46,8 @@ impl Planner for Cycle {
     }
 }
 
-async fn start_sim(port: u16) -> (String, CancellationToken) {
-    let yaml = format!(
-        "upgrade_window: 100ms\ngame: {{ port_min: {port}, port_max: {} }}",
-        port + 999
-    );
-    common::start_sim(&yaml, 1).await
+async fn start_sim() -> (String, CancellationToken) {
+    common::start_sim("upgrade_window: 100ms", 1).await
 }
 
 fn opts(max_steps: u64) -> RunOptions {
@@ -106,7 +102,7 @@ fn encode(metrics: &WandererMetrics) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walks_journals_and_exports_each_transition() {
-    let (url, stop) = start_sim(58000).await;
+    let (url, stop) = start_sim().await;
     let dir = TempDir::new("chaos-wanderer");
     let path = dir.join("journal.jsonl");
     let metrics = WandererMetrics::default();
@@ -160,7 +156,7 @@ async fn walks_journals_and_exports_each_transition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_after_a_crash_with_an_action_in_flight() {
-    let (url, stop) = start_sim(59000).await;
+    let (url, stop) = start_sim().await;
     let dir = TempDir::new("chaos-wanderer");
     let path = dir.join("journal.jsonl");
     let metrics = WandererMetrics::default();
@@ -302,7 +298,7 @@ impl Planner for Refused {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_transition_exports_its_target_and_kind() {
-    let (url, stop) = start_sim(52000).await;
+    let (url, stop) = start_sim().await;
     let dir = TempDir::new("chaos-wanderer");
     let path = dir.join("journal.jsonl");
     let metrics = WandererMetrics::default();

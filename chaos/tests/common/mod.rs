@@ -1,5 +1,6 @@
 //! An in-process simulator for the sidecar's integration tests: the built-in configuration
-//! (Agones 1.55–1.60) with `extra` YAML appended, served over real HTTP on loopback.
+//! (Agones 1.55–1.60) with `extra` YAML appended, served over real HTTP on loopback, its game
+//! ports picked by the OS (so tests running at once never collide).
 
 use tokio_util::sync::CancellationToken;
 use upsoak_sim::config::SimConfig;
@@ -7,7 +8,10 @@ use upsoak_sim::server::Sim;
 
 /// Starts the simulator; returns its URL and the token that stops it.
 pub async fn start_sim(extra: &str, seed: u64) -> (String, CancellationToken) {
-    let yaml = format!("{}\n{extra}\n", upsoak_sim::config::DEFAULT_CONFIG_YAML);
+    let yaml = format!(
+        "{}\ngame: {{ port_min: 0 }}\n{extra}\n",
+        upsoak_sim::config::DEFAULT_CONFIG_YAML
+    );
     let cfg = SimConfig::parse(&yaml, "test").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stop = CancellationToken::new();
