@@ -64,7 +64,9 @@ pub trait Applier {
 /// The simulator's control endpoint: `POST /upsoak/v1/install`, `GET /upsoak/v1/installed`.
 #[derive(Clone, Debug)]
 pub struct SimApplier {
+    /// The simulator's base URL, without a trailing `/`.
     pub url: String,
+    /// The HTTP client, reused across calls.
     pub http: reqwest::Client,
     /// How long to wait for the upgrade window to close.
     pub timeout: Duration,
@@ -149,8 +151,11 @@ impl Applier for SimApplier {
 pub struct HelmApplier {
     /// The helm executable.
     pub helm: PathBuf,
+    /// The Helm release name.
     pub release: String,
+    /// The chart, `REPO/NAME`.
     pub chart: String,
+    /// The namespace Agones is installed in.
     pub namespace: String,
     /// `--timeout` of helm's own wait.
     pub timeout: Duration,

@@ -98,6 +98,7 @@ pub struct Journal {
 /// What opening a journal found.
 #[derive(Debug, Default, PartialEq)]
 pub struct Recovered {
+    /// Every complete entry, in order.
     pub entries: Vec<Entry>,
     /// Bytes of a torn last line that were dropped.
     pub torn_bytes: usize,

@@ -20,8 +20,11 @@ pub use upsoak_agones::release::{KubeRange, Stage, TunableSpec, TunableValue};
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Hops {
+    /// Most minor releases one transition may go up.
     pub max_up: u32,
+    /// Most minor releases one transition may go down (when downgrades are allowed).
     pub max_down: u32,
+    /// Whether a transition may go to an older release at all.
     pub allow_downgrade: bool,
 }
 
@@ -30,9 +33,13 @@ pub struct Hops {
 pub struct Version {
     /// Its position in the file's `versions`, for messages.
     pub index: usize,
+    /// As written, `MAJOR.MINOR.PATCH`.
     pub name: String,
+    /// The parsed `name`, for ordering and hops.
     pub number: (u32, u32, u32),
+    /// The Kubernetes versions it supports, when given.
     pub kubernetes: Option<KubeRange>,
+    /// Its feature gates and their stages.
     pub gates: BTreeMap<String, Stage>,
 }
 
@@ -41,8 +48,11 @@ pub struct Version {
 pub struct Space {
     /// Oldest first.
     pub versions: Vec<Version>,
+    /// How far one transition may move the version.
     pub hops: Hops,
+    /// The tunables and their allowed values.
     pub tunables: BTreeMap<String, TunableSpec>,
+    /// Each constraint as written, with its parsed form.
     pub constraints: Vec<(String, Expr)>,
     /// FNV-1a 64 of the file's text, so a journal is never resumed against another space.
     pub hash: String,
@@ -55,6 +65,7 @@ pub struct State {
     pub version: usize,
     /// Every gate of that version with its value.
     pub gates: BTreeMap<String, bool>,
+    /// Every tunable with its value.
     pub tunables: BTreeMap<String, TunableValue>,
 }
 
