@@ -240,3 +240,24 @@ impl Walking<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::EXIT_FAILURE;
+
+    #[tokio::test]
+    async fn a_crashed_or_failed_server_is_a_runtime_failure() {
+        let crashed = tokio::spawn(async { panic!("boom") }).await;
+        let e = server_result(crashed.map(|()| Ok(()))).unwrap_err();
+        assert!(matches!(e, Error::Task("metrics server", _)), "{e}");
+        assert_eq!(e.exit_code(), EXIT_FAILURE);
+        let failed = server_result(Ok(Err(std::io::Error::other("accept failed")))).unwrap_err();
+        assert_eq!(failed.exit_code(), EXIT_FAILURE);
+        assert_eq!(
+            std::error::Error::source(&failed).map(|s| s.to_string()),
+            Some("accept failed".into())
+        );
+        assert!(server_result(Ok(Ok(()))).is_ok());
+    }
+}
