@@ -40,7 +40,7 @@ pub mod wanderer {
 
     counter!(
         /// Counter: transitions by observed result (label `result`: `applied`, `failed`,
-        /// `indeterminate`, `observed`).
+        /// `indeterminate`, `observed`) and failure kind (label `kind`: `none` or why it failed).
         TRANSITIONS,
         TRANSITIONS_TOTAL,
         "upsoak_wanderer_transitions"
@@ -61,6 +61,21 @@ pub mod wanderer {
     /// Gauge: unix time the next transition is scheduled for.
     pub const NEXT_TRANSITION_TIMESTAMP_SECONDS: &str =
         "upsoak_wanderer_next_transition_timestamp_seconds";
+
+    /// Gauge: 1 while the Wanderer's loop runs, 0 once it stopped.
+    pub const RUNNING: &str = "upsoak_wanderer_running";
+
+    /// Gauge, value 1: the last failed transition's target (labels [`VERSION_LABEL`],
+    /// [`FEATURE_GATES_LABEL`], [`TUNABLES_LABEL`]) and failure `kind`. Cleared before it is
+    /// set, so one series at most.
+    pub const LAST_FAILED_TARGET_INFO: &str = "upsoak_wanderer_last_failed_target_info";
+
+    counter!(
+        /// Counter: torn journal lines dropped when the journal was opened.
+        JOURNAL_LINES_DROPPED,
+        JOURNAL_LINES_DROPPED_TOTAL,
+        "upsoak_wanderer_journal_lines_dropped"
+    );
 }
 
 /// The Producer's metrics (`upsoak-chaos run`, component `producer`).

@@ -18,15 +18,6 @@ use upsoak_common::names::wanderer as names;
 
 use super::journal::Outcome;
 
-// Metrics only the sidecar reads (dashboards, alerts), not the Monitor; the names the Monitor
-// queries live in `upsoak_common::names`.
-/// Gauge: 1 while the loop runs.
-const RUNNING: &str = "upsoak_wanderer_running";
-/// Gauge, value 1: the last failed transition's target and failure kind.
-const LAST_FAILED_TARGET_INFO: &str = "upsoak_wanderer_last_failed_target_info";
-/// Counter: torn journal lines dropped on open.
-const JOURNAL_LINES_DROPPED: &str = "upsoak_wanderer_journal_lines_dropped";
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransitionLabels {
     result: &'static str,
@@ -91,7 +82,7 @@ impl WandererMetrics {
     /// Registers every Wanderer metric in `r`.
     pub fn register(&self, r: &mut Registry) {
         r.register(
-            RUNNING,
+            names::RUNNING,
             "1 while the Wanderer's loop runs (after its first observation), 0 once it stopped",
             self.running.clone(),
         );
@@ -111,7 +102,7 @@ impl WandererMetrics {
             self.transitions.clone(),
         );
         r.register(
-            LAST_FAILED_TARGET_INFO,
+            names::LAST_FAILED_TARGET_INFO,
             "The target of the last failed transition and why it failed (value 1; one series)",
             self.last_failed_target.clone(),
         );
@@ -136,7 +127,7 @@ impl WandererMetrics {
             self.next_transition.clone(),
         );
         r.register(
-            JOURNAL_LINES_DROPPED,
+            names::JOURNAL_LINES_DROPPED,
             "Torn last journal lines dropped on open (a crash hit mid-write)",
             self.journal_lines_dropped.clone(),
         );
