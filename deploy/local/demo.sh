@@ -4,7 +4,9 @@
 # open-model load) and the agent. Agones 1.59.0 in the simulator carries a regression
 # (allocations 6x slower), and the seed is chosen so the walk passes through it: the run shows
 # that transition judged fail with its evidence, and the clean ones pass.
-# Ends with the report and exits with the verdict's code (0 pass, 1 fail, 3 inconclusive).
+# Ends with the report. Exits 0 when the transition to 1.59.0 was judged fail and every clean
+# transition passed (the demo showed what it should), 1 when the regression was missed or a
+# clean transition failed, and another code when something broke.
 # Everything it starts is stopped at the end and on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +16,8 @@ PERIOD=${DEMO_PERIOD:-40s}
 BIN=${BIN:-target/release}
 RUN_DIR="$PWD/run/demo-$(date +%Y%m%d-%H%M%S)"
 SPACE=chaos/spaces/agones.yaml
+# The version that carries the injected regression (deploy/local/sim-demo.yaml).
+REGRESSED_VERSION=1.59.0
 mkdir -p "$RUN_DIR"
 
 pids=()
@@ -186,10 +190,46 @@ echo
 echo "HTML report: $RUN_DIR/report.html"
 echo "journal:     $RUN_DIR/chaos/journal.jsonl"
 echo "logs:        $RUN_DIR/*.log"
+# The demo succeeds when it shows what it should: the transition that brings the injected
+# regression (1.59.0) judged fail, and no clean transition judged fail. Its own exit code
+# says that; the verdict's exit code (what `upsoak-agent report` returns to a CI pipeline:
+# 0 pass, 1 fail, 3 inconclusive, 4 runtime failure) is printed beside it.
 case $code in
-  0) echo "verdict: PASS (exit 0)";;
-  1) echo "verdict: FAIL (exit 1): a regression was caught";;
-  3) echo "verdict: INCONCLUSIVE (exit 3)";;
-  *) echo "exit $code";;
+  0) echo "verdict: PASS (upsoak-agent report exit 0)";;
+  1) echo "verdict: FAIL (upsoak-agent report exit 1)";;
+  3) echo "verdict: INCONCLUSIVE (upsoak-agent report exit 3)";;
+  *) echo "upsoak-agent report failed (exit $code)"; exit "$code";;
 esac
-exit $code
+"$BIN/upsoak-agent" report --state-dir "$RUN_DIR/agent" --format json > "$RUN_DIR/report.json"
+python3 - "$RUN_DIR/report.json" "$REGRESSED_VERSION" <<'PY'
+import json, sys
+report, bad = json.load(open(sys.argv[1])), sys.argv[2]
+caught, missed, false_fails = [], [], []
+for t in report["transitions"]:
+    judged = t.get("judged")
+    if not judged:
+        continue
+    to, verdict = t["to"].get("version", "?"), judged["verdict"]
+    failing = sorted(name for name, v in judged["slos"].items() if v["evidence"]["verdict"] == "fail")
+    line = "generation %s: %s -> %s judged %s%s" % (
+        t["generation"], t["from"].get("version", "?"), to, verdict,
+        " (" + ", ".join(failing) + ")" if failing else "")
+    if to == bad and verdict == "fail":
+        caught.append(line)
+    elif to == bad:
+        missed.append(line)
+    elif verdict == "fail":
+        false_fails.append(line)
+for line in caught:
+    print("demo: caught the injected regression: " + line)
+for line in missed:
+    print("demo: MISSED the injected regression: " + line)
+for line in false_fails:
+    print("demo: a clean transition was judged fail: " + line)
+if caught and not missed and not false_fails:
+    print("demo: OK, the regression in %s was caught and every clean transition passed" % bad)
+    sys.exit(0)
+if not caught and not missed:
+    print("demo: the walk never reached a judged transition to %s; run longer (DEMO_DURATION)" % bad)
+sys.exit(1)
+PY
