@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{SimProcess, eventually, test_config};
+use common::{SimProcess, eventually, get_json, test_config};
 use serde_json::Value;
 
 /// The `openAPIV3Schema` of a CRD file in the shared reference.
@@ -45,14 +45,7 @@ async fn served_objects_validate_against_agones_crds() {
     let http = reqwest::Client::new();
     let base = format!("{}/apis/agones.dev/v1/namespaces/default", sim.url);
     let list: Value = eventually(10, "3 Ready", || async {
-        let l: Value = http
-            .get(format!("{base}/gameservers"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let l = get_json(&http, &format!("{base}/gameservers")).await;
         let ready = l["items"]
             .as_array()
             .unwrap()
@@ -76,14 +69,7 @@ async fn served_objects_validate_against_agones_crds() {
         validate(&gs_schema, g, "a GameServer");
     }
     let fleet_schema = crd_schema("fleets.agones.dev.yaml");
-    let fleets: Value = http
-        .get(format!("{base}/fleets"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fleets = get_json(&http, &format!("{base}/fleets")).await;
     assert_eq!(fleets["items"].as_array().unwrap().len(), 1);
     for f in fleets["items"].as_array().unwrap() {
         validate(&fleet_schema, f, "a Fleet");

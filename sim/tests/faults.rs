@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{SimProcess, eventually, test_config, wait_ready};
+use common::{SimProcess, eventually, post_json, test_config, wait_ready};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use upsoak_agones::{Fleet, GameServer, GameServerAllocation};
@@ -185,15 +185,7 @@ async fn concurrent_allocations_never_share_a_server_and_lost_races_are_contenti
     );
     let http = reqwest::Client::new();
     let send = || async {
-        let r: serde_json::Value = http
-            .post(&url)
-            .json(&GameServerAllocation::from_fleet("f"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = post_json(&http, &url, &GameServerAllocation::from_fleet("f")).await;
         (
             r["status"]["state"].as_str().unwrap().to_owned(),
             r["status"]["gameServerName"]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{SimProcess, eventually, test_config, wait_ready};
+use common::{SimProcess, eventually, get_json, post_json, test_config, wait_ready};
 use kube::api::{Api, ListParams, PostParams};
 use upsoak_agones::{Fleet, GameServer, GameServerAllocation, GameServerState};
 use upsoak_testkit::{promtool_check, sample as value, scrape};
@@ -216,14 +216,7 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
         out.status.unwrap().state,
         upsoak_agones::AllocationState::Allocated
     );
-    let installed: serde_json::Value = http
-        .get(format!("{}/upsoak/v1/installed", sim.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let installed = get_json(&http, &format!("{}/upsoak/v1/installed", sim.url)).await;
     assert_eq!(installed["version"], "1.59.0");
     assert!(installed["upgrading"].is_null());
 }
@@ -242,15 +235,7 @@ async fn allocation_latency_is_labelled_with_the_allocated_servers_fleet() {
         "kind": "GameServerAllocation", "spec": {}});
     let mut states = Vec::new();
     for _ in 0..2 {
-        let r: serde_json::Value = http
-            .post(&url)
-            .json(&any)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = post_json(&http, &url, &any).await;
         states.push(r["status"]["state"].as_str().unwrap().to_owned());
     }
     assert_eq!(states, ["Allocated", "UnAllocated"]);

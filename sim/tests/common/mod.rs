@@ -12,6 +12,33 @@ use kube::api::{Api, ListParams};
 use upsoak_agones::{GameServer, GameServerState};
 use upsoak_testkit::{POLL, Proc, TempDir};
 
+/// GETs `url` and decodes its JSON body (a test fails on any error).
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// POSTs `body` as JSON to `url` and decodes the JSON answer (a test fails on any error).
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &impl serde::Serialize,
+) -> serde_json::Value {
+    http.post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: not JSON: {e}"))
+}
+
 /// A running `upsoak-sim` process and its scratch directory (config, logs).
 pub struct SimProcess {
     proc: Proc,
