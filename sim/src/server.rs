@@ -56,7 +56,9 @@ impl Sim {
         let metrics = SimMetrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        let world = Arc::new(Mutex::new(World::new(cfg.clone(), metrics, seed)));
+        let world = World::new(cfg.clone(), metrics, seed);
+        let allocator = world.allocator().clone();
+        let world = Arc::new(Mutex::new(world));
         let pool = PortPool::new(cfg.game.port_min, cfg.game.port_max)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         World::attach_game_runtime(&world, Arc::new(pool));
@@ -69,6 +71,7 @@ impl Sim {
             },
             ApiState {
                 world: world.clone(),
+                allocator,
                 shutdown: shutdown.clone(),
             },
         );

@@ -1,5 +1,6 @@
-//! `GameServerAllocation` create: parse the selectors, ask the world for a plan, then pick and
-//! commit with retries, waiting the pick-to-commit latency outside the lock.
+//! `GameServerAllocation` create: parse the selectors, ask the allocator for a plan, then pick
+//! (from the Fleet's pool, without the world's lock) and commit (under it) with retries,
+//! waiting the pick-to-commit latency outside every lock.
 
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use super::request::{decode_value, parse_body};
 use super::{ApiResult, ApiState, json_response};
 use crate::selector::Selector;
 use crate::status::{ApiError, Cause};
+use crate::world::count_allocated;
 
 // ----- allocation -----
 
@@ -73,25 +75,24 @@ pub(super) async fn allocate(
         .find_map(|(sel, _)| sel.equality(FLEET_LABEL).map(str::to_owned))
         .unwrap_or_else(|| upsoak_agones::metrics::NO_FLEET.to_owned());
     let start = Instant::now();
-    let (plan, metrics) = {
-        let mut w = s.lock()?;
-        (w.allocation_plan(), w.metrics().clone())
-    };
-    let observe = |_: &ApiState, status: &str| {
-        metrics.observe_allocation(
+    // Nothing here takes the world's lock but the commit: the plan and the pick come from the
+    // allocator, and every metric is recorded after the commit has let go of the lock.
+    let alloc = &s.allocator;
+    let observe = |status: &str| {
+        alloc.metrics().observe_allocation(
             &fleet_hint,
             status,
             &scheduling,
             start.elapsed().as_secs_f64(),
         );
     };
-    let (latency, retries) = match plan {
+    let (latency, retries) = match alloc.plan() {
         Ok(p) => p,
         Err(e) => {
             // The allocator answered with an error (it is down during an upgrade window and
             // records nothing then).
             if e.code == 500 {
-                observe(&s, "error");
+                observe("error");
             }
             return Err(e);
         }
@@ -99,8 +100,9 @@ pub(super) async fn allocate(
     let mut outcome = AllocationState::Contention;
     let mut allocated = None;
     for _ in 0..=retries {
-        let pick = s.lock()?.pick_for_allocation(&ns, &gsa, &selectors);
-        let Some((key, expected)) = pick else {
+        // The pick is held out of every other pick until the commit; if this future is
+        // dropped first (the client went away), the hold's drop puts it back.
+        let Some(hold) = alloc.pick(&ns, &gsa, &selectors) else {
             outcome = AllocationState::UnAllocated;
             break;
         };
@@ -111,13 +113,17 @@ pub(super) async fn allocate(
         } else {
             tokio::time::sleep(latency).await;
         }
-        if let Some(gs) = s.lock()?.commit_allocation(&key, expected, &gsa) {
+        let committed = s.lock()?.commit_allocation(hold, &gsa);
+        if let Some((gs, fleet)) = committed {
+            if let Some(fleet) = fleet {
+                count_allocated(alloc.metrics(), &ns, &fleet);
+            }
             outcome = AllocationState::Allocated;
             allocated = Some(gs);
             break;
         }
     }
-    observe(&s, outcome.as_str());
+    observe(outcome.as_str());
     let status = match &allocated {
         Some(gs) => {
             let st = gs.status.clone();
@@ -141,10 +147,13 @@ pub(super) async fn allocate(
     };
     let mut out = gsa;
     out.metadata.namespace = Some(ns);
-    out.metadata.name = allocated.and_then(|g| g.metadata.name);
+    out.metadata.name = allocated.and_then(|g| g.metadata.name.clone());
     out.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         jiff::Timestamp::now(),
     ));
     out.status = Some(status);
     Ok(json_response(StatusCode::CREATED, &out))
 }
+
+#[cfg(test)]
+mod tests;

@@ -103,7 +103,7 @@ impl World {
             SdkCall::Unhealthy => self.set_state(&key, GameServerState::Unhealthy, now),
             SdkCall::Reserve(d) => {
                 if let Some(rec) = self.gameservers.get_mut(&key)
-                    && let Some(st) = rec.obj.status.as_mut()
+                    && let Some(st) = Arc::make_mut(&mut rec.obj).status.as_mut()
                 {
                     let until = Timestamp::now()
                         .checked_add(jiff::SignedDuration::try_from(d).map_err(|e| e.to_string())?)
@@ -119,7 +119,7 @@ impl World {
             }
             SdkCall::Label(k, v) => {
                 if let Some(rec) = self.gameservers.get_mut(&key) {
-                    rec.obj
+                    Arc::make_mut(&mut rec.obj)
                         .metadata
                         .labels
                         .get_or_insert_default()
@@ -129,7 +129,7 @@ impl World {
             }
             SdkCall::Annotation(k, v) => {
                 if let Some(rec) = self.gameservers.get_mut(&key) {
-                    rec.obj
+                    Arc::make_mut(&mut rec.obj)
                         .metadata
                         .annotations
                         .get_or_insert_default()
@@ -143,7 +143,7 @@ impl World {
                 ids,
             } => {
                 if let Some(rec) = self.gameservers.get_mut(&key)
-                    && let Some(st) = rec.obj.status.as_mut()
+                    && let Some(st) = Arc::make_mut(&mut rec.obj).status.as_mut()
                 {
                     st.players = Some(upsoak_agones::gameserver::PlayerStatus {
                         count,

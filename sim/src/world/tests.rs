@@ -39,9 +39,9 @@ fn allocate(w: &mut World, fleet: &str) -> Option<String> {
     let gsa = GameServerAllocation::from_fleet(fleet);
     let sel = Selector::from_label_selector(&gsa.spec.selectors[0].selector).unwrap();
     let sels = [(sel, GameServerState::Ready)];
-    let (key, _) = w.pick_for_allocation("default", &gsa, &sels)?;
-    w.commit_allocation(&key, GameServerState::Ready, &gsa)
-        .and_then(|g| g.metadata.name)
+    let hold = w.allocator().pick("default", &gsa, &sels)?;
+    w.commit_allocation(hold, &gsa)
+        .and_then(|(g, _)| g.metadata.name.clone())
 }
 
 fn set_replicas(w: &mut World, n: i32) {
@@ -122,22 +122,17 @@ fn no_ready_server_means_unallocated_and_a_changed_pick_means_a_lost_race() {
     let sel = Selector::from_label_selector(&gsa.spec.selectors[0].selector).unwrap();
     let sels = [(sel, GameServerState::Ready)];
     // A picked server is held: a concurrent allocation finds nothing.
-    let (k1, _) = w.pick_for_allocation("default", &gsa, &sels).unwrap();
-    assert!(w.pick_for_allocation("default", &gsa, &sels).is_none());
+    let h1 = w.allocator().pick("default", &gsa, &sels).unwrap();
+    let k1 = h1.key().clone();
+    assert!(w.allocator().pick("default", &gsa, &sels).is_none());
     // The game server allocates itself through the SDK before the commit: the race is lost.
     w.sdk("default", &k1.1, SdkCall::Allocate).unwrap();
-    assert!(
-        w.commit_allocation(&k1, GameServerState::Ready, &gsa)
-            .is_none()
-    );
-    assert!(w.pick_for_allocation("default", &gsa, &sels).is_none());
+    assert!(w.commit_allocation(h1, &gsa).is_none());
+    assert!(w.allocator().pick("default", &gsa, &sels).is_none());
     // Back to Ready (SDK Ready), it can be picked and committed again.
     w.sdk("default", &k1.1, SdkCall::Ready).unwrap();
-    let (k2, _) = w.pick_for_allocation("default", &gsa, &sels).unwrap();
-    assert!(
-        w.commit_allocation(&k2, GameServerState::Ready, &gsa)
-            .is_some()
-    );
+    let h2 = w.allocator().pick("default", &gsa, &sels).unwrap();
+    assert!(w.commit_allocation(h2, &gsa).is_some());
 }
 
 #[test]

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Allocation throughput of upsoak-sim against the cores it gets (issue 10, the world lock):
+# the simulator pinned with taskset to one core, then to two, with wrk pinned beside it;
+# GameServerAllocations answered Allocated per second at -c64 and -c512, and GET /version per
+# second for comparison. Each allocation figure comes from a fresh simulator whose one Fleet
+# is all Ready, with `allocation.latency: 0ms` (the simulator's own cost), so the figure is
+# Allocated answers only; a run whose Fleet ran out says so.
+#
+# Usage: bench/alloc-cores.sh            (builds target/release/upsoak-sim)
+#        BIN=path/to/upsoak-sim bench/alloc-cores.sh   (measures that binary, builds nothing)
+# Knobs: REPLICAS (28000), SECS per wrk run (2), RUNS per figure (3; the median is printed).
+# Needs wrk (apt-get install wrk) and taskset (util-linux).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPLICAS=${REPLICAS:-28000}
+SECS=${SECS:-2}
+RUNS=${RUNS:-3}
+command -v wrk >/dev/null || { echo "error: wrk is not installed (apt-get install wrk)"; exit 2; }
+command -v taskset >/dev/null || { echo "error: taskset is not installed (apt-get install util-linux)"; exit 2; }
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked -p upsoak-sim >/dev/null 2>&1
+  BIN=target/release/upsoak-sim
+fi
+[ "$(nproc --all)" -ge 2 ] || { echo "error: needs at least 2 cores"; exit 2; }
+
+dir=$(mktemp -d)
+pid=
+stop_sim() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  pid=
+}
+trap 'stop_sim; rm -rf "$dir"' EXIT
+cat sim/config/default.yaml - > "$dir/sim.yaml" <<YAML
+game: { port_min: 20000, port_max: 49999 }
+allocation: { latency: 0ms }
+fleets: [ { name: bench, replicas: $REPLICAS } ]
+YAML
+cp sim/config/default.yaml "$dir/empty.yaml"
+
+# start_sim CPUS [CONFIG WANT]: a fresh simulator pinned to CPUS, once WANT (default REPLICAS)
+# servers are Ready; sets $url.
+start_sim() {
+  local config=${2:-$dir/sim.yaml} want=${3:-$REPLICAS}
+  taskset -c "$1" "$BIN" --config "$config" > "$dir/out" 2> "$dir/log" &
+  pid=$!
+  for _ in $(seq 400); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.05; done
+  url=$(sed -n 's/^listening on //p' "$dir/out")
+  [ -n "$url" ] || { echo "error: the simulator did not start:"; cat "$dir/log"; exit 4; }
+  local ready=0 deadline=$((SECONDS + 120))
+  while [ "$ready" != "$want" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "error: only $ready of $want Ready after 120 s"; exit 4; }
+    sleep 0.2
+    ready=$(curl -s "$url/metrics" | sed -n 's/^agones_fleets_replicas_count{name="bench",namespace="default",type="ready"} //p')
+    ready=${ready:-0}
+  done
+}
+
+# answered STATUS: allocations answered with STATUS so far, from the simulator's histogram.
+answered() {
+  curl -s "$url/metrics" | grep '^agones_gameserver_allocations_duration_seconds_count' \
+    | grep "status=\"$1\"" | awk '{s += $NF} END {printf "%d", s}'
+}
+
+# wrk_secs FILE: the duration wrk measured ("N requests in 2.00s, ...").
+wrk_secs() { sed -n 's/.* requests in \([0-9.]*\)s,.*/\1/p' "$1"; }
+
+# alloc_rate SIM_CPUS WRK_CPUS CONNS: Allocated/s of one run on a fresh simulator.
+alloc_rate() {
+  start_sim "$1"
+  local threads; threads=$(echo "$2" | tr ',' '\n' | wc -l)
+  local a0 u0 a1 u1
+  a0=$(answered Allocated); u0=$(answered UnAllocated)
+  taskset -c "$2" wrk -t"$threads" -c"$3" -d"${SECS}s" -s bench/alloc.lua \
+    "$url/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations" > "$dir/wrk"
+  a1=$(answered Allocated); u1=$(answered UnAllocated)
+  stop_sim
+  if [ $((u1 - u0)) -gt 0 ]; then
+    echo "warning: the Fleet ran out ($((u1 - u0)) UnAllocated): raise REPLICAS" >&2
+  fi
+  echo "$a0 $a1 $(wrk_secs "$dir/wrk")" | awk '{printf "%.0f", ($2 - $1) / $3}'
+}
+
+# version_rate SIM_CPUS WRK_CPUS CONNS: GET /version per second.
+version_rate() {
+  start_sim "$1" "$dir/empty.yaml" 0
+  local threads; threads=$(echo "$2" | tr ',' '\n' | wc -l)
+  taskset -c "$2" wrk -t"$threads" -c"$3" -d"${SECS}s" "$url/version" > "$dir/wrk"
+  stop_sim
+  sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$dir/wrk" | awk '{printf "%.0f", $1}'
+}
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+# figure NAME FUNCTION ARGS...: RUNS runs, their values and median, and the load average.
+figure() {
+  local name=$1; shift
+  local vals=() load
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  for _ in $(seq "$RUNS"); do vals+=("$("$@")"); done
+  printf '%-44s median %7s /s   runs: %s   load before: %s\n' \
+    "$name" "$(echo "${vals[*]}" | median)" "${vals[*]}" "$load"
+}
+
+echo "binary: $BIN; Fleet of $REPLICAS Ready; wrk runs of ${SECS} s; median of $RUNS runs"
+echo "machine: $(nproc --all) cores; $(uptime | sed 's/.*load/load/')"
+for c in 64 512; do
+  figure "sim core 0, wrk core 1, -c$c" alloc_rate 0 1 "$c"
+  figure "sim core 0, wrk core 0 (beside it), -c$c" alloc_rate 0 0 "$c"
+  figure "sim cores 0-1, wrk cores 0-1, -c$c" alloc_rate 0,1 0,1 "$c"
+done
+figure "GET /version: sim core 0, wrk core 1, -c64" version_rate 0 1 64
+figure "GET /version: sim core 0, wrk core 0, -c64" version_rate 0 0 64
+figure "GET /version: sim cores 0-1, wrk cores 0-1, -c64" version_rate 0,1 0,1 64
