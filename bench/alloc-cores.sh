@@ -4,19 +4,27 @@
 # GameServerAllocations answered Allocated per second at -c64 and -c512, and GET /version per
 # second for comparison. Each allocation figure comes from a fresh simulator whose one Fleet
 # is all Ready, with `allocation.latency: 0ms` (the simulator's own cost): Allocated answers,
-# counted by the simulator's own histogram over a 0.4 s window inside wrk's run (with the simulator's CPU use over it); a window in
-# which the Fleet ran out says so.
+# counted by the simulator's own histogram over a 0.4 s window inside wrk's run, with the
+# simulator's CPU use over it; a window in which the Fleet ran out says so.
 #
 # Usage: bench/alloc-cores.sh            (builds target/release/upsoak-sim)
 #        BIN=path/to/upsoak-sim bench/alloc-cores.sh   (measures that binary, builds nothing)
+# CPUs: ONE (0) and TWO (0,1) for the simulator; APART (1) for wrk beside ONE on a core of its
+#   own; on two cores "beside" means sharing. On a machine with four or more, use e.g.
+#   ONE=0 TWO=0,1 APART=2,3 SHARED=2,3 to keep wrk off the simulator's cores in every row.
 # Knobs: REPLICAS (18000: each GameServer holds a UDP socket, and `ulimit -n` is often 20000),
-#   WINDOW (0.4 s counted, within wrk's run: 18000 servers last 0.9 s at 20,000/s), SECS per wrk run (2), RUNS per figure (3; the median is printed).
+#   WINDOW (0.4 s counted, within wrk's run: 18000 servers last 0.9 s at 20,000/s),
+#   SECS per wrk run (2), RUNS per figure (3; the median is printed).
 # Needs wrk (apt-get install wrk) and taskset (util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPLICAS=${REPLICAS:-18000}
 SECS=${SECS:-2}
 WINDOW=${WINDOW:-0.4}
+ONE=${ONE:-0}
+TWO=${TWO:-0,1}
+APART=${APART:-1}
+SHARED=${SHARED:-$TWO}
 RUNS=${RUNS:-3}
 command -v wrk >/dev/null || { echo "error: wrk is not installed (apt-get install wrk)"; exit 2; }
 command -v taskset >/dev/null || { echo "error: taskset is not installed (apt-get install util-linux)"; exit 2; }
@@ -66,9 +74,6 @@ answered() {
       if (index($0, "status=\"UnAllocated\"")) u += $NF
     } END {printf "%d %d", a, u}'
 }
-
-# wrk_secs FILE: the duration wrk measured ("N requests in 2.00s, ...").
-wrk_secs() { sed -n 's/.* requests in \([0-9.]*\)s,.*/\1/p' "$1"; }
 
 # alloc_rate SIM_CPUS WRK_CPUS CONNS: Allocated/s of one run on a fresh simulator, counted by
 # the simulator over a window of WINDOW seconds that starts 0.2 s into wrk's run (so neither
@@ -120,10 +125,10 @@ figure() {
 echo "binary: $BIN; Fleet of $REPLICAS Ready; wrk runs of ${SECS} s, Allocated counted over ${WINDOW} s of each; median of $RUNS runs"
 echo "machine: $(nproc --all) cores; $(uptime | sed 's/.*load/load/')"
 for c in 64 512; do
-  figure "sim core 0, wrk core 1, -c$c" alloc_rate 0 1 "$c"
-  figure "sim core 0, wrk core 0 (beside it), -c$c" alloc_rate 0 0 "$c"
-  figure "sim cores 0-1, wrk cores 0-1, -c$c" alloc_rate 0,1 0,1 "$c"
+  figure "sim cpu $ONE, wrk cpu $APART, -c$c" alloc_rate "$ONE" "$APART" "$c"
+  figure "sim cpu $ONE, wrk cpu $ONE (beside it), -c$c" alloc_rate "$ONE" "$ONE" "$c"
+  figure "sim cpus $TWO, wrk cpus $SHARED, -c$c" alloc_rate "$TWO" "$SHARED" "$c"
 done
-figure "GET /version: sim core 0, wrk core 1, -c64" version_rate 0 1 64
-figure "GET /version: sim core 0, wrk core 0, -c64" version_rate 0 0 64
-figure "GET /version: sim cores 0-1, wrk cores 0-1, -c64" version_rate 0,1 0,1 64
+figure "GET /version: sim cpu $ONE, wrk cpu $APART, -c64" version_rate "$ONE" "$APART" 64
+figure "GET /version: sim cpu $ONE, wrk cpu $ONE, -c64" version_rate "$ONE" "$ONE" 64
+figure "GET /version: sim cpus $TWO, wrk cpus $SHARED, -c64" version_rate "$TWO" "$SHARED" 64
