@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use upsoak_agent::baseline;
-use upsoak_agent::eval::{self, History, Transition, Windows};
+use upsoak_agent::eval::{self, JudgeSettings, Judging};
+use upsoak_agent::history::{History, Transition};
 use upsoak_agent::prom::PromQuerier;
 use upsoak_agent::spec::Specs;
 use upsoak_common::process::ProcessStats;
@@ -39,7 +40,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let q = match PromQuerier::new(url) {
+    let q = match PromQuerier::new(url, None) {
         Ok(q) => q,
         Err(e) => {
             eprintln!("{e}");
@@ -57,7 +58,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let w = Windows {
+    let w = JudgeSettings {
         settle: Duration::from_secs(0),
         judge: Duration::from_secs(30),
         step: None,
@@ -67,7 +68,7 @@ async fn main() -> ExitCode {
     let cpu_slot0 = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0);
     for _ in 0..rounds {
         let start = Instant::now();
-        let values = eval::current(&q, &specs, "bench", now).await;
+        let values = eval::current_values(&q, &specs, "bench", now).await;
         slot.push(start.elapsed().as_secs_f64());
         if values.iter().any(|(_, v)| v.is_err()) {
             eprintln!("a live query failed");
@@ -76,6 +77,13 @@ async fn main() -> ExitCode {
     }
     let cpu_slot = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0) - cpu_slot0;
     let cpu0 = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0);
+    let inbox = Default::default();
+    let judging = Judging {
+        specs: &specs,
+        baseline: Some(&base),
+        settings: &w,
+        inbox: &inbox,
+    };
     let mut lat = Vec::new();
     for _ in 0..rounds {
         let mut h = History::default();
@@ -89,17 +97,7 @@ async fn main() -> ExitCode {
             groups_done: Default::default(),
         });
         let start = Instant::now();
-        eval::judge_due(
-            &q,
-            &Default::default(),
-            &specs,
-            Some(&base),
-            &w,
-            &mut h,
-            now,
-            &eval::all_groups(&specs),
-        )
-        .await;
+        eval::judge_due(&q, &judging, &mut h, now, &eval::all_groups(&specs)).await;
         lat.push(start.elapsed().as_secs_f64());
     }
     let cpu = ProcessStats::read().map(|s| s.cpu_seconds).unwrap_or(0.0) - cpu0;

@@ -10,13 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::prom::Querier;
 use crate::spec::Specs;
 use crate::stats;
+use crate::wanderer;
 use crate::{Error, Result};
 
 /// Version of the baseline file format.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// The transition counter the Wanderer exports; a change inside a window means it is not steady.
-pub const GENERATION_METRIC: &str = "upsoak_wanderer_generation";
 
 /// A baseline file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -26,7 +24,8 @@ pub struct Baseline {
     pub from: i64,
     pub to: i64,
     pub step_seconds: f64,
-    /// Labels of `upsoak_wanderer_config_info` at the end of the window (version, gates).
+    /// The Wanderer's configuration at the end of the window (version, gates, tunables), as
+    /// [`wanderer::configuration`] reads it.
     pub configuration: BTreeMap<String, String>,
     /// By `group/slo`.
     pub slos: BTreeMap<String, SloBaseline>,
@@ -45,7 +44,6 @@ pub struct SloBaseline {
     pub p99: f64,
 }
 
-/// Why a baseline was not recorded.
 /// Key of an SLO in a baseline: `group/slo`.
 pub fn key(group: &str, slo: &str) -> String {
     format!("{group}/{slo}")
@@ -59,7 +57,8 @@ pub async fn record<Q: Querier>(
     to: i64,
     step: f64,
 ) -> Result<Baseline> {
-    let generation = q.range(GENERATION_METRIC, from, to, step).await?;
+    // A change of the Wanderer's generation inside the window means it is not steady.
+    let generation = q.range(wanderer::GENERATION, from, to, step).await?;
     let mut values: Vec<f64> = generation.iter().map(|(_, v)| *v).collect();
     values.dedup();
     if values.len() > 1 {
@@ -108,16 +107,7 @@ pub async fn record<Q: Querier>(
     if !needed.is_empty() {
         return Err(Error::TooFewSamples(short.join(", ")));
     }
-    let configuration = q
-        .labels_at("upsoak_wanderer_config_info", to)
-        .await?
-        .into_iter()
-        .next()
-        .map(|mut l| {
-            l.remove("__name__");
-            l
-        })
-        .unwrap_or_default();
+    let configuration = wanderer::configuration(q, to).await?;
     Ok(Baseline {
         format_version: FORMAT_VERSION,
         spec_hash: specs.hash.clone(),
@@ -146,18 +136,15 @@ impl Baseline {
 
     pub fn load(path: &Path) -> Result<Baseline> {
         let name = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::Read(name.clone(), e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Read(name.clone(), e))?;
         let b: Baseline =
-            serde_json::from_str(&text).map_err(|e| Error::Read(name.clone(), e.to_string()))?;
+            serde_json::from_str(&text).map_err(|e| Error::Decode(name.clone(), "baseline", e))?;
         if b.format_version != FORMAT_VERSION {
-            return Err(Error::Read(
-                name,
-                format!(
-                    "format version {} is not {FORMAT_VERSION}",
-                    b.format_version
-                ),
-            ));
+            return Err(Error::FormatVersion {
+                path: name,
+                found: b.format_version,
+                want: FORMAT_VERSION,
+            });
         }
         Ok(b)
     }

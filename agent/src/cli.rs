@@ -1,41 +1,59 @@
-//! The `upsoak-agent` subcommands.
+//! The `upsoak-agent` command line: the arguments (their doc comments are the help), and every
+//! subcommand but `run`, whose wiring is in [`monitor`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use std::path::PathBuf;
 
 use crate::Error;
 use crate::baseline::{self, Baseline};
-use crate::eval::{History, Windows};
 use crate::exit;
+use crate::history::History;
 use crate::prom::PromQuerier;
 use crate::report;
-use crate::run::{self, RunConfig};
-use crate::sinks::AgentMetrics;
 use crate::spec::Specs;
+use upsoak_common::cli::CliError;
 
-/// An error with the exit code it means.
-#[derive(Debug)]
-pub struct CliError {
-    pub code: u8,
-    pub message: String,
-}
+pub mod monitor;
+
+pub use monitor::RunArgs;
 
 fn bad(message: impl Into<String>) -> CliError {
-    CliError {
-        code: exit::BAD_INPUT,
-        message: message.into(),
+    CliError::bad_input(message)
+}
+
+/// An error with exit `code`: its message is the headline, its sources the `caused by:` lines.
+fn failed(code: u8, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
+    CliError::new(code, e.to_string()).with_source(e)
+}
+
+fn bad_error(e: impl std::error::Error + Send + Sync + 'static) -> CliError {
+    failed(exit::BAD_INPUT, e)
+}
+
+/// What a subcommand printed, and the exit code it means.
+#[derive(Debug)]
+pub struct Output {
+    pub text: String,
+    pub code: u8,
+}
+
+impl Output {
+    fn pass(text: String) -> Output {
+        Output {
+            text,
+            code: exit::PASS,
+        }
     }
 }
 
 /// The upsoak Monitor: judges every Agones upgrade from Prometheus against recorded SLO baselines.
 ///
-/// Exit codes: 0 pass, 1 fail, 2 bad input, 3 inconclusive.
+/// Exit codes: 0 pass, 1 fail, 2 bad input, 3 inconclusive, 4 runtime failure.
 /// 0: every judged SLO passed (or the file is valid);
-/// 1: at least one SLO failed;
+/// 1: at least one SLO failed (a regression);
 /// 2: bad input (a file, flag or configuration);
-/// 3: nothing failed, but something could not be judged.
+/// 3: nothing failed, but something could not be judged;
+/// 4: the agent itself failed (cannot listen, cannot write its state): no verdict.
 #[derive(clap::Parser, Debug)]
 #[command(name = "upsoak-agent", version)]
 pub struct Args {
@@ -54,7 +72,7 @@ pub enum Command {
     },
     /// Judges every Wanderer transition until stopped (or `--max-transitions`); exits with the
     /// overall verdict.
-    Run(RunOptions),
+    Run(RunArgs),
     /// Prints the verdict history and exits with the overall verdict.
     Report {
         /// The `run`'s state directory.
@@ -137,11 +155,11 @@ pub enum BaselineCommand {
 }
 
 impl Args {
-    /// Runs the subcommand: its output, or the error with the exit code it means.
-    pub async fn run(self) -> Result<String, CliError> {
+    /// Runs the subcommand: its output and exit code, or the error with the exit code it means.
+    pub async fn execute(self) -> Result<Output, CliError> {
         match self.command {
-            Command::CheckConfig { file } => check_config(&file),
-            Command::Run(o) => run(o, upsoak_common::shutdown::on_signal()).await,
+            Command::CheckConfig { file } => check_config(&file).map(Output::pass),
+            Command::Run(o) => monitor::monitor(o, upsoak_common::shutdown::on_signal()).await,
             Command::Report { state_dir, format } => report(&state_dir, &format),
             Command::Rules {
                 command:
@@ -151,7 +169,7 @@ impl Args {
                         format,
                         namespace,
                     },
-            } => export_rules(&specs, baseline.as_deref(), format, &namespace),
+            } => export_rules(&specs, baseline.as_deref(), format, &namespace).map(Output::pass),
             Command::Baseline {
                 command:
                     BaselineCommand::Record {
@@ -164,8 +182,11 @@ impl Args {
                         prometheus_token_file,
                     },
             } => {
-                use_prometheus_token(prometheus_token_file.as_deref())?;
-                record_baseline(&prometheus, &from, &to, step, &specs, &out).await
+                let token = prometheus_token(prometheus_token_file.as_deref())?;
+                let q = PromQuerier::new(&prometheus, token.as_deref()).map_err(bad_error)?;
+                record_baseline(&q, &from, &to, step, &specs, &out)
+                    .await
+                    .map(Output::pass)
             }
         }
     }
@@ -173,7 +194,7 @@ impl Args {
 
 /// `check-config FILE`.
 pub fn check_config(file: &Path) -> Result<String, CliError> {
-    let specs = Specs::load(file).map_err(|e| bad(e.to_string()))?;
+    let specs = Specs::load(file).map_err(bad_error)?;
     let mut out = format!(
         "{}: {} SLOs in {} groups (spec hash {})\n",
         file.display(),
@@ -218,32 +239,36 @@ fn maybe_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
     clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }
 
-/// An unset value: absent, or empty (how a Kubernetes ConfigMap leaves an environment variable
-/// unset).
-fn set<T: AsRef<std::ffi::OsStr>>(v: Option<T>) -> Option<T> {
+/// A value that is set: present and not empty (a Kubernetes ConfigMap sets an environment
+/// variable to the empty string to leave it unset).
+fn non_empty<T: AsRef<std::ffi::OsStr>>(v: Option<T>) -> Option<T> {
     v.filter(|v| !v.as_ref().is_empty())
 }
 
-/// Reads `--prometheus-token-file` (when set) and makes every Prometheus query send it.
-fn use_prometheus_token(file: Option<&Path>) -> Result<(), CliError> {
-    let Some(file) = set(file) else {
-        return Ok(());
+/// The token of `--prometheus-token-file`, when set.
+fn prometheus_token(file: Option<&Path>) -> Result<Option<String>, CliError> {
+    let Some(file) = non_empty(file) else {
+        return Ok(None);
     };
-    let token = std::fs::read_to_string(file)
-        .map_err(|e| bad(format!("--prometheus-token-file `{}`: {e}", file.display())))?;
-    crate::prom::set_bearer_token(&token).map_err(|e| bad(e.to_string()))
+    std::fs::read_to_string(file).map(Some).map_err(|e| {
+        CliError::bad_input(format!(
+            "cannot read --prometheus-token-file `{}`",
+            file.display()
+        ))
+        .with_source(e)
+    })
 }
 
 /// `baseline record`.
 pub async fn record_baseline(
-    prometheus: &str,
+    q: &PromQuerier,
     from: &str,
     to: &str,
     step: Duration,
     specs: &Path,
     out: &Path,
 ) -> Result<String, CliError> {
-    let now = crate::run::unix_now();
+    let now = crate::time::unix_now();
     let from = parse_time(from, now).map_err(|e| bad(format!("--from: {e}")))?;
     let to = parse_time(to, now).map_err(|e| bad(format!("--to: {e}")))?;
     if from >= to {
@@ -252,25 +277,19 @@ pub async fn record_baseline(
     if step.is_zero() {
         return Err(bad("--step must be above zero"));
     }
-    let specs = Specs::load(specs).map_err(|e| bad(e.to_string()))?;
-    let q = PromQuerier::new(prometheus).map_err(|e| bad(e.to_string()))?;
-    let b = baseline::record(&q, &specs, from, to, step.as_secs_f64())
+    let specs = Specs::load(specs).map_err(bad_error)?;
+    let b = baseline::record(q, &specs, from, to, step.as_secs_f64())
         .await
-        .map_err(|e| match e {
-            e @ Error::Query { .. } => CliError {
-                code: exit::INCONCLUSIVE,
-                message: e.to_string(),
-            },
-            Error::Write(..) | Error::Read(..) => CliError {
-                code: exit::FAIL,
-                message: e.to_string(),
-            },
-            other => bad(other.to_string()),
+        .map_err(|e| {
+            // Prometheus not answering leaves the baseline undecided, not the input wrong.
+            let code = match e {
+                Error::Query { .. } => exit::INCONCLUSIVE,
+                _ => exit::BAD_INPUT,
+            };
+            failed(code, e)
         })?;
-    b.save(out).map_err(|e| CliError {
-        code: exit::FAIL,
-        message: e.to_string(),
-    })?;
+    // The agent could not write its own output: a runtime failure, not a regression.
+    b.save(out).map_err(|e| failed(exit::RUNTIME_FAILURE, e))?;
     let mut text = format!(
         "baseline of {} SLOs over {}..{} ({} s step) written to {}\n",
         b.slos.len(),
@@ -288,10 +307,9 @@ pub async fn record_baseline(
     Ok(text)
 }
 
-/// `report --state-dir D --format F`: the text, and the exit code of the overall verdict
-/// (carried as a `CliError` when it is not pass, so `main` prints the report and exits with it).
-pub fn report(state_dir: &Path, format: &str) -> Result<String, CliError> {
-    let h = History::load(state_dir).map_err(|e| bad(e.to_string()))?;
+/// `report --state-dir D --format F`: the text, and the exit code of the overall verdict.
+pub fn report(state_dir: &Path, format: &str) -> Result<Output, CliError> {
+    let h = History::load(state_dir).map_err(bad_error)?;
     let text = match format {
         "text" => report::text(&h),
         "json" => report::json(&h),
@@ -302,16 +320,10 @@ pub fn report(state_dir: &Path, format: &str) -> Result<String, CliError> {
             )));
         }
     };
-    let code = report::exit_code(h.overall());
-    if code == exit::PASS {
-        Ok(text)
-    } else {
-        print!("{text}");
-        Err(CliError {
-            code,
-            message: format!("overall verdict: {}", h.overall().as_str()),
-        })
-    }
+    Ok(Output {
+        text,
+        code: report::exit_code(h.overall()),
+    })
 }
 
 /// `rules export`.
@@ -321,218 +333,17 @@ pub fn export_rules(
     format: RulesFormat,
     namespace: &str,
 ) -> Result<String, CliError> {
-    let specs = Specs::load(specs).map_err(|e| bad(e.to_string()))?;
+    let specs = Specs::load(specs).map_err(bad_error)?;
     let base = baseline
         .map(Baseline::load)
         .transpose()
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(bad_error)?;
     Ok(match format {
         RulesFormat::Rules => crate::rules::export(&specs, base.as_ref()),
         RulesFormat::PrometheusRule => {
             crate::rules::export_prometheus_rule(&specs, base.as_ref(), namespace)
         }
     })
-}
-
-/// Options of `run`.
-#[derive(clap::Args, Debug)]
-pub struct RunOptions {
-    /// Prometheus (or any Prometheus-compatible API) base URL.
-    #[arg(long, env = "UPSOAK_PROMETHEUS")]
-    pub prometheus: String,
-    /// SLO specs.
-    #[arg(long, default_value = "rules/slos.yaml")]
-    pub specs: PathBuf,
-    /// Baseline file from `baseline record`; without it only objectives are judged.
-    #[arg(long)]
-    pub baseline: Option<PathBuf>,
-    /// Where the verdict history is kept (survives restarts).
-    #[arg(long)]
-    pub state_dir: PathBuf,
-    /// Address of /metrics, /healthz, /readyz; port 0 picks one.
-    #[arg(long, default_value = "127.0.0.1:9465")]
-    pub listen: String,
-    /// File holding a bearer token sent to Prometheus (empty: none).
-    #[arg(long, env = "UPSOAK_PROMETHEUS_TOKEN_FILE", value_parser = maybe_path())]
-    pub prometheus_token_file: Option<PathBuf>,
-    /// Alertmanager base URL (API v2); empty: none.
-    #[arg(long, env = "UPSOAK_ALERTMANAGER")]
-    pub alertmanager: Option<String>,
-    /// Wait after a transition before judging.
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
-    pub settle: Duration,
-    /// Length of the judged window.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
-    pub judge_window: Duration,
-    /// Query resolution of every group's judged window [default: each group's `interval`,
-    /// the slot it is evaluated on].
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub step: Option<Duration>,
-    /// Period of the active control-plane probes.
-    #[arg(long, alias = "interval", default_value = "15s", value_parser = humantime::parse_duration)]
-    pub probe_interval: Duration,
-    /// Significance level of the Mann–Whitney test.
-    #[arg(long, default_value_t = crate::judge::DEFAULT_ALPHA)]
-    pub alpha: f64,
-    /// Stop once this many transitions are judged.
-    #[arg(long)]
-    pub max_transitions: Option<usize>,
-    /// Kubernetes API for the control-plane probes (else kubeconfig or in-cluster).
-    #[arg(long)]
-    pub kube_server: Option<String>,
-    /// Turns the active control-plane probes off (passive mode).
-    #[arg(long = "no-probes", action = clap::ArgAction::SetFalse)]
-    pub probes: bool,
-    /// Grafana base URL for annotations (a region per transition, a point per verdict); empty:
-    /// none.
-    #[arg(long, env = "UPSOAK_GRAFANA")]
-    pub grafana: Option<String>,
-    /// File holding the Grafana API token.
-    #[arg(long, env = "UPSOAK_GRAFANA_TOKEN_FILE", value_parser = maybe_path())]
-    pub grafana_token_file: Option<PathBuf>,
-    /// Without a Grafana: record the annotations that would be posted here (JSON lines).
-    #[arg(long)]
-    pub annotations_file: Option<PathBuf>,
-}
-
-/// A flag set on every SIGHUP.
-fn reload_on_sighup() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    #[cfg(unix)]
-    {
-        let f = flag.clone();
-        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    f.store(true, std::sync::atomic::Ordering::Release);
-                }
-            });
-        }
-    }
-    flag
-}
-
-/// `run`: serves /metrics and judges transitions until stopped; the overall verdict is the
-/// exit code.
-pub async fn run(
-    o: RunOptions,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> Result<String, CliError> {
-    let specs = Specs::load(&o.specs).map_err(|e| bad(e.to_string()))?;
-    let baseline = match &o.baseline {
-        Some(p) => {
-            let b = Baseline::load(p).map_err(|e| bad(e.to_string()))?;
-            if b.spec_hash != specs.hash {
-                tracing::warn!(baseline = %p.display(), "the baseline was recorded for other SLO specs; SLOs it lacks are judged on objectives only");
-            }
-            Some(b)
-        }
-        None => None,
-    };
-    if !(o.alpha > 0.0 && o.alpha < 1.0) {
-        return Err(bad(format!("--alpha: {} is not within (0, 1)", o.alpha)));
-    }
-    if o.probe_interval.is_zero() || o.step.is_some_and(|s| s.is_zero()) {
-        return Err(bad("--probe-interval and --step must be above zero"));
-    }
-    let windows = Windows {
-        settle: o.settle,
-        judge: o.judge_window,
-        step: o.step,
-        alpha: o.alpha,
-    };
-    let short = crate::eval::too_few_samples(&specs, &windows);
-    if !short.is_empty() {
-        return Err(bad(format!(
-            "--judge-window {}s is too short for these SLOs (lengthen it, or lower their group's interval or min_samples):\n  {}",
-            o.judge_window.as_secs(),
-            short.join("\n  ")
-        )));
-    }
-    let listener = tokio::net::TcpListener::bind(&o.listen)
-        .await
-        .map_err(|e| CliError {
-            code: exit::FAIL,
-            message: format!("cannot listen on `{}`: {e}", o.listen),
-        })?;
-    let addr = listener.local_addr().map_err(|e| CliError {
-        code: exit::FAIL,
-        message: e.to_string(),
-    })?;
-    println!("listening on http://{addr}");
-    use_prometheus_token(o.prometheus_token_file.as_deref())?;
-    let grafana = match (
-        &set(o.grafana.as_deref()),
-        &set(o.grafana_token_file.as_deref()),
-    ) {
-        (Some(url), Some(file)) => {
-            let token = std::fs::read_to_string(file)
-                .map_err(|e| bad(format!("--grafana-token-file `{}`: {e}", file.display())))?;
-            Some(crate::grafana::Grafana::new(url, token.trim()))
-        }
-        (Some(_), None) => return Err(bad("--grafana needs --grafana-token-file")),
-        (None, _) => o.annotations_file.as_deref().map(|p| {
-            println!("no --grafana: annotations are recorded in {}", p.display());
-            crate::grafana::Grafana::recording(p)
-        }),
-    };
-    let metrics = AgentMetrics::default();
-    let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
-    let probe_metrics = crate::probe::ProbeMetrics::default();
-    if o.probes {
-        probe_metrics.register(&mut registry);
-        let client = crate::probe::client(o.kube_server.as_deref())
-            .await
-            .map_err(bad)?;
-        tokio::spawn(crate::probe::run(
-            client,
-            o.probe_interval,
-            probe_metrics,
-            shutdown.clone(),
-        ));
-    }
-    registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
-    let inbox = crate::webhook::Inbox::default();
-    let server = tokio::spawn(run::serve(
-        listener,
-        registry,
-        inbox.clone(),
-        shutdown.clone(),
-    ));
-    let cfg = RunConfig {
-        prometheus: o.prometheus,
-        specs,
-        baseline,
-        state_dir: o.state_dir.clone(),
-        alertmanager: set(o.alertmanager),
-        windows,
-        max_judged: o.max_transitions,
-        grafana,
-        inbox,
-        reload: Some((o.specs.clone(), reload_on_sighup())),
-    };
-    let verdict = run::run(cfg, metrics, shutdown.clone())
-        .await
-        .map_err(|e| CliError {
-            code: exit::FAIL,
-            message: e.to_string(),
-        })?;
-    shutdown.cancel();
-    let _ = server.await;
-    let h = History::load(&o.state_dir).map_err(|e| bad(e.to_string()))?;
-    let text = report::text(&h);
-    match report::exit_code(verdict) {
-        exit::PASS => Ok(text),
-        code => {
-            print!("{text}");
-            Err(CliError {
-                code,
-                message: format!("overall verdict: {}", verdict.as_str()),
-            })
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,17 @@
-//! The crate's one error type. Parsers that report many problems at once keep their own
-//! payloads ([`SpecErrors`], [`CriterionError`]) and return them through `Result<T, E>`; both
-//! convert into [`Error`] where callers need one type.
+//! The crate's one error type, with every cause kept as a `#[source]` so the CLI can print
+//! `caused by:` lines. Parsers that report many problems at once keep their own payloads
+//! ([`SpecErrors`], [`CriterionError`]) and return them through `Result<T, E>`; both convert
+//! into [`Error`] where callers need one type.
 
 use crate::criteria::CriterionError;
 use crate::spec::SpecErrors;
 
 /// `Result` with this crate's [`Error`] by default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A cause of any type: a query fails with the Prometheus client's error or a test double's,
+/// a Kubernetes client with one of several of kube's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Everything that can go wrong in the agent.
 #[derive(Debug, thiserror::Error)]
@@ -17,9 +22,33 @@ pub enum Error {
     /// An objective or baseline criterion that does not parse.
     #[error(transparent)]
     Criterion(#[from] CriterionError),
-    /// A query Prometheus refused or could not answer, with its own message.
-    #[error("query `{query}` failed: {message}")]
-    Query { query: String, message: String },
+    /// A query Prometheus refused or could not answer.
+    #[error("query `{query}` failed")]
+    Query {
+        query: String,
+        #[source]
+        source: BoxError,
+    },
+    /// `--prometheus` is not a URL the client takes.
+    #[error("`{url}` is not a Prometheus URL")]
+    PrometheusUrl {
+        url: String,
+        #[source]
+        source: prometheus_http_query::Error,
+    },
+    /// The bearer token cannot be sent in an HTTP header (a newline inside, say).
+    #[error("the Prometheus bearer token is not a valid header value")]
+    BearerToken(#[source] reqwest::header::InvalidHeaderValue),
+    /// The HTTP client of the Prometheus querier could not be built.
+    #[error("cannot build the Prometheus client")]
+    HttpClient(#[source] reqwest::Error),
+    /// The Kubernetes client of the probes could not be made.
+    #[error("cannot make a Kubernetes client: {what}")]
+    Kube {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
     /// A baseline window with a Wanderer transition inside.
     #[error(
         "the window {from}..{to} is not steady: the Wanderer's generation changed inside it ({values:?}); pick a window between transitions"
@@ -35,17 +64,35 @@ pub enum Error {
     /// A file (baseline, history) that could not be written.
     #[error("cannot write `{0}`")]
     Write(String, #[source] std::io::Error),
-    /// A file (baseline, history) that could not be read or is not what it should be.
-    #[error("cannot read `{0}`: {1}")]
-    Read(String, String),
+    /// A file (baseline, history) that could not be read.
+    #[error("cannot read `{0}`")]
+    Read(String, #[source] std::io::Error),
+    /// A file (baseline, history) that is not the JSON it should be.
+    #[error("`{0}` is not a valid {1} file")]
+    Decode(String, &'static str, #[source] serde_json::Error),
+    /// A baseline file of another format version.
+    #[error("`{path}` has format version {found}, not {want}")]
+    FormatVersion { path: String, found: u32, want: u32 },
 }
 
 impl Error {
     /// The message without the query text, for evidence that shows the query beside it.
     pub fn message(&self) -> String {
         match self {
-            Error::Query { message, .. } => message.clone(),
-            other => other.to_string(),
+            Error::Query { source, .. } => chain(source.as_ref()),
+            other => chain(other),
         }
     }
+}
+
+/// An error and its causes on one line, `what: why: why`, for logs and evidence.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }

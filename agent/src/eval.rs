@@ -1,164 +1,27 @@
 //! Judging transitions: the Wanderer's generation changes, the agent waits for the system to
-//! settle, then judges each SLO over the judge window against the baseline, and keeps every
-//! verdict with its evidence in a history that survives restarts.
+//! settle, then judges each SLO over the judge window against the baseline. The verdicts are
+//! kept in the [`History`]; the loop that calls these at each slot is `monitor`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::baseline::{self, Baseline, GENERATION_METRIC};
+use crate::baseline::{self, Baseline};
+use crate::history::{History, Judged, SloVerdict, Transition};
 use crate::judge::{self, Evidence, Window};
 use crate::prom::Querier;
 use crate::spec::{CheckedSlo, Specs, Verdict};
+use crate::wanderer;
 
-/// One transition of the Wanderer, as seen in Prometheus.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Transition {
-    pub generation: u64,
-    /// Unix seconds the new generation was first seen.
-    pub at: i64,
-    pub from: BTreeMap<String, String>,
-    pub to: BTreeMap<String, String>,
-    /// Set once every group has judged it.
-    #[serde(default)]
-    pub judged: Option<Judged>,
-    /// Verdicts of the groups that have judged it so far (each group judges at its own slot).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub partial: BTreeMap<String, SloVerdict>,
-    /// The groups that have judged it so far.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub groups_done: BTreeSet<String>,
-}
-
-/// The verdicts of a judged transition.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Judged {
-    pub window_start: i64,
-    pub window_end: i64,
-    /// Unix seconds the verdict was reached (its lag behind `window_end` is the detection delay).
-    #[serde(default)]
-    pub judged_at: i64,
-    pub verdict: Verdict,
-    /// By `group/slo`.
-    pub slos: BTreeMap<String, SloVerdict>,
-}
-
-/// One SLO's verdict for a transition.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct SloVerdict {
-    pub group: String,
-    pub slo: String,
-    pub severity: crate::spec::Severity,
-    pub query: String,
-    pub evidence: Evidence,
-    /// Mean of the window before the transition, for comparison.
-    pub previous: Option<f64>,
-    /// The judged samples, for reports and charts. A step without a value (NaN: an empty
-    /// histogram, 0/0) is stored as `null`, as JSON has no NaN, and read back as NaN.
-    #[serde(with = "nan_as_null")]
-    pub samples: Vec<(f64, f64)>,
-}
-
-mod nan_as_null {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[(f64, f64)], s: S) -> Result<S::Ok, S::Error> {
-        v.iter()
-            .map(|(t, x)| (*t, x.is_finite().then_some(*x)))
-            .collect::<Vec<_>>()
-            .serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(f64, f64)>, D::Error> {
-        Ok(Vec::<(f64, Option<f64>)>::deserialize(d)?
-            .into_iter()
-            .map(|(t, x)| (t, x.unwrap_or(f64::NAN)))
-            .collect())
-    }
-}
-
-/// The agent's state: every transition seen, judged or pending.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct History {
-    pub last_generation: Option<u64>,
-    pub last_config: BTreeMap<String, String>,
-    pub transitions: Vec<Transition>,
-}
-
-/// Why the history could not be read or written.
-impl History {
-    pub fn path(dir: &Path) -> PathBuf {
-        dir.join("history.json")
-    }
-
-    /// Loads the history from `dir`; an absent file is an empty history.
-    pub fn load(dir: &Path) -> crate::Result<History> {
-        let p = History::path(dir);
-        match std::fs::read_to_string(&p) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
-            Err(e) => Err(crate::Error::Read(p.display().to_string(), e.to_string())),
-            Ok(t) => serde_json::from_str(&t)
-                .map_err(|e| crate::Error::Read(p.display().to_string(), e.to_string())),
-        }
-    }
-
-    /// Writes atomically: temporary file, synced, renamed.
-    pub fn save(&self, dir: &Path) -> crate::Result<()> {
-        let p = History::path(dir);
-        let tmp = p.with_extension("tmp");
-        let w = |e| crate::Error::Write(p.display().to_string(), e);
-        let text = serde_json::to_vec_pretty(self).map_err(|e| w(std::io::Error::other(e)))?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(w)?;
-            f.write_all(&text).map_err(w)?;
-            f.sync_all().map_err(w)?;
-        }
-        std::fs::rename(&tmp, &p).map_err(w)
-    }
-
-    /// What a restart must not lose, counted: the generation seen, the transitions recorded, and
-    /// the judging done (groups and whole transitions). The history is written only when it
-    /// changes, not at every slot.
-    pub fn progress(&self) -> (Option<u64>, usize, usize, usize) {
-        let judged = self
-            .transitions
-            .iter()
-            .filter(|t| t.judged.is_some())
-            .count();
-        let groups = self.transitions.iter().map(|t| t.groups_done.len()).sum();
-        (self.last_generation, self.transitions.len(), judged, groups)
-    }
-
-    /// The overall verdict: fail if any transition failed, else inconclusive if any could not
-    /// be judged (or none was), else pass (warnings included).
-    pub fn overall(&self) -> Verdict {
-        let judged: Vec<Verdict> = self
-            .transitions
-            .iter()
-            .filter_map(|t| t.judged.as_ref().map(|j| j.verdict))
-            .collect();
-        if judged.contains(&Verdict::Fail) {
-            Verdict::Fail
-        } else if judged.is_empty() || judged.contains(&Verdict::Inconclusive) {
-            Verdict::Inconclusive
-        } else {
-            Verdict::Pass
-        }
-    }
-}
-
-/// Timing of a judgement.
+/// How transitions are judged: the windows' timing and the test's significance level.
 #[derive(Clone, Copy, Debug)]
-pub struct Windows {
+pub struct JudgeSettings {
     /// Wait after a transition before judging starts (the upgrade settles).
     pub settle: Duration,
     /// Length of the judged window.
     pub judge: Duration,
     /// Query resolution of every group; `None`: each group's own interval.
     pub step: Option<Duration>,
+    /// Significance level of the Mann–Whitney test.
     pub alpha: f64,
 }
 
@@ -176,36 +39,22 @@ fn worst(vs: impl Iterator<Item = Verdict>) -> Verdict {
     out
 }
 
-/// When the Wanderer's last transition went live (unix seconds), as the sidecar exports it.
-pub const TRANSITION_TIME_METRIC: &str = "max(upsoak_wanderer_last_transition_timestamp_seconds)";
-
 /// Looks for a new generation at `now`; records it as a pending transition. Returns the
 /// transitions added (an error when Prometheus cannot be read: nothing is assumed).
 pub async fn detect<Q: Querier>(q: &Q, h: &mut History, now: i64) -> crate::Result<usize> {
-    let gen_now = q.range(GENERATION_METRIC, now - 1, now, 1.0).await?;
+    let gen_now = q.range(wanderer::GENERATION, now - 1, now, 1.0).await?;
     let Some(&(_, g)) = gen_now.last() else {
         return Ok(0);
     };
     let g = g as u64;
-    let config = q
-        .labels_at("upsoak_wanderer_config_info", now)
-        .await?
-        .into_iter()
-        .next()
-        .map(|mut l| {
-            l.remove("__name__");
-            l.remove("instance");
-            l.remove("job");
-            l
-        })
-        .unwrap_or_default();
+    let config = wanderer::configuration(q, now).await?;
     let added = match h.last_generation {
         Some(last) if g > last => {
             // Anchored on when the sidecar says the new configuration went live, not on when
             // this slot noticed it (a scrape and a slot later); `now` when it does not say.
             let floor = h.transitions.last().map_or(i64::MIN, |t| t.at);
             let at = q
-                .range(TRANSITION_TIME_METRIC, now - 1, now, 1.0)
+                .range(&wanderer::transition_time_query(), now - 1, now, 1.0)
                 .await
                 .ok()
                 .and_then(|s| s.last().map(|(_, v)| *v))
@@ -237,7 +86,7 @@ pub fn all_groups(specs: &Specs) -> Vec<String> {
 }
 
 /// A group's query resolution: the `--step` override, else its own interval.
-fn group_step(specs: &Specs, w: &Windows, group: &str) -> f64 {
+fn group_step(specs: &Specs, w: &JudgeSettings, group: &str) -> f64 {
     w.step
         .or_else(|| {
             specs
@@ -254,7 +103,7 @@ fn group_step(specs: &Specs, w: &Windows, group: &str) -> f64 {
 
 /// The SLOs whose judged window cannot hold `min_samples` at their group's step: such a
 /// configuration could only ever be inconclusive, so `run` refuses it up front.
-pub fn too_few_samples(specs: &Specs, w: &Windows) -> Vec<String> {
+pub fn too_few_samples(specs: &Specs, w: &JudgeSettings) -> Vec<String> {
     specs
         .slos
         .iter()
@@ -275,7 +124,7 @@ pub fn too_few_samples(specs: &Specs, w: &Windows) -> Vec<String> {
 
 /// The current value of each SLO of `group` (instant queries at `now`); a failed query is
 /// `Err` and never stops the others.
-pub async fn current<Q: Querier>(
+pub async fn current_values<Q: Querier>(
     q: &Q,
     specs: &Specs,
     group: &str,
@@ -292,21 +141,47 @@ pub async fn current<Q: Querier>(
     out
 }
 
+/// What judging reads besides Prometheus.
+#[derive(Clone, Copy)]
+pub struct Judging<'a> {
+    pub specs: &'a Specs,
+    /// Without one, only objectives are judged.
+    pub baseline: Option<&'a Baseline>,
+    pub settings: &'a JudgeSettings,
+    /// The user's alerts from Alertmanager's webhook, folded into verdicts.
+    pub inbox: &'a crate::webhook::Inbox,
+}
+
+/// What a slot's judging did.
+#[derive(Debug, Default)]
+pub struct Judgement {
+    /// The transitions it completed (indices into the history), in order.
+    pub judged: Vec<usize>,
+    /// The judged windows that could not be queried (their SLOs are inconclusive, or as
+    /// `on_error` says).
+    pub failed_queries: Vec<FailedQuery>,
+}
+
+/// A judged window whose query failed.
+#[derive(Debug)]
+pub struct FailedQuery {
+    pub group: String,
+    pub slo: String,
+    pub error: crate::Error,
+}
+
 /// At the slot of each group in `groups`: judges that group's SLOs for every pending transition
 /// whose window has passed by `now`, at the group's step. A transition is judged (and returned)
 /// once every group of the specs has judged it.
-#[allow(clippy::too_many_arguments)]
 pub async fn judge_due<Q: Querier>(
     q: &Q,
-    inbox: &crate::webhook::Inbox,
-    specs: &Specs,
-    base: Option<&Baseline>,
-    w: &Windows,
+    j: &Judging<'_>,
     h: &mut History,
     now: i64,
     groups: &[String],
-) -> Vec<usize> {
-    let mut done = Vec::new();
+) -> Judgement {
+    let (specs, w) = (j.specs, j.settings);
+    let mut out = Judgement::default();
     for (i, t) in h.transitions.iter_mut().enumerate() {
         if t.judged.is_some() {
             continue;
@@ -322,7 +197,14 @@ pub async fn judge_due<Q: Querier>(
             }
             let step = group_step(specs, w, g);
             for s in specs.slos.iter().filter(|s| &s.group == g) {
-                let v = judge_slo(q, s, base, w, step, t.at, start, end).await;
+                let (v, error) = judge_slo(q, s, j, step, t.at, start, end).await;
+                if let Some(error) = error {
+                    out.failed_queries.push(FailedQuery {
+                        group: s.group.clone(),
+                        slo: s.spec.name.clone(),
+                        error,
+                    });
+                }
                 t.partial.insert(baseline::key(&s.group, &s.spec.name), v);
             }
             t.groups_done.insert(g.clone());
@@ -338,7 +220,7 @@ pub async fn judge_due<Q: Querier>(
         let mut slos = std::mem::take(&mut t.partial);
         t.groups_done.clear();
         // The user's own alerts that fired in the window fail the transition on their name.
-        for a in inbox.firing_between(start, end) {
+        for a in j.inbox.firing_between(start, end) {
             let name = a
                 .labels
                 .get("alertname")
@@ -383,24 +265,25 @@ pub async fn judge_due<Q: Querier>(
             verdict,
             slos,
         });
-        done.push(i);
+        out.judged.push(i);
     }
-    done
+    out
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One SLO judged over [start, end], with the error of its window's query if it failed.
 async fn judge_slo<Q: Querier>(
     q: &Q,
     s: &CheckedSlo,
-    base: Option<&Baseline>,
-    w: &Windows,
+    j: &Judging<'_>,
     step: f64,
     at: i64,
     start: i64,
     end: i64,
-) -> SloVerdict {
+) -> (SloVerdict, Option<crate::Error>) {
+    let w = j.settings;
     let key = baseline::key(&s.group, &s.spec.name);
-    let base_samples = base
+    let base_samples = j
+        .baseline
         .and_then(|b| b.slos.get(&key))
         .map(|b| b.samples.clone());
     let previous = q
@@ -409,7 +292,7 @@ async fn judge_slo<Q: Querier>(
         .ok()
         .map(|p| crate::stats::mean(&p.iter().map(|(_, v)| *v).collect::<Vec<_>>()))
         .filter(|m| m.is_finite());
-    let (evidence, samples) = match q.range(&s.spec.expr, start, end, step).await {
+    let (evidence, samples, error) = match q.range(&s.spec.expr, start, end, step).await {
         Err(e) => (
             judge::judge(
                 s,
@@ -418,6 +301,7 @@ async fn judge_slo<Q: Querier>(
                 w.alpha,
             ),
             Vec::new(),
+            Some(e),
         ),
         Ok(series) => {
             let values: Vec<f64> = series.iter().map(|(_, v)| *v).collect();
@@ -428,10 +312,10 @@ async fn judge_slo<Q: Querier>(
                 w.alpha,
             );
             apply_for(s, &mut ev, &values, step);
-            (ev, series)
+            (ev, series, None)
         }
     };
-    SloVerdict {
+    let verdict = SloVerdict {
         group: s.group.clone(),
         slo: s.spec.name.clone(),
         severity: s.spec.severity,
@@ -439,7 +323,8 @@ async fn judge_slo<Q: Querier>(
         evidence,
         previous,
         samples,
-    }
+    };
+    (verdict, error)
 }
 
 /// `for` hysteresis: a fail stands only if the breach lasted `for` without a break; a shorter
@@ -480,70 +365,6 @@ fn apply_for(s: &CheckedSlo, ev: &mut Evidence, values: &[f64], step: f64) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_history_survives_a_restart_unchanged() {
-        let dir = std::env::temp_dir().join(format!("upsoak-history-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut h = History::default();
-        assert_eq!(
-            h.overall(),
-            Verdict::Inconclusive,
-            "nothing judged is never pass"
-        );
-        h.last_generation = Some(2);
-        h.transitions.push(Transition {
-            generation: 2,
-            at: 100,
-            from: BTreeMap::from([("version".into(), "1.58.0".into())]),
-            to: BTreeMap::from([("version".into(), "1.59.0".into())]),
-            judged: Some(Judged {
-                window_start: 130,
-                window_end: 430,
-                judged_at: 431,
-                verdict: Verdict::Pass,
-                slos: BTreeMap::new(),
-            }),
-            partial: BTreeMap::new(),
-            groups_done: BTreeSet::new(),
-        });
-        h.save(&dir).unwrap();
-        let again = History::load(&dir).unwrap();
-        assert_eq!(again, h);
-        assert_eq!(crate::report::text(&again), crate::report::text(&h));
-        assert_eq!(again.overall(), Verdict::Pass);
-        // A step without a value (an empty histogram's NaN) survives the round trip as NaN.
-        h.transitions[0].judged.as_mut().unwrap().slos.insert(
-            "g/s".into(),
-            SloVerdict {
-                group: "g".into(),
-                slo: "s".into(),
-                severity: crate::spec::Severity::Warning,
-                query: "up".into(),
-                evidence: Evidence {
-                    verdict: Verdict::Pass,
-                    value: Some(1.0),
-                    baseline: None,
-                    threshold: None,
-                    p_value: None,
-                    samples: 2,
-                    baseline_samples: 0,
-                    reason: String::new(),
-                },
-                previous: None,
-                samples: vec![(1.0, 0.5), (2.0, f64::NAN)],
-            },
-        );
-        h.save(&dir).unwrap();
-        let again = History::load(&dir).unwrap();
-        let samples = &again.transitions[0].judged.as_ref().unwrap().slos["g/s"].samples;
-        assert_eq!(samples[0], (1.0, 0.5));
-        assert!(samples[1].0 == 2.0 && samples[1].1.is_nan());
-        // A torn file is an error, never an empty history.
-        std::fs::write(History::path(&dir), b"{\"transitions\": [").unwrap();
-        assert!(History::load(&dir).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
     /// Series from memory (a constant value per expression), recording the steps asked for:
     /// the unit under test is the group bookkeeping, not the Prometheus client.
     struct Constant(std::sync::Mutex<Vec<(String, f64)>>);
@@ -574,14 +395,14 @@ mod tests {
             "test",
         )
         .unwrap();
-        let w = Windows {
+        let w = JudgeSettings {
             settle: Duration::from_secs(10),
             judge: Duration::from_secs(60),
             step: None,
             alpha: 0.05,
         };
         assert!(too_few_samples(&specs, &w).is_empty());
-        let short = Windows {
+        let short = JudgeSettings {
             judge: Duration::from_secs(30),
             ..w
         };
@@ -603,19 +424,27 @@ mod tests {
             groups_done: BTreeSet::new(),
         });
         let inbox = crate::webhook::Inbox::default();
+        let j = Judging {
+            specs: &specs,
+            baseline: None,
+            settings: &w,
+            inbox: &inbox,
+        };
         let fast = vec!["fast".to_owned()];
         let slow = vec!["slow".to_owned()];
         // Before the window has passed, no group judges.
         assert!(
-            judge_due(&q, &inbox, &specs, None, &w, &mut h, 1069, &fast)
+            judge_due(&q, &j, &mut h, 1069, &fast)
                 .await
+                .judged
                 .is_empty()
         );
         assert!(h.transitions[0].partial.is_empty());
         // The fast group's slot: its SLO is judged at a 2 s step; the transition still waits.
         assert!(
-            judge_due(&q, &inbox, &specs, None, &w, &mut h, 1070, &fast)
+            judge_due(&q, &j, &mut h, 1070, &fast)
                 .await
+                .judged
                 .is_empty()
         );
         assert_eq!(
@@ -631,19 +460,16 @@ mod tests {
         let again: History = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
         assert_eq!(again, h);
         // The slow group's slot completes it, at a 10 s step.
-        assert_eq!(
-            judge_due(&q, &inbox, &specs, None, &w, &mut h, 1080, &slow).await,
-            vec![0]
-        );
+        assert_eq!(judge_due(&q, &j, &mut h, 1080, &slow).await.judged, vec![0]);
         assert_eq!(
             h.progress(),
             (None, 1, 1, 0),
             "completing it is progress too, though the group marks are cleared"
         );
-        let j = h.transitions[0].judged.as_ref().unwrap();
-        assert_eq!(j.verdict, Verdict::Pass);
-        assert_eq!(j.slos["fast/a"].samples.len(), 31);
-        assert_eq!(j.slos["slow/b"].samples.len(), 7);
+        let done = h.transitions[0].judged.as_ref().unwrap();
+        assert_eq!(done.verdict, Verdict::Pass);
+        assert_eq!(done.slos["fast/a"].samples.len(), 31);
+        assert_eq!(done.slos["slow/b"].samples.len(), 7);
         assert!(h.transitions[0].partial.is_empty() && h.transitions[0].groups_done.is_empty());
         let steps = q.0.lock().unwrap().clone();
         assert!(
@@ -653,7 +479,7 @@ mod tests {
             "{steps:?}"
         );
         // A `--step` override applies to every group.
-        let fixed = Windows {
+        let fixed = JudgeSettings {
             step: Some(Duration::from_secs(5)),
             ..w
         };
@@ -661,7 +487,7 @@ mod tests {
     }
 
     /// One value per expression, for the bookkeeping of `detect`.
-    struct Values(BTreeMap<&'static str, f64>);
+    struct Values(BTreeMap<String, f64>);
 
     impl Querier for Values {
         async fn range(
@@ -689,9 +515,9 @@ mod tests {
     async fn a_transition_is_anchored_on_when_the_sidecar_says_it_went_live() {
         let mut h = History::default();
         let q = |g: f64, live: Option<f64>| {
-            let mut m = BTreeMap::from([(GENERATION_METRIC, g)]);
+            let mut m = BTreeMap::from([(wanderer::GENERATION.to_owned(), g)]);
             if let Some(t) = live {
-                m.insert(TRANSITION_TIME_METRIC, t);
+                m.insert(wanderer::transition_time_query(), t);
             }
             Values(m)
         };

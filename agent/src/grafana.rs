@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::eval::Transition;
+use crate::history::Transition;
 use crate::spec::Verdict;
 
 /// Where annotations go: Grafana's API, or (without a Grafana) a file recording each request

@@ -21,7 +21,7 @@
 //! Row 7 has one exception: when neither side varies (both windows flat, as a gauge often is),
 //! the test has nothing to rank and cannot speak, so the criterion alone decides (fail).
 //! A significant *improvement* is never held against an SLO. `for` hysteresis is applied by the
-//! caller over the per-step samples ([`crate::eval`]).
+//! caller over the per-step samples (in `eval`).
 
 use serde::{Deserialize, Serialize};
 

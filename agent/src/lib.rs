@@ -1,13 +1,36 @@
 //! `upsoak-agent`, the Monitor: SLO specs in PromQL judged per Wanderer transition against
 //! recorded baselines.
 //!
+//! Inputs:
 //! - [`spec`]: the SLO spec file, strictly parsed, every expression parsed as PromQL.
 //! - [`criteria`]: absolute objectives and Keptn-style criteria relative to a baseline.
+//! - [`prom`]: the Prometheus boundary (the [`prom::Querier`] trait and its HTTP client).
+//! - [`wanderer`]: what the agent reads of the Wanderer: generation, configuration, live time.
+//! - [`baseline`]: recording and storing baselines.
+//!
+//! Deciding:
 //! - [`stats`]: summaries and the Mann–Whitney U test.
 //! - [`judge`]: the decision for one SLO over one window, with its evidence.
-//! - [`prom`]: the Prometheus boundary.
-//! - [`baseline`]: recording and storing baselines.
-//! - [`eval`]: transitions detected from the Wanderer's generation, judged, kept in a history.
+//! - [`eval`]: transitions detected from the Wanderer's generation and judged per group.
+//! - [`history`]: the persisted history of transitions and verdicts.
+//!
+//! Running:
+//! - [`monitor`]: the loop of `run`, generic over the querier and the [`time::Clock`].
+//! - [`slots`]: fixed evaluation slots per group, as Prometheus schedules rule groups.
+//! - [`time`]: the clock and time helpers.
+//! - [`events`]: every action as a typed event; the only place that logs and counts.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz` and the Alertmanager webhook.
+//! - [`probe`]: active probes of the Agones control plane through the Kubernetes API.
+//!
+//! Outputs:
+//! - [`sinks`]: alerts to Alertmanager with a retry queue.
+//! - [`grafana`]: annotations of transitions and verdict changes.
+//! - [`webhook`]: the user's alerts from Alertmanager, folded into verdicts.
+//! - [`report`]: the history as text, JSON or HTML.
+//! - [`rules`]: Prometheus rules generated from the specs.
+//!
+//! Command line:
+//! - [`cli`]: the arguments and subcommands (`run`'s wiring in [`cli::monitor`]).
 //! - [`exit`]: the documented exit codes.
 //! - [`error`]: the crate's one error type.
 
@@ -16,29 +39,31 @@ pub mod cli;
 pub mod criteria;
 pub mod error;
 pub mod eval;
+pub mod events;
 pub mod grafana;
+pub mod history;
 pub mod judge;
+pub mod monitor;
 pub mod probe;
 pub mod prom;
 pub mod report;
 pub mod rules;
-pub mod run;
+pub mod server;
 pub mod sinks;
 pub mod slots;
 pub mod spec;
 pub mod stats;
+pub mod time;
+pub mod wanderer;
 pub mod webhook;
 
 pub use error::{Error, Result};
 
-/// Exit codes of `upsoak-agent`.
+/// Exit codes of `upsoak-agent`: the workspace's ([`upsoak_common::exit`]), with the agent's
+/// name for success.
 pub mod exit {
-    /// Every judged SLO passed.
-    pub const PASS: u8 = 0;
-    /// At least one SLO failed.
-    pub const FAIL: u8 = 1;
-    /// Bad input: a file, flag or configuration.
-    pub const BAD_INPUT: u8 = 2;
-    /// Nothing failed, but something could not be judged.
-    pub const INCONCLUSIVE: u8 = 3;
+    pub use upsoak_common::exit::*;
+
+    /// Every judged SLO passed (the workspace's [`OK`]).
+    pub const PASS: u8 = OK;
 }

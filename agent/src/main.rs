@@ -4,19 +4,19 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use upsoak_agent::{cli, exit};
+use upsoak_agent::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = cli::Args::parse();
     upsoak_common::telemetry::init("info");
-    match args.run().await {
+    match args.execute().await {
         Ok(out) => {
-            print!("{out}");
-            ExitCode::from(exit::PASS)
+            print!("{}", out.text);
+            ExitCode::from(out.code)
         }
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            upsoak_common::cli::print_error(&e);
             ExitCode::from(e.code)
         }
     }

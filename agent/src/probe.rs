@@ -5,61 +5,37 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
+
+use crate::events::{ProbeFinished, ProbeMetrics};
 
 /// The Deployments probed, in `agones-system`.
 pub const DEPLOYMENTS: [&str; 2] = ["agones-controller", "agones-allocator"];
 pub const NAMESPACE: &str = "agones-system";
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProbeLabel {
-    pub probe: String,
-}
-
-/// Probe metrics.
-#[derive(Clone, Default)]
-pub struct ProbeMetrics {
-    pub success: Family<ProbeLabel, Gauge>,
-    pub duration: Family<ProbeLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
-}
-
-impl ProbeMetrics {
-    pub fn register(&self, r: &mut Registry) {
-        r.register(
-            "upsoak_agent_probe_success",
-            "1 when the last probe succeeded (Deployment ready through the Kubernetes API)",
-            self.success.clone(),
-        );
-        r.register(
-            "upsoak_agent_probe_duration_seconds",
-            "Duration of the last probe",
-            self.duration.clone(),
-        );
-    }
-}
 
 /// Probes each Deployment once: ready when it has at least one ready replica and no
 /// unavailable one.
 pub async fn probe_once(api: &Api<Deployment>, m: &ProbeMetrics) {
     for name in DEPLOYMENTS {
         let start = Instant::now();
-        let ok = match tokio::time::timeout(Duration::from_secs(5), api.get(name)).await {
-            Ok(Ok(d)) => d.status.is_some_and(|s| {
-                s.ready_replicas.unwrap_or(0) >= 1 && s.unavailable_replicas.unwrap_or(0) == 0
-            }),
-            _ => false,
+        let (ready, error) = match tokio::time::timeout(Duration::from_secs(5), api.get(name)).await
+        {
+            Ok(Ok(d)) => (
+                d.status.is_some_and(|s| {
+                    s.ready_replicas.unwrap_or(0) >= 1 && s.unavailable_replicas.unwrap_or(0) == 0
+                }),
+                None,
+            ),
+            Ok(Err(e)) => (false, Some(crate::error::chain(&e))),
+            Err(_) => (false, Some("no answer within 5 s".to_owned())),
         };
-        let l = ProbeLabel {
-            probe: name.to_owned(),
-        };
-        m.success.get_or_create(&l).set(i64::from(ok));
-        m.duration
-            .get_or_create(&l)
-            .set(start.elapsed().as_secs_f64());
+        ProbeFinished {
+            probe: name,
+            ready,
+            duration: start.elapsed(),
+            error: error.as_deref(),
+        }
+        .emit(m);
     }
 }
 
@@ -73,27 +49,39 @@ pub async fn run(
     let api: Api<Deployment> = Api::namespaced(client, NAMESPACE);
     let mut tick = tokio::time::interval(every);
     loop {
+        // The probe itself is inside the select, so a shutdown does not wait for its timeout.
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => probe_once(&api, &m).await,
+            _ = async {
+                tick.tick().await;
+                probe_once(&api, &m).await;
+            } => {}
         }
     }
 }
 
 /// A kube client from a URL, else kubeconfig or in-cluster; kube-rs' retry is off so a
 /// failing API shows at once.
-pub async fn client(server: Option<&str>) -> Result<kube::Client, String> {
+pub async fn client(server: Option<&str>) -> crate::Result<kube::Client> {
     // Two TLS stacks meet in this binary (kube with ring, the Prometheus client with aws-lc-rs);
     // rustls then needs the process-wide provider named. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    fn kube<E: std::error::Error + Send + Sync + 'static>(
+        what: String,
+    ) -> impl FnOnce(E) -> crate::Error {
+        move |e| crate::Error::Kube {
+            what,
+            source: Box::new(e),
+        }
+    }
     let mut config = match server {
-        Some(url) => kube::Config::new(url.parse().map_err(|_| format!("`{url}` is not a URL"))?),
+        Some(url) => kube::Config::new(url.parse().map_err(kube(format!("`{url}` is not a URL")))?),
         None => kube::Config::infer()
             .await
-            .map_err(|e| format!("no Kubernetes configuration: {e}"))?,
+            .map_err(kube("no Kubernetes configuration".to_owned()))?,
     };
     config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    kube::Client::try_from(config).map_err(kube("the client refused its configuration".to_owned()))
 }
 
 #[cfg(test)]
@@ -114,9 +102,11 @@ mod tests {
         let api: Api<Deployment> = Api::namespaced(client(Some(&url)).await.unwrap(), NAMESPACE);
         let m = ProbeMetrics::default();
         let get = |m: &ProbeMetrics, p: &str| {
-            m.success
-                .get(&ProbeLabel { probe: p.into() })
-                .map(|g| g.get())
+            let shown = crate::events::encoded(|r| m.register(r));
+            let line = format!("upsoak_agent_probe_success{{probe=\"{p}\"}} ");
+            shown
+                .lines()
+                .find_map(|l| l.strip_prefix(&line)?.parse::<i64>().ok())
         };
         probe_once(&api, &m).await;
         assert_eq!(get(&m, "agones-controller"), Some(1));
@@ -129,9 +119,13 @@ mod tests {
         probe_once(&api, &m).await;
         assert_eq!(get(&m, "agones-controller"), Some(0));
         assert_eq!(get(&m, "agones-allocator"), Some(0));
-        tokio::time::sleep(Duration::from_millis(2000)).await;
-        probe_once(&api, &m).await;
-        assert_eq!(get(&m, "agones-allocator"), Some(1));
+        // Ready again once the 1.5 s upgrade window has passed.
+        upsoak_testkit::eventually(Duration::from_secs(10), upsoak_testkit::POLL, || async {
+            probe_once(&api, &m).await;
+            (get(&m, "agones-allocator") == Some(1)).then_some(())
+        })
+        .await
+        .expect("the allocator ready again after the upgrade window");
         // An API that is not there fails the probe, never passes it.
         let dead: Api<Deployment> =
             Api::namespaced(client(Some("http://127.0.0.1:1")).await.unwrap(), NAMESPACE);

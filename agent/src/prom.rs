@@ -2,7 +2,6 @@
 //! SLO expressions, reduced to one sample per step.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use prometheus_http_query::Client;
 
@@ -11,8 +10,9 @@ use crate::{Error, Result};
 /// One sample per step: (unix seconds, value).
 pub type Series = Vec<(f64, f64)>;
 
-/// Reads Prometheus. Tests use a real Prometheus behind [`PromQuerier`]; the trait keeps the
-/// evaluator independent of where the data comes from (Thanos, Mimir, VictoriaMetrics alike).
+/// Reads Prometheus. The integration tests use a real Prometheus behind [`PromQuerier`], the
+/// loop's unit tests a fake; the trait also keeps the evaluator independent of where the data
+/// comes from (Thanos, Mimir, VictoriaMetrics alike).
 #[allow(async_fn_in_trait)]
 pub trait Querier {
     /// Evaluates `expr` at every `step` seconds in [start, end]; several series are summed per
@@ -28,52 +28,27 @@ pub struct PromQuerier {
     client: Client,
 }
 
-/// The bearer token of `--prometheus-token-file`, for every querier the process makes.
-static BEARER_TOKEN: OnceLock<String> = OnceLock::new();
-
-/// Makes every later [`PromQuerier::new`] send `Authorization: Bearer TOKEN` (a Prometheus behind
-/// an authenticating proxy, Mimir, a managed service). Set once, at start-up, from
-/// `--prometheus-token-file`; a second call is refused.
-pub fn set_bearer_token(token: &str) -> Result<()> {
-    BEARER_TOKEN
-        .set(token.trim().to_owned())
-        .map_err(|_| Error::Query {
-            query: String::new(),
-            message: "the Prometheus bearer token is already set".to_owned(),
-        })
-}
-
 impl PromQuerier {
-    /// A querier of `url`, with the process's bearer token if one is set.
-    pub fn new(url: &str) -> Result<PromQuerier> {
-        PromQuerier::with_bearer_token(url, BEARER_TOKEN.get().map(String::as_str))
-    }
-
-    /// A querier of `url` that sends `token`, if any, as `Authorization: Bearer`.
-    pub fn with_bearer_token(url: &str, token: Option<&str>) -> Result<PromQuerier> {
-        let bad_url = |e: prometheus_http_query::Error| Error::Query {
-            query: String::new(),
-            message: format!("`{url}` is not a Prometheus URL: {e}"),
+    /// A querier of `url` that sends `token`, if any, as `Authorization: Bearer` (a Prometheus
+    /// behind an authenticating proxy, Mimir, a managed service).
+    pub fn new(url: &str, token: Option<&str>) -> Result<PromQuerier> {
+        let bad_url = |source| Error::PrometheusUrl {
+            url: url.to_owned(),
+            source,
         };
         let client = match token {
             None => Client::try_from(url).map_err(bad_url)?,
             Some(token) => {
-                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| Error::Query {
-                        query: String::new(),
-                        message: "the Prometheus bearer token is not a valid header value"
-                            .to_owned(),
-                    })?;
+                let mut value =
+                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                        .map_err(Error::BearerToken)?;
                 value.set_sensitive(true);
                 let mut headers = reqwest::header::HeaderMap::new();
                 headers.insert(reqwest::header::AUTHORIZATION, value);
                 let http = reqwest::Client::builder()
                     .default_headers(headers)
                     .build()
-                    .map_err(|e| Error::Query {
-                        query: String::new(),
-                        message: format!("cannot build the Prometheus client: {e}"),
-                    })?;
+                    .map_err(Error::HttpClient)?;
                 Client::from(http, url).map_err(bad_url)?
             }
         };
@@ -81,18 +56,22 @@ impl PromQuerier {
     }
 }
 
+/// A failed query of `expr`, with the client's error as its cause.
+fn query_error(expr: &str) -> impl Fn(prometheus_http_query::Error) -> Error + '_ {
+    move |e| Error::Query {
+        query: expr.to_owned(),
+        source: Box::new(e),
+    }
+}
+
 impl Querier for PromQuerier {
     async fn range(&self, expr: &str, start: i64, end: i64, step: f64) -> Result<Series> {
-        let err = |e: prometheus_http_query::Error| Error::Query {
-            query: expr.to_owned(),
-            message: e.to_string(),
-        };
         let res = self
             .client
             .query_range(expr, start, end, step)
             .get()
             .await
-            .map_err(err)?;
+            .map_err(query_error(expr))?;
         let mut by_ts: BTreeMap<i64, f64> = BTreeMap::new();
         match res.data() {
             prometheus_http_query::response::Data::Matrix(m) => {
@@ -130,10 +109,7 @@ impl Querier for PromQuerier {
             .at(time)
             .get()
             .await
-            .map_err(|e| Error::Query {
-                query: expr.to_owned(),
-                message: e.to_string(),
-            })?;
+            .map_err(query_error(expr))?;
         Ok(match res.data() {
             prometheus_http_query::response::Data::Vector(v) => v
                 .iter()
@@ -184,12 +160,12 @@ mod tests {
     async fn a_bearer_token_is_sent_and_none_without_one() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let url = recording_server(seen.clone()).await;
-        PromQuerier::with_bearer_token(&url, Some("s3cret"))
+        PromQuerier::new(&url, Some("s3cret"))
             .unwrap()
             .labels_at("up", 1)
             .await
             .unwrap();
-        PromQuerier::with_bearer_token(&url, None)
+        PromQuerier::new(&url, None)
             .unwrap()
             .labels_at("up", 1)
             .await
@@ -202,6 +178,6 @@ mod tests {
 
     #[test]
     fn a_token_that_is_no_header_value_is_refused() {
-        assert!(PromQuerier::with_bearer_token("http://127.0.0.1:1", Some("a\nb")).is_err());
+        assert!(PromQuerier::new("http://127.0.0.1:1", Some("a\nb")).is_err());
     }
 }

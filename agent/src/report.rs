@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::eval::History;
+use crate::history::History;
 use crate::spec::Verdict;
 
 fn fmt(v: Option<f64>) -> String {

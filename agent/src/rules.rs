@@ -26,7 +26,10 @@ fn breach(cmp: Cmp) -> &'static str {
     }
 }
 
+/// `s` as a double-quoted YAML scalar (JSON's string syntax is a subset of YAML's).
 fn yaml_str(s: &str) -> String {
+    // Encoding a `str` as JSON has no failure case (serde_json fails only on maps with
+    // non-string keys and on I/O), so the default is never taken.
     serde_json::to_string(s).unwrap_or_default()
 }
 
@@ -95,7 +98,8 @@ pub fn export(specs: &Specs, base: Option<&Baseline>) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "      - alert: UpsoakSloViolation\n        expr: {rec} {op} {threshold}"
+                    "      - alert: {}\n        expr: {rec} {op} {threshold}",
+                    crate::sinks::ALERT_NAME
                 );
                 if let Some(f) = s.spec.for_ {
                     let _ = writeln!(out, "        for: {}s", f.as_secs());

@@ -1,177 +1,17 @@
-//! Where verdicts go: the agent's own `/metrics`, and Alertmanager (API v2).
+//! Where verdicts go besides `/metrics`: alerts to Alertmanager (API v2), with a bounded retry
+//! queue and backoff.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use serde_json::json;
 
-use crate::eval::{SloVerdict, Transition};
+use crate::events::{AgentMetrics, AlertsDeferred, AlertsDelivered, AlertsDropped};
+use crate::history::{SloVerdict, Transition};
 use crate::spec::{Severity, Verdict};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SloLabels {
-    pub group: String,
-    pub slo: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VerdictLabels {
-    pub group: String,
-    pub slo: String,
-    pub verdict: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GroupLabel {
-    pub group: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
-    pub result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct JudgedLabel {
-    pub verdict: String,
-}
-
-type F64Gauge = Gauge<f64, std::sync::atomic::AtomicU64>;
-
-/// The agent's metrics; label values are bounded by the specs (group, slo) and the verdicts.
-#[derive(Clone, Default)]
-pub struct AgentMetrics {
-    pub verdict: Family<VerdictLabels, Gauge>,
-    pub value: Family<SloLabels, F64Gauge>,
-    pub baseline: Family<SloLabels, F64Gauge>,
-    pub threshold: Family<SloLabels, F64Gauge>,
-    pub evaluations: Counter,
-    pub failures: Family<GroupLabel, Counter>,
-    pub missed: Family<GroupLabel, Counter>,
-    pub current: Family<SloLabels, F64Gauge>,
-    pub judged: Family<JudgedLabel, Counter>,
-    pub alerts_sent: Counter,
-    pub alerts_dropped: Counter,
-    pub alerts_queued: Gauge,
-    pub reloads: Family<ResultLabel, Counter>,
-}
-
-impl AgentMetrics {
-    pub fn register(&self, r: &mut Registry) {
-        r.register(
-            "upsoak_agent_slo_verdict",
-            "Latest verdict of each SLO as a state set (1 for the current verdict)",
-            self.verdict.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_value",
-            "Mean of the latest judged window",
-            self.value.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_current",
-            "Value of the SLO's expression at its group's latest evaluation slot",
-            self.current.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_baseline",
-            "Mean of the SLO's baseline",
-            self.baseline.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_threshold",
-            "Threshold the baseline criterion sets",
-            self.threshold.clone(),
-        );
-        r.register(
-            "upsoak_agent_evaluations",
-            "Group evaluations run (one per group per slot)",
-            self.evaluations.clone(),
-        );
-        r.register(
-            "upsoak_agent_rule_evaluation_failures",
-            "Failed queries, by group",
-            self.failures.clone(),
-        );
-        r.register(
-            "upsoak_agent_missed_evaluations",
-            "Evaluation slots of each group skipped because the agent was busy or suspended",
-            self.missed.clone(),
-        );
-        r.register(
-            "upsoak_agent_transitions_judged",
-            "Transitions judged, by overall verdict",
-            self.judged.clone(),
-        );
-        r.register(
-            "upsoak_agent_alerts_sent",
-            "Alerts accepted by Alertmanager",
-            self.alerts_sent.clone(),
-        );
-        r.register(
-            "upsoak_agent_alerts_dropped",
-            "Alerts dropped because the retry queue was full",
-            self.alerts_dropped.clone(),
-        );
-        r.register(
-            "upsoak_agent_alerts_queued",
-            "Alert batches waiting for a retry",
-            self.alerts_queued.clone(),
-        );
-    }
-}
-
-/// A verdict of one SLO changed: the one place it is logged and exported.
-pub struct SloVerdictChanged<'a> {
-    pub transition: &'a Transition,
-    pub verdict: &'a SloVerdict,
-}
-
-impl SloVerdictChanged<'_> {
-    pub fn emit(&self, m: &AgentMetrics) {
-        let v = self.verdict;
-        let e = &v.evidence;
-        tracing::info!(
-            event = "slo_verdict",
-            generation = self.transition.generation,
-            from_version = self.transition.from.get("version").map(String::as_str).unwrap_or(""),
-            to_version = self.transition.to.get("version").map(String::as_str).unwrap_or(""),
-            group = %v.group,
-            slo = %v.slo,
-            verdict = e.verdict.as_str(),
-            value = e.value.unwrap_or(f64::NAN),
-            baseline = e.baseline.unwrap_or(f64::NAN),
-            threshold = e.threshold.unwrap_or(f64::NAN),
-            p_value = e.p_value.unwrap_or(f64::NAN),
-            reason = %e.reason,
-            "verdict"
-        );
-        for verdict in Verdict::ALL {
-            m.verdict
-                .get_or_create(&VerdictLabels {
-                    group: v.group.clone(),
-                    slo: v.slo.clone(),
-                    verdict: verdict.as_str().to_owned(),
-                })
-                .set(i64::from(verdict == e.verdict));
-        }
-        let l = SloLabels {
-            group: v.group.clone(),
-            slo: v.slo.clone(),
-        };
-        m.value.get_or_create(&l).set(e.value.unwrap_or(f64::NAN));
-        m.baseline
-            .get_or_create(&l)
-            .set(e.baseline.unwrap_or(f64::NAN));
-        m.threshold
-            .get_or_create(&l)
-            .set(e.threshold.unwrap_or(f64::NAN));
-    }
-}
+/// The `alertname` of the agent's own alerts (and of the Prometheus rules it exports); the
+/// webhook leaves alerts of this name out of the user's alerts it folds into verdicts.
+pub const ALERT_NAME: &str = "UpsoakSloViolation";
 
 fn severity(s: Severity) -> &'static str {
     match s {
@@ -192,7 +32,7 @@ pub fn alert(
     let e = &v.evidence;
     let mut a = json!({
         "labels": {
-            "alertname": "UpsoakSloViolation",
+            "alertname": ALERT_NAME,
             "slo": v.slo,
             "group": v.group,
             "severity": severity(v.severity),
@@ -264,18 +104,24 @@ impl AlertSender {
         if !alerts.is_empty() {
             if self.queue.len() >= self.capacity {
                 self.queue.pop_front();
-                m.alerts_dropped.inc();
-                tracing::warn!("alert retry queue full: dropped the oldest batch");
+                AlertsDropped {
+                    queued: self.queue.len(),
+                }
+                .emit(m);
             }
             self.queue.push_back(serde_json::Value::Array(alerts));
         }
         if self.next_try.is_some_and(|t| std::time::Instant::now() < t) {
-            m.alerts_queued.set(self.queue.len() as i64);
+            AlertsDeferred {
+                why: None,
+                queued: self.queue.len(),
+            }
+            .emit(m);
             return;
         }
         while let Some(batch) = self.queue.front() {
             let n = batch.as_array().map_or(0, Vec::len) as u64;
-            match self
+            let why = match self
                 .http
                 .post(format!("{}/api/v2/alerts", self.url))
                 .json(batch)
@@ -283,24 +129,27 @@ impl AlertSender {
                 .await
             {
                 Ok(r) if r.status().is_success() => {
-                    m.alerts_sent.inc_by(n);
                     self.queue.pop_front();
                     self.failures = 0;
                     self.next_try = None;
+                    AlertsDelivered {
+                        alerts: n,
+                        queued: self.queue.len(),
+                    }
+                    .emit(m);
+                    continue;
                 }
-                Ok(r) => {
-                    tracing::warn!(status = %r.status(), "alertmanager refused alerts; will retry");
-                    self.failed();
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "alertmanager unreachable; will retry");
-                    self.failed();
-                    break;
-                }
+                Ok(r) => format!("alertmanager refused them: {}", r.status()),
+                Err(e) => format!("alertmanager unreachable: {}", crate::error::chain(&e)),
+            };
+            self.failed();
+            AlertsDeferred {
+                why: Some(&why),
+                queued: self.queue.len(),
             }
+            .emit(m);
+            break;
         }
-        m.alerts_queued.set(self.queue.len() as i64);
     }
 }
 
@@ -355,7 +204,11 @@ mod tests {
         s.send(vec![json!({"labels": {"alertname": "C"}})], &m)
             .await;
         assert_eq!(s.queued(), 2);
-        assert_eq!(m.alerts_dropped.get(), 1);
-        assert_eq!(m.alerts_queued.get(), 2);
+        let shown = crate::events::encoded(|r| m.register(r));
+        assert!(
+            shown.contains("upsoak_agent_alerts_dropped_total 1\n")
+                && shown.contains("upsoak_agent_alerts_queued 2\n"),
+            "{shown}"
+        );
     }
 }

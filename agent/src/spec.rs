@@ -39,6 +39,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
+use upsoak_common::fnv::fnv1a64_hex;
+use upsoak_common::problems::{Invalid, Problem, Problems};
+
 use crate::criteria::{Objective, Relative};
 
 /// The spec file.
@@ -178,44 +181,13 @@ pub struct CheckedSlo {
     pub direction: Direction,
 }
 
-/// One problem in a spec file, at a path such as `groups[1].slos[3].expr`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Where: `groups[0].interval`; a file position `3:7` for YAML syntax errors.
-    pub path: String,
-    pub message: String,
-}
+/// Every problem of a spec file, each at a path such as `groups[1].slos[3].expr` (a file
+/// position `f.yaml:3:7` for YAML syntax errors), under the headline
+/// `invalid SLO specs `f.yaml` (N problems):`.
+pub type SpecErrors = Invalid;
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-/// Every problem found in a spec file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpecErrors {
-    pub source_name: String,
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for SpecErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(
-            f,
-            "invalid SLO specs `{}` ({n} problem{}):",
-            self.source_name,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            write!(f, "\n  {p}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for SpecErrors {}
+/// What [`SpecErrors`] call the input.
+const WHAT: &str = "SLO specs";
 
 /// Loaded and checked specs.
 #[derive(Clone, Debug, PartialEq)]
@@ -231,12 +203,12 @@ impl Specs {
     /// Reads and checks a spec file.
     pub fn load(path: &Path) -> Result<Specs, SpecErrors> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecErrors {
-            source_name: name.clone(),
-            problems: vec![Problem {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problems::from(Problem {
                 path: name.clone(),
                 message: format!("cannot read: {e}"),
-            }],
+            })
+            .invalid(WHAT, name.clone())
         })?;
         Specs::parse(&text, &name)
     }
@@ -247,20 +219,10 @@ impl Specs {
         let file = parse_yaml(text, name).and_then(|root| c.file(&root));
         let file = match file {
             Ok(file) if c.problems.is_empty() => file,
-            Ok(_) => {
-                return Err(SpecErrors {
-                    source_name: name.to_owned(),
-                    problems: c.problems,
-                });
-            }
-            Err(p) => {
-                return Err(SpecErrors {
-                    source_name: name.to_owned(),
-                    problems: vec![p],
-                });
-            }
+            Ok(_) => return Err(Problems::from(c.problems).invalid(WHAT, name)),
+            Err(p) => return Err(Problems::from(p).invalid(WHAT, name)),
         };
-        let hash = format!("{:016x}", fnv1a64(canonical_json(&file).as_bytes()));
+        let hash = fnv1a64_hex(canonical_json(&file).as_bytes());
         Ok(Specs {
             slos: c.checked,
             file,
@@ -302,17 +264,6 @@ fn parse_yaml(text: &str, name: &str) -> Result<Value, Problem> {
 fn canonical_json(file: &SpecFile) -> String {
     // Serializing plain structs of strings, numbers and durations cannot fail.
     serde_json::to_string(file).unwrap_or_default()
-}
-
-/// FNV-1a, 64 bits: tiny, stable across platforms and releases, and enough to notice that a
-/// baseline was recorded under other specs (it is not a defence against tampering).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 /// `[A-Za-z_][A-Za-z0-9_-]*`, at most 64 characters.

@@ -62,20 +62,22 @@ impl WebhookAlert {
 pub struct Inbox(pub Arc<Mutex<Vec<WebhookAlert>>>);
 
 impl Inbox {
+    /// The alerts, even if a handler panicked while holding them: the list is replaced one
+    /// alert at a time, so it is consistent, and losing it would read as "no alert fired".
+    fn alerts(&self) -> std::sync::MutexGuard<'_, Vec<WebhookAlert>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The alerts that fired during [from, to], except the agent's own.
     pub fn firing_between(&self, from: i64, to: i64) -> Vec<WebhookAlert> {
-        self.0
-            .lock()
-            .map(|v| {
-                v.iter()
-                    .filter(|a| {
-                        a.labels.get("alertname").map(String::as_str) != Some("UpsoakSloViolation")
-                    })
-                    .filter(|a| a.overlaps(from, to))
-                    .cloned()
-                    .collect()
+        self.alerts()
+            .iter()
+            .filter(|a| {
+                a.labels.get("alertname").map(String::as_str) != Some(crate::sinks::ALERT_NAME)
             })
-            .unwrap_or_default()
+            .filter(|a| a.overlaps(from, to))
+            .cloned()
+            .collect()
     }
 }
 
@@ -103,12 +105,7 @@ pub async fn receive(
             ),
         );
     }
-    let Ok(mut v) = inbox.0.lock() else {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(serde_json::json!({"error": "inbox unavailable"})),
-        );
-    };
+    let mut v = inbox.alerts();
     for a in payload.alerts {
         // A newer state of the same alert (same labels and start) replaces the older one.
         v.retain(|old| !(old.labels == a.labels && old.starts_at == a.starts_at));

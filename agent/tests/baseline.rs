@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use common::{Exposition, Prometheus, metrics_server, now};
-use tokio_util::sync::CancellationToken;
+use common::{TempDir, eventually, now, serve_metrics};
 use upsoak_agent::Error;
 use upsoak_agent::baseline::{self, Baseline};
-use upsoak_agent::prom::PromQuerier;
+use upsoak_agent::prom::{PromQuerier, Querier};
 use upsoak_agent::spec::Specs;
+use upsoak_common::names::wanderer;
 
 const SPECS: &str = r#"
 groups:
@@ -32,20 +32,22 @@ groups:
 
 fn exposition(generation: u32, latency: f64) -> String {
     format!(
-        "# TYPE upsoak_wanderer_generation gauge\nupsoak_wanderer_generation {generation}\n# TYPE upsoak_wanderer_config_info gauge\nupsoak_wanderer_config_info{{version=\"1.59.0\",feature_gates=\"PlayerTracking=true\"}} 1\n# TYPE upsoak_test_latency_seconds gauge\nupsoak_test_latency_seconds {latency}\n"
+        "# TYPE {gen} gauge\n{gen} {generation}\n# TYPE {info} gauge\n{info}{{version=\"1.59.0\",feature_gates=\"PlayerTracking=true\"}} 1\n# TYPE upsoak_test_latency_seconds gauge\nupsoak_test_latency_seconds {latency}\n",
+        gen = wanderer::GENERATION,
+        info = wanderer::CONFIG_INFO,
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_a_steady_window_and_refuses_a_window_with_a_transition() {
-    let exp = Exposition::default();
-    exp.set(&exposition(1, 0.25));
-    let stop = CancellationToken::new();
-    let target = metrics_server(exp.clone(), stop.clone()).await;
-    let mut prom = Prometheus::start(&target, "baseline").await;
+    let exp = Arc::new(Mutex::new(exposition(1, 0.25)));
+    let served = exp.clone();
+    let target = serve_metrics(move || served.lock().unwrap().clone()).await;
+    let dir = TempDir::new("agent-baseline");
+    let mut prom = common::prometheus(dir.path(), &target.addr()).await;
     let specs = Specs::parse(SPECS, "specs").unwrap();
-    let q = PromQuerier::new(&prom.url).unwrap();
-    prom.wait_for_samples(6).await;
+    let q = PromQuerier::new(prom.url(), None).unwrap();
+    common::wait_for_samples(&prom, 6).await;
 
     let to = now();
     let b = baseline::record(&q, &specs, to - 4, to, 1.0).await.unwrap();
@@ -53,36 +55,78 @@ async fn records_a_steady_window_and_refuses_a_window_with_a_transition() {
     assert!(lat.count >= 3, "{lat:?}");
     assert!((lat.mean - 0.25).abs() < 1e-9, "{lat:?}");
     assert_eq!(lat.stddev, 0.0);
+    // The Wanderer's labels, not the scrape target's (the same rule as a transition's).
+    assert_eq!(
+        b.configuration.keys().collect::<Vec<_>>(),
+        vec!["feature_gates", "version"]
+    );
     assert_eq!(b.configuration["version"], "1.59.0");
     assert_eq!(b.configuration["feature_gates"], "PlayerTracking=true");
     assert_eq!(b.spec_hash, specs.hash);
     // Saved and loaded unchanged.
-    let path = std::env::temp_dir().join(format!("upsoak-baseline-{}.json", std::process::id()));
+    let path = dir.path().join("baseline.json");
     b.save(&path).unwrap();
     assert_eq!(Baseline::load(&path).unwrap(), b);
-    let _ = std::fs::remove_file(&path);
 
-    // A transition inside the window: refused.
-    exp.set(&exposition(2, 0.25));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let to = now();
+    // A transition inside the window: refused, once Prometheus has scraped it.
+    *exp.lock().unwrap() = exposition(2, 0.25);
+    // The window ends at the first whole second whose evaluation shows generation 2.
+    let to = eventually(30, "generation 2 in Prometheus", || async {
+        let to = now();
+        let g = q.range(wanderer::GENERATION, to, to, 1.0).await.ok()?;
+        (g.last()?.1 == 2.0).then_some(to)
+    })
+    .await;
     let err = baseline::record(&q, &specs, to - 6, to, 1.0)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::TransitionInWindow { .. }), "{err}");
 
-    // Too short a window for min_samples: refused, naming the SLO.
-    let to = now();
-    let err = baseline::record(&q, &specs, to - 1, to, 1.0)
+    // Too short a window for min_samples (two seconds of the steady generation 1): refused,
+    // naming the SLO.
+    let err = baseline::record(&q, &specs, b.to - 1, b.to, 1.0)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("test/latency"), "{err}");
 
-    // Prometheus down: a query error, never a baseline.
-    prom.stop();
+    // The binary, on the steady window: a baseline it cannot write is a runtime failure (4),
+    // not a regression.
+    let specs_file = dir.write("slos.yaml", SPECS);
+    let url = prom.url().to_owned();
+    let (from_s, to_s) = (b.from.to_string(), b.to.to_string());
+    let record = |out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_upsoak-agent"))
+            .args(["baseline", "record", "--prometheus", &url])
+            .args(["--from", &from_s, "--to", &to_s, "--step", "1s", "--specs"])
+            .arg(&specs_file)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let unwritable = record(&dir.path().join("missing/dir/baseline.json"));
+    let err = String::from_utf8_lossy(&unwritable.stderr);
+    assert_eq!(
+        unwritable.status.code(),
+        Some(i32::from(upsoak_agent::exit::RUNTIME_FAILURE)),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: cannot write `") && err.contains("caused by:"),
+        "{err}"
+    );
+
+    // Prometheus down: a query error, never a baseline; the binary says inconclusive (3).
+    let _ = prom.stop();
+    let down = record(&dir.path().join("never.json"));
+    assert_eq!(
+        down.status.code(),
+        Some(i32::from(upsoak_agent::exit::INCONCLUSIVE)),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     let err = baseline::record(&q, &specs, to - 4, to, 1.0)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Query { .. }), "{err}");
-    stop.cancel();
 }

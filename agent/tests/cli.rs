@@ -1,63 +1,78 @@
-//! The `upsoak-agent` binary's exit codes for `check-config`, and how `run` reads its environment.
+//! The `upsoak-agent` binary: exit codes of `check-config` and `run`, its help, how `run` reads
+//! its environment, and its `/readyz`.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_upsoak-agent");
 
+const DEFAULT_SPECS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/slos.yaml");
+
+/// What a finished run of the binary printed, and its exit code.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` to its end.
+fn run_agent<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Ran {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn exit_code(c: u8) -> Option<i32> {
+    Some(i32::from(c))
+}
+
 #[test]
 fn check_config_exits_0_on_the_default_specs_and_2_on_bad_ones() {
-    let ok = Command::new(BIN)
-        .arg("check-config")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/slos.yaml"))
-        .output()
-        .unwrap();
+    let ok = run_agent(["check-config", DEFAULT_SPECS]);
     assert_eq!(
-        ok.status.code(),
-        Some(i32::from(upsoak_agent::exit::PASS)),
+        ok.code,
+        exit_code(upsoak_agent::exit::PASS),
         "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        ok.stderr
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("allocation-latency-p99"));
-    let dir = std::env::temp_dir().join(format!("upsoak-agent-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.yaml");
+    assert!(ok.stdout.contains("allocation-latency-p99"));
+    let dir = TempDir::new("cli");
+    let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "groups:\n  - name: g\n    interval: 15s\n    slos:\n      - { name: s, expr: \"rate(x[\", objective: \">= 1\" }\n").unwrap();
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(upsoak_agent::exit::BAD_INPUT))
+    let out = run_agent([OsStr::new("check-config"), bad.as_os_str()]);
+    assert_eq!(out.code, exit_code(upsoak_agent::exit::BAD_INPUT));
+    assert!(
+        out.stderr.contains("groups[0].slos[0].expr:"),
+        "{}",
+        out.stderr
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("groups[0].slos[0].expr:"));
-    let missing = Command::new(BIN)
-        .args(["check-config", "/nonexistent.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        missing.status.code(),
-        Some(i32::from(upsoak_agent::exit::BAD_INPUT))
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    let missing = run_agent(["check-config", "/nonexistent.yaml"]);
+    assert_eq!(missing.code, exit_code(upsoak_agent::exit::BAD_INPUT));
 }
 
 #[test]
 fn help_documents_the_exit_codes_of_the_library() {
     use upsoak_agent::exit;
-    let out = Command::new(BIN).arg("--help").output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let help = String::from_utf8_lossy(&out.stdout);
+    let out = run_agent(["--help"]);
+    assert_eq!(out.code, Some(0));
+    let help = out.stdout;
     for (code, what) in [
         (exit::PASS, "pass"),
         (exit::FAIL, "fail"),
         (exit::BAD_INPUT, "bad input"),
         (exit::INCONCLUSIVE, "inconclusive"),
+        (exit::RUNTIME_FAILURE, "runtime failure"),
     ] {
         assert!(
             help.contains(&format!("{code} {what}")),
@@ -65,20 +80,22 @@ fn help_documents_the_exit_codes_of_the_library() {
         );
     }
     assert_eq!(
-        (exit::PASS, exit::FAIL, exit::BAD_INPUT, exit::INCONCLUSIVE),
-        (0, 1, 2, 3)
+        (
+            exit::PASS,
+            exit::FAIL,
+            exit::BAD_INPUT,
+            exit::INCONCLUSIVE,
+            exit::RUNTIME_FAILURE
+        ),
+        (0, 1, 2, 3, 4)
     );
     assert!(help.contains("check-config"), "{help}");
 }
 
 #[test]
 fn check_config_prints_a_line_per_group_and_every_problem() {
-    let ok = Command::new(BIN)
-        .arg("check-config")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/slos.yaml"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&ok.stdout);
+    let ok = run_agent(["check-config", DEFAULT_SPECS]);
+    let text = &ok.stdout;
     for group in [
         "control-plane",
         "fleets",
@@ -94,31 +111,19 @@ fn check_config_prints_a_line_per_group_and_every_problem() {
             "{group} in:\n{text}"
         );
     }
-    assert!(
-        ok.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert!(ok.stderr.is_empty(), "{}", ok.stderr);
 
-    let dir = std::env::temp_dir().join(format!("upsoak-agent-cli-all-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.yaml");
+    let dir = TempDir::new("cli-all");
+    let bad = dir.path().join("bad.yaml");
     std::fs::write(
         &bad,
         "groups:\n  - name: g\n    interval: 1x\n    slos:\n      - { name: s, expr: \"up[5m]\", objective: \"0.9\", on_no_data: pass }\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(upsoak_agent::exit::BAD_INPUT))
-    );
+    let out = run_agent([OsStr::new("check-config"), bad.as_os_str()]);
+    assert_eq!(out.code, exit_code(upsoak_agent::exit::BAD_INPUT));
     assert!(out.stdout.is_empty());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = out.stderr;
     for want in [
         "4 problems",
         "groups[0].interval: invalid duration \"1x\"",
@@ -128,56 +133,54 @@ fn check_config_prints_a_line_per_group_and_every_problem() {
     ] {
         assert!(err.contains(want), "{want:?} not in:\n{err}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    let out = Command::new(BIN).arg("check-config").output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(upsoak_agent::exit::BAD_INPUT))
-    );
+    let out = run_agent(["check-config"]);
+    assert_eq!(out.code, exit_code(upsoak_agent::exit::BAD_INPUT));
 }
 
-/// `run` with `env` set (and `--no-probes`, no baseline): its exit code if it stops within
-/// `wait`, else `None` (it kept running: killed), with what it printed.
-fn run_with_env(env: &[(&str, &str)], wait: Duration) -> (Option<i32>, String) {
-    let dir = std::env::temp_dir().join(format!("upsoak-cli-env-{}", std::process::id()));
-    let state = dir.join(env.len().to_string());
+/// `run` of the default specs on `listen` with `env` set (and `--no-probes`, no baseline,
+/// Prometheus unreachable). If it prints `listening on URL`, `while_running` is called
+/// with the URL and the agent is then killed (`None`); else the run's exit code. With what it
+/// printed.
+fn run_with_env(
+    env: &[(&str, &str)],
+    listen: &str,
+    while_running: impl FnOnce(&str),
+) -> (Option<i32>, String) {
+    let dir = TempDir::new(&format!("cli-env-{}", env.len()));
     let mut cmd = Command::new(BIN);
-    cmd.args(["run", "--no-probes", "--listen", "127.0.0.1:0", "--specs"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/slos.yaml"))
+    cmd.args(["run", "--no-probes", "--listen", listen, "--specs"])
+        .arg(DEFAULT_SPECS)
         .arg("--state-dir")
-        .arg(&state)
+        .arg(dir.path().join("state"))
         .env("UPSOAK_PROMETHEUS", "http://127.0.0.1:1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + wait;
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        if Instant::now() > deadline {
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let code = match first.trim().strip_prefix("listening on ") {
+        Some(url) => {
+            // Bad input is refused before the agent listens; a listening agent is running.
+            while_running(url);
             child.kill().unwrap();
             child.wait().unwrap();
-            break None;
+            None
         }
-        std::thread::sleep(Duration::from_millis(50));
+        None => child.wait().unwrap().code(),
     };
     let out = child.wait_with_output().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     (
         code,
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        format!("{first}{}", String::from_utf8_lossy(&out.stderr)),
     )
 }
 
@@ -191,15 +194,26 @@ fn run_takes_urls_and_credential_files_from_the_environment_empty_meaning_unset(
         ("UPSOAK_GRAFANA_TOKEN_FILE", "/nonexistent/grafana/token"),
         ("UPSOAK_PROMETHEUS_TOKEN_FILE", ""),
     ];
-    // Bad input is refused within milliseconds of starting; two seconds is a run.
-    let (code, out) = run_with_env(running, Duration::from_secs(2));
+    let (code, out) = run_with_env(running, "127.0.0.1:0", |url| {
+        // Running, but Prometheus has never answered: live, not ready. (The listener is bound
+        // before the line is printed, so the requests wait for the server, never fail.)
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let status = |path: &str| {
+            rt.block_on(reqwest::get(format!("{url}{path}")))
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        assert_eq!(status("/healthz"), 200);
+        assert_eq!(status("/readyz"), 503);
+    });
     assert_eq!(code, None, "run stopped instead of running:\n{out}");
-    assert!(out.contains("listening on http://"), "{out}");
 
-    let bad = Some(i32::from(upsoak_agent::exit::BAD_INPUT));
+    let bad = exit_code(upsoak_agent::exit::BAD_INPUT);
     let (code, out) = run_with_env(
         &[("UPSOAK_PROMETHEUS_TOKEN_FILE", "/nonexistent/token")],
-        Duration::from_secs(30),
+        "127.0.0.1:0",
+        |_| {},
     );
     assert_eq!(code, bad, "{out}");
     assert!(
@@ -212,37 +226,57 @@ fn run_takes_urls_and_credential_files_from_the_environment_empty_meaning_unset(
             ("UPSOAK_GRAFANA", "http://127.0.0.1:1"),
             ("UPSOAK_GRAFANA_TOKEN_FILE", "/nonexistent/grafana/token"),
         ],
-        Duration::from_secs(30),
+        "127.0.0.1:0",
+        |_| {},
     );
     assert_eq!(code, bad, "{out}");
     assert!(out.contains("--grafana-token-file"), "{out}");
 }
 
+/// A crash is not a regression: an agent that cannot listen exits 4, never 1.
+#[test]
+fn run_that_cannot_listen_is_a_runtime_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, out) = run_with_env(&[], &addr, |_| {});
+    assert_eq!(
+        code,
+        exit_code(upsoak_agent::exit::RUNTIME_FAILURE),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("error: cannot listen on `{addr}`")),
+        "{out}"
+    );
+    assert!(out.contains("caused by:"), "{out}");
+}
+
 #[test]
 fn run_refuses_a_judge_window_too_short_for_a_groups_interval_and_names_the_slos() {
-    let dir = std::env::temp_dir().join(format!("upsoak-cli-window-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let specs = dir.join("slos.yaml");
+    let dir = TempDir::new("cli-window");
+    let specs = dir.path().join("slos.yaml");
     std::fs::write(
         &specs,
         "groups:\n  - { name: slow, interval: 1m, slos: [ { name: a, expr: up, objective: \">= 1\", min_samples: 5 } ] }\n  - { name: fast, interval: 5s, slos: [ { name: b, expr: up, objective: \">= 1\" } ] }\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--prometheus", "http://127.0.0.1:9", "--no-probes"])
-        .args(["--listen", "127.0.0.1:0", "--judge-window", "2m"])
-        .arg("--specs")
-        .arg(&specs)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(upsoak_agent::exit::BAD_INPUT)),
-        "{err}"
-    );
+    let state = dir.path().join("state");
+    let out = run_agent([
+        OsStr::new("run"),
+        OsStr::new("--prometheus"),
+        OsStr::new("http://127.0.0.1:9"),
+        OsStr::new("--no-probes"),
+        OsStr::new("--listen"),
+        OsStr::new("127.0.0.1:0"),
+        OsStr::new("--judge-window"),
+        OsStr::new("2m"),
+        OsStr::new("--specs"),
+        specs.as_os_str(),
+        OsStr::new("--state-dir"),
+        state.as_os_str(),
+    ]);
+    let err = out.stderr;
+    assert_eq!(out.code, exit_code(upsoak_agent::exit::BAD_INPUT), "{err}");
     assert!(
         err.contains(
             "slow/a: a 120s judge window at a 60s step holds 3 samples, fewer than min_samples 5"
@@ -250,5 +284,4 @@ fn run_refuses_a_judge_window_too_short_for_a_groups_interval_and_names_the_slos
         "{err}"
     );
     assert!(!err.contains("fast/b"), "the 5 s group fits: {err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,16 +7,21 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
-use common::{Alertmanager, FakeGrafana, Prometheus, Sidecar, now, sidecar_server};
+use common::{FakeGrafana, Sidecar, TempDir, eventually, now};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use upsoak_agent::baseline;
-use upsoak_agent::eval::{History, Windows};
+use upsoak_agent::eval::JudgeSettings;
+use upsoak_agent::events::AgentMetrics;
+use upsoak_agent::history::History;
+use upsoak_agent::monitor::{self, MonitorConfig, Outputs};
 use upsoak_agent::prom::PromQuerier;
-use upsoak_agent::run::{self, RunConfig};
-use upsoak_agent::sinks::AgentMetrics;
 use upsoak_agent::spec::{Specs, Verdict};
+use upsoak_agent::time::SystemClock;
+use upsoak_common::ops::Health;
 
 const SPECS: &str = r#"
 groups:
@@ -30,8 +35,8 @@ groups:
         severity: critical
 "#;
 
-fn windows() -> Windows {
-    Windows {
+fn windows() -> JudgeSettings {
+    JudgeSettings {
         settle: Duration::from_secs(1),
         judge: Duration::from_secs(5),
         step: None,
@@ -39,16 +44,52 @@ fn windows() -> Windows {
     }
 }
 
-async fn wait_judged(dir: &std::path::Path, n: usize) -> History {
-    for _ in 0..600 {
-        if let Ok(h) = History::load(dir)
-            && h.transitions.iter().filter(|t| t.judged.is_some()).count() >= n
-        {
-            return h;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("fewer than {n} transitions judged in 60 s");
+/// Runs the loop against `prometheus` on the wall clock until it stops; `health` is marked
+/// ready at its first answer.
+fn spawn_monitor(
+    cfg: MonitorConfig,
+    prometheus: &str,
+    metrics: &AgentMetrics,
+    health: &Health,
+    stop: &CancellationToken,
+) -> JoinHandle<upsoak_agent::Result<History>> {
+    let q = PromQuerier::new(prometheus, None).unwrap();
+    let (metrics, health, stop) = (metrics.clone(), health.clone(), stop.clone());
+    tokio::spawn(async move {
+        let out = Outputs {
+            metrics: &metrics,
+            ready: &health,
+        };
+        monitor::run(cfg, &q, &SystemClock, out, &stop).await
+    })
+}
+
+/// Waits until the history in `dir` satisfies `f`, as the agent writes it.
+async fn wait_history(dir: &Path, what: &str, f: impl Fn(&History) -> bool) -> History {
+    eventually(60, what, || async {
+        History::load(dir).ok().filter(|h| f(h))
+    })
+    .await
+}
+
+/// Waits until the agent has seen `generation`: only a change after that is a transition.
+async fn wait_generation(dir: &Path, generation: u64) {
+    wait_history(dir, &format!("generation {generation} seen"), |h| {
+        h.last_generation == Some(generation)
+    })
+    .await;
+}
+
+async fn wait_judged(dir: &Path, n: usize) -> History {
+    wait_history(dir, &format!("{n} transitions judged"), |h| {
+        h.transitions.iter().filter(|t| t.judged.is_some()).count() >= n
+    })
+    .await
+}
+
+/// The value of `series` on the agent's `/metrics`.
+fn shown(metrics: &AgentMetrics, series: &str) -> Option<f64> {
+    upsoak_testkit::sample(&common::encoded(|r| metrics.register(r)), series)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,27 +97,27 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
     let stop = CancellationToken::new();
     let sc = Sidecar::default();
     sc.set(1, "1.58.0", 0.1);
-    let target = sidecar_server(sc.clone(), stop.clone()).await;
-    let prom = Prometheus::start(&target, "judge").await;
-    let am = Alertmanager::start("judge").await;
+    let sidecar = sc.serve().await;
+    let tmp = TempDir::new("agent-judge");
+    let prom = common::prometheus(tmp.path(), &sidecar.addr()).await;
+    let am = common::alertmanager(tmp.path(), None).await;
     let grafana = FakeGrafana::default();
     let grafana_url = grafana.start(stop.clone()).await;
-    prom.wait_for_samples(8).await;
+    common::wait_for_samples(&prom, 8).await;
     let specs = Specs::parse(SPECS, "specs").unwrap();
-    let q = PromQuerier::new(&prom.url).unwrap();
+    let q = PromQuerier::new(prom.url(), None).unwrap();
     let to = now();
     let base = baseline::record(&q, &specs, to - 6, to, 1.0).await.unwrap();
     assert!((base.slos["test/latency"].mean - 0.1).abs() < 0.01);
 
-    let dir = std::env::temp_dir().join(format!("upsoak-agent-judge-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cfg = RunConfig {
-        prometheus: prom.url.clone(),
+    let state = TempDir::new("agent-judge-state");
+    let dir = state.path();
+    let cfg = MonitorConfig {
         specs,
         baseline: Some(base),
-        state_dir: dir.clone(),
-        alertmanager: Some(am.url.clone()),
-        windows: windows(),
+        state_dir: dir.to_owned(),
+        alertmanager: Some(am.url().to_owned()),
+        judge: windows(),
         max_judged: Some(2),
         grafana: Some(upsoak_agent::grafana::Grafana::new(
             &grafana_url,
@@ -86,12 +127,12 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         reload: None,
     };
     let metrics = AgentMetrics::default();
-    let agent = tokio::spawn(run::run(cfg, metrics.clone(), stop.clone()));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let agent = spawn_monitor(cfg, prom.url(), &metrics, &Health::new(), &stop);
+    wait_generation(dir, 1).await;
 
     // Generation 2 brings a 4x latency regression.
     sc.set(2, "1.59.0", 0.4);
-    let h = wait_judged(&dir, 1).await;
+    let h = wait_judged(dir, 1).await;
     let t = &h.transitions[0];
     assert_eq!(
         (
@@ -111,23 +152,20 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
 
     // Alertmanager holds the alert with its labels.
     let http = reqwest::Client::new();
-    let mut held = serde_json::Value::Null;
-    for _ in 0..100 {
+    let filter = format!("alertname=\"{}\"", upsoak_agent::sinks::ALERT_NAME);
+    let held = eventually(10, "Alertmanager holds the alert", || async {
         let alerts: serde_json::Value = http
-            .get(format!("{}/api/v2/alerts", am.url))
-            .query(&[("filter", "alertname=\"UpsoakSloViolation\"")])
+            .get(format!("{}/api/v2/alerts", am.url()))
+            .query(&[("filter", filter.as_str())])
             .send()
             .await
-            .unwrap()
+            .ok()?
             .json()
             .await
-            .unwrap();
-        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
-            held = alerts[0].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .ok()?;
+        alerts.as_array()?.first().cloned()
+    })
+    .await;
     let labels = &held["labels"];
     assert_eq!(labels["slo"], "latency", "{held}");
     assert_eq!(labels["group"], "test");
@@ -138,20 +176,24 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
 
     // Generation 3 undoes it: pass; the run stops after two judged transitions, overall fail.
     sc.set(3, "1.60.0", 0.1);
-    let overall = tokio::time::timeout(Duration::from_secs(60), agent)
+    let h = tokio::time::timeout(Duration::from_secs(60), agent)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    let h = History::load(&dir).unwrap();
+    assert_eq!(
+        h.progress(),
+        History::load(dir).unwrap().progress(),
+        "the history returned is the one kept"
+    );
     assert_eq!(
         h.transitions[1].judged.as_ref().unwrap().verdict,
         Verdict::Pass,
         "{:?}",
         h.transitions[1]
     );
-    assert_eq!(overall, Verdict::Fail);
-    assert!(metrics.alerts_sent.get() >= 1);
+    assert_eq!(h.overall(), Verdict::Fail);
+    assert!(shown(&metrics, "upsoak_agent_alerts_sent_total ").unwrap() >= 1.0);
     // Grafana got a region per transition and a point per verdict change, all well-formed.
     assert!(
         grafana.refused.lock().unwrap().is_empty(),
@@ -184,29 +226,23 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         upsoak_agent::report::exit_code(h.overall()),
         upsoak_agent::exit::FAIL
     );
-    let _ = std::fs::remove_dir_all(&dir);
     stop.cancel();
 }
 
 /// One SLO (`min(up) >= 1`, the scrape of the test's sidecar), no baseline, no Alertmanager:
 /// the agent stops after judging one transition.
-fn up_is_one(
-    prometheus: &str,
-    dir: &std::path::Path,
-    inbox: upsoak_agent::webhook::Inbox,
-) -> RunConfig {
+fn up_is_one(dir: &Path, inbox: upsoak_agent::webhook::Inbox) -> MonitorConfig {
     let specs = Specs::parse(
         "groups: [ { name: g, interval: 1s, slos: [ { name: up, expr: min(up), objective: \">= 1\", min_samples: 3 } ] } ]",
         "s",
     )
     .unwrap();
-    RunConfig {
-        prometheus: prometheus.to_owned(),
+    MonitorConfig {
         specs,
         baseline: None,
         state_dir: dir.to_path_buf(),
         alertmanager: None,
-        windows: windows(),
+        judge: windows(),
         max_judged: Some(1),
         grafana: None,
         inbox,
@@ -219,34 +255,50 @@ async fn prometheus_stopped_means_inconclusive_never_pass() {
     let stop = CancellationToken::new();
     let sc = Sidecar::default();
     sc.set(1, "1.58.0", 0.1);
-    let target = sidecar_server(sc.clone(), stop.clone()).await;
-    let mut prom = Prometheus::start(&target, "down").await;
-    prom.wait_for_samples(3).await;
-    let dir = std::env::temp_dir().join(format!("upsoak-agent-down-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cfg = up_is_one(&prom.url, &dir, Default::default());
-    let agent = tokio::spawn(run::run(cfg, AgentMetrics::default(), stop.clone()));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sidecar = sc.serve().await;
+    let tmp = TempDir::new("agent-down");
+    let mut prom = common::prometheus(tmp.path(), &sidecar.addr()).await;
+    common::wait_for_samples(&prom, 3).await;
+    let state = TempDir::new("agent-down-state");
+    let dir = state.path();
+    let metrics = AgentMetrics::default();
+    let agent = spawn_monitor(
+        up_is_one(dir, Default::default()),
+        prom.url(),
+        &metrics,
+        &Health::new(),
+        &stop,
+    );
+    wait_generation(dir, 1).await;
     sc.set(2, "1.59.0", 0.1);
     // Seen, then Prometheus goes away before the window is judged.
-    for _ in 0..100 {
-        if History::load(&dir).is_ok_and(|h| !h.transitions.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    prom.stop();
-    let overall = tokio::time::timeout(Duration::from_secs(30), agent)
+    wait_history(dir, "the transition recorded", |h| {
+        !h.transitions.is_empty()
+    })
+    .await;
+    let _ = prom.stop();
+    let h = tokio::time::timeout(Duration::from_secs(30), agent)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(overall, Verdict::Inconclusive);
-    let h = History::load(&dir).unwrap();
+    assert_eq!(h.overall(), Verdict::Inconclusive);
     let e = &h.transitions[0].judged.as_ref().unwrap().slos["g/up"].evidence;
     assert_eq!(e.verdict, Verdict::Inconclusive);
     assert!(e.reason.starts_with("query failed"), "{}", e.reason);
-    let _ = std::fs::remove_dir_all(&dir);
+    // The failed queries are counted for the SLO's own group, and its health shows it.
+    assert!(
+        shown(
+            &metrics,
+            "upsoak_agent_rule_evaluation_failures_total{group=\"g\"}"
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        shown(&metrics, "upsoak_agent_slo_health{group=\"g\",slo=\"up\"}"),
+        Some(0.0)
+    );
     stop.cancel();
 }
 
@@ -255,44 +307,58 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
     let stop = CancellationToken::new();
     let sc = Sidecar::default();
     sc.set(1, "1.58.0", 0.1);
-    let target = sidecar_server(sc.clone(), stop.clone()).await;
-    let prom = Prometheus::start(&target, "passive").await;
-    prom.wait_for_samples(3).await;
+    let sidecar = sc.serve().await;
+    let tmp = TempDir::new("agent-passive");
+    let prom = common::prometheus(tmp.path(), &sidecar.addr()).await;
+    common::wait_for_samples(&prom, 3).await;
     // The agent's own HTTP server receives Alertmanager's webhook.
     let inbox = upsoak_agent::webhook::Inbox::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let agent_url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(run::serve(
+    let health = Health::new();
+    tokio::spawn(upsoak_agent::server::serve(
         listener,
         prometheus_client::registry::Registry::default(),
         inbox.clone(),
+        health.clone(),
         stop.clone(),
     ));
-    let am =
-        Alertmanager::start_with_webhook("passive", &format!("{agent_url}/api/v1/alertmanager"))
-            .await;
-    let dir = std::env::temp_dir().join(format!("upsoak-agent-passive-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cfg = up_is_one(&prom.url, &dir, inbox);
-    let agent = tokio::spawn(run::run(cfg, AgentMetrics::default(), stop.clone()));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let readyz = || async {
+        reqwest::get(format!("{agent_url}/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        readyz().await,
+        503,
+        "not ready before Prometheus has answered"
+    );
+    let webhook = format!("{agent_url}{}", upsoak_agent::server::WEBHOOK_PATH);
+    let am = common::alertmanager(tmp.path(), Some(&webhook)).await;
+    let state = TempDir::new("agent-passive-state");
+    let dir = state.path();
+    let cfg = up_is_one(dir, inbox);
+    let agent = spawn_monitor(cfg, prom.url(), &AgentMetrics::default(), &health, &stop);
+    wait_generation(dir, 1).await;
+    assert_eq!(readyz().await, 200, "ready once Prometheus has answered");
     sc.set(2, "1.59.0", 0.1);
     // The user's own alerting fires during the window; Alertmanager forwards it (payload v4).
     let starts = jiff::Timestamp::now().to_string();
     let r = reqwest::Client::new()
-        .post(format!("{}/api/v2/alerts", am.url))
+        .post(format!("{}/api/v2/alerts", am.url()))
         .json(&serde_json::json!([{"labels": {"alertname": "AgonesAllocatorDown", "severity": "critical"}, "annotations": {"summary": "allocator has no endpoints"}, "startsAt": starts}]))
         .send()
         .await
         .unwrap();
     assert!(r.status().is_success());
-    let overall = tokio::time::timeout(Duration::from_secs(60), agent)
+    let h = tokio::time::timeout(Duration::from_secs(60), agent)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(overall, Verdict::Fail);
-    let h = History::load(&dir).unwrap();
+    assert_eq!(h.overall(), Verdict::Fail);
     let j = h.transitions[0].judged.as_ref().unwrap();
     assert_eq!(j.slos["g/up"].evidence.verdict, Verdict::Pass);
     let folded = &j.slos["alertmanager/AgonesAllocatorDown"];
@@ -307,12 +373,11 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
     );
     // A payload of another version is refused.
     let r = reqwest::Client::new()
-        .post(format!("{agent_url}/api/v1/alertmanager"))
+        .post(&webhook)
         .json(&serde_json::json!({"version": "3", "alerts": []}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    let _ = std::fs::remove_dir_all(&dir);
     stop.cancel();
 }

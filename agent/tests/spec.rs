@@ -146,9 +146,9 @@ fn the_hash_is_stable_across_spellings_and_changes_with_content() {
     )
     .unwrap();
     assert_ne!(a, other.hash);
-    // FNV-1a 64 of the empty input is its offset basis: the algorithm is the documented one.
-    assert_eq!(upsoak_agent::spec::fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-    assert_eq!(upsoak_agent::spec::fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    // The hash is the shared FNV-1a 64 (tested in `upsoak_common::fnv`), in hex.
+    assert_eq!(a.len(), 16);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
 }
 
 #[test]

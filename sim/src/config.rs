@@ -2,15 +2,18 @@
 //! fault profiles. Loaded from YAML; every problem is reported with its path.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use upsoak_agones::release::{
+    GATE_NAME_RULE, Install, KubeRange, Stage, TunableSpec, is_gate_name, parse_version,
+};
+use upsoak_common::problems::{Invalid, Problems};
 
 use crate::duration::config_duration;
-use crate::validate::{is_dns_label, is_gate_name, parse_version};
+use crate::validate::is_dns_label;
 
 /// The configuration used when no `--config` is given: Agones 1.55–1.60, no faults.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../config/default.yaml");
@@ -25,7 +28,7 @@ pub struct SimConfig {
     /// Versions the simulator can install, each with its feature gates.
     pub versions: Vec<VersionSpec>,
     /// What is installed when the simulator starts.
-    pub initial: InstallSpec,
+    pub initial: Install,
     /// Tunables an install may set, with their allowed values.
     #[serde(default)]
     pub tunables: BTreeMap<String, TunableSpec>,
@@ -67,109 +70,6 @@ pub struct VersionSpec {
     pub kubernetes: Option<KubeRange>,
     /// Every gate of the release with its stage.
     pub gates: BTreeMap<String, Stage>,
-}
-
-/// Supported Kubernetes versions, `min` and `max` as `1.34`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct KubeRange {
-    pub min: String,
-    pub max: String,
-}
-
-/// A feature gate's maturity: it decides the default and whether it can be turned off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-pub enum Stage {
-    /// Off by default.
-    Alpha,
-    /// On by default, can be turned off.
-    Beta,
-    /// Always on; disabling it is rejected.
-    Stable,
-}
-
-impl Stage {
-    /// The value a gate has when an install does not name it.
-    pub fn default_enabled(self) -> bool {
-        !matches!(self, Stage::Alpha)
-    }
-}
-
-/// What to install: a version, gate overrides and tunables.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct InstallSpec {
-    pub version: String,
-    /// Gate overrides, as a map or as the Helm query string `A=true&B=false`.
-    #[serde(default, deserialize_with = "gates_de")]
-    pub feature_gates: BTreeMap<String, bool>,
-    #[serde(default)]
-    pub tunables: BTreeMap<String, TunableValue>,
-}
-
-/// A tunable's value: an integer or a string.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(untagged)]
-pub enum TunableValue {
-    Int(i64),
-    Str(String),
-}
-
-impl fmt::Display for TunableValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TunableValue::Int(i) => write!(f, "{i}"),
-            TunableValue::Str(s) => f.write_str(s),
-        }
-    }
-}
-
-/// The allowed values of a tunable.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(untagged, deny_unknown_fields)]
-pub enum TunableSpec {
-    Range { min: i64, max: i64 },
-    Enum { values: Vec<String> },
-}
-
-/// Parses `feature_gates` from a map or from Helm's `A=true&B=false` string.
-fn gates_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, bool>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Gates {
-        Map(BTreeMap<String, bool>),
-        Query(String),
-    }
-    match Gates::deserialize(d)? {
-        Gates::Map(m) => Ok(m),
-        Gates::Query(q) => parse_gate_query(&q).map_err(serde::de::Error::custom),
-    }
-}
-
-/// Parses Helm's `agones.featureGates` value: `A=true&B=false`.
-pub fn parse_gate_query(q: &str) -> Result<BTreeMap<String, bool>, String> {
-    let mut out = BTreeMap::new();
-    for part in q.split('&').filter(|p| !p.trim().is_empty()) {
-        let (name, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("`{part}` is not `Gate=true|false`"))?;
-        let value = match value.trim() {
-            "true" => true,
-            "false" => false,
-            other => return Err(format!("gate `{name}`: `{other}` is not true or false")),
-        };
-        out.insert(name.trim().to_owned(), value);
-    }
-    Ok(out)
-}
-
-/// Writes gates as Helm's query string, in name order.
-pub fn gate_query(gates: &BTreeMap<String, bool>) -> String {
-    gates
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// How long each step of a GameServer's life takes.
@@ -237,9 +137,25 @@ impl Default for AllocationSpec {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GameSpec {
+    /// The address game ports bind to and `status.address` shows.
     pub ip: IpAddr,
+    /// First port of the range GameServers get their UDP port from; 0 lets the OS pick any
+    /// free port for each GameServer (then `port_max` is not used), as tests do.
     pub port_min: u16,
+    /// Last port of the range, inclusive.
     pub port_max: u16,
+}
+
+impl GameSpec {
+    /// The range's problems, under `game`.
+    fn check(&self, p: &mut Problems) {
+        if self.port_min != 0 && self.port_min > self.port_max {
+            p.push(
+                "game",
+                format!("port range {}-{} is empty", self.port_min, self.port_max),
+            );
+        }
+    }
 }
 
 impl Default for GameSpec {
@@ -256,7 +172,9 @@ impl Default for GameSpec {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSeed {
+    /// The Fleet's name, a DNS label.
     pub name: String,
+    /// Its `spec.replicas`.
     pub replicas: i32,
 }
 
@@ -265,9 +183,12 @@ pub struct FleetSeed {
 // `FaultKind` denies unknown fields itself, so a misspelt key is still an error.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct FaultProfile {
+    /// Its name in `upsoak_sim_fault_active{fault}` and in logs; unique.
     pub name: String,
+    /// When it is active; always when left out.
     #[serde(default)]
     pub when: FaultCondition,
+    /// What it does (`kind: …` and that kind's keys).
     #[serde(flatten)]
     pub kind: FaultKind,
 }
@@ -284,10 +205,13 @@ pub struct FaultCondition {
     pub gate: Option<GateCondition>,
 }
 
+/// A feature gate and the value that makes a fault active.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateCondition {
+    /// The gate, as a version of `versions` names it.
     pub name: String,
+    /// The value it must have (its effective value, defaults included).
     pub enabled: bool,
 }
 
@@ -297,23 +221,33 @@ pub struct GateCondition {
 pub enum FaultKind {
     /// Allocations take `multiplier` × the normal latency plus `added`.
     AllocationLatency {
+        /// Factor on `allocation.latency`, >= 0; 1 when left out.
         #[serde(default = "one")]
         multiplier: f64,
+        /// Latency added after the factor; none when left out.
         #[serde(default, with = "config_duration")]
         added: Duration,
     },
     /// This fraction of allocations fails with a server error.
-    AllocationFailures { rate: f64 },
+    AllocationFailures {
+        /// Fraction of allocations, 0..1.
+        rate: f64,
+    },
     /// Ready or Allocated GameServers fall into `state` at `per_second` (fraction per second).
     GameServerFailures {
+        /// Fraction of Ready and Allocated servers failing per second, 0..1.
         per_second: f64,
+        /// The state they fall into; Error when left out.
         #[serde(default = "default_failure_state")]
         state: FailureState,
     },
     /// Fleet reconciliation stops: nothing is created or removed.
     ReconcileStall,
     /// The simulated controller's memory grows by `bytes_per_second`.
-    MemoryGrowth { bytes_per_second: f64 },
+    MemoryGrowth {
+        /// Growth per second, >= 0.
+        bytes_per_second: f64,
+    },
 }
 
 fn one() -> f64 {
@@ -343,193 +277,186 @@ impl FaultKind {
     }
 }
 
-/// All problems found in a configuration, each with its location.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors {
-    pub source: String,
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "invalid configuration `{}` ({} problem{}):",
-            self.source,
-            self.problems.len(),
-            if self.problems.len() == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            writeln!(f, "  {p}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
+/// What the configuration is called in errors: `invalid configuration `<source>` (N problems):`.
+const WHAT: &str = "configuration";
 
 impl SimConfig {
     /// Reads and validates a YAML file.
-    pub fn load(path: &Path) -> Result<SimConfig, ConfigErrors> {
+    pub fn load(path: &Path) -> Result<SimConfig, Invalid> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-            source: source.clone(),
-            problems: vec![format!("cannot read: {e}")],
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Invalid::single(WHAT, &source, format!("cannot read: {e}")))?;
         SimConfig::parse(&text, &source)
     }
 
     /// The built-in default configuration.
-    pub fn default_config() -> Result<SimConfig, ConfigErrors> {
+    pub fn default_config() -> Result<SimConfig, Invalid> {
         SimConfig::parse(DEFAULT_CONFIG_YAML, "<built-in default>")
     }
 
     /// Parses and validates YAML text; `source` names it in errors.
-    pub fn parse(text: &str, source: &str) -> Result<SimConfig, ConfigErrors> {
-        let fail = |problems: Vec<String>| ConfigErrors {
-            source: source.to_owned(),
-            problems,
-        };
+    pub fn parse(text: &str, source: &str) -> Result<SimConfig, Invalid> {
         let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
             let at = e
                 .location()
-                .map(|l| format!("{source}:{}:{}: ", l.line(), l.column()))
+                .map(|l| format!("{source}:{}:{}", l.line(), l.column()))
                 .unwrap_or_default();
-            fail(vec![format!("{at}{e}")])
+            let mut p = Problems::new();
+            p.push(at, e.to_string());
+            p.invalid(WHAT, source)
         })?;
         // Merge keys (`<<: *anchor`) let the default config share gate tables between releases.
         value
             .apply_merge()
-            .map_err(|e| fail(vec![format!("merge keys: {e}")]))?;
+            .map_err(|e| Invalid::single(WHAT, source, format!("merge keys: {e}")))?;
         let config: SimConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            fail(vec![format!("{path}: {}", e.inner())])
+            let mut p = Problems::new();
+            p.push(e.path().to_string(), e.inner().to_string());
+            p.invalid(WHAT, source)
         })?;
-        let problems = config.problems();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(fail(problems))
-        }
+        config
+            .problems()
+            .into_result(())
+            .map_err(|p| p.invalid(WHAT, source))?;
+        Ok(config)
     }
 
     /// Every semantic problem, with its path.
-    pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
+    pub fn problems(&self) -> Problems {
+        let mut p = Problems::new();
         if !is_dns_label(&self.namespace) {
-            p.push(format!(
-                "namespace: `{}` is not a DNS label (lowercase letters, digits, '-')",
-                self.namespace
-            ));
+            p.push(
+                "namespace",
+                format!(
+                    "`{}` is not a DNS label (lowercase letters, digits, '-')",
+                    self.namespace
+                ),
+            );
         }
         if self.versions.is_empty() {
-            p.push("versions: at least one version is required".to_owned());
+            p.push("versions", "at least one version is required");
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, v) in self.versions.iter().enumerate() {
+            let at = format!("versions[{i}]");
             if parse_version(&v.version).is_none() {
-                p.push(format!(
-                    "versions[{i}].version: `{}` is not MAJOR.MINOR.PATCH",
-                    v.version
-                ));
+                p.push(
+                    format!("{at}.version"),
+                    format!("`{}` is not MAJOR.MINOR.PATCH", v.version),
+                );
             }
             if !seen.insert(v.version.as_str()) {
-                p.push(format!(
-                    "versions[{i}].version: `{}` is listed twice",
-                    v.version
-                ));
+                p.push(
+                    format!("{at}.version"),
+                    format!("`{}` is listed twice", v.version),
+                );
             }
             for name in v.gates.keys() {
                 if !is_gate_name(name) {
-                    p.push(format!(
-                        "versions[{i}].gates.{name}: a gate name is letters and digits, starting with a capital"
-                    ));
+                    p.push(format!("{at}.gates.{name}"), GATE_NAME_RULE);
                 }
             }
         }
         for (name, t) in &self.tunables {
             match t {
-                TunableSpec::Range { min, max } if min > max => {
-                    p.push(format!("tunables.{name}: min {min} is above max {max}"))
-                }
-                TunableSpec::Enum { values } if values.is_empty() => p.push(format!(
-                    "tunables.{name}.values: at least one value is required"
-                )),
+                TunableSpec::Range { min, max } if min > max => p.push(
+                    format!("tunables.{name}"),
+                    format!("min {min} is above max {max}"),
+                ),
+                TunableSpec::Enum { values } if values.is_empty() => p.push(
+                    format!("tunables.{name}.values"),
+                    "at least one value is required",
+                ),
                 _ => {}
             }
         }
         if let Err(errs) = self.check_install(&self.initial) {
-            p.extend(errs.into_iter().map(|e| format!("initial.{e}")));
+            p.extend_under("initial", errs);
         }
-        let l = &self.lifecycle;
-        if l.tick.is_zero() {
-            p.push("lifecycle.tick: must be above zero".to_owned());
+        if self.lifecycle.tick.is_zero() {
+            p.push("lifecycle.tick", "must be above zero");
         }
         if self.allocation.pick_window == 0 {
-            p.push("allocation.pick_window: must be at least 1".to_owned());
+            p.push("allocation.pick_window", "must be at least 1");
         }
-        if self.game.port_min == 0 || self.game.port_min > self.game.port_max {
-            p.push(format!(
-                "game: port range {}-{} is empty or starts at 0",
-                self.game.port_min, self.game.port_max
-            ));
-        }
+        self.game.check(&mut p);
         let mut fleet_names = std::collections::BTreeSet::new();
         for (i, f) in self.fleets.iter().enumerate() {
+            let at = format!("fleets[{i}]");
             if !is_dns_label(&f.name) {
-                p.push(format!("fleets[{i}].name: `{}` is not a DNS label", f.name));
+                p.push(
+                    format!("{at}.name"),
+                    format!("`{}` is not a DNS label", f.name),
+                );
             }
             if !fleet_names.insert(f.name.as_str()) {
-                p.push(format!("fleets[{i}].name: `{}` is listed twice", f.name));
+                p.push(
+                    format!("{at}.name"),
+                    format!("`{}` is listed twice", f.name),
+                );
             }
             if f.replicas < 0 {
-                p.push(format!("fleets[{i}].replicas: {} is negative", f.replicas));
+                p.push(
+                    format!("{at}.replicas"),
+                    format!("{} is negative", f.replicas),
+                );
             }
         }
         let mut fault_names = std::collections::BTreeSet::new();
         for (i, f) in self.faults.iter().enumerate() {
             let at = format!("faults[{i}]");
             if f.name.is_empty() {
-                p.push(format!("{at}.name: must not be empty"));
+                p.push(format!("{at}.name"), "must not be empty");
             }
             if !fault_names.insert(f.name.as_str()) {
-                p.push(format!("{at}.name: `{}` is listed twice", f.name));
+                p.push(
+                    format!("{at}.name"),
+                    format!("`{}` is listed twice", f.name),
+                );
             }
             if let Some(v) = &f.when.version
                 && self.version(v).is_none()
             {
-                p.push(format!("{at}.when.version: unknown version `{v}`"));
+                p.push(
+                    format!("{at}.when.version"),
+                    format!("unknown version `{v}`"),
+                );
             }
             if let Some(g) = &f.when.gate
                 && !self.versions.iter().any(|v| v.gates.contains_key(&g.name))
             {
-                p.push(format!(
-                    "{at}.when.gate.name: no version has a gate `{}`",
-                    g.name
-                ));
+                p.push(
+                    format!("{at}.when.gate.name"),
+                    format!("no version has a gate `{}`", g.name),
+                );
             }
             match &f.kind {
                 FaultKind::AllocationLatency { multiplier, .. }
                     if !(multiplier.is_finite() && *multiplier >= 0.0) =>
                 {
-                    p.push(format!(
-                        "{at}.multiplier: {multiplier} is not a finite number >= 0"
-                    ))
+                    p.push(
+                        format!("{at}.multiplier"),
+                        format!("{multiplier} is not a finite number >= 0"),
+                    )
                 }
                 FaultKind::AllocationFailures { rate } if !(0.0..=1.0).contains(rate) => {
-                    p.push(format!("{at}.rate: {rate} is not within 0..1"))
+                    p.push(format!("{at}.rate"), format!("{rate} is not within 0..1"))
                 }
                 FaultKind::GameServerFailures { per_second, .. }
                     if !(0.0..=1.0).contains(per_second) =>
                 {
-                    p.push(format!("{at}.per_second: {per_second} is not within 0..1"))
+                    p.push(
+                        format!("{at}.per_second"),
+                        format!("{per_second} is not within 0..1"),
+                    )
                 }
                 FaultKind::MemoryGrowth { bytes_per_second }
                     if !(bytes_per_second.is_finite() && *bytes_per_second >= 0.0) =>
                 {
-                    p.push(format!(
-                        "{at}.bytes_per_second: {bytes_per_second} is not >= 0"
-                    ))
+                    p.push(
+                        format!("{at}.bytes_per_second"),
+                        format!("{bytes_per_second} is not >= 0"),
+                    )
                 }
                 _ => {}
             }
@@ -544,57 +471,54 @@ impl SimConfig {
 
     /// Validates an install the way the Agones chart and controller do; each problem names the
     /// field (`version`, `featureGates.X`, `tunables.Y`).
-    pub fn check_install(&self, install: &InstallSpec) -> Result<(), Vec<String>> {
-        let mut p = Vec::new();
+    pub fn check_install(&self, install: &Install) -> Result<(), Problems> {
+        let mut p = Problems::new();
         let Some(spec) = self.version(&install.version) else {
             let known: Vec<&str> = self.versions.iter().map(|v| v.version.as_str()).collect();
-            return Err(vec![format!(
-                "version: unknown version `{}` (known: {})",
-                install.version,
-                known.join(", ")
-            )]);
+            p.push(
+                "version",
+                format!(
+                    "unknown version `{}` (known: {})",
+                    install.version,
+                    known.join(", ")
+                ),
+            );
+            return Err(p);
         };
         for (gate, enabled) in &install.feature_gates {
+            let at = format!("featureGates.{gate}");
             match spec.gates.get(gate) {
-                None => p.push(format!(
-                    "featureGates.{gate}: unknown feature gate for Agones {}",
-                    install.version
-                )),
-                Some(Stage::Stable) if !enabled => p.push(format!(
-                    "featureGates.{gate}: gate is Stable in Agones {} and cannot be disabled",
-                    install.version
-                )),
+                None => p.push(
+                    at,
+                    format!("unknown feature gate for Agones {}", install.version),
+                ),
+                Some(stage) if !enabled && !stage.can_disable() => p.push(
+                    at,
+                    format!(
+                        "gate is {stage} in Agones {} and cannot be disabled",
+                        install.version
+                    ),
+                ),
                 Some(_) => {}
             }
         }
         for (name, value) in &install.tunables {
-            match (self.tunables.get(name), value) {
-                (None, _) => p.push(format!("tunables.{name}: unknown tunable")),
-                (Some(TunableSpec::Range { min, max }), TunableValue::Int(i))
-                    if i < min || i > max =>
-                {
-                    p.push(format!("tunables.{name}: {i} is outside {min}..={max}"))
+            let at = format!("tunables.{name}");
+            match self.tunables.get(name) {
+                None => p.push(at, "unknown tunable"),
+                Some(spec) => {
+                    if let Some(problem) = spec.problem(value) {
+                        p.push(at, problem);
+                    }
                 }
-                (Some(TunableSpec::Range { .. }), TunableValue::Str(s)) => {
-                    p.push(format!("tunables.{name}: `{s}` is not an integer"))
-                }
-                (Some(TunableSpec::Enum { values }), v)
-                    if !values.iter().any(|x| *x == v.to_string()) =>
-                {
-                    p.push(format!(
-                        "tunables.{name}: `{v}` is not one of {}",
-                        values.join(", ")
-                    ))
-                }
-                _ => {}
             }
         }
-        if p.is_empty() { Ok(()) } else { Err(p) }
+        p.into_result(())
     }
 
     /// The gate values an install results in: each gate of the version at its default, then
     /// the install's overrides.
-    pub fn effective_gates(&self, install: &InstallSpec) -> BTreeMap<String, bool> {
+    pub fn effective_gates(&self, install: &Install) -> BTreeMap<String, bool> {
         let mut gates: BTreeMap<String, bool> = self
             .version(&install.version)
             .map(|v| {
@@ -614,6 +538,7 @@ impl SimConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use upsoak_agones::release::{TunableValue, parse_query};
 
     #[test]
     fn default_config_is_valid_and_matches_the_reference_gates() {
@@ -634,16 +559,20 @@ mod tests {
     #[test]
     fn install_checks_name_every_problem() {
         let c = SimConfig::default_config().unwrap();
-        let bad = InstallSpec {
+        let bad = Install {
             version: "1.60.0".into(),
-            feature_gates: parse_gate_query("PortRanges=false&Nope=true&PlayerTracking=true")
-                .unwrap(),
+            feature_gates: parse_query("PortRanges=false&Nope=true&PlayerTracking=true").unwrap(),
             tunables: BTreeMap::from([
                 ("allocationBatchWaitTime".into(), TunableValue::Int(5000)),
                 ("logLevel".into(), TunableValue::Str("loud".into())),
             ]),
         };
-        let errs = c.check_install(&bad).unwrap_err();
+        let errs: Vec<String> = c
+            .check_install(&bad)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             errs,
             vec![
@@ -653,11 +582,12 @@ mod tests {
                 "tunables.logLevel: `loud` is not one of info, debug, error",
             ]
         );
-        let unknown = InstallSpec {
+        let unknown = Install {
             version: "9.9.9".into(),
-            ..InstallSpec::default()
+            ..Install::default()
         };
-        assert!(c.check_install(&unknown).unwrap_err()[0].starts_with("version: unknown version"));
+        let first = c.check_install(&unknown).unwrap_err().to_string();
+        assert!(first.starts_with("version: unknown version"), "{first}");
     }
 
     #[test]
@@ -692,24 +622,17 @@ faults:
 
     #[test]
     fn syntax_and_type_errors_are_located() {
+        let first = |e: &Invalid| e.problems.iter().next().unwrap().to_string();
         let e = SimConfig::parse("versions: [\n  {", "x.yaml").unwrap_err();
-        assert!(e.problems[0].starts_with("x.yaml:"), "{e}");
+        assert!(first(&e).starts_with("x.yaml:"), "{e}");
         let e = SimConfig::parse(
             "initial: {version: 1.60.0}\nversions: []\nlifecycle: { tick: 5 parsecs }\n",
             "y.yaml",
         )
         .unwrap_err();
-        assert!(e.problems[0].starts_with("lifecycle.tick:"), "{e}");
+        assert!(first(&e).starts_with("lifecycle.tick:"), "{e}");
         let e = SimConfig::parse("initial: {version: 1.60.0}\nversions: []\nbogus: 1\n", "z")
             .unwrap_err();
-        assert!(e.problems[0].contains("unknown field `bogus`"), "{e}");
-    }
-
-    #[test]
-    fn gate_queries_parse() {
-        let g = parse_gate_query("A=true&B=false").unwrap();
-        assert_eq!(gate_query(&g), "A=true&B=false");
-        assert!(parse_gate_query("A=yes").is_err());
-        assert!(parse_gate_query("A").is_err());
+        assert!(first(&e).contains("unknown field `bogus`"), "{e}");
     }
 }

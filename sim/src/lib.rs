@@ -4,7 +4,9 @@
 //! - [`world`]: the simulated cluster and its controllers (lifecycle, Fleets, allocation).
 //! - [`api`]: the Kubernetes API over HTTP (discovery, CRUD, patch, scale, watch, tables).
 //! - [`game`]: the simple-game-server UDP protocol, one port per GameServer.
-//! - [`metrics`]: Agones' metric names and the simulator's own.
+//! - [`events`]: every action counted or logged, as a typed event (the metric handles live there).
+//! - [`metrics`]: the state gauges, computed from the world at scrape time.
+//! - [`error`]: why the simulator could not start or stopped.
 //! - [`selector`]: label and field selectors.
 //! - [`status`]: errors as Kubernetes `Status` objects.
 //! - [`validate`]: Fleet, name, gate-name and version rules.
@@ -14,6 +16,8 @@
 pub mod api;
 pub mod config;
 pub mod duration;
+pub mod error;
+pub mod events;
 pub mod game;
 pub mod metrics;
 pub mod selector;

@@ -4,12 +4,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use upsoak_common::cli::{CliError, print_error};
+use upsoak_common::exit;
 use upsoak_sim::config::SimConfig;
 use upsoak_sim::server::Sim;
 
 /// An embedded Agones control plane speaking the Kubernetes API, for upsoak and for tests.
 ///
-/// Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. cannot bind), 2 invalid configuration.
+/// Exit codes: 0 stopped cleanly (SIGINT or SIGTERM), 2 invalid configuration, 4 runtime
+/// failure (cannot listen, serving failed, a task crashed).
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -28,34 +31,32 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     upsoak_common::telemetry::init("info");
+    match run(args).await {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            print_error(&e);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), CliError> {
     let cfg = match &args.config {
-        Some(p) => SimConfig::load(p),
-        None => SimConfig::default_config(),
+        Some(p) => SimConfig::load(p)?,
+        None => SimConfig::default_config()?,
     };
-    let cfg = match cfg {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on `{}`\ncaused by: {e}", args.listen);
-            return ExitCode::from(1);
-        }
-    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| {
+            CliError::runtime(format!("cannot listen on `{}`", args.listen)).with_source(e)
+        })?;
     let shutdown = upsoak_common::shutdown::on_signal();
-    match Sim::start(cfg, listener, shutdown, args.seed) {
-        Ok((sim, handle)) => {
-            println!("listening on http://{}", sim.addr);
-            let _ = handle.await;
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: cannot start the simulator\ncaused by: {e}");
-            ExitCode::from(1)
-        }
+    let (sim, handle) = Sim::start(cfg, listener, shutdown, args.seed)
+        .map_err(|e| CliError::runtime("cannot start the simulator").with_source(e))?;
+    println!("listening on http://{}", sim.addr);
+    match handle.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CliError::runtime("the simulator stopped").with_source(e)),
+        Err(e) => Err(CliError::runtime("the simulator stopped").with_source(e)),
     }
 }

@@ -1,140 +1,31 @@
-//! The simulator's `/metrics`: Agones' own metric names, types, labels and buckets, plus
-//! `upsoak_sim_*` metrics about what is installed and which faults are active.
-//!
-//! Counters and histograms are updated as things happen; gauges that describe the current
-//! state (GameServers per state, Fleet replicas, the install) are computed from the world at
-//! scrape time by [`WorldCollector`], so they can never drift from the API's answers.
+//! The simulator's state gauges: GameServers per state, Fleet replicas, what is installed, which
+//! faults are active, computed at scrape time from a [`GaugeSource`] (the world), so they can
+//! never drift from the API's answers. Counters and histograms are updated by the events in
+//! `events.rs`. This module imports nothing of the crate: the world implements the trait.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 use upsoak_agones::metrics as names;
 
-use crate::world::World;
-
-/// Labels of per-GameServer-state metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
-    pub r#type: String,
-    pub fleet_name: String,
-    pub namespace: String,
+/// What the state gauges are computed from.
+pub trait GaugeSource: Send + Sync + std::fmt::Debug {
+    /// Every gauge's value, taken at once; `None` when the state is unavailable (a poisoned
+    /// lock after a panic elsewhere), and then nothing is exported rather than stale data.
+    fn gauge_snapshot(&self) -> Option<GaugeSnapshot>;
 }
 
-/// Labels of `agones_gameservers_allocations_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FleetLabels {
-    pub fleet_name: String,
-    pub namespace: String,
-}
-
-/// Labels of `agones_gameserver_allocations_duration_seconds`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AllocationLabels {
-    pub fleet_name: String,
-    pub cluster_name: String,
-    pub is_multicluster: String,
-    pub status: String,
-    pub scheduling_strategy: String,
-}
-
-/// Labels of `upsoak_sim_installs_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    pub result: String,
-}
-
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
-fn state_duration_histogram() -> Histogram {
-    Histogram::new(names::state_duration_buckets())
-}
-fn allocation_histogram() -> Histogram {
-    Histogram::new(names::ALLOCATION_DURATION_BUCKETS)
-}
-
-/// Metrics updated as events happen.
-#[derive(Clone)]
-pub struct SimMetrics {
-    pub gameservers_total: Family<StateLabels, Counter>,
-    pub allocations_total: Family<FleetLabels, Counter>,
-    pub state_duration: HistogramFamily<StateLabels>,
-    pub allocation_duration: HistogramFamily<AllocationLabels>,
-    pub installs_total: Family<ResultLabels, Counter>,
-}
-
-impl Default for SimMetrics {
-    fn default() -> Self {
-        SimMetrics {
-            gameservers_total: Family::default(),
-            allocations_total: Family::default(),
-            state_duration: Family::new_with_constructor(state_duration_histogram),
-            allocation_duration: Family::new_with_constructor(allocation_histogram),
-            installs_total: Family::default(),
-        }
-    }
-}
-
-impl SimMetrics {
-    /// Records an allocation's outcome and latency in Agones' histogram.
-    pub fn observe_allocation(&self, fleet: &str, status: &str, scheduling: &str, secs: f64) {
-        self.allocation_duration
-            .get_or_create(&AllocationLabels {
-                fleet_name: fleet.to_owned(),
-                cluster_name: String::new(),
-                is_multicluster: "false".to_owned(),
-                status: status.to_owned(),
-                scheduling_strategy: scheduling.to_owned(),
-            })
-            .observe(secs);
-    }
-
-    /// Registers the event metrics; Agones' counter names end in `_total` only on the wire.
-    pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "agones_gameservers",
-            "The total of gameservers per fleet and state transition",
-            self.gameservers_total.clone(),
-        );
-        registry.register(
-            "agones_gameservers_allocations",
-            "The total of allocated gameservers per fleet",
-            self.allocations_total.clone(),
-        );
-        registry.register(
-            names::GAMESERVER_STATE_DURATION,
-            "The time gameserver exists in the current state in seconds",
-            self.state_duration.clone(),
-        );
-        registry.register(
-            names::ALLOCATIONS_DURATION_SECONDS,
-            "The distribution of gameserver allocation requests latencies",
-            self.allocation_duration.clone(),
-        );
-        registry.register(
-            "upsoak_sim_installs",
-            "Install requests to the simulator's control endpoint, by result",
-            self.installs_total.clone(),
-        );
-    }
-}
-
-/// Computes the state gauges from the world at each scrape.
+/// Computes the state gauges from its source at each scrape.
 #[derive(Debug)]
-pub struct WorldCollector(pub Arc<Mutex<World>>);
+pub struct GaugeCollector(pub Arc<dyn GaugeSource>);
 
-impl Collector for WorldCollector {
+impl Collector for GaugeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snap = match self.0.lock() {
-            Ok(w) => w.gauge_snapshot(),
-            // A poisoned lock means a panic elsewhere; export nothing rather than stale data.
-            Err(_) => return Ok(()),
+        let Some(snap) = self.0.gauge_snapshot() else {
+            return Ok(());
         };
         let mut m = encoder.encode_descriptor(
             names::GAMESERVERS_COUNT,
@@ -143,11 +34,11 @@ impl Collector for WorldCollector {
             MetricType::Gauge,
         )?;
         for ((state, fleet, ns), n) in &snap.gameservers {
-            let labels = StateLabels {
-                r#type: state.clone(),
-                fleet_name: fleet.clone(),
-                namespace: ns.clone(),
-            };
+            let labels = [
+                ("type", state.as_str()),
+                ("fleet_name", fleet),
+                ("namespace", ns),
+            ];
             ConstGauge::new(*n).encode(m.encode_family(&labels)?)?;
         }
         let mut m = encoder.encode_descriptor(
@@ -199,7 +90,7 @@ impl Collector for WorldCollector {
     }
 }
 
-/// The values [`WorldCollector`] exports, taken under one lock.
+/// The values [`GaugeCollector`] exports, taken under one lock.
 #[derive(Debug, Default)]
 pub struct GaugeSnapshot {
     /// (state, fleet_name, namespace) → count.

@@ -7,68 +7,70 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use upsoak_common::exposition;
+use upsoak_agones::release::{Install, to_query};
+use upsoak_common::ops::{self, Health};
 use upsoak_common::process::ProcessCollector;
 
 use crate::api::{self, ApiState};
-use crate::config::{InstallSpec, SimConfig, gate_query};
+use crate::config::SimConfig;
+use crate::error::{Error, Result};
+use crate::events::{self, SimMetrics};
 use crate::game::PortPool;
-use crate::metrics::{SimMetrics, WorldCollector};
+use crate::metrics::{GaugeCollector, GaugeSource};
 use crate::status::{ApiError, Cause};
-use crate::world::World;
+use crate::world::{InstallError, World};
 
 /// Path of the control endpoint that installs a version (what `helm upgrade` does).
 pub const INSTALL_PATH: &str = "/upsoak/v1/install";
 /// Path that reports what is installed.
 pub const INSTALLED_PATH: &str = "/upsoak/v1/installed";
 
-#[derive(Clone)]
-struct AppState {
-    world: Arc<Mutex<World>>,
-    registry: Arc<Registry>,
-}
-
 /// A running simulator.
 pub struct Sim {
     pub world: Arc<Mutex<World>>,
     pub addr: std::net::SocketAddr,
+    /// Readiness and liveness as `/readyz` and `/healthz` report them.
+    pub health: Health,
 }
 
 impl Sim {
     /// Builds the world from `cfg`, starts its controllers and serves on `listener` until
-    /// `shutdown` is cancelled. Returns once serving; `serve` runs on a spawned task whose
-    /// handle is returned so callers can await a clean stop.
+    /// `shutdown` is cancelled. Returns once the world is built; serving runs on a spawned task
+    /// whose handle is returned so callers can await the stop. The task ends `Ok` after a
+    /// requested stop and with the error otherwise; either way it cancels `shutdown`, which
+    /// stops the controllers and every game port.
     pub fn start(
         cfg: SimConfig,
         listener: TcpListener,
         shutdown: CancellationToken,
         seed: u64,
-    ) -> std::io::Result<(Sim, tokio::task::JoinHandle<()>)> {
-        let addr = listener.local_addr()?;
+    ) -> Result<(Sim, JoinHandle<Result<()>>)> {
+        let addr = listener.local_addr().map_err(Error::ListenerAddress)?;
         let cfg = Arc::new(cfg);
+        let pool = PortPool::new(cfg.game.port_min, cfg.game.port_max).map_err(Error::GamePorts)?;
         let metrics = SimMetrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         let world = World::new(cfg.clone(), metrics, seed);
         let allocator = world.allocator().clone();
         let world = Arc::new(Mutex::new(world));
-        let pool = PortPool::new(cfg.game.port_min, cfg.game.port_max)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        World::attach_game_runtime(&world, Arc::new(pool));
-        registry.register_collector(Box::new(WorldCollector(world.clone())));
+        World::attach_game_runtime(&world, Arc::new(pool), shutdown.clone());
+        let gauges: Arc<dyn GaugeSource> = world.clone();
+        registry.register_collector(Box::new(GaugeCollector(gauges)));
         registry.register_collector(Box::new(ProcessCollector));
+        let health = Health::new();
         let app = router(
-            AppState {
-                world: world.clone(),
-                registry: Arc::new(registry),
-            },
+            world.clone(),
+            registry,
+            health.clone(),
             ApiState {
                 world: world.clone(),
                 allocator,
@@ -79,35 +81,57 @@ impl Sim {
             world.clone(),
             cfg.lifecycle.tick,
             shutdown.clone(),
+            health.clone(),
         ));
-        let stop = shutdown.clone();
+        let serving = health.clone();
         let handle = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "server stopped");
+            // The world is built and the listener bound: from the first accept on, answers
+            // come from a complete world.
+            events::Serving { addr: &addr }.emit();
+            serving.mark_ready();
+            let served = ops::serve(listener, app, shutdown.clone()).await;
+            serving.mark_not_ready();
+            if let Err(e) = &served {
+                events::ServerFailed { error: e }.emit();
+                serving.fail(format!("serving failed: {e}"));
             }
             shutdown.cancel();
-            let _ = ticker.await;
+            let controllers = ticker.await.map_err(Error::Task)?;
+            served.map_err(Error::Serve)?;
+            controllers
         });
-        Ok((Sim { world, addr }, handle))
+        Ok((
+            Sim {
+                world,
+                addr,
+                health,
+            },
+            handle,
+        ))
     }
 }
 
-/// The controllers: one tick every `period` on fixed slots until shutdown.
-async fn run_controllers(world: Arc<Mutex<World>>, period: Duration, shutdown: CancellationToken) {
+/// The controllers: one tick every `period` on fixed slots until shutdown. A poisoned world
+/// stops them and the simulator: nothing it answers could be trusted any more.
+async fn run_controllers(
+    world: Arc<Mutex<World>>,
+    period: Duration,
+    shutdown: CancellationToken,
+    health: Health,
+) -> Result<()> {
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = interval.tick() => {
                 match world.lock() {
                     Ok(mut w) => w.tick(Instant::now()),
                     Err(_) => {
-                        tracing::error!("world lock poisoned; controllers stop");
-                        return;
+                        events::ControllersStopped.emit();
+                        health.fail(Error::Poisoned.to_string());
+                        shutdown.cancel();
+                        return Err(Error::Poisoned);
                     }
                 }
             }
@@ -115,21 +139,20 @@ async fn run_controllers(world: Arc<Mutex<World>>, period: Duration, shutdown: C
     }
 }
 
-fn router(app: AppState, api_state: ApiState) -> Router {
+fn router(
+    world: Arc<Mutex<World>>,
+    registry: Registry,
+    health: Health,
+    api_state: ApiState,
+) -> Router {
     let control = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ok\n" }))
         .route(INSTALLED_PATH, get(installed))
         .route(INSTALL_PATH, axum::routing::post(install))
-        .with_state(app);
+        .with_state(world);
     api::router(api_state)
         .merge(control)
+        .merge(ops::router(registry, health))
         .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
-}
-
-async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    exposition::response(&app.registry, &headers)
 }
 
 fn installed_doc(w: &World) -> serde_json::Value {
@@ -142,20 +165,20 @@ fn installed_doc(w: &World) -> serde_json::Value {
         .collect();
     json!({
         "version": i.spec.version,
-        "featureGates": gate_query(&i.gates),
+        "featureGates": to_query(&i.gates),
         "gates": i.gates,
         "tunables": i.spec.tunables,
         "since": i.since.to_string(),
         "upgrading": w.upgrading().map(|u| json!({
             "version": u.spec.version,
-            "featureGates": gate_query(&u.gates),
+            "featureGates": to_query(&u.gates),
         })),
         "faults": faults,
     })
 }
 
-async fn installed(State(app): State<AppState>) -> Response {
-    match app.world.lock() {
+async fn installed(State(world): State<Arc<Mutex<World>>>) -> Response {
+    match world.lock() {
         Ok(w) => axum::Json(installed_doc(&w)).into_response(),
         Err(_) => ApiError::internal("simulator state lock poisoned").into_response(),
     }
@@ -163,8 +186,8 @@ async fn installed(State(app): State<AppState>) -> Response {
 
 /// `POST /upsoak/v1/install {version, featureGates, tunables}`: 202 with the target, 422 with
 /// every reason the chart would refuse it, 409 while another install is in progress.
-async fn install(State(app): State<AppState>, body: Bytes) -> Response {
-    let spec: InstallSpec = match serde_json::from_slice::<serde_json::Value>(&body) {
+async fn install(State(world): State<Arc<Mutex<World>>>, body: Bytes) -> Response {
+    let spec: Install = match serde_json::from_slice::<serde_json::Value>(&body) {
         Err(e) => {
             return ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
                 .into_response();
@@ -184,49 +207,46 @@ async fn install(State(app): State<AppState>, body: Bytes) -> Response {
             }
         },
     };
-    let Ok(mut w) = app.world.lock() else {
+    let Ok(mut w) = world.lock() else {
         return ApiError::internal("simulator state lock poisoned").into_response();
     };
-    let in_progress = w.in_upgrade_window();
     match w.install(spec) {
         Ok(target) => (
             StatusCode::ACCEPTED,
             axum::Json(json!({
                 "version": target.spec.version,
-                "featureGates": gate_query(&target.gates),
+                "featureGates": to_query(&target.gates),
                 "upgradeWindowSeconds": w.config().upgrade_window.as_secs_f64(),
             })),
         )
             .into_response(),
-        Err(reasons) if in_progress => ApiError {
-            code: 409,
-            reason: "Conflict",
-            message: reasons.join("; "),
-            kind: None,
-            name: None,
-            causes: Vec::new(),
-        }
-        .into_response(),
-        Err(reasons) => {
-            let causes: Vec<Cause> = reasons
+        Err(e) => install_refused(&e).into_response(),
+    }
+}
+
+/// The API's answer to a refused install: 409 while one is in progress, 422 with a cause per
+/// problem when it is invalid.
+fn install_refused(e: &InstallError) -> ApiError {
+    let (code, reason, causes) = match e {
+        InstallError::InProgress => (409, "Conflict", Vec::new()),
+        InstallError::Invalid(problems) => (
+            422,
+            "Invalid",
+            problems
                 .iter()
-                .map(|r| {
-                    let (field, message) = r.split_once(": ").unwrap_or(("", r));
-                    Cause {
-                        field: field.to_owned(),
-                        message: message.to_owned(),
-                    }
+                .map(|p| Cause {
+                    field: p.path.clone(),
+                    message: p.message.clone(),
                 })
-                .collect();
-            let e = ApiError {
-                code: 422,
-                reason: "Invalid",
-                message: format!("the install is invalid: {}", reasons.join("; ")),
-                kind: None,
-                name: None,
-                causes,
-            };
-            e.into_response()
-        }
+                .collect(),
+        ),
+    };
+    ApiError {
+        code,
+        reason,
+        message: e.to_string(),
+        kind: None,
+        name: None,
+        causes,
     }
 }

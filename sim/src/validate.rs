@@ -1,5 +1,5 @@
 //! Validation of names and objects as Kubernetes and Agones check them: Fleets (CRD schema
-//! and webhook), DNS names, gate names and release versions.
+//! and webhook) and DNS names. Gate names and release versions are `upsoak_agones::release`'s.
 
 use upsoak_agones::Fleet;
 
@@ -117,13 +117,6 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-/// `MAJOR.MINOR.PATCH` as numbers.
-pub fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
-    let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
-    let out = (it.next()??, it.next()??, it.next()??);
-    it.next().is_none().then_some(out)
-}
-
 /// RFC 1123 label: what Kubernetes accepts as a namespace or a Fleet name.
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
@@ -132,10 +125,4 @@ pub fn is_dns_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
-}
-
-/// A feature gate name: letters and digits, starting with a capital.
-pub fn is_gate_name(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && s.chars().all(|c| c.is_ascii_alphanumeric())
 }

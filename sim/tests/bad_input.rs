@@ -83,7 +83,6 @@ fn body(rng: &mut StdRng) -> Vec<u8> {
 #[tokio::test]
 async fn generated_bad_bodies_get_4xx_status_objects_and_never_kill_the_server() {
     let sim = SimProcess::start(Some(&test_config(
-        52000,
         "upgrade_window: 0ms\nfleets: [ { name: f, replicas: 2 } ]",
     )));
     let http = reqwest::Client::new();
@@ -184,13 +183,11 @@ async fn generated_bad_bodies_get_4xx_status_objects_and_never_kill_the_server()
 
 #[test]
 fn invalid_config_exits_2_listing_every_problem() {
-    let dir = common::TempDir::new("badcfg");
-    let path = dir.0.join("bad.yaml");
-    std::fs::write(
-        &path,
+    let dir = upsoak_testkit::TempDir::new("badcfg");
+    let path = dir.write(
+        "bad.yaml",
         "initial: { version: 9.9.9 }\nversions: [ { version: 1.60.0, gates: {} } ]\nfleets: [ { name: Bad, replicas: -1 } ]\n",
-    )
-    .unwrap();
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_upsoak-sim"))
         .arg("--config")
         .arg(&path)

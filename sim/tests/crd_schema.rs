@@ -41,10 +41,7 @@ fn validate(schema: &Value, object: &Value, what: &str) {
 
 #[tokio::test]
 async fn served_objects_validate_against_agones_crds() {
-    let sim = SimProcess::start(Some(&test_config(
-        53000,
-        "fleets: [ { name: s1, replicas: 3 } ]",
-    )));
+    let sim = SimProcess::start(Some(&test_config("fleets: [ { name: s1, replicas: 3 } ]")));
     let http = reqwest::Client::new();
     let base = format!("{}/apis/agones.dev/v1/namespaces/default", sim.url);
     let list: Value = eventually(10, "3 Ready", || async {

@@ -8,40 +8,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{SimProcess, eventually, test_config};
+use common::{SimProcess, eventually, test_config, wait_ready};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
-use upsoak_agones::{Fleet, GameServer, GameServerAllocation, GameServerState};
-
-async fn scrape(url: &str) -> String {
-    reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn sum_series(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-async fn wait_ready(sim: &SimProcess, n: usize) {
-    let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
-    eventually(10, "Ready servers", || async {
-        let l = gss.list(&ListParams::default()).await.unwrap();
-        (l.items
-            .iter()
-            .filter(|g| g.state() == Some(GameServerState::Ready))
-            .count()
-            >= n)
-            .then_some(())
-    })
-    .await;
-}
+use upsoak_agones::{Fleet, GameServer, GameServerAllocation};
+use upsoak_testkit::{sample, scrape, sum_series};
 
 /// POSTs an allocation; returns (HTTP status, elapsed).
 async fn allocate(http: &reqwest::Client, url: &str, fleet: &str) -> (u16, Duration) {
@@ -66,7 +37,7 @@ async fn install(http: &reqwest::Client, url: &str, body: serde_json::Value) {
         .unwrap();
     assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
     eventually(10, "the install to finish", || async {
-        let t = scrape(url).await;
+        let t = scrape(url).await.unwrap();
         t.contains("upsoak_sim_upgrade_in_progress 0").then_some(())
     })
     .await;
@@ -75,19 +46,19 @@ async fn install(http: &reqwest::Client, url: &str, body: serde_json::Value) {
 #[tokio::test]
 async fn allocation_latency_and_failures_follow_the_installed_version() {
     let extra = "upgrade_window: 200ms\nallocation: { latency: 5ms }\nfleets: [ { name: f, replicas: 30 } ]\nfaults:\n  - { name: slow-1.59, kind: allocation_latency, multiplier: 4, added: 100ms, when: { version: 1.59.0 } }\n  - { name: broken-1.58, kind: allocation_failures, rate: 1.0, when: { version: 1.58.0 } }";
-    let sim = SimProcess::start(Some(&test_config(49000, extra)));
+    let sim = SimProcess::start(Some(&test_config(extra)));
     let http = reqwest::Client::new();
-    wait_ready(&sim, 30).await;
+    wait_ready(&sim.gameservers(), 30).await;
     let (code, fast) = allocate(&http, &sim.url, "f").await;
     assert_eq!(code, 201);
-    let t = scrape(&sim.url).await;
+    let t = scrape(&sim.url).await.unwrap();
     assert!(
         t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 0"),
         "{t}"
     );
 
     install(&http, &sim.url, json!({"version": "1.59.0"})).await;
-    let t = scrape(&sim.url).await;
+    let t = scrape(&sim.url).await.unwrap();
     assert!(
         t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 1"),
         "{t}"
@@ -99,21 +70,21 @@ async fn allocation_latency_and_failures_follow_the_installed_version() {
         "slow {slow:?}, fast {fast:?}"
     );
     // Agones' histogram shows it: the 0.1 s bucket no longer holds every Allocated request.
-    let t = scrape(&sim.url).await;
-    let le_01 = sum_series(
+    let t = scrape(&sim.url).await.unwrap();
+    let le_01 = sample(
         &t,
         "agones_gameserver_allocations_duration_seconds_bucket{fleet_name=\"f\",cluster_name=\"\",is_multicluster=\"false\",status=\"Allocated\",scheduling_strategy=\"Packed\",le=\"0.1\"}",
     );
-    let count = sum_series(
+    let count = sample(
         &t,
         "agones_gameserver_allocations_duration_seconds_count{fleet_name=\"f\",cluster_name=\"\",is_multicluster=\"false\",status=\"Allocated\"",
     );
-    assert_eq!((le_01, count), (1.0, 2.0), "{t}");
+    assert_eq!((le_01, count), (Some(1.0), Some(2.0)), "{t}");
 
     install(&http, &sim.url, json!({"version": "1.58.0"})).await;
     let (code, _) = allocate(&http, &sim.url, "f").await;
     assert_eq!(code, 500);
-    let t = scrape(&sim.url).await;
+    let t = scrape(&sim.url).await.unwrap();
     assert!(t.contains("status=\"error\""), "{t}");
     assert!(
         t.contains("upsoak_sim_fault_active{fault=\"slow-1.59\"} 0"),
@@ -124,15 +95,15 @@ async fn allocation_latency_and_failures_follow_the_installed_version() {
 #[tokio::test]
 async fn failures_stalls_and_memory_growth_are_visible() {
     let extra = "upgrade_window: 200ms\nfleets: [ { name: f, replicas: 5 } ]\nfaults:\n  - { name: errors, kind: game_server_failures, per_second: 0.5, state: Unhealthy, when: { gate: { name: PlayerTracking, enabled: true } } }\n  - { name: stall, kind: reconcile_stall, when: { version: 1.57.0 } }\n  - { name: leak, kind: memory_growth, bytes_per_second: 50000000, when: { version: 1.57.0 } }";
-    let sim = SimProcess::start(Some(&test_config(50000, extra)));
+    let sim = SimProcess::start(Some(&test_config(extra)));
     let http = reqwest::Client::new();
-    wait_ready(&sim, 5).await;
+    wait_ready(&sim.gameservers(), 5).await;
     assert_eq!(
-        sum_series(
-            &scrape(&sim.url).await,
+        sample(
+            &scrape(&sim.url).await.unwrap(),
             "agones_gameservers_count{type=\"Unhealthy\""
         ),
-        0.0
+        None
     );
 
     install(
@@ -142,16 +113,18 @@ async fn failures_stalls_and_memory_growth_are_visible() {
     )
     .await;
     eventually(10, "Unhealthy GameServers", || async {
-        let t = scrape(&sim.url).await;
-        (sum_series(&t, "agones_gameservers_total{type=\"Unhealthy\"") >= 2.0).then_some(())
+        let t = scrape(&sim.url).await.unwrap();
+        (sample(&t, "agones_gameservers_total{type=\"Unhealthy\"").unwrap_or(0.0) >= 2.0)
+            .then_some(())
     })
     .await;
 
     install(&http, &sim.url, json!({"version": "1.57.0"})).await;
     let mem0 = sum_series(
-        &scrape(&sim.url).await,
+        &scrape(&sim.url).await.unwrap(),
         "upsoak_sim_controller_resident_memory_bytes",
-    );
+    )
+    .unwrap();
     let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
     fleets
         .patch_scale(
@@ -161,23 +134,32 @@ async fn failures_stalls_and_memory_growth_are_visible() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let t = scrape(&sim.url).await;
+    // The leak grows on every controller tick: once it has grown by 40 MB (0.8 s at 50 MB/s),
+    // the controller has ticked dozens of times, each a chance to converge had it not stalled.
+    let t = eventually(10, "the stalled controller's memory to grow", || async {
+        let t = scrape(&sim.url).await.unwrap();
+        (sum_series(&t, "upsoak_sim_controller_resident_memory_bytes").unwrap()
+            > mem0 + 40_000_000.0)
+            .then_some(t)
+    })
+    .await;
     assert_eq!(
-        sum_series(
+        sample(
             &t,
             "agones_fleets_replicas_count{name=\"f\",namespace=\"default\",type=\"desired\"}"
         ),
-        9.0
+        Some(9.0)
     );
     assert!(
-        sum_series(
+        sample(
             &t,
             "agones_fleets_replicas_count{name=\"f\",namespace=\"default\",type=\"total\"}"
-        ) < 9.0,
+        )
+        .unwrap()
+            < 9.0,
         "a stalled controller must not converge:\n{t}"
     );
-    let mem1 = sum_series(&t, "upsoak_sim_controller_resident_memory_bytes");
+    let mem1 = sum_series(&t, "upsoak_sim_controller_resident_memory_bytes").unwrap();
     assert!(mem1 > mem0 + 40_000_000.0, "memory {mem0} -> {mem1}");
 
     // Leaving the faulty version heals it: the Fleet converges.
@@ -195,8 +177,8 @@ async fn concurrent_allocations_never_share_a_server_and_lost_races_are_contenti
     // (a picked server leaves the candidate list, as in Agones' allocation cache), and a server
     // deleted between pick and commit makes its allocation answer Contention.
     let extra = "allocation: { latency: 400ms, pick_window: 1, retries: 0 }\nfleets: [ { name: f, replicas: 2 } ]";
-    let sim = SimProcess::start(Some(&test_config(51000, extra)));
-    wait_ready(&sim, 2).await;
+    let sim = SimProcess::start(Some(&test_config(extra)));
+    wait_ready(&sim.gameservers(), 2).await;
     let url = format!(
         "{}/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations",
         sim.url
@@ -234,7 +216,7 @@ async fn concurrent_allocations_never_share_a_server_and_lost_races_are_contenti
         )
         .await
         .unwrap();
-    wait_ready(&sim, 1).await;
+    wait_ready(&sim.gameservers(), 1).await;
     let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
     let ready = gss
         .list(&ListParams::default().fields("status.state=Ready"))
@@ -250,6 +232,6 @@ async fn concurrent_allocations_never_share_a_server_and_lost_races_are_contenti
         gss.delete(&ready, &Default::default()).await.unwrap();
     });
     assert_eq!(lost.0, "Contention");
-    let t = scrape(&sim.url).await;
+    let t = scrape(&sim.url).await.unwrap();
     assert!(t.contains("status=\"Contention\""), "{t}");
 }

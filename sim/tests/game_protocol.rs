@@ -8,10 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SimProcess, eventually, test_config};
+use common::{SimProcess, eventually, test_config, wait_ready};
 use kube::api::{Api, ListParams, PostParams};
 use tokio::net::UdpSocket;
-use upsoak_agones::{GameServer, GameServerAllocation, GameServerState};
+use upsoak_agones::{GameServerAllocation, GameServerState};
+use upsoak_testkit::scrape;
 
 async fn say(sock: &UdpSocket, port: i32, text: &str) -> String {
     sock.send_to(text.as_bytes(), ("127.0.0.1", port as u16))
@@ -27,21 +28,9 @@ async fn say(sock: &UdpSocket, port: i32, text: &str) -> String {
 
 #[tokio::test]
 async fn a_session_over_udp_ends_in_shutdown_and_replacement() {
-    let sim = SimProcess::start(Some(&test_config(
-        54000,
-        "fleets: [ { name: g1, replicas: 2 } ]",
-    )));
-    let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
-    eventually(10, "2 Ready", || async {
-        let l = gss.list(&ListParams::default()).await.unwrap();
-        (l.items
-            .iter()
-            .filter(|g| g.state() == Some(GameServerState::Ready))
-            .count()
-            == 2)
-            .then_some(())
-    })
-    .await;
+    let sim = SimProcess::start(Some(&test_config("fleets: [ { name: g1, replicas: 2 } ]")));
+    let gss = sim.gameservers();
+    wait_ready(&gss, 2).await;
     let gsa: Api<GameServerAllocation> = Api::namespaced(sim.client(), "default");
     let out = gsa
         .create(
@@ -106,12 +95,7 @@ async fn a_session_over_udp_ends_in_shutdown_and_replacement() {
         (ready == 2 && l.items.len() == 2).then_some(())
     })
     .await;
-    let metrics = reqwest::get(format!("{}/metrics", sim.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&sim.url).await.unwrap();
     assert!(
         metrics.contains(
             "agones_gameservers_total{type=\"Shutdown\",fleet_name=\"g1\",namespace=\"default\"} 1"

@@ -6,10 +6,13 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use common::{SimProcess, TempDir, test_config};
+use common::{SimProcess, eventually_blocking, test_config};
+use upsoak_testkit::TempDir;
 
 fn kubectl(url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new("kubectl")
@@ -33,19 +36,81 @@ fn ok(url: &str, args: &[&str]) -> String {
 }
 
 fn wait_for(url: &str, args: &[&str], want: impl Fn(&str) -> bool) -> String {
-    for _ in 0..200 {
-        let (success, out, _) = kubectl(url, args);
-        if success && want(&out) {
-            return out;
+    eventually_blocking(
+        10,
+        &format!("kubectl {args:?} to give the expected output"),
+        || {
+            let (success, out, _) = kubectl(url, args);
+            (success && want(&out)).then_some(out)
+        },
+    )
+}
+
+/// The lines a running `kubectl get -w` prints, as they come.
+struct Watch {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watch {
+    fn start(url: &str, args: &[&str]) -> Watch {
+        let mut child = Command::new("kubectl")
+            .arg(format!("--server={url}"))
+            .arg("--namespace=default")
+            .args(args)
+            .env("KUBECONFIG", "/dev/null")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Watch {
+            child,
+            lines,
+            seen: Vec::new(),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("kubectl {args:?} never gave the expected output");
+
+    /// Reads lines until one satisfies `want`, failing after 10 s with everything printed.
+    fn until(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "kubectl get -w never printed {what}; it printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
 fn kubectl_drives_the_simulator() {
-    let cfg = test_config(46000, "fleets: [ { name: simple, replicas: 2 } ]");
+    let cfg = test_config("fleets: [ { name: simple, replicas: 2 } ]");
     let sim = SimProcess::start(Some(&cfg));
     let url = sim.url.clone();
 
@@ -78,12 +143,10 @@ fn kubectl_drives_the_simulator() {
 
     // Create an allocation from a file.
     let dir = TempDir::new("kubectl");
-    let gsa = dir.0.join("gsa.yaml");
-    std::fs::write(
-        &gsa,
+    let gsa = dir.write(
+        "gsa.yaml",
         "apiVersion: allocation.agones.dev/v1\nkind: GameServerAllocation\nspec:\n  selectors:\n    - matchLabels:\n        agones.dev/fleet: simple\n",
-    )
-    .unwrap();
+    );
     let out = ok(
         &url,
         &[
@@ -103,33 +166,16 @@ fn kubectl_drives_the_simulator() {
     );
     assert_eq!(state, "Allocated");
 
-    // Watch: a scale change shows up on a running `kubectl get -w`.
-    let mut watch = Command::new("kubectl")
-        .args([
-            &format!("--server={url}"),
-            "--namespace=default",
-            "get",
-            "fleets",
-            "-w",
-            "--request-timeout=4s",
-        ])
-        .env("KUBECONFIG", "/dev/null")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // Watch: a scale change shows up on a running `kubectl get -w`. Its first row is the
+    // current Fleet (desired 4), printed once the watch is open; the change comes after it.
+    let mut watch = Watch::start(&url, &["get", "fleets", "-w"]);
+    let desired = |n: &'static str| {
+        move |l: &str| l.starts_with("simple") && l.split_whitespace().nth(2) == Some(n)
+    };
+    watch.until("the Fleet's current row", desired("4"));
     ok(&url, &["scale", "fleet", "simple", "--replicas=1"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let _ = watch.kill();
-    let output = watch.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.lines().count() >= 2, "kubectl get -w printed:\n{text}");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("simple") && l.split_whitespace().nth(2) == Some("1")),
-        "{text}"
-    );
+    watch.until("the scaled-down row", desired("1"));
+    drop(watch);
 
     // Errors come back as kubectl prints a real API server's.
     let (success, _, err) = kubectl(&url, &["get", "fleet", "nope"]);

@@ -5,75 +5,17 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use common::{SimProcess, eventually, test_config};
+use common::{SimProcess, eventually, test_config, wait_ready};
 use kube::api::{Api, ListParams, PostParams};
 use upsoak_agones::{Fleet, GameServer, GameServerAllocation, GameServerState};
-
-async fn scrape(url: &str) -> String {
-    reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The value of the series whose line starts with `prefix` (name and labels).
-fn value(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-/// Runs `promtool check metrics` and returns its findings, one per line.
-fn promtool_findings(text: &str) -> Vec<String> {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool must be installed (make test installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .chain(String::from_utf8_lossy(&out.stderr).lines())
-        .map(str::to_owned)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    lines.sort();
-    lines
-}
+use upsoak_testkit::{promtool_check, sample as value, scrape};
 
 #[tokio::test]
 async fn metrics_pass_promtool_and_match_the_api() {
-    let sim = SimProcess::start(Some(&test_config(
-        47000,
-        "fleets: [ { name: m1, replicas: 4 } ]",
-    )));
+    let sim = SimProcess::start(Some(&test_config("fleets: [ { name: m1, replicas: 4 } ]")));
     let client = sim.client();
     let gss: Api<GameServer> = Api::namespaced(client.clone(), "default");
-    eventually(10, "4 Ready", || async {
-        let l = gss.list(&ListParams::default()).await.unwrap();
-        (l.items
-            .iter()
-            .filter(|g| g.state() == Some(GameServerState::Ready))
-            .count()
-            == 4)
-            .then_some(())
-    })
-    .await;
+    wait_ready(&gss, 4).await;
     let gsa: Api<GameServerAllocation> = Api::namespaced(client.clone(), "default");
     gsa.create(
         &PostParams::default(),
@@ -89,15 +31,15 @@ async fn metrics_pass_promtool_and_match_the_api() {
         (st.allocated_replicas == 1).then_some(st)
     })
     .await;
-    let text = scrape(&sim.url).await;
+    let text = scrape(&sim.url).await.unwrap();
     // Agones' gauges are named `*_count`, which promtool's linter flags for any non-histogram;
     // they are Agones' real names, so these two findings are expected and nothing else is.
     assert_eq!(
-        promtool_findings(&text),
-        vec![
+        promtool_check(&text),
+        Err(vec![
             "agones_fleets_replicas_count non-histogram and non-summary metrics should not have \"_count\" suffix".to_owned(),
             "agones_gameservers_count non-histogram and non-summary metrics should not have \"_count\" suffix".to_owned(),
-        ],
+        ]),
         "\n{text}"
     );
     // Counts in /metrics equal counts in the API.
@@ -156,19 +98,9 @@ async fn metrics_pass_promtool_and_match_the_api() {
 #[tokio::test]
 async fn an_install_opens_an_upgrade_window_seen_from_outside() {
     let extra = "upgrade_window: 4s\nfleets: [ { name: u1, replicas: 2 } ]";
-    let sim = SimProcess::start(Some(&test_config(48000, extra)));
+    let sim = SimProcess::start(Some(&test_config(extra)));
     let http = reqwest::Client::new();
-    let gss: Api<GameServer> = Api::namespaced(sim.client(), "default");
-    eventually(10, "2 Ready", || async {
-        let l = gss.list(&ListParams::default()).await.unwrap();
-        (l.items
-            .iter()
-            .filter(|g| g.state() == Some(GameServerState::Ready))
-            .count()
-            == 2)
-            .then_some(())
-    })
-    .await;
+    wait_ready(&sim.gameservers(), 2).await;
 
     // Invalid installs: 422 with every reason.
     let r = http
@@ -246,7 +178,7 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
     let gsa: Api<GameServerAllocation> = Api::namespaced(sim.client(), "default");
     let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
     assert!(fleets.get("u1").await.is_ok());
-    let text = scrape(&sim.url).await;
+    let text = scrape(&sim.url).await.unwrap();
     assert_eq!(value(&text, "upsoak_sim_upgrade_in_progress"), Some(1.0));
     assert!(
         text.contains("upsoak_sim_installed_info{version=\"1.60.0\""),
@@ -263,11 +195,11 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
 
     // After the window: the new version is live and allocation works.
     eventually(10, "the upgrade to finish", || async {
-        let t = scrape(&sim.url).await;
+        let t = scrape(&sim.url).await.unwrap();
         (value(&t, "upsoak_sim_upgrade_in_progress") == Some(0.0)).then_some(())
     })
     .await;
-    let text = scrape(&sim.url).await;
+    let text = scrape(&sim.url).await.unwrap();
     assert!(
         text.contains("upsoak_sim_installed_info{version=\"1.59.0\",feature_gates=\""),
         "{text}"
@@ -294,5 +226,45 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
         .unwrap();
     assert_eq!(installed["version"], "1.59.0");
     assert!(installed["upgrading"].is_null());
-    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn allocation_latency_is_labelled_with_the_allocated_servers_fleet() {
+    let sim = SimProcess::start(Some(&test_config("fleets: [ { name: a1, replicas: 1 } ]")));
+    wait_ready(&sim.gameservers(), 1).await;
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations",
+        sim.url
+    );
+    // No selector names a Fleet: the server it gets still belongs to one.
+    let any = serde_json::json!({"apiVersion": "allocation.agones.dev/v1",
+        "kind": "GameServerAllocation", "spec": {}});
+    let mut states = Vec::new();
+    for _ in 0..2 {
+        let r: serde_json::Value = http
+            .post(&url)
+            .json(&any)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        states.push(r["status"]["state"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(states, ["Allocated", "UnAllocated"]);
+    let text = scrape(&sim.url).await.unwrap();
+    let count = |fleet: &str, status: &str| {
+        value(
+            &text,
+            &format!(
+                "agones_gameserver_allocations_duration_seconds_count{{fleet_name=\"{fleet}\",cluster_name=\"\",is_multicluster=\"false\",status=\"{status}\""
+            ),
+        )
+    };
+    assert_eq!(count("a1", "Allocated"), Some(1.0), "{text}");
+    assert_eq!(count("none", "Allocated"), None, "{text}");
+    // Nothing was allocated the second time: the selectors' Fleet (none) labels it.
+    assert_eq!(count("none", "UnAllocated"), Some(1.0), "{text}");
 }

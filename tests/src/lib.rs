@@ -3,218 +3,25 @@
 //! binary with generated configuration in a temporary directory, stopped when dropped.
 //!
 //! The binaries are the workspace's own build (`cargo build --bins`, which `make test` runs
-//! first), found next to the test executable. Prometheus and Alertmanager are Debian's.
+//! first), found next to the test executable. Prometheus and Alertmanager are Debian's. The
+//! generic parts (processes, launchers, waiting, scraping) are `upsoak-testkit`'s; this crate
+//! keeps what is specific to a soak.
 //!
 //! Test support only: a failure to set up is a test failure, so it panics with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fs;
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
+use upsoak_testkit::{
+    Alertmanager, Proc, Prometheus, TempDir, bin, eventually, free_port, scrape, scrape_config,
+    sum_series, unix_now,
+};
 
-/// A built binary of the workspace: `target/<profile>/<name>`, beside the test's `deps/`.
-pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
-        .and_then(|d| {
-            if d.ends_with("deps") {
-                d.parent()
-            } else {
-                Some(d)
-            }
-        })
-        .expect("target directory");
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first (make test does)",
-        p.display()
-    );
-    p
-}
-
-/// A free port on loopback (bound, read, released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Percent-encodes a query parameter's value.
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Unix seconds, now.
-pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
-
-/// A directory removed on drop unless `KEEP_E2E_DIRS` is set (then its path is printed).
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "upsoak-e2e-{tag}-{}-{}",
-            std::process::id(),
-            (now() * 1000.0) as u64
-        ));
-        fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::env::var_os("KEEP_E2E_DIRS").is_some() {
-            eprintln!("kept {}", self.0.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A child process, killed when dropped; its stdout and stderr go to files in the run directory.
-pub struct Proc {
-    pub name: String,
-    child: Option<Child>,
-    pub out: PathBuf,
-    pub err: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, program: &Path, args: &[String], dir: &Path) -> Proc {
-        let out = dir.join(format!("{name}.out"));
-        let err = dir.join(format!("{name}.log"));
-        let o = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&out)
-            .expect("stdout file");
-        let e = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&err)
-            .expect("stderr file");
-        let mut cmd = Command::new(program);
-        // The binaries read UPSOAK_* overrides; the soak's configuration is only what it writes.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("UPSOAK_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(o)
-            .stderr(e)
-            .env("RUST_LOG", "info")
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        Proc {
-            name: name.to_owned(),
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-
-    /// Everything it logged, for failure messages.
-    pub fn logs(&self) -> String {
-        let tail = |p: &Path| {
-            let t = fs::read_to_string(p).unwrap_or_default();
-            let lines: Vec<&str> = t.lines().collect();
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        };
-        format!(
-            "--- {} stdout\n{}\n--- {} stderr (last 40 lines)\n{}",
-            self.name,
-            tail(&self.out),
-            self.name,
-            tail(&self.err)
-        )
-    }
-
-    /// SIGKILL: no chance to clean up.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM, then waits up to `secs` for the exit.
-    pub fn terminate(&mut self, secs: u64) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = c.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        c.wait().ok()
-    }
-
-    /// Waits up to `secs` for the process to exit by itself.
-    pub async fn exit(&mut self, secs: u64) -> Option<ExitStatus> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(s)) = c.try_wait()
-            {
-                self.child = None;
-                return Some(s);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// Polls `f` every 200 ms until it gives `Some`, for at most `secs`.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs}s: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// How often the harness polls a soak's state (Prometheus, the agent's history).
+const POLL: Duration = Duration::from_millis(200);
 
 /// How a soak runs: short periods so that a test takes about a minute.
 #[derive(Clone, Debug)]
@@ -304,6 +111,11 @@ pub fn slos(interval_s: u64) -> String {
 }
 
 /// The whole loop, running.
+///
+/// The simulator, Prometheus and Alertmanager start on port 0 and announce their address. The
+/// sidecar's and the agent's ports are picked before they start: Prometheus scrapes them and
+/// Alertmanager posts to the agent from the beginning, and a restart must come back on the
+/// same port.
 pub struct Stack {
     pub soak: Soak,
     pub dir: PathBuf,
@@ -311,105 +123,35 @@ pub struct Stack {
     pub sim_url: String,
     pub chaos: Option<Proc>,
     pub chaos_port: u16,
-    pub prom: Option<Proc>,
-    pub prom_port: u16,
-    pub am: Proc,
+    pub prom: Option<Prometheus>,
+    prom_addr: String,
+    prom_config: String,
+    pub am: Alertmanager,
     pub am_url: String,
     pub agent: Option<Proc>,
     pub agent_port: u16,
-    http: reqwest::Client,
     _tmp: TempDir,
 }
 
 fn write(p: &Path, text: &str) {
-    let mut f = fs::File::create(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    f.write_all(text.as_bytes()).expect("write");
+    std::fs::write(p, text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
 }
 
-/// Waits for a "listening on URL" line in `p`.
-async fn listening(p: &Proc) -> String {
-    eventually(
-        20,
-        &format!("{} to listen\n{}", p.name, p.logs()),
-        || async {
-            fs::read_to_string(&p.out)
-                .ok()?
-                .lines()
-                .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
-        },
-    )
-    .await
-}
-
-async fn wait_ready(http: &reqwest::Client, url: &str) {
-    eventually(20, &format!("{url} ready"), || async {
-        http.get(url)
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| ())
-    })
-    .await
-}
-
-/// Prometheus on `port` with the run's configuration and storage, once ready.
-async fn spawn_prometheus(dir: &Path, port: u16, http: &reqwest::Client) -> Proc {
-    let p = Proc::spawn(
-        "prometheus",
-        Path::new("prometheus"),
-        &[
-            format!("--config.file={}", dir.join("prometheus.yml").display()),
-            format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ],
-        dir,
-    );
-    wait_ready(http, &format!("http://127.0.0.1:{port}/-/ready")).await;
-    p
+/// `host:port` of `http://host:port`.
+fn host_port(url: &str) -> &str {
+    url.trim_start_matches("http://")
 }
 
 impl Stack {
-    /// Starts Prometheus first (its discovery sends targets ~5 s after start), then
-    /// Alertmanager, the simulator and the sidecar. The agent starts with [`Stack::start_agent`]
-    /// once a baseline is recorded.
+    /// Starts the simulator, Alertmanager, Prometheus (its discovery sends targets ~5 s after
+    /// start, so it starts before the sidecar) and the sidecar. The agent starts with
+    /// [`Stack::start_agent`] once a baseline is recorded.
     pub async fn start(tag: &str, soak: Soak) -> Stack {
-        let tmp = TempDir::new(tag);
-        let dir = tmp.0.clone();
-        let (sim_port, chaos_port, prom_port, am_port, agent_port) = (
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        );
-        write(
-            &dir.join("prometheus.yml"),
-            &format!(
-                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: agones\n    static_configs: [ {{ targets: ['127.0.0.1:{sim_port}'] }} ]\n  - job_name: upsoak-chaos\n    static_configs: [ {{ targets: ['127.0.0.1:{chaos_port}'] }} ]\n  - job_name: upsoak-agent\n    static_configs: [ {{ targets: ['127.0.0.1:{agent_port}'] }} ]\n"
-            ),
-        );
-        write(
-            &dir.join("alertmanager.yml"),
-            &format!(
-                "route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  group_interval: 2s\nreceivers:\n  - name: upsoak\n    webhook_configs:\n      - url: http://127.0.0.1:{agent_port}/api/v1/alertmanager\n"
-            ),
-        );
-        let http = reqwest::Client::new();
-        let am = Proc::spawn(
-            "alertmanager",
-            Path::new("prometheus-alertmanager"),
-            &[
-                format!("--config.file={}", dir.join("alertmanager.yml").display()),
-                format!("--storage.path={}", dir.join("alertmanager").display()),
-                format!("--web.listen-address=127.0.0.1:{am_port}"),
-                "--cluster.listen-address=".into(),
-            ],
-            &dir,
-        );
-        let prom = spawn_prometheus(&dir, prom_port, &http).await;
+        let tmp = TempDir::new(&format!("e2e-{tag}"));
+        let dir = tmp.path().to_owned();
+        let (chaos_port, agent_port) = (free_port(), free_port());
         // The simulator: Agones 1.58.0 installed, a quick lifecycle, one Fleet, the faults.
-        let default = fs::read_to_string(
+        let default = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../sim/config/default.yaml"),
         )
         .expect("sim/config/default.yaml");
@@ -425,19 +167,29 @@ impl Stack {
                 default.replace("  version: 1.60.0\n", "  version: 1.58.0\n")
             ),
         );
-        let sim = Proc::spawn(
+        let sim = Proc::start(
             "sim",
-            &bin("upsoak-sim"),
-            &[
-                "--listen".into(),
-                format!("127.0.0.1:{sim_port}"),
-                "--config".into(),
-                dir.join("sim.yaml").display().to_string(),
-            ],
+            Command::new(bin("upsoak-sim"))
+                .args(["--listen", "127.0.0.1:0", "--config"])
+                .arg(dir.join("sim.yaml")),
             &dir,
-        );
-        listening(&sim).await;
-        let sim_url = format!("http://127.0.0.1:{sim_port}");
+        )
+        .await;
+        let sim_url = sim.url().expect("announced");
+        let am = Alertmanager::start(
+            &dir,
+            &format!(
+                "route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  group_interval: 2s\nreceivers:\n  - name: upsoak\n    webhook_configs:\n      - url: http://127.0.0.1:{agent_port}/api/v1/alertmanager\n"
+            ),
+        )
+        .await;
+        let am_url = am.url().to_owned();
+        let prom_config = scrape_config(&[
+            ("agones", host_port(&sim_url)),
+            ("upsoak-chaos", &format!("127.0.0.1:{chaos_port}")),
+            ("upsoak-agent", &format!("127.0.0.1:{agent_port}")),
+        ]);
+        let prom = Prometheus::start(&dir, &prom_config).await;
         write(&dir.join("space.yaml"), SPACE);
         write(
             &dir.join("sidecar.yaml"),
@@ -452,8 +204,6 @@ impl Stack {
             ),
         );
         write(&dir.join("slos.yaml"), &slos(soak.interval_s));
-        let am_url = format!("http://127.0.0.1:{am_port}");
-        wait_ready(&http, &format!("{am_url}/-/ready")).await;
         let mut stack = Stack {
             soak,
             dir,
@@ -461,13 +211,13 @@ impl Stack {
             sim_url,
             chaos: None,
             chaos_port,
+            prom_addr: prom.addr().to_owned(),
             prom: Some(prom),
-            prom_port,
+            prom_config,
             am,
             am_url,
             agent: None,
             agent_port,
-            http,
             _tmp: tmp,
         };
         stack.start_sidecar().await;
@@ -475,71 +225,62 @@ impl Stack {
     }
 
     pub fn prom_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.prom_port)
+        format!("http://{}", self.prom_addr)
     }
 
-    /// Starts Prometheus on its port and storage (again, after [`Stack::stop_prometheus`]).
+    pub fn chaos_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.chaos_port)
+    }
+
+    pub fn agent_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.agent_port)
+    }
+
+    /// Starts Prometheus on its address and storage (again, after [`Stack::stop_prometheus`]).
     pub async fn start_prometheus(&mut self) {
-        self.prom = Some(spawn_prometheus(&self.dir, self.prom_port, &self.http).await);
+        let p = Prometheus::start_on(&self.dir, &self.prom_config, &self.prom_addr).await;
+        self.prom = Some(p);
     }
 
     pub fn stop_prometheus(&mut self) {
         if let Some(mut p) = self.prom.take() {
-            p.terminate(10);
+            p.stop();
         }
     }
 
     /// Starts (or restarts) the sidecar with its configuration and journal.
     pub async fn start_sidecar(&mut self) {
-        let p = Proc::spawn(
+        let p = Proc::start(
             "chaos",
-            &bin("upsoak-chaos"),
-            &[
-                "run".into(),
-                "--config".into(),
-                self.dir.join("sidecar.yaml").display().to_string(),
-            ],
+            Command::new(bin("upsoak-chaos"))
+                .args(["run", "--config"])
+                .arg(self.dir.join("sidecar.yaml")),
             &self.dir,
-        );
-        wait_ready(
-            &self.http,
-            &format!("http://127.0.0.1:{}/healthz", self.chaos_port),
         )
         .await;
         self.chaos = Some(p);
     }
 
-    /// An instant query: the value of the first series, if any.
+    /// An instant query: the value of the first series, if any (none while Prometheus is down).
     pub async fn query(&self, promql: &str) -> Option<f64> {
-        let v: Value = self
-            .http
-            .get(format!(
-                "{}/api/v1/query?query={}",
-                self.prom_url(),
-                url_encode(promql)
-            ))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+        self.prom.as_ref()?.query(promql).await
     }
 
     /// Waits until the sidecar has exported `generation` to Prometheus.
     pub async fn wait_generation(&self, generation: u64, secs: u64) {
-        eventually(
-            secs,
-            &format!("generation {generation} in Prometheus"),
-            || async {
-                self.query("max(upsoak_wanderer_generation)")
-                    .await
-                    .filter(|g| *g >= generation as f64)
-                    .map(|_| ())
-            },
-        )
+        eventually(Duration::from_secs(secs), POLL, || async {
+            self.query("max(upsoak_wanderer_generation)")
+                .await
+                .filter(|g| *g >= generation as f64)
+                .map(|_| ())
+        })
         .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "generation {generation} in Prometheus: {e}\n{}",
+                self.logs()
+            )
+        });
     }
 
     /// Records the baseline over the last `secs` seconds (the walk must not have moved yet).
@@ -571,45 +312,35 @@ impl Stack {
     /// Starts (or restarts) the agent on its port and state directory.
     pub async fn start_agent(&mut self, max_transitions: Option<usize>) {
         let s = &self.soak;
-        let mut args: Vec<String> = [
-            "run",
-            "--prometheus",
-            &self.prom_url(),
-            "--specs",
-            &self.dir.join("slos.yaml").display().to_string(),
-            "--baseline",
-            &self.dir.join("baseline.json").display().to_string(),
-            "--state-dir",
-            &self.dir.join("agent").display().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{}", self.agent_port),
-            "--alertmanager",
-            &self.am_url,
-            "--kube-server",
-            &self.sim_url,
-            "--annotations-file",
-            &self.dir.join("annotations.jsonl").display().to_string(),
-            "--settle",
-            &format!("{}s", s.settle_s),
-            "--judge-window",
-            &format!("{}s", s.judge_s),
-            "--probe-interval",
-            &format!("{}s", s.interval_s),
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
+        let mut cmd = Command::new(bin("upsoak-agent"));
+        cmd.args(["run", "--prometheus", &self.prom_url()])
+            .arg("--specs")
+            .arg(self.dir.join("slos.yaml"))
+            .arg("--baseline")
+            .arg(self.dir.join("baseline.json"))
+            .arg("--state-dir")
+            .arg(self.dir.join("agent"))
+            .args(["--listen", &format!("127.0.0.1:{}", self.agent_port)])
+            .args([
+                "--alertmanager",
+                &self.am_url,
+                "--kube-server",
+                &self.sim_url,
+            ])
+            .arg("--annotations-file")
+            .arg(self.dir.join("annotations.jsonl"))
+            .args(["--settle", &format!("{}s", s.settle_s)])
+            .args(["--judge-window", &format!("{}s", s.judge_s)])
+            .args(["--probe-interval", &format!("{}s", s.interval_s)]);
         if let Some(m) = max_transitions {
-            args.extend(["--max-transitions".into(), m.to_string()]);
+            cmd.args(["--max-transitions", &m.to_string()]);
         }
-        let p = Proc::spawn("agent", &bin("upsoak-agent"), &args, &self.dir);
-        listening(&p).await;
-        self.agent = Some(p);
+        self.agent = Some(Proc::start("agent", &mut cmd, &self.dir).await);
     }
 
     /// The agent's verdict history (`history.json`), or `Null` before its first write.
     pub fn history(&self) -> Value {
-        fs::read_to_string(self.dir.join("agent/history.json"))
+        std::fs::read_to_string(self.dir.join("agent/history.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null)
@@ -630,12 +361,12 @@ impl Stack {
 
     /// Waits until the agent has judged `n` transitions.
     pub async fn wait_judged(&self, n: usize, secs: u64) -> Vec<Value> {
-        let what = format!("{n} transitions judged\n{}", self.logs());
-        eventually(secs, &what, || async {
+        eventually(Duration::from_secs(secs), POLL, || async {
             let j = self.judged();
             (j.len() >= n).then_some(j)
         })
         .await
+        .unwrap_or_else(|e| panic!("{n} transitions judged: {e}\n{}", self.logs()))
     }
 
     /// `upsoak-agent report` on the state directory: (exit code, stdout).
@@ -653,40 +384,18 @@ impl Stack {
 
     /// The alerts Alertmanager holds (API v2).
     pub async fn alerts(&self) -> Vec<Value> {
-        let r = self
-            .http
-            .get(format!("{}/api/v2/alerts", self.am_url))
-            .send()
-            .await
-            .expect("alertmanager reachable");
-        r.json::<Vec<Value>>().await.expect("alerts JSON")
+        self.am.alerts().await
     }
 
-    /// One metric of a process's `/metrics` (the sum over its series).
-    pub async fn scrape(&self, port: u16, metric: &str) -> Option<f64> {
-        let text = self
-            .http
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let values: Vec<f64> = text
-            .lines()
-            .filter(|l| {
-                l.starts_with(metric)
-                    && matches!(l.as_bytes().get(metric.len()), Some(b' ') | Some(b'{'))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum())
+    /// One metric of a process's `/metrics` at `url` (the sum over its series); `metric` may
+    /// carry labels to pick one series.
+    pub async fn scrape(&self, url: &str, metric: &str) -> Option<f64> {
+        sum_series(&scrape(url).await.ok()?, metric)
     }
 
     /// The sidecar's journal, one JSON value per line.
     pub fn journal(&self) -> Vec<Value> {
-        fs::read_to_string(self.dir.join("chaos/journal.jsonl"))
+        std::fs::read_to_string(self.dir.join("chaos/journal.jsonl"))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
@@ -696,7 +405,11 @@ impl Stack {
     /// Logs of every process, for failure messages.
     pub fn logs(&self) -> String {
         let mut s = self.sim.logs();
-        for p in [&self.chaos, &self.agent, &self.prom].into_iter().flatten() {
+        for p in [&self.chaos, &self.agent].into_iter().flatten() {
+            s.push('\n');
+            s.push_str(&p.logs());
+        }
+        if let Some(p) = &self.prom {
             s.push('\n');
             s.push_str(&p.logs());
         }
@@ -716,17 +429,19 @@ pub async fn soak(tag: &str, soak: Soak, max_transitions: Option<usize>) -> Stac
     let mut s = Stack::start(tag, soak).await;
     // The first transition comes one period after the sidecar started; the baseline is the
     // 9 s before it, once Prometheus has a few scrapes of the producer's rates.
-    let next = eventually(30, "the sidecar's next transition time", || async {
+    let next = eventually(Duration::from_secs(30), POLL, || async {
         s.query("upsoak_wanderer_next_transition_timestamp_seconds")
             .await
     })
-    .await;
-    let wait = next - 3.0 - now();
+    .await
+    .unwrap_or_else(|e| panic!("the sidecar's next transition time: {e}\n{}", s.logs()));
+    let wait = next - 3.0 - unix_now();
     assert!(
         wait > 5.0,
         "too little time before the first transition ({wait:.1}s)"
     );
-    tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+    // A wait for a moment on the clock (the steady window before the transition), not for a state.
+    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
     s.record_baseline(9);
     s.start_agent(max_transitions).await;
     s

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The Grafana dashboard cannot drift from the code: every PromQL expression in
 //! `grafana/upsoak.json` (panels, template variables, annotations) parses, and every metric it
 //! selects is one that the running binaries export (the simulator speaks Agones' metric names),
@@ -7,77 +6,21 @@
 //!
 //! The binaries are the workspace's own build (`cargo build --bins`, which `make test` runs
 //! before the tests), found beside this test's executable.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use promql_parser::parser::{self, Expr};
 use promql_parser::util::{ExprVisitor, walk_expr};
 use serde_json::Value;
-use upsoak_tests::{TempDir, bin, free_port};
+use upsoak_testkit::{POLL, Proc, Prometheus, TempDir, bin, eventually, scrape, scrape_config};
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
-}
-
-/// A started binary, killed on drop; `url` is from its first line, `listening on URL`.
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-impl Proc {
-    fn start(cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        // Some binaries print other lines first (the agent, about its annotations).
-        let url = loop {
-            line.clear();
-            if out.read_line(&mut line).unwrap() == 0 {
-                let _ = child.kill();
-                panic!("{cmd:?} exited before printing `listening on URL`");
-            }
-            if let Some(u) = line.trim().strip_prefix("listening on ") {
-                break u.to_owned();
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        Proc { child, url }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// GET over plain HTTP/1.0 (the response ends when the server closes): status and body.
-fn get(url: &str, path: &str) -> (u16, String) {
-    let host = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_owned())
 }
 
 /// The names a Prometheus scraping this exposition (Prometheus text or OpenMetrics) stores:
@@ -276,51 +219,64 @@ fleets:
 /// transition every 2 s, allocations, sessions, scaling), Prometheus scraping the three every
 /// second, and the agent judging each transition from it. Everything is killed on drop.
 struct Stack {
-    // Dropped in reverse: the agent first, the scratch directory last.
-    _dir: TempDir,
-    sim: Proc,
-    chaos: Proc,
-    _prometheus: Proc,
+    // Dropped in declaration order: the agent first, the scratch directory last.
     agent: Proc,
+    _prometheus: Prometheus,
+    chaos: Proc,
+    sim: Proc,
+    _dir: TempDir,
 }
 
 impl Stack {
-    fn start() -> Stack {
+    async fn start() -> Stack {
         let dir = TempDir::new("dashboard");
-        let sim_yaml = dir.0.join("sim.yaml");
         let default = std::fs::read_to_string(repo("sim/config/default.yaml")).unwrap();
-        std::fs::write(&sim_yaml, format!("{default}\n{SIM_EXTRA}")).unwrap();
+        let sim_yaml = dir.write("sim.yaml", &format!("{default}\n{SIM_EXTRA}"));
         let sim = Proc::start(
+            "sim",
             Command::new(bin("upsoak-sim"))
                 .args(["--listen", "127.0.0.1:0", "--config"])
                 .arg(&sim_yaml),
-        );
+            &dir,
+        )
+        .await;
+        let sim_url = sim.url().unwrap();
 
-        let sidecar = dir.0.join("sidecar.yaml");
-        std::fs::write(
-            &sidecar,
-            format!(
+        let sidecar = dir.write(
+            "sidecar.yaml",
+            &format!(
                 "listen: 127.0.0.1:0\nstate_dir: {state}\nkube_server: {sim}\nwanderer:\n  space: {space}\n  seed: 1\n  schedule: {{ period: 2s, jitter: 0 }}\n  apply_timeout: 10s\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: [ {{ name: simple-game-server, min_replicas: 3, max_replicas: 5, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n  session: {{ min_length: 200ms, max_length: 500ms, max_players: 2 }}\n  window: 2s\n",
-                state = dir.0.join("chaos").display(),
-                sim = sim.url,
+                state = dir.join("chaos").display(),
+                sim = sim_url,
                 space = repo("chaos/spaces/agones.yaml").display(),
             ),
-        )
-        .unwrap();
+        );
         let chaos = Proc::start(
+            "chaos",
             Command::new(bin("upsoak-chaos"))
                 .args(["run", "--config"])
                 .arg(&sidecar),
-        );
+            &dir,
+        )
+        .await;
+        let chaos_url = chaos.url().unwrap();
 
-        let slos = dir.0.join("slos.yaml");
-        std::fs::write(&slos, QUICK_SLOS).unwrap();
-        let prom_port = free_port();
-        let prom_url = format!("http://127.0.0.1:{prom_port}");
+        // Prometheus before the agent, which is told its URL; the agent's own target is added
+        // by a reload once it has a port.
+        let host = |u: &str| u.trim_start_matches("http://").to_owned();
+        let (sim_host, chaos_host) = (host(&sim_url), host(&chaos_url));
+        let prometheus = Prometheus::start(
+            &dir,
+            &scrape_config(&[("agones", &sim_host), ("upsoak-chaos", &chaos_host)]),
+        )
+        .await;
+        let slos = dir.write("slos.yaml", QUICK_SLOS);
         let agent = Proc::start(
+            "agent",
             Command::new(bin("upsoak-agent"))
-                .args(["run", "--listen", "127.0.0.1:0", "--prometheus", &prom_url])
-                .args(["--kube-server", &sim.url])
+                .args(["run", "--listen", "127.0.0.1:0"])
+                .args(["--prometheus", prometheus.url()])
+                .args(["--kube-server", &sim_url])
                 .args([
                     "--settle",
                     "1s",
@@ -334,69 +290,34 @@ impl Stack {
                 .arg("--specs")
                 .arg(&slos)
                 .arg("--state-dir")
-                .arg(dir.0.join("agent"))
-                .env_remove("UPSOAK_ALERTMANAGER")
-                .env_remove("UPSOAK_GRAFANA")
-                .env_remove("UPSOAK_PROMETHEUS_TOKEN_FILE"),
-        );
-
-        let host = |u: &str| u.trim_start_matches("http://").to_owned();
-        let prom_yml = dir.0.join("prometheus.yml");
-        std::fs::write(
-            &prom_yml,
-            format!(
-                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: agones\n    static_configs: [ {{ targets: ['{}'] }} ]\n  - job_name: upsoak-chaos\n    static_configs: [ {{ targets: ['{}'] }} ]\n  - job_name: upsoak-agent\n    static_configs: [ {{ targets: ['{}'] }} ]\n",
-                host(&sim.url),
-                host(&chaos.url),
-                host(&agent.url)
-            ),
+                .arg(dir.join("agent")),
+            &dir,
         )
-        .unwrap();
-        let mut child = Command::new("prometheus")
-            .arg(format!("--config.file={}", prom_yml.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.0.join("prometheus").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (make test installs it)");
-        // Prometheus prints no `listening on` line; its readiness is polled instead.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", prom_port)).is_err()
-            || get(&prom_url, "/-/ready").0 != 200
-        {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("prometheus did not become ready");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let prometheus = Proc {
-            child,
-            url: prom_url,
-        };
+        .await;
+        prometheus
+            .reload(&scrape_config(&[
+                ("agones", &sim_host),
+                ("upsoak-chaos", &chaos_host),
+                ("upsoak-agent", &host(&agent.url().unwrap())),
+            ]))
+            .await;
         Stack {
-            _dir: dir,
-            sim,
-            chaos,
-            _prometheus: prometheus,
             agent,
+            _prometheus: prometheus,
+            chaos,
+            sim,
+            _dir: dir,
         }
     }
 
     /// The metric names the three binaries export now.
-    fn metric_names(&self) -> BTreeSet<String> {
+    async fn metric_names(&self) -> BTreeSet<String> {
         let mut names = BTreeSet::new();
-        for (what, p) in [
-            ("upsoak-sim", &self.sim),
-            ("upsoak-chaos", &self.chaos),
-            ("upsoak-agent", &self.agent),
-        ] {
-            let (status, body) = get(&p.url, "/metrics");
-            assert_eq!(status, 200, "{what} /metrics answered {status}");
+        for p in [&self.sim, &self.chaos, &self.agent] {
+            let url = p.url().unwrap();
+            let body = scrape(&url)
+                .await
+                .unwrap_or_else(|e| panic!("{} {url}/metrics: {e}", p.name()));
             names.extend(metric_names(&body));
         }
         names
@@ -423,8 +344,8 @@ fn exposition_names_include_the_suffixes_prometheus_stores() {
     assert!(selected_metrics("rate(x[5m]").is_err());
 }
 
-#[test]
-fn every_dashboard_query_parses_and_selects_only_exported_metrics() {
+#[tokio::test(flavor = "multi_thread")]
+async fn every_dashboard_query_parses_and_selects_only_exported_metrics() {
     let path = repo("grafana/upsoak.json");
     let dash: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
 
@@ -464,18 +385,23 @@ fn every_dashboard_query_parses_and_selects_only_exported_metrics() {
         }
     }
     let rules = recording_rules();
-    let stack = Stack::start();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let missing = loop {
-        let known = stack.metric_names();
-        let missing: Vec<&(String, String)> = selected
+    let stack = Stack::start().await;
+    let missing = |known: &BTreeSet<String>| -> Vec<(String, String)> {
+        selected
             .iter()
             .filter(|(_, n)| !known.contains(n) && !rules.contains(n))
-            .collect();
-        if missing.is_empty() || Instant::now() > deadline {
-            break missing;
-        }
-        std::thread::sleep(Duration::from_millis(500));
+            .cloned()
+            .collect()
+    };
+    let waited = eventually(Duration::from_secs(60), POLL * 10, || async {
+        let known = stack.metric_names().await;
+        missing(&known).is_empty().then_some(())
+    })
+    .await;
+    // Past the deadline, report what is still missing.
+    let missing = match waited {
+        Ok(()) => Vec::new(),
+        Err(_) => missing(&stack.metric_names().await),
     };
     drop(stack);
     for (at, n) in missing {

@@ -7,17 +7,26 @@
 //! soaks on a loaded 2-core machine would judge each other's noise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use serde_json::Value;
+use upsoak_testkit::eventually;
 use upsoak_tests::{
-    Soak, Stack, detection_latency, eventually, fault_on_1_59, slos_with, soak, summary, verdict,
-    version,
+    Soak, Stack, detection_latency, fault_on_1_59, slos_with, soak, summary, verdict, version,
 };
+
+/// How often these tests poll the stack's state.
+const POLL: Duration = Duration::from_millis(200);
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clean_soak_passes_every_transition_without_an_alert() {
     let mut s = soak("clean", Soak::default(), Some(3)).await;
     let agent = s.agent.as_mut().unwrap();
-    let status = agent.exit(150).await;
+    let status = agent.wait_exit(secs(150)).await;
     let judged = s.judged();
     let all: Vec<String> = judged.iter().map(summary).collect();
     assert_eq!(judged.len(), 3, "{}\n{}", all.join("\n"), s.logs());
@@ -56,7 +65,7 @@ async fn fault_is_caught(kind: &str, fault: &str, expected: &[&str]) {
     };
     let (judge, interval) = (soak_cfg.judge_s, soak_cfg.interval_s);
     let mut s = soak(kind, soak_cfg, Some(1)).await;
-    let status = s.agent.as_mut().unwrap().exit(90).await;
+    let status = s.agent.as_mut().unwrap().wait_exit(secs(90)).await;
     let judged = s.judged();
     assert_eq!(judged.len(), 1, "{}", s.logs());
     let t = &judged[0];
@@ -87,11 +96,12 @@ async fn fault_is_caught(kind: &str, fault: &str, expected: &[&str]) {
     );
     assert_eq!(status.and_then(|s| s.code()), Some(1), "fail exits 1");
     // Alertmanager holds the alert with the transition's versions.
-    let alerts = eventually(20, "the alert in Alertmanager", || async {
+    let alerts = eventually(secs(20), POLL, || async {
         let a = s.alerts().await;
         (!a.is_empty()).then_some(a)
     })
-    .await;
+    .await
+    .expect("the alert in Alertmanager");
     assert!(
         alerts
             .iter()
@@ -175,22 +185,20 @@ async fn the_sidecar_killed_mid_transition_resumes_its_walk_without_losing_or_re
     let mut s = Stack::start("kill9", soak_cfg).await;
     s.wait_generation(2, 40).await;
     // Kill it inside the next transition: the install is posted, the outcome not yet written.
-    eventually(30, "an upgrade window", || async {
-        s.scrape(
-            s.sim_url.rsplit(':').next()?.parse().ok()?,
-            "upsoak_sim_upgrade_in_progress",
-        )
-        .await
-        .filter(|v| *v == 1.0)
+    eventually(secs(30), POLL, || async {
+        s.scrape(&s.sim_url, "upsoak_sim_upgrade_in_progress")
+            .await
+            .filter(|v| *v == 1.0)
     })
-    .await;
-    s.chaos.as_mut().unwrap().kill9();
+    .await
+    .expect("an upgrade window");
+    s.chaos.as_mut().unwrap().kill();
     let before = s.journal();
     let (intents_before, _) = journal_steps(&before);
     let last_before = *intents_before.last().unwrap();
     s.start_sidecar().await;
     s.wait_generation(last_before + 2, 60).await;
-    s.chaos.as_mut().unwrap().terminate(20);
+    s.chaos.as_mut().unwrap().terminate(secs(20));
     let j = s.journal();
     // Journal intact: everything written before the kill is still there, in order.
     assert_eq!(&j[..before.len()], &before[..], "the journal lost lines");
@@ -225,9 +233,8 @@ async fn the_sidecar_killed_mid_transition_resumes_its_walk_without_losing_or_re
         "{outcomes:?}"
     );
     // The simulator received exactly one install per step (none applied twice).
-    let sim_port: u16 = s.sim_url.rsplit(':').next().unwrap().parse().unwrap();
     let installs = s
-        .scrape(sim_port, "upsoak_sim_installs_total")
+        .scrape(&s.sim_url, "upsoak_sim_installs_total")
         .await
         .unwrap();
     assert_eq!(
@@ -241,15 +248,17 @@ async fn the_sidecar_killed_mid_transition_resumes_its_walk_without_losing_or_re
 async fn prometheus_down_makes_the_verdict_inconclusive_never_pass_and_the_agent_recovers() {
     let mut s = soak("promdown", Soak::default(), None).await;
     // The first transition is seen; Prometheus goes away for 30 s across its judged window.
-    eventually(40, "the first transition detected", || async {
+    eventually(secs(40), POLL, || async {
         s.history()["transitions"]
             .as_array()
             .filter(|a| !a.is_empty())
             .map(|_| ())
     })
-    .await;
+    .await
+    .expect("the first transition detected");
     s.stop_prometheus();
-    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    // The outage's length is what is under test, not a wait for some state.
+    tokio::time::sleep(secs(30)).await;
     s.start_prometheus().await;
     let judged = s.wait_judged(3, 90).await;
     let all: Vec<String> = judged.iter().map(summary).collect();
@@ -280,7 +289,10 @@ async fn prometheus_down_makes_the_verdict_inconclusive_never_pass_and_the_agent
         all.join("\n")
     );
     let failures = s
-        .scrape(s.agent_port, "upsoak_agent_rule_evaluation_failures_total")
+        .scrape(
+            &s.agent_url(),
+            "upsoak_agent_rule_evaluation_failures_total",
+        )
         .await
         .unwrap_or(0.0);
     assert!(failures > 0.0, "the failed queries are counted");
@@ -297,7 +309,7 @@ async fn the_agent_killed_and_restarted_keeps_its_history_and_report() {
     s.wait_judged(1, 60).await;
     let (_, before) = s.report("json");
     let before: Value = serde_json::from_str(&before).unwrap();
-    s.agent.as_mut().unwrap().kill9();
+    s.agent.as_mut().unwrap().kill();
     s.start_agent(None).await;
     let judged = s.wait_judged(2, 60).await;
     let generations: Vec<u64> = s.history()["transitions"]
@@ -318,7 +330,7 @@ async fn the_agent_killed_and_restarted_keeps_its_history_and_report() {
     assert!(judged.len() >= 2);
     // The restarted agent re-exports what it had judged before.
     let exported = s
-        .scrape(s.agent_port, "upsoak_agent_slo_verdict")
+        .scrape(&s.agent_url(), "upsoak_agent_slo_verdict")
         .await
         .unwrap_or(0.0);
     assert!(
@@ -328,13 +340,13 @@ async fn the_agent_killed_and_restarted_keeps_its_history_and_report() {
     // Every slot exports each SLO's live value: the controller probe reads 1.
     let ready = s
         .scrape(
-            s.agent_port,
+            &s.agent_url(),
             "upsoak_agent_slo_current{group=\"control-plane\",slo=\"controller-ready\"}",
         )
         .await;
     assert_eq!(ready, Some(1.0), "the live value of controller-ready");
     let evaluations = s
-        .scrape(s.agent_port, "upsoak_agent_evaluations_total")
+        .scrape(&s.agent_url(), "upsoak_agent_evaluations_total")
         .await
         .unwrap_or(0.0);
     assert!(

@@ -1,255 +1,109 @@
-//! Test harness: a real Prometheus on loopback scraping a metrics server the test controls.
+//! Test harness on top of the workspace's test kit ([`upsoak_testkit`]: Prometheus and
+//! Alertmanager on loopback, temporary directories, polling with a deadline): a fake sidecar,
+//! the agent's Alertmanager configuration, a Grafana stand-in, and a wait for a Prometheus value.
 
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
+use std::future::Future;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 use tokio_util::sync::CancellationToken;
+use upsoak_common::names::wanderer;
+pub use upsoak_testkit::{Alertmanager, MetricsServer, Prometheus, TempDir, serve_metrics};
 
-/// Text the test's metrics server serves, changed by the test.
-#[derive(Clone, Default)]
-pub struct Exposition(pub Arc<Mutex<String>>);
-
-impl Exposition {
-    pub fn set(&self, text: &str) {
-        *self.0.lock().unwrap() = text.to_owned();
-    }
+/// Polls `f` until it gives a value; panics with `what` after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    upsoak_testkit::eventually(Duration::from_secs(secs), upsoak_testkit::POLL, f)
+        .await
+        .unwrap_or_else(|t| panic!("{what}: {t}"))
 }
 
-/// A fake sidecar: the Wanderer's generation and configuration and one latency gauge that
-/// wobbles around `center` (a different value at each scrape, so windows have variance).
+/// A Prometheus in `dir` scraping `target` (job `test`) every second.
+pub async fn prometheus(dir: &Path, target: &str) -> Prometheus {
+    Prometheus::start(dir, &upsoak_testkit::scrape_config(&[("test", target)])).await
+}
+
+/// Waits until Prometheus has scraped `n` samples of `up`.
+pub async fn wait_for_samples(prom: &Prometheus, n: u32) {
+    prom.wait_for_samples(n, Duration::from_secs(30)).await
+}
+
+/// An Alertmanager in `dir` that holds the agent's alerts, and posts every alert to
+/// `webhook` (payload version 4) when given one.
+pub async fn alertmanager(dir: &Path, webhook: Option<&str>) -> Alertmanager {
+    let receivers = match webhook {
+        None => "receivers:\n  - name: upsoak\n".to_owned(),
+        Some(url) => format!(
+            "receivers:\n  - name: upsoak\n    webhook_configs:\n      - url: '{url}'\n        send_resolved: true\n"
+        ),
+    };
+    let config = format!(
+        "route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  routes:\n    - matchers: [ 'alertname=\"{}\"' ]\n      receiver: upsoak\n{receivers}",
+        upsoak_agent::sinks::ALERT_NAME
+    );
+    Alertmanager::start(dir, &config).await
+}
+
+/// The OpenMetrics text of `register`'s metrics.
+pub fn encoded(register: impl FnOnce(&mut prometheus_client::registry::Registry)) -> String {
+    let mut r = prometheus_client::registry::Registry::default();
+    register(&mut r);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
+    out
+}
+
+/// What the fake sidecar exports.
+#[derive(Default)]
+struct SidecarState {
+    generation: u64,
+    version: String,
+    /// The latency gauge wobbles around this value.
+    latency: f64,
+    scrapes: u64,
+}
+
+/// A fake sidecar: the Wanderer's generation and configuration, under the sidecar's real
+/// metric names, and one latency gauge that wobbles around its centre (a different value at
+/// each scrape, so windows have variance).
 #[derive(Clone, Default)]
-pub struct Sidecar(pub Arc<Mutex<(u64, String, f64, u64)>>);
+pub struct Sidecar(Arc<Mutex<SidecarState>>);
 
 impl Sidecar {
-    pub fn set(&self, generation: u64, version: &str, center: f64) {
+    pub fn set(&self, generation: u64, version: &str, latency: f64) {
         let mut s = self.0.lock().unwrap();
-        s.0 = generation;
-        s.1 = version.to_owned();
-        s.2 = center;
+        s.generation = generation;
+        s.version = version.to_owned();
+        s.latency = latency;
     }
 
     fn render(&self) -> String {
         let mut s = self.0.lock().unwrap();
-        s.3 += 1;
-        let wobble = 1.0 + 0.05 * ((s.3 * 7919 % 13) as f64 / 6.0 - 1.0);
+        s.scrapes += 1;
+        let wobble = 1.0 + 0.05 * ((s.scrapes * 7919 % 13) as f64 / 6.0 - 1.0);
         format!(
-            "# TYPE upsoak_wanderer_generation gauge\nupsoak_wanderer_generation {}\n# TYPE upsoak_wanderer_config_info gauge\nupsoak_wanderer_config_info{{version=\"{}\",feature_gates=\"PlayerTracking=true\"}} 1\n# TYPE upsoak_test_latency_seconds gauge\nupsoak_test_latency_seconds {}\n",
-            s.0,
-            s.1,
-            s.2 * wobble
+            "# TYPE {gen} gauge\n{gen} {}\n# TYPE {info} gauge\n{info}{{{v}=\"{}\",{g}=\"PlayerTracking=true\"}} 1\n# TYPE upsoak_test_latency_seconds gauge\nupsoak_test_latency_seconds {}\n",
+            s.generation,
+            s.version,
+            s.latency * wobble,
+            gen = wanderer::GENERATION,
+            info = wanderer::CONFIG_INFO,
+            v = wanderer::VERSION_LABEL,
+            g = wanderer::FEATURE_GATES_LABEL,
         )
     }
-}
 
-/// Serves the fake sidecar's `/metrics`; returns its address.
-pub async fn sidecar_server(sc: Sidecar, stop: CancellationToken) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let sc = sc.clone();
-            async move { sc.render() }
-        }),
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .unwrap();
-    });
-    addr.to_string()
-}
-
-/// A real Alertmanager on loopback, gossip off, stopped on drop.
-pub struct Alertmanager {
-    child: Child,
-    pub url: String,
-    dir: std::path::PathBuf,
-}
-
-impl Alertmanager {
-    pub async fn start(tag: &str) -> Alertmanager {
-        Alertmanager::start_with(tag, "receivers:\n  - name: upsoak\n").await
-    }
-
-    /// Alertmanager whose receiver posts every alert to `url` (webhook, payload version 4).
-    pub async fn start_with_webhook(tag: &str, url: &str) -> Alertmanager {
-        Alertmanager::start_with(
-            tag,
-            &format!("receivers:\n  - name: upsoak\n    webhook_configs:\n      - url: '{url}'\n        send_resolved: true\n"),
-        )
-        .await
-    }
-
-    async fn start_with(tag: &str, receivers: &str) -> Alertmanager {
-        let dir = std::env::temp_dir().join(format!("upsoak-am-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            format!("route:\n  receiver: upsoak\n  group_by: [alertname, slo]\n  group_wait: 1s\n  routes:\n    - matchers: [ 'alertname=\"UpsoakSloViolation\"' ]\n      receiver: upsoak\n{receivers}"),
-        )
-        .unwrap();
-        let port = free_port();
-        let mut child = Command::new("prometheus-alertmanager")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-alertmanager must be installed (make test installs it)");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{url}/-/ready")).send().await
-                && r.status().is_success()
-            {
-                return Alertmanager { child, url, dir };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("alertmanager did not become ready");
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Serves `/metrics` from `Exposition` on a free loopback port; returns its address.
-pub async fn metrics_server(exp: Exposition, stop: CancellationToken) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let exp = exp.clone();
-            async move { exp.0.lock().unwrap().clone() }
-        }),
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .unwrap();
-    });
-    addr.to_string()
-}
-
-/// A Prometheus process with its own data directory, stopped on drop.
-pub struct Prometheus {
-    child: Option<Child>,
-    pub url: String,
-    dir: std::path::PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Prometheus {
-    /// Starts Prometheus scraping `target` every second and waits until it is ready.
-    pub async fn start(target: &str, tag: &str) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!("upsoak-prom-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: test\n    static_configs: [ {{ targets: ['{target}'] }} ]\n"
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let mut child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (make test installs it)");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{url}/-/ready")).send().await
-                && r.status().is_success()
-            {
-                return Prometheus {
-                    child: Some(child),
-                    url,
-                    dir,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("prometheus did not become ready");
-    }
-
-    /// Waits until `up` has at least `n` samples: Prometheus' service discovery sends its
-    /// first targets about 5 s after start, so the first scrapes come late.
-    pub async fn wait_for_samples(&self, n: u32) {
-        let http = reqwest::Client::new();
-        for _ in 0..300 {
-            let r: serde_json::Value = http
-                .get(format!("{}/api/v1/query", self.url))
-                .query(&[("query", "count_over_time(up[5m])")])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let count = r["data"]["result"][0]["value"][1]
-                .as_str()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            if count >= f64::from(n) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("prometheus scraped fewer than {n} samples in 30 s");
-    }
-
-    /// Stops Prometheus (as an outage would).
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
+    /// Serves the fake sidecar's `/metrics` until the server is dropped.
+    pub async fn serve(&self) -> MetricsServer {
+        let me = self.clone();
+        serve_metrics(move || me.render()).await
     }
 }
 

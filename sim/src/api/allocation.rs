@@ -8,11 +8,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use upsoak_agones::{
-    AllocationState, FLEET_LABEL, GameServerAllocation, GameServerAllocationStatus, GameServerState,
+    AllocationState, FLEET_LABEL, GameServerAllocation, GameServerAllocationStatus,
+    GameServerState, metrics::NO_FLEET,
 };
 
 use super::request::{decode_value, parse_body};
 use super::{ApiResult, ApiState, json_response};
+use crate::events;
 use crate::selector::Selector;
 use crate::status::{ApiError, Cause};
 use crate::world::count_allocated;
@@ -73,18 +75,22 @@ pub(super) async fn allocate(
     let fleet_hint = selectors
         .iter()
         .find_map(|(sel, _)| sel.equality(FLEET_LABEL).map(str::to_owned))
-        .unwrap_or_else(|| upsoak_agones::metrics::NO_FLEET.to_owned());
+        .unwrap_or_else(|| NO_FLEET.to_owned());
     let start = Instant::now();
     // Nothing here takes the world's lock but the commit: the plan and the pick come from the
     // allocator, and every metric is recorded after the commit has let go of the lock.
     let alloc = &s.allocator;
-    let observe = |status: &str| {
-        alloc.metrics().observe_allocation(
-            &fleet_hint,
+    let metrics = alloc.metrics();
+    // Agones labels the latency with the allocated server's Fleet; without one, the Fleet the
+    // selectors asked for keeps failures visible per Fleet.
+    let observe = |fleet: &str, status: &str| {
+        events::AllocationFinished {
+            fleet,
             status,
-            &scheduling,
-            start.elapsed().as_secs_f64(),
-        );
+            scheduling: &scheduling,
+            took: start.elapsed(),
+        }
+        .emit(metrics);
     };
     let (latency, retries) = match alloc.plan() {
         Ok(p) => p,
@@ -92,7 +98,7 @@ pub(super) async fn allocate(
             // The allocator answered with an error (it is down during an upgrade window and
             // records nothing then).
             if e.code == 500 {
-                observe("error");
+                observe(&fleet_hint, "error");
             }
             return Err(e);
         }
@@ -116,14 +122,21 @@ pub(super) async fn allocate(
         let committed = s.lock()?.commit_allocation(hold, &gsa);
         if let Some((gs, fleet)) = committed {
             if let Some(fleet) = fleet {
-                count_allocated(alloc.metrics(), &ns, &fleet);
+                count_allocated(metrics, &ns, &fleet);
             }
             outcome = AllocationState::Allocated;
             allocated = Some(gs);
             break;
         }
     }
-    observe(outcome.as_str());
+    let fleet = allocated.as_ref().map_or(fleet_hint.as_str(), |gs| {
+        gs.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(FLEET_LABEL))
+            .map_or(NO_FLEET, String::as_str)
+    });
+    observe(fleet, outcome.as_str());
     let status = match &allocated {
         Some(gs) => {
             let st = gs.status.clone();

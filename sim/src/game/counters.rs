@@ -1,7 +1,9 @@
 //! Counters and Lists (Agones' `CountsAndLists`): their state in a game and the commands that
 //! read and change them, with the real server's reply words (`COUNTER: 3`, `SUCCESS: true`, …).
 
-use super::protocol::{GameState, exact, len_i64, number};
+use std::collections::BTreeMap;
+
+use super::{exact, len_i64, number};
 
 /// Capacity of a counter the first time a command names it.
 pub const DEFAULT_COUNTER_CAPACITY: i64 = 1000;
@@ -11,7 +13,7 @@ pub const DEFAULT_LIST_CAPACITY: i64 = 1000;
 pub const MAX_LIST_CAPACITY: i64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Counter {
+struct Counter {
     count: i64,
     capacity: i64,
 }
@@ -26,7 +28,7 @@ impl Default for Counter {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct List {
+struct List {
     /// Distinct values in the order they were appended.
     values: Vec<String>,
     capacity: i64,
@@ -41,14 +43,17 @@ impl Default for List {
     }
 }
 
-impl GameState {
+/// A game's counters and lists, by name.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CountsAndLists {
+    counters: BTreeMap<String, Counter>,
+    lists: BTreeMap<String, List>,
+}
+
+impl CountsAndLists {
     /// The ACK text of a counter or list command, or its ERROR text; `Ok(None)` when `cmd` is
     /// neither (the protocol then echoes it).
-    pub(super) fn counters_command(
-        &mut self,
-        cmd: &str,
-        args: &[&str],
-    ) -> Result<Option<String>, String> {
+    pub(super) fn command(&mut self, cmd: &str, args: &[&str]) -> Result<Option<String>, String> {
         match cmd {
             // Counters and lists: replies carry the real server's words (`COUNTER: 3`,
             // `SUCCESS: true`, …) so output reads the same as against Agones.
@@ -208,12 +213,26 @@ impl GameState {
 
 #[cfg(test)]
 mod tests {
-    use crate::game::GameState;
-    use crate::game::protocol::tests::{ack, err};
+    use super::CountsAndLists;
+
+    /// The reply to one command line, which must be a counter or list command.
+    fn run(c: &mut CountsAndLists, line: &str) -> Result<String, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reply = c.command(words[0], &words[1..]);
+        reply.map(|r| r.unwrap_or_else(|| panic!("{line:?} is not a counter or list command")))
+    }
+
+    fn ack(c: &mut CountsAndLists, line: &str) -> String {
+        run(c, line).unwrap_or_else(|e| panic!("{line:?}: ERROR: {e}"))
+    }
+
+    fn err(c: &mut CountsAndLists, line: &str) -> String {
+        run(c, line).expect_err(line)
+    }
 
     #[test]
     fn counters_stay_within_zero_and_capacity() {
-        let mut g = GameState::new("gs");
+        let mut g = CountsAndLists::default();
         assert_eq!(ack(&mut g, "GET_COUNTER_COUNT rooms"), "COUNTER: 0");
         assert_eq!(ack(&mut g, "GET_COUNTER_CAPACITY rooms"), "CAPACITY: 1000");
         assert_eq!(ack(&mut g, "INCREMENT_COUNTER rooms 3"), "SUCCESS: true");
@@ -257,7 +276,7 @@ mod tests {
 
     #[test]
     fn lists_hold_distinct_values_up_to_capacity() {
-        let mut g = GameState::new("gs");
+        let mut g = CountsAndLists::default();
         assert_eq!(ack(&mut g, "GET_LIST_CAPACITY maps"), "CAPACITY: 1000");
         assert_eq!(ack(&mut g, "GET_LIST_LENGTH maps"), "LENGTH: 0");
         assert_eq!(ack(&mut g, "GET_LIST_VALUES maps"), "NO VALUES");

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
+use upsoak_agones::GameServerState;
+
+use crate::events;
 
 pub use counters::{DEFAULT_COUNTER_CAPACITY, DEFAULT_LIST_CAPACITY, MAX_LIST_CAPACITY};
 pub use ports::{GameError, PortPool};
@@ -26,8 +29,41 @@ pub const MAX_DATAGRAM_BYTES: usize = 1024;
 
 /// What a game server's SDK calls do to its GameServer object.
 pub trait SdkHandle: Send + Sync + 'static {
-    /// Applies `call` to the GameServer `namespace/name`. `Err(text)` is sent back as `ERROR: text`.
-    fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), String>;
+    /// Applies `call` to the GameServer `namespace/name`. An error is sent back as `ERROR: …`.
+    fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError>;
+}
+
+/// Why an SDK call was refused; its text is the protocol's `ERROR: …` reply.
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    /// The GameServer is gone (deleted, or never existed).
+    #[error("gameserver {namespace}/{name} not found")]
+    NotFound { namespace: String, name: String },
+    /// `SDK.Ready()` from a state that cannot become Ready.
+    #[error("cannot mark a {0} gameserver Ready")]
+    CannotReady(GameServerState),
+    /// `SDK.Allocate()` from a state that cannot be allocated.
+    #[error("cannot allocate a {0} gameserver")]
+    CannotAllocate(GameServerState),
+    /// `SDK.SetLabel` or `SDK.SetAnnotation` with an empty key.
+    #[error("empty key")]
+    EmptyKey,
+    /// `SDK.Reserve(d)` whose end is beyond what a timestamp can hold.
+    #[error("a reservation of {0:?} ends beyond the representable time")]
+    ReservationTooLong(Duration, #[source] jiff::Error),
+    /// The simulator is being dropped.
+    #[error("the simulator is shutting down")]
+    ShuttingDown,
+    /// The simulator's state lock is poisoned (a panic elsewhere).
+    #[error("the simulator's state is unavailable")]
+    Unavailable,
+}
+
+/// The protocol's replies are text: a refused call is its message.
+impl From<SdkError> for String {
+    fn from(e: SdkError) -> String {
+        e.to_string()
+    }
 }
 
 /// An SDK call a game server makes.
@@ -58,6 +94,28 @@ pub enum SdkCall {
     },
 }
 
+/// Exactly `N` arguments, or an error naming the command.
+fn exact<'a, const N: usize>(cmd: &str, args: &[&'a str]) -> Result<[&'a str; N], String> {
+    <[&'a str; N]>::try_from(args).map_err(|_| {
+        let wanted = match N {
+            0 => "no arguments".to_owned(),
+            1 => "1 argument".to_owned(),
+            n => format!("{n} arguments"),
+        };
+        format!("{cmd} takes {wanted}, got {}", args.len())
+    })
+}
+
+/// An integer argument, or an error naming the command and the argument.
+fn number(cmd: &str, what: &str, text: &str) -> Result<i64, String> {
+    text.parse()
+        .map_err(|_| format!("{cmd}: {what} `{text}` is not an integer"))
+}
+
+fn len_i64(len: usize) -> i64 {
+    i64::try_from(len).unwrap_or(i64::MAX)
+}
+
 /// Serves the game protocol for the GameServer `namespace/name` on `socket` until `shutdown` is
 /// cancelled or the game ends (`EXIT`, `CRASH`). One command per datagram; the reply goes back
 /// to its sender.
@@ -82,7 +140,12 @@ pub async fn serve(
             Err(error) => {
                 // A failed read concerns one datagram (e.g. an ICMP error from an earlier
                 // peer), not the server: keep serving.
-                tracing::debug!(%namespace, gameserver = %name, %error, "game port read failed");
+                events::GameReadFailed {
+                    namespace: &namespace,
+                    name: &name,
+                    error: &error,
+                }
+                .emit();
                 continue;
             }
         };
@@ -94,7 +157,13 @@ pub async fn serve(
             .await
         {
             // An unanswered client is the client's loss, not a reason to stop the server.
-            tracing::debug!(%namespace, gameserver = %name, %peer, %error, "game reply failed");
+            events::GameReplyFailed {
+                namespace: &namespace,
+                name: &name,
+                peer: &peer,
+                error: &error,
+            }
+            .emit();
         }
         if outcome.stop {
             return;
@@ -123,9 +192,9 @@ mod tests {
     }
 
     impl SdkHandle for Recorder {
-        fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), String> {
+        fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError> {
             if matches!(call, SdkCall::Reserve(_)) {
-                return Err("reservations are refused".into());
+                return Err(SdkError::CannotAllocate(GameServerState::Reserved));
             }
             self.0
                 .lock()
@@ -185,9 +254,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_over_udp_makes_exactly_its_sdk_calls_and_exit_stops_it() {
-        let pool = PortPool::new(31700, 31709).unwrap();
+        let pool = PortPool::new(0, 0).unwrap();
         let gs = start(&pool, "gs-1").await;
-        assert!((31700..=31709).contains(&gs.port));
+        assert!(gs.port > 0);
         let c = &gs.client;
         assert_eq!(say(c, b"GAMESERVER").await, "ACK: NAME: gs-1\n");
         assert_eq!(say(c, b"READY\n").await, "ACK: READY\n");
@@ -206,7 +275,7 @@ mod tests {
         assert_eq!(say(c, b"GET_PLAYERS").await, "ACK: p1,p2\n");
         assert_eq!(
             say(c, b"RESERVE 30s").await,
-            "ERROR: reservations are refused\n"
+            "ERROR: cannot allocate a Reserved gameserver\n"
         );
         assert_eq!(say(c, b"EXIT").await, "ACK: EXIT\n");
         ends(gs.task).await;
@@ -224,7 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_loop_stops_on_cancellation_and_on_crash() {
-        let pool = PortPool::new(31710, 31719).unwrap();
+        let pool = PortPool::new(0, 0).unwrap();
         let gs = start(&pool, "gs-2").await;
         assert_eq!(say(&gs.client, b"PLAYER_COUNT").await, "ACK: 0\n");
         gs.stop.cancel();
@@ -244,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_and_garbage_datagrams_are_answered_and_survived() {
-        let pool = PortPool::new(31720, 31729).unwrap();
+        let pool = PortPool::new(0, 0).unwrap();
         let gs = start(&pool, "gs-4").await;
         let c = &gs.client;
         // 4 KiB of invalid UTF-8: read as 1 KiB of U+FFFD and echoed.

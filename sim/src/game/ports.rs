@@ -1,5 +1,6 @@
 //! Game ports: [`PortPool`] leases UDP ports from the configured range, skipping ports another
-//! process holds, and rotates so a released port is not handed out again at once.
+//! process holds, and rotates so a released port is not handed out again at once. A range
+//! starting at 0 lets the OS pick any free port, so tests need no range of their own.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -11,8 +12,8 @@ use tokio::net::UdpSocket;
 /// Why a game port could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum GameError {
-    /// The configured range is empty or starts at port 0 (which would mean "any port").
-    #[error("invalid game port range {min}-{max}: need 1 <= min <= max")]
+    /// The configured range is empty.
+    #[error("invalid game port range {min}-{max}: need min <= max, or min 0 for any free port")]
     BadRange { min: u16, max: u16 },
     /// Every port of the range is leased by the pool or held by another process.
     #[error("no free game port in {min}-{max}: every port is leased or held by another process")]
@@ -43,9 +44,9 @@ struct PoolState {
 }
 
 impl PortPool {
-    /// A pool over the ports `min..=max`.
+    /// A pool over the ports `min..=max`; `min` 0 means any free port the OS picks.
     pub fn new(min: u16, max: u16) -> Result<PortPool, GameError> {
-        if min == 0 || min > max {
+        if min != 0 && min > max {
             return Err(GameError::BadRange { min, max });
         }
         Ok(PortPool {
@@ -61,6 +62,9 @@ impl PortPool {
     /// Binds a UDP socket on `ip` at a port of the range that is neither leased nor held by
     /// another process, and leases that port until [`PortPool::release`].
     pub async fn bind(&self, ip: IpAddr) -> Result<(UdpSocket, u16), GameError> {
+        if self.min == 0 {
+            return self.bind_any(ip).await;
+        }
         // Each attempt moves the cursor on, so this tries every free port at most once.
         for _ in 0..self.span() {
             let Some(port) = self.lease_next() else {
@@ -86,6 +90,16 @@ impl PortPool {
             min: self.min,
             max: self.max,
         })
+    }
+
+    /// Binds a port the OS picks, and leases it so [`PortPool::leased`] counts it.
+    async fn bind_any(&self, ip: IpAddr) -> Result<(UdpSocket, u16), GameError> {
+        let any = SocketAddr::new(ip, 0);
+        let bind_error = |source| GameError::Bind { addr: any, source };
+        let socket = UdpSocket::bind(any).await.map_err(bind_error)?;
+        let port = socket.local_addr().map_err(bind_error)?.port();
+        self.lock().leased.insert(port);
+        Ok((socket, port))
     }
 
     /// Returns a port to the pool; releasing a port that is not leased does nothing.
@@ -130,20 +144,33 @@ mod tests {
 
     const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+    /// The first of `n` consecutive loopback UDP ports that are all free now, above Linux's
+    /// ephemeral range (so the OS does not hand them out meanwhile), starting at an offset of
+    /// this process so concurrent test runs look in different places.
+    fn free_block(n: u16) -> u16 {
+        let start = 61_000 + u16::try_from(std::process::id() % 400).unwrap() * 10;
+        (start..65_000)
+            .chain(61_000..start)
+            .step_by(usize::from(n))
+            .find(|&base| {
+                (base..base + n).all(|p| std::net::UdpSocket::bind((LOCALHOST, p)).is_ok())
+            })
+            .expect("a free block of loopback UDP ports")
+    }
+
     #[test]
     fn port_pool_rejects_empty_ranges() {
         assert!(matches!(
             PortPool::new(10, 5),
             Err(GameError::BadRange { min: 10, max: 5 })
         ));
-        assert!(matches!(
-            PortPool::new(0, 5),
-            Err(GameError::BadRange { min: 0, max: 5 })
-        ));
         assert_eq!(
-            PortPool::new(0, 5).unwrap_err().to_string(),
-            "invalid game port range 0-5: need 1 <= min <= max"
+            PortPool::new(10, 5).unwrap_err().to_string(),
+            "invalid game port range 10-5: need min <= max, or min 0 for any free port"
         );
+        // 0 is any free port, whatever the end of the range says.
+        assert!(PortPool::new(0, 5).is_ok());
+        assert!(PortPool::new(0, 0).is_ok());
         assert!(PortPool::new(7, 7).is_ok());
         assert!(PortPool::new(65535, 65535).is_ok());
     }
@@ -166,21 +193,19 @@ mod tests {
 
     #[tokio::test]
     async fn port_pool_runs_out_and_reuses_released_ports() {
-        let pool = PortPool::new(31730, 31732).unwrap();
+        let min = free_block(3);
+        let pool = PortPool::new(min, min + 2).unwrap();
         let mut held = Vec::new();
         for _ in 0..3 {
             held.push(pool.bind(LOCALHOST).await.unwrap());
         }
         let mut ports: Vec<u16> = held.iter().map(|(_, p)| *p).collect();
         ports.sort_unstable();
-        assert_eq!(ports, [31730, 31731, 31732]);
+        assert_eq!(ports, [min, min + 1, min + 2]);
         assert_eq!(pool.leased(), 3);
         assert!(matches!(
             pool.bind(LOCALHOST).await,
-            Err(GameError::Exhausted {
-                min: 31730,
-                max: 31732
-            })
+            Err(GameError::Exhausted { min: m, max: x }) if (m, x) == (min, min + 2)
         ));
 
         // The server on the middle port ends: its socket closes and its port comes back.
@@ -195,10 +220,11 @@ mod tests {
 
     #[tokio::test]
     async fn port_pool_skips_ports_held_by_another_process() {
-        let pool = PortPool::new(31740, 31741).unwrap();
-        let squatter = std::net::UdpSocket::bind((LOCALHOST, 31740)).unwrap();
+        let min = free_block(2);
+        let pool = PortPool::new(min, min + 1).unwrap();
+        let squatter = std::net::UdpSocket::bind((LOCALHOST, min)).unwrap();
         let (_socket, port) = pool.bind(LOCALHOST).await.unwrap();
-        assert_eq!(port, 31741);
+        assert_eq!(port, min + 1);
         // The held port is not leased, so it is tried again once it is let go.
         assert!(matches!(
             pool.bind(LOCALHOST).await,
@@ -207,8 +233,20 @@ mod tests {
         assert_eq!(pool.leased(), 1);
         drop(squatter);
         let (_socket, port) = pool.bind(LOCALHOST).await.unwrap();
-        assert_eq!(port, 31740);
+        assert_eq!(port, min);
         assert_eq!(pool.leased(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_range_from_0_binds_any_free_port_and_leases_it() {
+        let pool = PortPool::new(0, 0).unwrap();
+        let (a, pa) = pool.bind(LOCALHOST).await.unwrap();
+        let (_b, pb) = pool.bind(LOCALHOST).await.unwrap();
+        assert_ne!(pa, pb);
+        assert_eq!(a.local_addr().unwrap().port(), pa);
+        assert_eq!(pool.leased(), 2);
+        pool.release(pa);
+        assert_eq!(pool.leased(), 1);
     }
 
     #[tokio::test]

@@ -1,10 +1,9 @@
 //! One game server's protocol state: health and players, and the text commands it answers.
-//! Counters and lists are in [`super::counters`].
+//! Counters and lists are [`super::counters`]'s.
 
-use std::collections::BTreeMap;
-
-use super::SdkCall;
-use super::counters::{Counter, List};
+use super::counters::CountsAndLists;
+use super::{SdkCall, SdkError};
+use super::{exact, len_i64, number};
 use crate::duration::parse_go_duration;
 
 /// Players a game server accepts before its first `PLAYER_CAPACITY n`. Agones starts from the
@@ -48,8 +47,7 @@ pub struct GameState {
     /// Distinct player ids in the order they connected, which is how Agones lists them.
     players: Vec<String>,
     player_capacity: i64,
-    pub(super) counters: BTreeMap<String, Counter>,
-    pub(super) lists: BTreeMap<String, List>,
+    counts: CountsAndLists,
 }
 
 impl GameState {
@@ -61,8 +59,7 @@ impl GameState {
             healthy: true,
             players: Vec::new(),
             player_capacity: DEFAULT_PLAYER_CAPACITY,
-            counters: BTreeMap::new(),
-            lists: BTreeMap::new(),
+            counts: CountsAndLists::default(),
         }
     }
 
@@ -77,7 +74,7 @@ impl GameState {
     pub fn handle(
         &mut self,
         line: &str,
-        sdk: &mut dyn FnMut(SdkCall) -> Result<(), String>,
+        sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
     ) -> Outcome {
         let text = line.trim_end_matches(['\r', '\n']);
         let words: Vec<&str> = text.split_whitespace().collect();
@@ -102,7 +99,7 @@ impl GameState {
         cmd: &str,
         args: &[&str],
         text: &str,
-        sdk: &mut dyn FnMut(SdkCall) -> Result<(), String>,
+        sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
     ) -> Result<String, String> {
         // Like the real server, commands that only act are acknowledged with their own text.
         let echo = || Ok(text.to_owned());
@@ -214,7 +211,7 @@ impl GameState {
                 let [] = exact(cmd, args)?;
                 Ok(self.players.len().to_string())
             }
-            _ => match self.counters_command(cmd, args)? {
+            _ => match self.counts.command(cmd, args)? {
                 Some(ack) => Ok(ack),
                 None => echo(),
             },
@@ -230,7 +227,7 @@ impl GameState {
         &mut self,
         players: Vec<String>,
         capacity: i64,
-        sdk: &mut dyn FnMut(SdkCall) -> Result<(), String>,
+        sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
     ) -> Result<(), String> {
         sdk(SdkCall::Players {
             count: len_i64(players.len()),
@@ -243,37 +240,12 @@ impl GameState {
     }
 }
 
-/// Exactly `N` arguments, or an error naming the command.
-pub(super) fn exact<'a, const N: usize>(
-    cmd: &str,
-    args: &[&'a str],
-) -> Result<[&'a str; N], String> {
-    <[&'a str; N]>::try_from(args).map_err(|_| {
-        let wanted = match N {
-            0 => "no arguments".to_owned(),
-            1 => "1 argument".to_owned(),
-            n => format!("{n} arguments"),
-        };
-        format!("{cmd} takes {wanted}, got {}", args.len())
-    })
-}
-
-/// An integer argument, or an error naming the command and the argument.
-pub(super) fn number(cmd: &str, what: &str, text: &str) -> Result<i64, String> {
-    text.parse()
-        .map_err(|_| format!("{cmd}: {what} `{text}` is not an integer"))
-}
-
-pub(super) fn len_i64(len: usize) -> i64 {
-    i64::try_from(len).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
 
     /// Handles `line`, returning the outcome and the SDK calls it made (all accepted).
-    pub(in crate::game) fn run(g: &mut GameState, line: &str) -> (Outcome, Vec<SdkCall>) {
+    fn run(g: &mut GameState, line: &str) -> (Outcome, Vec<SdkCall>) {
         let mut calls = Vec::new();
         let out = g.handle(line, &mut |c| {
             calls.push(c);
@@ -282,7 +254,7 @@ pub(super) mod tests {
         (out, calls)
     }
 
-    pub(in crate::game) fn ack(g: &mut GameState, line: &str) -> String {
+    fn ack(g: &mut GameState, line: &str) -> String {
         match run(g, line).0.reply {
             Reply::Ack(text) => text,
             Reply::Error(e) => panic!("{line:?}: ERROR: {e}"),
@@ -290,7 +262,7 @@ pub(super) mod tests {
     }
 
     /// The error text; also checks that a refused command made no SDK call and did not stop.
-    pub(in crate::game) fn err(g: &mut GameState, line: &str) -> String {
+    fn err(g: &mut GameState, line: &str) -> String {
         match run(g, line) {
             (
                 Outcome {
@@ -485,12 +457,17 @@ pub(super) mod tests {
     #[test]
     fn a_refused_sdk_call_is_an_error_and_changes_nothing() {
         let mut g = GameState::new("gs");
-        let mut refuse = |_: SdkCall| Err::<(), _>("gameserver is being deleted".to_owned());
+        let mut refuse = |_: SdkCall| {
+            Err::<(), _>(SdkError::NotFound {
+                namespace: "ns".into(),
+                name: "gs".into(),
+            })
+        };
         let out = g.handle("PLAYER_CONNECT a", &mut refuse);
         assert_eq!(
             out,
             Outcome {
-                reply: Reply::Error("gameserver is being deleted".into()),
+                reply: Reply::Error("gameserver ns/gs not found".into()),
                 stop: false
             }
         );
@@ -501,16 +478,13 @@ pub(super) mod tests {
         g.handle("PLAYER_DISCONNECT a", &mut refuse);
         assert_eq!(ack(&mut g, "GET_PLAYERS"), "a");
         let out = g.handle("READY", &mut refuse);
-        assert_eq!(
-            out.reply,
-            Reply::Error("gameserver is being deleted".into())
-        );
+        assert_eq!(out.reply, Reply::Error("gameserver ns/gs not found".into()));
         // EXIT still ends the game: the process exits whatever the SDK said.
         let out = g.handle("EXIT", &mut refuse);
         assert_eq!(
             out,
             Outcome {
-                reply: Reply::Error("gameserver is being deleted".into()),
+                reply: Reply::Error("gameserver ns/gs not found".into()),
                 stop: true
             }
         );

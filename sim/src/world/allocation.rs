@@ -16,7 +16,7 @@ use rand::{RngExt, SeedableRng};
 use upsoak_agones::{GameServer, GameServerAllocation, GameServerState};
 
 use crate::config::FaultKind;
-use crate::metrics::{FleetLabels, SimMetrics};
+use crate::events::{self, SimMetrics};
 use crate::selector::Selector;
 use crate::status::ApiError;
 
@@ -117,15 +117,14 @@ impl Allocator {
     }
 }
 
-/// Counts one allocation in `agones_gameservers_allocations_total`.
+/// Counts one allocation in `agones_gameservers_allocations_total` (after the world's lock is
+/// released, for allocations through the API).
 pub fn count_allocated(metrics: &SimMetrics, ns: &str, fleet: &str) {
-    metrics
-        .allocations_total
-        .get_or_create(&FleetLabels {
-            fleet_name: fleet.to_owned(),
-            namespace: ns.to_owned(),
-        })
-        .inc();
+    events::GameServerAllocated {
+        namespace: ns,
+        fleet,
+    }
+    .emit(metrics);
 }
 
 impl World {

@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rand::RngExt;
 use upsoak_agones::{FLEET_LABEL, Fleet, FleetStatus, GameServerState};
 
+use crate::events;
 use crate::selector::Selector;
 use crate::status::{ApiError, Cause};
 use crate::validate::validate_fleet;
@@ -237,9 +238,11 @@ impl World {
             let alive = usize::try_from(counts.alive()).unwrap_or(0);
             let want = usize::try_from(fleet.spec.replicas).unwrap_or(0);
             let mut more_to_create = false;
+            let (mut created, mut removed) = (0, 0);
             if alive < want {
                 let missing = want - alive;
-                for _ in 0..missing.min(CREATE_BATCH) {
+                created = missing.min(CREATE_BATCH);
+                for _ in 0..created {
                     self.spawn_gameserver(&key.0, &fleet, now);
                 }
                 more_to_create = missing > CREATE_BATCH;
@@ -262,10 +265,18 @@ impl World {
                     .take(alive - want)
                     .map(|(n, _)| (key.0.clone(), n))
                     .collect();
+                removed = doomed.len();
                 for k in doomed {
                     self.remove_gameserver(&k);
                 }
             }
+            events::FleetReconciled {
+                namespace: &key.0,
+                fleet: &key.1,
+                created,
+                removed,
+            }
+            .emit();
             self.update_fleet_status(&key);
             // Removing servers marked the Fleet again, though it is settled; a big scale-up
             // continues on the next tick, so it never holds the lock for long.

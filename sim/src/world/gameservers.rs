@@ -13,7 +13,7 @@ use upsoak_agones::{
 };
 
 use crate::config::{FailureState, FaultKind};
-use crate::metrics::StateLabels;
+use crate::events;
 use crate::selector::Selector;
 use crate::status::ApiError;
 
@@ -112,7 +112,12 @@ impl World {
             players: None,
         });
         let key = (ns.to_owned(), name);
-        self.count_state(&gs, GameServerState::Creating);
+        events::GameServerCreated {
+            namespace: ns,
+            fleet: &fleet_name,
+            name: &key.1,
+        }
+        .emit(&self.metrics);
         let gs = Arc::new(gs);
         self.emit::<GameServer>("ADDED", gs.clone());
         let pool = self.alloc.pools.pool(&(key.0.clone(), fleet_name.clone()));
@@ -157,15 +162,6 @@ impl World {
         }
     }
 
-    pub(super) fn count_state(&self, gs: &GameServer, state: GameServerState) {
-        let labels = StateLabels {
-            r#type: state.as_str().to_owned(),
-            fleet_name: fleet_of(gs).unwrap_or(NO_FLEET).to_owned(),
-            namespace: gs.metadata.namespace.clone().unwrap_or_default(),
-        };
-        self.metrics.gameservers_total.get_or_create(&labels).inc();
-    }
-
     /// Moves a GameServer to `to`, with the metrics, index and event that go with it.
     pub(super) fn set_state(&mut self, key: &Key, to: GameServerState, now: Instant) {
         let lifecycle = self.cfg.lifecycle.clone();
@@ -177,7 +173,7 @@ impl World {
         if from == to {
             return;
         }
-        let elapsed = now.saturating_duration_since(rec.since).as_secs_f64();
+        let elapsed = now.saturating_duration_since(rec.since);
         rec.since = now;
         let due = match to {
             GameServerState::Scheduled => Some(now + lifecycle.request_ready_after),
@@ -221,16 +217,15 @@ impl World {
             }
         }
         let gs = rec.obj.clone();
-        let labels = StateLabels {
-            r#type: from.as_str().to_owned(),
-            fleet_name: fleet_of(&gs).unwrap_or(NO_FLEET).to_owned(),
-            namespace: key.0.clone(),
-        };
-        self.metrics
-            .state_duration
-            .get_or_create(&labels)
-            .observe(elapsed);
-        self.count_state(&gs, to);
+        events::GameServerStateChanged {
+            namespace: &key.0,
+            fleet: fleet_of(&gs).unwrap_or(NO_FLEET),
+            name: &key.1,
+            from,
+            to,
+            in_from: elapsed,
+        }
+        .emit(&self.metrics);
         self.set_due(key, due);
         self.mark_dirty(&key.0, &gs);
         // Unshared again, so the resourceVersion is set in place.

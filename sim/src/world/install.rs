@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use crate::config::{FaultKind, FaultProfile, InstallSpec, gate_query};
-use crate::metrics::SimMetrics;
+use upsoak_agones::release::{Install, to_query};
+use upsoak_common::problems::Problems;
+
+use crate::config::{FaultKind, FaultProfile};
+use crate::events::{self, Refusal, SimMetrics};
 use crate::status::ApiError;
 
 use super::World;
@@ -16,10 +19,21 @@ use super::World;
 /// What is installed, or being installed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Installed {
-    pub spec: InstallSpec,
+    pub spec: Install,
     /// Every gate of the version with its effective value.
     pub gates: BTreeMap<String, bool>,
     pub since: Timestamp,
+}
+
+/// Why an install was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstallError {
+    /// Another install's upgrade window is open (409).
+    #[error("another install is in progress; wait for its upgrade window to close")]
+    InProgress,
+    /// The chart would refuse it, for every reason listed, each at its field (422).
+    #[error("the install is invalid: {}", one_line(.0))]
+    Invalid(Problems),
 }
 
 impl World {
@@ -41,42 +55,39 @@ impl World {
     }
 
     /// Starts installing `spec`: validated as the chart would, then an upgrade window opens.
-    pub fn install(&mut self, spec: InstallSpec) -> Result<Installed, Vec<String>> {
-        if self.upgrade.is_some() {
-            self.count_install("rejected");
-            return Err(vec![
-                "another install is in progress; wait for its upgrade window to close".to_owned(),
-            ]);
-        }
-        if let Err(e) = self.cfg.check_install(&spec) {
-            self.count_install("invalid");
-            return Err(e);
+    pub fn install(&mut self, spec: Install) -> Result<Installed, InstallError> {
+        let refused = if self.upgrade.is_some() {
+            Some((Refusal::InProgress, InstallError::InProgress))
+        } else {
+            self.cfg
+                .check_install(&spec)
+                .err()
+                .map(|p| (Refusal::Invalid, InstallError::Invalid(p)))
+        };
+        if let Some((refusal, error)) = refused {
+            events::InstallRefused {
+                version: &spec.version,
+                refusal,
+                reasons: &error,
+            }
+            .emit(&self.metrics);
+            return Err(error);
         }
         let target = Installed {
             gates: self.cfg.effective_gates(&spec),
             spec,
             since: Timestamp::now(),
         };
-        tracing::info!(
-            from = %self.installed.spec.version,
-            to = %target.spec.version,
-            gates = %gate_query(&target.gates),
-            window_ms = self.cfg.upgrade_window.as_millis() as u64,
-            "install started: upgrade window open"
-        );
-        self.count_install("started");
+        events::InstallStarted {
+            from: &self.installed.spec.version,
+            to: &target.spec.version,
+            gates: &to_query(&target.gates),
+            window: self.cfg.upgrade_window,
+        }
+        .emit(&self.metrics);
         self.upgrade = Some((Instant::now() + self.cfg.upgrade_window, target.clone()));
         self.publish_allocation_plan();
         Ok(target)
-    }
-
-    fn count_install(&self, result: &str) {
-        self.metrics
-            .installs_total
-            .get_or_create(&crate::metrics::ResultLabels {
-                result: result.to_owned(),
-            })
-            .inc();
     }
 
     /// True while fault `f`'s condition holds for what is installed.
@@ -119,12 +130,29 @@ impl World {
             && *until <= now
             && let Some((_, target)) = self.upgrade.take()
         {
-            tracing::info!(
-                version = %target.spec.version,
-                gates = %gate_query(&target.gates),
-                "install complete: upgrade window closed"
-            );
+            let was_active: Vec<bool> = self
+                .cfg
+                .faults
+                .iter()
+                .map(|f| self.fault_active(f))
+                .collect();
+            events::InstallFinished {
+                version: &target.spec.version,
+                gates: &to_query(&target.gates),
+            }
+            .emit();
             self.installed = target;
+            for (f, was) in self.cfg.faults.iter().zip(was_active) {
+                let active = self.fault_active(f);
+                if active != was {
+                    events::FaultChanged {
+                        name: &f.name,
+                        kind: f.kind.name(),
+                        active,
+                    }
+                    .emit();
+                }
+            }
         }
     }
 
@@ -145,4 +173,12 @@ impl World {
         self.active_faults()
             .any(|k| matches!(k, FaultKind::ReconcileStall))
     }
+}
+
+/// Every problem on one line, as the log and the 422's message show them.
+fn one_line(p: &Problems) -> String {
+    p.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -29,7 +29,7 @@ mod tests;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -39,12 +39,15 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use upsoak_agones::{FLEET_LABEL, Fleet, GameServer, metrics::NO_FLEET};
 
-use crate::config::{SimConfig, gate_query};
-use crate::metrics::{GaugeSnapshot, SimMetrics};
+use upsoak_agones::release::to_query;
+
+use crate::config::SimConfig;
+use crate::events::{self, SimMetrics};
+use crate::metrics::{GaugeSnapshot, GaugeSource};
 
 pub use allocation::{Allocator, count_allocated};
 pub use fleets::default_template;
-pub use install::Installed;
+pub use install::{InstallError, Installed};
 use ready::FleetPool;
 pub use ready::Hold;
 use sdk::GameRuntime;
@@ -172,7 +175,11 @@ impl World {
         for seed in &cfg.fleets {
             let fleet = Fleet::new(&seed.name, seed.replicas, default_template());
             if let Err(e) = w.create_fleet(&cfg.namespace, fleet) {
-                tracing::warn!(fleet = %seed.name, error = %e, "cannot create configured fleet");
+                events::FleetSeedRefused {
+                    fleet: &seed.name,
+                    error: &e,
+                }
+                .emit();
             }
         }
         w
@@ -234,7 +241,7 @@ impl World {
             gameservers: gs_counts.into_iter().collect(),
             fleet_replicas,
             version: self.installed.spec.version.clone(),
-            feature_gates: gate_query(&self.installed.gates),
+            feature_gates: to_query(&self.installed.gates),
             faults: self
                 .cfg
                 .faults
@@ -246,5 +253,12 @@ impl World {
                 + CONTROLLER_BYTES_PER_GS * self.gameservers.len() as f64
                 + self.leaked_bytes,
         }
+    }
+}
+
+/// The state gauges read the world under its lock at scrape time.
+impl GaugeSource for Mutex<World> {
+    fn gauge_snapshot(&self) -> Option<GaugeSnapshot> {
+        self.lock().ok().map(|w| w.gauge_snapshot())
     }
 }

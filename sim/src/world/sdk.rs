@@ -8,7 +8,8 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 use upsoak_agones::GameServerState;
 
-use crate::game::{self, PortPool, SdkCall, SdkHandle};
+use crate::events;
+use crate::game::{self, PortPool, SdkCall, SdkError, SdkHandle};
 
 use super::{Key, World};
 
@@ -18,24 +19,33 @@ pub(super) struct GameRuntime {
     pool: Arc<PortPool>,
     sdk: Arc<dyn SdkHandle>,
     world: Weak<Mutex<World>>,
+    /// The simulator's shutdown: every game port's token is its child, so shutting down stops
+    /// every UDP task.
+    shutdown: CancellationToken,
 }
 
 impl World {
-    /// Lets GameServers bind UDP ports from `pool` and speak the game protocol.
-    pub fn attach_game_runtime(world: &Arc<Mutex<World>>, pool: Arc<PortPool>) {
+    /// Lets GameServers bind UDP ports from `pool` and speak the game protocol until their
+    /// GameServer is deleted or `shutdown` is cancelled.
+    pub fn attach_game_runtime(
+        world: &Arc<Mutex<World>>,
+        pool: Arc<PortPool>,
+        shutdown: CancellationToken,
+    ) {
         let sdk: Arc<dyn SdkHandle> = Arc::new(SdkBridge(Arc::downgrade(world)));
         if let Ok(mut w) = world.lock() {
             w.game = Some(GameRuntime {
                 pool,
                 sdk,
                 world: Arc::downgrade(world),
+                shutdown,
             });
         }
     }
 
     /// Binds a UDP port and serves the game protocol for `key` until cancelled.
     pub(super) fn start_game(&self, rt: GameRuntime, key: Key) -> CancellationToken {
-        let token = CancellationToken::new();
+        let token = rt.shutdown.child_token();
         let stop = token.clone();
         let ip = self.cfg.game.ip;
         let world = rt.world.clone();
@@ -43,7 +53,11 @@ impl World {
             let (socket, port) = match rt.pool.bind(ip).await {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::warn!(gameserver = %key.1, error = %e, "no game port");
+                    events::GamePortUnavailable {
+                        name: &key.1,
+                        error: &e,
+                    }
+                    .emit();
                     return;
                 }
             };
@@ -71,14 +85,17 @@ impl World {
     }
 
     /// Applies an SDK call from a game server process.
-    pub fn sdk(&mut self, ns: &str, name: &str, call: SdkCall) -> Result<(), String> {
+    pub fn sdk(&mut self, ns: &str, name: &str, call: SdkCall) -> Result<(), SdkError> {
         let key = (ns.to_owned(), name.to_owned());
         let now = Instant::now();
         let state = self
             .gameservers
             .get(&key)
             .and_then(|r| r.obj.state())
-            .ok_or_else(|| format!("gameserver {ns}/{name} not found"))?;
+            .ok_or_else(|| SdkError::NotFound {
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+            })?;
         match call {
             SdkCall::Ready => match state {
                 GameServerState::Scheduled | GameServerState::RequestReady => {
@@ -89,7 +106,7 @@ impl World {
                     self.set_state(&key, GameServerState::Ready, now)
                 }
                 GameServerState::Ready => {}
-                other => return Err(format!("cannot mark a {other} gameserver Ready")),
+                other => return Err(SdkError::CannotReady(other)),
             },
             SdkCall::Allocate => match state {
                 GameServerState::Ready | GameServerState::Reserved => {
@@ -97,7 +114,7 @@ impl World {
                     self.count_allocation(&key);
                 }
                 GameServerState::Allocated => {}
-                other => return Err(format!("cannot allocate a {other} gameserver")),
+                other => return Err(SdkError::CannotAllocate(other)),
             },
             SdkCall::Shutdown => self.set_state(&key, GameServerState::Shutdown, now),
             SdkCall::Unhealthy => self.set_state(&key, GameServerState::Unhealthy, now),
@@ -105,17 +122,16 @@ impl World {
                 if let Some(rec) = self.gameservers.get_mut(&key)
                     && let Some(st) = Arc::make_mut(&mut rec.obj).status.as_mut()
                 {
-                    let until = Timestamp::now()
-                        .checked_add(jiff::SignedDuration::try_from(d).map_err(|e| e.to_string())?)
-                        .map_err(|e| e.to_string())?;
+                    let until = jiff::SignedDuration::try_from(d)
+                        .and_then(|d| Timestamp::now().checked_add(d))
+                        .map_err(|e| SdkError::ReservationTooLong(d, e))?;
                     st.reserved_until = Some(until.to_string());
                 }
                 self.set_state(&key, GameServerState::Reserved, now);
                 self.set_due(&key, Some(now + d));
             }
-            SdkCall::Label(k, v) | SdkCall::Annotation(k, v) if k.is_empty() => {
-                let _ = v;
-                return Err("empty key".to_owned());
+            SdkCall::Label(k, _) | SdkCall::Annotation(k, _) if k.is_empty() => {
+                return Err(SdkError::EmptyKey);
             }
             SdkCall::Label(k, v) => {
                 if let Some(rec) = self.gameservers.get_mut(&key) {
@@ -162,14 +178,9 @@ impl World {
 struct SdkBridge(Weak<Mutex<World>>);
 
 impl SdkHandle for SdkBridge {
-    fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), String> {
-        let world = self
-            .0
-            .upgrade()
-            .ok_or_else(|| "the simulator is shutting down".to_owned())?;
-        let mut w = world
-            .lock()
-            .map_err(|_| "the simulator's state is unavailable".to_owned())?;
+    fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError> {
+        let world = self.0.upgrade().ok_or(SdkError::ShuttingDown)?;
+        let mut w = world.lock().map_err(|_| SdkError::Unavailable)?;
         w.sdk(namespace, name, call)
     }
 }

@@ -9,9 +9,11 @@ use proptest::prelude::*;
 use upsoak_agones::{GameServerAllocation, GameServerState};
 
 use super::World;
-use crate::config::{InstallSpec, SimConfig};
+use upsoak_agones::release::Install;
+
+use crate::config::SimConfig;
+use crate::events::SimMetrics;
 use crate::game::SdkCall;
-use crate::metrics::SimMetrics;
 use crate::selector::Selector;
 
 fn world(extra: &str) -> World {
@@ -145,7 +147,7 @@ fn faults_follow_their_condition() {
     let before = w.gauge_snapshot().controller_memory_bytes;
     settle(&mut w, &mut now);
     assert!(w.gauge_snapshot().controller_memory_bytes > before + 1_000_000.0);
-    w.install(InstallSpec {
+    w.install(Install {
         version: "1.59.0".into(),
         feature_gates: BTreeMap::from([("PlayerTracking".into(), true)]),
         tunables: BTreeMap::new(),

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use upsoak_agones::{Fleet, GameServer};
 
 use super::{Kind, World};
+use crate::events;
 
 /// Watch events kept for clients resuming from a resourceVersion.
 const EVENT_LOG_LEN: usize = 20_000;
@@ -50,12 +51,22 @@ impl WatchEvent {
     /// the object is an immutable snapshot) and shared by every other.
     pub fn line(&self) -> Bytes {
         self.line
-            .get_or_init(|| {
-                let body = self.object.to_json().unwrap_or_else(|_| "{}".to_owned());
-                Bytes::from(format!(
+            .get_or_init(|| match self.object.to_json() {
+                Ok(body) => Bytes::from(format!(
                     "{{\"type\":\"{}\",\"object\":{body}}}\n",
                     self.type_
-                ))
+                )),
+                Err(e) => {
+                    // Watchers miss this change; resourceVersions stay in order, so a client
+                    // that notices re-lists. Typed objects always encode, so this is a bug if
+                    // it happens.
+                    events::WatchEventUnencodable {
+                        name: &self.name,
+                        error: &e,
+                    }
+                    .emit();
+                    Bytes::new()
+                }
             })
             .clone()
     }

@@ -1,77 +1,47 @@
-//! Starts the real `upsoak-sim` binary on a free loopback port and stops it on drop.
+//! What the simulator's integration tests share beyond `upsoak-testkit`: the real `upsoak-sim`
+//! binary on a free loopback port (a kit [`Proc`], killed on drop), the test configuration, and
+//! waits that name what they wait for.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::future::Future;
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-/// A running `upsoak-sim` process.
+use kube::api::{Api, ListParams};
+use upsoak_agones::{GameServer, GameServerState};
+use upsoak_testkit::{POLL, Proc, TempDir};
+
+/// A running `upsoak-sim` process and its scratch directory (config, logs).
 pub struct SimProcess {
-    child: Child,
+    proc: Proc,
     pub url: String,
-    _dir: Option<TempDir>,
+    _dir: TempDir,
 }
 
-/// A directory removed on drop.
-pub struct TempDir(pub std::path::PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "upsoak-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Fast lifecycle timings for tests, on a port range of their own (`base`..`base`+999).
-pub fn test_config(base: u16, extra: &str) -> String {
+/// The built-in configuration with fast lifecycle timings, game ports the OS picks (so tests
+/// running at once never collide), and `extra` YAML appended.
+pub fn test_config(extra: &str) -> String {
     let default = upsoak_sim::config::DEFAULT_CONFIG_YAML;
     format!(
-        "{default}\nlifecycle: {{ scheduled_after: 50ms, request_ready_after: 50ms, ready_after: 50ms, delete_after_shutdown: 100ms, delete_after_failure: 2s, tick: 20ms }}\ngame: {{ port_min: {base}, port_max: {} }}\n{extra}\n",
-        base + 999
+        "{default}\nlifecycle: {{ scheduled_after: 50ms, request_ready_after: 50ms, ready_after: 50ms, delete_after_shutdown: 100ms, delete_after_failure: 2s, tick: 20ms }}\ngame: {{ port_min: 0 }}\n{extra}\n"
     )
 }
 
 impl SimProcess {
-    /// Starts the simulator with `config` YAML (or the built-in default when `None`).
+    /// Starts the simulator with `config` YAML (or the built-in default when `None`) and waits
+    /// for its `listening on` line.
     pub fn start(config: Option<&str>) -> SimProcess {
-        let dir = config.map(|c| {
-            let d = TempDir::new("sim");
-            std::fs::write(d.0.join("sim.yaml"), c).unwrap();
-            d
-        });
+        let dir = TempDir::new("sim");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_upsoak-sim"));
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(d) = &dir {
-            cmd.arg("--config").arg(d.0.join("sim.yaml"));
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(dir.write("sim.yaml", c));
         }
-        let mut child = cmd.spawn().expect("start upsoak-sim");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
+        let proc = Proc::start_blocking("upsoak-sim", &mut cmd, &dir);
+        let url = proc.url().expect("start_blocking waits for the URL");
         SimProcess {
-            child,
+            proc,
             url,
             _dir: dir,
         }
@@ -85,42 +55,51 @@ impl SimProcess {
         kube::Client::try_from(config).unwrap()
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("upsoak-sim did not stop within 5 s of SIGTERM");
+    /// The GameServers of the default namespace.
+    pub fn gameservers(&self) -> Api<GameServer> {
+        Api::namespaced(self.client(), "default")
+    }
+
+    /// Sends SIGTERM and waits up to 5 s for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.proc
+            .terminate(Duration::from_secs(5))
+            .unwrap_or_else(|| {
+                panic!(
+                    "upsoak-sim did not stop within 5 s of SIGTERM\n{}",
+                    self.proc.logs()
+                )
+            })
     }
 }
 
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, or panics after `secs`.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+/// Polls `f` until it returns `Some`, or panics naming `what` after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
+    Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {secs} s waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    upsoak_testkit::eventually(Duration::from_secs(secs), POLL, f)
+        .await
+        .unwrap_or_else(|t| panic!("waiting for {what}: {t}"))
+}
+
+/// [`eventually`] without a runtime: blocks the thread between polls.
+pub fn eventually_blocking<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    upsoak_testkit::eventually_blocking(Duration::from_secs(secs), POLL, f)
+        .unwrap_or_else(|t| panic!("waiting for {what}: {t}"))
+}
+
+/// Waits until exactly `n` GameServers of `api` are Ready; returns the list then.
+pub async fn wait_ready(api: &Api<GameServer>, n: usize) -> Vec<GameServer> {
+    eventually(10, &format!("{n} Ready GameServers"), || async {
+        let l = api.list(&ListParams::default()).await.unwrap();
+        let ready = l
+            .items
+            .iter()
+            .filter(|g| g.state() == Some(GameServerState::Ready))
+            .count();
+        (ready == n).then_some(l.items)
+    })
+    .await
 }

@@ -15,7 +15,7 @@ use upsoak_agones::{GameServerAllocation, GameServerState};
 use super::allocate;
 use crate::api::ApiState;
 use crate::config::SimConfig;
-use crate::metrics::SimMetrics;
+use crate::events::SimMetrics;
 use crate::selector::Selector;
 use crate::world::World;
 

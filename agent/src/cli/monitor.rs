@@ -1,0 +1,291 @@
+//! `upsoak-agent run`: checks the flags, binds the HTTP server, starts the probes and the SIGHUP
+//! reloader, runs the [`crate::monitor`] loop until it stops, then stops every task within a
+//! deadline. The exit code is the overall verdict, or a runtime failure when the agent itself
+//! failed (a crash is not a regression).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use upsoak_common::cli::CliError;
+
+use super::{Output, bad, bad_error, failed, maybe_path, non_empty, prometheus_token};
+use crate::baseline::Baseline;
+use crate::eval::JudgeSettings;
+use crate::events::{AgentMetrics, ProbeMetrics};
+use crate::exit;
+use crate::grafana::Grafana;
+use crate::monitor::{MonitorConfig, Outputs, Reload};
+use crate::prom::PromQuerier;
+use crate::report;
+use crate::spec::Specs;
+use crate::time::SystemClock;
+use crate::webhook::Inbox;
+use upsoak_common::ops::Health;
+
+/// How long the server, the probes and the SIGHUP reloader may take to stop.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The flags of `run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Prometheus (or any Prometheus-compatible API) base URL.
+    #[arg(long, env = "UPSOAK_PROMETHEUS")]
+    pub prometheus: String,
+    /// SLO specs.
+    #[arg(long, default_value = "rules/slos.yaml")]
+    pub specs: PathBuf,
+    /// Baseline file from `baseline record`; without it only objectives are judged.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Where the verdict history is kept (survives restarts).
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// Address of /metrics, /healthz, /readyz; port 0 picks one.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    pub listen: String,
+    /// File holding a bearer token sent to Prometheus (empty: none).
+    #[arg(long, env = "UPSOAK_PROMETHEUS_TOKEN_FILE", value_parser = maybe_path())]
+    pub prometheus_token_file: Option<PathBuf>,
+    /// Alertmanager base URL (API v2); empty: none.
+    #[arg(long, env = "UPSOAK_ALERTMANAGER")]
+    pub alertmanager: Option<String>,
+    /// Wait after a transition before judging.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+    /// Length of the judged window.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub judge_window: Duration,
+    /// Query resolution of every group's judged window [default: each group's `interval`,
+    /// the slot it is evaluated on].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub step: Option<Duration>,
+    /// Period of the active control-plane probes.
+    #[arg(long, alias = "interval", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub probe_interval: Duration,
+    /// Significance level of the Mann–Whitney test.
+    #[arg(long, default_value_t = crate::judge::DEFAULT_ALPHA)]
+    pub alpha: f64,
+    /// Stop once this many transitions are judged.
+    #[arg(long)]
+    pub max_transitions: Option<usize>,
+    /// Kubernetes API for the control-plane probes (else kubeconfig or in-cluster).
+    #[arg(long)]
+    pub kube_server: Option<String>,
+    /// Turns the active control-plane probes off (passive mode).
+    #[arg(long = "no-probes", action = clap::ArgAction::SetFalse)]
+    pub probes: bool,
+    /// Grafana base URL for annotations (a region per transition, a point per verdict); empty:
+    /// none.
+    #[arg(long, env = "UPSOAK_GRAFANA")]
+    pub grafana: Option<String>,
+    /// File holding the Grafana API token.
+    #[arg(long, env = "UPSOAK_GRAFANA_TOKEN_FILE", value_parser = maybe_path())]
+    pub grafana_token_file: Option<PathBuf>,
+    /// Without a Grafana: record the annotations that would be posted here (JSON lines).
+    #[arg(long)]
+    pub annotations_file: Option<PathBuf>,
+}
+
+/// A runtime failure: the agent itself failed, whatever the SLOs did.
+fn runtime(message: String, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
+    CliError::runtime(message).with_source(e)
+}
+
+/// Asks for a reload of the specs on every SIGHUP, until `shutdown`.
+fn reload_on_sighup(
+    reload: Reload,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<()>, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())
+        .map_err(|e| runtime("cannot listen for SIGHUP".to_owned(), e))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                got = hup.recv() => match got {
+                    Some(()) => reload.request(),
+                    None => return,
+                },
+            }
+        }
+    }))
+}
+
+/// Waits for a stopped task within `deadline`: a task that panicked or does not stop is a
+/// runtime failure.
+async fn stopped<T>(name: &str, task: JoinHandle<T>, deadline: Duration) -> Result<T, CliError> {
+    match tokio::time::timeout(deadline, task).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(runtime(format!("the {name} task failed"), e)),
+        Err(e) => Err(runtime(
+            format!("the {name} task did not stop within {deadline:?}"),
+            e,
+        )),
+    }
+}
+
+/// The checked judging settings, or why they cannot work.
+fn judge_settings(o: &RunArgs, specs: &Specs) -> Result<JudgeSettings, CliError> {
+    if !(o.alpha > 0.0 && o.alpha < 1.0) {
+        return Err(bad(format!("--alpha: {} is not within (0, 1)", o.alpha)));
+    }
+    if o.probe_interval.is_zero() || o.step.is_some_and(|s| s.is_zero()) {
+        return Err(bad("--probe-interval and --step must be above zero"));
+    }
+    let settings = JudgeSettings {
+        settle: o.settle,
+        judge: o.judge_window,
+        step: o.step,
+        alpha: o.alpha,
+    };
+    let short = crate::eval::too_few_samples(specs, &settings);
+    if !short.is_empty() {
+        return Err(bad(format!(
+            "--judge-window {}s is too short for these SLOs (lengthen it, or lower their group's interval or min_samples):\n  {}",
+            o.judge_window.as_secs(),
+            short.join("\n  ")
+        )));
+    }
+    Ok(settings)
+}
+
+/// Grafana from `--grafana` and its token file, else the recording of `--annotations-file`.
+fn grafana(o: &RunArgs) -> Result<Option<Grafana>, CliError> {
+    match (
+        non_empty(o.grafana.as_deref()),
+        non_empty(o.grafana_token_file.as_deref()),
+    ) {
+        (Some(url), Some(file)) => {
+            let token = std::fs::read_to_string(file).map_err(|e| {
+                CliError::bad_input(format!(
+                    "cannot read --grafana-token-file `{}`",
+                    file.display()
+                ))
+                .with_source(e)
+            })?;
+            Ok(Some(Grafana::new(url, token.trim())))
+        }
+        (Some(_), None) => Err(bad("--grafana needs --grafana-token-file")),
+        (None, _) => Ok(o.annotations_file.as_deref().map(Grafana::recording)),
+    }
+}
+
+/// `run`: serves /metrics and judges transitions until stopped; the overall verdict is the
+/// exit code.
+pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, CliError> {
+    let specs = Specs::load(&o.specs).map_err(bad_error)?;
+    let baseline = match &o.baseline {
+        Some(p) => {
+            let b = Baseline::load(p).map_err(bad_error)?;
+            if b.spec_hash != specs.hash {
+                crate::events::BaselineOfOtherSpecs { path: p }.emit();
+            }
+            Some(b)
+        }
+        None => None,
+    };
+    let judge = judge_settings(&o, &specs)?;
+    let token = prometheus_token(o.prometheus_token_file.as_deref())?;
+    let q = PromQuerier::new(&o.prometheus, token.as_deref()).map_err(bad_error)?;
+    let grafana = grafana(&o)?;
+    let kube = match o.probes {
+        true => Some(
+            crate::probe::client(o.kube_server.as_deref())
+                .await
+                .map_err(bad_error)?,
+        ),
+        false => None,
+    };
+    // Every input is checked before the agent listens: bad input runs nothing.
+    let listener = tokio::net::TcpListener::bind(&o.listen)
+        .await
+        .map_err(|e| runtime(format!("cannot listen on `{}`", o.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| runtime(format!("no local address for `{}`", o.listen), e))?;
+    println!("listening on http://{addr}");
+    if let (None, Some(p)) = (non_empty(o.grafana.as_deref()), &o.annotations_file) {
+        println!("no --grafana: annotations are recorded in {}", p.display());
+    }
+    let metrics = AgentMetrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut tasks: Vec<(&str, JoinHandle<()>)> = Vec::new();
+    if let Some(client) = kube {
+        let probe_metrics = ProbeMetrics::default();
+        probe_metrics.register(&mut registry);
+        tasks.push((
+            "probe",
+            tokio::spawn(crate::probe::run(
+                client,
+                o.probe_interval,
+                probe_metrics,
+                shutdown.clone(),
+            )),
+        ));
+    }
+    registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
+    let inbox = Inbox::default();
+    let ready = Health::new();
+    let mut server = tokio::spawn(crate::server::serve(
+        listener,
+        registry,
+        inbox.clone(),
+        ready.clone(),
+        shutdown.clone(),
+    ));
+    let reload = Reload::new(&o.specs);
+    tasks.push((
+        "SIGHUP",
+        reload_on_sighup(reload.clone(), shutdown.clone())?,
+    ));
+    let cfg = MonitorConfig {
+        specs,
+        baseline,
+        state_dir: o.state_dir.clone(),
+        alertmanager: non_empty(o.alertmanager),
+        judge,
+        max_judged: o.max_transitions,
+        grafana,
+        inbox,
+        reload: Some(reload),
+    };
+    let outputs = Outputs {
+        metrics: &metrics,
+        ready: &ready,
+    };
+    // A server that stops before the loop does is a failure of the agent: the loop stops too.
+    let finished = tokio::select! {
+        h = crate::monitor::run(cfg, &q, &SystemClock, outputs, &shutdown) => Ok(h),
+        s = &mut server => Err(s),
+    };
+    shutdown.cancel();
+    let history = match finished {
+        Ok(h) => {
+            stopped("HTTP server", server, STOP_DEADLINE)
+                .await?
+                .map_err(|e| runtime("the HTTP server failed".to_owned(), e))?;
+            h
+        }
+        Err(joined) => {
+            let e = match joined {
+                Ok(Ok(())) => std::io::Error::other("it stopped before the loop"),
+                Ok(Err(e)) => e,
+                Err(e) => return Err(runtime("the HTTP server task failed".to_owned(), e)),
+            };
+            return Err(runtime("the HTTP server failed".to_owned(), e));
+        }
+    };
+    for (name, task) in tasks {
+        stopped(name, task, STOP_DEADLINE).await?;
+    }
+    let history = history.map_err(|e| failed(exit::RUNTIME_FAILURE, e))?;
+    Ok(Output {
+        text: report::text(&history),
+        code: report::exit_code(history.overall()),
+    })
+}

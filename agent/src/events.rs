@@ -1,0 +1,610 @@
+//! Every action of the agent as a typed event, in vector's "internal events" style: each
+//! event's `emit` writes the log line and updates the metrics, and no other code logs or counts
+//! that action. The metric handles are private to this module, so counting elsewhere does not
+//! compile; [`AgentMetrics`] and [`ProbeMetrics`] only register them. Label values are bounded
+//! by the specs (group, slo), the verdicts and the probed Deployments; error text goes to the
+//! log (and the report), never into a label.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::error::{Error, chain};
+use crate::history::{History, Judged, SloVerdict, Transition};
+use crate::spec::{SpecErrors, Specs, Verdict};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SloLabels {
+    group: String,
+    slo: String,
+}
+
+fn slo_labels(group: &str, slo: &str) -> SloLabels {
+    SloLabels {
+        group: group.to_owned(),
+        slo: slo.to_owned(),
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    group: String,
+    slo: String,
+    verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+enum ReloadResult {
+    Success,
+    Failure,
+}
+
+impl EncodeLabelValue for ReloadResult {
+    fn encode(&self, e: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        e.write_str(match self {
+            ReloadResult::Success => "success",
+            ReloadResult::Failure => "failure",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabel {
+    result: ReloadResult,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JudgedLabel {
+    verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabel {
+    probe: String,
+}
+
+type F64Gauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The agent's metrics. Clones share their values; only the events below change them.
+#[derive(Clone, Default)]
+pub struct AgentMetrics {
+    verdict: Family<VerdictLabels, Gauge>,
+    changes: Family<SloLabels, Counter>,
+    value: Family<SloLabels, F64Gauge>,
+    baseline: Family<SloLabels, F64Gauge>,
+    threshold: Family<SloLabels, F64Gauge>,
+    current: Family<SloLabels, F64Gauge>,
+    health: Family<SloLabels, Gauge>,
+    last_error: Family<SloLabels, F64Gauge>,
+    evaluations: Family<GroupLabel, Counter>,
+    failures: Family<GroupLabel, Counter>,
+    missed: Family<GroupLabel, Counter>,
+    wanderer_failures: Counter,
+    detected: Counter,
+    judged: Family<JudgedLabel, Counter>,
+    alerts_sent: Counter,
+    alerts_dropped: Counter,
+    alerts_queued: Gauge,
+    reloads: Family<ReloadLabel, Counter>,
+    annotation_failures: Counter,
+}
+
+impl AgentMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "upsoak_agent_slo_verdict",
+            "Latest verdict of each SLO as a state set (1 for the current verdict)",
+            self.verdict.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_verdict_changes",
+            "Changes of each SLO's verdict from one judged transition to the next (the first counts)",
+            self.changes.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_value",
+            "Mean of the latest judged window",
+            self.value.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_current",
+            "Value of the SLO's expression at its group's latest evaluation slot",
+            self.current.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_baseline",
+            "Mean of the SLO's baseline",
+            self.baseline.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_threshold",
+            "Threshold the baseline criterion sets",
+            self.threshold.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_health",
+            "1 when the SLO's latest query succeeded, 0 when it failed (the error is in the log)",
+            self.health.clone(),
+        );
+        r.register(
+            "upsoak_agent_slo_last_error_timestamp_seconds",
+            "When a query of the SLO last failed (unix seconds)",
+            self.last_error.clone(),
+        );
+        r.register(
+            "upsoak_agent_evaluations",
+            "Group evaluations run, by group (one per group per slot)",
+            self.evaluations.clone(),
+        );
+        r.register(
+            "upsoak_agent_rule_evaluation_failures",
+            "Failed SLO queries, by group",
+            self.failures.clone(),
+        );
+        r.register(
+            "upsoak_agent_missed_evaluations",
+            "Evaluation slots of each group skipped because the agent was busy or suspended",
+            self.missed.clone(),
+        );
+        r.register(
+            "upsoak_agent_wanderer_read_failures",
+            "Slots at which the Wanderer's generation could not be read (nothing is assumed)",
+            self.wanderer_failures.clone(),
+        );
+        r.register(
+            "upsoak_agent_transitions_detected",
+            "Transitions of the Wanderer seen (changes of its generation)",
+            self.detected.clone(),
+        );
+        r.register(
+            "upsoak_agent_transitions_judged",
+            "Transitions judged, by overall verdict",
+            self.judged.clone(),
+        );
+        r.register(
+            "upsoak_agent_alerts_sent",
+            "Alerts accepted by Alertmanager",
+            self.alerts_sent.clone(),
+        );
+        r.register(
+            "upsoak_agent_alerts_dropped",
+            "Alerts dropped because the retry queue was full",
+            self.alerts_dropped.clone(),
+        );
+        r.register(
+            "upsoak_agent_alerts_queued",
+            "Alert batches waiting for a retry",
+            self.alerts_queued.clone(),
+        );
+        r.register(
+            "upsoak_agent_spec_reloads",
+            "Reloads of the SLO specs (SIGHUP), by result; a failed one keeps the old specs",
+            self.reloads.clone(),
+        );
+        r.register(
+            "upsoak_agent_annotation_failures",
+            "Grafana annotations that could not be posted or recorded",
+            self.annotation_failures.clone(),
+        );
+    }
+
+    /// Sets the gauges of one SLO's verdict: the state set and the evidence's numbers.
+    fn export_verdict(&self, v: &SloVerdict) {
+        let e = &v.evidence;
+        for verdict in Verdict::ALL {
+            self.verdict
+                .get_or_create(&VerdictLabels {
+                    group: v.group.clone(),
+                    slo: v.slo.clone(),
+                    verdict: verdict.as_str().to_owned(),
+                })
+                .set(i64::from(verdict == e.verdict));
+        }
+        self.export_evidence(v);
+    }
+
+    fn export_evidence(&self, v: &SloVerdict) {
+        let e = &v.evidence;
+        let l = slo_labels(&v.group, &v.slo);
+        self.value
+            .get_or_create(&l)
+            .set(e.value.unwrap_or(f64::NAN));
+        self.baseline
+            .get_or_create(&l)
+            .set(e.baseline.unwrap_or(f64::NAN));
+        self.threshold
+            .get_or_create(&l)
+            .set(e.threshold.unwrap_or(f64::NAN));
+    }
+}
+
+/// A SIGHUP's reload of the specs: applied, or refused (the old specs stay, as Prometheus keeps
+/// its old rules).
+pub enum SpecsReloaded<'a> {
+    Applied(&'a Specs),
+    Refused(&'a SpecErrors),
+}
+
+impl SpecsReloaded<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let result = match self {
+            SpecsReloaded::Applied(s) => {
+                tracing::info!(slos = s.slos.len(), hash = %s.hash, "specs reloaded");
+                ReloadResult::Success
+            }
+            SpecsReloaded::Refused(e) => {
+                tracing::error!(error = %e, "invalid specs on reload; keeping the previous ones");
+                ReloadResult::Failure
+            }
+        };
+        m.reloads.get_or_create(&ReloadLabel { result }).inc();
+    }
+}
+
+/// A group's slot came: counted, with the slots it missed since its last evaluation.
+pub struct GroupEvaluated<'a> {
+    pub group: &'a str,
+    pub missed: u64,
+}
+
+impl GroupEvaluated<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let group = GroupLabel {
+            group: self.group.to_owned(),
+        };
+        m.evaluations.get_or_create(&group).inc();
+        if self.missed > 0 {
+            tracing::warn!(group = %self.group, missed = self.missed, "evaluation slots missed");
+            m.missed.get_or_create(&group).inc_by(self.missed);
+        }
+    }
+}
+
+/// An SLO's live value at its group's slot (`None`: the expression returned nothing).
+pub struct SloEvaluated<'a> {
+    pub group: &'a str,
+    pub slo: &'a str,
+    pub value: Option<f64>,
+}
+
+impl SloEvaluated<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let l = slo_labels(self.group, self.slo);
+        m.current
+            .get_or_create(&l)
+            .set(self.value.unwrap_or(f64::NAN));
+        m.health.get_or_create(&l).set(1);
+    }
+}
+
+/// Which query of an SLO failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryPurpose {
+    /// The live value at its group's slot.
+    Live,
+    /// A transition's judged window.
+    Judge,
+}
+
+/// A query of an SLO failed: never pass, never stops the other SLOs.
+pub struct SloQueryFailed<'a> {
+    pub group: &'a str,
+    pub slo: &'a str,
+    pub purpose: QueryPurpose,
+    /// Unix seconds.
+    pub at: i64,
+    pub error: &'a Error,
+}
+
+impl SloQueryFailed<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        tracing::warn!(
+            group = %self.group,
+            slo = %self.slo,
+            purpose = ?self.purpose,
+            error = %chain(self.error),
+            "query failed"
+        );
+        let l = slo_labels(self.group, self.slo);
+        if self.purpose == QueryPurpose::Live {
+            m.current.get_or_create(&l).set(f64::NAN);
+        }
+        m.health.get_or_create(&l).set(0);
+        m.last_error.get_or_create(&l).set(self.at as f64);
+        m.failures
+            .get_or_create(&GroupLabel {
+                group: self.group.to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// The Wanderer's generation could not be read: nothing is assumed, pending windows wait.
+pub struct WandererUnreadable<'a> {
+    pub error: &'a Error,
+}
+
+impl WandererUnreadable<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        tracing::warn!(error = %chain(self.error), "cannot read the Wanderer's generation");
+        m.wanderer_failures.inc();
+    }
+}
+
+/// The baseline given was recorded for other SLO specs (its spec hash differs): the SLOs it
+/// lacks are judged on their objectives only.
+pub struct BaselineOfOtherSpecs<'a> {
+    pub path: &'a std::path::Path,
+}
+
+impl BaselineOfOtherSpecs<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            baseline = %self.path.display(),
+            "the baseline was recorded for other SLO specs; SLOs it lacks are judged on objectives only"
+        );
+    }
+}
+
+/// Prometheus answered a query for the first time: the agent is ready.
+pub struct PrometheusAnswered;
+
+impl PrometheusAnswered {
+    pub fn emit(&self) {
+        tracing::info!("prometheus answered: ready");
+    }
+}
+
+/// The Wanderer's generation changed: a transition to judge once its windows pass.
+pub struct TransitionDetected<'a> {
+    pub transition: &'a Transition,
+}
+
+impl TransitionDetected<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let t = self.transition;
+        tracing::info!(
+            event = "transition_detected",
+            generation = t.generation,
+            at = t.at,
+            from_version = version(&t.from),
+            to_version = version(&t.to),
+            "transition detected"
+        );
+        m.detected.inc();
+    }
+}
+
+fn version(c: &std::collections::BTreeMap<String, String>) -> &str {
+    c.get("version").map(String::as_str).unwrap_or("")
+}
+
+/// Every group has judged a transition: its overall verdict counted, each SLO's evidence
+/// exported (the values change at each judgement even when the verdict does not).
+pub struct TransitionJudged<'a> {
+    pub transition: &'a Transition,
+    pub judged: &'a Judged,
+}
+
+impl TransitionJudged<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let (t, j) = (self.transition, self.judged);
+        tracing::info!(
+            event = "transition_judged",
+            generation = t.generation,
+            from_version = version(&t.from),
+            to_version = version(&t.to),
+            verdict = j.verdict.as_str(),
+            slos = j.slos.len(),
+            "transition judged"
+        );
+        m.judged
+            .get_or_create(&JudgedLabel {
+                verdict: j.verdict.as_str().to_owned(),
+            })
+            .inc();
+        for v in j.slos.values() {
+            m.export_evidence(v);
+        }
+    }
+}
+
+/// An SLO's verdict changed (or it was judged for the first time): the one place a verdict is
+/// logged with its evidence and its state set exported.
+pub struct SloJudged<'a> {
+    pub transition: &'a Transition,
+    pub verdict: &'a SloVerdict,
+    /// Its verdict on the transition judged before; `None` on its first.
+    pub previous: Option<Verdict>,
+}
+
+impl SloJudged<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let v = self.verdict;
+        let e = &v.evidence;
+        tracing::info!(
+            event = "slo_verdict",
+            generation = self.transition.generation,
+            from_version = version(&self.transition.from),
+            to_version = version(&self.transition.to),
+            group = %v.group,
+            slo = %v.slo,
+            previous = self.previous.map_or("none", Verdict::as_str),
+            verdict = e.verdict.as_str(),
+            value = e.value.unwrap_or(f64::NAN),
+            baseline = e.baseline.unwrap_or(f64::NAN),
+            threshold = e.threshold.unwrap_or(f64::NAN),
+            p_value = e.p_value.unwrap_or(f64::NAN),
+            reason = %e.reason,
+            "verdict changed"
+        );
+        m.changes.get_or_create(&slo_labels(&v.group, &v.slo)).inc();
+        m.export_verdict(v);
+    }
+}
+
+/// The history was read at start: the latest verdict of each SLO is exported again, so the
+/// metrics agree with the history after a restart (no verdict changed, so no [`SloJudged`]).
+pub struct HistoryRestored<'a> {
+    pub history: &'a History,
+}
+
+impl HistoryRestored<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let h = self.history;
+        let mut latest = std::collections::BTreeMap::new();
+        for j in h.transitions.iter().filter_map(|t| t.judged.as_ref()) {
+            latest.extend(j.slos.iter());
+        }
+        tracing::info!(
+            transitions = h.transitions.len(),
+            judged = h.transitions.iter().filter(|t| t.judged.is_some()).count(),
+            last_generation = ?h.last_generation,
+            "history restored"
+        );
+        for v in latest.values() {
+            m.export_verdict(v);
+        }
+    }
+}
+
+/// Alertmanager accepted a batch of alerts.
+pub struct AlertsDelivered {
+    pub alerts: u64,
+    /// Batches still waiting.
+    pub queued: usize,
+}
+
+impl AlertsDelivered {
+    pub fn emit(&self, m: &AgentMetrics) {
+        tracing::debug!(
+            alerts = self.alerts,
+            queued = self.queued,
+            "alerts delivered"
+        );
+        m.alerts_sent.inc_by(self.alerts);
+        m.alerts_queued.set(self.queued as i64);
+    }
+}
+
+/// Alerts wait in the retry queue: Alertmanager refused them or could not be reached (`why`),
+/// or a failed delivery's backoff has not run out (`why` is `None`).
+pub struct AlertsDeferred<'a> {
+    pub why: Option<&'a str>,
+    pub queued: usize,
+}
+
+impl AlertsDeferred<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        match self.why {
+            Some(why) => {
+                tracing::warn!(error = %why, queued = self.queued, "alerts not delivered; will retry")
+            }
+            None => tracing::debug!(queued = self.queued, "alerts wait for the backoff"),
+        }
+        m.alerts_queued.set(self.queued as i64);
+    }
+}
+
+/// The retry queue was full: its oldest batch was dropped, counted, never lost silently.
+pub struct AlertsDropped {
+    pub queued: usize,
+}
+
+impl AlertsDropped {
+    pub fn emit(&self, m: &AgentMetrics) {
+        tracing::warn!(
+            queued = self.queued,
+            "alert retry queue full: dropped the oldest batch"
+        );
+        m.alerts_dropped.inc();
+        m.alerts_queued.set(self.queued as i64);
+    }
+}
+
+/// A Grafana annotation (a transition's region, or a verdict's point) failed.
+pub struct AnnotationFailed<'a> {
+    /// `transition` or `verdict`.
+    pub kind: &'static str,
+    pub generation: u64,
+    pub error: &'a str,
+}
+
+impl AnnotationFailed<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        tracing::warn!(
+            kind = self.kind,
+            generation = self.generation,
+            error = %self.error,
+            "grafana annotation failed"
+        );
+        m.annotation_failures.inc();
+    }
+}
+
+/// The active probes' metrics (registered only when the probes run).
+#[derive(Clone, Default)]
+pub struct ProbeMetrics {
+    success: Family<ProbeLabel, Gauge>,
+    duration: Family<ProbeLabel, F64Gauge>,
+}
+
+impl ProbeMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "upsoak_agent_probe_success",
+            "1 when the last probe succeeded (Deployment ready through the Kubernetes API)",
+            self.success.clone(),
+        );
+        r.register(
+            "upsoak_agent_probe_duration_seconds",
+            "Duration of the last probe",
+            self.duration.clone(),
+        );
+    }
+}
+
+/// One probe of a Deployment finished; `error` says why it is not ready when it is not.
+pub struct ProbeFinished<'a> {
+    pub probe: &'a str,
+    pub ready: bool,
+    pub duration: Duration,
+    pub error: Option<&'a str>,
+}
+
+impl ProbeFinished<'_> {
+    pub fn emit(&self, m: &ProbeMetrics) {
+        match self.error {
+            Some(e) => tracing::debug!(probe = %self.probe, error = %e, "probe failed"),
+            None => tracing::debug!(probe = %self.probe, ready = self.ready, "probe finished"),
+        }
+        let l = ProbeLabel {
+            probe: self.probe.to_owned(),
+        };
+        m.success.get_or_create(&l).set(i64::from(self.ready));
+        m.duration
+            .get_or_create(&l)
+            .set(self.duration.as_secs_f64());
+    }
+}
+
+/// The OpenMetrics text of a registry holding only `register`'s metrics, for tests that assert
+/// what `/metrics` shows rather than what a struct holds.
+#[cfg(test)]
+pub(crate) fn encoded(register: impl FnOnce(&mut Registry)) -> String {
+    let mut r = Registry::default();
+    register(&mut r);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &r).unwrap_or_default();
+    out
+}

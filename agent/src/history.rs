@@ -1,0 +1,216 @@
+//! The agent's persisted state: every transition of the Wanderer it has seen, with the
+//! verdicts of the judged ones and their evidence, kept in `history.json` in the state
+//! directory so that a restart loses nothing. Only data and its file format live here; how
+//! transitions are detected and judged is in `eval`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::judge::Evidence;
+use crate::spec::Verdict;
+
+/// One transition of the Wanderer, as seen in Prometheus.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Transition {
+    pub generation: u64,
+    /// Unix seconds the new generation was first seen.
+    pub at: i64,
+    pub from: BTreeMap<String, String>,
+    pub to: BTreeMap<String, String>,
+    /// Set once every group has judged it.
+    #[serde(default)]
+    pub judged: Option<Judged>,
+    /// Verdicts of the groups that have judged it so far (each group judges at its own slot).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partial: BTreeMap<String, SloVerdict>,
+    /// The groups that have judged it so far.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub groups_done: BTreeSet<String>,
+}
+
+/// The verdicts of a judged transition.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Judged {
+    pub window_start: i64,
+    pub window_end: i64,
+    /// Unix seconds the verdict was reached (its lag behind `window_end` is the detection delay).
+    #[serde(default)]
+    pub judged_at: i64,
+    pub verdict: Verdict,
+    /// By `group/slo`.
+    pub slos: BTreeMap<String, SloVerdict>,
+}
+
+/// One SLO's verdict for a transition.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SloVerdict {
+    pub group: String,
+    pub slo: String,
+    pub severity: crate::spec::Severity,
+    pub query: String,
+    pub evidence: Evidence,
+    /// Mean of the window before the transition, for comparison.
+    pub previous: Option<f64>,
+    /// The judged samples, for reports and charts. A step without a value (NaN: an empty
+    /// histogram, 0/0) is stored as `null`, as JSON has no NaN, and read back as NaN.
+    #[serde(with = "nan_as_null")]
+    pub samples: Vec<(f64, f64)>,
+}
+
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[(f64, f64)], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(|(t, x)| (*t, x.is_finite().then_some(*x)))
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(f64, f64)>, D::Error> {
+        Ok(Vec::<(f64, Option<f64>)>::deserialize(d)?
+            .into_iter()
+            .map(|(t, x)| (t, x.unwrap_or(f64::NAN)))
+            .collect())
+    }
+}
+
+/// The agent's state: every transition seen, judged or pending.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct History {
+    pub last_generation: Option<u64>,
+    pub last_config: BTreeMap<String, String>,
+    pub transitions: Vec<Transition>,
+}
+
+impl History {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("history.json")
+    }
+
+    /// Loads the history from `dir`; an absent file is an empty history.
+    pub fn load(dir: &Path) -> crate::Result<History> {
+        let p = History::path(dir);
+        match std::fs::read_to_string(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
+            Err(e) => Err(crate::Error::Read(p.display().to_string(), e)),
+            Ok(t) => serde_json::from_str(&t)
+                .map_err(|e| crate::Error::Decode(p.display().to_string(), "history", e)),
+        }
+    }
+
+    /// Writes atomically: temporary file, synced, renamed.
+    pub fn save(&self, dir: &Path) -> crate::Result<()> {
+        let p = History::path(dir);
+        let tmp = p.with_extension("tmp");
+        let w = |e| crate::Error::Write(p.display().to_string(), e);
+        let text = serde_json::to_vec_pretty(self).map_err(|e| w(std::io::Error::other(e)))?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(w)?;
+            f.write_all(&text).map_err(w)?;
+            f.sync_all().map_err(w)?;
+        }
+        std::fs::rename(&tmp, &p).map_err(w)
+    }
+
+    /// What a restart must not lose, counted: the generation seen, the transitions recorded, and
+    /// the judging done (groups and whole transitions). The history is written only when it
+    /// changes, not at every slot.
+    pub fn progress(&self) -> (Option<u64>, usize, usize, usize) {
+        let judged = self
+            .transitions
+            .iter()
+            .filter(|t| t.judged.is_some())
+            .count();
+        let groups = self.transitions.iter().map(|t| t.groups_done.len()).sum();
+        (self.last_generation, self.transitions.len(), judged, groups)
+    }
+
+    /// The overall verdict: fail if any transition failed, else inconclusive if any could not
+    /// be judged (or none was), else pass (warnings included).
+    pub fn overall(&self) -> Verdict {
+        let judged: Vec<Verdict> = self
+            .transitions
+            .iter()
+            .filter_map(|t| t.judged.as_ref().map(|j| j.verdict))
+            .collect();
+        if judged.contains(&Verdict::Fail) {
+            Verdict::Fail
+        } else if judged.is_empty() || judged.contains(&Verdict::Inconclusive) {
+            Verdict::Inconclusive
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_survives_a_restart_unchanged() {
+        let dir = std::env::temp_dir().join(format!("upsoak-history-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut h = History::default();
+        assert_eq!(
+            h.overall(),
+            Verdict::Inconclusive,
+            "nothing judged is never pass"
+        );
+        h.last_generation = Some(2);
+        h.transitions.push(Transition {
+            generation: 2,
+            at: 100,
+            from: BTreeMap::from([("version".into(), "1.58.0".into())]),
+            to: BTreeMap::from([("version".into(), "1.59.0".into())]),
+            judged: Some(Judged {
+                window_start: 130,
+                window_end: 430,
+                judged_at: 431,
+                verdict: Verdict::Pass,
+                slos: BTreeMap::new(),
+            }),
+            partial: BTreeMap::new(),
+            groups_done: BTreeSet::new(),
+        });
+        h.save(&dir).unwrap();
+        let again = History::load(&dir).unwrap();
+        assert_eq!(again, h);
+        assert_eq!(again.overall(), Verdict::Pass);
+        // A step without a value (an empty histogram's NaN) survives the round trip as NaN.
+        h.transitions[0].judged.as_mut().unwrap().slos.insert(
+            "g/s".into(),
+            SloVerdict {
+                group: "g".into(),
+                slo: "s".into(),
+                severity: crate::spec::Severity::Warning,
+                query: "up".into(),
+                evidence: Evidence {
+                    verdict: Verdict::Pass,
+                    value: Some(1.0),
+                    baseline: None,
+                    threshold: None,
+                    p_value: None,
+                    samples: 2,
+                    baseline_samples: 0,
+                    reason: String::new(),
+                },
+                previous: None,
+                samples: vec![(1.0, 0.5), (2.0, f64::NAN)],
+            },
+        );
+        h.save(&dir).unwrap();
+        let again = History::load(&dir).unwrap();
+        let samples = &again.transitions[0].judged.as_ref().unwrap().slos["g/s"].samples;
+        assert_eq!(samples[0], (1.0, 0.5));
+        assert!(samples[1].0 == 2.0 && samples[1].1.is_nan());
+        // A torn file is an error, never an empty history.
+        std::fs::write(History::path(&dir), b"{\"transitions\": [").unwrap();
+        assert!(History::load(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

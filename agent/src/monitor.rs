@@ -1,0 +1,292 @@
+//! The Monitor's loop, `upsoak-agent run`: at each group's fixed slot it exports the group's live
+//! SLO values, looks for a new Wanderer generation, judges the group's part of every transition
+//! whose window has passed, writes the history when it progressed and re-sends the alerts. It is
+//! generic over the [`Querier`] and the [`Clock`], so its tests run it against a fake Prometheus
+//! on a manual clock: slots, missed slots, reloads and judging without a Prometheus or a wait.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::baseline::Baseline;
+use crate::eval::{self, JudgeSettings, Judging};
+use crate::events::{
+    AgentMetrics, AnnotationFailed, GroupEvaluated, HistoryRestored, PrometheusAnswered,
+    QueryPurpose, SloEvaluated, SloJudged, SloQueryFailed, SpecsReloaded, TransitionDetected,
+    TransitionJudged, WandererUnreadable,
+};
+use crate::grafana::Grafana;
+use crate::history::History;
+use crate::prom::Querier;
+use crate::sinks::{self, AlertSender};
+use crate::slots::{Due, Slots};
+use crate::spec::{Specs, Verdict};
+use crate::time::{Clock, rfc3339};
+use crate::webhook::Inbox;
+use upsoak_common::ops::Health;
+
+/// The spec file and a flag that asks the loop to reload it at its next wake (SIGHUP sets it).
+#[derive(Clone, Debug)]
+pub struct Reload {
+    path: PathBuf,
+    requested: Arc<AtomicBool>,
+}
+
+impl Reload {
+    pub fn new(path: &Path) -> Reload {
+        Reload {
+            path: path.to_owned(),
+            requested: Arc::default(),
+        }
+    }
+
+    /// Asks for a reload; several requests before the loop wakes are one reload.
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> bool {
+        self.requested.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Everything the loop needs besides Prometheus, the clock and the metrics.
+pub struct MonitorConfig {
+    /// The SLO specs; a reload replaces them.
+    pub specs: Specs,
+    /// Without one, only objectives are judged.
+    pub baseline: Option<Baseline>,
+    /// Where the history is kept.
+    pub state_dir: PathBuf,
+    /// Alertmanager's base URL (API v2).
+    pub alertmanager: Option<String>,
+    /// Settle and judge windows, step, significance level.
+    pub judge: JudgeSettings,
+    /// Stop after this many transitions have been judged (for demos and tests).
+    pub max_judged: Option<usize>,
+    /// Annotations of transitions and verdict changes.
+    pub grafana: Option<Grafana>,
+    /// Alerts posted by Alertmanager's webhook, folded into verdicts.
+    pub inbox: Inbox,
+    /// Where the specs are reloaded from when asked (SIGHUP); `None`: never.
+    pub reload: Option<Reload>,
+}
+
+/// What the loop reports to: the metrics (through events) and the readiness it marks once
+/// Prometheus has answered.
+pub struct Outputs<'a> {
+    pub metrics: &'a AgentMetrics,
+    pub ready: &'a Health,
+}
+
+/// Runs until `shutdown` or `max_judged`; returns the history (its overall verdict is the run's).
+pub async fn run<Q: Querier, C: Clock>(
+    mut cfg: MonitorConfig,
+    q: &Q,
+    clock: &C,
+    out: Outputs<'_>,
+    shutdown: &CancellationToken,
+) -> crate::Result<History> {
+    let m = out.metrics;
+    std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| crate::Error::Write(cfg.state_dir.display().to_string(), e))?;
+    let mut history = History::load(&cfg.state_dir)?;
+    HistoryRestored { history: &history }.emit(m);
+    let mut alerts = cfg
+        .alertmanager
+        .as_deref()
+        .map(|u| AlertSender::new(u, 1000));
+    let mut slots = Slots::new(&cfg.specs, clock.now_ms());
+    loop {
+        // Sleep until the next group's slot (fixed on the wall clock, as Prometheus' groups).
+        let next = slots.next_ms().unwrap_or_else(|| clock.now_ms() + 1000);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = clock.sleep_until(next) => {}
+        }
+        if let Some(r) = &cfg.reload
+            && r.take()
+            && reload_specs(&mut cfg.specs, &r.path, m)
+        {
+            slots.reconcile(&cfg.specs, clock.now_ms());
+        }
+        let due = slots.due(clock.now_ms());
+        if due.is_empty() {
+            continue;
+        }
+        let now = clock.now_ms().div_euclid(1000);
+        let saved = history.progress();
+        let mut answered = evaluate_live(q, &cfg.specs, &due, now, m).await;
+        let before = history.transitions.len();
+        match eval::detect(q, &mut history, now).await {
+            Ok(_) => answered = true,
+            // Prometheus cannot be read: nothing is assumed; pending windows wait.
+            Err(e) => WandererUnreadable { error: &e }.emit(m),
+        }
+        if answered && !out.ready.is_ready() {
+            out.ready.mark_ready();
+            PrometheusAnswered.emit();
+        }
+        for t in &history.transitions[before..] {
+            TransitionDetected { transition: t }.emit(m);
+            if let Some(g) = &cfg.grafana
+                && let Err(e) = g.transition(t, cfg.judge.settle.as_secs() as i64).await
+            {
+                AnnotationFailed {
+                    kind: "transition",
+                    generation: t.generation,
+                    error: &e,
+                }
+                .emit(m);
+            }
+        }
+        let groups: Vec<String> = due.iter().map(|d| d.group.clone()).collect();
+        let judging = Judging {
+            specs: &cfg.specs,
+            baseline: cfg.baseline.as_ref(),
+            settings: &cfg.judge,
+            inbox: &cfg.inbox,
+        };
+        let judgement = eval::judge_due(q, &judging, &mut history, now, &groups).await;
+        for f in &judgement.failed_queries {
+            SloQueryFailed {
+                group: &f.group,
+                slo: &f.slo,
+                purpose: QueryPurpose::Judge,
+                at: now,
+                error: &f.error,
+            }
+            .emit(m);
+        }
+        for i in judgement.judged {
+            report_judged(&history, i, cfg.grafana.as_ref(), m).await;
+        }
+        if history.progress() != saved {
+            history.save(&cfg.state_dir)?;
+        }
+        if let Some(a) = alerts.as_mut() {
+            // Firing alerts are re-sent every slot, as Alertmanager expects; resolved ones carry endsAt.
+            a.send(
+                sinks::current_alerts(&history.transitions, &rfc3339(now)),
+                m,
+            )
+            .await;
+        }
+        let judged = history
+            .transitions
+            .iter()
+            .filter(|t| t.judged.is_some())
+            .count();
+        if cfg.max_judged.is_some_and(|max| judged >= max) {
+            break;
+        }
+    }
+    history.save(&cfg.state_dir)?;
+    Ok(history)
+}
+
+/// Reloads the specs from `path`: a valid file replaces them, an invalid one keeps the old
+/// specs (as Prometheus keeps its old rules). True when they were replaced.
+fn reload_specs(specs: &mut Specs, path: &Path, m: &AgentMetrics) -> bool {
+    match Specs::load(path) {
+        Ok(new) => {
+            SpecsReloaded::Applied(&new).emit(m);
+            *specs = new;
+            true
+        }
+        Err(e) => {
+            SpecsReloaded::Refused(&e).emit(m);
+            false
+        }
+    }
+}
+
+/// The slot of each group in `due`: counts it (and the slots it missed) and exports its SLOs'
+/// live values; a failed query never stops the others. True when any query was answered.
+async fn evaluate_live<Q: Querier>(
+    q: &Q,
+    specs: &Specs,
+    due: &[Due],
+    now: i64,
+    m: &AgentMetrics,
+) -> bool {
+    let mut answered = false;
+    for d in due {
+        GroupEvaluated {
+            group: &d.group,
+            missed: d.missed,
+        }
+        .emit(m);
+        for (slo, value) in eval::current_values(q, specs, &d.group, now).await {
+            match value {
+                Ok(value) => {
+                    answered = true;
+                    SloEvaluated {
+                        group: &d.group,
+                        slo: &slo,
+                        value,
+                    }
+                    .emit(m);
+                }
+                Err(e) => SloQueryFailed {
+                    group: &d.group,
+                    slo: &slo,
+                    purpose: QueryPurpose::Live,
+                    at: now,
+                    error: &e,
+                }
+                .emit(m),
+            }
+        }
+    }
+    answered
+}
+
+/// The transition at `i` was judged: each SLO whose verdict changed since the transition
+/// before (or that is judged for the first time) is reported and annotated, then the
+/// transition.
+async fn report_judged(history: &History, i: usize, grafana: Option<&Grafana>, m: &AgentMetrics) {
+    let t = &history.transitions[i];
+    let Some(j) = &t.judged else { return };
+    let previous: BTreeMap<&String, Verdict> = history.transitions[..i]
+        .iter()
+        .filter_map(|p| p.judged.as_ref())
+        .flat_map(|pj| pj.slos.iter().map(|(k, v)| (k, v.evidence.verdict)))
+        .collect();
+    for (k, v) in &j.slos {
+        let before = previous.get(k).copied();
+        if before == Some(v.evidence.verdict) {
+            continue;
+        }
+        SloJudged {
+            transition: t,
+            verdict: v,
+            previous: before,
+        }
+        .emit(m);
+        if let Some(g) = grafana
+            && let Err(e) = g
+                .verdict(t, j.window_end, k, v.evidence.verdict, &v.evidence.reason)
+                .await
+        {
+            AnnotationFailed {
+                kind: "verdict",
+                generation: t.generation,
+                error: &e,
+            }
+            .emit(m);
+        }
+    }
+    TransitionJudged {
+        transition: t,
+        judged: j,
+    }
+    .emit(m);
+}
+
+#[cfg(test)]
+mod tests;
