@@ -185,12 +185,11 @@ impl Pools {
             };
             let g = &mut guards[i];
             let gs = g.candidates(*state).and_then(|m| m.remove(&name))?;
-            g.held.insert(name.clone(), Some(gs.clone()));
+            g.held.insert(name.clone(), Some(gs));
             return Some(Hold {
                 pool: pools[i].clone(),
                 key: (ns.to_owned(), name),
                 expected: *state,
-                picked: gs,
                 open: true,
             });
         }
@@ -307,7 +306,6 @@ pub struct Hold {
     pool: Arc<FleetPool>,
     key: Key,
     expected: GameServerState,
-    picked: Arc<GameServer>,
     open: bool,
 }
 
@@ -320,11 +318,6 @@ impl Hold {
     /// The state it was picked in; the commit goes ahead only if it is still in it.
     pub fn expected(&self) -> GameServerState {
         self.expected
-    }
-
-    /// The server as it was when picked.
-    pub fn picked(&self) -> &Arc<GameServer> {
-        &self.picked
     }
 
     /// Ends the hold for a commit that goes ahead (call with the world's lock held, before the
