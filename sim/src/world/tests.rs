@@ -213,8 +213,8 @@ fn op() -> impl Strategy<Value = Op> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
-    /// Whatever happens, an Allocated server disappears only after it ends, and the
-    /// state gauges equal what the API lists.
+    /// Whatever happens, an Allocated server disappears only after it ends, the state
+    /// gauges equal what the API lists, and so does the Fleet's status after a reconcile.
     #[test]
     fn allocated_servers_survive_and_metrics_match_the_api(ops in prop::collection::vec(op(), 1..60)) {
         let mut w = world("fleets: [ { name: f, replicas: 3 } ]");
@@ -237,6 +237,18 @@ proptest! {
                 Op::Tick(ms) => {
                     now += Duration::from_millis(ms);
                     w.tick(now);
+                    // Reconciled just now: the status (from the pool's counts) is the list's.
+                    let fs = w.get_fleet("default", "f").unwrap().status.unwrap();
+                    let st = states(&w);
+                    let n = |s: GameServerState| st.values().filter(|x| **x == s).count() as i32;
+                    let alive = st.len() as i32
+                        - n(GameServerState::Shutdown)
+                        - n(GameServerState::Error)
+                        - n(GameServerState::Unhealthy);
+                    prop_assert_eq!(
+                        (fs.replicas, fs.ready_replicas, fs.allocated_replicas, fs.reserved_replicas),
+                        (alive, n(GameServerState::Ready), n(GameServerState::Allocated), n(GameServerState::Reserved))
+                    );
                 }
             }
             let st = states(&w);
