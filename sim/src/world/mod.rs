@@ -12,7 +12,8 @@
 //! - [`watch`]: resourceVersions, the watch event log and its subscribers.
 //! - [`install`]: what is installed, the upgrade window, fault conditions, the allocation plan.
 //! - [`fleets`]: Fleet CRUD, naming and UIDs, Fleet reconciliation and status.
-//! - [`gameservers`]: the GameServer store, the ready index, timers and the state machine.
+//! - [`gameservers`]: the GameServer store, timers and the state machine (each change also
+//!   updates its Fleet's pool).
 //! - [`allocation`]: the [`Allocator`] (plan and picks, without the world's lock) and the
 //!   commit.
 //! - [`ready`]: the allocation cache: each Fleet's candidates, holds and state counts.
