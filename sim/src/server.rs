@@ -59,7 +59,9 @@ impl Sim {
         let metrics = SimMetrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        let world = Arc::new(Mutex::new(World::new(cfg.clone(), metrics, seed)));
+        let world = World::new(cfg.clone(), metrics, seed);
+        let allocator = world.allocator().clone();
+        let world = Arc::new(Mutex::new(world));
         World::attach_game_runtime(&world, Arc::new(pool), shutdown.clone());
         let gauges: Arc<dyn GaugeSource> = world.clone();
         registry.register_collector(Box::new(GaugeCollector(gauges)));
@@ -71,6 +73,7 @@ impl Sim {
             health.clone(),
             ApiState {
                 world: world.clone(),
+                allocator,
                 shutdown: shutdown.clone(),
             },
         );

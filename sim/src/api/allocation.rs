@@ -1,5 +1,6 @@
-//! `GameServerAllocation` create: parse the selectors, ask the world for a plan, then pick and
-//! commit with retries, waiting the pick-to-commit latency outside the lock.
+//! `GameServerAllocation` create: parse the selectors, ask the allocator for a plan, then pick
+//! (from the Fleet's pool, without the world's lock) and commit (under it) with retries,
+//! waiting the pick-to-commit latency outside every lock.
 
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use super::{ApiResult, ApiState, json_response};
 use crate::events;
 use crate::selector::Selector;
 use crate::status::{ApiError, Cause};
+use crate::world::count_allocated;
 
 // ----- allocation -----
 
@@ -75,10 +77,10 @@ pub(super) async fn allocate(
         .find_map(|(sel, _)| sel.equality(FLEET_LABEL).map(str::to_owned))
         .unwrap_or_else(|| NO_FLEET.to_owned());
     let start = Instant::now();
-    let (plan, metrics) = {
-        let mut w = s.lock()?;
-        (w.allocation_plan(), w.metrics().clone())
-    };
+    // Nothing here takes the world's lock but the commit: the plan and the pick come from the
+    // allocator, and every metric is recorded after the commit has let go of the lock.
+    let alloc = &s.allocator;
+    let metrics = alloc.metrics();
     // Agones labels the latency with the allocated server's Fleet; without one, the Fleet the
     // selectors asked for keeps failures visible per Fleet.
     let observe = |fleet: &str, status: &str| {
@@ -88,9 +90,9 @@ pub(super) async fn allocate(
             scheduling: &scheduling,
             took: start.elapsed(),
         }
-        .emit(&metrics);
+        .emit(metrics);
     };
-    let (latency, retries) = match plan {
+    let (latency, retries) = match alloc.plan() {
         Ok(p) => p,
         Err(e) => {
             // The allocator answered with an error (it is down during an upgrade window and
@@ -104,8 +106,9 @@ pub(super) async fn allocate(
     let mut outcome = AllocationState::Contention;
     let mut allocated = None;
     for _ in 0..=retries {
-        let pick = s.lock()?.pick_for_allocation(&ns, &gsa, &selectors);
-        let Some((key, expected)) = pick else {
+        // The pick is held out of every other pick until the commit; if this future is
+        // dropped first (the client went away), the hold's drop puts it back.
+        let Some(hold) = alloc.pick(&ns, &gsa, &selectors) else {
             outcome = AllocationState::UnAllocated;
             break;
         };
@@ -116,7 +119,11 @@ pub(super) async fn allocate(
         } else {
             tokio::time::sleep(latency).await;
         }
-        if let Some(gs) = s.lock()?.commit_allocation(&key, expected, &gsa) {
+        let committed = s.lock()?.commit_allocation(hold, &gsa);
+        if let Some((gs, fleet)) = committed {
+            if let Some(fleet) = fleet {
+                count_allocated(metrics, &ns, &fleet);
+            }
             outcome = AllocationState::Allocated;
             allocated = Some(gs);
             break;
@@ -153,10 +160,13 @@ pub(super) async fn allocate(
     };
     let mut out = gsa;
     out.metadata.namespace = Some(ns);
-    out.metadata.name = allocated.and_then(|g| g.metadata.name);
+    out.metadata.name = allocated.and_then(|g| g.metadata.name.clone());
     out.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         jiff::Timestamp::now(),
     ));
     out.status = Some(status);
     Ok(json_response(StatusCode::CREATED, &out))
 }
+
+#[cfg(test)]
+mod tests;

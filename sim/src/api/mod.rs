@@ -38,7 +38,7 @@ use upsoak_agones::{Fleet, GameServer};
 
 use crate::selector::Selector;
 use crate::status::ApiError;
-use crate::world::{Watched, World};
+use crate::world::{Allocator, Watched, World};
 
 use request::{list_query, wants_table};
 use table::table;
@@ -47,6 +47,8 @@ use table::table;
 #[derive(Clone)]
 pub struct ApiState {
     pub world: Arc<Mutex<World>>,
+    /// Allocation's share of the world, used without the world's lock.
+    pub allocator: Arc<Allocator>,
     pub shutdown: CancellationToken,
 }
 

@@ -29,6 +29,7 @@ pub(super) fn watch<T: Served>(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1024);
     let mut sub;
     let mut backlog: Vec<Bytes> = Vec::new();
+    let mut resumed: Vec<std::sync::Arc<WatchEvent>> = Vec::new();
     let mut last_rv;
     {
         let w = s.lock()?;
@@ -49,14 +50,14 @@ pub(super) fn watch<T: Served>(
                     ApiError::bad_request(format!("resourceVersion: `{rv}` is not a number"))
                 })?;
                 match w.events_since(rv) {
-                    Some(events) => {
-                        backlog.extend(events.iter().filter(|e| matches(e)).map(|e| e.line.clone()))
-                    }
+                    Some(events) => resumed = events.into_iter().filter(|e| matches(e)).collect(),
                     None => backlog.push(gone_line(rv)),
                 }
             }
         }
     }
+    // Encoded here, after the world's lock is released.
+    backlog.extend(resumed.iter().map(|e| e.line()));
     let gone = backlog
         .last()
         .is_some_and(|l| l.starts_with(b"{\"type\":\"ERROR\""));
@@ -96,7 +97,7 @@ pub(super) fn watch<T: Served>(
                         }
                         last_rv = last_rv.max(e.rv);
                         if !event_matches(&e, kind, ns.as_deref(), &q) { continue; }
-                        let line = if as_table { tableize::<T>(&e.line) } else { e.line.clone() };
+                        let line = if as_table { tableize::<T>(&e.line()) } else { e.line() };
                         if tx.send(line).await.is_err() { return; }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {

@@ -1,145 +1,220 @@
-//! Allocation inside the world: pick a candidate and hold it, then commit it if it is still
-//! what was picked. The API's handler (`api/allocation.rs`) runs the retry loop around these.
+//! Allocation: the [`Allocator`] that the API's handler (`api/allocation.rs`) uses without the
+//! world's lock (the plan, and picks from each Fleet's pool in `ready.rs`), and the commit,
+//! the one step that takes the world's lock, for as long as one GameServer's update takes.
+//!
+//! Agones does the same in three steps (`pkg/gameserverallocations/allocator.go`):
+//! `ListenAndAllocate` picks from the allocation cache and removes the pick from it,
+//! `allocationUpdateWorkers` runs `applyAllocationToGameServer`, an update of that one
+//! GameServer that the API server refuses with a conflict when it changed since the cache saw
+//! it; the allocation then retries, and answers Contention when retries run out.
 
-use std::collections::BTreeSet;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use rand::RngExt;
-use upsoak_agones::{FLEET_LABEL, GameServer, GameServerAllocation, GameServerState};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use upsoak_agones::{GameServer, GameServerAllocation, GameServerState};
 
-use crate::events;
+use crate::config::FaultKind;
+use crate::events::{self, SimMetrics};
 use crate::selector::Selector;
+use crate::status::ApiError;
 
+use super::ready::{Hold, Pools};
 use super::{Key, World, fleet_of};
 
-impl World {
-    pub(super) fn count_allocation(&mut self, key: &Key) {
-        let Some(fleet) = self
-            .gameservers
-            .get(key)
-            .and_then(|r| fleet_of(&r.obj).map(str::to_owned))
-        else {
-            return;
-        };
-        events::GameServerAllocated {
-            namespace: &key.0,
-            fleet: &fleet,
-        }
-        .emit(&self.metrics);
-        if let Some(f) = self.fleets.get_mut(&(key.0.clone(), fleet)) {
-            f.allocations += 1;
+/// What an allocation needs to know of the world before it picks, published by the world
+/// whenever it may change (each tick, and when an install opens the upgrade window).
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// The allocator is down during an upgrade window.
+    down: bool,
+    latency: Duration,
+    fail_rate: f64,
+    retries: u32,
+}
+
+/// Allocation's share of the world, usable without the world's lock: the plan, each Fleet's
+/// pool of candidates, and the event metrics.
+pub struct Allocator {
+    pub(super) pools: Pools,
+    plan: RwLock<Plan>,
+    /// Draws the failures of an `allocation_failures` fault.
+    rng: Mutex<StdRng>,
+    pick_window: usize,
+    metrics: SimMetrics,
+}
+
+impl std::fmt::Debug for Allocator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Allocator").finish_non_exhaustive()
+    }
+}
+
+impl Allocator {
+    pub(super) fn new(seed: u64, pick_window: usize, metrics: SimMetrics) -> Allocator {
+        Allocator {
+            pools: Pools::new(seed),
+            plan: RwLock::new(Plan {
+                down: false,
+                latency: Duration::ZERO,
+                fail_rate: 0.0,
+                retries: 0,
+            }),
+            rng: Mutex::new(StdRng::seed_from_u64(seed.rotate_left(17))),
+            pick_window,
+            metrics,
         }
     }
 
-    // ----- allocation -----
+    /// The event metrics, to record without the world's lock.
+    pub fn metrics(&self) -> &SimMetrics {
+        &self.metrics
+    }
+
+    /// For one allocation: the pick-to-commit latency (faults included) and the retries
+    /// allowed, or the error the allocator answers with (down, or a failure fault).
+    pub fn plan(&self) -> Result<(Duration, u32), ApiError> {
+        let p = *self.plan.read().unwrap_or_else(PoisonError::into_inner);
+        if p.down {
+            return Err(ApiError::allocator_unavailable());
+        }
+        if p.fail_rate > 0.0
+            && self
+                .rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .random::<f64>()
+                < p.fail_rate
+        {
+            return Err(ApiError::internal(
+                "error allocating gameserver: simulated allocator failure",
+            ));
+        }
+        Ok((p.latency, p.retries))
+    }
+
+    /// Servers held by allocations between their pick and their commit.
+    pub fn holds(&self) -> usize {
+        self.pools.holds()
+    }
 
     /// Picks a candidate for `gsa` and holds it for this allocation until
-    /// [`World::commit_allocation`]: the first selector with a match wins; Packed picks among
-    /// the first `pick_window` matches, Distributed among all.
-    pub fn pick_for_allocation(
-        &mut self,
+    /// [`World::commit_allocation`] or until the [`Hold`] drops: the first selector with a
+    /// match wins; Packed picks among the first `pick_window` matches, Distributed among all.
+    pub fn pick(
+        &self,
         ns: &str,
         gsa: &GameServerAllocation,
         selectors: &[(Selector, GameServerState)],
-    ) -> Option<(Key, GameServerState)> {
-        let distributed = gsa.spec.scheduling.as_deref() == Some("Distributed");
-        let window = if distributed {
+    ) -> Option<Hold> {
+        let window = if gsa.spec.scheduling.as_deref() == Some("Distributed") {
             usize::MAX
         } else {
-            self.cfg.allocation.pick_window
+            self.pick_window
         };
-        for (sel, state) in selectors {
-            let mut found: Vec<&String> = Vec::new();
-            if *state == GameServerState::Ready {
-                let pools: Vec<&BTreeSet<String>> = match sel.equality(FLEET_LABEL) {
-                    Some(f) => self
-                        .ready
-                        .get(&(ns.to_owned(), f.to_owned()))
-                        .into_iter()
-                        .collect(),
-                    None => self
-                        .ready
-                        .iter()
-                        .filter(|((n, _), _)| n == ns)
-                        .map(|(_, s)| s)
-                        .collect(),
-                };
-                'pools: for pool in pools {
-                    for name in pool {
-                        let k = (ns.to_owned(), name.clone());
-                        if !self.in_flight.contains(&k)
-                            && let Some(r) = self.gameservers.get(&k)
-                            && sel.matches(r.obj.metadata.labels.as_ref())
-                        {
-                            found.push(name);
-                            if found.len() >= window {
-                                break 'pools;
-                            }
-                        }
-                    }
-                }
-            } else {
-                for ((n, name), r) in &self.gameservers {
-                    if n == ns
-                        && r.obj.state() == Some(*state)
-                        && !self.in_flight.contains(&(n.clone(), name.clone()))
-                        && sel.matches(r.obj.metadata.labels.as_ref())
-                    {
-                        found.push(name);
-                        if found.len() >= window {
-                            break;
-                        }
-                    }
-                }
-            }
-            if !found.is_empty() {
-                let i = self.rng.random_range(0..found.len());
-                let key = (ns.to_owned(), found[i].clone());
-                self.in_flight.insert(key.clone());
-                return Some((key, *state));
-            }
-        }
-        None
+        self.pools.pick(ns, selectors, window)
+    }
+}
+
+/// Counts one allocation in `agones_gameservers_allocations_total` (after the world's lock is
+/// released, for allocations through the API).
+pub fn count_allocated(metrics: &SimMetrics, ns: &str, fleet: &str) {
+    events::GameServerAllocated {
+        namespace: ns,
+        fleet,
+    }
+    .emit(metrics);
+}
+
+impl World {
+    /// The allocation side of the world, shared with the API's handlers.
+    pub fn allocator(&self) -> &Arc<Allocator> {
+        &self.alloc
     }
 
-    /// Takes a picked candidate if it is still in `expected` state; `None` when it changed
-    /// (deleted, failed, allocated through its SDK) since the pick.
+    /// Publishes what allocations need to know of the install and the faults.
+    pub(super) fn publish_allocation_plan(&self) {
+        let mut latency = self.cfg.allocation.latency;
+        let mut fail_rate: f64 = 0.0;
+        for kind in self.active_faults() {
+            match kind {
+                FaultKind::AllocationLatency { multiplier, added } => {
+                    latency = latency.mul_f64(*multiplier) + *added;
+                }
+                FaultKind::AllocationFailures { rate } => {
+                    fail_rate = 1.0 - (1.0 - fail_rate) * (1.0 - rate);
+                }
+                _ => {}
+            }
+        }
+        *self
+            .alloc
+            .plan
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Plan {
+            down: self.upgrade.is_some(),
+            latency,
+            fail_rate,
+            retries: self.cfg.allocation.retries,
+        };
+    }
+
+    /// Counts an allocation made through the SDK, in its Fleet's status and the metric.
+    pub(super) fn count_allocation(&mut self, key: &Key) {
+        if let Some(fleet) = self.note_allocation(key) {
+            count_allocated(&self.metrics, &key.0, &fleet);
+        }
+    }
+
+    /// Counts an allocation in its Fleet's status; returns the Fleet, for the metric.
+    fn note_allocation(&mut self, key: &Key) -> Option<String> {
+        let fleet = fleet_of(&self.gameservers.get(key)?.obj)?.to_owned();
+        if let Some(f) = self.fleets.get_mut(&(key.0.clone(), fleet.clone())) {
+            f.allocations += 1;
+        }
+        Some(fleet)
+    }
+
+    /// Takes a held candidate if it is still in the state it was picked in; `None` when it
+    /// changed (deleted, failed, allocated through its SDK) since the pick, and the hold is
+    /// released. Returns the allocated server and its Fleet, for the caller to count.
     pub fn commit_allocation(
         &mut self,
-        key: &Key,
-        expected: GameServerState,
+        hold: Hold,
         gsa: &GameServerAllocation,
-    ) -> Option<GameServer> {
-        self.in_flight.remove(key);
-        let state = self.gameservers.get(key)?.obj.state()?;
-        if state != expected {
+    ) -> Option<(Arc<GameServer>, Option<String>)> {
+        let key = hold.key().clone();
+        let state = self.gameservers.get(&key)?.obj.state()?;
+        if state != hold.expected() {
             return None;
         }
+        hold.commit();
         if let Some(meta) = &gsa.spec.metadata
-            && let Some(rec) = self.gameservers.get_mut(key)
+            && (meta.labels.as_ref().is_some_and(|l| !l.is_empty())
+                || meta.annotations.as_ref().is_some_and(|a| !a.is_empty()))
+            && let Some(rec) = self.gameservers.get_mut(&key)
         {
+            let obj = Arc::make_mut(&mut rec.obj);
             for (k, v) in meta.labels.iter().flatten() {
-                rec.obj
-                    .metadata
+                obj.metadata
                     .labels
                     .get_or_insert_default()
                     .insert(k.clone(), v.clone());
             }
             for (k, v) in meta.annotations.iter().flatten() {
-                rec.obj
-                    .metadata
+                obj.metadata
                     .annotations
                     .get_or_insert_default()
                     .insert(k.clone(), v.clone());
             }
         }
-        let now = Instant::now();
         if state == GameServerState::Allocated {
-            self.touch_gameserver(key);
+            self.touch_gameserver(&key);
         } else {
-            self.set_state(key, GameServerState::Allocated, now);
+            self.set_state(&key, GameServerState::Allocated, Instant::now());
         }
-        self.count_allocation(key);
-        self.gameservers.get(key).map(|r| r.obj.clone())
+        let fleet = self.note_allocation(&key);
+        self.gameservers.get(&key).map(|r| (r.obj.clone(), fleet))
     }
 }

@@ -59,13 +59,15 @@ impl World {
             label_selector: Some(format!("{FLEET_LABEL}={name}")),
             ..FleetStatus::default()
         });
-        self.emit("ADDED", &fleet);
+        self.emit("ADDED", fleet.clone());
         self.dirty.insert(key.clone());
+        let pool = self.alloc.pools.pool(&key);
         self.fleets.insert(
             key,
             FleetRecord {
                 obj: fleet.clone(),
                 allocations: 0,
+                pool,
             },
         );
         Ok(fleet)
@@ -128,7 +130,7 @@ impl World {
             spec: new.spec,
             status: old.status.clone(),
         };
-        self.emit("MODIFIED", &fleet);
+        self.emit("MODIFIED", fleet.clone());
         if let Some(rec) = self.fleets.get_mut(&key) {
             rec.obj = fleet.clone();
         }
@@ -146,7 +148,7 @@ impl World {
             .ok_or_else(|| ApiError::not_found("fleets.agones.dev", name))?;
         let mut fleet = rec.obj;
         fleet.metadata.resource_version = Some(self.next_rv().to_string());
-        self.emit("DELETED", &fleet);
+        self.emit("DELETED", fleet.clone());
         let owned: Vec<Key> = self
             .members
             .get(&key)
@@ -159,6 +161,7 @@ impl World {
         }
         self.members.remove(&key);
         self.dirty.remove(&key);
+        self.alloc.pools.forget(&key);
         Ok(fleet)
     }
 
@@ -224,54 +227,43 @@ impl World {
     pub(super) fn reconcile_fleets(&mut self, now: Instant) {
         let dirty = std::mem::take(&mut self.dirty);
         for key in dirty {
-            let Some(fleet) = self.fleets.get(&key).map(|r| r.obj.clone()) else {
+            let Some((fleet, counts)) = self
+                .fleets
+                .get(&key)
+                .map(|r| (r.obj.clone(), r.pool.counts()))
+            else {
                 continue;
             };
-            let list: Vec<(String, GameServerState)> = self
-                .members
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .filter_map(|n| {
-                    let r = self.gameservers.get(&(key.0.clone(), n.clone()))?;
-                    Some((n.clone(), r.obj.state()?))
-                })
-                .collect();
             // Failed and finished servers no longer count: they are replaced at once.
-            let alive: Vec<&(String, GameServerState)> = list
-                .iter()
-                .filter(|(_, s)| {
-                    !matches!(
-                        s,
-                        GameServerState::Shutdown
-                            | GameServerState::Error
-                            | GameServerState::Unhealthy
-                    )
-                })
-                .collect();
+            let alive = usize::try_from(counts.alive()).unwrap_or(0);
             let want = usize::try_from(fleet.spec.replicas).unwrap_or(0);
             let mut more_to_create = false;
             let (mut created, mut removed) = (0, 0);
-            if alive.len() < want {
-                let missing = want - alive.len();
+            if alive < want {
+                let missing = want - alive;
                 created = missing.min(CREATE_BATCH);
                 for _ in 0..created {
                     self.spawn_gameserver(&key.0, &fleet, now);
                 }
                 more_to_create = missing > CREATE_BATCH;
-            } else if alive.len() > want {
+            } else if alive > want {
                 // Remove servers not yet Ready first, then Ready ones; never Allocated or Reserved.
-                let mut removable: Vec<&(String, GameServerState)> = alive
-                    .iter()
-                    .copied()
+                let mut removable: Vec<(String, GameServerState)> = self
+                    .members
+                    .get(&key)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| {
+                        let r = self.gameservers.get(&(key.0.clone(), n.clone()))?;
+                        Some((n.clone(), r.obj.state()?))
+                    })
                     .filter(|(_, s)| s.is_before_ready() || *s == GameServerState::Ready)
                     .collect();
                 removable.sort_by_key(|(_, s)| *s == GameServerState::Ready);
-                let excess = alive.len() - want;
                 let doomed: Vec<Key> = removable
-                    .iter()
-                    .take(excess)
-                    .map(|(n, _)| (key.0.clone(), n.clone()))
+                    .into_iter()
+                    .take(alive - want)
+                    .map(|(n, _)| (key.0.clone(), n))
                     .collect();
                 removed = doomed.len();
                 for k in doomed {
@@ -296,33 +288,21 @@ impl World {
         }
     }
 
-    /// Recomputes a Fleet's status from its GameServers; emits MODIFIED only on change.
+    /// Sets a Fleet's status from its pool's state counts (kept as its servers change, so
+    /// this takes no pass over them); emits MODIFIED only on change.
     pub(super) fn update_fleet_status(&mut self, key: &Key) {
-        let mut st = FleetStatus::default();
-        for n in self.members.get(key).into_iter().flatten() {
-            let Some(r) = self.gameservers.get(&(key.0.clone(), n.clone())) else {
-                continue;
-            };
-            let Some(state) = r.obj.state() else { continue };
-            if matches!(
-                state,
-                GameServerState::Shutdown | GameServerState::Error | GameServerState::Unhealthy
-            ) {
-                continue;
-            }
-            st.replicas += 1;
-            match state {
-                GameServerState::Ready => st.ready_replicas += 1,
-                GameServerState::Allocated => st.allocated_replicas += 1,
-                GameServerState::Reserved => st.reserved_replicas += 1,
-                _ => {}
-            }
-        }
         let Some(rec) = self.fleets.get(key) else {
             return;
         };
-        st.allocations = Some(rec.allocations);
-        st.label_selector = Some(format!("{FLEET_LABEL}={}", key.1));
+        let c = rec.pool.counts();
+        let st = FleetStatus {
+            replicas: c.alive(),
+            ready_replicas: c.get(GameServerState::Ready),
+            reserved_replicas: c.get(GameServerState::Reserved),
+            allocated_replicas: c.get(GameServerState::Allocated),
+            allocations: Some(rec.allocations),
+            label_selector: Some(format!("{FLEET_LABEL}={}", key.1)),
+        };
         if rec.obj.status.as_ref() == Some(&st) {
             return;
         }
@@ -333,7 +313,7 @@ impl World {
         rec.obj.status = Some(st);
         rec.obj.metadata.resource_version = Some(rv.to_string());
         let fleet = rec.obj.clone();
-        self.emit("MODIFIED", &fleet);
+        self.emit("MODIFIED", fleet);
     }
 }
 

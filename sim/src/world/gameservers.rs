@@ -1,6 +1,8 @@
-//! GameServers: the store, the ready index that allocation picks from, the timers that move
-//! each server through its lifecycle, the state machine, and injected failures.
+//! GameServers: the store, the timers that move each server through its lifecycle, the state
+//! machine, and injected failures. Every change also goes to the server's Fleet pool
+//! (`ready.rs`), which allocation picks from.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -23,7 +25,7 @@ impl World {
     pub fn get_gameserver(&self, ns: &str, name: &str) -> Result<GameServer, ApiError> {
         self.gameservers
             .get(&(ns.to_owned(), name.to_owned()))
-            .map(|r| r.obj.clone())
+            .map(|r| GameServer::clone(&r.obj))
             .ok_or_else(|| ApiError::not_found("gameservers.agones.dev", name))
     }
 
@@ -33,7 +35,7 @@ impl World {
             .iter()
             .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
             .filter(|(_, r)| sel.matches(r.obj.metadata.labels.as_ref()))
-            .map(|(_, r)| r.obj.clone())
+            .map(|(_, r)| GameServer::clone(&r.obj))
             .collect()
     }
 
@@ -46,11 +48,10 @@ impl World {
 
     pub(super) fn remove_gameserver(&mut self, key: &Key) -> Option<GameServer> {
         let rec = self.gameservers.remove(key)?;
-        self.unindex_ready(key, &rec.obj);
+        rec.pool.update(&key.1, rec.obj.state(), None);
         if let Some(d) = rec.due {
             self.timers.remove(&(d, key.clone()));
         }
-        self.in_flight.remove(key);
         if let Some(f) = fleet_of(&rec.obj) {
             let fk = (key.0.clone(), f.to_owned());
             if let Some(m) = self.members.get_mut(&fk) {
@@ -61,24 +62,10 @@ impl World {
         if let Some(token) = &rec.game {
             token.cancel();
         }
-        let mut gs = rec.obj;
+        let mut gs = Arc::unwrap_or_clone(rec.obj);
         gs.metadata.resource_version = Some(self.next_rv().to_string());
-        self.emit("DELETED", &gs);
+        self.emit("DELETED", gs.clone());
         Some(gs)
-    }
-
-    pub(super) fn ready_key(key: &Key, gs: &GameServer) -> Key {
-        (key.0.clone(), fleet_of(gs).unwrap_or(NO_FLEET).to_owned())
-    }
-
-    pub(super) fn unindex_ready(&mut self, key: &Key, gs: &GameServer) {
-        let rk = Self::ready_key(key, gs);
-        if let Some(set) = self.ready.get_mut(&rk) {
-            set.remove(&key.1);
-            if set.is_empty() {
-                self.ready.remove(&rk);
-            }
-        }
     }
 
     /// Creates a GameServer for `fleet` from its template.
@@ -131,7 +118,10 @@ impl World {
             name: &key.1,
         }
         .emit(&self.metrics);
-        self.emit("ADDED", &gs);
+        let gs = Arc::new(gs);
+        self.emit::<GameServer>("ADDED", gs.clone());
+        let pool = self.alloc.pools.pool(&(key.0.clone(), fleet_name.clone()));
+        pool.update(&key.1, None, Some(&gs));
         let game = self.game.clone().map(|rt| self.start_game(rt, key.clone()));
         self.members
             .entry((key.0.clone(), fleet_name))
@@ -141,6 +131,7 @@ impl World {
             key.clone(),
             GsRecord {
                 obj: gs,
+                pool,
                 since: now,
                 due: None,
                 port: None,
@@ -174,7 +165,7 @@ impl World {
     /// Moves a GameServer to `to`, with the metrics, index and event that go with it.
     pub(super) fn set_state(&mut self, key: &Key, to: GameServerState, now: Instant) {
         let lifecycle = self.cfg.lifecycle.clone();
-        let ip = self.cfg.game.ip.to_string();
+        let ip = self.cfg.game.ip;
         let Some(rec) = self.gameservers.get_mut(key) else {
             return;
         };
@@ -194,14 +185,15 @@ impl World {
             _ => None,
         };
         let port = rec.port;
-        let gs = &mut rec.obj;
+        // The one copy of this change: the watch log and the pool still share the old object.
+        let gs = Arc::make_mut(&mut rec.obj);
         if let Some(st) = gs.status.as_mut() {
             st.state = to;
             if to == GameServerState::Scheduled {
                 st.node_name = NODE_NAME.to_owned();
-                st.address = ip.clone();
+                st.address = ip.to_string();
                 st.addresses = vec![upsoak_agones::gameserver::NodeAddress {
-                    address: ip,
+                    address: ip.to_string(),
                     type_: "InternalIP".to_owned(),
                 }];
                 let port_name = gs
@@ -224,7 +216,7 @@ impl World {
                 st.reserved_until = None;
             }
         }
-        let gs = gs.clone();
+        let gs = rec.obj.clone();
         events::GameServerStateChanged {
             namespace: &key.0,
             fleet: fleet_of(&gs).unwrap_or(NO_FLEET),
@@ -234,29 +226,31 @@ impl World {
             in_from: elapsed,
         }
         .emit(&self.metrics);
-        if from == GameServerState::Ready {
-            self.unindex_ready(key, &gs);
-        }
-        if to == GameServerState::Ready {
-            self.ready
-                .entry(Self::ready_key(key, &gs))
-                .or_default()
-                .insert(key.1.clone());
-        }
         self.set_due(key, due);
         self.mark_dirty(&key.0, &gs);
-        self.touch_gameserver(key);
+        // Unshared again, so the resourceVersion is set in place.
+        drop(gs);
+        self.bump(key, Some(from));
     }
 
     /// Bumps the resourceVersion of a changed GameServer and emits MODIFIED.
     pub(super) fn touch_gameserver(&mut self, key: &Key) {
+        self.bump(key, None);
+    }
+
+    /// Bumps the resourceVersion, emits MODIFIED and updates the Fleet's pool; `from` is the
+    /// state before the change, when it changed.
+    fn bump(&mut self, key: &Key, from: Option<GameServerState>) {
         let rv = self.next_rv();
         let Some(rec) = self.gameservers.get_mut(key) else {
             return;
         };
-        rec.obj.metadata.resource_version = Some(rv.to_string());
+        let obj = Arc::make_mut(&mut rec.obj);
+        let before = from.or(obj.state());
+        obj.metadata.resource_version = Some(rv.to_string());
+        rec.pool.update(&key.1, before, Some(&rec.obj));
         let gs = rec.obj.clone();
-        self.emit("MODIFIED", &gs);
+        self.emit::<GameServer>("MODIFIED", gs);
     }
 
     // ----- the lifecycle controller -----

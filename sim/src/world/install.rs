@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use rand::RngExt;
 
 use upsoak_agones::release::{Install, to_query};
 use upsoak_common::problems::Problems;
@@ -87,6 +86,7 @@ impl World {
         }
         .emit(&self.metrics);
         self.upgrade = Some((Instant::now() + self.cfg.upgrade_window, target.clone()));
+        self.publish_allocation_plan();
         Ok(target)
     }
 
@@ -117,30 +117,11 @@ impl World {
     }
 
     /// For one allocation: the pick-to-commit latency (faults included) and the retries
-    /// allowed, or the error the allocator answers with (down, or a failure fault).
-    pub fn allocation_plan(&mut self) -> Result<(Duration, u32), ApiError> {
-        if self.upgrade.is_some() {
-            return Err(ApiError::allocator_unavailable());
-        }
-        let mut latency = self.cfg.allocation.latency;
-        let mut fail_rate: f64 = 0.0;
-        for kind in self.active_faults() {
-            match kind {
-                FaultKind::AllocationLatency { multiplier, added } => {
-                    latency = latency.mul_f64(*multiplier) + *added;
-                }
-                FaultKind::AllocationFailures { rate } => {
-                    fail_rate = 1.0 - (1.0 - fail_rate) * (1.0 - rate);
-                }
-                _ => {}
-            }
-        }
-        if fail_rate > 0.0 && self.rng.random::<f64>() < fail_rate {
-            return Err(ApiError::internal(
-                "error allocating gameserver: simulated allocator failure",
-            ));
-        }
-        Ok((latency, self.cfg.allocation.retries))
+    /// allowed, or the error the allocator answers with (down, or a failure fault). The API
+    /// asks the [`super::Allocator`] directly, without the world's lock.
+    pub fn allocation_plan(&self) -> Result<(Duration, u32), ApiError> {
+        self.publish_allocation_plan();
+        self.alloc.plan()
     }
 
     /// Ends the upgrade window once its time is up: the target becomes what is installed.

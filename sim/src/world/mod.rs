@@ -1,22 +1,29 @@
 //! The simulated cluster: Fleets, GameServers, the installed Agones version, the watch event
 //! log, and the controllers that move them (lifecycle, Fleet reconciliation, allocation).
 //!
-//! Everything lives in one [`World`] behind one mutex, never held across an `await`: the
+//! The store lives in one [`World`] behind one mutex, never held across an `await`: the
 //! simulator's consistency (resourceVersions, counts that match the metrics) comes from that
-//! single lock, and its speed from keeping each critical section short and indexed. The
-//! struct is one; its parts live in child modules, each an `impl World` that sees the fields:
+//! single lock, and its speed from keeping each critical section short and indexed. What
+//! allocation needs lives beside it in an [`Allocator`] with locks of its own (one per Fleet),
+//! so picks never wait for the world: lock order is the world's lock, then a Fleet pool's
+//! (`ready.rs`). The struct is one; its parts live in child modules, each an `impl World`
+//! that sees the fields:
 //!
 //! - [`watch`]: resourceVersions, the watch event log and its subscribers.
 //! - [`install`]: what is installed, the upgrade window, fault conditions, the allocation plan.
 //! - [`fleets`]: Fleet CRUD, naming and UIDs, Fleet reconciliation and status.
-//! - [`gameservers`]: the GameServer store, the ready index, timers and the state machine.
-//! - [`allocation`]: picking and committing a GameServer for an allocation.
+//! - [`gameservers`]: the GameServer store, timers and the state machine (each change also
+//!   updates its Fleet's pool).
+//! - [`allocation`]: the [`Allocator`] (plan and picks, without the world's lock) and the
+//!   commit.
+//! - [`ready`]: the allocation cache: each Fleet's candidates, holds and state counts.
 //! - [`sdk`]: the game protocol's SDK calls and the UDP runtime that serves them.
 
 mod allocation;
 mod fleets;
 mod gameservers;
 mod install;
+mod ready;
 mod sdk;
 #[cfg(test)]
 mod tests;
@@ -39,8 +46,11 @@ use crate::config::SimConfig;
 use crate::events::{self, SimMetrics};
 use crate::metrics::{GaugeSnapshot, GaugeSource};
 
+pub use allocation::{Allocator, count_allocated};
 pub use fleets::default_template;
 pub use install::{InstallError, Installed};
+use ready::FleetPool;
+pub use ready::Hold;
 use sdk::GameRuntime;
 pub use watch::{WatchEvent, Watched};
 
@@ -61,7 +71,10 @@ pub enum Kind {
 }
 
 struct GsRecord {
-    obj: GameServer,
+    /// Shared with the watch log and the Fleet's pool; changed copy-on-write.
+    obj: Arc<GameServer>,
+    /// The pool of the Fleet that made it.
+    pool: Arc<FleetPool>,
     /// When it entered its current state.
     since: Instant,
     /// When the lifecycle moves it next, if it does by itself.
@@ -73,6 +86,8 @@ struct GsRecord {
 struct FleetRecord {
     obj: Fleet,
     allocations: i64,
+    /// Its servers' candidates and state counts.
+    pool: Arc<FleetPool>,
 }
 
 /// The simulated cluster.
@@ -82,12 +97,9 @@ pub struct World {
     rv: u64,
     fleets: BTreeMap<Key, FleetRecord>,
     gameservers: BTreeMap<Key, GsRecord>,
-    /// Ready GameServers by (namespace, fleet name or `none`), for allocation.
-    ready: BTreeMap<Key, BTreeSet<String>>,
-    /// Servers picked by an allocation that has not committed yet. Like Agones' allocation
-    /// cache, a picked server leaves the candidate list, so concurrent allocations never pick
-    /// the same one; a server that changes before the commit makes that allocation retry.
-    in_flight: BTreeSet<Key>,
+    /// Allocation's share: the plan, and each Fleet's candidates (Ready and Allocated), the
+    /// servers held by an allocation between pick and commit, and state counts.
+    alloc: Arc<Allocator>,
     /// GameServers of each Fleet, by (namespace, fleet).
     members: BTreeMap<Key, BTreeSet<String>>,
     /// When each GameServer moves next by itself, in time order.
@@ -136,14 +148,18 @@ impl World {
             spec: cfg.initial.clone(),
             since: jiff::Timestamp::now(),
         };
+        let alloc = Arc::new(Allocator::new(
+            seed,
+            cfg.allocation.pick_window,
+            metrics.clone(),
+        ));
         let mut w = World {
             cfg: cfg.clone(),
             metrics,
             rv: 1,
             fleets: BTreeMap::new(),
             gameservers: BTreeMap::new(),
-            ready: BTreeMap::new(),
-            in_flight: BTreeSet::new(),
+            alloc,
             members: BTreeMap::new(),
             timers: BTreeSet::new(),
             dirty: BTreeSet::new(),
@@ -156,6 +172,7 @@ impl World {
             rng: StdRng::seed_from_u64(seed),
             game: None,
         };
+        w.publish_allocation_plan();
         for seed in &cfg.fleets {
             let fleet = Fleet::new(&seed.name, seed.replicas, default_template());
             if let Err(e) = w.create_fleet(&cfg.namespace, fleet) {
@@ -191,6 +208,7 @@ impl World {
         if self.upgrade.is_none() && !self.reconcile_stalled() {
             self.reconcile_fleets(now);
         }
+        self.publish_allocation_plan();
     }
 
     /// Everything the state gauges export, under this one lock.

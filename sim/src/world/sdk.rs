@@ -120,7 +120,7 @@ impl World {
             SdkCall::Unhealthy => self.set_state(&key, GameServerState::Unhealthy, now),
             SdkCall::Reserve(d) => {
                 if let Some(rec) = self.gameservers.get_mut(&key)
-                    && let Some(st) = rec.obj.status.as_mut()
+                    && let Some(st) = Arc::make_mut(&mut rec.obj).status.as_mut()
                 {
                     let until = jiff::SignedDuration::try_from(d)
                         .and_then(|d| Timestamp::now().checked_add(d))
@@ -135,7 +135,7 @@ impl World {
             }
             SdkCall::Label(k, v) => {
                 if let Some(rec) = self.gameservers.get_mut(&key) {
-                    rec.obj
+                    Arc::make_mut(&mut rec.obj)
                         .metadata
                         .labels
                         .get_or_insert_default()
@@ -145,7 +145,7 @@ impl World {
             }
             SdkCall::Annotation(k, v) => {
                 if let Some(rec) = self.gameservers.get_mut(&key) {
-                    rec.obj
+                    Arc::make_mut(&mut rec.obj)
                         .metadata
                         .annotations
                         .get_or_insert_default()
@@ -159,7 +159,7 @@ impl World {
                 ids,
             } => {
                 if let Some(rec) = self.gameservers.get_mut(&key)
-                    && let Some(st) = rec.obj.status.as_mut()
+                    && let Some(st) = Arc::make_mut(&mut rec.obj).status.as_mut()
                 {
                     st.players = Some(upsoak_agones::gameserver::PlayerStatus {
                         count,

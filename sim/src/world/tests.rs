@@ -41,9 +41,9 @@ fn allocate(w: &mut World, fleet: &str) -> Option<String> {
     let gsa = GameServerAllocation::from_fleet(fleet);
     let sel = Selector::from_label_selector(&gsa.spec.selectors[0].selector).unwrap();
     let sels = [(sel, GameServerState::Ready)];
-    let (key, _) = w.pick_for_allocation("default", &gsa, &sels)?;
-    w.commit_allocation(&key, GameServerState::Ready, &gsa)
-        .and_then(|g| g.metadata.name)
+    let hold = w.allocator().pick("default", &gsa, &sels)?;
+    w.commit_allocation(hold, &gsa)
+        .and_then(|(g, _)| g.metadata.name.clone())
 }
 
 fn set_replicas(w: &mut World, n: i32) {
@@ -124,22 +124,17 @@ fn no_ready_server_means_unallocated_and_a_changed_pick_means_a_lost_race() {
     let sel = Selector::from_label_selector(&gsa.spec.selectors[0].selector).unwrap();
     let sels = [(sel, GameServerState::Ready)];
     // A picked server is held: a concurrent allocation finds nothing.
-    let (k1, _) = w.pick_for_allocation("default", &gsa, &sels).unwrap();
-    assert!(w.pick_for_allocation("default", &gsa, &sels).is_none());
+    let h1 = w.allocator().pick("default", &gsa, &sels).unwrap();
+    let k1 = h1.key().clone();
+    assert!(w.allocator().pick("default", &gsa, &sels).is_none());
     // The game server allocates itself through the SDK before the commit: the race is lost.
     w.sdk("default", &k1.1, SdkCall::Allocate).unwrap();
-    assert!(
-        w.commit_allocation(&k1, GameServerState::Ready, &gsa)
-            .is_none()
-    );
-    assert!(w.pick_for_allocation("default", &gsa, &sels).is_none());
+    assert!(w.commit_allocation(h1, &gsa).is_none());
+    assert!(w.allocator().pick("default", &gsa, &sels).is_none());
     // Back to Ready (SDK Ready), it can be picked and committed again.
     w.sdk("default", &k1.1, SdkCall::Ready).unwrap();
-    let (k2, _) = w.pick_for_allocation("default", &gsa, &sels).unwrap();
-    assert!(
-        w.commit_allocation(&k2, GameServerState::Ready, &gsa)
-            .is_some()
-    );
+    let h2 = w.allocator().pick("default", &gsa, &sels).unwrap();
+    assert!(w.commit_allocation(h2, &gsa).is_some());
 }
 
 #[test]
@@ -218,8 +213,8 @@ fn op() -> impl Strategy<Value = Op> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
-    /// Whatever happens, an Allocated server disappears only after it ends, and the
-    /// state gauges equal what the API lists.
+    /// Whatever happens, an Allocated server disappears only after it ends, the state
+    /// gauges equal what the API lists, and so does the Fleet's status after a reconcile.
     #[test]
     fn allocated_servers_survive_and_metrics_match_the_api(ops in prop::collection::vec(op(), 1..60)) {
         let mut w = world("fleets: [ { name: f, replicas: 3 } ]");
@@ -242,6 +237,18 @@ proptest! {
                 Op::Tick(ms) => {
                     now += Duration::from_millis(ms);
                     w.tick(now);
+                    // Reconciled just now: the status (from the pool's counts) is the list's.
+                    let fs = w.get_fleet("default", "f").unwrap().status.unwrap();
+                    let st = states(&w);
+                    let n = |s: GameServerState| st.values().filter(|x| **x == s).count() as i32;
+                    let alive = st.len() as i32
+                        - n(GameServerState::Shutdown)
+                        - n(GameServerState::Error)
+                        - n(GameServerState::Unhealthy);
+                    prop_assert_eq!(
+                        (fs.replicas, fs.ready_replicas, fs.allocated_replicas, fs.reserved_replicas),
+                        (alive, n(GameServerState::Ready), n(GameServerState::Allocated), n(GameServerState::Reserved))
+                    );
                 }
             }
             let st = states(&w);

@@ -1,8 +1,11 @@
-//! resourceVersions and the watch event log: every change is one [`WatchEvent`], encoded once,
-//! kept for clients resuming from a resourceVersion and broadcast to every open watch.
+//! resourceVersions and the watch event log: every change is one [`WatchEvent`], kept for
+//! clients resuming from a resourceVersion and broadcast to every open watch. An event holds
+//! the changed object itself (shared, not copied) and is encoded once, by the first watcher
+//! that reads it, outside the world's lock.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::fmt::Debug;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -26,8 +29,47 @@ pub struct WatchEvent {
     /// The value of each field a field selector may name ([`Watched::FIELDS`]), taken from the
     /// object as it was sent, so a watch selects exactly what a list would.
     pub fields: Vec<(&'static str, String)>,
+    type_: &'static str,
+    object: Arc<dyn Encode>,
     /// `{"type":…,"object":…}\n`, encoded once for every watcher.
-    pub line: Bytes,
+    line: OnceLock<Bytes>,
+}
+
+/// An object as a watch event carries it, to encode when a watcher first reads it.
+trait Encode: Debug + Send + Sync {
+    fn to_json(&self) -> serde_json::Result<String>;
+}
+
+impl<T: serde::Serialize + Debug + Send + Sync> Encode for T {
+    fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string(self)
+    }
+}
+
+impl WatchEvent {
+    /// `{"type":…,"object":…}\n`, encoded by the first caller (never under the world's lock:
+    /// the object is an immutable snapshot) and shared by every other.
+    pub fn line(&self) -> Bytes {
+        self.line
+            .get_or_init(|| match self.object.to_json() {
+                Ok(body) => Bytes::from(format!(
+                    "{{\"type\":\"{}\",\"object\":{body}}}\n",
+                    self.type_
+                )),
+                Err(e) => {
+                    // Watchers miss this change; resourceVersions stay in order, so a client
+                    // that notices re-lists. Typed objects always encode, so this is a bug if
+                    // it happens.
+                    events::WatchEventUnencodable {
+                        name: &self.name,
+                        error: &e,
+                    }
+                    .emit();
+                    Bytes::new()
+                }
+            })
+            .clone()
+    }
 }
 
 /// An object a watch follows: its kind, its metadata, and the fields a field selector may name.
@@ -105,27 +147,18 @@ impl World {
     }
 
     /// Records a change of `object` (`ADDED`, `MODIFIED`, `DELETED`) and sends it to watchers.
-    pub(super) fn emit<T: Watched>(&mut self, type_: &str, object: &T) {
+    pub(super) fn emit<T: Watched + Debug + Send + Sync + 'static>(
+        &mut self,
+        type_: &'static str,
+        object: impl Into<Arc<T>>,
+    ) {
+        let object: Arc<T> = object.into();
         let meta = object.meta();
         let rv = meta
             .resource_version
             .as_deref()
             .and_then(|r| r.parse().ok())
             .unwrap_or(self.rv);
-        let body = match serde_json::to_string(object) {
-            Ok(body) => body,
-            Err(e) => {
-                // Watchers miss this change; resourceVersions stay in order, so a client that
-                // notices re-lists. Typed objects always encode, so this is a bug if it happens.
-                events::WatchEventUnencodable {
-                    name: meta.name.as_deref().unwrap_or_default(),
-                    error: &e,
-                }
-                .emit();
-                return;
-            }
-        };
-        let line = Bytes::from(format!("{{\"type\":\"{type_}\",\"object\":{body}}}\n"));
         let ev = Arc::new(WatchEvent {
             rv,
             kind: T::KIND,
@@ -136,7 +169,9 @@ impl World {
                 .iter()
                 .filter_map(|f| Some((*f, object.field(f)?)))
                 .collect(),
-            line,
+            type_,
+            object: object.clone(),
+            line: OnceLock::new(),
         });
         if self.events.len() >= EVENT_LOG_LEN {
             self.events.pop_front();
