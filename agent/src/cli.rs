@@ -72,7 +72,7 @@ pub enum Command {
     },
     /// Judges every Wanderer transition until stopped (or `--max-transitions`); exits with the
     /// overall verdict.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Prints the verdict history and exits with the overall verdict.
     Report {
         /// The `run`'s state directory.
@@ -159,7 +159,7 @@ impl Args {
     pub async fn execute(self) -> Result<Output, CliError> {
         match self.command {
             Command::CheckConfig { file } => check_config(&file).map(Output::pass),
-            Command::Run(o) => monitor::monitor(o, upsoak_common::shutdown::on_signal()).await,
+            Command::Run(o) => monitor::monitor(*o, upsoak_common::shutdown::on_signal()).await,
             Command::Report { state_dir, format } => report(&state_dir, &format),
             Command::Rules {
                 command:

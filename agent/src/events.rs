@@ -75,6 +75,45 @@ struct ProbeLabel {
 
 type F64Gauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
+/// Why the webhook refused a post.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum WebhookRefusal {
+    /// No or wrong `Authorization` (401).
+    Unauthenticated,
+    /// Body above the limit (413).
+    TooLarge,
+    /// `Content-Type` is not JSON (415).
+    NotJson,
+    /// Not an Alertmanager payload of version 4 (400).
+    BadPayload,
+    /// The inbox could not be written to the state dir (500; Alertmanager retries).
+    NotSaved,
+}
+
+impl WebhookRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookRefusal::Unauthenticated => "unauthenticated",
+            WebhookRefusal::TooLarge => "too_large",
+            WebhookRefusal::NotJson => "not_json",
+            WebhookRefusal::BadPayload => "bad_payload",
+            WebhookRefusal::NotSaved => "not_saved",
+        }
+    }
+}
+
+impl EncodeLabelValue for WebhookRefusal {
+    fn encode(&self, e: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        e.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabel {
+    reason: WebhookRefusal,
+}
+
 /// The agent's metrics. Clones share their values; only the events below change them.
 #[derive(Clone, Default)]
 pub struct AgentMetrics {
@@ -97,6 +136,12 @@ pub struct AgentMetrics {
     alerts_queued: Gauge,
     reloads: Family<ReloadLabel, Counter>,
     annotation_failures: Counter,
+    webhook_auth: Gauge,
+    webhook_refused: Family<RefusalLabel, Counter>,
+    webhook_alerts: Counter,
+    webhook_dropped: Counter,
+    inbox_alerts: Gauge,
+    inbox_bytes: Gauge,
 }
 
 impl AgentMetrics {
@@ -195,6 +240,36 @@ impl AgentMetrics {
             "upsoak_agent_annotation_failures",
             "Grafana annotations that could not be posted or recorded",
             self.annotation_failures.clone(),
+        );
+        r.register(
+            "upsoak_agent_webhook_auth_enabled",
+            "1 when the Alertmanager webhook requires credentials, 0 when anyone who reaches the port can post",
+            self.webhook_auth.clone(),
+        );
+        r.register(
+            "upsoak_agent_webhook_refused",
+            "Posts to the Alertmanager webhook refused, by reason",
+            self.webhook_refused.clone(),
+        );
+        r.register(
+            "upsoak_agent_webhook_alerts",
+            "Alerts received in accepted webhook posts",
+            self.webhook_alerts.clone(),
+        );
+        r.register(
+            "upsoak_agent_webhook_alerts_dropped",
+            "Webhook alerts dropped to keep the inbox within its byte bound (the oldest first)",
+            self.webhook_dropped.clone(),
+        );
+        r.register(
+            "upsoak_agent_webhook_inbox_alerts",
+            "Alerts in the webhook inbox",
+            self.inbox_alerts.clone(),
+        );
+        r.register(
+            "upsoak_agent_webhook_inbox_bytes",
+            "Bytes (as JSON) of the alerts in the webhook inbox",
+            self.inbox_bytes.clone(),
         );
     }
 
@@ -549,6 +624,90 @@ impl AnnotationFailed<'_> {
             "grafana annotation failed"
         );
         m.annotation_failures.inc();
+    }
+}
+
+/// At start: whether the webhook requires credentials. Without, a loud warning: anyone who can
+/// reach the port can fail transitions (and page whoever the agent's alerts reach).
+pub struct WebhookAuthConfigured {
+    pub enabled: bool,
+}
+
+impl WebhookAuthConfigured {
+    pub fn emit(&self, m: &AgentMetrics) {
+        match self.enabled {
+            true => tracing::info!("webhook requires credentials"),
+            false => tracing::warn!(
+                "WEBHOOK UNAUTHENTICATED: anyone who can reach the agent's port can post alerts to {} and fail transitions; set --webhook-token-file or --webhook-basic-auth-file",
+                crate::server::WEBHOOK_PATH
+            ),
+        }
+        m.webhook_auth.set(i64::from(self.enabled));
+    }
+}
+
+/// A post to the webhook was refused; nothing changed.
+pub struct WebhookRefused<'a> {
+    pub reason: WebhookRefusal,
+    pub detail: &'a str,
+}
+
+impl WebhookRefused<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        tracing::warn!(
+            reason = self.reason.as_str(),
+            detail = %self.detail,
+            "webhook post refused"
+        );
+        m.webhook_refused
+            .get_or_create(&RefusalLabel {
+                reason: self.reason,
+            })
+            .inc();
+    }
+}
+
+/// A post's alerts were kept in the inbox (and written to the state dir).
+pub struct WebhookAccepted<'a> {
+    pub received: usize,
+    pub inserted: &'a crate::webhook::inbox::Inserted,
+}
+
+impl WebhookAccepted<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let i = self.inserted;
+        tracing::debug!(
+            received = self.received,
+            kept = i.kept,
+            dropped = i.dropped,
+            inbox_alerts = i.alerts,
+            inbox_bytes = i.bytes,
+            "webhook alerts received"
+        );
+        if i.dropped > 0 {
+            tracing::warn!(
+                dropped = i.dropped,
+                inbox_bytes = i.bytes,
+                "webhook inbox full: dropped the oldest alerts"
+            );
+        }
+        m.webhook_alerts.inc_by(self.received as u64);
+        m.webhook_dropped.inc_by(i.dropped as u64);
+        m.inbox_alerts.set(i.alerts as i64);
+        m.inbox_bytes.set(i.bytes as i64);
+    }
+}
+
+/// The webhook inbox was read from the state dir at start.
+pub struct InboxRestored<'a> {
+    pub path: &'a std::path::Path,
+    pub alerts: usize,
+}
+
+impl InboxRestored<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        tracing::info!(path = %self.path.display(), alerts = self.alerts, "webhook inbox restored");
+        m.inbox_alerts.set(self.alerts as i64);
     }
 }
 

@@ -1,16 +1,30 @@
 //! Passive mode: Alertmanager's webhook (payload version 4) posts the user's own alerts here;
 //! an alert firing during a transition's judge window makes that transition fail on it.
+//!
+//! A post must carry the configured credentials ([`auth`]; 401 otherwise, nothing changes), be
+//! JSON (415) and at most [`MAX_BODY_BYTES`] (413); its alerts go to the [`Inbox`], which is
+//! bounded in bytes and kept in the state dir. A post is answered 200 only once the inbox is
+//! written, so Alertmanager retries what the agent could not keep.
 
-use std::sync::{Arc, Mutex};
+pub mod auth;
+pub mod inbox;
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-/// Alerts kept for folding; older ones are dropped first.
-const CAPACITY: usize = 10_000;
+pub use auth::{AuthFileError, WebhookAuth};
+pub use inbox::{Inbox, MAX_INBOX_BYTES};
 
+use crate::events::{AgentMetrics, WebhookAccepted, WebhookRefusal, WebhookRefused};
+
+/// Largest body a post may have (Alertmanager's default `max_alerts: 0` sends every alert of a
+/// group; 1 MiB holds thousands).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Alertmanager's webhook payload, version 4.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -33,6 +47,9 @@ pub struct WebhookAlert {
     pub starts_at: String,
     #[serde(default)]
     pub ends_at: String,
+    /// Alertmanager's hash of the labels: the alert's identity in the [`Inbox`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
 }
 
 impl WebhookAlert {
@@ -57,63 +74,109 @@ impl WebhookAlert {
     }
 }
 
-/// Alerts received, shared between the HTTP handler and the evaluator.
-#[derive(Clone, Default)]
-pub struct Inbox(pub Arc<Mutex<Vec<WebhookAlert>>>);
+/// What the webhook's handler needs: where alerts go, who may post, and what it counts.
+#[derive(Clone)]
+pub struct Webhook {
+    pub inbox: Inbox,
+    /// `None`: anyone who reaches the port may post (warned about at start).
+    pub auth: Option<Arc<WebhookAuth>>,
+    pub metrics: AgentMetrics,
+}
 
-impl Inbox {
-    /// The alerts, even if a handler panicked while holding them: the list is replaced one
-    /// alert at a time, so it is consistent, and losing it would read as "no alert fired".
-    fn alerts(&self) -> std::sync::MutexGuard<'_, Vec<WebhookAlert>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The alerts that fired during [from, to], except the agent's own.
-    pub fn firing_between(&self, from: i64, to: i64) -> Vec<WebhookAlert> {
-        self.alerts()
-            .iter()
-            .filter(|a| {
-                a.labels.get("alertname").map(String::as_str) != Some(crate::sinks::ALERT_NAME)
-            })
-            .filter(|a| a.overlaps(from, to))
-            .cloned()
-            .collect()
+impl Webhook {
+    /// An open webhook over `inbox` (tests).
+    pub fn open(inbox: Inbox) -> Webhook {
+        Webhook {
+            inbox,
+            auth: None,
+            metrics: AgentMetrics::default(),
+        }
     }
 }
 
-/// `POST /api/v1/alertmanager`: 400 unless the payload is version 4.
+fn refuse(m: &AgentMetrics, reason: WebhookRefusal, detail: &str) -> Response {
+    WebhookRefused { reason, detail }.emit(m);
+    let status = match reason {
+        WebhookRefusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+        WebhookRefusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        WebhookRefusal::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        WebhookRefusal::BadPayload => StatusCode::BAD_REQUEST,
+        WebhookRefusal::NotSaved => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, Json(serde_json::json!({ "error": detail }))).into_response()
+}
+
+/// `POST /api/v1/alertmanager`: 401 without the configured credentials, 415 unless JSON, 413
+/// above [`MAX_BODY_BYTES`], 400 unless a payload of version 4, 500 if the inbox cannot be
+/// written; 200 once its alerts are kept.
 pub async fn receive(
-    State(inbox): State<Inbox>,
-    body: axum::body::Bytes,
-) -> (StatusCode, Json<serde_json::Value>) {
+    State(w): State<Webhook>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let m = &w.metrics;
+    if let Some(auth) = &w.auth
+        && !auth.allows(headers.get(header::AUTHORIZATION))
+    {
+        let mut r = refuse(
+            m,
+            WebhookRefusal::Unauthenticated,
+            "missing or wrong Authorization",
+        );
+        for c in auth.challenges() {
+            r.headers_mut().append(header::WWW_AUTHENTICATE, c);
+        }
+        return r;
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return refuse(
+            m,
+            WebhookRefusal::NotJson,
+            "Content-Type must be application/json",
+        );
+    }
+    let too_large = format!("the body is larger than {MAX_BODY_BYTES} bytes");
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return refuse(m, WebhookRefusal::TooLarge, &too_large);
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return refuse(m, WebhookRefusal::TooLarge, &too_large);
+    };
     let payload: Payload = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(
-                    serde_json::json!({"error": format!("not an Alertmanager webhook payload: {e}")}),
-                ),
-            );
+            let detail = format!("not an Alertmanager webhook payload: {e}");
+            return refuse(m, WebhookRefusal::BadPayload, &detail);
         }
     };
     if payload.version != "4" {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(
-                serde_json::json!({"error": format!("payload version `{}` is not 4", payload.version)}),
-            ),
-        );
+        let detail = format!("payload version `{}` is not 4", payload.version);
+        return refuse(m, WebhookRefusal::BadPayload, &detail);
     }
-    let mut v = inbox.alerts();
-    for a in payload.alerts {
-        // A newer state of the same alert (same labels and start) replaces the older one.
-        v.retain(|old| !(old.labels == a.labels && old.starts_at == a.starts_at));
-        v.push(a);
+    let received = payload.alerts.len();
+    let inserted = w.inbox.insert(payload.alerts);
+    if let Err(e) = w.inbox.save().await {
+        let detail = crate::error::chain(&e);
+        return refuse(m, WebhookRefusal::NotSaved, &detail);
     }
-    let excess = v.len().saturating_sub(CAPACITY);
-    v.drain(..excess);
-    (StatusCode::OK, Json(serde_json::json!({"status": "ok"})))
+    WebhookAccepted {
+        received,
+        inserted: &inserted,
+    }
+    .emit(m);
+    (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response()
 }
 
 #[cfg(test)]
@@ -127,6 +190,7 @@ mod tests {
             annotations: Default::default(),
             starts_at: start.into(),
             ends_at: end.into(),
+            fingerprint: String::new(),
         }
     }
 

@@ -311,15 +311,25 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
     let tmp = TempDir::new("agent-passive");
     let prom = common::prometheus(tmp.path(), &sidecar.addr()).await;
     common::wait_for_samples(&prom, 3).await;
-    // The agent's own HTTP server receives Alertmanager's webhook.
+    // The agent's own HTTP server receives Alertmanager's webhook, which must send a token.
     let inbox = upsoak_agent::webhook::Inbox::default();
+    let token_file = tmp.path().join("webhook-token");
+    std::fs::write(&token_file, "s3cret-webhook-token\n").unwrap();
+    let auth = upsoak_agent::webhook::WebhookAuth::from_files(Some(&token_file), None)
+        .unwrap()
+        .map(std::sync::Arc::new);
+    let webhook_with_token = upsoak_agent::webhook::Webhook {
+        inbox: inbox.clone(),
+        auth,
+        metrics: AgentMetrics::default(),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let agent_url = format!("http://{}", listener.local_addr().unwrap());
     let health = Health::new();
     tokio::spawn(upsoak_agent::server::serve(
         listener,
         prometheus_client::registry::Registry::default(),
-        inbox.clone(),
+        webhook_with_token,
         health.clone(),
         stop.clone(),
     ));
@@ -336,7 +346,15 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
         "not ready before Prometheus has answered"
     );
     let webhook = format!("{agent_url}{}", upsoak_agent::server::WEBHOOK_PATH);
-    let am = common::alertmanager(tmp.path(), Some(&webhook)).await;
+    let am = common::alertmanager_with_http_config(
+        tmp.path(),
+        Some(&webhook),
+        &format!(
+            "        http_config:\n          authorization:\n            credentials_file: '{}'\n",
+            token_file.display()
+        ),
+    )
+    .await;
     let state = TempDir::new("agent-passive-state");
     let dir = state.path();
     let cfg = up_is_one(dir, inbox);
@@ -344,7 +362,24 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
     wait_generation(dir, 1).await;
     assert_eq!(readyz().await, 200, "ready once Prometheus has answered");
     sc.set(2, "1.59.0", 0.1);
-    // The user's own alerting fires during the window; Alertmanager forwards it (payload v4).
+    // A forged alert posted without the token (as anyone on the network could) is refused with
+    // a challenge, and changes no verdict (checked on the judged transition below).
+    let forged = serde_json::json!({"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "ForgedOutage", "severity": "critical"}, "annotations": {"summary": "forged"}, "startsAt": "2000-01-01T00:00:00Z"}]});
+    for auth in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("Basic czNjcmV0LXdlYmhvb2stdG9rZW4="),
+    ] {
+        let mut req = reqwest::Client::new().post(&webhook).json(&forged);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{auth:?}");
+        assert!(r.headers().contains_key("www-authenticate"), "{auth:?}");
+    }
+    // The user's own alerting fires during the window; Alertmanager forwards it (payload v4)
+    // with the token from its http_config.
     let starts = jiff::Timestamp::now().to_string();
     let r = reqwest::Client::new()
         .post(format!("{}/api/v2/alerts", am.url()))
@@ -361,6 +396,11 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
     assert_eq!(h.overall(), Verdict::Fail);
     let j = h.transitions[0].judged.as_ref().unwrap();
     assert_eq!(j.slos["g/up"].evidence.verdict, Verdict::Pass);
+    assert!(
+        !j.slos.keys().any(|k| k.contains("ForgedOutage")),
+        "a refused post changed a verdict: {:?}",
+        j.slos.keys()
+    );
     let folded = &j.slos["alertmanager/AgonesAllocatorDown"];
     assert_eq!(folded.evidence.verdict, Verdict::Fail);
     assert!(
@@ -374,6 +414,7 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
     // A payload of another version is refused.
     let r = reqwest::Client::new()
         .post(&webhook)
+        .bearer_auth("s3cret-webhook-token")
         .json(&serde_json::json!({"version": "3", "alerts": []}))
         .send()
         .await

@@ -81,9 +81,10 @@ pids+=($!)
 CHAOS=$(wait_line "$RUN_DIR/chaos.out")
 [ -n "$CHAOS" ] || { echo "error: upsoak-chaos did not start:"; cat "$RUN_DIR/chaos.log"; exit 1; }
 
-# 3. Alertmanager: upsoak alerts to the agent's webhook receiver.
+# 3. Alertmanager: upsoak alerts to the agent's webhook receiver, with the token it requires.
 AGENT_PORT=$(free_port)
 AM_PORT=$(free_port)
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN_DIR/webhook.token"
 cat > "$RUN_DIR/alertmanager.yml" <<YAML
 route:
   receiver: upsoak
@@ -94,6 +95,9 @@ receivers:
   - name: upsoak
     webhook_configs:
       - url: http://127.0.0.1:$AGENT_PORT/api/v1/alertmanager
+        http_config:
+          authorization:
+            credentials_file: $RUN_DIR/webhook.token
 YAML
 amtool check-config "$RUN_DIR/alertmanager.yml" >/dev/null
 prometheus-alertmanager --config.file="$RUN_DIR/alertmanager.yml" --storage.path="$RUN_DIR/alertmanager" \
@@ -160,6 +164,7 @@ while [ $((SECONDS - START)) -lt 24 ]; do progress; sleep 4; done
 # 6. The agent.
 "$BIN/upsoak-agent" run --prometheus "$PROM" --specs deploy/local/slos-demo.yaml \
   --baseline "$RUN_DIR/baseline.json" --state-dir "$RUN_DIR/agent" --listen 127.0.0.1:$AGENT_PORT \
+  --webhook-token-file "$RUN_DIR/webhook.token" \
   --alertmanager "$AM" --kube-server "$SIM" --annotations-file "$RUN_DIR/grafana-annotations.jsonl" \
   --settle 10s --judge-window 20s --probe-interval 1s \
   > "$RUN_DIR/agent.out" 2> "$RUN_DIR/agent.log" &

@@ -22,7 +22,7 @@ use crate::prom::PromQuerier;
 use crate::report;
 use crate::spec::Specs;
 use crate::time::SystemClock;
-use crate::webhook::Inbox;
+use crate::webhook::{Inbox, MAX_INBOX_BYTES, Webhook, WebhookAuth};
 use upsoak_common::ops::Health;
 
 /// How long the server, the probes and the SIGHUP reloader may take to stop.
@@ -87,6 +87,15 @@ pub struct RunArgs {
     /// Without a Grafana: record the annotations that would be posted here (JSON lines).
     #[arg(long)]
     pub annotations_file: Option<PathBuf>,
+    /// File holding the bearer token Alertmanager's webhook must send (`http_config:
+    /// authorization: {credentials_file: …}`); empty: none. Without this and
+    /// --webhook-basic-auth-file, anyone who reaches the port can post alerts.
+    #[arg(long, env = "UPSOAK_WEBHOOK_TOKEN_FILE", value_parser = maybe_path())]
+    pub webhook_token_file: Option<PathBuf>,
+    /// File holding `user:password` that Alertmanager's webhook must send as basic auth
+    /// (`http_config: basic_auth: {username, password_file}`); empty: none.
+    #[arg(long, env = "UPSOAK_WEBHOOK_BASIC_AUTH_FILE", value_parser = maybe_path())]
+    pub webhook_basic_auth_file: Option<PathBuf>,
 }
 
 /// A runtime failure: the agent itself failed, whatever the SLOs did.
@@ -192,6 +201,18 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
     let token = prometheus_token(o.prometheus_token_file.as_deref())?;
     let q = PromQuerier::new(&o.prometheus, token.as_deref()).map_err(bad_error)?;
     let grafana = grafana(&o)?;
+    let auth = WebhookAuth::from_files(
+        non_empty(o.webhook_token_file.as_deref()),
+        non_empty(o.webhook_basic_auth_file.as_deref()),
+    )
+    .map_err(bad_error)?;
+    std::fs::create_dir_all(&o.state_dir).map_err(|e| {
+        runtime(
+            format!("cannot create --state-dir `{}`", o.state_dir.display()),
+            e,
+        )
+    })?;
+    let inbox = Inbox::open(&o.state_dir, MAX_INBOX_BYTES).map_err(bad_error)?;
     let kube = match o.probes {
         true => Some(
             crate::probe::client(o.kube_server.as_deref())
@@ -229,12 +250,27 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         ));
     }
     registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
-    let inbox = Inbox::default();
+    crate::events::WebhookAuthConfigured {
+        enabled: auth.is_some(),
+    }
+    .emit(&metrics);
+    if let Some(path) = inbox.file() {
+        crate::events::InboxRestored {
+            path,
+            alerts: inbox.alerts().len(),
+        }
+        .emit(&metrics);
+    }
+    let webhook = Webhook {
+        inbox: inbox.clone(),
+        auth: auth.map(std::sync::Arc::new),
+        metrics: metrics.clone(),
+    };
     let ready = Health::new();
     let mut server = tokio::spawn(crate::server::serve(
         listener,
         registry,
-        inbox.clone(),
+        webhook,
         ready.clone(),
         shutdown.clone(),
     ));

@@ -38,10 +38,20 @@ pub async fn wait_for_samples(prom: &Prometheus, n: u32) {
 /// An Alertmanager in `dir` that holds the agent's alerts, and posts every alert to
 /// `webhook` (payload version 4) when given one.
 pub async fn alertmanager(dir: &Path, webhook: Option<&str>) -> Alertmanager {
+    alertmanager_with_http_config(dir, webhook, "").await
+}
+
+/// [`alertmanager`] whose webhook sends `http_config` (YAML lines indented under the webhook,
+/// e.g. `"        http_config:\n          authorization: { credentials_file: … }\n"`).
+pub async fn alertmanager_with_http_config(
+    dir: &Path,
+    webhook: Option<&str>,
+    http_config: &str,
+) -> Alertmanager {
     let receivers = match webhook {
         None => "receivers:\n  - name: upsoak\n".to_owned(),
         Some(url) => format!(
-            "receivers:\n  - name: upsoak\n    webhook_configs:\n      - url: '{url}'\n        send_resolved: true\n"
+            "receivers:\n  - name: upsoak\n    webhook_configs:\n      - url: '{url}'\n        send_resolved: true\n{http_config}"
         ),
     };
     let config = format!(
