@@ -1,5 +1,6 @@
 //! The `upsoak-chaos` binary: validate and plan (exit codes, determinism), and `run` against a
-//! real simulator, killed with SIGKILL mid-transition and restarted.
+//! real simulator, killed with SIGKILL mid-transition and restarted, and stopped (SIGTERM, then
+//! SIGKILL) halfway through a period and restarted: the transition keeps its due time.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +13,7 @@ use upsoak_testkit::{POLL, Proc, TempDir, eventually, eventually_blocking, promt
 
 mod common;
 
-use upsoak_chaos::wanderer::journal::{Entry, Journal, Outcome};
+use upsoak_chaos::wanderer::journal::{Entry, Journal, Outcome, now_unix_ms, parse_rfc3339};
 
 const BIN: &str = env!("CARGO_BIN_EXE_upsoak-chaos");
 
@@ -461,4 +462,106 @@ fn a_runtime_failure_exits_4_with_its_causes_and_a_hint() {
         err.contains(&format!("error: cannot listen on `{addr}`\n  caused by: ")),
         "{err}"
     );
+}
+
+/// Step `step`'s journalled schedule, (scheduled at, due), and how many times it was scheduled.
+fn scheduled(journal: &Path, step: u64) -> Option<((u64, u64), usize)> {
+    let all: Vec<(u64, u64)> = entries(journal)
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Scheduled {
+                step: s,
+                due_unix_ms,
+                at,
+            } if *s == step => Some((parse_rfc3339(at).unwrap(), *due_unix_ms)),
+            _ => None,
+        })
+        .collect();
+    Some((*all.last()?, all.len()))
+}
+
+/// When step `step`'s intent was journalled (unix ms).
+fn intent_at(journal: &Path, step: u64) -> Option<u64> {
+    entries(journal).iter().find_map(|e| match e {
+        Entry::Intent { step: s, at, .. } if *s == step => parse_rfc3339(at),
+        _ => None,
+    })
+}
+
+/// Waits (polling the clock and the journal) until halfway between when step `step` was
+/// scheduled and when it is due; returns its due time.
+fn halfway_through(journal: &Path, step: u64) -> u64 {
+    let mut sched = None;
+    wait_until(20, &format!("step {step} scheduled"), || {
+        sched = journal.exists().then(|| scheduled(journal, step)).flatten();
+        sched.is_some()
+    });
+    let ((at, due), _) = sched.unwrap();
+    wait_until(20, "halfway through the period", || {
+        now_unix_ms() >= at + (due - at) / 2
+    });
+    assert_eq!(intent_at(journal, step), None, "step {step} taken early");
+    due
+}
+
+/// The restarted sidecar takes step `step` at its journalled `due` (not a new period later),
+/// scheduled once, and shows that due time in its metric.
+async fn taken_at_the_original_due_time(proc: &Proc, journal: &Path, step: u64, due: u64) {
+    let url = format!("{}/metrics", proc.url().unwrap());
+    let next = eventually(Duration::from_secs(10), POLL, || async {
+        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        upsoak_testkit::sample(&text, "upsoak_wanderer_next_transition_timestamp_seconds ")
+            .filter(|v| *v > 0.0)
+    })
+    .await
+    .expect("the restarted sidecar shows its next transition");
+    assert!(
+        (next - due as f64 / 1000.0).abs() < 1e-3,
+        "metric {next}, journalled {due}"
+    );
+    let mut at = None;
+    wait_until(20, &format!("step {step} taken"), || {
+        at = intent_at(journal, step);
+        at.is_some()
+    });
+    let at = at.unwrap();
+    // Without the journalled due time the restart would wait a whole new period (≥ 3.6 s,
+    // i.e. ≥ 1.6 s past `due`): one second late is well inside that step's jitter (±0.4 s
+    // around `due` by construction) plus a timer's and a journal sync's delay.
+    assert!(
+        (due..due + 1000).contains(&at),
+        "step {step} taken at {at}, due {due} ({} ms late)",
+        at as i64 - due as i64
+    );
+    assert_eq!(scheduled(journal, step).unwrap().1, 1, "scheduled once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_halfway_through_a_period_the_restart_keeps_the_due_time() {
+    let (sim, stop) = common::start_sim("upgrade_window: 100ms", 1).await;
+    let dir = TempDir::new("chaos-schedule");
+    let config = dir.write(
+        "sidecar.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 11\n  schedule: {{ period: 4s, jitter: 0.1 }}\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: []\n  allocation_rate: 0\n",
+            dir.display(),
+            space().display(),
+        ),
+    );
+    let journal = dir.join("journal.jsonl");
+
+    // SIGTERM halfway through step 1's period.
+    let mut first = sidecar("sidecar-1", &config, &dir);
+    let due = halfway_through(&journal, 1);
+    assert_eq!(terminate(&mut first).code(), Some(0));
+    let mut second = sidecar("sidecar-2", &config, &dir);
+    taken_at_the_original_due_time(&second, &journal, 1, due).await;
+
+    // kill -9 halfway through step 2's period.
+    let due = halfway_through(&journal, 2);
+    second.kill();
+    let mut third = sidecar("sidecar-3", &config, &dir);
+    taken_at_the_original_due_time(&third, &journal, 2, due).await;
+    assert_eq!(terminate(&mut third).code(), Some(0));
+    stop.cancel();
 }

@@ -1,5 +1,5 @@
 //! The Wanderer loop against a real simulator: journal before acting, observed outcomes,
-//! metrics, and resuming after a crash with an action in flight.
+//! metrics, resuming after a crash with an action in flight, and resuming a journalled schedule.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,10 +16,12 @@ use tokio_util::sync::CancellationToken;
 use upsoak_agones::release::{Install, TunableValue};
 use upsoak_chaos::wanderer::apply::SimApplier;
 use upsoak_chaos::wanderer::events::WandererMetrics;
-use upsoak_chaos::wanderer::journal::{Entry, Journal, Outcome, Recovered};
+use upsoak_chaos::wanderer::journal::{
+    Entry, Journal, Outcome, Recovered, now, now_unix_ms, parse_rfc3339,
+};
 use upsoak_chaos::wanderer::walk::Planner;
 use upsoak_chaos::wanderer::{self, RunOptions, Schedule};
-use upsoak_testkit::TempDir;
+use upsoak_testkit::{POLL, TempDir};
 
 /// Steps through versions in a fixed cycle; step N targets VERSIONS[N % 4].
 struct Cycle {
@@ -115,6 +117,7 @@ async fn walks_journals_and_exports_each_transition() {
         .iter()
         .map(|e| match e {
             Entry::Start { .. } => "start".to_owned(),
+            Entry::Scheduled { step, .. } => format!("scheduled {step}"),
             Entry::Intent { step, to, .. } => format!("intent {step} {}", to.version),
             Entry::Outcome { step, result, .. } => format!("outcome {step} {}", result.as_str()),
         })
@@ -123,10 +126,13 @@ async fn walks_journals_and_exports_each_transition() {
         kinds,
         [
             "start",
+            "scheduled 1",
             "intent 1 1.58.0",
             "outcome 1 applied",
+            "scheduled 2",
             "intent 2 1.59.0",
             "outcome 2 applied",
+            "scheduled 3",
             "intent 3 1.60.0",
             "outcome 3 applied"
         ]
@@ -330,5 +336,148 @@ async fn a_failed_transition_exports_its_target_and_kind() {
         .collect();
     assert_eq!(errors.len(), 2);
     assert!(errors[0].contains("PortPolicyNone"), "{errors:?}");
+    stop.cancel();
+}
+
+/// A journal of `Cycle`'s walk that an earlier run left waiting for step 1, due at `due`.
+fn journal_waiting(path: &Path, due: u64) {
+    let (mut j, _) = Journal::open(path).unwrap();
+    let (seed, strategy, space_hash) = Cycle {
+        seen: BTreeSet::new(),
+    }
+    .identity();
+    j.append(&Entry::Start {
+        seed,
+        strategy,
+        space_hash,
+        at: now(),
+    })
+    .unwrap();
+    j.append(&Entry::Scheduled {
+        step: 1,
+        due_unix_ms: due,
+        at: now(),
+    })
+    .unwrap();
+}
+
+/// Each step's journalled (due times, intent time), in unix ms.
+fn schedule_of(r: &Recovered, step: u64) -> (Vec<u64>, Option<u64>) {
+    let dues = r
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Scheduled {
+                step: s,
+                due_unix_ms,
+                ..
+            } if *s == step => Some(*due_unix_ms),
+            _ => None,
+        })
+        .collect();
+    let intent = r.entries.iter().find_map(|e| match e {
+        Entry::Intent { step: s, at, .. } if *s == step => parse_rfc3339(at),
+        _ => None,
+    });
+    (dues, intent)
+}
+
+/// Runs `Cycle` for `steps` with `schedule`, within 30 s.
+async fn run_with(url: &str, path: &Path, schedule: Schedule, steps: u64, m: &WandererMetrics) {
+    let opts = RunOptions {
+        schedule,
+        max_steps: Some(steps),
+        apply_timeout: Duration::from_secs(10),
+    };
+    let mut planner = Cycle {
+        seen: BTreeSet::new(),
+    };
+    let applier = SimApplier::new(url, Duration::from_secs(10));
+    let never = CancellationToken::new();
+    let run = wanderer::run(path, &applier, &mut planner, &opts, m, &never, || {});
+    let taken = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the restarted loop took its steps within 30 s (it waited a whole period?)")
+        .unwrap();
+    assert_eq!(taken, steps);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_loop_waits_for_the_journalled_due_time_not_a_new_period() {
+    let (url, stop) = start_sim().await;
+    let dir = TempDir::new("chaos-schedule");
+    let minute = Schedule {
+        period: Duration::from_secs(60),
+        jitter: 0.1,
+    };
+
+    // Restarted halfway: step 1 is due in 1.5 s, not a minute from now.
+    let path = dir.join("halfway.jsonl");
+    let due = now_unix_ms() + 1500;
+    journal_waiting(&path, due);
+    let metrics = WandererMetrics::default();
+    let m = metrics.clone();
+    let watch = tokio::spawn(async move {
+        // The gauge shows the journalled due time while the loop waits for it.
+        upsoak_testkit::eventually(Duration::from_secs(10), POLL, || {
+            let text = encode(&m);
+            let v =
+                upsoak_testkit::sample(&text, "upsoak_wanderer_next_transition_timestamp_seconds ");
+            async move { v.filter(|v| *v > 0.0) }
+        })
+        .await
+        .unwrap()
+    });
+    run_with(&url, &path, minute, 1, &metrics).await;
+    assert!((watch.await.unwrap() - due as f64 / 1000.0).abs() < 1e-3);
+    let r = Journal::open(&path).unwrap().1;
+    let (dues, intent) = schedule_of(&r, 1);
+    assert_eq!(dues, [due], "kept, not journalled again");
+    let intent = intent.unwrap();
+    assert!(
+        (due..due + 1000).contains(&intent),
+        "intent at {intent}, due {due}"
+    );
+
+    // Already past: taken at once and once; the next step waits a whole period from then.
+    let path = dir.join("past.jsonl");
+    journal_waiting(&path, now_unix_ms() - 3_600_000);
+    let started = now_unix_ms();
+    let second = Schedule {
+        period: Duration::from_secs(1),
+        jitter: 0.0,
+    };
+    run_with(&url, &path, second, 2, &WandererMetrics::default()).await;
+    let r = Journal::open(&path).unwrap().1;
+    let first = schedule_of(&r, 1).1.unwrap();
+    assert!(
+        first < started + 1000,
+        "the missed step waited {}",
+        first - started
+    );
+    let (dues, intent) = schedule_of(&r, 2);
+    assert_eq!(dues.len(), 1);
+    assert!(
+        dues[0] >= first + 1000,
+        "no burst: step 2 due a period after step 1"
+    );
+    assert!(intent.unwrap() >= dues[0]);
+
+    // The period was shortened below what is left: rescheduled under the new period.
+    let path = dir.join("shortened.jsonl");
+    let far = now_unix_ms() + 3_600_000;
+    journal_waiting(&path, far);
+    let before = now_unix_ms();
+    let short = Schedule {
+        period: Duration::from_millis(200),
+        jitter: 0.0,
+    };
+    run_with(&url, &path, short, 1, &WandererMetrics::default()).await;
+    let r = Journal::open(&path).unwrap().1;
+    let (dues, intent) = schedule_of(&r, 1);
+    assert_eq!(dues.len(), 2, "{dues:?}");
+    assert!((before + 200..before + 2000).contains(&dues[1]), "{dues:?}");
+    assert_eq!(r.scheduled(1), Some(dues[1]), "the last schedule wins");
+    assert!(intent.unwrap() >= dues[1]);
     stop.cancel();
 }

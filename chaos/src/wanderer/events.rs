@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 use upsoak_agones::release::Install;
 use upsoak_common::names::wanderer as names;
 
+use super::DueSource;
 use super::journal::Outcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -218,22 +219,30 @@ impl WandererStopped {
     }
 }
 
-/// The next transition is scheduled `wait` from now.
+/// The next transition is due at `due_unix_ms`, `wait` from now; after a restart the due time
+/// is the journalled one.
 #[derive(Debug)]
 pub struct TransitionScheduled {
     pub step: u64,
+    /// When the step is due, in milliseconds since the epoch (jitter included).
+    pub due_unix_ms: u64,
+    /// What is left of it now.
     pub wait: Duration,
+    /// Whether the due time is new, kept from the journal, or rescheduled.
+    pub source: DueSource,
 }
 
 impl TransitionScheduled {
     pub fn emit(&self, m: &WandererMetrics) {
-        tracing::debug!(
+        tracing::info!(
             event = "transition_scheduled",
             step = self.step,
+            due_unix_ms = self.due_unix_ms,
             wait_s = self.wait.as_secs_f64(),
+            source = self.source.as_str(),
             "transition scheduled"
         );
-        m.next_transition.set(unix_now() + self.wait.as_secs_f64());
+        m.next_transition.set(self.due_unix_ms as f64 / 1000.0);
     }
 }
 

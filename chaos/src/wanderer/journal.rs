@@ -6,6 +6,8 @@
 //! - an intent without an outcome is an action whose result is unknown: the caller records it
 //!   as `indeterminate`, observes what is really installed, and records that (as Jepsen's `info`
 //!   operations: re-observed, never assumed).
+//! - a `scheduled` entry holds the next transition's due time (absolute), so a restarted
+//!   sidecar waits only for what is left of it. Journals written before it existed still load.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -25,6 +27,13 @@ pub enum Entry {
         strategy: String,
         /// Hash of the configuration space, so a journal is not resumed against another space.
         space_hash: String,
+        at: String,
+    },
+    /// Step `step` is due at `due_unix_ms` (wall clock, jitter included); journalled when it is
+    /// scheduled, before the wait. The last one for a step wins (a reschedule appends another).
+    Scheduled {
+        step: u64,
+        due_unix_ms: u64,
         at: String,
     },
     /// About to apply step `step`'s transition.
@@ -120,6 +129,18 @@ impl Recovered {
         (!resolved).then(|| &self.entries[last_intent])
     }
 
+    /// The due time journalled for `step` (the last one), if it was scheduled and not yet taken.
+    pub fn scheduled(&self, step: u64) -> Option<u64> {
+        self.entries.iter().rev().find_map(|e| match e {
+            Entry::Scheduled {
+                step: s,
+                due_unix_ms,
+                ..
+            } if *s == step => Some(*due_unix_ms),
+            _ => None,
+        })
+    }
+
     /// The highest step with an intent, if any.
     pub fn last_step(&self) -> Option<u64> {
         self.entries.iter().rev().find_map(|e| match e {
@@ -186,10 +207,46 @@ impl Journal {
 
 /// Now, as RFC 3339 UTC.
 pub fn now() -> String {
-    let d = std::time::SystemTime::now()
+    rfc3339(now_unix_ms())
+}
+
+/// Now, in milliseconds since the Unix epoch (wall clock).
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format_rfc3339(d.as_secs() as i64, d.subsec_millis())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC, as the journal writes its `at`.
+pub fn rfc3339(unix_ms: u64) -> String {
+    let secs = i64::try_from(unix_ms / 1000).unwrap_or(i64::MAX);
+    format_rfc3339(secs, (unix_ms % 1000) as u32)
+}
+
+/// Reads a journal timestamp (`YYYY-MM-DDTHH:MM:SS.mmmZ`, as [`now`] writes it) back to
+/// milliseconds since the epoch; `None` for any other shape.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'.' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if b[23] != b'Z' || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // days-from-civil, the inverse of `format_rfc3339`'s civil-from-days.
+    let y = y - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs * 1000 + ms).ok()
 }
 
 /// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (civil-from-days, proleptic
@@ -324,5 +381,37 @@ mod tests {
             "2026-11-25T07:09:42.042Z"
         );
         assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+        for ms in [0, 42, 951_782_400_000, 1_795_590_582_042, 4_102_444_800_999] {
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(parse_rfc3339("2026-11-25 07:09:42.042Z"), None);
+        assert_eq!(parse_rfc3339("2026-13-25T07:09:42.042Z"), None);
+    }
+
+    #[test]
+    fn an_old_journal_without_scheduled_entries_loads_and_the_last_schedule_wins() {
+        let p = temp("scheduled");
+        let old: String = sample()
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap() + "\n")
+            .collect();
+        std::fs::write(&p, &old).unwrap();
+        let (mut j, r) = Journal::open(&p).unwrap();
+        assert_eq!(r.entries, sample());
+        assert_eq!(r.scheduled(3), None);
+        for due in [5_000, 4_000] {
+            j.append(&Entry::Scheduled {
+                step: 3,
+                due_unix_ms: due,
+                at: T.into(),
+            })
+            .unwrap();
+        }
+        drop(j);
+        let (_, r) = Journal::open(&p).unwrap();
+        assert_eq!(r.scheduled(3), Some(4_000));
+        assert_eq!(r.scheduled(2), None);
+        assert_eq!(r.last_step(), Some(2));
+        let _ = std::fs::remove_file(&p);
     }
 }

@@ -1,7 +1,8 @@
 //! The Wanderer: on its schedule, take the next step of the walk, journal the intent, apply
 //! it, observe what is installed, journal and export the outcome. Restarted with the same
 //! journal it resumes the same walk at the next step; an interrupted action is recorded as
-//! indeterminate, then observed.
+//! indeterminate, then observed. The next transition's due time is journalled when it is
+//! scheduled, so a restart waits only for what is left of it (see [`due_time`]).
 //!
 //! - this file: the loop ([`run`]), its [`Schedule`] and options.
 //! - [`walk`]: the seeded walk and the [`walk::Planner`] trait the loop drives.
@@ -27,7 +28,7 @@ use events::{
     CoverageChanged, JournalLineDropped, TransitionOutcome, TransitionScheduled, WandererMetrics,
     WandererStarted, WandererStopped,
 };
-use journal::{Entry, Journal, JournalError, Outcome, Recovered, now};
+use journal::{Entry, Journal, JournalError, Outcome, Recovered, now, now_unix_ms, rfc3339};
 use upsoak_agones::release::Install;
 use walk::Planner;
 
@@ -57,6 +58,45 @@ impl Schedule {
             0.0
         };
         self.period.mul_f64(1.0 + f)
+    }
+}
+
+/// Where a step's due time came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DueSource {
+    /// Scheduled now: now + the step's jittered wait; journalled.
+    New,
+    /// Journalled by an earlier run of the sidecar, and kept.
+    Journal,
+    /// Journalled by an earlier run, but later than now + the step's wait under the current
+    /// schedule (the period was shortened): scheduled anew and journalled.
+    Rescheduled,
+}
+
+impl DueSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DueSource::New => "new",
+            DueSource::Journal => "journal",
+            DueSource::Rescheduled => "rescheduled",
+        }
+    }
+}
+
+/// When a step is due (unix ms), given the due time an earlier run journalled for it, if any.
+///
+/// The journalled time is kept when it is no later than `now + wait` (the step's wait under the
+/// current schedule): a restart with the same period keeps the original due time, and a longer
+/// period does not postpone a transition already promised. A journalled time later than that
+/// (the period was shortened) is replaced by `now + wait`. A due time already past is due at
+/// once, and only once: the step after it is scheduled from when it is taken, so missed
+/// periods are not made up in a burst.
+pub fn due_time(journalled: Option<u64>, now_ms: u64, wait: Duration) -> (u64, DueSource) {
+    let fresh = now_ms.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+    match journalled {
+        Some(due) if due <= fresh => (due, DueSource::Journal),
+        Some(_) => (fresh, DueSource::Rescheduled),
+        None => (fresh, DueSource::New),
     }
 }
 
@@ -151,6 +191,8 @@ pub async fn run<A: Applier, P: Planner>(
     replay(planner, &recovered);
     let mut current = resume(&mut journal, &recovered, applier, metrics).await?;
     let mut step = recovered.last_step().unwrap_or(0) + 1;
+    // Only the step about to be taken can have a journalled due time still to honour.
+    let mut journalled_due = recovered.scheduled(step);
     WandererStarted {
         seed,
         strategy: &strategy,
@@ -170,8 +212,32 @@ pub async fn run<A: Applier, P: Planner>(
         if opts.max_steps.is_some_and(|m| step > m) {
             break "max_steps";
         }
-        let wait = opts.schedule.wait(seed, step);
-        TransitionScheduled { step, wait }.emit(metrics);
+        if shutdown.is_cancelled() {
+            // Stopping after an apply that the signal let finish: schedule nothing.
+            break "shutdown";
+        }
+        let now_ms = now_unix_ms();
+        let (due, source) = due_time(
+            journalled_due.take(),
+            now_ms,
+            opts.schedule.wait(seed, step),
+        );
+        if source != DueSource::Journal {
+            // Synced before waiting: a restart from here on waits for this same due time.
+            journal.append(&Entry::Scheduled {
+                step,
+                due_unix_ms: due,
+                at: rfc3339(now_ms),
+            })?;
+        }
+        let wait = Duration::from_millis(due.saturating_sub(now_ms));
+        TransitionScheduled {
+            step,
+            due_unix_ms: due,
+            wait,
+            source,
+        }
+        .emit(metrics);
         tokio::select! {
             _ = shutdown.cancelled() => break "shutdown",
             _ = tokio::time::sleep(wait) => {}
@@ -372,6 +438,28 @@ mod tests {
             ..schedule
         };
         assert_eq!(none.wait(42, 1), Duration::from_secs(100));
+    }
+
+    #[test]
+    fn a_journalled_due_time_is_kept_unless_the_current_schedule_is_sooner() {
+        let wait = Duration::from_secs(10);
+        let now = 1_000_000;
+        assert_eq!(due_time(None, now, wait), (1_010_000, DueSource::New));
+        // Restarted halfway: the original due time, not now + period.
+        assert_eq!(
+            due_time(Some(1_005_000), now, wait),
+            (1_005_000, DueSource::Journal)
+        );
+        // Already past: due at once (the loop waits zero), once.
+        assert_eq!(
+            due_time(Some(3_000), now, wait),
+            (3_000, DueSource::Journal)
+        );
+        // The period was shortened below what is left: the new schedule wins.
+        assert_eq!(
+            due_time(Some(2_000_000), now, wait),
+            (1_010_000, DueSource::Rescheduled)
+        );
     }
 
     const PINNED: [Duration; 3] = [
