@@ -120,10 +120,16 @@ async fn keeps_its_schedule_through_an_upgrade_window_and_plays_sessions() {
         t.contains("upsoak_producer_session_ops_total{op=\"exit\",result=\"ok\"}"),
         "{t}"
     );
-    assert!(
-        t.contains("upsoak_producer_session_ops_total{op=\"player_connect\",result=\"ok\"}"),
-        "{t}"
-    );
+    for op in ["echo", "gameserver", "label", "annotation"] {
+        assert!(
+            t.contains(&format!(
+                "upsoak_producer_session_ops_total{{op=\"{op}\",result=\"ok\"}}"
+            )),
+            "{op}: {t}"
+        );
+    }
+    // Player tracking is off by default: no player command reached a server.
+    assert!(!t.contains("op=\"player_"), "{t}");
     assert!(
         t.contains("upsoak_producer_fleet_scale_total{result=\"ok\"}"),
         "{t}"
