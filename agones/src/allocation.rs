@@ -112,10 +112,27 @@ pub struct GameServerAllocationStatus {
     pub ports: Vec<GameServerStatusPort>,
     #[serde(default)]
     pub address: String,
+    /// The node's addresses (`status.addresses`, `pkg/apis/allocation/v1/gameserverallocation.go`
+    /// `GameServerAllocationStatus.Addresses`); Agones may serialise none as `null`.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub addresses: Vec<crate::gameserver::NodeAddress>,
     #[serde(default)]
     pub node_name: String,
     #[serde(default)]
     pub source: String,
+}
+
+/// A list that Go may send as `null`.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The outcome of an allocation.

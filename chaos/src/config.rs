@@ -271,7 +271,7 @@ mod tests {
         assert!(e.contains("unknown field `sed`"), "{e}");
         let p2 = write(
             "bad2",
-            "listen: nowhere\nstate_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  schedule: { period: 1w, jitter: 3 }\n  applier: { kind: sim, url: \"ftp://x\" }\nproducer: { allocation_rate: -1 }\n",
+            "listen: nowhere\nstate_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  schedule: { period: 1w, jitter: 3 }\n  applier: { kind: sim, url: \"ftp://x\" }\nproducer: { allocation_rate: -1, session: { script: [CRASH, EXIT] } }\n",
         );
         let e = SidecarConfig::load(&p2).unwrap_err().to_string();
         for want in [
@@ -279,6 +279,7 @@ mod tests {
             "wanderer.schedule.jitter: 3",
             "wanderer.applier.url: `ftp://x`",
             "producer.allocation_rate: -1",
+            "producer.session.script[0]: `CRASH`: unknown command",
         ] {
             assert!(e.contains(want), "missing {want:?} in {e}");
         }

@@ -120,10 +120,16 @@ async fn keeps_its_schedule_through_an_upgrade_window_and_plays_sessions() {
         t.contains("upsoak_producer_session_ops_total{op=\"exit\",result=\"ok\"}"),
         "{t}"
     );
-    assert!(
-        t.contains("upsoak_producer_session_ops_total{op=\"player_connect\",result=\"ok\"}"),
-        "{t}"
-    );
+    for op in ["echo", "gameserver", "label", "annotation"] {
+        assert!(
+            t.contains(&format!(
+                "upsoak_producer_session_ops_total{{op=\"{op}\",result=\"ok\"}}"
+            )),
+            "{op}: {t}"
+        );
+    }
+    // Player tracking is off by default: no player command reached a server.
+    assert!(!t.contains("op=\"player_"), "{t}");
     assert!(
         t.contains("upsoak_producer_fleet_scale_total{result=\"ok\"}"),
         "{t}"
@@ -194,4 +200,76 @@ async fn wait_ready(url: &str, fleet: &str, n: i64) {
     })
     .await
     .unwrap_or_else(|e| panic!("{fleet} not {n} Ready: {e}"));
+}
+
+/// Session ops counted `ok`, and all of them, from the exposition text.
+fn session_ops(t: &str) -> (f64, f64) {
+    let mut ok = 0.0;
+    let mut all = 0.0;
+    for line in t.lines() {
+        if let Some(rest) = line.strip_prefix("upsoak_producer_session_ops_total{") {
+            let v: f64 = rest.rsplit(' ').next().unwrap().parse().unwrap();
+            all += v;
+            if rest.contains("result=\"ok\"") {
+                ok += v;
+            }
+        }
+    }
+    (ok, all)
+}
+
+/// Runs the Producer with `session` on Fleet `fleet` for `secs`, then stops it; returns its
+/// metrics' text and the simulator's `agones_gameservers_total` text.
+async fn sessions_on(
+    url: &str,
+    fleet: &str,
+    session: SessionConfig,
+    secs: u64,
+) -> (String, String) {
+    let client = producer::client(Some(url)).await.unwrap();
+    let cfg = ProducerConfig {
+        fleets: vec![FleetLoad {
+            name: fleet.into(),
+            scale_every_max: Duration::ZERO,
+            scale_every_min: Duration::ZERO,
+            ..FleetLoad::default()
+        }],
+        allocation_rate: 20.0,
+        session,
+        window: Duration::from_secs(1),
+        ..ProducerConfig::default()
+    };
+    let metrics = ProducerMetrics::default();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(producer::run(client, cfg, metrics.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let sim_metrics = upsoak_testkit::scrape(url).await.unwrap();
+    (text(&metrics), sim_metrics)
+}
+
+fn short_sessions() -> SessionConfig {
+    SessionConfig {
+        min_length: Duration::from_millis(100),
+        max_length: Duration::from_millis(200),
+        ..SessionConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_sessions_never_crash_a_server_with_player_tracking_off() {
+    let (url, sim_stop) = start_sim("fleets: [ { name: p3, replicas: 20 } ]").await;
+    wait_ready(&url, "p3", 20).await;
+    let (t, sim) = sessions_on(&url, "p3", short_sessions(), 3).await;
+    let (ok, all) = session_ops(&t);
+    assert!(all >= 50.0, "{t}");
+    assert!(ok / all >= 0.99, "session success {ok}/{all}\n{t}");
+    assert!(!t.contains("op=\"player_"), "{t}");
+    assert!(!sim.contains("type=\"Unhealthy\""), "{sim}");
+    sim_stop.cancel();
 }

@@ -50,34 +50,15 @@ async fn a_session_over_udp_ends_in_shutdown_and_replacement() {
         format!("ACK: NAME: {name}\n")
     );
     assert_eq!(say(&sock, port, "hello there").await, "ACK: hello there\n");
-    assert!(
-        say(&sock, port, "PLAYER_CONNECT alice")
-            .await
-            .starts_with("ACK")
-    );
-    assert!(
-        say(&sock, port, "PLAYER_CONNECT bob")
-            .await
-            .starts_with("ACK")
-    );
-    assert!(say(&sock, port, "PLAYER_COUNT").await.contains('2'));
-    // The object mirrors the players.
-    let players = eventually(5, "status.players", || async {
+    assert_eq!(say(&sock, port, "LABEL k v").await, "ACK: LABEL k v\n");
+    eventually(5, "the SDK label", || async {
         let g = gss.get(&name).await.unwrap();
-        g.status.and_then(|s| s.players).filter(|p| p.count == 2)
+        g.metadata
+            .labels
+            .and_then(|l| l.get("agones.dev/sdk-k").cloned())
+            .filter(|v| v == "v")
     })
     .await;
-    assert_eq!(players.ids, vec!["alice".to_owned(), "bob".to_owned()]);
-    assert!(
-        say(&sock, port, "PLAYER_DISCONNECT bob")
-            .await
-            .starts_with("ACK")
-    );
-    assert!(
-        say(&sock, port, "PLAYER_DISCONNECT nobody")
-            .await
-            .starts_with("ERROR")
-    );
 
     // EXIT: Shutdown, deleted, and the Fleet brings back its second server.
     assert!(say(&sock, port, "EXIT").await.starts_with("ACK"));
@@ -102,4 +83,31 @@ async fn a_session_over_udp_ends_in_shutdown_and_replacement() {
         ),
         "{metrics}"
     );
+}
+
+/// With PlayerTracking off (the default of every version), a player command is refused by the
+/// SDK and the simple-game-server exits: no reply, and the GameServer goes Unhealthy.
+#[tokio::test]
+async fn a_player_command_with_the_gate_off_makes_the_server_unhealthy() {
+    let sim = SimProcess::start(Some(&test_config("fleets: [ { name: g2, replicas: 1 } ]")));
+    let gss = sim.gameservers();
+    let ready = wait_ready(&gss, 1).await;
+    let gs = &ready[0];
+    assert!(gs.status.as_ref().unwrap().players.is_none());
+    let name = gs.metadata.name.clone().unwrap();
+    let port = gs.status.as_ref().unwrap().ports[0].port;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(say(&sock, port, "hello").await, "ACK: hello\n");
+    sock.send_to(b"PLAYER_CONNECT alice", ("127.0.0.1", port as u16))
+        .await
+        .unwrap();
+    eventually(5, "the server to be Unhealthy", || async {
+        let g = gss.get(&name).await.ok()?;
+        (g.state() == Some(GameServerState::Unhealthy)).then_some(())
+    })
+    .await;
+    // Nothing answered the command, and nothing answers any more.
+    let mut buf = [0u8; 64];
+    let late = tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await;
+    assert!(!matches!(late, Ok(Ok(_))), "a reply came: {late:?}");
 }

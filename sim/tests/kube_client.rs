@@ -362,6 +362,27 @@ async fn deployments_and_discovery_are_served() {
 }
 
 #[tokio::test]
+async fn discovery_roots_answer_with_a_trailing_slash_as_without() {
+    let sim = SimProcess::start(Some(&test_config("")));
+    let http = reqwest::Client::new();
+    for path in ["/version", "/api", "/apis"] {
+        let plain = http.get(format!("{}{path}", sim.url)).send().await.unwrap();
+        let slashed = http
+            .get(format!("{}{path}/", sim.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), 200, "{path}");
+        assert_eq!(slashed.status(), 200, "{path}/");
+        assert_eq!(
+            plain.text().await.unwrap(),
+            slashed.text().await.unwrap(),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_node_name_watch_selects_what_the_list_selects() {
     let sim = SimProcess::start(Some(&test_config("")));
     let gss = sim.gameservers();

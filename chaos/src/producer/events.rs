@@ -293,6 +293,26 @@ impl SessionOp<'_> {
     }
 }
 
+/// The allocated server's player capacity was read, to know whether player steps may be played
+/// (a log line only: it is not a game protocol command).
+#[derive(Debug)]
+pub struct PlayerCapacityRead<'a> {
+    pub gameserver: &'a str,
+    pub capacity: i64,
+    pub result: &'a str,
+}
+
+impl PlayerCapacityRead<'_> {
+    pub fn emit(&self) {
+        tracing::trace!(
+            gameserver = self.gameserver,
+            capacity = self.capacity,
+            result = self.result,
+            "player capacity read"
+        );
+    }
+}
+
 /// A scheduled allocation started; it holds an in-flight slot until [`AllocationEnded`].
 #[derive(Debug)]
 pub struct AllocationStarted<'a> {

@@ -9,6 +9,7 @@
 //! - A failing operation is counted by kind ([`classify`]) and never stops a loop.
 
 pub mod events;
+pub mod script;
 pub mod session;
 
 use std::net::{IpAddr, SocketAddr};
@@ -24,13 +25,16 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use upsoak_agones::{AllocationState, Fleet, GameServerAllocation};
+use upsoak_agones::allocation::GameServerAllocationStatus;
+use upsoak_agones::{AllocationState, Fleet, GameServer, GameServerAllocation};
 use upsoak_common::problems::Problems;
 
 use events::{
     AllocationDropped, AllocationEnded, AllocationFinished, AllocationStarted, FleetScaled,
-    LatencyWindowClosed, ProducerMetrics, SessionEnded, SessionOp, SessionStarted,
+    LatencyWindowClosed, PlayerCapacityRead, ProducerMetrics, SessionEnded, SessionOp,
+    SessionStarted,
 };
+use script::Step;
 pub use session::SessionConfig;
 
 /// What the Producer does.
@@ -154,9 +158,7 @@ impl ProducerConfig {
                 );
             }
         }
-        if self.session.min_length > self.session.max_length {
-            p.push("session", "min_length is above max_length");
-        }
+        p.extend_under("session", self.session.problems());
         if self.window.is_zero() {
             p.push("window", "must be above zero");
         }
@@ -276,7 +278,9 @@ async fn allocation_loop(
     metrics: ProducerMetrics,
     shutdown: CancellationToken,
 ) {
-    let api: Api<GameServerAllocation> = Api::namespaced(client, &cfg.namespace);
+    let api: Api<GameServerAllocation> = Api::namespaced(client.clone(), &cfg.namespace);
+    let gameservers: Api<GameServer> = Api::namespaced(client, &cfg.namespace);
+    let steps = Arc::new(cfg.session.steps());
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
     let sessions = Arc::new(Semaphore::new(cfg.session.max_sessions.max(1)));
     let period = Duration::from_secs_f64(1.0 / cfg.allocation_rate);
@@ -302,6 +306,8 @@ async fn allocation_loop(
             let fleet = cfg.fleets[(n as usize) % cfg.fleets.len()].name.clone();
             let job = AllocationJob {
                 api: api.clone(),
+                gameservers: gameservers.clone(),
+                steps: steps.clone(),
                 cfg: cfg.clone(),
                 metrics: metrics.clone(),
                 sessions: sessions.clone(),
@@ -323,6 +329,8 @@ async fn allocation_loop(
 
 struct AllocationJob {
     api: Api<GameServerAllocation>,
+    gameservers: Api<GameServer>,
+    steps: Arc<Vec<Step>>,
     cfg: Arc<ProducerConfig>,
     metrics: ProducerMetrics,
     sessions: Arc<Semaphore>,
@@ -358,17 +366,7 @@ impl AllocationJob {
         if self.cfg.sessions == SessionMode::Keep {
             return;
         }
-        let Some(addr) = st
-            .address
-            .parse::<IpAddr>()
-            .ok()
-            .zip(st.ports.first())
-            .and_then(|(ip, p)| {
-                u16::try_from(p.port)
-                    .ok()
-                    .map(|port| SocketAddr::new(ip, port))
-            })
-        else {
+        let Some(addr) = resolve(&st).await else {
             SessionOp {
                 op: "connect",
                 result: "no_address",
@@ -377,27 +375,28 @@ impl AllocationJob {
             .emit(&self.metrics);
             return;
         };
-        let short = SessionConfig {
-            min_length: Duration::ZERO,
-            max_length: Duration::ZERO,
-            max_players: 1,
-            ..self.cfg.session.clone()
-        };
         // With no room for another session (or sessions off), the server is released at once.
         let permit = if self.cfg.sessions == SessionMode::Play {
             self.sessions.clone().try_acquire_owned().ok()
         } else {
             None
         };
-        let cfg = if permit.is_some() {
-            &self.cfg.session
+        let (steps, capacity) = if permit.is_some() {
+            let capacity = if self.cfg.session.player_tracking {
+                self.player_capacity(&st.game_server_name).await
+            } else {
+                0
+            };
+            (self.steps.as_slice(), capacity)
         } else {
-            &short
+            (&[Step::Exit][..], 0)
         };
         SessionStarted { addr }.emit(&self.metrics);
         session::play(
             addr,
-            cfg,
+            &self.cfg.session,
+            steps,
+            capacity,
             self.cfg.seed ^ n.rotate_left(17),
             &self.metrics,
             &self.shutdown,
@@ -406,6 +405,57 @@ impl AllocationJob {
         SessionEnded { addr }.emit(&self.metrics);
         drop(permit);
     }
+}
+
+impl AllocationJob {
+    /// The allocated server's `status.players.capacity` (0 without PlayerTracking, or when the
+    /// GameServer cannot be read: its player steps are then skipped).
+    async fn player_capacity(&self, name: &str) -> i64 {
+        let read =
+            tokio::time::timeout(self.cfg.allocation_timeout, self.gameservers.get(name)).await;
+        let (capacity, result) = match read {
+            Err(_) => (0, "error_timeout"),
+            Ok(Err(e)) => (0, classify(&e)),
+            Ok(Ok(gs)) => (
+                gs.status
+                    .and_then(|s| s.players)
+                    .map_or(0, |p| p.capacity.max(0)),
+                "ok",
+            ),
+        };
+        PlayerCapacityRead {
+            gameserver: name,
+            capacity,
+            result,
+        }
+        .emit();
+        capacity
+    }
+}
+
+/// Where to reach an allocated server: an IP address from `status.addresses` if it lists one
+/// (Agones copies the node's addresses there), else `status.address` resolved, as it may be a
+/// hostname (Agones prefers ExternalDNS and InternalDNS names, `pkg/gameservers/gameservers.go`
+/// `address`); `None` without an address, a port or a resolution.
+async fn resolve(st: &GameServerAllocationStatus) -> Option<SocketAddr> {
+    let port = st.ports.first().and_then(|p| u16::try_from(p.port).ok())?;
+    if let Some(ip) = st
+        .addresses
+        .iter()
+        .find_map(|a| a.address.parse::<IpAddr>().ok())
+    {
+        return Some(SocketAddr::new(ip, port));
+    }
+    if let Ok(ip) = st.address.parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    if st.address.is_empty() {
+        return None;
+    }
+    tokio::net::lookup_host((st.address.as_str(), port))
+        .await
+        .ok()?
+        .next()
 }
 
 /// Why the Producer could not build its Kubernetes client.
@@ -434,4 +484,43 @@ pub async fn client(server: Option<&str>) -> Result<kube::Client, ClientError> {
     };
     config.default_retry = false;
     kube::Client::try_from(config).map_err(ClientError::Build)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upsoak_agones::gameserver::{GameServerStatusPort, NodeAddress};
+
+    fn status(address: &str, addresses: &[&str]) -> GameServerAllocationStatus {
+        GameServerAllocationStatus {
+            state: AllocationState::Allocated,
+            game_server_name: "gs".into(),
+            ports: vec![GameServerStatusPort {
+                name: "default".into(),
+                port: 7000,
+            }],
+            address: address.into(),
+            addresses: addresses
+                .iter()
+                .map(|a| NodeAddress {
+                    address: (*a).into(),
+                    type_: "InternalIP".into(),
+                })
+                .collect(),
+            node_name: "n".into(),
+            source: "local".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn addresses_may_be_hostnames_and_an_ip_in_addresses_is_preferred() {
+        let local = resolve(&status("localhost", &[])).await.unwrap();
+        assert!(local.ip().is_loopback(), "{local}");
+        assert_eq!(local.port(), 7000);
+        let listed = resolve(&status("node-1.example.invalid", &["node-1", "10.0.0.7"]))
+            .await
+            .unwrap();
+        assert_eq!(listed, "10.0.0.7:7000".parse().unwrap());
+        assert_eq!(resolve(&status("", &[])).await, None);
+    }
 }

@@ -145,6 +145,9 @@ pub(super) async fn allocate(
                 game_server_name: gs.metadata.name.clone().unwrap_or_default(),
                 ports: st.as_ref().map(|s| s.ports.clone()).unwrap_or_default(),
                 address: st.as_ref().map(|s| s.address.clone()).unwrap_or_default(),
+                // Agones copies the GameServer's addresses (`pkg/gameserverallocations/
+                // allocator.go`, the allocation's status).
+                addresses: st.as_ref().map(|s| s.addresses.clone()).unwrap_or_default(),
                 node_name: st.map(|s| s.node_name).unwrap_or_default(),
                 source: "local".to_owned(),
             }
@@ -154,6 +157,7 @@ pub(super) async fn allocate(
             game_server_name: String::new(),
             ports: Vec::new(),
             address: String::new(),
+            addresses: Vec::new(),
             node_name: String::new(),
             source: "local".to_owned(),
         },

@@ -67,12 +67,18 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let agones = "/apis/agones.dev/v1";
     Router::new()
+        // The Kubernetes API server serves the discovery roots with a trailing slash too, with
+        // the same body: each is a go-restful WebService on the root path with a `GET("/")`
+        // route (k8s.io/apiserver `pkg/endpoints/discovery/{version.go,legacy.go,root.go}`).
         .route("/version", get(discovery::version))
+        .route("/version/", get(discovery::version))
         .route("/api", get(discovery::core_versions))
+        .route("/api/", get(discovery::core_versions))
         .route("/api/v1", get(discovery::core_resources))
         .route("/api/v1/namespaces", get(discovery::namespaces))
         .route("/api/v1/namespaces/{ns}", get(discovery::namespace))
         .route("/apis", get(discovery::groups))
+        .route("/apis/", get(discovery::groups))
         .route("/openapi/v3", get(discovery::openapi_root))
         .route(
             "/openapi/v3/apis/{group}/{version}",

@@ -117,16 +117,18 @@ fn len_i64(len: usize) -> i64 {
 }
 
 /// Serves the game protocol for the GameServer `namespace/name` on `socket` until `shutdown` is
-/// cancelled or the game ends (`EXIT`, `CRASH`). One command per datagram; the reply goes back
+/// cancelled or the game ends (`EXIT`, `CRASH`, a refused player command). `players` is the
+/// PlayerTracking capacity its SDK started with, `None` with the gate off. One command per datagram; the reply goes back
 /// to its sender.
 pub async fn serve(
     socket: UdpSocket,
     namespace: String,
     name: String,
     sdk: Arc<dyn SdkHandle>,
+    players: Option<i64>,
     shutdown: CancellationToken,
 ) {
-    let mut game = GameState::new(&name);
+    let mut game = GameState::with_players(&name, players);
     let mut buf = vec![0u8; MAX_DATAGRAM_BYTES];
     loop {
         let received = tokio::select! {
@@ -152,6 +154,9 @@ pub async fn serve(
         // Datagrams longer than the buffer are cut to it; broken UTF-8 becomes U+FFFD.
         let line = String::from_utf8_lossy(&buf[..len]);
         let outcome = game.handle(&line, &mut |call| sdk.sdk(&namespace, &name, call));
+        if outcome.reply == Reply::Silent {
+            return;
+        }
         if let Err(error) = socket
             .send_to(outcome.reply.to_datagram().as_bytes(), peer)
             .await
@@ -222,6 +227,7 @@ mod tests {
             "ns".into(),
             name.into(),
             recorder.clone(),
+            Some(100),
             stop.clone(),
         ));
         let client = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
@@ -270,7 +276,7 @@ mod tests {
         );
         assert_eq!(
             say(c, b"PLAYER_CONNECT p1").await,
-            "ERROR: PLAYER_CONNECT: player `p1` is already connected\n"
+            "ACK: PLAYER_CONNECT p1\n"
         );
         assert_eq!(say(c, b"GET_PLAYERS").await, "ACK: p1,p2\n");
         assert_eq!(

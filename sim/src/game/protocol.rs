@@ -6,9 +6,9 @@ use super::{SdkCall, SdkError};
 use super::{exact, len_i64, number};
 use crate::duration::parse_go_duration;
 
-/// Players a game server accepts before its first `PLAYER_CAPACITY n`. Agones starts from the
-/// GameServer's `spec.players.initialCapacity`; the simulator has no such field, so it picks a
-/// number large enough that sessions are only refused when a test sets a lower capacity.
+/// Players a game built with [`GameState::new`] (PlayerTracking on) accepts before its first
+/// `PLAYER_CAPACITY n`. A served GameServer starts from [`GameState::with_players`] instead:
+/// its `status.players.capacity`, from `spec.players.initialCapacity` (default 0).
 pub const DEFAULT_PLAYER_CAPACITY: i64 = 100;
 
 /// The answer to one command.
@@ -18,6 +18,8 @@ pub enum Reply {
     Ack(String),
     /// Sent as `ERROR: <text>`.
     Error(String),
+    /// Nothing is sent: the process exited (`log.Fatalf` in the simple-game-server).
+    Silent,
 }
 
 impl Reply {
@@ -26,6 +28,7 @@ impl Reply {
         match self {
             Reply::Ack(text) => format!("ACK: {text}\n"),
             Reply::Error(text) => format!("ERROR: {text}\n"),
+            Reply::Silent => String::new(),
         }
     }
 }
@@ -47,6 +50,8 @@ pub struct GameState {
     /// Distinct player ids in the order they connected, which is how Agones lists them.
     players: Vec<String>,
     player_capacity: i64,
+    /// The PlayerTracking gate as the server's SDK sidecar started with it.
+    player_tracking: bool,
     counts: CountsAndLists,
 }
 
@@ -59,7 +64,18 @@ impl GameState {
             healthy: true,
             players: Vec::new(),
             player_capacity: DEFAULT_PLAYER_CAPACITY,
+            player_tracking: true,
             counts: CountsAndLists::default(),
+        }
+    }
+
+    /// A fresh game whose SDK has PlayerTracking on with `capacity` (from
+    /// `status.players.capacity`), or off (`None`).
+    pub fn with_players(name: &str, players: Option<i64>) -> GameState {
+        GameState {
+            player_tracking: players.is_some(),
+            player_capacity: players.unwrap_or(0),
+            ..GameState::new(name)
         }
     }
 
@@ -85,6 +101,33 @@ impl GameState {
                 stop: false,
             };
         };
+        // The player commands call the Alpha PlayerTracking SDK, which refuses them with the gate
+        // off, and PlayerConnect at capacity (Agones `pkg/sdkserver/sdkserver.go`,
+        // `PlayerConnect` … `GetPlayerCapacity`); the simple-game-server then exits with
+        // `log.Fatalf` and sends nothing (`examples/simple-game-server/main.go`, `playerConnect`
+        // and the like). Its health pings stop, so Agones marks the GameServer Unhealthy.
+        let player_cmd = matches!(
+            cmd,
+            "PLAYER_CAPACITY"
+                | "PLAYER_CONNECT"
+                | "PLAYER_DISCONNECT"
+                | "PLAYER_CONNECTED"
+                | "GET_PLAYERS"
+                | "PLAYER_COUNT"
+        );
+        let at_capacity = cmd == "PLAYER_CONNECT"
+            && args.len() == 1
+            && !self.is_connected(args[0])
+            && len_i64(self.players.len()) >= self.player_capacity;
+        if player_cmd && (!self.player_tracking || at_capacity) {
+            self.healthy = false;
+            // A refusal of the Unhealthy call changes nothing: the process is gone either way.
+            let _ = sdk(SdkCall::Unhealthy);
+            return Outcome {
+                reply: Reply::Silent,
+                stop: true,
+            };
+        }
         let stop = matches!(cmd, "EXIT" | "CRASH") && args.is_empty();
         let reply = match self.command(cmd, args, text, sdk) {
             Ok(ack) => Reply::Ack(ack),
@@ -174,16 +217,9 @@ impl GameState {
             },
             "PLAYER_CONNECT" => {
                 let [id] = exact(cmd, args)?;
+                // Agones answers a duplicate with false and no error: the server ACKs it.
                 if self.is_connected(id) {
-                    return Err(format!(
-                        "PLAYER_CONNECT: player `{id}` is already connected"
-                    ));
-                }
-                if len_i64(self.players.len()) >= self.player_capacity {
-                    return Err(format!(
-                        "PLAYER_CONNECT: players are at capacity ({})",
-                        self.player_capacity
-                    ));
+                    return echo();
                 }
                 let mut players = self.players.clone();
                 players.push(id.to_owned());
@@ -192,8 +228,9 @@ impl GameState {
             }
             "PLAYER_DISCONNECT" => {
                 let [id] = exact(cmd, args)?;
+                // Agones answers an unknown player with false and no error: the server ACKs it.
                 if !self.is_connected(id) {
-                    return Err(format!("PLAYER_DISCONNECT: player `{id}` is not connected"));
+                    return echo();
                 }
                 let players = self.players.iter().filter(|p| *p != id).cloned().collect();
                 self.set_players(players, self.player_capacity, sdk)?;
@@ -257,7 +294,7 @@ pub(super) mod tests {
     fn ack(g: &mut GameState, line: &str) -> String {
         match run(g, line).0.reply {
             Reply::Ack(text) => text,
-            Reply::Error(e) => panic!("{line:?}: ERROR: {e}"),
+            other => panic!("{line:?}: {other:?}"),
         }
     }
 
@@ -418,40 +455,67 @@ pub(super) mod tests {
         let (out, calls) = run(&mut g, "PLAYER_CONNECT b");
         assert_eq!(out.reply, Reply::Ack("PLAYER_CONNECT b".into()));
         assert_eq!(calls, [players(1, 2, &["b"])]);
-        assert_eq!(
-            err(&mut g, "PLAYER_CONNECT b"),
-            "PLAYER_CONNECT: player `b` is already connected"
-        );
+        let (out, calls) = run(&mut g, "PLAYER_CONNECT b");
+        assert_eq!(out.reply, Reply::Ack("PLAYER_CONNECT b".into()));
+        assert!(calls.is_empty());
         let (_, calls) = run(&mut g, "PLAYER_CONNECT a");
         assert_eq!(calls, [players(2, 2, &["b", "a"])]);
-        assert_eq!(
-            err(&mut g, "PLAYER_CONNECT c"),
-            "PLAYER_CONNECT: players are at capacity (2)"
-        );
         // Connection order, not sorted order.
         assert_eq!(ack(&mut g, "GET_PLAYERS"), "b,a");
         assert_eq!(ack(&mut g, "PLAYER_COUNT"), "2");
         assert_eq!(ack(&mut g, "PLAYER_CONNECTED a"), "true");
         assert_eq!(ack(&mut g, "PLAYER_CONNECTED c"), "false");
 
-        assert_eq!(
-            err(&mut g, "PLAYER_DISCONNECT c"),
-            "PLAYER_DISCONNECT: player `c` is not connected"
-        );
+        assert_eq!(ack(&mut g, "PLAYER_DISCONNECT c"), "PLAYER_DISCONNECT c");
         let (out, calls) = run(&mut g, "PLAYER_DISCONNECT b");
         assert_eq!(out.reply, Reply::Ack("PLAYER_DISCONNECT b".into()));
         assert_eq!(calls, [players(1, 2, &["a"])]);
         assert_eq!(ack(&mut g, "PLAYER_CONNECTED b"), "false");
 
-        // Lowering the capacity below the count keeps the players, but lets nobody in.
+        // Lowering the capacity below the count keeps the players.
         let (_, calls) = run(&mut g, "PLAYER_CAPACITY 0");
         assert_eq!(calls, [players(1, 0, &["a"])]);
-        assert!(err(&mut g, "PLAYER_CONNECT d").contains("at capacity (0)"));
         assert_eq!(ack(&mut g, "GET_PLAYERS"), "a");
         let (_, calls) = run(&mut g, "PLAYER_DISCONNECT a");
         assert_eq!(calls, [players(0, 0, &[])]);
         assert_eq!(ack(&mut g, "GET_PLAYERS"), "");
         assert_eq!(ack(&mut g, "PLAYER_COUNT"), "0");
+        // At capacity a connect is refused by the SDK and the server exits, unanswered.
+        let (out, calls) = run(&mut g, "PLAYER_CONNECT d");
+        assert_eq!(
+            out,
+            Outcome {
+                reply: Reply::Silent,
+                stop: true
+            }
+        );
+        assert_eq!(calls, [SdkCall::Unhealthy]);
+        assert!(!g.healthy());
+    }
+
+    #[test]
+    fn with_the_gate_off_every_player_command_makes_the_server_exit() {
+        for line in [
+            "PLAYER_CONNECT a",
+            "PLAYER_COUNT",
+            "GET_PLAYERS",
+            "PLAYER_CAPACITY",
+        ] {
+            let mut g = GameState::with_players("gs", None);
+            assert_eq!(ack(&mut g, "LABEL k v"), "LABEL k v");
+            let (out, calls) = run(&mut g, line);
+            assert_eq!(
+                out,
+                Outcome {
+                    reply: Reply::Silent,
+                    stop: true
+                },
+                "{line}"
+            );
+            assert_eq!(calls, [SdkCall::Unhealthy], "{line}");
+        }
+        let mut g = GameState::with_players("gs", Some(1));
+        assert_eq!(ack(&mut g, "PLAYER_CONNECT a"), "PLAYER_CONNECT a");
     }
 
     #[test]

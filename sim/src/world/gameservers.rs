@@ -109,7 +109,27 @@ impl World {
             addresses: Vec::new(),
             node_name: String::new(),
             reserved_until: None,
-            players: None,
+            // With PlayerTracking on, Agones starts `status.players` with the capacity
+            // `spec.players.initialCapacity` (0 when unset); off, there is none
+            // (`pkg/apis/agones/v1/gameserver.go`, `applyStatusDefaults`).
+            players: self
+                .installed
+                .gates
+                .get("PlayerTracking")
+                .copied()
+                .unwrap_or(false)
+                .then(|| upsoak_agones::gameserver::PlayerStatus {
+                    count: 0,
+                    capacity: fleet
+                        .spec
+                        .template
+                        .spec
+                        .players
+                        .as_ref()
+                        .and_then(|p| p["initialCapacity"].as_i64())
+                        .unwrap_or(0),
+                    ids: Vec::new(),
+                }),
         });
         let key = (ns.to_owned(), name);
         events::GameServerCreated {

@@ -49,6 +49,15 @@ impl World {
         let stop = token.clone();
         let ip = self.cfg.game.ip;
         let world = rt.world.clone();
+        // The SDK sidecar keeps the gates it started with (Agones
+        // `site/content/en/docs/Installation/upgrading.md`, "controller derived configuration")
+        // and reads its capacity from `status.players` (`pkg/sdkserver/sdkserver.go`, `Run`).
+        let players = self
+            .gameservers
+            .get(&key)
+            .and_then(|r| r.obj.status.as_ref())
+            .and_then(|s| s.players.as_ref())
+            .map(|p| p.capacity);
         tokio::spawn(async move {
             let (socket, port) = match rt.pool.bind(ip).await {
                 Ok(p) => p,
@@ -66,7 +75,15 @@ impl World {
                 .and_then(|w| w.lock().ok().map(|mut w| w.set_port(&key, port)))
                 .unwrap_or(false);
             if alive {
-                game::serve(socket, key.0.clone(), key.1.clone(), rt.sdk.clone(), stop).await;
+                game::serve(
+                    socket,
+                    key.0.clone(),
+                    key.1.clone(),
+                    rt.sdk.clone(),
+                    players,
+                    stop,
+                )
+                .await;
             }
             rt.pool.release(port);
         });
