@@ -41,6 +41,17 @@ struct FailedTargetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StuckLabels {
+    policy: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabel {
+    signal: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -58,6 +69,9 @@ pub struct WandererMetrics {
     coverage: Family<KindLabel, Gauge<f64, AtomicU64>>,
     next_transition: Gauge<f64, AtomicU64>,
     journal_lines_dropped: Counter,
+    stuck_releases: Family<StuckLabels, Counter>,
+    apply_kills: Family<SignalLabel, Counter>,
+    halted: Gauge,
 }
 
 impl Default for WandererMetrics {
@@ -75,6 +89,9 @@ impl Default for WandererMetrics {
             coverage: Family::default(),
             next_transition: Gauge::default(),
             journal_lines_dropped: Counter::default(),
+            stuck_releases: Family::default(),
+            apply_kills: Family::default(),
+            halted: Gauge::default(),
         }
     }
 }
@@ -131,6 +148,21 @@ impl WandererMetrics {
             names::JOURNAL_LINES_DROPPED,
             "Torn last journal lines dropped on open (a crash hit mid-write)",
             self.journal_lines_dropped.clone(),
+        );
+        r.register(
+            names::STUCK_RELEASES,
+            "Releases found left pending by a helm that died mid-operation, by policy and result",
+            self.stuck_releases.clone(),
+        );
+        r.register(
+            names::APPLY_KILLS,
+            "Applies stopped at apply_timeout (helm's process group signalled), by the last signal",
+            self.apply_kills.clone(),
+        );
+        r.register(
+            names::HALTED,
+            "1 once the Wanderer stopped on an applier failure while the Producer goes on",
+            self.halted.clone(),
         );
     }
 }
@@ -301,6 +333,85 @@ impl TransitionOutcome<'_> {
                 })
                 .set(1);
         }
+    }
+}
+
+/// A release was found left `pending-*` and the `on_stuck` policy handled it (or it finished
+/// while waited for). The loop journals the same fields.
+#[derive(Debug)]
+pub struct ReleaseRecovered<'a> {
+    pub step: u64,
+    pub recovery: &'a super::apply::Recovery,
+}
+
+impl ReleaseRecovered<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        let r = self.recovery;
+        tracing::warn!(
+            event = "release_recovered",
+            step = self.step,
+            status = %r.status,
+            revision = r.revision,
+            policy = r.policy,
+            result = r.result,
+            waited_s = r.waited.as_secs_f64(),
+            detail = %r.detail,
+            "a release left pending was handled"
+        );
+        m.stuck_releases
+            .get_or_create(&StuckLabels {
+                policy: r.policy,
+                result: r.result,
+            })
+            .inc();
+    }
+}
+
+/// An apply ran past `apply_timeout` and its process group was stopped.
+#[derive(Debug)]
+pub struct ApplyKilled<'a> {
+    pub step: u64,
+    pub command: &'a str,
+    pub pgid: u32,
+    /// The last signal needed: `TERM` or `KILL`.
+    pub signal: &'static str,
+    pub after: Duration,
+}
+
+impl ApplyKilled<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::warn!(
+            event = "apply_killed",
+            step = self.step,
+            command = self.command,
+            pgid = self.pgid,
+            signal = self.signal,
+            after_s = self.after.as_secs_f64(),
+            "the apply ran past its timeout; its process group was stopped"
+        );
+        m.apply_kills
+            .get_or_create(&SignalLabel {
+                signal: self.signal,
+            })
+            .inc();
+    }
+}
+
+/// The Wanderer stopped on an applier failure; the sidecar keeps producing load.
+#[derive(Debug)]
+pub struct WandererHalted<'a> {
+    pub reason: &'a str,
+}
+
+impl WandererHalted<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::error!(
+            event = "wanderer_halted",
+            reason = self.reason,
+            "the Wanderer stopped on an applier failure; the Producer goes on"
+        );
+        m.running.set(0);
+        m.halted.set(1);
     }
 }
 

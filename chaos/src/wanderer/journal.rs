@@ -43,6 +43,22 @@ pub enum Entry {
         to: Install,
         at: String,
     },
+    /// A release found left pending by an earlier operation (helm killed mid-upgrade), and what
+    /// the `on_stuck` policy did about it. `step` is the transition after which it was found
+    /// (the interrupted one on a restart).
+    Release {
+        step: u64,
+        /// The status found, e.g. `pending-upgrade`.
+        status: String,
+        revision: u64,
+        /// `rollback` or `fail`.
+        policy: String,
+        /// `rolled_back`, `failed` or `cleared`.
+        result: String,
+        detail: String,
+        waited_s: f64,
+        at: String,
+    },
     /// What happened to step `step`.
     Outcome {
         step: u64,

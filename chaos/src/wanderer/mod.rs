@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
-use apply::{Applier, ApplyError};
+use apply::{Applier, ApplyError, Recovery};
 use events::{
-    CoverageChanged, JournalLineDropped, TransitionOutcome, TransitionScheduled, WandererMetrics,
-    WandererStarted, WandererStopped,
+    ApplyKilled, CoverageChanged, JournalLineDropped, ReleaseRecovered, TransitionOutcome,
+    TransitionScheduled, WandererMetrics, WandererStarted, WandererStopped,
 };
 use journal::{Entry, Journal, JournalError, Outcome, Recovered, now, now_unix_ms, rfc3339};
 use upsoak_agones::release::Install;
@@ -34,6 +34,9 @@ use walk::Planner;
 
 /// The ChaCha stream the schedule's jitter draws from; the walk uses stream 0.
 const JITTER_STREAM: u64 = 1;
+/// An applier bounds its apply by `apply_timeout` itself (the helm applier stops helm's process
+/// group, TERM then KILL); the loop's own bound, this much later, only catches one that does not.
+const APPLY_BACKSTOP: Duration = Duration::from_secs(30);
 
 /// When transitions happen.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -119,6 +122,13 @@ pub enum RunError {
     /// What is installed could not be observed before the first step.
     #[error("cannot observe what is installed at start")]
     Observe(#[source] ApplyError),
+    /// After step `step` the release was left in a state the applier may not touch.
+    #[error("the release is stuck after step {step}")]
+    Halted {
+        step: u64,
+        #[source]
+        source: ApplyError,
+    },
 }
 
 /// Options of one run.
@@ -250,27 +260,55 @@ pub async fn run<A: Applier, P: Planner>(
             at: now(),
         })?;
         let start = Instant::now();
-        let applied = tokio::time::timeout(opts.apply_timeout, applier.apply(&target)).await;
+        let applied =
+            tokio::time::timeout(opts.apply_timeout + APPLY_BACKSTOP, applier.apply(&target))
+                .await
+                .unwrap_or(Err(ApplyError::Timeout(opts.apply_timeout)));
+        let timed_out = applied.as_ref().is_err_and(ApplyError::is_timeout);
+        if let Err(ApplyError::Killed {
+            command,
+            pgid,
+            signal,
+            after,
+        }) = &applied
+        {
+            ApplyKilled {
+                step,
+                command,
+                pgid: *pgid,
+                signal,
+                after: *after,
+            }
+            .emit(metrics);
+        }
+        if timed_out {
+            // Cut off mid-operation: the release may be left pending. Settle it (per the
+            // applier's policy) before observing; a release that stays stuck halts the walk.
+            if let Err(e) = settle(&mut journal, step, applier, metrics).await? {
+                record_outcome(
+                    &mut journal,
+                    &TransitionOutcome {
+                        step,
+                        from: &current,
+                        to: &target,
+                        observed: None,
+                        result: Outcome::Indeterminate,
+                        kind: e.kind(),
+                        error: Some(&error_chain(&e)),
+                        duration: start.elapsed(),
+                    },
+                    metrics,
+                )?;
+                return Err(RunError::Halted { step, source: e });
+            }
+        }
         let observed = applier.observe_installed().await;
         let duration = start.elapsed();
         let failure = match (&applied, &observed) {
-            (Err(_), _) => Some((
-                "timeout",
-                format!("apply timed out after {:?}", opts.apply_timeout),
-            )),
-            (Ok(Err(e)), _) => Some((e.kind(), error_chain(e))),
-            (Ok(Ok(())), Err(e)) => {
-                Some(("unobserved", format!("cannot observe: {}", error_chain(e))))
-            }
-            (Ok(Ok(())), Ok(o)) if !target.satisfied_by(o) => Some((
-                "mismatch",
-                format!(
-                    "observed {} {} is not the target",
-                    o.version,
-                    o.gate_query()
-                ),
-            )),
-            _ => None,
+            (Err(e), _) => Some((e.kind(), error_chain(e))),
+            (Ok(()), Err(e)) => Some(("unobserved", format!("cannot observe: {}", error_chain(e)))),
+            (Ok(()), Ok(o)) => apply::difference(&target, o)
+                .map(|d| ("mismatch", format!("observed is not the target: {d}"))),
         };
         let observed = observed.ok();
         let from = current.clone();
@@ -281,10 +319,12 @@ pub async fn run<A: Applier, P: Planner>(
                 from: &from,
                 to: &target,
                 observed: observed.as_ref(),
-                result: if failure.is_none() {
-                    Outcome::Applied
-                } else {
-                    Outcome::Failed
+                // An apply cut off by its timeout has no known result: what is observed after
+                // it is recorded, not assumed.
+                result: match (&failure, timed_out) {
+                    (_, true) => Outcome::Indeterminate,
+                    (None, false) => Outcome::Applied,
+                    (Some(_), false) => Outcome::Failed,
                 },
                 kind: failure.as_ref().map_or("none", |(k, _)| k),
                 error: failure.as_ref().map(|(_, e)| e.as_str()),
@@ -386,8 +426,10 @@ async fn resume<A: Applier>(
             },
             metrics,
         )?;
-        // The interrupted install may still be going: observe a settled system.
-        applier.settle().await.map_err(RunError::Observe)?;
+        // The interrupted install may still be going, or left pending: observe a settled system.
+        if let Err(e) = settle(journal, *step, applier, metrics).await? {
+            return Err(RunError::Observe(e));
+        }
         let observed = applier
             .observe_installed()
             .await
@@ -408,8 +450,56 @@ async fn resume<A: Applier>(
         )?;
         return Ok(observed);
     }
-    applier.settle().await.map_err(RunError::Observe)?;
+    if let Err(e) = settle(
+        journal,
+        recovered.last_step().unwrap_or(0),
+        applier,
+        metrics,
+    )
+    .await?
+    {
+        return Err(RunError::Observe(e));
+    }
     applier.observe_installed().await.map_err(RunError::Observe)
+}
+
+/// Settles the applier after step `step`: a release found stuck is journalled and counted with
+/// what its policy did. The outer error is the journal's; the inner one the applier's.
+async fn settle<A: Applier>(
+    journal: &mut Journal,
+    step: u64,
+    applier: &A,
+    metrics: &WandererMetrics,
+) -> Result<Result<(), ApplyError>, JournalError> {
+    let (recovery, result) = match applier.settle().await {
+        Ok(r) => (r, Ok(())),
+        Err(e) => (e.as_failed_recovery(), Err(e)),
+    };
+    if let Some(r) = recovery {
+        record_release(journal, step, &r, metrics)?;
+    }
+    Ok(result)
+}
+
+/// Journals what was done about a stuck release, then emits it.
+fn record_release(
+    journal: &mut Journal,
+    step: u64,
+    r: &Recovery,
+    metrics: &WandererMetrics,
+) -> Result<(), JournalError> {
+    journal.append(&Entry::Release {
+        step,
+        status: r.status.clone(),
+        revision: r.revision,
+        policy: r.policy.to_owned(),
+        result: r.result.to_owned(),
+        detail: r.detail.clone(),
+        waited_s: r.waited.as_secs_f64(),
+        at: now(),
+    })?;
+    ReleaseRecovered { step, recovery: r }.emit(metrics);
+    Ok(())
 }
 
 #[cfg(test)]
