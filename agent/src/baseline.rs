@@ -66,7 +66,8 @@ pub async fn record<Q: Querier>(
     }
     let mut slos = BTreeMap::new();
     let mut short = Vec::new();
-    for s in &specs.slos {
+    // Disruption SLOs are judged against earlier transitions, not a recorded window.
+    for s in specs.slos.iter().filter(|s| s.spec.window.is_steady()) {
         let series = q.range(&s.spec.expr, from, to, step).await?;
         let samples: Vec<f64> = series
             .iter()
@@ -100,7 +101,7 @@ pub async fn record<Q: Querier>(
     let needed: Vec<String> = specs
         .slos
         .iter()
-        .filter(|s| s.relative.is_some())
+        .filter(|s| s.relative.is_some() && s.spec.window.is_steady())
         .map(|s| key(&s.group, &s.spec.name))
         .filter(|k| !slos.contains_key(k))
         .collect();

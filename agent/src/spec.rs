@@ -20,7 +20,18 @@
 //!         severity: warning        # ? info | warning | critical
 //!         min_samples: 5           # ? samples a window needs before it is judged
 //!         description: ""          # ? free text for reports and alerts
+//!         window: steady           # ? steady | disruption (see below)
+//!         min_transitions: 5       # ? disruption SLOs: earlier transitions before `baseline` counts
 //! ```
+//!
+//! `window` says which window of a transition the SLO is judged on. `steady` (the default): the
+//! judge window after the settle period, step by step, against the recorded baseline.
+//! `disruption`: the upgrade itself, from the moment the apply started to the end of the settle
+//! period, judged once (module `disruption`): the expression is evaluated at the settle end
+//! with the reserved placeholder `${window}` replaced by the window's length as a PromQL
+//! duration (`95s`), must give exactly one series, and its `baseline` criterion is judged
+//! against the median of the earlier judged transitions once `min_transitions` of them exist.
+//! `${window}` is refused in steady SLOs, and `for` and `min_samples` in disruption SLOs.
 //!
 //! `direction` says which change of the value is bad: `increase_is_bad` (latency, error rates,
 //! memory), `decrease_is_bad` (success ratios, ready replicas) or `either` (a value that must hold
@@ -102,7 +113,47 @@ pub struct Slo {
     /// Free text for reports and alerts.
     #[serde(default)]
     pub description: String,
+    /// The transition window the SLO is judged on: `steady` (default) or `disruption`.
+    #[serde(default, skip_serializing_if = "SloWindow::is_steady")]
+    pub window: SloWindow,
+    /// Disruption SLOs: judged transitions needed before `baseline` is judged against their
+    /// median (default [`DEFAULT_MIN_TRANSITIONS`]); until then only the objective counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_transitions: Option<usize>,
 }
+
+/// Which window of a transition an SLO is judged on.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SloWindow {
+    /// After the settle period, over the judge window, against the recorded baseline.
+    #[default]
+    Steady,
+    /// From the apply's start to the settle end, once, against earlier transitions.
+    Disruption,
+}
+
+impl SloWindow {
+    pub fn is_steady(&self) -> bool {
+        *self == SloWindow::Steady
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SloWindow::Steady => "steady",
+            SloWindow::Disruption => "disruption",
+        }
+    }
+}
+
+/// The placeholder a disruption SLO's expression uses for its window's length.
+pub const WINDOW_PLACEHOLDER: &str = "${window}";
+
+/// What [`WINDOW_PLACEHOLDER`] stands for when an expression is parsed at load time.
+pub const WINDOW_PLACEHOLDER_CHECK: &str = "5m";
+
+/// Earlier judged transitions a disruption SLO's `baseline` needs when `min_transitions` is
+/// not given: a median of five is not moved by one odd transition.
+pub const DEFAULT_MIN_TRANSITIONS: usize = 5;
 
 fn inconclusive() -> Verdict {
     Verdict::Inconclusive
@@ -302,6 +353,8 @@ const SLO_FIELDS: &[&str] = &[
     "severity",
     "min_samples",
     "description",
+    "window",
+    "min_transitions",
 ];
 
 fn kind(v: &Value) -> &'static str {
@@ -521,10 +574,16 @@ impl Checker {
             let scope = format!("{}.slos", at.rsplit_once(".slos").map_or(at, |(g, _)| g));
             self.name(n, &format!("{at}.name"), seen, si, &scope);
         }
+        let window: SloWindow = self.optional(m, at, "window").unwrap_or_default();
         let expr: Option<String> = self.required(m, at, "expr");
         if let Some(e) = &expr {
-            self.expr(e, &format!("{at}.expr"));
+            self.window_fields(m, at, window, e);
+            self.expr(
+                &e.replace(WINDOW_PLACEHOLDER, WINDOW_PLACEHOLDER_CHECK),
+                &format!("{at}.expr"),
+            );
         }
+        let min_transitions: Option<usize> = self.optional(m, at, "min_transitions");
         let objective_text: Option<String> = self.optional(m, at, "objective");
         let objective = objective_text
             .as_deref()
@@ -593,6 +652,8 @@ impl Checker {
             severity,
             min_samples,
             description,
+            window,
+            min_transitions,
         };
         // The criterion that sets the bad way: the relative one, else the objective; `==`
         // says nothing about it.
@@ -615,6 +676,47 @@ impl Checker {
             direction: direction.unwrap_or(inferred),
         });
         Some(slo)
+    }
+
+    /// The fields that only fit one kind of window: `${window}` and `min_transitions` need a
+    /// disruption SLO; `for` and `min_samples` (per-step notions) a steady one.
+    fn window_fields(&mut self, m: &Mapping, at: &str, window: SloWindow, expr: &str) {
+        let misplaced: &[(&str, bool, &str)] = match window {
+            SloWindow::Steady => &[
+                (
+                    "expr",
+                    expr.contains(WINDOW_PLACEHOLDER),
+                    "`${window}` is only defined for `window: disruption` SLOs",
+                ),
+                (
+                    "min_transitions",
+                    m.contains_key("min_transitions"),
+                    "only `window: disruption` SLOs have a baseline of earlier transitions",
+                ),
+            ],
+            SloWindow::Disruption => &[
+                (
+                    "for",
+                    m.contains_key("for"),
+                    "a disruption SLO is judged once over its window, so `for` has no meaning",
+                ),
+                (
+                    "min_samples",
+                    m.contains_key("min_samples"),
+                    "a disruption SLO is one number per transition; use `min_transitions`",
+                ),
+            ],
+        };
+        for (key, bad, why) in misplaced {
+            if *bad {
+                self.problem(format!("{at}.{key}"), *why);
+            }
+        }
+        if let Some(Value::Number(n)) = m.get("min_transitions")
+            && n.as_u64() == Some(0)
+        {
+            self.problem(format!("{at}.min_transitions"), "must be at least 1");
+        }
     }
 
     /// The expression parses as PromQL and gives one value per step.
