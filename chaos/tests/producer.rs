@@ -109,6 +109,7 @@ async fn keeps_its_schedule_through_an_upgrade_window_and_plays_sessions() {
     let t = text(&metrics);
 
     // The window shows as errors; allocation resumes after it.
+    // Allocations go to the aggregated API, down in the window: 503, `error_unavailable`.
     assert!(in_window >= 20, "expected 503s during the window:\n{t}");
     assert!(count(&metrics, "Allocated") > before_window + 20, "{t}");
     // Open model: 40/s for as long as it ran were started or dropped, whatever happened in
@@ -134,9 +135,10 @@ async fn keeps_its_schedule_through_an_upgrade_window_and_plays_sessions() {
         t.contains("upsoak_producer_fleet_scale_total{result=\"ok\"}"),
         "{t}"
     );
-    // Scaling every 300-600 ms, at least two requests fell in the 1.5 s window.
+    // Scaling every 300-600 ms, at least two requests fell in the 1.5 s window, and none
+    // failed: Agones' webhooks do not cover the scale subresource.
     assert!(
-        t.contains("upsoak_producer_fleet_scale_total{result=\"error_unavailable\"}"),
+        !t.contains("upsoak_producer_fleet_scale_total{result=\"error"),
         "{t}"
     );
     assert!(
