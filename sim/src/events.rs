@@ -215,6 +215,18 @@ impl FaultChanged<'_> {
     }
 }
 
+/// A write was refused because the admission webhook it needs is down (an upgrade window).
+pub struct WriteRefused {
+    /// The webhook's name, `mutations.agones.dev` or `validations.agones.dev`.
+    pub webhook: &'static str,
+}
+
+impl WriteRefused {
+    pub fn emit(self) {
+        tracing::debug!(webhook = %self.webhook, "write refused: admission webhook unavailable");
+    }
+}
+
 // ----- GameServers and Fleets -----
 
 /// A Fleet created a GameServer (it starts `Creating`).

@@ -43,8 +43,14 @@ impl World {
         }
     }
 
-    /// Binds a UDP port and serves the game protocol for `key` until cancelled.
-    pub(super) fn start_game(&self, rt: GameRuntime, key: Key) -> CancellationToken {
+    /// Binds a UDP port and serves the game protocol for `key` until cancelled. `players` is
+    /// the new GameServer's `status.players.capacity` (`None`: PlayerTracking off).
+    pub(super) fn start_game(
+        &self,
+        rt: GameRuntime,
+        key: Key,
+        players: Option<i64>,
+    ) -> CancellationToken {
         let token = rt.shutdown.child_token();
         let stop = token.clone();
         let ip = self.cfg.game.ip;
@@ -52,12 +58,6 @@ impl World {
         // The SDK sidecar keeps the gates it started with (Agones
         // `site/content/en/docs/Installation/upgrading.md`, "controller derived configuration")
         // and reads its capacity from `status.players` (`pkg/sdkserver/sdkserver.go`, `Run`).
-        let players = self
-            .gameservers
-            .get(&key)
-            .and_then(|r| r.obj.status.as_ref())
-            .and_then(|s| s.players.as_ref())
-            .map(|p| p.capacity);
         tokio::spawn(async move {
             let (socket, port) = match rt.pool.bind(ip).await {
                 Ok(p) => p,
