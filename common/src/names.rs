@@ -85,6 +85,25 @@ pub mod wanderer {
     /// set, so one series at most.
     pub const LAST_FAILED_TARGET_INFO: &str = "upsoak_wanderer_last_failed_target_info";
 
+    /// Gauge: the generation the two apply timestamps below describe: the value
+    /// [`GENERATION`] takes when that transition goes live (it is set with the start, before
+    /// the apply, while [`GENERATION`] still shows the previous one). No labels: one series
+    /// over a week of transitions.
+    pub const APPLY_GENERATION: &str = "upsoak_wanderer_apply_generation";
+
+    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] started, set before helm
+    /// or the simulator is called. The disruption window opens here.
+    pub const APPLY_STARTED_TIMESTAMP_SECONDS: &str =
+        "upsoak_wanderer_apply_started_timestamp_seconds";
+
+    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] returned (helm exited,
+    /// the simulator's install window closed, or the apply timed out). Until then it keeps the
+    /// previous transition's value, so a value below [`APPLY_STARTED_TIMESTAMP_SECONDS`] means
+    /// the apply is in progress. [`LAST_TRANSITION_TIMESTAMP_SECONDS`] stays the moment the
+    /// result was observed live.
+    pub const APPLY_FINISHED_TIMESTAMP_SECONDS: &str =
+        "upsoak_wanderer_apply_finished_timestamp_seconds";
+
     counter!(
         /// Counter: torn journal lines dropped when the journal was opened.
         JOURNAL_LINES_DROPPED,
