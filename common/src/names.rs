@@ -54,21 +54,6 @@ pub mod wanderer {
     pub const LAST_TRANSITION_TIMESTAMP_SECONDS: &str =
         "upsoak_wanderer_last_transition_timestamp_seconds";
 
-    /// Gauge: the generation [`APPLY_STARTED_TIMESTAMP_SECONDS`] and
-    /// [`APPLY_FINISHED_TIMESTAMP_SECONDS`] describe: the value [`GENERATION`] takes when that
-    /// transition goes live. One series without labels, so a week of transitions is one series.
-    pub const APPLY_GENERATION: &str = "upsoak_wanderer_apply_generation";
-
-    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] started (helm was run, the
-    /// simulator's install began). The Monitor's disruption window opens here.
-    pub const APPLY_STARTED_TIMESTAMP_SECONDS: &str =
-        "upsoak_wanderer_apply_started_timestamp_seconds";
-
-    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] finished (helm returned,
-    /// the install ended); smaller than [`APPLY_STARTED_TIMESTAMP_SECONDS`] while in progress.
-    pub const APPLY_FINISHED_TIMESTAMP_SECONDS: &str =
-        "upsoak_wanderer_apply_finished_timestamp_seconds";
-
     /// Gauge: covered share of the pairs of each kind (label `kind`: `version_pairs`,
     /// `gate_version`, `gate_pairs`).
     pub const COVERAGE_RATIO: &str = "upsoak_wanderer_coverage_ratio";
