@@ -317,3 +317,38 @@ async fn the_sidecar_exports_canaries_and_apply_timestamps_that_promtool_accepts
     assert!(status.success(), "{}", proc.logs());
     stop.cancel();
 }
+
+#[test]
+fn an_unmeetable_canary_configuration_exits_2_with_its_keys() {
+    let dir = TempDir::new("chaos-canaries-bad");
+    let config = dir.write(
+        "sidecar.yaml",
+        "state_dir: /tmp/unused\nwanderer:\n  space: s.yaml\n  seed: 1\n  applier: { kind: sim, url: \"http://127.0.0.1:1\" }\nproducer:\n  fleets: [ { name: c, min_replicas: 1, max_replicas: 3 } ]\n  canaries: { count: 4, interval: 5s, timeout: 2s }\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_upsoak-chaos"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for want in [
+        "producer.canaries.count: 4 canaries cannot be held",
+        "producer.canaries.interval: 5s is not below timeout 2s",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // A misspelt key is refused too.
+    let typo = dir.write(
+        "typo.yaml",
+        "state_dir: /tmp/unused\nwanderer:\n  space: s.yaml\n  seed: 1\n  applier: { kind: sim, url: \"http://127.0.0.1:1\" }\nproducer:\n  canaries: { cuont: 2 }\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_upsoak-chaos"))
+        .args(["run", "--config"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown field `cuont`"), "{err}");
+}
