@@ -188,6 +188,14 @@ impl WandererMetrics {
     }
 }
 
+impl WandererMetrics {
+    /// The generation exported now (steps taken): the Producer's canaries read it to know a
+    /// transition went live during their life.
+    pub fn generation(&self) -> u64 {
+        u64::try_from(self.generation.get()).unwrap_or(0)
+    }
+}
+
 /// `A=1&B=x`: an install's tunables as one label value.
 fn tunables_label(c: &Install) -> String {
     c.tunables
