@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
@@ -61,7 +62,9 @@ impl Sidecar {
         registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
         let ready = Health::new();
 
-        let producing = cfg.producer.allocation_rate > 0.0
+        let canaries = cfg.producer.canaries.count > 0 && !cfg.producer.fleets.is_empty();
+        let producing = canaries
+            || cfg.producer.allocation_rate > 0.0
             || cfg
                 .producer
                 .fleets
@@ -69,10 +72,13 @@ impl Sidecar {
                 .any(|f| !f.scale_every_max.is_zero());
         let producer = if producing {
             let client = producer::client(cfg.kube_server.as_deref()).await?;
-            Some(tokio::spawn(producer::run(
+            let wanderer = wanderer_metrics.clone();
+            let generation: producer::Generation = Arc::new(move || wanderer.generation());
+            Some(tokio::spawn(producer::run_with(
                 client,
                 cfg.producer.clone(),
                 producer_metrics,
+                Some(generation),
                 shutdown.clone(),
             )))
         } else {

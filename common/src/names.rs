@@ -85,6 +85,25 @@ pub mod wanderer {
     /// set, so one series at most.
     pub const LAST_FAILED_TARGET_INFO: &str = "upsoak_wanderer_last_failed_target_info";
 
+    /// Gauge: the generation the two apply timestamps below describe: the value
+    /// [`GENERATION`] takes when that transition goes live (it is set with the start, before
+    /// the apply, while [`GENERATION`] still shows the previous one). No labels: one series
+    /// over a week of transitions.
+    pub const APPLY_GENERATION: &str = "upsoak_wanderer_apply_generation";
+
+    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] started, set before helm
+    /// or the simulator is called. The disruption window opens here.
+    pub const APPLY_STARTED_TIMESTAMP_SECONDS: &str =
+        "upsoak_wanderer_apply_started_timestamp_seconds";
+
+    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] returned (helm exited,
+    /// the simulator's install window closed, or the apply timed out). Until then it keeps the
+    /// previous transition's value, so a value below [`APPLY_STARTED_TIMESTAMP_SECONDS`] means
+    /// the apply is in progress. [`LAST_TRANSITION_TIMESTAMP_SECONDS`] stays the moment the
+    /// result was observed live.
+    pub const APPLY_FINISHED_TIMESTAMP_SECONDS: &str =
+        "upsoak_wanderer_apply_finished_timestamp_seconds";
+
     counter!(
         /// Counter: torn journal lines dropped when the journal was opened.
         JOURNAL_LINES_DROPPED,
@@ -162,4 +181,44 @@ pub mod producer {
     /// `quantile` (`0.5`, `0.9`, `0.99`, `0.999`, `1`).
     pub const ALLOCATION_WINDOW_LATENCY_SECONDS: &str =
         "upsoak_producer_allocation_window_latency_seconds";
+
+    /// Gauge: canaries held now: GameServers kept Allocated with a live session across
+    /// transitions (`producer.canaries`).
+    pub const CANARIES_ACTIVE: &str = "upsoak_producer_canaries_active";
+
+    counter!(
+        /// Counter: canaries lost, by [`REASON_LABEL`]: `deleted` (gone, or Shutdown),
+        /// `left_allocated` (another state), `timeout` (no heartbeat answered for
+        /// `canaries.timeout`), `restarted` (its process changed identity). Every reason's
+        /// series exists from the start, at 0. Each loss is replaced.
+        CANARIES_LOST,
+        CANARIES_LOST_TOTAL,
+        "upsoak_producer_canaries_lost"
+    );
+    /// Label of [`CANARIES_LOST`]: why the canary was lost.
+    pub const REASON_LABEL: &str = "reason";
+    /// The values of [`REASON_LABEL`].
+    pub const LOSS_REASONS: [&str; 4] = ["deleted", "left_allocated", "timeout", "restarted"];
+
+    /// Histogram: time between two consecutive answered heartbeats of one canary; a gap
+    /// longer than `canaries.interval` is a time players were cut off.
+    pub const CANARY_HEARTBEAT_GAP_SECONDS: &str = "upsoak_producer_canary_heartbeat_gap_seconds";
+
+    /// Gauge: the longest current silence among active canaries (time since their last
+    /// answered heartbeat, or since they were allocated), updated every `canaries.interval`;
+    /// `max_over_time` of it over a window is the longest gap in that window.
+    pub const CANARY_LONGEST_SILENCE_SECONDS: &str =
+        "upsoak_producer_canary_longest_silence_seconds";
+
+    /// Gauge: the age of the oldest active canary, updated every `canaries.interval`; above the
+    /// time since a transition's apply started, a canary lived through all of it.
+    pub const CANARY_OLDEST_AGE_SECONDS: &str = "upsoak_producer_canary_oldest_age_seconds";
+
+    counter!(
+        /// Counter: allocations made for canaries, by `result` (as [`ALLOCATIONS`]'s); kept
+        /// apart from the open-model load's.
+        CANARY_ALLOCATIONS,
+        CANARY_ALLOCATIONS_TOTAL,
+        "upsoak_producer_canary_allocations"
+    );
 }

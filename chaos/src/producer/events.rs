@@ -16,6 +16,8 @@ use prometheus_client::registry::Registry;
 use upsoak_agones::metrics::ALLOCATION_DURATION_BUCKETS;
 use upsoak_common::names::producer as names;
 
+use super::canary::LossReason;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
@@ -33,12 +35,22 @@ struct OpOnly {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QuantileLabels {
     quantile: String,
 }
 
 fn allocation_histogram() -> Histogram {
     Histogram::new(ALLOCATION_DURATION_BUCKETS)
+}
+fn gap_histogram() -> Histogram {
+    Histogram::new([
+        0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+    ])
 }
 fn rtt_histogram() -> Histogram {
     Histogram::new([
@@ -107,6 +119,12 @@ pub struct ProducerMetrics {
     sessions_active: Gauge,
     window_latency: Family<QuantileLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     window: Arc<Mutex<Option<LatencyWindow>>>,
+    canaries_active: Gauge,
+    canaries_lost: Family<ReasonLabels, Counter>,
+    canary_gap: Histogram,
+    canary_silence: Gauge<f64, std::sync::atomic::AtomicU64>,
+    canary_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
+    canary_allocations: Family<ResultLabels, Counter>,
 }
 
 impl Default for ProducerMetrics {
@@ -122,6 +140,12 @@ impl Default for ProducerMetrics {
             sessions_active: Gauge::default(),
             window_latency: Family::default(),
             window: Arc::new(Mutex::new(LatencyWindow::new())),
+            canaries_active: Gauge::default(),
+            canaries_lost: Family::default(),
+            canary_gap: gap_histogram(),
+            canary_silence: Gauge::default(),
+            canary_oldest: Gauge::default(),
+            canary_allocations: Family::default(),
         }
     }
 }
@@ -173,6 +197,57 @@ impl ProducerMetrics {
             "Allocation latency percentiles of the last completed window (HdrHistogram)",
             self.window_latency.clone(),
         );
+        r.register(
+            names::CANARIES_ACTIVE,
+            "Canaries held: GameServers kept Allocated with a live session across transitions",
+            self.canaries_active.clone(),
+        );
+        // Every reason from the start, so an increase is seen from 0.
+        for reason in LossReason::ALL {
+            let _ = self.canaries_lost.get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            });
+        }
+        r.register(
+            names::CANARIES_LOST,
+            "Canaries lost, by reason (deleted, left_allocated, timeout, restarted)",
+            self.canaries_lost.clone(),
+        );
+        r.register(
+            names::CANARY_HEARTBEAT_GAP_SECONDS,
+            "Time between two consecutive answered heartbeats of one canary",
+            self.canary_gap.clone(),
+        );
+        r.register(
+            names::CANARY_LONGEST_SILENCE_SECONDS,
+            "Longest current time since the last answered heartbeat among active canaries",
+            self.canary_silence.clone(),
+        );
+        r.register(
+            names::CANARY_OLDEST_AGE_SECONDS,
+            "Age of the oldest active canary",
+            self.canary_oldest.clone(),
+        );
+        r.register(
+            names::CANARY_ALLOCATIONS,
+            "Allocations made for canaries, by result",
+            self.canary_allocations.clone(),
+        );
+    }
+
+    /// Canaries held now.
+    pub fn canaries_active(&self) -> i64 {
+        self.canaries_active.get()
+    }
+
+    /// Canaries lost with `reason` so far.
+    pub fn canaries_lost(&self, reason: LossReason) -> u64 {
+        self.canaries_lost
+            .get(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .map(|c| c.get())
+            .unwrap_or(0)
     }
 
     /// Closes the current latency window and returns its percentiles (exported by
@@ -392,5 +467,159 @@ impl LatencyWindowClosed {
                 })
                 .set(v);
         }
+    }
+}
+
+/// A canary slot asked for a server (the canary's own allocations, apart from the load's).
+#[derive(Debug)]
+pub struct CanaryAllocated<'a> {
+    pub slot: usize,
+    pub fleet: &'a str,
+    pub result: &'a str,
+}
+
+impl CanaryAllocated<'_> {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::debug!(
+            slot = self.slot,
+            fleet = self.fleet,
+            result = self.result,
+            "canary allocation"
+        );
+        m.canary_allocations
+            .get_or_create(&ResultLabels {
+                result: self.result.to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// A canary is held: its server is Allocated and its session starts.
+#[derive(Debug)]
+pub struct CanaryStarted<'a> {
+    pub slot: usize,
+    pub gameserver: &'a str,
+    pub addr: SocketAddr,
+}
+
+impl CanaryStarted<'_> {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::info!(
+            slot = self.slot,
+            gameserver = self.gameserver,
+            addr = %self.addr,
+            "canary started"
+        );
+        m.canaries_active.inc();
+    }
+}
+
+/// A canary answered a heartbeat `gap` after its previous answer.
+#[derive(Debug)]
+pub struct CanaryHeartbeat {
+    pub slot: usize,
+    pub gap: Duration,
+}
+
+impl CanaryHeartbeat {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::trace!(
+            slot = self.slot,
+            gap_s = self.gap.as_secs_f64(),
+            "canary heartbeat"
+        );
+        m.canary_gap.observe(self.gap.as_secs_f64());
+    }
+}
+
+/// A canary was lost; its slot allocates a replacement.
+#[derive(Debug)]
+pub struct CanaryLost<'a> {
+    pub slot: usize,
+    pub gameserver: &'a str,
+    pub reason: LossReason,
+    /// What was seen (the state, the silence, the other name).
+    pub detail: &'a str,
+    pub age: Duration,
+}
+
+impl CanaryLost<'_> {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::warn!(
+            slot = self.slot,
+            gameserver = self.gameserver,
+            reason = self.reason.as_str(),
+            detail = self.detail,
+            age_s = self.age.as_secs_f64(),
+            "canary lost"
+        );
+        m.canaries_lost
+            .get_or_create(&ReasonLabels {
+                reason: self.reason.as_str(),
+            })
+            .inc();
+        m.canaries_active.dec();
+    }
+}
+
+/// A canary ended without being lost: at `max_age` after a transition, or on shutdown.
+#[derive(Debug)]
+pub struct CanaryEnded<'a> {
+    pub slot: usize,
+    pub gameserver: &'a str,
+    /// `max_age` or `shutdown`.
+    pub why: &'static str,
+    pub age: Duration,
+}
+
+impl CanaryEnded<'_> {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::info!(
+            slot = self.slot,
+            gameserver = self.gameserver,
+            why = self.why,
+            age_s = self.age.as_secs_f64(),
+            "canary ended"
+        );
+        m.canaries_active.dec();
+    }
+}
+
+/// A canary's server was released: told to `EXIT`, or deleted through the API (a log line).
+#[derive(Debug)]
+pub struct CanaryReleased<'a> {
+    pub gameserver: &'a str,
+    /// `exit` or `delete`.
+    pub how: &'static str,
+    pub result: &'a str,
+}
+
+impl CanaryReleased<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(
+            gameserver = self.gameserver,
+            how = self.how,
+            result = self.result,
+            "canary released"
+        );
+    }
+}
+
+/// Every interval: the longest current silence and the oldest age among active canaries.
+#[derive(Debug)]
+pub struct CanariesObserved {
+    pub longest_silence: Duration,
+    pub oldest_age: Duration,
+}
+
+impl CanariesObserved {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::trace!(
+            longest_silence_s = self.longest_silence.as_secs_f64(),
+            oldest_age_s = self.oldest_age.as_secs_f64(),
+            "canaries observed"
+        );
+        m.canary_silence.set(self.longest_silence.as_secs_f64());
+        m.canary_oldest.set(self.oldest_age.as_secs_f64());
     }
 }

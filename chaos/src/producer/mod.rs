@@ -6,8 +6,11 @@
 //!   cannot hide behind a slowed client (coordinated omission).
 //! - Each allocated server plays a session over UDP ([`session`]), ending in `EXIT`.
 //! - Each Fleet is scaled at random within `[min_replicas, max_replicas]` at random intervals.
+//! - `canaries.count` servers are held Allocated across transitions with a heartbeat each
+//!   ([`canary`]); a lost one is counted with its reason and replaced.
 //! - A failing operation is counted by kind ([`classify`]) and never stops a loop.
 
+pub mod canary;
 pub mod events;
 pub mod script;
 pub mod session;
@@ -29,6 +32,7 @@ use upsoak_agones::allocation::GameServerAllocationStatus;
 use upsoak_agones::{AllocationState, Fleet, GameServer, GameServerAllocation};
 use upsoak_common::problems::Problems;
 
+pub use canary::{CanaryConfig, Generation};
 use events::{
     AllocationDropped, AllocationEnded, AllocationFinished, AllocationStarted, FleetScaled,
     LatencyWindowClosed, PlayerCapacityRead, ProducerMetrics, SessionEnded, SessionOp,
@@ -62,6 +66,8 @@ pub struct ProducerConfig {
     pub window: Duration,
     /// Seed for the Producer's random choices.
     pub seed: u64,
+    /// Canary sessions held across transitions (`count`, `interval`, `timeout`, `max_age`).
+    pub canaries: CanaryConfig,
 }
 
 impl Default for ProducerConfig {
@@ -76,6 +82,7 @@ impl Default for ProducerConfig {
             session: SessionConfig::default(),
             window: Duration::from_secs(15),
             seed: 1,
+            canaries: CanaryConfig::default(),
         }
     }
 }
@@ -159,6 +166,7 @@ impl ProducerConfig {
             }
         }
         p.extend_under("session", self.session.problems());
+        p.extend_under("canaries", self.canaries.problems(&self.fleets));
         if self.window.is_zero() {
             p.push("window", "must be above zero");
         }
@@ -185,14 +193,38 @@ pub fn classify(e: &kube::Error) -> &'static str {
 
 /// Runs the Producer until `shutdown`: the allocation schedule, the Fleet scalers and the
 /// window rotation. Returns when every loop has stopped and sessions were told to EXIT; the
-/// first loop that panicked is an error.
+/// first loop that panicked is an error. Without a Wanderer's generation, canaries never
+/// reach their end of life (see [`run_with`]).
 pub async fn run(
     client: kube::Client,
     cfg: ProducerConfig,
     metrics: ProducerMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), tokio::task::JoinError> {
+    run_with(client, cfg, metrics, None, shutdown).await
+}
+
+/// [`run`], with the Wanderer's `generation`: a canary ends at `canaries.max_age` only once
+/// it changed during the canary's life.
+pub async fn run_with(
+    client: kube::Client,
+    cfg: ProducerConfig,
+    metrics: ProducerMetrics,
+    generation: Option<Generation>,
+    shutdown: CancellationToken,
+) -> Result<(), tokio::task::JoinError> {
     let mut tasks = tokio::task::JoinSet::new();
+    if cfg.canaries.count > 0 {
+        tasks.spawn(canary::run(
+            client.clone(),
+            cfg.namespace.clone(),
+            cfg.fleets.iter().map(|f| f.name.clone()).collect(),
+            cfg.canaries.clone(),
+            metrics.clone(),
+            generation,
+            shutdown.clone(),
+        ));
+    }
     for (i, f) in cfg.fleets.iter().enumerate() {
         if f.scale_every_max.is_zero() {
             continue;

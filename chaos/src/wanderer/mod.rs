@@ -25,10 +25,13 @@ use tokio_util::sync::CancellationToken;
 
 use apply::{Applier, ApplyError};
 use events::{
-    CoverageChanged, JournalLineDropped, TransitionOutcome, TransitionScheduled, WandererMetrics,
-    WandererStarted, WandererStopped,
+    ApplyFinished, ApplyStarted, CoverageChanged, JournalLineDropped, TransitionOutcome,
+    TransitionScheduled, WandererMetrics, WandererStarted, WandererStopped,
 };
-use journal::{Entry, Journal, JournalError, Outcome, Recovered, now, now_unix_ms, rfc3339};
+use journal::{
+    Entry, Journal, JournalError, Outcome, Phases, Recovered, now, now_unix_ms, parse_rfc3339,
+    rfc3339,
+};
 use upsoak_agones::release::Install;
 use walk::Planner;
 
@@ -189,7 +192,7 @@ pub async fn run<A: Applier, P: Planner>(
         }
     }
     replay(planner, &recovered);
-    let mut current = resume(&mut journal, &recovered, applier, metrics).await?;
+    let (mut current, resumed) = resume(&mut journal, &recovered, applier, metrics).await?;
     let mut step = recovered.last_step().unwrap_or(0) + 1;
     // Only the step about to be taken can have a journalled due time still to honour.
     let mut journalled_due = recovered.scheduled(step);
@@ -201,6 +204,7 @@ pub async fn run<A: Applier, P: Planner>(
         period: opts.schedule.period,
         generation: step - 1,
         observed: &current,
+        last: resumed.or_else(|| recovered.last_phases()),
     }
     .emit(metrics);
     CoverageChanged {
@@ -243,15 +247,37 @@ pub async fn run<A: Applier, P: Planner>(
             _ = tokio::time::sleep(wait) => {}
         }
         let target = planner.next(step, &current);
+        // The intent's `at` is the apply's start: journalled and synced, then exported, then
+        // applied, so the gauge never shows a start the journal does not hold.
+        let started_ms = now_unix_ms();
         journal.append(&Entry::Intent {
             step,
             from: current.clone(),
             to: target.clone(),
-            at: now(),
+            at: rfc3339(started_ms),
         })?;
+        ApplyStarted {
+            step,
+            to: &target,
+            started_unix_ms: started_ms,
+        }
+        .emit(metrics);
         let start = Instant::now();
         let applied = tokio::time::timeout(opts.apply_timeout, applier.apply(&target)).await;
+        let finished_ms = now_unix_ms();
+        ApplyFinished {
+            step,
+            finished_unix_ms: finished_ms,
+            took: start.elapsed(),
+            result: match &applied {
+                Err(_) => "timeout",
+                Ok(Err(e)) => e.kind(),
+                Ok(Ok(())) => "ok",
+            },
+        }
+        .emit(metrics);
         let observed = applier.observe_installed().await;
+        let observed_ms = now_unix_ms();
         let duration = start.elapsed();
         let failure = match (&applied, &observed) {
             (Err(_), _) => Some((
@@ -289,6 +315,11 @@ pub async fn run<A: Applier, P: Planner>(
                 kind: failure.as_ref().map_or("none", |(k, _)| k),
                 error: failure.as_ref().map(|(_, e)| e.as_str()),
                 duration,
+                phases: Phases {
+                    started: Some(started_ms),
+                    finished: Some(finished_ms),
+                    observed: observed.is_some().then_some(observed_ms),
+                },
             },
             metrics,
         )?;
@@ -326,6 +357,9 @@ fn record_outcome(
         error: outcome.error.map(str::to_owned),
         duration_s: outcome.duration.as_secs_f64(),
         at: now(),
+        started_unix_ms: outcome.phases.started,
+        finished_unix_ms: outcome.phases.finished,
+        observed_unix_ms: outcome.phases.observed,
     })?;
     outcome.emit(metrics);
     Ok(())
@@ -365,13 +399,19 @@ fn replay<P: Planner>(planner: &mut P, recovered: &Recovered) {
 }
 
 /// Finds what is installed: an interrupted action is recorded as indeterminate, then observed.
+/// With an interrupted action, also returns its step and phases: started at its intent,
+/// finished when the restarted sidecar found the install settled, observed right after.
 async fn resume<A: Applier>(
     journal: &mut Journal,
     recovered: &Recovered,
     applier: &A,
     metrics: &WandererMetrics,
-) -> Result<Install, RunError> {
-    if let Some(Entry::Intent { step, from, to, .. }) = recovered.pending() {
+) -> Result<(Install, Option<(u64, Phases)>), RunError> {
+    if let Some(Entry::Intent {
+        step, from, to, at, ..
+    }) = recovered.pending()
+    {
+        let started = parse_rfc3339(at);
         record_outcome(
             journal,
             &TransitionOutcome {
@@ -383,15 +423,25 @@ async fn resume<A: Applier>(
                 kind: "interrupted",
                 error: Some("the sidecar stopped while this transition was in flight"),
                 duration: Duration::ZERO,
+                phases: Phases {
+                    started,
+                    ..Phases::default()
+                },
             },
             metrics,
         )?;
         // The interrupted install may still be going: observe a settled system.
         applier.settle().await.map_err(RunError::Observe)?;
+        let finished = now_unix_ms();
         let observed = applier
             .observe_installed()
             .await
             .map_err(RunError::Observe)?;
+        let phases = Phases {
+            started,
+            finished: Some(finished),
+            observed: Some(now_unix_ms()),
+        };
         record_outcome(
             journal,
             &TransitionOutcome {
@@ -403,13 +453,18 @@ async fn resume<A: Applier>(
                 kind: "none",
                 error: None,
                 duration: Duration::ZERO,
+                phases,
             },
             metrics,
         )?;
-        return Ok(observed);
+        return Ok((observed, Some((*step, phases))));
     }
     applier.settle().await.map_err(RunError::Observe)?;
-    applier.observe_installed().await.map_err(RunError::Observe)
+    let observed = applier
+        .observe_installed()
+        .await
+        .map_err(RunError::Observe)?;
+    Ok((observed, None))
 }
 
 #[cfg(test)]

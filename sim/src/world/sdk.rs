@@ -32,8 +32,9 @@ impl World {
         pool: Arc<PortPool>,
         shutdown: CancellationToken,
     ) {
-        let sdk: Arc<dyn SdkHandle> = Arc::new(SdkBridge(Arc::downgrade(world)));
         if let Ok(mut w) = world.lock() {
+            let sdk: Arc<dyn SdkHandle> =
+                Arc::new(SdkBridge(Arc::downgrade(world), w.traffic_gate()));
             w.game = Some(GameRuntime {
                 pool,
                 sdk,
@@ -191,13 +192,18 @@ impl World {
     }
 }
 
-/// The game protocol's way into the world; holds it weakly so the world can be dropped.
-struct SdkBridge(Weak<Mutex<World>>);
+/// The game protocol's way into the world; holds it weakly so the world can be dropped, and
+/// the gate an `upgrade_drops_game_traffic` fault closes (read without the world's lock).
+struct SdkBridge(Weak<Mutex<World>>, super::TrafficGate);
 
 impl SdkHandle for SdkBridge {
     fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError> {
         let world = self.0.upgrade().ok_or(SdkError::ShuttingDown)?;
         let mut w = world.lock().map_err(|_| SdkError::Unavailable)?;
         w.sdk(namespace, name, call)
+    }
+
+    fn traffic_dropped(&self) -> bool {
+        self.1.dropped()
     }
 }
