@@ -54,21 +54,6 @@ pub mod wanderer {
     pub const LAST_TRANSITION_TIMESTAMP_SECONDS: &str =
         "upsoak_wanderer_last_transition_timestamp_seconds";
 
-    /// Gauge: the generation [`APPLY_STARTED_TIMESTAMP_SECONDS`] and
-    /// [`APPLY_FINISHED_TIMESTAMP_SECONDS`] describe: the value [`GENERATION`] takes when that
-    /// transition goes live. One series without labels, so a week of transitions is one series.
-    pub const APPLY_GENERATION: &str = "upsoak_wanderer_apply_generation";
-
-    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] started (helm was run, the
-    /// simulator's install began). The Monitor's disruption window opens here.
-    pub const APPLY_STARTED_TIMESTAMP_SECONDS: &str =
-        "upsoak_wanderer_apply_started_timestamp_seconds";
-
-    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] finished (helm returned,
-    /// the install ended); smaller than [`APPLY_STARTED_TIMESTAMP_SECONDS`] while in progress.
-    pub const APPLY_FINISHED_TIMESTAMP_SECONDS: &str =
-        "upsoak_wanderer_apply_finished_timestamp_seconds";
-
     /// Gauge: covered share of the pairs of each kind (label `kind`: `version_pairs`,
     /// `gate_version`, `gate_pairs`).
     pub const COVERAGE_RATIO: &str = "upsoak_wanderer_coverage_ratio";
@@ -154,28 +139,6 @@ pub mod producer {
 
     /// Gauge: game sessions being played.
     pub const SESSIONS_ACTIVE: &str = "upsoak_producer_sessions_active";
-
-    /// Gauge: canary game sessions held Allocated across transitions right now.
-    pub const CANARIES_ACTIVE: &str = "upsoak_producer_canaries_active";
-
-    counter!(
-        /// Counter: canaries lost, by `reason` (`deleted`, `left_allocated`, `timeout`,
-        /// `restarted`).
-        CANARIES_LOST,
-        CANARIES_LOST_TOTAL,
-        "upsoak_producer_canaries_lost"
-    );
-
-    /// Histogram: time between two answers of a canary's heartbeat.
-    pub const CANARY_HEARTBEAT_GAP_SECONDS: &str = "upsoak_producer_canary_heartbeat_gap_seconds";
-
-    /// Gauge: the longest time since any live canary last answered, now; its `max_over_time`
-    /// over a window is the longest heartbeat gap in it.
-    pub const CANARY_LONGEST_SILENCE_SECONDS: &str =
-        "upsoak_producer_canary_longest_silence_seconds";
-
-    /// Gauge: age of the oldest live canary.
-    pub const CANARY_OLDEST_AGE_SECONDS: &str = "upsoak_producer_canary_oldest_age_seconds";
 
     /// Gauge: allocation latency percentiles of the last completed window (HdrHistogram), by
     /// `quantile` (`0.5`, `0.9`, `0.99`, `0.999`, `1`).
