@@ -161,28 +161,6 @@ pub mod producer {
     /// Gauge: game sessions being played.
     pub const SESSIONS_ACTIVE: &str = "upsoak_producer_sessions_active";
 
-    /// Gauge: canary game sessions held Allocated across transitions right now.
-    pub const CANARIES_ACTIVE: &str = "upsoak_producer_canaries_active";
-
-    counter!(
-        /// Counter: canaries lost, by `reason` (`deleted`, `left_allocated`, `timeout`,
-        /// `restarted`).
-        CANARIES_LOST,
-        CANARIES_LOST_TOTAL,
-        "upsoak_producer_canaries_lost"
-    );
-
-    /// Histogram: time between two answers of a canary's heartbeat.
-    pub const CANARY_HEARTBEAT_GAP_SECONDS: &str = "upsoak_producer_canary_heartbeat_gap_seconds";
-
-    /// Gauge: the longest time since any live canary last answered, now; its `max_over_time`
-    /// over a window is the longest heartbeat gap in it.
-    pub const CANARY_LONGEST_SILENCE_SECONDS: &str =
-        "upsoak_producer_canary_longest_silence_seconds";
-
-    /// Gauge: age of the oldest live canary.
-    pub const CANARY_OLDEST_AGE_SECONDS: &str = "upsoak_producer_canary_oldest_age_seconds";
-
     /// Gauge: allocation latency percentiles of the last completed window (HdrHistogram), by
     /// `quantile` (`0.5`, `0.9`, `0.99`, `0.999`, `1`).
     pub const ALLOCATION_WINDOW_LATENCY_SECONDS: &str =

@@ -35,6 +35,8 @@ pub struct Soak {
     /// Evaluation interval of every SLO group (and the probes').
     pub interval_s: u64,
     pub allocation_rate: f64,
+    /// Judge the upgrades themselves too: the SLOs gain [`disruption_slos`].
+    pub disruption: bool,
 }
 
 impl Default for Soak {
@@ -46,6 +48,7 @@ impl Default for Soak {
             judge_s: 10,
             interval_s: 2,
             allocation_rate: 8.0,
+            disruption: false,
         }
     }
 }
@@ -105,6 +108,38 @@ pub fn slos(interval_s: u64) -> String {
         expr: histogram_quantile(0.99, sum by (le) (rate(upsoak_producer_allocation_duration_seconds_bucket{{result="Allocated"}}[5s])))
         description: An absolute margin (20 ms) over the baseline; a relative one judges noise at a few ms.
         baseline: "<= +0.02"
+        severity: critical
+"#
+    )
+}
+
+/// The disruption group of the soaks (1 s scrapes): each SLO judged once per transition from
+/// its apply's start to its settle end. The simulator's upgrade window (1 s) refuses
+/// allocations, so a clean upgrade has an outage of a few seconds; the objectives leave room
+/// for a loaded machine, the baselines (after 3 transitions) an absolute margin over the median.
+pub fn disruption_slos(interval_s: u64) -> String {
+    format!(
+        r#"  - name: disruption
+    interval: {interval_s}s
+    slos:
+      - name: canaries-lost
+        window: disruption
+        expr: sum(increase(upsoak_producer_canaries_lost_total[${{window}}]))
+        objective: "<= 0"
+        severity: critical
+      - name: canary-longest-gap
+        window: disruption
+        expr: max(max_over_time(upsoak_producer_canary_longest_silence_seconds[${{window}}]))
+        objective: "<= 4"
+        baseline: "<= +3"
+        min_transitions: 3
+        severity: critical
+      - name: allocation-outage-seconds
+        window: disruption
+        expr: sum_over_time(((sum(irate(upsoak_producer_allocations_total{{result!="Allocated"}}[5s])) or sum(irate(upsoak_producer_allocations_total[5s])) * 0) > bool 0)[${{window}}:1s])
+        objective: "<= 6"
+        baseline: "<= +4"
+        min_transitions: 3
         severity: critical
 "#
     )
@@ -203,7 +238,11 @@ impl Stack {
                 soak.allocation_rate,
             ),
         );
-        write(&dir.join("slos.yaml"), &slos(soak.interval_s));
+        let mut specs = slos(soak.interval_s);
+        if soak.disruption {
+            specs.push_str(&disruption_slos(soak.interval_s));
+        }
+        write(&dir.join("slos.yaml"), &specs);
         let mut stack = Stack {
             soak,
             dir,
@@ -466,6 +505,48 @@ pub fn slos_with(t: &Value, v: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The disruption verdict of a transition (`""` before it was judged).
+pub fn disruption_verdict(t: &Value) -> String {
+    t["disruption"]["verdict"].as_str().unwrap_or("").to_owned()
+}
+
+/// The SLOs of a transition's disruption window with the verdict `v`, as `group/slo`.
+pub fn disrupted_with(t: &Value, v: &str) -> Vec<String> {
+    t["disruption"]["slos"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, s)| s["evidence"]["verdict"] == v)
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The transition's disruption window in lines: window, phases, each SLO's value and reason.
+pub fn disruption_summary(t: &Value) -> String {
+    let d = &t["disruption"];
+    let mut s = format!(
+        "generation {} {}→{}: disruption {} (window {}..{}, {})",
+        t["generation"],
+        version(t, "from"),
+        version(t, "to"),
+        disruption_verdict(t),
+        d["window_start"],
+        d["window_end"],
+        d["phases"]
+    );
+    if let Some(m) = d["slos"].as_object() {
+        for (k, v) in m {
+            s.push_str(&format!(
+                "\n  {k}: {} = {} ({})",
+                v["evidence"]["verdict"], v["evidence"]["value"], v["evidence"]["reason"]
+            ));
+        }
+    }
+    s
 }
 
 pub fn summary(t: &Value) -> String {
