@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use upsoak_agones::release::{Install, to_query};
+use upsoak_agones::release::{Install, parse_version, to_query};
 use upsoak_common::problems::Problems;
 
 use crate::config::{FaultKind, FaultProfile};
@@ -86,6 +86,9 @@ impl World {
         }
         .emit(&self.metrics);
         self.upgrade = Some((Instant::now() + self.cfg.upgrade_window, target.clone()));
+        // The controller and extensions (`strategy: Recreate`) are down for the window: no
+        // Agones metrics until the new pods run.
+        events::AgonesPodsReplacing.emit(&self.metrics);
         self.publish_allocation_plan();
         Ok(target)
     }
@@ -142,6 +145,7 @@ impl World {
             }
             .emit();
             self.installed = target;
+            self.agones_pods_started();
             for (f, was) in self.cfg.faults.iter().zip(was_active) {
                 let active = self.fault_active(f);
                 if active != was {
@@ -154,6 +158,18 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Agones' pods of the installed version start: their metrics from zero.
+    pub(super) fn agones_pods_started(&self) {
+        let version = &self.installed.spec.version;
+        events::AgonesPodsStarted {
+            version,
+            // `agones_gameservers_allocations_total` is registered from 1.59
+            // (`pkg/metrics/controller_metrics.go`).
+            allocations_total: parse_version(version).is_some_and(|v| v >= (1, 59, 0)),
+        }
+        .emit(&self.metrics);
     }
 
     /// The memory a `memory_growth` fault leaks over `dt` seconds.
