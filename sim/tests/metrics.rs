@@ -175,15 +175,11 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
     // reads, scales and deletes fine.
     let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(sim.client(), "agones-system");
-    assert_eq!(
-        deps.get("agones-allocator")
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .ready_replicas,
-        Some(0)
-    );
+    for name in ["agones-controller", "agones-extensions", "agones-allocator"] {
+        let st = deps.get(name).await.unwrap().status.unwrap();
+        assert_eq!(st.ready_replicas, Some(0), "{name}");
+        assert!(st.unavailable_replicas.unwrap() > 0, "{name}");
+    }
     // kube-rs retries 503 by itself, so the raw answers are checked over plain HTTP.
     let r = http
         .post(format!(
