@@ -10,7 +10,11 @@
 use std::fmt::Display;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -58,14 +62,61 @@ fn allocation_histogram() -> Histogram {
     Histogram::new(names::ALLOCATION_DURATION_BUCKETS)
 }
 
+/// Labels of `agones_gameserver_creation_duration`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CreationLabels {
+    name: String,
+    r#type: String,
+    fleet_name: String,
+    namespace: String,
+}
+
+fn retry_histogram() -> Histogram {
+    Histogram::new(names::ALLOCATION_RETRY_BUCKETS)
+}
+/// `gameserver_creation_duration`'s buckets without OpenCensus' dropped 0 bound
+/// (Agones `pkg/gameserversets/metrics.go`, `stateViews`).
+fn creation_histogram() -> Histogram {
+    Histogram::new(names::ALLOCATION_DURATION_BUCKETS)
+}
+/// `gameservers_node_count`'s buckets (Agones `pkg/metrics/controller_metrics.go`).
+fn node_count_histogram() -> Histogram {
+    let mut b = vec![0.00001];
+    b.extend((1..=16).map(|i| f64::from(i) + 0.00001));
+    b.extend(
+        [
+            32.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 110.0, 120.0,
+        ]
+        .map(|v| v + 0.00001),
+    );
+    Histogram::new(b)
+}
+
+/// Whether the Agones pods whose metrics these are run, and what their version exports.
+#[derive(Debug, Default)]
+struct AgonesPods {
+    /// The controller and extensions are being replaced (an upgrade window): they export
+    /// nothing (`strategy: Recreate`, `install/helm/agones/templates/controller.yaml`,
+    /// `extensions-deployment.yaml`).
+    down: AtomicBool,
+    /// `agones_gameservers_allocations_total` exists (Agones 1.59 and later).
+    allocations_total: AtomicBool,
+}
+
 /// The metrics events update, with Agones' names, labels and buckets. Clones share the series.
+/// Agones' own families are exported only while its pods run, and start from zero when they
+/// are replaced, as a real controller's in-memory OpenCensus views do.
 #[derive(Clone, Debug)]
 pub struct SimMetrics {
     gameservers_total: Family<StateLabels, Counter>,
     allocations_total: Family<FleetLabels, Counter>,
     state_duration: HistogramFamily<StateLabels>,
     allocation_duration: HistogramFamily<AllocationLabels>,
+    allocation_retries: HistogramFamily<AllocationLabels>,
+    creation_duration: HistogramFamily<CreationLabels>,
+    gameservers_per_node: Histogram,
     installs_total: Family<ResultLabels, Counter>,
+    pods: Arc<AgonesPods>,
 }
 
 impl Default for SimMetrics {
@@ -75,7 +126,11 @@ impl Default for SimMetrics {
             allocations_total: Family::default(),
             state_duration: Family::new_with_constructor(state_duration_histogram),
             allocation_duration: Family::new_with_constructor(allocation_histogram),
+            allocation_retries: Family::new_with_constructor(retry_histogram),
+            creation_duration: Family::new_with_constructor(creation_histogram),
+            gameservers_per_node: node_count_histogram(),
             installs_total: Family::default(),
+            pods: Arc::default(),
         }
     }
 }
@@ -83,31 +138,17 @@ impl Default for SimMetrics {
 impl SimMetrics {
     /// Registers the event metrics; Agones' counter names end in `_total` only on the wire.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "agones_gameservers",
-            "The total of gameservers per fleet and state transition",
-            self.gameservers_total.clone(),
-        );
-        registry.register(
-            "agones_gameservers_allocations",
-            "The total of allocated gameservers per fleet",
-            self.allocations_total.clone(),
-        );
-        registry.register(
-            names::GAMESERVER_STATE_DURATION,
-            "The time gameserver exists in the current state in seconds",
-            self.state_duration.clone(),
-        );
-        registry.register(
-            names::ALLOCATIONS_DURATION_SECONDS,
-            "The distribution of gameserver allocation requests latencies",
-            self.allocation_duration.clone(),
-        );
+        registry.register_collector(Box::new(AgonesFamilies(self.clone())));
         registry.register(
             "upsoak_sim_installs",
             "Install requests to the simulator's control endpoint, by result",
             self.installs_total.clone(),
         );
+    }
+
+    /// True while Agones' pods run and export metrics (false in an upgrade window).
+    pub fn agones_up(&self) -> bool {
+        !self.pods.down.load(Ordering::Relaxed)
     }
 
     fn count_install(&self, result: &str) {
@@ -126,6 +167,83 @@ impl SimMetrics {
                 namespace: namespace.to_owned(),
             })
             .inc();
+    }
+
+    /// The replaced pods start with empty views.
+    fn reset_agones(&self) {
+        self.gameservers_total.clear();
+        self.allocations_total.clear();
+        self.state_duration.clear();
+        self.allocation_duration.clear();
+        self.allocation_retries.clear();
+        self.creation_duration.clear();
+    }
+}
+
+/// Agones' event-driven families, exported only while its pods run.
+#[derive(Debug)]
+struct AgonesFamilies(SimMetrics);
+
+fn encode_family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    m: &M,
+) -> Result<(), std::fmt::Error> {
+    m.encode(encoder.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+impl Collector for AgonesFamilies {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = &self.0;
+        if !m.agones_up() {
+            return Ok(());
+        }
+        let e = &mut e;
+        encode_family(
+            e,
+            "agones_gameservers",
+            "The total of gameservers",
+            &m.gameservers_total,
+        )?;
+        if m.pods.allocations_total.load(Ordering::Relaxed) {
+            encode_family(
+                e,
+                "agones_gameservers_allocations",
+                "The total of allocated gameservers per fleet",
+                &m.allocations_total,
+            )?;
+        }
+        encode_family(
+            e,
+            names::GAMESERVER_STATE_DURATION,
+            "The time gameserver exists in the current state in seconds",
+            &m.state_duration,
+        )?;
+        encode_family(
+            e,
+            names::ALLOCATIONS_DURATION_SECONDS,
+            "The distribution of gameserver allocation requests latencies.",
+            &m.allocation_duration,
+        )?;
+        encode_family(
+            e,
+            names::ALLOCATIONS_RETRY_TOTAL,
+            "The count of gameserver allocation retry until it succeeds",
+            &m.allocation_retries,
+        )?;
+        encode_family(
+            e,
+            "agones_gameserver_creation_duration",
+            "The time gameserver takes to be created in seconds",
+            &m.creation_duration,
+        )?;
+        encode_family(
+            e,
+            "agones_gameservers_node_count",
+            "The count of gameservers per node in the cluster",
+            &m.gameservers_per_node,
+        )
     }
 }
 
@@ -325,12 +443,18 @@ impl GameServerAllocated<'_> {
 }
 
 /// One allocation request was answered (Allocated, UnAllocated, Contention or error).
+/// Labelled as Agones does (`pkg/gameserverallocations/metrics.go`): every tag starts at
+/// `none` (`latencyTags`); `fleet_name` is set only for a local Allocated result, from the
+/// GameServer's label (`setResponse`); `cluster_name` stays `none`.
 pub struct AllocationFinished<'a> {
-    /// The allocated server's Fleet; the selectors' Fleet when nothing was allocated.
+    /// The allocated server's Fleet; `none` when nothing was allocated.
     pub fleet: &'a str,
     pub status: &'a str,
     pub scheduling: &'a str,
     pub took: Duration,
+    /// Attempts an Allocated result took, the first included (`allocator.go`,
+    /// `allocateFromLocalCluster`: `recordAllocationRetrySuccess(ctx, retryCount)`).
+    pub attempts: Option<u32>,
 }
 
 impl AllocationFinished<'_> {
@@ -344,12 +468,90 @@ impl AllocationFinished<'_> {
         m.allocation_duration
             .get_or_create(&AllocationLabels {
                 fleet_name: self.fleet.to_owned(),
-                cluster_name: String::new(),
+                cluster_name: "none".to_owned(),
                 is_multicluster: "false".to_owned(),
                 status: self.status.to_owned(),
                 scheduling_strategy: self.scheduling.to_owned(),
             })
             .observe(self.took.as_secs_f64());
+        if let Some(n) = self.attempts {
+            // Recorded with the request's untagged context: only `status` is set, the other
+            // tags export empty (`recordAllocationRetrySuccess`).
+            m.allocation_retries
+                .get_or_create(&AllocationLabels {
+                    fleet_name: String::new(),
+                    cluster_name: String::new(),
+                    is_multicluster: String::new(),
+                    status: "Success".to_owned(),
+                    scheduling_strategy: String::new(),
+                })
+                .observe(f64::from(n));
+        }
+    }
+}
+
+/// A Fleet's controller created `count` GameServers in one pass, taking `took`
+/// (Agones `pkg/gameserversets/controller.go`, `addMoreGameServers`: the count as `name`, the
+/// other tags `none`, no namespace tag).
+pub struct GameServersAdded {
+    pub count: usize,
+    pub took: Duration,
+}
+
+impl GameServersAdded {
+    pub fn emit(self, m: &SimMetrics) {
+        m.creation_duration
+            .get_or_create(&CreationLabels {
+                name: self.count.to_string(),
+                r#type: "none".to_owned(),
+                fleet_name: "none".to_owned(),
+                namespace: String::new(),
+            })
+            .observe(self.took.as_secs_f64());
+    }
+}
+
+/// The metrics controller's periodic collection (every 15 s, `MetricResyncPeriod`): one
+/// observation of GameServers per node for each node (`pkg/metrics/controller.go`,
+/// `collectNodeCounts`).
+pub struct NodesCollected<'a> {
+    pub gameservers_per_node: &'a [usize],
+}
+
+impl NodesCollected<'_> {
+    pub fn emit(self, m: &SimMetrics) {
+        for n in self.gameservers_per_node {
+            m.gameservers_per_node.observe(*n as f64);
+        }
+    }
+}
+
+/// An install's upgrade window opened: Agones' controller and extensions pods are being
+/// replaced, and export nothing until the window closes.
+pub struct AgonesPodsReplacing;
+
+impl AgonesPodsReplacing {
+    pub fn emit(self, m: &SimMetrics) {
+        tracing::debug!("agones pods replacing: agones metrics absent");
+        m.pods.down.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Agones' pods (re)started: their metrics start from zero; `agones_gameservers_allocations_total`
+/// exists from 1.59 (`pkg/metrics/controller_metrics.go`).
+pub struct AgonesPodsStarted<'a> {
+    pub version: &'a str,
+    pub allocations_total: bool,
+}
+
+impl AgonesPodsStarted<'_> {
+    pub fn emit(self, m: &SimMetrics) {
+        tracing::debug!(version = %self.version, "agones pods started: agones metrics from zero");
+        m.reset_agones();
+        m.pods
+            .allocations_total
+            .store(self.allocations_total, Ordering::Relaxed);
+        m.pods.down.store(false, Ordering::Relaxed);
     }
 }
 

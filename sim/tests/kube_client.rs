@@ -350,8 +350,36 @@ async fn deployments_and_discovery_are_served() {
     let client = sim.client();
     let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(client.clone(), "agones-system");
-    let d = deps.get("agones-controller").await.unwrap();
-    assert_eq!(d.status.unwrap().ready_replicas, Some(1));
+    // The chart's three Deployments with its default replicas and images.
+    for (name, replicas, strategy) in [
+        ("agones-controller", 2, "Recreate"),
+        ("agones-extensions", 2, "Recreate"),
+        ("agones-allocator", 3, "RollingUpdate"),
+    ] {
+        let d = deps.get(name).await.unwrap();
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(replicas), "{name}");
+        assert_eq!(
+            spec.strategy.unwrap().type_.as_deref(),
+            Some(strategy),
+            "{name}"
+        );
+        let image = spec.template.spec.unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap();
+        assert_eq!(
+            image,
+            format!("us-docker.pkg.dev/agones-images/release/{name}:1.60.0")
+        );
+        let st = d.status.unwrap();
+        assert_eq!(
+            (st.ready_replicas, st.unavailable_replicas),
+            (Some(replicas), Some(0)),
+            "{name}"
+        );
+    }
+    assert_eq!(deps.list(&Default::default()).await.unwrap().items.len(), 3);
     let v = client.apiserver_version().await.unwrap();
     assert_eq!(v.major, "1");
     let discovery = kube::Discovery::new(client).run().await.unwrap();

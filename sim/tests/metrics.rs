@@ -32,15 +32,57 @@ async fn metrics_pass_promtool_and_match_the_api() {
     })
     .await;
     let text = scrape(&sim.url).await.unwrap();
-    // Agones' gauges are named `*_count`, which promtool's linter flags for any non-histogram;
-    // they are Agones' real names, so these two findings are expected and nothing else is.
+    // Agones' gauges are named `*_count` and one histogram `*_total`, which promtool's linter
+    // flags; they are Agones' real names, so these findings are expected and nothing else is.
     assert_eq!(
         promtool_check(&text),
         Err(vec![
             "agones_fleets_replicas_count non-histogram and non-summary metrics should not have \"_count\" suffix".to_owned(),
+            "agones_gameserver_allocations_retry_total non-counter metrics should not have \"_total\" suffix".to_owned(),
             "agones_gameservers_count non-histogram and non-summary metrics should not have \"_count\" suffix".to_owned(),
+            "agones_nodes_count non-histogram and non-summary metrics should not have \"_count\" suffix".to_owned(),
         ]),
         "\n{text}"
+    );
+    // Every family of Agones' `pkg/metrics` (and the allocator's and GameServerSets') that
+    // one node without FleetAutoscalers, Counters or Lists gives.
+    for family in [
+        "# TYPE agones_gameservers_count gauge",
+        "# TYPE agones_gameservers_total counter",
+        "# TYPE agones_gameservers_allocations_total counter",
+        "# TYPE agones_gameserver_state_duration histogram",
+        "# TYPE agones_fleets_replicas_count gauge",
+        "# TYPE agones_fleet_rollout_percent gauge",
+        "# TYPE agones_gameserver_allocations_duration_seconds histogram",
+        "# TYPE agones_gameserver_allocations_retry_total histogram",
+        "# TYPE agones_gameserver_creation_duration histogram",
+        "# TYPE agones_nodes_count gauge",
+        "# TYPE agones_gameservers_node_count histogram",
+    ] {
+        assert!(text.contains(family), "{family}\n{text}");
+    }
+    assert_eq!(
+        value(&text, "agones_nodes_count{empty=\"false\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "agones_nodes_count{empty=\"true\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "agones_fleet_rollout_percent{name=\"m1\",namespace=\"default\",type=\"desired_replicas\"}"
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "agones_gameserver_allocations_retry_total_count{fleet_name=\"\",cluster_name=\"\",is_multicluster=\"\",status=\"Success\",scheduling_strategy=\"\"}"
+        ),
+        Some(1.0),
+        "{text}"
     );
     // Counts in /metrics equal counts in the API.
     let list = gss.list(&ListParams::default()).await.unwrap();
@@ -69,7 +111,7 @@ async fn metrics_pass_promtool_and_match_the_api() {
         ),
         Some(1.0)
     );
-    assert!(text.contains("agones_gameserver_allocations_duration_seconds_bucket{fleet_name=\"m1\",cluster_name=\"\",is_multicluster=\"false\",status=\"Allocated\",scheduling_strategy=\"Packed\",le=\"0.01\"}"), "{text}");
+    assert!(text.contains("agones_gameserver_allocations_duration_seconds_bucket{fleet_name=\"m1\",cluster_name=\"none\",is_multicluster=\"false\",status=\"Allocated\",scheduling_strategy=\"Packed\",le=\"0.01\"}"), "{text}");
     assert!(
         text.contains("agones_gameserver_state_duration_bucket{type=\"Creating\""),
         "{text}"
@@ -133,15 +175,11 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
     // reads, scales and deletes fine.
     let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(sim.client(), "agones-system");
-    assert_eq!(
-        deps.get("agones-allocator")
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .ready_replicas,
-        Some(0)
-    );
+    for name in ["agones-controller", "agones-extensions", "agones-allocator"] {
+        let st = deps.get(name).await.unwrap().status.unwrap();
+        assert_eq!(st.ready_replicas, Some(0), "{name}");
+        assert!(st.unavailable_replicas.unwrap() > 0, "{name}");
+    }
     // kube-rs retries 503 by itself, so the raw answers are checked over plain HTTP.
     let r = http
         .post(format!(
@@ -291,12 +329,13 @@ async fn allocation_latency_is_labelled_with_the_allocated_servers_fleet() {
         value(
             &text,
             &format!(
-                "agones_gameserver_allocations_duration_seconds_count{{fleet_name=\"{fleet}\",cluster_name=\"\",is_multicluster=\"false\",status=\"{status}\""
+                "agones_gameserver_allocations_duration_seconds_count{{fleet_name=\"{fleet}\",cluster_name=\"none\",is_multicluster=\"false\",status=\"{status}\""
             ),
         )
     };
     assert_eq!(count("a1", "Allocated"), Some(1.0), "{text}");
     assert_eq!(count("none", "Allocated"), None, "{text}");
-    // Nothing was allocated the second time: the selectors' Fleet (none) labels it.
+    // Nothing was allocated the second time: `none`, as Agones labels every result but a
+    // local Allocated one.
     assert_eq!(count("none", "UnAllocated"), Some(1.0), "{text}");
 }

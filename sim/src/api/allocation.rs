@@ -72,23 +72,20 @@ pub(super) async fn allocate(
         .scheduling
         .clone()
         .unwrap_or_else(|| "Packed".to_owned());
-    let fleet_hint = selectors
-        .iter()
-        .find_map(|(sel, _)| sel.equality(FLEET_LABEL).map(str::to_owned))
-        .unwrap_or_else(|| NO_FLEET.to_owned());
     let start = Instant::now();
     // Nothing here takes the world's lock but the commit: the plan and the pick come from the
     // allocator, and every metric is recorded after the commit has let go of the lock.
     let alloc = &s.allocator;
     let metrics = alloc.metrics();
-    // Agones labels the latency with the allocated server's Fleet; without one, the Fleet the
-    // selectors asked for keeps failures visible per Fleet.
-    let observe = |fleet: &str, status: &str| {
+    // Agones labels the latency with the allocated server's Fleet, and `none` for every other
+    // result (`pkg/gameserverallocations/metrics.go`, `setResponse`).
+    let observe = |fleet: &str, status: &str, attempts: Option<u32>| {
         events::AllocationFinished {
             fleet,
             status,
             scheduling: &scheduling,
             took: start.elapsed(),
+            attempts,
         }
         .emit(metrics);
     };
@@ -98,14 +95,16 @@ pub(super) async fn allocate(
             // The allocator answered with an error (it is down during an upgrade window and
             // records nothing then).
             if e.code == 500 {
-                observe(&fleet_hint, "error");
+                observe(NO_FLEET, "error", None);
             }
             return Err(e);
         }
     };
     let mut outcome = AllocationState::Contention;
     let mut allocated = None;
+    let mut attempts = 0;
     for _ in 0..=retries {
+        attempts += 1;
         // The pick is held out of every other pick until the commit; if this future is
         // dropped first (the client went away), the hold's drop puts it back.
         let Some(hold) = alloc.pick(&ns, &gsa, &selectors) else {
@@ -129,14 +128,18 @@ pub(super) async fn allocate(
             break;
         }
     }
-    let fleet = allocated.as_ref().map_or(fleet_hint.as_str(), |gs| {
+    let fleet = allocated.as_ref().map_or(NO_FLEET, |gs| {
         gs.metadata
             .labels
             .as_ref()
             .and_then(|l| l.get(FLEET_LABEL))
             .map_or(NO_FLEET, String::as_str)
     });
-    observe(fleet, outcome.as_str());
+    observe(
+        fleet,
+        outcome.as_str(),
+        allocated.is_some().then_some(attempts),
+    );
     let status = match &allocated {
         Some(gs) => {
             let st = gs.status.clone();

@@ -260,9 +260,15 @@ impl World {
             if alive < want {
                 let missing = want - alive;
                 created = missing.min(CREATE_BATCH);
+                let began = Instant::now();
                 for _ in 0..created {
                     self.spawn_gameserver(&key.0, &fleet, now);
                 }
+                events::GameServersAdded {
+                    count: created,
+                    took: began.elapsed(),
+                }
+                .emit(&self.metrics);
                 more_to_create = missing > CREATE_BATCH;
             } else if alive > want {
                 // Remove servers not yet Ready first, then Ready ones; never Allocated or Reserved.

@@ -170,6 +170,34 @@ impl World {
         self.set_due(&key, Some(now + self.cfg.lifecycle.scheduled_after));
     }
 
+    /// The metrics controller's periodic collection: GameServers per node, on the one node
+    /// (`pkg/metrics/controller.go`, `collectNodeCounts`; it runs from the start, then every
+    /// 15 s, and not while the controller is being replaced).
+    pub(super) fn collect_node_counts(&mut self, now: Instant) {
+        if self.upgrade.is_some()
+            || self
+                .last_collect
+                .is_some_and(|t| now.saturating_duration_since(t) < super::METRIC_RESYNC_PERIOD)
+        {
+            return;
+        }
+        self.last_collect = Some(now);
+        let on_node = self
+            .gameservers
+            .values()
+            .filter(|r| {
+                r.obj
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| !s.node_name.is_empty())
+            })
+            .count();
+        events::NodesCollected {
+            gameservers_per_node: &[on_node],
+        }
+        .emit(&self.metrics);
+    }
+
     /// Sets when a GameServer moves next by itself, keeping the timer index in step.
     pub(super) fn set_due(&mut self, key: &Key, due: Option<Instant>) {
         let Some(rec) = self.gameservers.get_mut(key) else {

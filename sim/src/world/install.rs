@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use upsoak_agones::release::{Install, to_query};
+use upsoak_agones::release::{Install, parse_version, to_query};
 use upsoak_common::problems::Problems;
 
 use crate::config::{FaultKind, FaultProfile};
@@ -90,6 +90,9 @@ impl World {
         .emit(&self.metrics);
         self.upgrade = Some((now + window, target.clone()));
         self.open_upgrade_faults(now, window);
+        // The controller and extensions (`strategy: Recreate`) are down for the window: no
+        // Agones metrics until the new pods run.
+        events::AgonesPodsReplacing.emit(&self.metrics);
         self.publish_allocation_plan();
         Ok(target)
     }
@@ -146,6 +149,7 @@ impl World {
             .emit();
             self.close_upgrade_faults(&target);
             self.installed = target;
+            self.agones_pods_started();
             for (f, was) in self.cfg.faults.iter().zip(was_active) {
                 let active = self.fault_active(f);
                 if active != was {
@@ -158,6 +162,18 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Agones' pods of the installed version start: their metrics from zero.
+    pub(super) fn agones_pods_started(&self) {
+        let version = &self.installed.spec.version;
+        events::AgonesPodsStarted {
+            version,
+            // `agones_gameservers_allocations_total` is registered from 1.59
+            // (`pkg/metrics/controller_metrics.go`).
+            allocations_total: parse_version(version).is_some_and(|v| v >= (1, 59, 0)),
+        }
+        .emit(&self.metrics);
     }
 
     /// The memory a `memory_growth` fault leaks over `dt` seconds.

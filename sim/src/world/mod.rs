@@ -47,7 +47,7 @@ use upsoak_agones::release::to_query;
 
 use crate::config::SimConfig;
 use crate::events::{self, SimMetrics};
-use crate::metrics::{GaugeSnapshot, GaugeSource};
+use crate::metrics::{GaugeSnapshot, GaugeSource, PlayerGauge};
 
 pub use allocation::{Allocator, count_allocated};
 pub use fleets::default_template;
@@ -116,6 +116,9 @@ pub struct World {
     upgrade: Option<(Instant, Installed)>,
     leaked_bytes: f64,
     last_tick: Instant,
+    /// When the metrics controller last collected node counts (every
+    /// [`METRIC_RESYNC_PERIOD`]); `None` before its first collection.
+    last_collect: Option<Instant>,
     rng: StdRng,
     game: Option<GameRuntime>,
     /// Shut-downs an `upgrade_kills_allocated` fault planned for the open window, by time.
@@ -133,6 +136,10 @@ impl std::fmt::Debug for World {
             .finish()
     }
 }
+
+/// How often Agones' metrics controller collects counts (`pkg/metrics/controller.go`,
+/// `MetricResyncPeriod`).
+const METRIC_RESYNC_PERIOD: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn now_ts() -> Time {
     Time(jiff::Timestamp::now())
@@ -177,12 +184,14 @@ impl World {
             upgrade: None,
             leaked_bytes: 0.0,
             last_tick: Instant::now(),
+            last_collect: None,
             rng: StdRng::seed_from_u64(seed),
             game: None,
             upgrade_kills: Vec::new(),
             traffic: TrafficGate::default(),
         };
         w.publish_allocation_plan();
+        w.agones_pods_started();
         for seed in &cfg.fleets {
             let fleet = Fleet::new(&seed.name, seed.replicas, default_template());
             if let Err(e) = w.create_fleet(&cfg.namespace, fleet) {
@@ -216,6 +225,7 @@ impl World {
         self.advance_lifecycle(now);
         self.inject_failures(now, dt);
         self.grow_memory(dt);
+        self.collect_node_counts(now);
         if self.upgrade.is_none() && !self.reconcile_stalled() {
             self.reconcile_fleets(now);
         }
@@ -237,8 +247,15 @@ impl World {
             }
         }
         let mut fleet_replicas = Vec::new();
+        let mut fleet_rollout = Vec::new();
         for ((ns, name), r) in &self.fleets {
             let st = r.obj.status.clone().unwrap_or_default();
+            for (kind, v) in [
+                ("current_replicas", st.replicas),
+                ("desired_replicas", r.obj.spec.replicas),
+            ] {
+                fleet_rollout.push(((name.clone(), ns.clone(), kind), i64::from(v)));
+            }
             for (kind, v) in [
                 ("total", st.replicas),
                 ("allocated", st.allocated_replicas),
@@ -249,9 +266,43 @@ impl World {
                 fleet_replicas.push(((name.clone(), ns.clone(), kind), i64::from(v)));
             }
         }
+        let player_tracking = self
+            .installed
+            .gates
+            .get("PlayerTracking")
+            .copied()
+            .unwrap_or(false);
+        let players = self
+            .gameservers
+            .iter()
+            .filter(|_| player_tracking)
+            .filter_map(|((ns, name), r)| {
+                let p = r.obj.status.as_ref()?.players.as_ref()?;
+                Some(PlayerGauge {
+                    fleet: fleet_of(&r.obj).unwrap_or(NO_FLEET).to_owned(),
+                    name: name.clone(),
+                    namespace: ns.clone(),
+                    count: p.count,
+                    capacity: p.capacity,
+                })
+            })
+            .collect();
         GaugeSnapshot {
             gameservers: gs_counts.into_iter().collect(),
             fleet_replicas,
+            fleet_rollout,
+            players,
+            gameservers_on_node: self
+                .gameservers
+                .values()
+                .filter(|r| {
+                    r.obj
+                        .status
+                        .as_ref()
+                        .is_some_and(|s| !s.node_name.is_empty())
+                })
+                .count(),
+            agones_up: self.metrics.agones_up(),
             version: self.installed.spec.version.clone(),
             feature_gates: to_query(&self.installed.gates),
             faults: self
