@@ -29,6 +29,10 @@ pub struct Baseline {
     pub configuration: BTreeMap<String, String>,
     /// By `group/slo`.
     pub slos: BTreeMap<String, SloBaseline>,
+    /// True in a hand-written example (`rules/baseline.example.json`): its numbers were never
+    /// measured, so `rules export` refuses to turn them into thresholds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub example: bool,
 }
 
 /// One SLO's baseline.
@@ -75,12 +79,17 @@ pub async fn record<Q: Querier>(
             .filter(|v| v.is_finite())
             .collect();
         if samples.len() < s.spec.min_samples {
-            short.push(format!(
-                "{} ({} of {})",
-                key(&s.group, &s.spec.name),
-                samples.len(),
-                s.spec.min_samples
-            ));
+            // Only the SLOs a baseline is required for block it; the window they need is
+            // `min_samples` steps of data.
+            if s.relative.is_some() || s.spec.budget.is_some() {
+                short.push(format!(
+                    "{} has {} of {} samples: it needs at least {}s of data at a {step}s step",
+                    key(&s.group, &s.spec.name),
+                    samples.len(),
+                    s.spec.min_samples,
+                    ((s.spec.min_samples.saturating_sub(1)) as f64 * step).ceil()
+                ));
+            }
             continue;
         }
         slos.insert(
@@ -97,16 +106,10 @@ pub async fn record<Q: Querier>(
             },
         );
     }
-    // SLOs that only have an objective need no baseline; the others must have one.
-    let needed: Vec<String> = specs
-        .slos
-        .iter()
-        .filter(|s| s.relative.is_some() && s.spec.window.is_steady())
-        .map(|s| key(&s.group, &s.spec.name))
-        .filter(|k| !slos.contains_key(k))
-        .collect();
-    if !needed.is_empty() {
-        return Err(Error::TooFewSamples(short.join(", ")));
+    // SLOs that only have an objective need no baseline; the others (a relative criterion, or
+    // a budget whose significance test reads it) must have one.
+    if !short.is_empty() {
+        return Err(Error::TooFewSamples(short.join("; ")));
     }
     let configuration = wanderer::configuration(q, to).await?;
     Ok(Baseline {
@@ -117,6 +120,7 @@ pub async fn record<Q: Querier>(
         step_seconds: step,
         configuration,
         slos,
+        example: false,
     })
 }
 

@@ -202,6 +202,15 @@ pub fn check_config(file: &Path) -> Result<String, CliError> {
         specs.file.groups.len(),
         specs.hash
     );
+    if !specs.file.vars.is_empty() {
+        let vars: Vec<String> = specs
+            .file
+            .vars
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push_str(&format!("  vars: {}\n", vars.join(", ")));
+    }
     for g in &specs.file.groups {
         let names: Vec<&str> = g.slos.iter().map(|s| s.name.as_str()).collect();
         out.push_str(&format!(
@@ -338,6 +347,14 @@ pub fn export_rules(
         .map(Baseline::load)
         .transpose()
         .map_err(bad_error)?;
+    if let (Some(b), Some(path)) = (&base, baseline)
+        && b.example
+    {
+        return Err(bad(format!(
+            "--baseline `{}` is an example (\"example\": true), not a recorded baseline: its numbers would become thresholds nobody measured. Record one on your stack with `upsoak-agent baseline record --from -30m --out baseline.json`, or export without --baseline (objectives and error budgets only)",
+            path.display()
+        )));
+    }
     Ok(match format {
         RulesFormat::Rules => crate::rules::export(&specs, base.as_ref()),
         RulesFormat::PrometheusRule => {

@@ -317,13 +317,36 @@ async fn judge_slo<Q: Querier>(
         ),
         Ok(series) => {
             let values: Vec<f64> = series.iter().map(|(_, v)| *v).collect();
-            let mut ev = judge::judge(
-                s,
-                Window::Samples(&values),
-                base_samples.as_deref(),
-                w.alpha,
-            );
-            apply_for(s, &mut ev, &values, step);
+            let mut ev = match &s.spec.budget {
+                Some(b) => {
+                    let long = counts(q, b, end, end - start).await;
+                    let short = counts(q, b, end, ((end - start) / 4).max(2 * step as i64)).await;
+                    judge::judge_budget(
+                        s,
+                        Window::Samples(&values),
+                        long,
+                        short,
+                        base_samples.as_deref(),
+                        w.alpha,
+                    )
+                }
+                None => {
+                    let mut ev = judge::judge(
+                        s,
+                        Window::Samples(&values),
+                        base_samples.as_deref(),
+                        w.alpha,
+                    );
+                    apply_for(s, &mut ev, &values, step);
+                    ev
+                }
+            };
+            if ev.samples == 0 {
+                let empty = empty_selectors(q, &s.spec.expr, start, end, step).await;
+                if !empty.is_empty() {
+                    ev.reason = format!("{}; nothing matched {}", ev.reason, empty.join(", "));
+                }
+            }
             (ev, series, None)
         }
     };
@@ -337,6 +360,43 @@ async fn judge_slo<Q: Querier>(
         samples,
     };
     (verdict, error)
+}
+
+/// The good and total events of `b` over the `secs` before `at`; `None` when the total has no
+/// data (a good series with none counts as 0 good events).
+async fn counts<Q: Querier>(
+    q: &Q,
+    b: &crate::spec::Budget,
+    at: i64,
+    secs: i64,
+) -> Option<judge::Counts> {
+    let (good, total) = b.increases(&format!("{}s", secs.max(1)));
+    let last = |r: crate::Result<crate::prom::Series>| r.ok().and_then(|s| s.last().map(|p| p.1));
+    let total = last(q.range(&total, at, at, 1.0).await)?;
+    let good = last(q.range(&good, at, at, 1.0).await).unwrap_or(0.0);
+    Some(judge::Counts { good, total })
+}
+
+/// The selectors of `expr` that matched no series anywhere in [start, end]: what a no-data
+/// verdict names, so "Agones is not scraped" reads as such.
+async fn empty_selectors<Q: Querier>(
+    q: &Q,
+    expr: &str,
+    start: i64,
+    end: i64,
+    step: f64,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for sel in crate::vars::selectors(expr) {
+        let found = q
+            .range(&format!("count({sel})"), start, end, step)
+            .await
+            .map(|s| s.iter().any(|(_, v)| v.is_finite()));
+        if matches!(found, Ok(false)) {
+            out.push(format!("`{sel}`"));
+        }
+    }
+    out
 }
 
 /// `for` hysteresis: a fail stands only if the breach lasted `for` without a break; a shorter

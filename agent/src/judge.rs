@@ -205,6 +205,154 @@ pub fn judge(
     ev
 }
 
+/// Events counted over a window: `sum(increase(good))` and `sum(increase(total))`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Counts {
+    pub good: f64,
+    pub total: f64,
+}
+
+impl Counts {
+    /// The bad events, never negative (counter resets can make `increase` disagree).
+    pub fn bad(&self) -> f64 {
+        (self.total - self.good).max(0.0)
+    }
+    /// How fast the window spent the budget: its error ratio over the budget `allowed`.
+    pub fn burn(&self, allowed: f64) -> f64 {
+        self.bad() / self.total / allowed
+    }
+}
+
+/// Judges an SLO with a `budget` by its burn rate, the SRE workbook's multi-window rule made
+/// for one judged window: the long window is the judged one, the short one its last quarter.
+/// Rows in order, the first that matches decides:
+///
+/// | # | counts | long burn | short window | against the baseline (Mann–Whitney, ratio samples) | verdict |
+/// |---|---|---|---|---|---|
+/// | 1 | query failed | – | – | – | `on_error` |
+/// | 2 | no events counted | – | – | – | `on_no_data` |
+/// | 3 | ratio samples under `min_samples` | – | – | – | inconclusive |
+/// | 4 | some | ≤ 1 (within the budget) | – | – | pass |
+/// | 5 | some | > 1 | significantly below the budget (recovered) | – | warn |
+/// | 6 | some | > 1 | burning, or too few events to tell | no significant shift the bad way | warn (the baseline burned as fast) |
+/// | 7 | some | > 1 | burning, or too few events to tell | significant, flat, or no baseline | **fail** |
+///
+/// "Significantly below" is a one-sided Poisson test: the short window's bad events are fewer
+/// than burning exactly the budget would give, with P(X ≤ bad) < α. With few events (a small
+/// budget, a short window) that cannot happen, so thin data never clears a burning window.
+pub fn judge_budget(
+    slo: &CheckedSlo,
+    window: Window<'_>,
+    long: Option<Counts>,
+    short: Option<Counts>,
+    baseline: Option<&[f64]>,
+    alpha: f64,
+) -> Evidence {
+    let base = baseline.map(finite).unwrap_or_default();
+    let mut ev = Evidence {
+        verdict: Verdict::Inconclusive,
+        value: None,
+        baseline: None,
+        threshold: None,
+        p_value: None,
+        samples: 0,
+        baseline_samples: base.len(),
+        reason: String::new(),
+    };
+    let Some(budget) = &slo.spec.budget else {
+        ev.reason = "not an error-budget SLO".to_owned();
+        return ev;
+    };
+    let allowed = budget.allowed();
+    ev.threshold = Some(budget.target);
+    let samples = match window {
+        Window::Error(e) => {
+            ev.verdict = slo.spec.on_error;
+            ev.reason = format!("query failed: {e}");
+            return ev;
+        }
+        Window::Samples(s) => finite(s),
+    };
+    ev.samples = samples.len();
+    let Some(long) = long.filter(|c| c.total.is_finite() && c.good.is_finite() && c.total > 0.0)
+    else {
+        ev.verdict = slo.spec.on_no_data;
+        ev.reason = "no events counted in the window".to_owned();
+        return ev;
+    };
+    let ratio = (long.good / long.total).clamp(0.0, 1.0);
+    ev.value = Some(ratio);
+    let burn = long.burn(allowed);
+    let spent = format!(
+        "{:.4} % good of {:.0} events against the target {} % (burn rate {burn:.2})",
+        ratio * 100.0,
+        long.total,
+        budget.target * 100.0
+    );
+    if samples.len() < slo.spec.min_samples {
+        ev.reason = format!(
+            "{spent}; {} ratio samples in the window, {} needed",
+            samples.len(),
+            slo.spec.min_samples
+        );
+        return ev;
+    }
+    // Row 4.
+    if burn <= 1.0 {
+        ev.verdict = Verdict::Pass;
+        ev.reason = format!("within the error budget: {spent}");
+        return ev;
+    }
+    // Row 5: the short window shows, beyond noise, that the burn stopped.
+    if let Some(s) = short.filter(|c| c.total.is_finite() && c.total > 0.0) {
+        let p = stats::poisson_cdf(s.bad().round() as u64, s.total * allowed);
+        if p < alpha {
+            ev.verdict = Verdict::Warn;
+            ev.reason = format!(
+                "burned the budget, then recovered: {spent}; the last quarter had {:.0} bad of {:.0} (burn rate {:.2}, p = {p:.3e} below the budget)",
+                s.bad(),
+                s.total,
+                s.burn(allowed)
+            );
+            return ev;
+        }
+    }
+    // Rows 6–7: the significance test against the baseline's ratio samples.
+    let usable = base.len() >= slo.spec.min_samples.max(2);
+    if !usable {
+        ev.verdict = Verdict::Fail;
+        ev.reason = format!(
+            "burns the error budget: {spent}; no usable baseline to test against, the budget alone decides"
+        );
+        return ev;
+    }
+    let b = stats::mean(&base);
+    ev.baseline = Some(b);
+    let test = stats::mann_whitney(&samples, &base);
+    ev.p_value = test.map(|t| t.p);
+    let flat = stats::stddev(&samples) == 0.0 && stats::stddev(&base) == 0.0;
+    let bad_way = stats::mean(&samples) < b;
+    let significant = bad_way && (flat || ev.p_value.is_some_and(|p| p < alpha));
+    let p_text = ev
+        .p_value
+        .map(|p| format!("p = {p:.3e}"))
+        .unwrap_or_else(|| "no test".to_owned());
+    (ev.verdict, ev.reason) = if significant {
+        (
+            Verdict::Fail,
+            format!("burns the error budget: {spent}; below the baseline {b:.6} ({p_text})"),
+        )
+    } else {
+        (
+            Verdict::Warn,
+            format!(
+                "burns the error budget, but no worse than the baseline {b:.6} ({p_text}): {spent}"
+            ),
+        )
+    };
+    ev
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +487,129 @@ mod tests {
             assert_eq!(e.verdict, want, "row {row}: {e:?}");
             assert!(!e.reason.is_empty(), "row {row}: no reason");
         }
+    }
+
+    /// Every row of `judge_budget`'s table: 99.5 % target (budget 0.5 %).
+    #[test]
+    fn the_budget_table() {
+        let ok = slo_budget();
+        let c = |good: f64, total: f64| Some(Counts { good, total });
+        let clean = [1.0; 20];
+        let base = [1.0; 20];
+        let hurt: Vec<f64> = (0..20)
+            .map(|i| if i % 3 == 0 { 0.96 } else { 0.98 })
+            .collect();
+        let a = DEFAULT_ALPHA;
+        // (row, window samples (None: failed), long, short, baseline, verdict)
+        type Case<'a> = (
+            u8,
+            Option<&'a [f64]>,
+            Option<Counts>,
+            Option<Counts>,
+            Option<&'a [f64]>,
+            Verdict,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                1,
+                None,
+                c(1.0, 1.0),
+                None,
+                Some(&base),
+                Verdict::Inconclusive,
+            ),
+            (
+                2,
+                Some(&clean),
+                None,
+                None,
+                Some(&base),
+                Verdict::Inconclusive,
+            ),
+            (
+                2,
+                Some(&clean),
+                c(0.0, 0.0),
+                None,
+                Some(&base),
+                Verdict::Inconclusive,
+            ),
+            (
+                3,
+                Some(&clean[..2]),
+                c(240.0, 240.0),
+                None,
+                Some(&base),
+                Verdict::Inconclusive,
+            ),
+            // 1 bad in 240 is 0.42 %: within the 0.5 % budget.
+            (
+                4,
+                Some(&clean),
+                c(239.0, 240.0),
+                c(60.0, 60.0),
+                Some(&base),
+                Verdict::Pass,
+            ),
+            // 2 % bad, but the last quarter had none of 2000: recovered beyond noise.
+            (
+                5,
+                Some(&hurt),
+                c(7840.0, 8000.0),
+                c(2000.0, 2000.0),
+                Some(&base),
+                Verdict::Warn,
+            ),
+            // 2 % bad and the baseline as bad: not this transition's doing.
+            (
+                6,
+                Some(&hurt),
+                c(235.0, 240.0),
+                c(59.0, 60.0),
+                Some(&hurt),
+                Verdict::Warn,
+            ),
+            // 2 % bad against a clean baseline; a clean short window of 60 proves nothing.
+            (
+                7,
+                Some(&hurt),
+                c(235.0, 240.0),
+                c(60.0, 60.0),
+                Some(&base),
+                Verdict::Fail,
+            ),
+            (
+                7,
+                Some(&hurt),
+                c(235.0, 240.0),
+                c(58.0, 60.0),
+                None,
+                Verdict::Fail,
+            ),
+        ];
+        for (row, w, long, short, b, want) in cases {
+            let w = match w {
+                Some(w) => Window::Samples(w),
+                None => Window::Error("connection refused"),
+            };
+            let e = judge_budget(&ok, w, long, short, b, a);
+            assert_eq!(e.verdict, want, "row {row}: {e:?}");
+            assert!(!e.reason.is_empty(), "row {row}: no reason");
+        }
+        let e = judge_budget(
+            &ok,
+            Window::Samples(&hurt),
+            c(235.0, 240.0),
+            None,
+            Some(&base),
+            a,
+        );
+        assert!(e.reason.contains("burn rate 4.17"), "{}", e.reason);
+    }
+
+    fn slo_budget() -> CheckedSlo {
+        let text = "groups: [ { name: g, interval: 15s, slos: [ { name: s, budget: { good: 'x{r=\"ok\"}', total: x, target: 0.995 } } ] } ]";
+        Specs::parse(text, "t").unwrap().slos.remove(0)
     }
 
     #[test]

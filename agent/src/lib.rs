@@ -36,6 +36,7 @@
 //! - [`error`]: the crate's one error type.
 
 pub mod baseline;
+pub mod budget;
 pub mod cli;
 pub mod criteria;
 pub mod disruption;
@@ -56,6 +57,7 @@ pub mod slots;
 pub mod spec;
 pub mod stats;
 pub mod time;
+pub mod vars;
 pub mod wanderer;
 pub mod webhook;
 

@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{ProbeFinished, ProbeMetrics};
 
-/// The Deployments probed, in `agones-system`.
-pub const DEPLOYMENTS: [&str; 2] = ["agones-controller", "agones-allocator"];
+/// The Deployments probed, in `agones-system`: the controller, the extensions (webhooks and the
+/// Kubernetes API allocation path: `agones-controller-service` selects `agones.dev/role:
+/// extensions`, Agones `install/helm/agones/templates/service.yaml`) and the allocator.
+pub const DEPLOYMENTS: [&str; 3] = ["agones-controller", "agones-extensions", "agones-allocator"];
 pub const NAMESPACE: &str = "agones-system";
 
 /// Probes each Deployment once: ready when it has at least one ready replica and no

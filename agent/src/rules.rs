@@ -1,7 +1,13 @@
 //! `rules export`: the SLO specs (and a baseline) as Prometheus recording and alerting rules,
 //! for users who want Prometheus itself to fire them. Each SLO becomes a recording rule
 //! `upsoak:slo:<group>:<slo>` and, per criterion, an alert `UpsoakSloViolation` that fires
-//! when the recorded value breaks it for the SLO's `for`.
+//! when the recorded value breaks it for the SLO's `for`. An SLO with an error `budget` gets
+//! instead the error ratio recorded over each window the SRE workbook's multi-window,
+//! multi-burn-rate alerts read (`upsoak:slo_errors:<group>:<slo>:ratio_rate5m` …), and four
+//! `UpsoakSloViolation` alerts with `criterion: burn-rate`, as Sloth generates them for a
+//! 30-day objective (and, for every SLO, `UpsoakSloNoData` when its value has been missing for
+//! 10 minutes): 1h and 5m above 14.4× the budget, 6h and 30m above 6× (both page with
+//! the SLO's severity), 1d and 2h above 3×, 3d and 6h above 1× (both `warning`).
 
 use std::fmt::Write;
 
@@ -69,6 +75,22 @@ pub fn export(specs: &Specs, base: Option<&Baseline>) -> String {
                 "      - record: {rec}\n        expr: {}",
                 yaml_str(&s.spec.expr)
             );
+            // No data is never a pass: an SLO whose value is missing for 10 minutes says so.
+            let _ = writeln!(
+                out,
+                "      - alert: UpsoakSloNoData\n        expr: absent({rec})\n        for: 10m\n        labels:\n          slo: {}\n          group: {}\n          severity: warning\n        annotations:\n          summary: {}\n          description: {}",
+                yaml_str(&s.spec.name),
+                yaml_str(&s.group),
+                yaml_str(&format!("SLO {}/{} has no data", s.group, s.spec.name)),
+                yaml_str(&format!(
+                    "Nothing matched for 10 minutes: {} (is the job scraped?)",
+                    crate::vars::selectors(&s.spec.expr).join(", ")
+                )),
+            );
+            if let Some(b) = &s.spec.budget {
+                burn_rules(&mut out, s, b, &rec);
+                continue;
+            }
             // (breach operator, threshold, description, `criterion` label)
             let mut criteria: Vec<(String, f64, String, &str)> = Vec::new();
             if let Some(o) = s.objective {
@@ -132,6 +154,77 @@ pub fn export(specs: &Specs, base: Option<&Baseline>) -> String {
     out
 }
 
+/// The windows of the burn-rate tiers: (long, short, factor, pages). Sloth's defaults for a
+/// 30-day period (the Google SRE workbook, "Alerting on SLOs", table 5-8).
+pub const BURN_TIERS: [(&str, &str, f64, bool); 4] = [
+    ("1h", "5m", 14.4, true),
+    ("6h", "30m", 6.0, true),
+    ("1d", "2h", 3.0, false),
+    ("3d", "6h", 1.0, false),
+];
+
+/// The recording rule of a budget SLO's error ratio over `window`.
+pub fn error_ratio_name(group: &str, slo: &str, window: &str) -> String {
+    let clean = |s: &str| s.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+    format!(
+        "upsoak:slo_errors:{}:{}:ratio_rate{window}",
+        clean(group),
+        clean(slo)
+    )
+}
+
+/// A budget SLO's rules: its ratio, its error ratio per window, and the four burn-rate alerts.
+fn burn_rules(out: &mut String, s: &crate::spec::CheckedSlo, b: &crate::spec::Budget, rec: &str) {
+    let mut windows: Vec<&str> = BURN_TIERS.iter().flat_map(|t| [t.1, t.0]).collect();
+    windows.sort_by_key(|w| {
+        humantime::parse_duration(w)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    windows.dedup();
+    for w in windows {
+        let _ = writeln!(
+            out,
+            "      - record: {}\n        expr: {}",
+            error_ratio_name(&s.group, &s.spec.name, w),
+            yaml_str(&format!("1 - {}", b.ratio_expr(w)))
+        );
+    }
+    let allowed = b.allowed();
+    for (long, short, factor, pages) in BURN_TIERS {
+        let severity = match (pages, s.spec.severity) {
+            (_, Severity::Info) => "info",
+            (true, Severity::Critical) => "critical",
+            _ => "warning",
+        };
+        let threshold = factor * allowed;
+        let _ = writeln!(
+            out,
+            "      - alert: {}\n        expr: {}",
+            crate::sinks::ALERT_NAME,
+            yaml_str(&format!(
+                "{} > {threshold:.6} and {} > {threshold:.6}",
+                error_ratio_name(&s.group, &s.spec.name, long),
+                error_ratio_name(&s.group, &s.spec.name, short)
+            ))
+        );
+        let _ = writeln!(
+            out,
+            "        labels:\n          slo: {}\n          group: {}\n          severity: {severity}\n          criterion: burn-rate\n          long_window: {long}\n          short_window: {short}\n        annotations:\n          summary: {}\n          description: {}",
+            yaml_str(&s.spec.name),
+            yaml_str(&s.group),
+            yaml_str(&format!(
+                "SLO {}/{} burns its error budget {factor}x too fast over {long} and {short}",
+                s.group, s.spec.name
+            )),
+            yaml_str(&format!(
+                "{} (target {} good, error ratio {{{{ $value }}}} over {long}; recorded as {rec})",
+                s.spec.description, b.target
+            )),
+        );
+    }
+}
+
 /// The rule file as a prometheus-operator `PrometheusRule` object (`monitoring.coreos.com/v1`)
 /// named `upsoak-slos` in `namespace`: the same groups under `spec`, for
 /// `rules export --format prometheus-rule`.
@@ -168,14 +261,13 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
     }
 
-    /// The checked-in rule file is what `rules export` makes from the checked-in specs and
-    /// example baseline: regenerate with
-    /// `upsoak-agent rules export --specs rules/slos.yaml --baseline rules/baseline.example.json > rules/upsoak-rules.yaml`.
+    /// The checked-in rule file is what `rules export` makes from the checked-in specs without
+    /// a baseline (the example one holds no measured numbers): regenerate with
+    /// `upsoak-agent rules export --specs rules/slos.yaml > rules/upsoak-rules.yaml`.
     #[test]
     fn the_checked_in_rules_are_current() {
         let specs = Specs::load(&repo("rules/slos.yaml")).unwrap();
-        let base = Baseline::load(&repo("rules/baseline.example.json")).unwrap();
-        let want = export(&specs, Some(&base));
+        let want = export(&specs, None);
         let have = std::fs::read_to_string(repo("rules/upsoak-rules.yaml")).unwrap_or_default();
         assert!(
             have == want,
@@ -184,13 +276,12 @@ mod tests {
     }
 
     /// The prometheus-operator overlay's PrometheusRule is what `rules export --format
-    /// prometheus-rule` makes from the same files: regenerate with
-    /// `upsoak-agent rules export --format prometheus-rule --specs rules/slos.yaml --baseline rules/baseline.example.json > deploy/overlays/prometheus-operator/prometheusrule.yaml`.
+    /// prometheus-rule` makes from the same specs: regenerate with
+    /// `upsoak-agent rules export --format prometheus-rule --specs rules/slos.yaml > deploy/overlays/prometheus-operator/prometheusrule.yaml`.
     #[test]
     fn the_checked_in_prometheus_rule_is_current() {
         let specs = Specs::load(&repo("rules/slos.yaml")).unwrap();
-        let base = Baseline::load(&repo("rules/baseline.example.json")).unwrap();
-        let want = export_prometheus_rule(&specs, Some(&base), "upsoak");
+        let want = export_prometheus_rule(&specs, None, "upsoak");
         let path = "deploy/overlays/prometheus-operator/prometheusrule.yaml";
         let have = std::fs::read_to_string(repo(path)).unwrap_or_default();
         assert!(
@@ -208,6 +299,47 @@ mod tests {
         assert_eq!(wrapped["kind"], "PrometheusRule");
         assert_eq!(wrapped["metadata"]["namespace"], "games");
         assert_eq!(wrapped["spec"]["groups"], plain["groups"]);
+    }
+
+    #[test]
+    fn budget_slos_get_error_ratios_per_window_and_four_burn_rate_alerts() {
+        let specs = Specs::parse(
+            "vars: { j: chaos }\ngroups: [ { name: a, interval: 15s, slos: [ { name: ok, severity: critical, budget: { good: 'x_total{job=\"${j}\", r=\"ok\"}', total: 'x_total{job=\"${j}\"}', target: 0.995 } } ] } ]",
+            "t",
+        )
+        .unwrap();
+        let rules: serde_yaml::Value = serde_yaml::from_str(&export(&specs, None)).unwrap();
+        let rules = rules["groups"][0]["rules"].as_sequence().unwrap().clone();
+        let records: Vec<&str> = rules.iter().filter_map(|r| r["record"].as_str()).collect();
+        assert_eq!(records.len(), 1 + 7, "{records:?}");
+        assert!(records.contains(&"upsoak:slo_errors:a:ok:ratio_rate3d"));
+        let five = rules
+            .iter()
+            .find(|r| r["record"] == "upsoak:slo_errors:a:ok:ratio_rate5m")
+            .unwrap();
+        assert_eq!(
+            five["expr"],
+            "1 - (sum(rate(x_total{job=\"chaos\", r=\"ok\"}[5m])) or sum(rate(x_total{job=\"chaos\"}[5m])) * 0) / sum(rate(x_total{job=\"chaos\"}[5m]))"
+        );
+        let alerts: Vec<_> = rules
+            .iter()
+            .filter(|r| r["alert"] == crate::sinks::ALERT_NAME)
+            .collect();
+        assert_eq!(alerts.len(), 4);
+        assert_eq!(
+            alerts[0]["expr"],
+            "upsoak:slo_errors:a:ok:ratio_rate1h > 0.072000 and upsoak:slo_errors:a:ok:ratio_rate5m > 0.072000"
+        );
+        let sev: Vec<&str> = alerts
+            .iter()
+            .map(|a| a["labels"]["severity"].as_str().unwrap())
+            .collect();
+        assert_eq!(sev, ["critical", "critical", "warning", "warning"]);
+        assert!(
+            alerts
+                .iter()
+                .all(|a| a["labels"]["criterion"] == "burn-rate")
+        );
     }
 
     #[test]

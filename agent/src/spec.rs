@@ -5,6 +5,8 @@
 //! The file, field by field (`?` marks an optional field, with its default):
 //!
 //! ```yaml
+//! vars:                            # ? names substituted as `${name}` in every expression
+//!   controller_job: agones-controller-metrics-service
 //! groups:                          # at least one
 //!   - name: allocation             # [A-Za-z_][A-Za-z0-9_-]*, unique in the file
 //!     interval: 15s                # evaluation period, at least 1s (15s, 5m, 1h, 1h30m)
@@ -22,6 +24,10 @@
 //!         description: ""          # ? free text for reports and alerts
 //!         window: steady           # ? steady | disruption (see below)
 //!         min_transitions: 5       # ? disruption SLOs: earlier transitions before `baseline` counts
+//!         budget:                  # ? an error-budget objective on a good/total ratio
+//!           good: x{result="ok"}   #   counter selector of the good events
+//!           total: x               #   counter selector of every event
+//!           target: 0.995          #   share of events that must be good, in (0, 1)
 //! ```
 //!
 //! `window` says which window of a transition the SLO is judged on. `steady` (the default): the
@@ -32,6 +38,17 @@
 //! duration (`95s`), must give exactly one series, and its `baseline` criterion is judged
 //! against the median of the earlier judged transitions once `min_transitions` of them exist.
 //! `${window}` is refused in steady SLOs, and `for` and `min_samples` in disruption SLOs.
+//!
+//! `vars:` holds the user's stack in one place (job names, selectors): every `${name}` in an
+//! `expr`, `budget.good` or `budget.total` is replaced by its value before the PromQL is
+//! checked; a reference to a name not in `vars` is an error at its path. `${window}` is
+//! reserved (the length of the disruption window, filled in at evaluation time): it is left as
+//! written, checked as `5m`, and `vars` may not define it.
+//!
+//! An SLO with a `budget` is judged by how fast its window burns the error budget `1 − target`
+//! (see `judge::judge_budget`); it needs no `expr` (the good/total ratio over `1m` is derived)
+//! and takes no `objective` or `baseline` criterion: the budget is its objective, and its
+//! baseline is kept for the significance test.
 //!
 //! `direction` says which change of the value is bad: `increase_is_bad` (latency, error rates,
 //! memory), `decrease_is_bad` (success ratios, ready replicas) or `either` (a value that must hold
@@ -53,12 +70,17 @@ use serde_yaml::{Mapping, Value};
 use upsoak_common::fnv::fnv1a64_hex;
 use upsoak_common::problems::{Invalid, Problem, Problems};
 
+pub use crate::budget::Budget;
 use crate::criteria::{Objective, Relative};
+use crate::vars::{WINDOW_FOR_CHECKS, WINDOW_VAR, kind};
 
 /// The spec file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SpecFile {
+    /// Values substituted for `${name}` in every expression (job names, selectors).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
     /// Groups of SLOs, each evaluated on its own interval.
     pub groups: Vec<Group>,
 }
@@ -120,6 +142,9 @@ pub struct Slo {
     /// median (default [`DEFAULT_MIN_TRANSITIONS`]); until then only the objective counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_transitions: Option<usize>,
+    /// An error-budget objective on a good/total ratio, judged by burn rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
 }
 
 /// Which window of a transition an SLO is judged on.
@@ -339,7 +364,8 @@ fn name_problem(s: &str) -> Option<String> {
     }
 }
 
-const FILE_FIELDS: &[&str] = &["groups"];
+const FILE_FIELDS: &[&str] = &["vars", "groups"];
+const BUDGET_FIELDS: &[&str] = &["good", "total", "target"];
 const GROUP_FIELDS: &[&str] = &["name", "interval", "slos"];
 const SLO_FIELDS: &[&str] = &[
     "name",
@@ -355,25 +381,15 @@ const SLO_FIELDS: &[&str] = &[
     "description",
     "window",
     "min_transitions",
+    "budget",
 ];
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
-}
 
 /// Walks the YAML tree field by field, so that one bad field does not hide the others.
 #[derive(Default)]
 struct Checker {
     problems: Vec<Problem>,
     checked: Vec<CheckedSlo>,
+    vars: BTreeMap<String, String>,
 }
 
 impl Checker {
@@ -469,6 +485,7 @@ impl Checker {
                 message: format!("expected a mapping with `groups`, found {}", kind(root)),
             });
         };
+        self.vars(m.get("vars"));
         let mut groups = Vec::new();
         match m.get("groups") {
             None | Some(Value::Null) => self.problem("groups", "missing (required)"),
@@ -485,7 +502,73 @@ impl Checker {
             }
             Some(v) => self.problem("groups", format!("expected a list, found {}", kind(v))),
         }
-        Ok(SpecFile { groups })
+        Ok(SpecFile {
+            vars: self.vars.clone(),
+            groups,
+        })
+    }
+
+    /// The `vars:` block: a mapping of names to strings, `window` reserved.
+    fn vars(&mut self, v: Option<&Value>) {
+        let m = match v {
+            None | Some(Value::Null) => return,
+            Some(Value::Mapping(m)) => m,
+            Some(v) => {
+                self.problem("vars", format!("expected a mapping, found {}", kind(v)));
+                return;
+            }
+        };
+        for (k, v) in m {
+            let Some(k) = k.as_str() else {
+                self.problem("vars", format!("a key is {}, not a string", kind(k)));
+                continue;
+            };
+            let at = format!("vars.{k}");
+            let name_ok = k
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name_ok {
+                self.problem(
+                    at,
+                    format!(
+                        "`{k}` must start with a letter or `_` and hold only letters, digits or `_`"
+                    ),
+                );
+                continue;
+            }
+            if k == WINDOW_VAR {
+                self.problem(
+                    at,
+                    "`window` is reserved: `${window}` is the disruption window's length, filled in when the SLO is evaluated",
+                );
+                continue;
+            }
+            match v {
+                Value::String(s) => {
+                    self.vars.insert(k.to_owned(), s.clone());
+                }
+                Value::Number(n) => {
+                    self.vars.insert(k.to_owned(), n.to_string());
+                }
+                v => self.problem(at, format!("expected a string, found {}", kind(v))),
+            }
+        }
+    }
+
+    /// `text` with every `${name}` replaced by its var (`${window}` left as written); each
+    /// unknown or unterminated reference is a problem at `at`.
+    fn substitute(&mut self, text: &str, at: &str) -> String {
+        match crate::vars::substitute(text, &self.vars) {
+            Ok(s) => s,
+            Err(problems) => {
+                for p in problems {
+                    self.problem(at, p);
+                }
+                text.to_owned()
+            }
+        }
     }
 
     /// Checks a name against the naming rule and earlier names in its scope (keyed by the
@@ -575,13 +658,21 @@ impl Checker {
             self.name(n, &format!("{at}.name"), seen, si, &scope);
         }
         let window: SloWindow = self.optional(m, at, "window").unwrap_or_default();
-        let expr: Option<String> = self.required(m, at, "expr");
+        let budget = self.budget(m, at);
+        let expr: Option<String> = if budget.is_some() {
+            self.optional(m, at, "expr")
+        } else {
+            self.required(m, at, "expr")
+        };
+        let expr = expr
+            .map(|e| self.substitute(&e, &format!("{at}.expr")))
+            .or_else(|| budget.as_ref().map(|b| b.ratio_expr("1m")));
         if let Some(e) = &expr {
             self.window_fields(m, at, window, e);
-            self.expr(
-                &e.replace(WINDOW_PLACEHOLDER, WINDOW_PLACEHOLDER_CHECK),
-                &format!("{at}.expr"),
-            );
+        }
+        // A derived expression is as good as the budget's selectors, checked there.
+        if let Some(e) = expr.as_ref().filter(|_| m.contains_key("expr")) {
+            self.expr(e, &format!("{at}.expr"));
         }
         let min_transitions: Option<usize> = self.optional(m, at, "min_transitions");
         let objective_text: Option<String> = self.optional(m, at, "objective");
@@ -604,10 +695,19 @@ impl Checker {
                     None
                 }
             });
-        if !m.contains_key("objective") && !m.contains_key("baseline") {
+        if m.contains_key("budget") {
+            for k in ["objective", "baseline", "for"] {
+                if m.contains_key(k) {
+                    self.problem(
+                        format!("{at}.{k}"),
+                        format!("an SLO with a `budget` takes no `{k}`: the budget's target is its objective, judged by burn rate"),
+                    );
+                }
+            }
+        } else if !m.contains_key("objective") && !m.contains_key("baseline") {
             self.problem(
                 at,
-                "needs an `objective`, a `baseline` criterion, or both: an SLO with neither can never fail",
+                "needs an `objective`, a `baseline` criterion, or both (or a `budget`): an SLO with none can never fail",
             );
         }
         let for_ = self.duration(m, at, "for");
@@ -654,6 +754,7 @@ impl Checker {
             description,
             window,
             min_transitions,
+            budget: budget.clone(),
         };
         // The criterion that sets the bad way: the relative one, else the objective; `==`
         // says nothing about it.
@@ -661,6 +762,7 @@ impl Checker {
             .map(|r| r.cmp)
             .or(objective.map(|o| o.cmp))
             .and_then(|c| c.higher_is_bad())
+            .or(budget.as_ref().map(|_| false))
             .map_or(Direction::Either, |higher| {
                 if higher {
                     Direction::IncreaseIsBad
@@ -719,6 +821,50 @@ impl Checker {
         }
     }
 
+    /// The `budget:` block, its selectors substituted and checked.
+    fn budget(&mut self, m: &Mapping, at: &str) -> Option<Budget> {
+        let v = m.get("budget")?;
+        let at = format!("{at}.budget");
+        let b = self.mapping(v, &at, BUDGET_FIELDS)?;
+        let good: Option<String> = self.required(b, &at, "good");
+        let total: Option<String> = self.required(b, &at, "total");
+        let target: Option<f64> = self.required(b, &at, "target");
+        if let Some(t) = target
+            && !(t > 0.0 && t < 1.0)
+        {
+            self.problem(
+                format!("{at}.target"),
+                format!("{t} is not a share in (0, 1), e.g. 0.995 for 99.5 % good"),
+            );
+        }
+        let mut sel = |s: Option<String>, k: &str| {
+            let s = self.substitute(&s?, &format!("{at}.{k}"));
+            self.selector(&s, &format!("{at}.{k}"));
+            Some(s)
+        };
+        let good = sel(good, "good");
+        let total = sel(total, "total");
+        Some(Budget {
+            good: good?,
+            total: total?,
+            target: target?,
+        })
+    }
+
+    /// A counter selector: `rate(s[1m])` must parse.
+    fn selector(&mut self, s: &str, at: &str) {
+        let probe = format!("rate({}[1m])", s.replace("${window}", WINDOW_FOR_CHECKS));
+        if let Err(e) = promql_parser::parser::parse(&probe) {
+            self.problem(
+                at,
+                format!(
+                    "not a counter selector (`rate(…[1m])` of it does not parse): {}",
+                    e.trim()
+                ),
+            );
+        }
+    }
+
     /// The expression parses as PromQL and gives one value per step.
     fn expr(&mut self, expr: &str, at: &str) {
         use promql_parser::parser::value::ValueType;
@@ -726,7 +872,8 @@ impl Checker {
             self.problem(at, "empty expression");
             return;
         }
-        match promql_parser::parser::parse(expr) {
+        let checked = expr.replace("${window}", WINDOW_FOR_CHECKS);
+        match promql_parser::parser::parse(&checked) {
             Err(e) => self.problem(at, format!("PromQL parse error: {}", e.trim())),
             Ok(parsed) => match parsed.value_type() {
                 ValueType::Vector | ValueType::Scalar => {}

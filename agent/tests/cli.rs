@@ -47,6 +47,13 @@ fn check_config_exits_0_on_the_default_specs_and_2_on_bad_ones() {
         ok.stderr
     );
     assert!(ok.stdout.contains("allocation-latency-p99"));
+    assert!(
+        ok.stdout.contains(
+            "vars: agent_job=upsoak-agent, allocator_job=agones-allocator-metrics-service"
+        ),
+        "{}",
+        ok.stdout
+    );
     let dir = TempDir::new("cli");
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "groups:\n  - name: g\n    interval: 15s\n    slos:\n      - { name: s, expr: \"rate(x[\", objective: \">= 1\" }\n").unwrap();
@@ -59,6 +66,37 @@ fn check_config_exits_0_on_the_default_specs_and_2_on_bad_ones() {
     );
     let missing = run_agent(["check-config", "/nonexistent.yaml"]);
     assert_eq!(missing.code, exit_code(upsoak_agent::exit::BAD_INPUT));
+}
+
+#[test]
+fn rules_export_refuses_the_example_baseline_and_exports_without_one() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rules/baseline.example.json"
+    );
+    let out = run_agent([
+        "rules",
+        "export",
+        "--specs",
+        DEFAULT_SPECS,
+        "--baseline",
+        example,
+    ]);
+    assert_eq!(out.code, exit_code(upsoak_agent::exit::BAD_INPUT));
+    assert!(
+        out.stderr.contains("is an example") && out.stderr.contains("baseline record"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let out = run_agent(["rules", "export", "--specs", DEFAULT_SPECS]);
+    assert_eq!(
+        out.code,
+        exit_code(upsoak_agent::exit::PASS),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("criterion: burn-rate"));
 }
 
 #[test]

@@ -47,8 +47,12 @@ fn the_default_specs_load_and_cover_the_issue() {
         .collect();
     for want in [
         "control-plane/controller-ready",
+        "control-plane/extensions-ready",
         "control-plane/allocator-ready",
-        "control-plane/scrape-up",
+        "control-plane/controller-scraped",
+        "control-plane/extensions-scraped",
+        "control-plane/allocator-scraped",
+        "control-plane/upsoak-scraped",
         "fleets/fleet-converged",
         "fleets/gameservers-ready-when-demanded",
         "fleets/gameservers-failing",
@@ -59,12 +63,39 @@ fn the_default_specs_load_and_cover_the_issue() {
         "transitions/transition-success",
         "allocation/allocations-dropped",
         "control-plane/controller-memory-growth",
-        "control-plane/controller-memory-forecast",
+        "control-plane/extensions-memory-growth",
+        "control-plane/allocator-memory-growth",
+        "control-plane/controller-cpu",
+        "control-plane/extensions-cpu",
+        "control-plane/allocator-cpu",
     ] {
         assert!(
             names.iter().any(|n| n == want),
             "{want} missing from {names:?}"
         );
+    }
+    // No blind spots: no `or vector(0)` turning "not scraped" into a pass, no unscoped `up`,
+    // every Agones metric scoped to a job from `vars`.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut code = text.lines().filter(|l| !l.trim_start().starts_with('#'));
+    assert!(
+        !code.any(|l| l.contains("vector(0)")),
+        "rules/slos.yaml holds `or vector(0)`"
+    );
+    for s in &specs.slos {
+        let e = &s.spec.expr;
+        assert!(!e.contains("${"), "{}: unsubstituted {e}", s.spec.name);
+        for sel in upsoak_agent::vars::selectors(e) {
+            assert!(
+                sel.contains("job="),
+                "{}: `{sel}` is not scoped to a job",
+                s.spec.name
+            );
+        }
+    }
+    for name in ["allocation-success", "session-success"] {
+        let s = specs.slos.iter().find(|s| s.spec.name == name).unwrap();
+        assert!(s.spec.budget.is_some(), "{name} has no error budget");
     }
     for s in &specs.slos {
         assert_ne!(s.spec.on_no_data, Verdict::Pass, "{}", s.spec.name);
@@ -188,7 +219,7 @@ extra: 1
     assert_problems(
         text,
         &[
-            "extra: unknown field `extra`, expected one of groups",
+            "extra: unknown field `extra`, expected one of vars, groups",
             "groups[0].interval: invalid duration \"1x\"",
             "groups[0].slos[1].name: `ok` is already used by groups[0].slos[0]",
             "groups[0].slos[1].expr: PromQL parse error: unclosed left parenthesis",
@@ -413,4 +444,85 @@ fn a_missing_file_is_one_problem() {
     let e = Specs::load(std::path::Path::new("/nonexistent/slos.yaml")).unwrap_err();
     assert_eq!(e.problems.len(), 1);
     assert!(e.to_string().contains("cannot read"), "{e}");
+}
+
+#[test]
+fn vars_are_substituted_everywhere_and_checked() {
+    let text = r#"
+vars:
+  job: agones-controller-metrics-service
+  ns: exported_namespace
+groups:
+  - name: g
+    interval: 15s
+    slos:
+      - name: up
+        expr: min(up{job="${job}"}) by (${ns})
+        objective: ">= 1"
+      - name: ok
+        budget: { good: 'x_total{job="${job}", r="ok"}', total: 'x_total{job="${job}"}', target: 0.99 }
+      - name: disrupted
+        expr: sum(increase(x_total{job="${job}"}[${window}]))
+        baseline: "<= +1"
+"#;
+    let s = Specs::parse(text, "t").unwrap();
+    assert_eq!(
+        s.slos[0].spec.expr,
+        r#"min(up{job="agones-controller-metrics-service"}) by (exported_namespace)"#
+    );
+    let b = s.slos[1].spec.budget.as_ref().unwrap();
+    assert_eq!(
+        b.good,
+        r#"x_total{job="agones-controller-metrics-service", r="ok"}"#
+    );
+    // A budget SLO's value is the derived ratio; its bad way is down.
+    assert!(
+        s.slos[1]
+            .spec
+            .expr
+            .contains("sum(rate(x_total{job=\"agones-controller-metrics-service\"}[1m])) * 0")
+    );
+    assert_eq!(s.slos[1].direction, Direction::DecreaseIsBad);
+    // `${window}` is the disruption window's, left for evaluation time.
+    assert!(
+        s.slos[2].spec.expr.contains("[${window}]"),
+        "{}",
+        s.slos[2].spec.expr
+    );
+    // The same specs with another job hash differently.
+    let other = Specs::parse(
+        &text.replace("agones-controller-metrics-service", "agones"),
+        "t",
+    )
+    .unwrap();
+    assert_ne!(s.hash, other.hash);
+
+    assert_problems(
+        r#"
+vars: { window: 5m, "bad-name": x, list: [1] }
+groups:
+  - name: g
+    interval: 15s
+    slos:
+      - { name: a, expr: 'up{job="${nope}"}', objective: ">= 1" }
+      - { name: b, expr: 'up * ${job', objective: ">= 1" }
+      - { name: c, budget: { good: 'x{a="${nope}"}', total: 'rate(x[1m])', target: 1.5 }, objective: ">= 1" }
+      - { name: d, budget: { good: x, target: 0.9, colour: red } }
+"#,
+        &[
+            "vars.window: `window` is reserved",
+            "vars.bad-name: `bad-name` must start with a letter",
+            "vars.list: expected a string, found a list",
+            "groups[0].slos[0].expr: `${nope}` is not defined in `vars` (defined: none)",
+            "groups[0].slos[1].expr: `${` at byte 5 has no closing `}`",
+            "groups[0].slos[1].expr: PromQL parse error",
+            "groups[0].slos[2].budget.target: 1.5 is not a share in (0, 1)",
+            "groups[0].slos[2].budget.good: `${nope}` is not defined",
+            "groups[0].slos[2].budget.total: not a counter selector",
+            "groups[0].slos[2].objective: an SLO with a `budget` takes no `objective`",
+            "groups[0].slos[3].budget.colour: unknown field `colour`",
+            "groups[0].slos[3].budget.total: missing (required)",
+            "groups[0].slos[3].expr: missing (required)",
+        ],
+    );
 }

@@ -1,0 +1,99 @@
+//! The user's stack in one place: `vars:` of the SLO spec, substituted as `${name}` into every
+//! expression, and the selectors of an expression (what a no-data verdict names).
+
+use std::collections::BTreeMap;
+
+/// The reserved `${window}` placeholder: the disruption window's length, filled in at
+/// evaluation time, never by `vars`.
+pub const WINDOW_VAR: &str = "window";
+
+/// What `${window}` stands for when an expression is parsed to check it.
+pub const WINDOW_FOR_CHECKS: &str = "5m";
+
+/// `text` with every `${name}` replaced by `vars[name]`; `${window}` is left as written. The
+/// errors name each unknown or unterminated reference.
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Vec<String>> {
+    let mut out = String::with_capacity(text.len());
+    let mut problems = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            problems.push(format!(
+                "`${{` at byte {} has no closing `}}`",
+                text.len() - rest.len() + i
+            ));
+            rest = "";
+            break;
+        };
+        let name = &after[..end];
+        match vars.get(name) {
+            _ if name == WINDOW_VAR => out.push_str("${window}"),
+            Some(v) => out.push_str(v),
+            None => {
+                let known: Vec<&str> = vars.keys().map(String::as_str).collect();
+                problems.push(format!(
+                    "`${{{name}}}` is not defined in `vars` (defined: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Every vector selector of `expr` as PromQL text (e.g. `up{job="x"}`), in order, each once:
+/// what a no-data verdict names when it says which selector found nothing.
+pub fn selectors(expr: &str) -> Vec<String> {
+    use promql_parser::parser::Expr;
+    fn walk(e: &Expr, out: &mut Vec<String>) {
+        match e {
+            Expr::VectorSelector(v) => {
+                let s = v.to_string();
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            Expr::MatrixSelector(m) => walk(&Expr::VectorSelector(m.vs.clone()), out),
+            Expr::Aggregate(a) => walk(&a.expr, out),
+            Expr::Unary(u) => walk(&u.expr, out),
+            Expr::Binary(b) => {
+                walk(&b.lhs, out);
+                walk(&b.rhs, out);
+            }
+            Expr::Paren(p) => walk(&p.expr, out),
+            Expr::Subquery(s) => walk(&s.expr, out),
+            Expr::Call(c) => c.args.args.iter().for_each(|a| walk(a, out)),
+            Expr::Extension(_) | Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(e) = promql_parser::parser::parse(&expr.replace("${window}", WINDOW_FOR_CHECKS)) {
+        walk(&e, &mut out);
+    }
+    out
+}
+
+/// What a YAML value is, for errors.
+pub(crate) fn kind(v: &serde_yaml::Value) -> &'static str {
+    match v {
+        serde_yaml::Value::Null => "nothing",
+        serde_yaml::Value::Bool(_) => "a boolean",
+        serde_yaml::Value::Number(_) => "a number",
+        serde_yaml::Value::String(_) => "a string",
+        serde_yaml::Value::Sequence(_) => "a list",
+        serde_yaml::Value::Mapping(_) => "a mapping",
+        serde_yaml::Value::Tagged(_) => "a tagged value",
+    }
+}
