@@ -84,6 +84,8 @@ fn the_default_specs_load_and_cover_the_issue() {
     );
     for s in &specs.slos {
         let e = &s.spec.expr;
+        // `${window}` is the disruption window's length, filled in at evaluation time.
+        let e = &e.replace("${window}", "5m");
         assert!(!e.contains("${"), "{}: unsubstituted {e}", s.spec.name);
         for sel in upsoak_agent::vars::selectors(e) {
             assert!(
@@ -463,6 +465,7 @@ groups:
         budget: { good: 'x_total{job="${job}", r="ok"}', total: 'x_total{job="${job}"}', target: 0.99 }
       - name: disrupted
         expr: sum(increase(x_total{job="${job}"}[${window}]))
+        window: disruption
         baseline: "<= +1"
 "#;
     let s = Specs::parse(text, "t").unwrap();
