@@ -9,6 +9,7 @@
 mod common;
 
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kube::api::{Api, ListParams};
@@ -35,6 +36,21 @@ struct Rig {
 }
 
 async fn rig(extra: &str, timeout: Duration) -> Rig {
+    rig_with(
+        extra,
+        timeout,
+        Duration::from_secs(3600),
+        std::sync::Arc::new(|| 0),
+    )
+    .await
+}
+
+async fn rig_with(
+    extra: &str,
+    timeout: Duration,
+    max_age: Duration,
+    generation: Generation,
+) -> Rig {
     let (url, sim_stop) = common::start_sim(
         &format!("fleets: [ {{ name: c, replicas: 6 }} ]\n{extra}"),
         3,
@@ -54,14 +70,13 @@ async fn rig(extra: &str, timeout: Duration) -> Rig {
             count: COUNT,
             interval: Duration::from_millis(200),
             timeout,
-            max_age: Duration::from_secs(3600),
+            max_age,
         },
         ..ProducerConfig::default()
     };
     assert!(cfg.problems().iter().next().is_none());
     let metrics = ProducerMetrics::default();
     let stop = CancellationToken::new();
-    let generation: Generation = std::sync::Arc::new(|| 0);
     let run = tokio::spawn(producer::run_with(
         client,
         cfg,
@@ -197,6 +212,52 @@ async fn canaries_live_through_a_stalled_transition_and_a_restart_is_seen() {
         "{lost:?}\n{}",
         r.text()
     );
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canaries_end_at_max_age_only_after_a_transition() {
+    let transitions = std::sync::Arc::new(AtomicU64::new(0));
+    let seen = transitions.clone();
+    let r = rig_with(
+        "",
+        Duration::from_millis(1000),
+        Duration::from_millis(1500),
+        std::sync::Arc::new(move || seen.load(Ordering::SeqCst)),
+    )
+    .await;
+    let allocated = |r: &Rig| {
+        sample(
+            &r.text(),
+            &format!(
+                "{}{{result=\"Allocated\"}}",
+                pnames::CANARY_ALLOCATIONS_TOTAL
+            ),
+        )
+        .unwrap_or(0.0)
+    };
+    // Past max_age without a transition: still the same canaries.
+    eventually(Duration::from_secs(20), POLL, || async {
+        (r.gauge(pnames::CANARY_OLDEST_AGE_SECONDS) > 2.5).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(allocated(&r), COUNT as f64, "{}", r.text());
+    // A transition went live: each ends (not lost) and is replaced by a younger one.
+    transitions.store(1, Ordering::SeqCst);
+    eventually(Duration::from_secs(20), POLL, || async {
+        (allocated(&r) >= 2.0 * COUNT as f64).then_some(())
+    })
+    .await
+    .unwrap_or_else(|t| panic!("replacements: {t}\n{}", r.text()));
+    r.wait_active("the replacements").await;
+    assert!(r.lost().iter().all(|(_, n)| *n == 0), "{}", r.text());
+    // The gauge follows within an interval: the oldest canary is now a young replacement.
+    eventually(Duration::from_secs(5), POLL, || async {
+        (r.gauge(pnames::CANARY_OLDEST_AGE_SECONDS) < 1.0).then_some(())
+    })
+    .await
+    .unwrap_or_else(|t| panic!("young replacements: {t}\n{}", r.text()));
     r.stop().await;
 }
 
