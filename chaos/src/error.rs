@@ -12,6 +12,7 @@ use upsoak_common::problems::Invalid;
 
 use crate::producer::ClientError;
 use crate::wanderer::RunError;
+use crate::wanderer::apply::ApplyError;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = exit::OK;
@@ -81,11 +82,12 @@ impl Error {
             Error::Wanderer(RunError::OtherWalk { .. }) => Some(
                 "use another `state_dir`, or the seed, strategy and space the journal was started with",
             ),
+            Error::Wanderer(RunError::Halted { .. })
+            | Error::Wanderer(RunError::Observe(ApplyError::Stuck { .. })) => Some(
+                "recover the release by hand (`helm history`, `helm rollback`), or set `wanderer.applier.on_stuck: rollback`",
+            ),
             Error::Wanderer(RunError::Observe(_)) => Some(
                 "check `wanderer.applier`: the Wanderer observes what is installed before it starts",
-            ),
-            Error::Wanderer(RunError::Halted { .. }) => Some(
-                "recover the release by hand (`helm history`, `helm rollback`), or set `wanderer.applier.on_stuck: rollback`",
             ),
             _ => None,
         }

@@ -95,27 +95,6 @@ pub mod wanderer {
         JOURNAL_LINES_DROPPED_TOTAL,
         "upsoak_wanderer_journal_lines_dropped"
     );
-
-    counter!(
-        /// Counter: releases found left `pending-*` by a helm that died mid-operation, by the
-        /// `policy` applied (`rollback`, `fail`) and its `result` (`rolled_back`, `failed`,
-        /// `cleared`: it finished while waited for).
-        STUCK_RELEASES,
-        STUCK_RELEASES_TOTAL,
-        "upsoak_wanderer_stuck_releases"
-    );
-
-    counter!(
-        /// Counter: applies stopped at `apply_timeout` (helm's process group signalled), by the
-        /// last `signal` needed (`TERM`, `KILL`).
-        APPLY_KILLS,
-        APPLY_KILLS_TOTAL,
-        "upsoak_wanderer_apply_kills"
-    );
-
-    /// Gauge: 1 once the Wanderer stopped on an applier failure (a release it may not touch,
-    /// helm unusable) while the Producer goes on; 0 otherwise.
-    pub const HALTED: &str = "upsoak_wanderer_halted";
 }
 
 /// The Producer's metrics (`upsoak-chaos run`, component `producer`).

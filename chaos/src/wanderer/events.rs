@@ -40,6 +40,16 @@ struct FailedTargetLabels {
     kind: &'static str,
 }
 
+// The helm applier's own metrics: for people and alerts; the agent does not query them, so they
+// are named here rather than in `upsoak_common::names`.
+/// Counter: releases found left `pending-*` by a helm that died mid-operation, by the `policy`
+/// applied and its `result` (`rolled_back`, `failed`, `cleared`: it finished while waited for).
+const STUCK_RELEASES: &str = "upsoak_wanderer_stuck_releases";
+/// Counter: applies stopped at `apply_timeout` (the process group signalled), by last `signal`.
+const APPLY_KILLS: &str = "upsoak_wanderer_apply_kills";
+/// Gauge: 1 once the Wanderer stopped on an applier failure while the Producer goes on.
+const HALTED: &str = "upsoak_wanderer_halted";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StuckLabels {
     policy: &'static str,
@@ -156,17 +166,17 @@ impl WandererMetrics {
             self.journal_lines_dropped.clone(),
         );
         r.register(
-            names::STUCK_RELEASES,
+            STUCK_RELEASES,
             "Releases found left pending by a helm that died mid-operation, by policy and result",
             self.stuck_releases.clone(),
         );
         r.register(
-            names::APPLY_KILLS,
+            APPLY_KILLS,
             "Applies stopped at apply_timeout (helm's process group signalled), by the last signal",
             self.apply_kills.clone(),
         );
         r.register(
-            names::HALTED,
+            HALTED,
             "1 once the Wanderer stopped on an applier failure while the Producer goes on",
             self.halted.clone(),
         );
