@@ -45,12 +45,37 @@ async fn a_session_over_udp_ends_in_shutdown_and_replacement() {
     let name = out.game_server_name;
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
 
+    // The simple-game-server's reply forms (`examples/simple-game-server/main.go` and
+    // `handlers.go`): `ACK: ` only for commands that act, queries answered bare.
     assert_eq!(
         say(&sock, port, "GAMESERVER").await,
-        format!("ACK: NAME: {name}\n")
+        format!("NAME: {name}\n")
     );
     assert_eq!(say(&sock, port, "hello there").await, "ACK: hello there\n");
     assert_eq!(say(&sock, port, "LABEL k v").await, "ACK: LABEL k v\n");
+    for (line, want) in [
+        ("LABEL", "ACK: LABEL\n"),
+        (
+            "LABEL k",
+            "ERROR: Invalid LABEL command, must use zero or 2 arguments\n",
+        ),
+        ("INCREMENT_COUNTER rooms 2", "SUCCESS\n"),
+        ("GET_COUNTER_COUNT rooms", "COUNTER: 2\n"),
+        ("GET_COUNTER_CAPACITY rooms", "CAPACITY: 1000\n"),
+        ("APPEND_LIST_VALUE maps dust", "SUCCESS\n"),
+        ("LIST_CONTAINS maps dust", "FOUND: true\n"),
+        ("LIST_CONTAINS maps inferno", "FOUND: false\n"),
+        ("GET_LIST_LENGTH maps", "LENGTH: 1\n"),
+        ("GET_LIST_VALUES maps", "VALUES: dust\n"),
+        ("GET_LIST_VALUES empty", "VALUES: <none>\n"),
+        (
+            "GET_COUNTER_COUNT",
+            "ERROR: Invalid GET_COUNTER_COUNT, should have 1 argument\n",
+        ),
+        ("EXIT later", "ACK: EXIT later\n"),
+    ] {
+        assert_eq!(say(&sock, port, line).await, want, "{line}");
+    }
     eventually(5, "the SDK label", || async {
         let g = gss.get(&name).await.unwrap();
         g.metadata
@@ -61,7 +86,7 @@ async fn a_session_over_udp_ends_in_shutdown_and_replacement() {
     .await;
 
     // EXIT: Shutdown, deleted, and the Fleet brings back its second server.
-    assert!(say(&sock, port, "EXIT").await.starts_with("ACK"));
+    assert_eq!(say(&sock, port, "EXIT").await, "ACK: EXIT\n");
     eventually(10, "the exited server to be deleted", || async {
         gss.get(&name).await.is_err().then_some(())
     })

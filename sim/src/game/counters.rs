@@ -1,5 +1,6 @@
 //! Counters and Lists (Agones' `CountsAndLists`): their state in a game and the commands that
-//! read and change them, with the real server's reply words (`COUNTER: 3`, `SUCCESS: true`, …).
+//! read and change them, with the real server's replies (`COUNTER: 3`, `SUCCESS`, `FOUND: true`,
+//! `VALUES: <none>`, …; `examples/simple-game-server/handlers.go`), sent without `ACK: `.
 
 use std::collections::BTreeMap;
 
@@ -55,8 +56,8 @@ impl CountsAndLists {
     /// neither (the protocol then echoes it).
     pub(super) fn command(&mut self, cmd: &str, args: &[&str]) -> Result<Option<String>, String> {
         match cmd {
-            // Counters and lists: replies carry the real server's words (`COUNTER: 3`,
-            // `SUCCESS: true`, …) so output reads the same as against Agones.
+            // Counters and lists: the real server's replies (`handleGetCounterCount` …
+            // `handleDeleteListValue`), which carry no `ACK: `.
             "GET_COUNTER_COUNT" => {
                 let [name] = exact(cmd, args)?;
                 Ok(Some(format!("COUNTER: {}", self.counter(name).count)))
@@ -87,7 +88,7 @@ impl CountsAndLists {
                     })?;
                 self.counters
                     .insert(name.to_owned(), Counter { count, ..current });
-                Ok(Some("SUCCESS: true".to_owned()))
+                Ok(Some("SUCCESS".to_owned()))
             }
             "SET_COUNTER_COUNT" => {
                 let [name, count] = exact(cmd, args)?;
@@ -101,7 +102,7 @@ impl CountsAndLists {
                 }
                 self.counters
                     .insert(name.to_owned(), Counter { count, ..current });
-                Ok(Some("SUCCESS: true".to_owned()))
+                Ok(Some("SUCCESS".to_owned()))
             }
             "SET_COUNTER_CAPACITY" => {
                 let [name, capacity] = exact(cmd, args)?;
@@ -118,7 +119,7 @@ impl CountsAndLists {
                     capacity,
                 };
                 self.counters.insert(name.to_owned(), counter);
-                Ok(Some("SUCCESS: true".to_owned()))
+                Ok(Some("SUCCESS".to_owned()))
             }
             "GET_LIST_CAPACITY" => {
                 let [name] = exact(cmd, args)?;
@@ -137,16 +138,15 @@ impl CountsAndLists {
                 // Values beyond the new capacity are dropped from the end, as Agones does.
                 list.values
                     .truncate(usize::try_from(capacity).unwrap_or(usize::MAX));
-                Ok(Some("SUCCESS: true".to_owned()))
+                Ok(Some("SUCCESS".to_owned()))
             }
             "LIST_CONTAINS" => {
-                // The real server answers "not contained" with an ERROR; here it is an answer.
                 let [name, value] = exact(cmd, args)?;
                 let contains = self
                     .lists
                     .get(name)
                     .is_some_and(|l| l.values.iter().any(|v| v == value));
-                Ok(Some(contains.to_string()))
+                Ok(Some(format!("FOUND: {contains}")))
             }
             "GET_LIST_LENGTH" => {
                 let [name] = exact(cmd, args)?;
@@ -156,7 +156,7 @@ impl CountsAndLists {
                 let [name] = exact(cmd, args)?;
                 let list = self.list(name);
                 if list.values.is_empty() {
-                    Ok(Some("NO VALUES".to_owned()))
+                    Ok(Some("VALUES: <none>".to_owned()))
                 } else {
                     Ok(Some(format!("VALUES: {}", list.values.join(","))))
                 }
@@ -180,7 +180,7 @@ impl CountsAndLists {
                     .or_default()
                     .values
                     .push(value.to_owned());
-                Ok(Some("SUCCESS: true".to_owned()))
+                Ok(Some("SUCCESS".to_owned()))
             }
             "DELETE_LIST_VALUE" => {
                 let [name, value] = exact(cmd, args)?;
@@ -194,7 +194,7 @@ impl CountsAndLists {
                     ));
                 };
                 list.values.retain(|v| v != value);
-                Ok(Some("SUCCESS: true".to_owned()))
+                Ok(Some("SUCCESS".to_owned()))
             }
             _ => Ok(None),
         }
@@ -235,8 +235,8 @@ mod tests {
         let mut g = CountsAndLists::default();
         assert_eq!(ack(&mut g, "GET_COUNTER_COUNT rooms"), "COUNTER: 0");
         assert_eq!(ack(&mut g, "GET_COUNTER_CAPACITY rooms"), "CAPACITY: 1000");
-        assert_eq!(ack(&mut g, "INCREMENT_COUNTER rooms 3"), "SUCCESS: true");
-        assert_eq!(ack(&mut g, "DECREMENT_COUNTER rooms 1"), "SUCCESS: true");
+        assert_eq!(ack(&mut g, "INCREMENT_COUNTER rooms 3"), "SUCCESS");
+        assert_eq!(ack(&mut g, "DECREMENT_COUNTER rooms 1"), "SUCCESS");
         assert_eq!(ack(&mut g, "GET_COUNTER_COUNT rooms"), "COUNTER: 2");
         assert_eq!(
             err(&mut g, "DECREMENT_COUNTER rooms 3"),
@@ -253,14 +253,14 @@ mod tests {
         );
         assert_eq!(ack(&mut g, "GET_COUNTER_COUNT rooms"), "COUNTER: 2");
 
-        assert_eq!(ack(&mut g, "SET_COUNTER_COUNT rooms 1000"), "SUCCESS: true");
+        assert_eq!(ack(&mut g, "SET_COUNTER_COUNT rooms 1000"), "SUCCESS");
         assert_eq!(
             err(&mut g, "SET_COUNTER_COUNT rooms 1001"),
             "SET_COUNTER_COUNT: count 1001 of counter `rooms` is outside 0..=1000"
         );
         assert!(err(&mut g, "SET_COUNTER_COUNT rooms -1").contains("outside 0..=1000"));
         // A smaller capacity cuts the count down to it.
-        assert_eq!(ack(&mut g, "SET_COUNTER_CAPACITY rooms 5"), "SUCCESS: true");
+        assert_eq!(ack(&mut g, "SET_COUNTER_CAPACITY rooms 5"), "SUCCESS");
         assert_eq!(ack(&mut g, "GET_COUNTER_CAPACITY rooms"), "CAPACITY: 5");
         assert_eq!(ack(&mut g, "GET_COUNTER_COUNT rooms"), "COUNTER: 5");
         assert!(err(&mut g, "INCREMENT_COUNTER rooms 1").contains("at 5 of capacity 5"));
@@ -268,7 +268,7 @@ mod tests {
             err(&mut g, "SET_COUNTER_CAPACITY rooms -1"),
             "SET_COUNTER_CAPACITY: capacity must not be negative, got -1"
         );
-        assert_eq!(ack(&mut g, "SET_COUNTER_CAPACITY rooms 0"), "SUCCESS: true");
+        assert_eq!(ack(&mut g, "SET_COUNTER_CAPACITY rooms 0"), "SUCCESS");
         assert_eq!(ack(&mut g, "GET_COUNTER_COUNT rooms"), "COUNTER: 0");
         // Counters are independent.
         assert_eq!(ack(&mut g, "GET_COUNTER_CAPACITY other"), "CAPACITY: 1000");
@@ -279,19 +279,16 @@ mod tests {
         let mut g = CountsAndLists::default();
         assert_eq!(ack(&mut g, "GET_LIST_CAPACITY maps"), "CAPACITY: 1000");
         assert_eq!(ack(&mut g, "GET_LIST_LENGTH maps"), "LENGTH: 0");
-        assert_eq!(ack(&mut g, "GET_LIST_VALUES maps"), "NO VALUES");
-        assert_eq!(ack(&mut g, "LIST_CONTAINS maps dust"), "false");
-        assert_eq!(ack(&mut g, "APPEND_LIST_VALUE maps dust"), "SUCCESS: true");
-        assert_eq!(
-            ack(&mut g, "APPEND_LIST_VALUE maps inferno"),
-            "SUCCESS: true"
-        );
-        assert_eq!(ack(&mut g, "APPEND_LIST_VALUE maps nuke"), "SUCCESS: true");
+        assert_eq!(ack(&mut g, "GET_LIST_VALUES maps"), "VALUES: <none>");
+        assert_eq!(ack(&mut g, "LIST_CONTAINS maps dust"), "FOUND: false");
+        assert_eq!(ack(&mut g, "APPEND_LIST_VALUE maps dust"), "SUCCESS");
+        assert_eq!(ack(&mut g, "APPEND_LIST_VALUE maps inferno"), "SUCCESS");
+        assert_eq!(ack(&mut g, "APPEND_LIST_VALUE maps nuke"), "SUCCESS");
         assert_eq!(
             err(&mut g, "APPEND_LIST_VALUE maps dust"),
             "APPEND_LIST_VALUE: `dust` is already in list `maps`"
         );
-        assert_eq!(ack(&mut g, "LIST_CONTAINS maps inferno"), "true");
+        assert_eq!(ack(&mut g, "LIST_CONTAINS maps inferno"), "FOUND: true");
         assert_eq!(ack(&mut g, "GET_LIST_LENGTH maps"), "LENGTH: 3");
         assert_eq!(
             ack(&mut g, "GET_LIST_VALUES maps"),
@@ -303,9 +300,9 @@ mod tests {
             "SET_LIST_CAPACITY: capacity 1001 is outside 0..=1000"
         );
         assert!(err(&mut g, "SET_LIST_CAPACITY maps -1").contains("outside 0..=1000"));
-        assert_eq!(ack(&mut g, "SET_LIST_CAPACITY maps 1000"), "SUCCESS: true");
+        assert_eq!(ack(&mut g, "SET_LIST_CAPACITY maps 1000"), "SUCCESS");
         // A smaller capacity drops values from the end.
-        assert_eq!(ack(&mut g, "SET_LIST_CAPACITY maps 2"), "SUCCESS: true");
+        assert_eq!(ack(&mut g, "SET_LIST_CAPACITY maps 2"), "SUCCESS");
         assert_eq!(ack(&mut g, "GET_LIST_CAPACITY maps"), "CAPACITY: 2");
         assert_eq!(ack(&mut g, "GET_LIST_VALUES maps"), "VALUES: dust,inferno");
         assert_eq!(
@@ -318,9 +315,9 @@ mod tests {
             "DELETE_LIST_VALUE: `nuke` is not in list `maps`"
         );
         assert!(err(&mut g, "DELETE_LIST_VALUE nowhere x").contains("not in list `nowhere`"));
-        assert_eq!(ack(&mut g, "DELETE_LIST_VALUE maps dust"), "SUCCESS: true");
+        assert_eq!(ack(&mut g, "DELETE_LIST_VALUE maps dust"), "SUCCESS");
         assert_eq!(ack(&mut g, "GET_LIST_VALUES maps"), "VALUES: inferno");
-        assert_eq!(ack(&mut g, "APPEND_LIST_VALUE maps nuke"), "SUCCESS: true");
+        assert_eq!(ack(&mut g, "APPEND_LIST_VALUE maps nuke"), "SUCCESS");
         assert_eq!(ack(&mut g, "GET_LIST_LENGTH maps"), "LENGTH: 2");
         // Lists are independent.
         assert_eq!(ack(&mut g, "GET_LIST_CAPACITY other"), "CAPACITY: 1000");

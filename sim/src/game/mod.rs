@@ -100,22 +100,29 @@ pub enum SdkCall {
     },
 }
 
-/// Exactly `N` arguments, or an error naming the command.
+/// The first `N` arguments (more are ignored), or the real server's error for too few.
 fn exact<'a, const N: usize>(cmd: &str, args: &[&'a str]) -> Result<[&'a str; N], String> {
-    <[&'a str; N]>::try_from(args).map_err(|_| {
-        let wanted = match N {
-            0 => "no arguments".to_owned(),
-            1 => "1 argument".to_owned(),
-            n => format!("{n} arguments"),
-        };
-        format!("{cmd} takes {wanted}, got {}", args.len())
-    })
+    // The real handlers check only for too few parts and ignore extra ones
+    // (`examples/simple-game-server/handlers.go`: `if len(parts) < 2 { "Invalid …" }`).
+    args.get(..N)
+        .and_then(|a| <[&'a str; N]>::try_from(a).ok())
+        .ok_or_else(|| {
+            let plural = if N == 1 { "" } else { "s" };
+            format!("Invalid {cmd}, should have {N} argument{plural}")
+        })
 }
 
-/// An integer argument, or an error naming the command and the argument.
-fn number(cmd: &str, what: &str, text: &str) -> Result<i64, String> {
-    text.parse()
-        .map_err(|_| format!("{cmd}: {what} `{text}` is not an integer"))
+/// An integer argument, or Go's `strconv.ParseInt` error text, as the real server answers.
+fn number(_cmd: &str, _what: &str, text: &str) -> Result<i64, String> {
+    text.parse().map_err(|e: std::num::ParseIntError| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        format!("strconv.ParseInt: parsing {text:?}: {why}")
+    })
 }
 
 fn len_i64(len: usize) -> i64 {
@@ -273,7 +280,7 @@ mod tests {
         let gs = start(&pool, "gs-1").await;
         assert!(gs.port > 0);
         let c = &gs.client;
-        assert_eq!(say(c, b"GAMESERVER").await, "ACK: NAME: gs-1\n");
+        assert_eq!(say(c, b"GAMESERVER").await, "NAME: gs-1\n");
         assert_eq!(say(c, b"READY\n").await, "ACK: READY\n");
         assert_eq!(
             say(c, b"PLAYER_CONNECT p1").await,
@@ -287,7 +294,7 @@ mod tests {
             say(c, b"PLAYER_CONNECT p1").await,
             "ACK: PLAYER_CONNECT p1\n"
         );
-        assert_eq!(say(c, b"GET_PLAYERS").await, "ACK: p1,p2\n");
+        assert_eq!(say(c, b"GET_PLAYERS").await, "p1,p2\n");
         assert_eq!(
             say(c, b"RESERVE 30s").await,
             "ERROR: cannot allocate a Reserved gameserver\n"
@@ -310,13 +317,14 @@ mod tests {
     async fn the_loop_stops_on_cancellation_and_on_crash() {
         let pool = PortPool::new(0, 0).unwrap();
         let gs = start(&pool, "gs-2").await;
-        assert_eq!(say(&gs.client, b"PLAYER_COUNT").await, "ACK: 0\n");
+        assert_eq!(say(&gs.client, b"PLAYER_COUNT").await, "0\n");
         gs.stop.cancel();
         ends(gs.task).await;
         assert!(gs.recorder.calls().is_empty());
 
         let gs = start(&pool, "gs-3").await;
-        assert_eq!(say(&gs.client, b"CRASH").await, "ACK: CRASH\n");
+        // CRASH exits without a reply, as `os.Exit` does.
+        gs.client.send(b"CRASH").await.unwrap();
         ends(gs.task).await;
         assert_eq!(
             gs.recorder.calls(),
@@ -351,8 +359,8 @@ mod tests {
             reply,
             format!("ACK: {}\n", String::from_utf8_lossy(&cut[..1024]))
         );
-        assert_eq!(say(c, b"PLAYER_COUNT").await, "ACK: 1\n");
-        assert_eq!(say(c, b"GAMESERVER").await, "ACK: NAME: gs-4\n");
+        assert_eq!(say(c, b"PLAYER_COUNT").await, "1\n");
+        assert_eq!(say(c, b"GAMESERVER").await, "NAME: gs-4\n");
         assert!(!gs.task.is_finished());
         gs.stop.cancel();
         ends(gs.task).await;

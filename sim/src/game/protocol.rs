@@ -11,11 +11,15 @@ use crate::duration::parse_go_duration;
 /// its `status.players.capacity`, from `spec.players.initialCapacity` (default 0).
 pub const DEFAULT_PLAYER_CAPACITY: i64 = 100;
 
-/// The answer to one command.
+/// The answer to one command, in the forms the simple-game-server sends
+/// (`examples/simple-game-server/main.go`, `udpReadWriteLoop`: `ERROR: ` on an error, `ACK: `
+/// only when the handler sets `addACK`, else the handler's text as it is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Sent as `ACK: <text>`.
     Ack(String),
+    /// Sent as `<text>` (`NAME: gs`, `3`, `COUNTER: 3`, `SUCCESS`, …).
+    Plain(String),
     /// Sent as `ERROR: <text>`.
     Error(String),
     /// Nothing is sent: the process exited (`log.Fatalf` in the simple-game-server).
@@ -27,6 +31,7 @@ impl Reply {
     pub fn to_datagram(&self) -> String {
         match self {
             Reply::Ack(text) => format!("ACK: {text}\n"),
+            Reply::Plain(text) => format!("{text}\n"),
             Reply::Error(text) => format!("ERROR: {text}\n"),
             Reply::Silent => String::new(),
         }
@@ -128,78 +133,91 @@ impl GameState {
                 stop: true,
             };
         }
-        let stop = matches!(cmd, "EXIT" | "CRASH") && args.is_empty();
-        let reply = match self.command(cmd, args, text, sdk) {
-            Ok(ack) => Reply::Ack(ack),
-            Err(error) => Reply::Error(error),
-        };
+        if cmd == "CRASH" {
+            // `handleCrash`: `os.Exit` before any reply. The health pings stop, so Agones marks
+            // the GameServer Unhealthy.
+            self.healthy = false;
+            let _ = sdk(SdkCall::Unhealthy);
+            return Outcome {
+                reply: Reply::Silent,
+                stop: true,
+            };
+        }
+        // The server exits after replying only to the exact text `EXIT` (`udpReadWriteLoop`).
+        let stop = cmd == "EXIT" && args.is_empty();
+        let reply = self
+            .command(cmd, args, text, sdk)
+            .unwrap_or_else(Reply::Error);
         Outcome { reply, stop }
     }
 
-    /// The ACK text of one command, or the ERROR text.
+    /// The reply to one command, or the ERROR text.
     fn command(
         &mut self,
         cmd: &str,
         args: &[&str],
         text: &str,
         sdk: &mut dyn FnMut(SdkCall) -> Result<(), SdkError>,
-    ) -> Result<String, String> {
-        // Like the real server, commands that only act are acknowledged with their own text.
-        let echo = || Ok(text.to_owned());
+    ) -> Result<Reply, String> {
+        // Like the real server, commands that only act are acknowledged with their own text
+        // (`defaultReply`).
+        let echo = || Ok(Reply::Ack(text.to_owned()));
+        let plain = |t: String| Ok(Reply::Plain(t));
         match cmd {
             "EXIT" => {
-                let [] = exact(cmd, args)?;
-                sdk(SdkCall::Shutdown)?;
-                echo()
-            }
-            "CRASH" => {
-                // The real process dies without a Shutdown; its health pings stop, so Agones
-                // marks it Unhealthy. Replying is a courtesy the real one cannot offer.
-                let [] = exact(cmd, args)?;
-                self.healthy = false;
-                sdk(SdkCall::Unhealthy)?;
+                // `EXIT` with arguments is acknowledged and does nothing (the exit follows
+                // only the exact text `EXIT`).
+                if args.is_empty() {
+                    sdk(SdkCall::Shutdown)?;
+                }
                 echo()
             }
             "UNHEALTHY" => {
-                let [] = exact(cmd, args)?;
                 self.healthy = false;
                 sdk(SdkCall::Unhealthy)?;
                 echo()
             }
-            "GAMESERVER" => {
-                let [] = exact(cmd, args)?;
-                Ok(format!("NAME: {}", self.name))
-            }
+            "GAMESERVER" => plain(format!("NAME: {}", self.name)),
             "READY" => {
-                let [] = exact(cmd, args)?;
                 sdk(SdkCall::Ready)?;
                 echo()
             }
             "ALLOCATE" => {
-                let [] = exact(cmd, args)?;
                 sdk(SdkCall::Allocate)?;
                 echo()
             }
             "RESERVE" => {
                 let [duration] = exact(cmd, args)?;
-                let duration = parse_go_duration(duration).ok_or_else(|| {
-                    format!("RESERVE: `{duration}` is not a duration like 10s, 1m30s or 500ms")
-                })?;
+                // `time.ParseDuration`'s error text.
+                let duration = parse_go_duration(duration)
+                    .ok_or_else(|| format!("time: invalid duration {duration:?}"))?;
                 sdk(SdkCall::Reserve(duration))?;
                 echo()
             }
-            "LABEL" => {
-                let [key, value] = exact(cmd, args)?;
-                sdk(SdkCall::Label(key.to_owned(), value.to_owned()))?;
-                echo()
-            }
-            "ANNOTATION" => {
-                let [key, value] = exact(cmd, args)?;
-                sdk(SdkCall::Annotation(key.to_owned(), value.to_owned()))?;
+            "LABEL" | "ANNOTATION" => {
+                // `handleLabel`, `handleAnnotation`: no arguments set `timestamp` to the Unix
+                // time (the legacy form), two set that key and value, anything else is an error.
+                let (key, value) = match args {
+                    [] => (
+                        "timestamp".to_owned(),
+                        jiff::Timestamp::now().as_second().to_string(),
+                    ),
+                    [k, v] => ((*k).to_owned(), (*v).to_owned()),
+                    _ => {
+                        return Err(format!(
+                            "Invalid {cmd} command, must use zero or 2 arguments"
+                        ));
+                    }
+                };
+                sdk(if cmd == "LABEL" {
+                    SdkCall::Label(key, value)
+                } else {
+                    SdkCall::Annotation(key, value)
+                })?;
                 echo()
             }
             "PLAYER_CAPACITY" => match args {
-                [] => Ok(self.player_capacity.to_string()),
+                [] => plain(self.player_capacity.to_string()),
                 [capacity] => {
                     let capacity = number(cmd, "capacity", capacity)?;
                     if capacity < 0 {
@@ -210,10 +228,7 @@ impl GameState {
                     self.set_players(self.players.clone(), capacity, sdk)?;
                     echo()
                 }
-                _ => Err(format!(
-                    "PLAYER_CAPACITY takes 0 or 1 argument, got {}",
-                    args.len()
-                )),
+                _ => Err("Invalid PLAYER_CAPACITY, should have 0 or 1 arguments".to_owned()),
             },
             "PLAYER_CONNECT" => {
                 let [id] = exact(cmd, args)?;
@@ -238,18 +253,12 @@ impl GameState {
             }
             "PLAYER_CONNECTED" => {
                 let [id] = exact(cmd, args)?;
-                Ok(self.is_connected(id).to_string())
+                plain(self.is_connected(id).to_string())
             }
-            "GET_PLAYERS" => {
-                let [] = exact(cmd, args)?;
-                Ok(self.players.join(","))
-            }
-            "PLAYER_COUNT" => {
-                let [] = exact(cmd, args)?;
-                Ok(self.players.len().to_string())
-            }
+            "GET_PLAYERS" => plain(self.players.join(",")),
+            "PLAYER_COUNT" => plain(self.players.len().to_string()),
             _ => match self.counts.command(cmd, args)? {
-                Some(ack) => Ok(ack),
+                Some(reply) => plain(reply),
                 None => echo(),
             },
         }
@@ -291,6 +300,14 @@ pub(super) mod tests {
         (out, calls)
     }
 
+    /// The text of a reply sent without `ACK: ` (a query's answer).
+    fn plain(g: &mut GameState, line: &str) -> String {
+        match run(g, line).0.reply {
+            Reply::Plain(text) => text,
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
     fn ack(g: &mut GameState, line: &str) -> String {
         match run(g, line).0.reply {
             Reply::Ack(text) => text,
@@ -322,95 +339,78 @@ pub(super) mod tests {
 
     #[test]
     fn wrong_arguments_are_errors_naming_the_command() {
+        // The real server's texts (`examples/simple-game-server/handlers.go`); extra
+        // arguments are ignored, too few are an error.
         let mut g = GameState::new("gs");
         let cases = [
-            ("EXIT now", "EXIT takes no arguments, got 1"),
-            ("CRASH hard", "CRASH takes no arguments, got 1"),
-            ("READY 1", "READY takes no arguments, got 1"),
-            ("GAMESERVER x", "GAMESERVER takes no arguments, got 1"),
-            ("RESERVE", "RESERVE takes 1 argument, got 0"),
-            ("RESERVE 1s 2s", "RESERVE takes 1 argument, got 2"),
+            ("RESERVE", "Invalid RESERVE, should have 1 argument"),
+            ("RESERVE soon", "time: invalid duration \"soon\""),
             (
-                "RESERVE soon",
-                "RESERVE: `soon` is not a duration like 10s, 1m30s or 500ms",
+                "LABEL k",
+                "Invalid LABEL command, must use zero or 2 arguments",
             ),
-            ("LABEL k", "LABEL takes 2 arguments, got 1"),
-            ("ANNOTATION a b c", "ANNOTATION takes 2 arguments, got 3"),
+            (
+                "ANNOTATION a b c",
+                "Invalid ANNOTATION command, must use zero or 2 arguments",
+            ),
             (
                 "PLAYER_CAPACITY 1 2",
-                "PLAYER_CAPACITY takes 0 or 1 argument, got 2",
+                "Invalid PLAYER_CAPACITY, should have 0 or 1 arguments",
             ),
             (
                 "PLAYER_CAPACITY many",
-                "PLAYER_CAPACITY: capacity `many` is not an integer",
+                "strconv.ParseInt: parsing \"many\": invalid syntax",
             ),
             (
                 "PLAYER_CAPACITY -1",
                 "PLAYER_CAPACITY: capacity must not be negative, got -1",
             ),
-            ("PLAYER_CONNECT", "PLAYER_CONNECT takes 1 argument, got 0"),
             (
-                "PLAYER_DISCONNECT a b",
-                "PLAYER_DISCONNECT takes 1 argument, got 2",
+                "PLAYER_CONNECT",
+                "Invalid PLAYER_CONNECT, should have 1 argument",
             ),
             (
                 "PLAYER_CONNECTED",
-                "PLAYER_CONNECTED takes 1 argument, got 0",
+                "Invalid PLAYER_CONNECTED, should have 1 argument",
             ),
-            ("GET_PLAYERS all", "GET_PLAYERS takes no arguments, got 1"),
-            ("PLAYER_COUNT x", "PLAYER_COUNT takes no arguments, got 1"),
             (
                 "GET_COUNTER_COUNT",
-                "GET_COUNTER_COUNT takes 1 argument, got 0",
+                "Invalid GET_COUNTER_COUNT, should have 1 argument",
             ),
             (
                 "INCREMENT_COUNTER c",
-                "INCREMENT_COUNTER takes 2 arguments, got 1",
+                "Invalid INCREMENT_COUNTER, should have 2 arguments",
             ),
             (
                 "INCREMENT_COUNTER c x",
-                "INCREMENT_COUNTER: amount `x` is not an integer",
+                "strconv.ParseInt: parsing \"x\": invalid syntax",
             ),
             (
                 "DECREMENT_COUNTER c 1.5",
-                "DECREMENT_COUNTER: amount `1.5` is not an integer",
+                "strconv.ParseInt: parsing \"1.5\": invalid syntax",
             ),
             (
-                "SET_COUNTER_COUNT c ten",
-                "SET_COUNTER_COUNT: count `ten` is not an integer",
-            ),
-            (
-                "SET_COUNTER_CAPACITY c",
-                "SET_COUNTER_CAPACITY takes 2 arguments, got 1",
+                "SET_COUNTER_COUNT c 99999999999999999999",
+                "strconv.ParseInt: parsing \"99999999999999999999\": value out of range",
             ),
             (
                 "GET_LIST_CAPACITY",
-                "GET_LIST_CAPACITY takes 1 argument, got 0",
+                "Invalid GET_LIST_CAPACITY, should have 1 argument",
             ),
             (
-                "SET_LIST_CAPACITY l big",
-                "SET_LIST_CAPACITY: capacity `big` is not an integer",
-            ),
-            ("LIST_CONTAINS l", "LIST_CONTAINS takes 2 arguments, got 1"),
-            ("GET_LIST_LENGTH", "GET_LIST_LENGTH takes 1 argument, got 0"),
-            (
-                "GET_LIST_VALUES a b",
-                "GET_LIST_VALUES takes 1 argument, got 2",
+                "LIST_CONTAINS l",
+                "Invalid LIST_CONTAINS, should have 2 arguments",
             ),
             (
                 "APPEND_LIST_VALUE l",
-                "APPEND_LIST_VALUE takes 2 arguments, got 1",
-            ),
-            (
-                "DELETE_LIST_VALUE l a b",
-                "DELETE_LIST_VALUE takes 2 arguments, got 3",
+                "Invalid APPEND_LIST_VALUE, should have 2 arguments",
             ),
         ];
         for (line, want) in cases {
             assert_eq!(err(&mut g, line), want, "{line:?}");
         }
         // None of them changed anything.
-        assert_eq!(ack(&mut g, "PLAYER_CAPACITY"), "100");
+        assert_eq!(plain(&mut g, "PLAYER_CAPACITY"), "100");
         assert!(g.healthy());
     }
 
@@ -446,11 +446,11 @@ pub(super) mod tests {
     #[test]
     fn players_connect_up_to_capacity_and_are_mirrored() {
         let mut g = GameState::new("gs");
-        assert_eq!(ack(&mut g, "PLAYER_CAPACITY"), "100");
+        assert_eq!(plain(&mut g, "PLAYER_CAPACITY"), "100");
         let (out, calls) = run(&mut g, "PLAYER_CAPACITY 2");
         assert_eq!(out.reply, Reply::Ack("PLAYER_CAPACITY 2".into()));
         assert_eq!(calls, [players(0, 2, &[])]);
-        assert_eq!(ack(&mut g, "PLAYER_CAPACITY"), "2");
+        assert_eq!(plain(&mut g, "PLAYER_CAPACITY"), "2");
 
         let (out, calls) = run(&mut g, "PLAYER_CONNECT b");
         assert_eq!(out.reply, Reply::Ack("PLAYER_CONNECT b".into()));
@@ -461,25 +461,25 @@ pub(super) mod tests {
         let (_, calls) = run(&mut g, "PLAYER_CONNECT a");
         assert_eq!(calls, [players(2, 2, &["b", "a"])]);
         // Connection order, not sorted order.
-        assert_eq!(ack(&mut g, "GET_PLAYERS"), "b,a");
-        assert_eq!(ack(&mut g, "PLAYER_COUNT"), "2");
-        assert_eq!(ack(&mut g, "PLAYER_CONNECTED a"), "true");
-        assert_eq!(ack(&mut g, "PLAYER_CONNECTED c"), "false");
+        assert_eq!(plain(&mut g, "GET_PLAYERS"), "b,a");
+        assert_eq!(plain(&mut g, "PLAYER_COUNT"), "2");
+        assert_eq!(plain(&mut g, "PLAYER_CONNECTED a"), "true");
+        assert_eq!(plain(&mut g, "PLAYER_CONNECTED c"), "false");
 
         assert_eq!(ack(&mut g, "PLAYER_DISCONNECT c"), "PLAYER_DISCONNECT c");
         let (out, calls) = run(&mut g, "PLAYER_DISCONNECT b");
         assert_eq!(out.reply, Reply::Ack("PLAYER_DISCONNECT b".into()));
         assert_eq!(calls, [players(1, 2, &["a"])]);
-        assert_eq!(ack(&mut g, "PLAYER_CONNECTED b"), "false");
+        assert_eq!(plain(&mut g, "PLAYER_CONNECTED b"), "false");
 
         // Lowering the capacity below the count keeps the players.
         let (_, calls) = run(&mut g, "PLAYER_CAPACITY 0");
         assert_eq!(calls, [players(1, 0, &["a"])]);
-        assert_eq!(ack(&mut g, "GET_PLAYERS"), "a");
+        assert_eq!(plain(&mut g, "GET_PLAYERS"), "a");
         let (_, calls) = run(&mut g, "PLAYER_DISCONNECT a");
         assert_eq!(calls, [players(0, 0, &[])]);
-        assert_eq!(ack(&mut g, "GET_PLAYERS"), "");
-        assert_eq!(ack(&mut g, "PLAYER_COUNT"), "0");
+        assert_eq!(plain(&mut g, "GET_PLAYERS"), "");
+        assert_eq!(plain(&mut g, "PLAYER_COUNT"), "0");
         // At capacity a connect is refused by the SDK and the server exits, unanswered.
         let (out, calls) = run(&mut g, "PLAYER_CONNECT d");
         assert_eq!(
@@ -535,12 +535,12 @@ pub(super) mod tests {
                 stop: false
             }
         );
-        assert_eq!(ack(&mut g, "PLAYER_COUNT"), "0");
+        assert_eq!(plain(&mut g, "PLAYER_COUNT"), "0");
         g.handle("PLAYER_CAPACITY 5", &mut refuse);
-        assert_eq!(ack(&mut g, "PLAYER_CAPACITY"), "100");
+        assert_eq!(plain(&mut g, "PLAYER_CAPACITY"), "100");
         ack(&mut g, "PLAYER_CONNECT a");
         g.handle("PLAYER_DISCONNECT a", &mut refuse);
-        assert_eq!(ack(&mut g, "GET_PLAYERS"), "a");
+        assert_eq!(plain(&mut g, "GET_PLAYERS"), "a");
         let out = g.handle("READY", &mut refuse);
         assert_eq!(out.reply, Reply::Error("gameserver ns/gs not found".into()));
         // EXIT still ends the game: the process exits whatever the SDK said.
