@@ -13,10 +13,14 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use upsoak_testkit::eventually;
 use upsoak_tests::{
     Soak, Stack, disrupted_with, disruption_summary, disruption_verdict, fault_on_1_59, slos_with,
     soak, summary, verdict, version,
 };
+
+/// How often these tests poll the stack's state.
+const POLL: Duration = Duration::from_millis(200);
 
 /// Seconds the agent waits after a settle end before judging it (`disruption::INGEST_LAG_S`).
 const INGEST_LAG_S: i64 = 2;
@@ -42,9 +46,24 @@ fn all(judged: &[Value]) -> String {
         .join("\n")
 }
 
-/// The judged transitions, once `n` are judged in both windows (the agent stops at `n`).
-async fn judged_both(s: &mut Stack, n: usize, within: u64) -> Vec<Value> {
-    let status = s.agent.as_mut().unwrap().wait_exit(secs(within)).await;
+/// The judged transitions, once `n` are judged in both windows (the agent stops at `n`), and
+/// every alert Alertmanager held meanwhile (a disruption alert resolves when the next
+/// transition passes, so it is watched while it fires).
+async fn judged_both(s: &mut Stack, n: usize, within: u64) -> (Vec<Value>, Vec<Value>) {
+    let seen = std::sync::Mutex::new(Vec::new());
+    let done = eventually(secs(within), POLL, || async {
+        let alerts = s.alerts().await;
+        seen.lock().unwrap().extend(alerts);
+        let judged = s.judged();
+        let both = judged.len() >= n && judged.iter().all(|t| !t["disruption"].is_null());
+        both.then_some(())
+    })
+    .await;
+    let seen = seen.into_inner().unwrap();
+    let status = match done {
+        Ok(()) => s.agent.as_mut().unwrap().wait_exit(secs(20)).await,
+        Err(_) => None,
+    };
     let judged = s.judged();
     assert!(
         status.is_some() && judged.len() == n,
@@ -58,7 +77,7 @@ async fn judged_both(s: &mut Stack, n: usize, within: u64) -> Vec<Value> {
         "a judged transition without its disruption window:\n{}",
         all(&judged)
     );
-    judged
+    (judged, seen)
 }
 
 /// The disruption window's verdict came within the window plus two evaluation intervals.
@@ -78,7 +97,7 @@ async fn upgrade_fault_is_caught(kind: &str, params: &str, slo: &str) {
     let cfg = upgrade_soak(fault_on_1_59(kind, params));
     let interval = cfg.interval_s;
     let mut s = soak(kind, cfg, Some(2)).await;
-    let judged = judged_both(&mut s, 2, 150).await;
+    let (judged, alerts) = judged_both(&mut s, 2, 150).await;
     let (brings, back) = (&judged[0], &judged[1]);
     assert_eq!(
         (brings["generation"].as_u64(), version(brings, "to")),
@@ -114,8 +133,7 @@ async fn upgrade_fault_is_caught(kind: &str, params: &str, slo: &str) {
         "{kind}: caught by {failed:?}:\n{}",
         disruption_summary(brings)
     );
-    // The alert says it failed during the upgrade.
-    let alerts = s.alerts().await;
+    // The alert said it failed during the upgrade (it resolved when the transition back passed).
     assert!(
         alerts
             .iter()
@@ -133,7 +151,7 @@ async fn upgrade_kills_allocated_fails_its_transition_on_lost_canaries() {
 async fn upgrade_drops_game_traffic_fails_its_transition_on_the_longest_gap() {
     upgrade_fault_is_caught(
         "upgrade_drops_game_traffic",
-        "duration: 5s",
+        "duration: 6s",
         "canary-longest-gap",
     )
     .await;
@@ -150,11 +168,11 @@ async fn a_clean_soak_of_ten_transitions_passes_both_windows_without_an_alert() 
     let (period, interval) = (cfg.period_s, cfg.interval_s);
     let n = 10;
     let mut s = soak("upgrade-clean", cfg, Some(n)).await;
-    let judged = judged_both(&mut s, n, (n as u64 + 2) * (period + 5)).await;
+    let (judged, alerts) = judged_both(&mut s, n, (n as u64 + 2) * (period + 5)).await;
     for t in &judged {
-        assert_eq!(
-            (disruption_verdict(t).as_str(), verdict(t).as_str()),
-            ("pass", "pass"),
+        // A warning (a significant shift still within its threshold) is a pass, as in e2e.rs.
+        assert!(
+            disruption_verdict(t) == "pass" && matches!(verdict(t).as_str(), "pass" | "warn"),
             "a clean transition was not passed in both windows:\n{}\n{}",
             disruption_summary(t),
             summary(t)
@@ -178,8 +196,8 @@ async fn a_clean_soak_of_ten_transitions_passes_both_windows_without_an_alert() 
     );
     println!("{}", all(&judged));
     assert!(
-        s.alerts().await.is_empty(),
-        "Alertmanager holds no alert after a clean soak"
+        alerts.is_empty() && s.alerts().await.is_empty(),
+        "Alertmanager held no alert during a clean soak: {alerts:?}"
     );
     let (code, text) = s.report("text");
     assert_eq!(code, 0, "{text}");
