@@ -95,6 +95,7 @@ async fn main() -> ExitCode {
             judged: None,
             partial: Default::default(),
             groups_done: Default::default(),
+            disruption: None,
         });
         let start = Instant::now();
         eval::judge_due(&q, &judging, &mut h, now, &eval::all_groups(&specs)).await;

@@ -70,6 +70,7 @@ pub async fn detect<Q: Querier>(q: &Q, h: &mut History, now: i64) -> crate::Resu
                 judged: None,
                 partial: BTreeMap::new(),
                 groups_done: BTreeSet::new(),
+                disruption: None,
             });
             1
         }
@@ -107,6 +108,7 @@ pub fn too_few_samples(specs: &Specs, w: &JudgeSettings) -> Vec<String> {
     specs
         .slos
         .iter()
+        .filter(|s| s.spec.window.is_steady())
         .filter_map(|s| {
             let step = group_step(specs, w, &s.group);
             let fits = (w.judge.as_secs_f64() / step).floor() as usize + 1;
@@ -131,7 +133,12 @@ pub async fn current_values<Q: Querier>(
     now: i64,
 ) -> Vec<(String, crate::Result<Option<f64>>)> {
     let mut out = Vec::new();
-    for s in specs.slos.iter().filter(|s| s.group == group) {
+    // A disruption SLO has a value only over its transition's window, not at every slot.
+    for s in specs
+        .slos
+        .iter()
+        .filter(|s| s.group == group && s.spec.window.is_steady())
+    {
         let v = q
             .range(&s.spec.expr, now, now, 1.0)
             .await
@@ -196,7 +203,12 @@ pub async fn judge_due<Q: Querier>(
                 continue;
             }
             let step = group_step(specs, w, g);
-            for s in specs.slos.iter().filter(|s| &s.group == g) {
+            // Disruption SLOs are judged once over their own window (module `disruption`).
+            for s in specs
+                .slos
+                .iter()
+                .filter(|s| &s.group == g && s.spec.window.is_steady())
+            {
                 let (v, error) = judge_slo(q, s, j, step, t.at, start, end).await;
                 if let Some(error) = error {
                     out.failed_queries.push(FailedQuery {
@@ -482,6 +494,7 @@ mod tests {
             judged: None,
             partial: BTreeMap::new(),
             groups_done: BTreeSet::new(),
+            disruption: None,
         });
         let inbox = crate::webhook::Inbox::default();
         let j = Judging {

@@ -5,17 +5,18 @@
 //! by the specs (group, slo), the verdicts and the probed Deployments; error text goes to the
 //! log (and the report), never into a label.
 
-use std::time::Duration;
-
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::time::Duration;
 
 use crate::error::{Error, chain};
-use crate::history::{History, Judged, SloVerdict, Transition};
+use crate::history::{Disruption, History, Judged, SloVerdict, Transition};
 use crate::spec::{SpecErrors, Specs, Verdict};
+
+mod registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SloLabels {
@@ -131,6 +132,7 @@ pub struct AgentMetrics {
     wanderer_failures: Counter,
     detected: Counter,
     judged: Family<JudgedLabel, Counter>,
+    disruption_judged: Family<JudgedLabel, Counter>,
     alerts_sent: Counter,
     alerts_dropped: Counter,
     alerts_queued: Gauge,
@@ -145,134 +147,6 @@ pub struct AgentMetrics {
 }
 
 impl AgentMetrics {
-    pub fn register(&self, r: &mut Registry) {
-        r.register(
-            "upsoak_agent_slo_verdict",
-            "Latest verdict of each SLO as a state set (1 for the current verdict)",
-            self.verdict.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_verdict_changes",
-            "Changes of each SLO's verdict from one judged transition to the next (the first counts)",
-            self.changes.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_value",
-            "Mean of the latest judged window",
-            self.value.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_current",
-            "Value of the SLO's expression at its group's latest evaluation slot",
-            self.current.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_baseline",
-            "Mean of the SLO's baseline",
-            self.baseline.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_threshold",
-            "Threshold the baseline criterion sets",
-            self.threshold.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_health",
-            "1 when the SLO's latest query succeeded, 0 when it failed (the error is in the log)",
-            self.health.clone(),
-        );
-        r.register(
-            "upsoak_agent_slo_last_error_timestamp_seconds",
-            "When a query of the SLO last failed (unix seconds)",
-            self.last_error.clone(),
-        );
-        r.register(
-            "upsoak_agent_evaluations",
-            "Group evaluations run, by group (one per group per slot)",
-            self.evaluations.clone(),
-        );
-        r.register(
-            "upsoak_agent_rule_evaluation_failures",
-            "Failed SLO queries, by group",
-            self.failures.clone(),
-        );
-        r.register(
-            "upsoak_agent_missed_evaluations",
-            "Evaluation slots of each group skipped because the agent was busy or suspended",
-            self.missed.clone(),
-        );
-        r.register(
-            "upsoak_agent_wanderer_read_failures",
-            "Slots at which the Wanderer's generation could not be read (nothing is assumed)",
-            self.wanderer_failures.clone(),
-        );
-        r.register(
-            "upsoak_agent_transitions_detected",
-            "Transitions of the Wanderer seen (changes of its generation)",
-            self.detected.clone(),
-        );
-        r.register(
-            "upsoak_agent_transitions_judged",
-            "Transitions judged, by overall verdict",
-            self.judged.clone(),
-        );
-        r.register(
-            "upsoak_agent_alerts_sent",
-            "Alerts accepted by Alertmanager",
-            self.alerts_sent.clone(),
-        );
-        r.register(
-            "upsoak_agent_alerts_dropped",
-            "Alerts dropped because the retry queue was full",
-            self.alerts_dropped.clone(),
-        );
-        r.register(
-            "upsoak_agent_alerts_queued",
-            "Alert batches waiting for a retry",
-            self.alerts_queued.clone(),
-        );
-        r.register(
-            "upsoak_agent_spec_reloads",
-            "Reloads of the SLO specs (SIGHUP), by result; a failed one keeps the old specs",
-            self.reloads.clone(),
-        );
-        r.register(
-            "upsoak_agent_annotation_failures",
-            "Grafana annotations that could not be posted or recorded",
-            self.annotation_failures.clone(),
-        );
-        r.register(
-            "upsoak_agent_webhook_auth_enabled",
-            "1 when the Alertmanager webhook requires credentials, 0 when anyone who reaches the port can post",
-            self.webhook_auth.clone(),
-        );
-        r.register(
-            "upsoak_agent_webhook_refused",
-            "Posts to the Alertmanager webhook refused, by reason",
-            self.webhook_refused.clone(),
-        );
-        r.register(
-            "upsoak_agent_webhook_alerts",
-            "Alerts received in accepted webhook posts",
-            self.webhook_alerts.clone(),
-        );
-        r.register(
-            "upsoak_agent_webhook_alerts_dropped",
-            "Webhook alerts dropped to keep the inbox within its byte bound (the oldest first)",
-            self.webhook_dropped.clone(),
-        );
-        r.register(
-            "upsoak_agent_webhook_inbox_alerts",
-            "Alerts in the webhook inbox",
-            self.inbox_alerts.clone(),
-        );
-        r.register(
-            "upsoak_agent_webhook_inbox_bytes",
-            "Bytes (as JSON) of the alerts in the webhook inbox",
-            self.inbox_bytes.clone(),
-        );
-    }
-
     /// Sets the gauges of one SLO's verdict: the state set and the evidence's numbers.
     fn export_verdict(&self, v: &SloVerdict) {
         let e = &v.evidence;
@@ -538,8 +412,13 @@ impl HistoryRestored<'_> {
     pub fn emit(&self, m: &AgentMetrics) {
         let h = self.history;
         let mut latest = std::collections::BTreeMap::new();
-        for j in h.transitions.iter().filter_map(|t| t.judged.as_ref()) {
-            latest.extend(j.slos.iter());
+        for t in &h.transitions {
+            if let Some(d) = &t.disruption {
+                latest.extend(d.slos.iter());
+            }
+            if let Some(j) = &t.judged {
+                latest.extend(j.slos.iter());
+            }
         }
         tracing::info!(
             transitions = h.transitions.len(),
@@ -708,6 +587,47 @@ impl InboxRestored<'_> {
     pub fn emit(&self, m: &AgentMetrics) {
         tracing::info!(path = %self.path.display(), alerts = self.alerts, "webhook inbox restored");
         m.inbox_alerts.set(self.alerts as i64);
+    }
+}
+
+/// A transition's disruption window was judged: its verdict counted, the window and where its
+/// start came from logged with each SLO's one number, and each SLO's evidence exported.
+pub struct DisruptionJudged<'a> {
+    pub transition: &'a Transition,
+    pub disruption: &'a Disruption,
+}
+
+impl DisruptionJudged<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let (t, d) = (self.transition, self.disruption);
+        let values: Vec<String> = d
+            .slos
+            .iter()
+            .map(|(k, v)| match v.evidence.value {
+                Some(x) => format!("{k}={x}"),
+                None => format!("{k}=none"),
+            })
+            .collect();
+        tracing::info!(
+            event = "disruption_judged",
+            generation = t.generation,
+            from_version = version(&t.from),
+            to_version = version(&t.to),
+            verdict = d.verdict.as_str(),
+            window_start = d.window_start,
+            window_end = d.window_end,
+            phases = %d.phases,
+            values = %values.join(" "),
+            "disruption window judged"
+        );
+        m.disruption_judged
+            .get_or_create(&JudgedLabel {
+                verdict: d.verdict.as_str().to_owned(),
+            })
+            .inc();
+        for v in d.slos.values() {
+            m.export_evidence(v);
+        }
     }
 }
 

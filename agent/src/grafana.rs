@@ -1,10 +1,11 @@
 //! Grafana annotations (`POST /api/annotations`, bearer token): a region per transition from
-//! its start to the end of its settle period, and a point per SLO verdict that changed, tagged
-//! so dashboards can filter them.
+//! its apply's start to the end of its settle period, a region per judged disruption window
+//! with its verdict and numbers, and a point per steady SLO verdict that changed, tagged so
+//! dashboards can filter them.
 
 use serde_json::json;
 
-use crate::history::Transition;
+use crate::history::{Disruption, Transition};
 use crate::spec::Verdict;
 
 /// Where annotations go: Grafana's API, or (without a Grafana) a file recording each request
@@ -74,21 +75,51 @@ impl Grafana {
         }
     }
 
-    /// The region of a transition: from `at` to the end of the settle period.
-    pub async fn transition(&self, t: &Transition, settle_s: i64) -> Result<(), String> {
+    /// The region of a transition: from `start_s` (its apply's start, else when it went live)
+    /// to `end_s`, the end of the settle period.
+    pub async fn transition(&self, t: &Transition, start_s: i64, end_s: i64) -> Result<(), String> {
         let v = |c: &std::collections::BTreeMap<String, String>, k: &str| {
             c.get(k).cloned().unwrap_or_default()
         };
         self.post(json!({
-            "time": t.at * 1000,
-            "timeEnd": (t.at + settle_s) * 1000,
+            "time": start_s * 1000,
+            "timeEnd": end_s.max(start_s) * 1000,
             "tags": ["upsoak", "transition", format!("to:{}", v(&t.to, "version"))],
             "text": format!(
-                "upsoak generation {}: {} → {}<br>gates: {}",
+                "upsoak generation {}: {} → {}<br>gates: {}<br>apply {}s before live",
                 t.generation,
                 v(&t.from, "version"),
                 v(&t.to, "version"),
-                v(&t.to, "feature_gates")
+                v(&t.to, "feature_gates"),
+                t.at - start_s
+            ),
+        }))
+        .await
+    }
+
+    /// The region of a judged disruption window, with its verdict and each SLO's number.
+    pub async fn disruption(&self, t: &Transition, d: &Disruption) -> Result<(), String> {
+        let numbers: Vec<String> = d
+            .slos
+            .values()
+            .map(|v| {
+                let value = v
+                    .evidence
+                    .value
+                    .map_or("–".to_owned(), |x| format!("{x:.3}"));
+                format!("{}: {value} ({})", v.slo, v.evidence.verdict.as_str())
+            })
+            .collect();
+        self.post(json!({
+            "time": d.window_start * 1000,
+            "timeEnd": d.window_end.max(d.window_start) * 1000,
+            "tags": ["upsoak", "disruption", d.verdict.as_str()],
+            "text": format!(
+                "upsoak disruption window of generation {}: {}<br>{}<br>{}",
+                t.generation,
+                d.verdict.as_str(),
+                numbers.join("<br>"),
+                d.phases
             ),
         }))
         .await

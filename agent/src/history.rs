@@ -28,6 +28,31 @@ pub struct Transition {
     /// The groups that have judged it so far.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub groups_done: BTreeSet<String>,
+    /// The disruption window's verdicts (apply start → settle end), judged once at the settle
+    /// end; `None` until then, or when the specs have no `window: disruption` SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<Disruption>,
+}
+
+/// The verdicts of a transition's disruption window (module `disruption`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Disruption {
+    /// Unix seconds the apply started, as the sidecar exported it; `None` when it did not
+    /// (an older sidecar): the window then opens when the transition went live.
+    pub apply_started: Option<f64>,
+    /// Unix seconds the apply finished; `None` when unknown or still in progress.
+    pub apply_finished: Option<f64>,
+    /// The window: apply start (or the live moment) → settle end, unix seconds.
+    pub window_start: i64,
+    pub window_end: i64,
+    /// Unix seconds the verdict was reached.
+    pub judged_at: i64,
+    /// The worst verdict of the window's SLOs.
+    pub verdict: Verdict,
+    /// Where the window's start came from, in a sentence (the fallback says so).
+    pub phases: String,
+    /// By `group/slo`; each SLO's `samples` holds its one value at the window's end.
+    pub slos: BTreeMap<String, SloVerdict>,
 }
 
 /// The verdicts of a judged transition.
@@ -129,13 +154,17 @@ impl History {
         (self.last_generation, self.transitions.len(), judged, groups)
     }
 
-    /// The overall verdict: fail if any transition failed, else inconclusive if any could not
-    /// be judged (or none was), else pass (warnings included).
+    /// The overall verdict: fail if any transition failed (in either window), else
+    /// inconclusive if any could not be judged (or none was), else pass (warnings included).
     pub fn overall(&self) -> Verdict {
         let judged: Vec<Verdict> = self
             .transitions
             .iter()
-            .filter_map(|t| t.judged.as_ref().map(|j| j.verdict))
+            .flat_map(|t| {
+                let steady = t.judged.as_ref().map(|j| j.verdict);
+                let disruption = t.disruption.as_ref().map(|d| d.verdict);
+                steady.into_iter().chain(disruption)
+            })
             .collect();
         if judged.contains(&Verdict::Fail) {
             Verdict::Fail
@@ -176,6 +205,7 @@ mod tests {
             }),
             partial: BTreeMap::new(),
             groups_done: BTreeSet::new(),
+            disruption: None,
         });
         h.save(&dir).unwrap();
         let again = History::load(&dir).unwrap();

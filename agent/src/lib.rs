@@ -12,6 +12,7 @@
 //! - [`stats`]: summaries and the Mann–Whitney U test.
 //! - [`judge`]: the decision for one SLO over one window, with its evidence.
 //! - [`eval`]: transitions detected from the Wanderer's generation and judged per group.
+//! - [`disruption`]: each transition's disruption window (apply start → settle end), judged once.
 //! - [`history`]: the persisted history of transitions and verdicts.
 //!
 //! Running:
@@ -38,6 +39,7 @@ pub mod baseline;
 pub mod budget;
 pub mod cli;
 pub mod criteria;
+pub mod disruption;
 pub mod error;
 pub mod eval;
 pub mod events;

@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 use crate::baseline::Baseline;
-use crate::eval::{self, JudgeSettings, Judging};
+use crate::disruption;
+use crate::eval::{self, FailedQuery, JudgeSettings, Judging};
 use crate::events::{
-    AgentMetrics, AnnotationFailed, GroupEvaluated, HistoryRestored, PrometheusAnswered,
-    QueryPurpose, SloEvaluated, SloJudged, SloQueryFailed, SpecsReloaded, TransitionDetected,
-    TransitionJudged, WandererUnreadable,
+    AgentMetrics, AnnotationFailed, DisruptionJudged, GroupEvaluated, HistoryRestored,
+    PrometheusAnswered, QueryPurpose, SloEvaluated, SloJudged, SloQueryFailed, SpecsReloaded,
+    TransitionDetected, TransitionJudged, WandererUnreadable,
 };
 use crate::grafana::Grafana;
 use crate::history::History;
@@ -131,10 +132,16 @@ pub async fn run<Q: Querier, C: Clock>(
             out.ready.mark_ready();
             PrometheusAnswered.emit();
         }
-        for t in &history.transitions[before..] {
+        for (i, t) in history.transitions.iter().enumerate().skip(before) {
             TransitionDetected { transition: t }.emit(m);
-            if let Some(g) = &cfg.grafana
-                && let Err(e) = g.transition(t, cfg.judge.settle.as_secs() as i64).await
+            let Some(g) = &cfg.grafana else { continue };
+            // The region runs from the apply's start (the disruption window's), not the live moment.
+            let start = disruption::phases_of(q, &history, i, now)
+                .await
+                .window_start(t.at);
+            if let Err(e) = g
+                .transition(t, start, t.at + cfg.judge.settle.as_secs() as i64)
+                .await
             {
                 AnnotationFailed {
                     kind: "transition",
@@ -151,17 +158,14 @@ pub async fn run<Q: Querier, C: Clock>(
             settings: &cfg.judge,
             inbox: &cfg.inbox,
         };
-        let judgement = eval::judge_due(q, &judging, &mut history, now, &groups).await;
-        for f in &judgement.failed_queries {
-            SloQueryFailed {
-                group: &f.group,
-                slo: &f.slo,
-                purpose: QueryPurpose::Judge,
-                at: now,
-                error: &f.error,
-            }
-            .emit(m);
+        // The disruption window ends at the settle end, before the steady window opens.
+        let disrupted = disruption::judge_due(q, &judging, &mut history, now).await;
+        failed_queries(&disrupted.failed_queries, now, m);
+        for i in disrupted.judged {
+            report_disruption(&history, i, cfg.grafana.as_ref(), m).await;
         }
+        let judgement = eval::judge_due(q, &judging, &mut history, now, &groups).await;
+        failed_queries(&judgement.failed_queries, now, m);
         for i in judgement.judged {
             report_judged(&history, i, cfg.grafana.as_ref(), m).await;
         }
@@ -244,6 +248,65 @@ async fn evaluate_live<Q: Querier>(
         }
     }
     answered
+}
+
+/// The judged windows whose query failed at `now`.
+fn failed_queries(failed: &[FailedQuery], now: i64, m: &AgentMetrics) {
+    for f in failed {
+        SloQueryFailed {
+            group: &f.group,
+            slo: &f.slo,
+            purpose: QueryPurpose::Judge,
+            at: now,
+            error: &f.error,
+        }
+        .emit(m);
+    }
+}
+
+/// The disruption window of the transition at `i` was judged: each of its SLOs whose verdict
+/// changed since the transition before is reported and annotated, then the window (a region
+/// from the apply's start to the settle end).
+async fn report_disruption(
+    history: &History,
+    i: usize,
+    grafana: Option<&Grafana>,
+    m: &AgentMetrics,
+) {
+    let t = &history.transitions[i];
+    let Some(d) = &t.disruption else { return };
+    let previous: BTreeMap<&String, Verdict> = history.transitions[..i]
+        .iter()
+        .filter_map(|p| p.disruption.as_ref())
+        .flat_map(|pd| pd.slos.iter().map(|(k, v)| (k, v.evidence.verdict)))
+        .collect();
+    for (k, v) in &d.slos {
+        let before = previous.get(k).copied();
+        if before == Some(v.evidence.verdict) {
+            continue;
+        }
+        SloJudged {
+            transition: t,
+            verdict: v,
+            previous: before,
+        }
+        .emit(m);
+    }
+    if let Some(g) = grafana
+        && let Err(e) = g.disruption(t, d).await
+    {
+        AnnotationFailed {
+            kind: "disruption",
+            generation: t.generation,
+            error: &e,
+        }
+        .emit(m);
+    }
+    DisruptionJudged {
+        transition: t,
+        disruption: d,
+    }
+    .emit(m);
 }
 
 /// The transition at `i` was judged: each SLO whose verdict changed since the transition

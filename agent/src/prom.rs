@@ -20,6 +20,17 @@ pub trait Querier {
     async fn range(&self, expr: &str, start: i64, end: i64, step: f64) -> Result<Series>;
     /// The labels of the series `expr` returns at `time`.
     async fn labels_at(&self, expr: &str, time: i64) -> Result<Vec<BTreeMap<String, String>>>;
+    /// The value of each series `expr` returns at `time` (a scalar is one), not summed: a
+    /// disruption SLO must reduce to exactly one. The default, for queriers that cannot tell
+    /// series apart, is the summed value of [`Querier::range`] as one series.
+    async fn instant(&self, expr: &str, time: i64) -> Result<Vec<f64>> {
+        Ok(self
+            .range(expr, time, time, 1.0)
+            .await?
+            .last()
+            .map(|(_, v)| vec![*v])
+            .unwrap_or_default())
+    }
 }
 
 /// The Prometheus HTTP API.
@@ -100,6 +111,26 @@ impl Querier for PromQuerier {
             .into_iter()
             .map(|(t, v)| (t as f64 / 1000.0, v))
             .collect())
+    }
+
+    async fn instant(&self, expr: &str, time: i64) -> Result<Vec<f64>> {
+        let res = self
+            .client
+            .query(expr)
+            .at(time)
+            .get()
+            .await
+            .map_err(query_error(expr))?;
+        Ok(match res.data() {
+            prometheus_http_query::response::Data::Vector(v) => {
+                v.iter().map(|iv| iv.sample().value()).collect()
+            }
+            prometheus_http_query::response::Data::Scalar(s) => vec![s.value()],
+            prometheus_http_query::response::Data::Matrix(m) => m
+                .iter()
+                .filter_map(|series| series.samples().last().map(|s| s.value()))
+                .collect(),
+        })
     }
 
     async fn labels_at(&self, expr: &str, time: i64) -> Result<Vec<BTreeMap<String, String>>> {

@@ -1,8 +1,10 @@
-//! `upsoak-agent report`: the history as text, JSON or HTML, and the overall verdict.
+//! `upsoak-agent report`: the history as text, JSON or HTML, and the overall verdict. Each
+//! transition shows both windows: the disruption window (apply start → settle end, one number
+//! per SLO) and the steady window after the settle period.
 
 use std::fmt::Write;
 
-use crate::history::History;
+use crate::history::{Disruption, History};
 use crate::spec::Verdict;
 
 fn fmt(v: Option<f64>) -> String {
@@ -14,6 +16,32 @@ fn fmt(v: Option<f64>) -> String {
 
 fn config(c: &std::collections::BTreeMap<String, String>) -> String {
     c.get("version").cloned().unwrap_or_else(|| "?".to_owned())
+}
+
+/// The disruption window of a transition as text lines.
+fn disruption_text(out: &mut String, d: &Disruption) {
+    let _ = writeln!(
+        out,
+        "  disruption: {}  (window {}..{}, {}s; {})",
+        d.verdict.as_str().to_uppercase(),
+        d.window_start,
+        d.window_end,
+        d.window_end - d.window_start,
+        d.phases
+    );
+    for (k, v) in &d.slos {
+        let e = &v.evidence;
+        let _ = writeln!(
+            out,
+            "    {:<38} {:<13} {:>10} {:>10} {:>10}  {}",
+            k,
+            e.verdict.as_str(),
+            fmt(e.value),
+            fmt(e.baseline),
+            fmt(e.threshold),
+            e.reason
+        );
+    }
 }
 
 /// A table per transition.
@@ -28,13 +56,16 @@ pub fn text(h: &History) -> String {
             config(&t.to),
             t.to.get("feature_gates").map(String::as_str).unwrap_or("")
         );
+        if let Some(d) = &t.disruption {
+            disruption_text(&mut out, d);
+        }
         let Some(j) = &t.judged else {
             let _ = writeln!(out, "  pending: window not over yet");
             continue;
         };
         let _ = writeln!(
             out,
-            "  verdict: {}  (window {}..{})",
+            "  steady verdict: {}  (window {}..{})",
             j.verdict.as_str().to_uppercase(),
             j.window_start,
             j.window_end
@@ -140,14 +171,19 @@ pub fn html(h: &History) -> String {
             escape(&config(&t.to)),
             escape(t.to.get("feature_gates").map(String::as_str).unwrap_or(""))
         );
+        if let Some(d) = &t.disruption {
+            disruption_html(&mut out, d);
+        }
         let Some(j) = &t.judged else {
-            out.push_str("<p>pending</p>");
+            out.push_str("<p>steady window pending</p>");
             continue;
         };
         let _ = write!(
             out,
-            "<p>verdict: <span class=\"{0}\">{0}</span></p><table><tr><th>SLO</th><th>verdict</th><th>value</th><th>baseline</th><th>threshold</th><th>p</th><th>window (threshold dashed)</th><th>reason</th></tr>",
-            j.verdict.as_str()
+            "<p>steady window {1}..{2}: <span class=\"{0}\">{0}</span></p><table><tr><th>SLO</th><th>verdict</th><th>value</th><th>baseline</th><th>threshold</th><th>p</th><th>window (threshold dashed)</th><th>reason</th></tr>",
+            j.verdict.as_str(),
+            j.window_start,
+            j.window_end
         );
         for (k, v) in &j.slos {
             let e = &v.evidence;
@@ -171,6 +207,33 @@ pub fn html(h: &History) -> String {
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// The disruption window of a transition as an HTML table, one number per SLO.
+fn disruption_html(out: &mut String, d: &Disruption) {
+    let _ = write!(
+        out,
+        "<p>disruption window {}..{} ({}s): <span class=\"{v}\">{v}</span> <small>{}</small></p><table><tr><th>SLO</th><th>verdict</th><th>value</th><th>median of earlier</th><th>threshold</th><th>reason</th></tr>",
+        d.window_start,
+        d.window_end,
+        d.window_end - d.window_start,
+        escape(&d.phases),
+        v = d.verdict.as_str()
+    );
+    for (k, v) in &d.slos {
+        let e = &v.evidence;
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"{v}\">{v}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(k),
+            fmt(e.value),
+            fmt(e.baseline),
+            fmt(e.threshold),
+            escape(&e.reason),
+            v = e.verdict.as_str()
+        );
+    }
+    out.push_str("</table>");
 }
 
 /// The exit code the overall verdict means.

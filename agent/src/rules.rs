@@ -54,13 +54,21 @@ pub fn export(specs: &Specs, base: Option<&Baseline>) -> String {
     );
     out.push_str("groups:\n");
     for g in &specs.file.groups {
+        if g.slos.iter().all(|s| !s.window.is_steady()) {
+            continue;
+        }
         let _ = writeln!(
             out,
             "  - name: upsoak-{}\n    interval: {}s\n    rules:",
             g.name,
             g.interval.as_secs().max(1)
         );
-        for s in specs.slos.iter().filter(|s| s.group == g.name) {
+        // A disruption SLO's `${window}` exists only per transition: no standing rule.
+        for s in specs
+            .slos
+            .iter()
+            .filter(|s| s.group == g.name && s.spec.window.is_steady())
+        {
             let rec = record_name(&s.group, &s.spec.name);
             let _ = writeln!(
                 out,

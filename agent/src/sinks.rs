@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::events::{AgentMetrics, AlertsDeferred, AlertsDelivered, AlertsDropped};
 use crate::history::{SloVerdict, Transition};
-use crate::spec::{Severity, Verdict};
+use crate::spec::{Severity, SloWindow, Verdict};
 
 /// The `alertname` of the agent's own alerts (and of the Prometheus rules it exports); the
 /// webhook leaves alerts of this name out of the user's alerts it folds into verdicts.
@@ -154,26 +154,41 @@ impl AlertSender {
 }
 
 /// Alerts of every failed SLO of the latest judged transition of each SLO: firing ones, and
-/// resolved ones for SLOs whose latest verdict is no longer fail.
+/// resolved ones for SLOs whose latest verdict is no longer fail. Each carries the label
+/// `window`: `disruption` (failed during the upgrade: apply start to settle end) or `steady`.
 pub fn current_alerts(transitions: &[Transition], now: &str) -> Vec<serde_json::Value> {
     let mut latest: BTreeMap<String, (&Transition, &SloVerdict)> = BTreeMap::new();
-    let mut ever_failed: BTreeMap<String, (&Transition, &SloVerdict)> = BTreeMap::new();
+    let mut ever_failed: BTreeMap<String, (&Transition, &SloVerdict, SloWindow)> = BTreeMap::new();
     for t in transitions {
-        if let Some(j) = &t.judged {
-            for (k, v) in &j.slos {
-                latest.insert(k.clone(), (t, v));
-                if v.evidence.verdict == Verdict::Fail {
-                    ever_failed.insert(k.clone(), (t, v));
-                }
+        let disruption = t
+            .disruption
+            .iter()
+            .flat_map(|d| d.slos.iter().map(|kv| (kv, SloWindow::Disruption)));
+        let steady = t
+            .judged
+            .iter()
+            .flat_map(|j| j.slos.iter().map(|kv| (kv, SloWindow::Steady)));
+        for ((k, v), window) in disruption.chain(steady) {
+            latest.insert(k.clone(), (t, v));
+            if v.evidence.verdict == Verdict::Fail {
+                ever_failed.insert(k.clone(), (t, v, window));
             }
         }
     }
     let mut out = Vec::new();
-    for (k, (t, v)) in &ever_failed {
+    for (k, (t, v, window)) in &ever_failed {
         let still = latest
             .get(k)
             .is_some_and(|(_, lv)| lv.evidence.verdict == Verdict::Fail);
-        out.push(alert(t, v, still, now, now));
+        let mut a = alert(t, v, still, now, now);
+        a["labels"]["window"] = json!(window.as_str());
+        if *window == SloWindow::Disruption {
+            a["annotations"]["summary"] = json!(format!(
+                "SLO {}/{} failed during the upgrade to generation {} (disruption window)",
+                v.group, v.slo, t.generation
+            ));
+        }
+        out.push(a);
     }
     out
 }

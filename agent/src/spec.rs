@@ -22,11 +22,22 @@
 //!         severity: warning        # ? info | warning | critical
 //!         min_samples: 5           # ? samples a window needs before it is judged
 //!         description: ""          # ? free text for reports and alerts
+//!         window: steady           # ? steady | disruption (see below)
+//!         min_transitions: 5       # ? disruption SLOs: earlier transitions before `baseline` counts
 //!         budget:                  # ? an error-budget objective on a good/total ratio
 //!           good: x{result="ok"}   #   counter selector of the good events
 //!           total: x               #   counter selector of every event
 //!           target: 0.995          #   share of events that must be good, in (0, 1)
 //! ```
+//!
+//! `window` says which window of a transition the SLO is judged on. `steady` (the default): the
+//! judge window after the settle period, step by step, against the recorded baseline.
+//! `disruption`: the upgrade itself, from the moment the apply started to the end of the settle
+//! period, judged once (module `disruption`): the expression is evaluated at the settle end
+//! with the reserved placeholder `${window}` replaced by the window's length as a PromQL
+//! duration (`95s`), must give exactly one series, and its `baseline` criterion is judged
+//! against the median of the earlier judged transitions once `min_transitions` of them exist.
+//! `${window}` is refused in steady SLOs, and `for` and `min_samples` in disruption SLOs.
 //!
 //! `vars:` holds the user's stack in one place (job names, selectors): every `${name}` in an
 //! `expr`, `budget.good` or `budget.total` is replaced by its value before the PromQL is
@@ -61,7 +72,9 @@ use upsoak_common::problems::{Invalid, Problem, Problems};
 
 pub use crate::budget::Budget;
 use crate::criteria::{Objective, Relative};
-use crate::vars::{WINDOW_FOR_CHECKS, WINDOW_VAR, kind};
+use crate::vars::kind;
+
+mod check_vars;
 
 /// The spec file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -127,7 +140,47 @@ pub struct Slo {
     /// An error-budget objective on a good/total ratio, judged by burn rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// The transition window the SLO is judged on: `steady` (default) or `disruption`.
+    #[serde(default, skip_serializing_if = "SloWindow::is_steady")]
+    pub window: SloWindow,
+    /// Disruption SLOs: judged transitions needed before `baseline` is judged against their
+    /// median (default [`DEFAULT_MIN_TRANSITIONS`]); until then only the objective counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_transitions: Option<usize>,
 }
+
+/// Which window of a transition an SLO is judged on.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SloWindow {
+    /// After the settle period, over the judge window, against the recorded baseline.
+    #[default]
+    Steady,
+    /// From the apply's start to the settle end, once, against earlier transitions.
+    Disruption,
+}
+
+impl SloWindow {
+    pub fn is_steady(&self) -> bool {
+        *self == SloWindow::Steady
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SloWindow::Steady => "steady",
+            SloWindow::Disruption => "disruption",
+        }
+    }
+}
+
+/// The placeholder a disruption SLO's expression uses for its window's length.
+pub const WINDOW_PLACEHOLDER: &str = "${window}";
+
+/// What [`WINDOW_PLACEHOLDER`] stands for when an expression is parsed at load time.
+pub const WINDOW_PLACEHOLDER_CHECK: &str = "5m";
+
+/// Earlier judged transitions a disruption SLO's `baseline` needs when `min_transitions` is
+/// not given: a median of five is not moved by one odd transition.
+pub const DEFAULT_MIN_TRANSITIONS: usize = 5;
 
 fn inconclusive() -> Verdict {
     Verdict::Inconclusive
@@ -329,6 +382,8 @@ const SLO_FIELDS: &[&str] = &[
     "min_samples",
     "description",
     "budget",
+    "window",
+    "min_transitions",
 ];
 
 /// Walks the YAML tree field by field, so that one bad field does not hide the others.
@@ -455,69 +510,6 @@ impl Checker {
         })
     }
 
-    /// The `vars:` block: a mapping of names to strings, `window` reserved.
-    fn vars(&mut self, v: Option<&Value>) {
-        let m = match v {
-            None | Some(Value::Null) => return,
-            Some(Value::Mapping(m)) => m,
-            Some(v) => {
-                self.problem("vars", format!("expected a mapping, found {}", kind(v)));
-                return;
-            }
-        };
-        for (k, v) in m {
-            let Some(k) = k.as_str() else {
-                self.problem("vars", format!("a key is {}, not a string", kind(k)));
-                continue;
-            };
-            let at = format!("vars.{k}");
-            let name_ok = k
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !name_ok {
-                self.problem(
-                    at,
-                    format!(
-                        "`{k}` must start with a letter or `_` and hold only letters, digits or `_`"
-                    ),
-                );
-                continue;
-            }
-            if k == WINDOW_VAR {
-                self.problem(
-                    at,
-                    "`window` is reserved: `${window}` is the disruption window's length, filled in when the SLO is evaluated",
-                );
-                continue;
-            }
-            match v {
-                Value::String(s) => {
-                    self.vars.insert(k.to_owned(), s.clone());
-                }
-                Value::Number(n) => {
-                    self.vars.insert(k.to_owned(), n.to_string());
-                }
-                v => self.problem(at, format!("expected a string, found {}", kind(v))),
-            }
-        }
-    }
-
-    /// `text` with every `${name}` replaced by its var (`${window}` left as written); each
-    /// unknown or unterminated reference is a problem at `at`.
-    fn substitute(&mut self, text: &str, at: &str) -> String {
-        match crate::vars::substitute(text, &self.vars) {
-            Ok(s) => s,
-            Err(problems) => {
-                for p in problems {
-                    self.problem(at, p);
-                }
-                text.to_owned()
-            }
-        }
-    }
-
     /// Checks a name against the naming rule and earlier names in its scope (keyed by the
     /// recording-rule form, where `-` becomes `_`).
     fn name(
@@ -604,6 +596,7 @@ impl Checker {
             let scope = format!("{}.slos", at.rsplit_once(".slos").map_or(at, |(g, _)| g));
             self.name(n, &format!("{at}.name"), seen, si, &scope);
         }
+        let window: SloWindow = self.optional(m, at, "window").unwrap_or_default();
         let budget = self.budget(m, at);
         let expr: Option<String> = if budget.is_some() {
             self.optional(m, at, "expr")
@@ -613,10 +606,14 @@ impl Checker {
         let expr = expr
             .map(|e| self.substitute(&e, &format!("{at}.expr")))
             .or_else(|| budget.as_ref().map(|b| b.ratio_expr("1m")));
+        if let Some(e) = &expr {
+            self.window_fields(m, at, window, e);
+        }
         // A derived expression is as good as the budget's selectors, checked there.
         if let Some(e) = expr.as_ref().filter(|_| m.contains_key("expr")) {
             self.expr(e, &format!("{at}.expr"));
         }
+        let min_transitions: Option<usize> = self.optional(m, at, "min_transitions");
         let objective_text: Option<String> = self.optional(m, at, "objective");
         let objective = objective_text
             .as_deref()
@@ -695,6 +692,8 @@ impl Checker {
             min_samples,
             description,
             budget: budget.clone(),
+            window,
+            min_transitions,
         };
         // The criterion that sets the bad way: the relative one, else the objective; `==`
         // says nothing about it.
@@ -720,47 +719,44 @@ impl Checker {
         Some(slo)
     }
 
-    /// The `budget:` block, its selectors substituted and checked.
-    fn budget(&mut self, m: &Mapping, at: &str) -> Option<Budget> {
-        let v = m.get("budget")?;
-        let at = format!("{at}.budget");
-        let b = self.mapping(v, &at, BUDGET_FIELDS)?;
-        let good: Option<String> = self.required(b, &at, "good");
-        let total: Option<String> = self.required(b, &at, "total");
-        let target: Option<f64> = self.required(b, &at, "target");
-        if let Some(t) = target
-            && !(t > 0.0 && t < 1.0)
-        {
-            self.problem(
-                format!("{at}.target"),
-                format!("{t} is not a share in (0, 1), e.g. 0.995 for 99.5 % good"),
-            );
-        }
-        let mut sel = |s: Option<String>, k: &str| {
-            let s = self.substitute(&s?, &format!("{at}.{k}"));
-            self.selector(&s, &format!("{at}.{k}"));
-            Some(s)
-        };
-        let good = sel(good, "good");
-        let total = sel(total, "total");
-        Some(Budget {
-            good: good?,
-            total: total?,
-            target: target?,
-        })
-    }
-
-    /// A counter selector: `rate(s[1m])` must parse.
-    fn selector(&mut self, s: &str, at: &str) {
-        let probe = format!("rate({}[1m])", s.replace("${window}", WINDOW_FOR_CHECKS));
-        if let Err(e) = promql_parser::parser::parse(&probe) {
-            self.problem(
-                at,
-                format!(
-                    "not a counter selector (`rate(…[1m])` of it does not parse): {}",
-                    e.trim()
+    /// The fields that only fit one kind of window: `${window}` and `min_transitions` need a
+    /// disruption SLO; `for` and `min_samples` (per-step notions) a steady one.
+    fn window_fields(&mut self, m: &Mapping, at: &str, window: SloWindow, expr: &str) {
+        let misplaced: &[(&str, bool, &str)] = match window {
+            SloWindow::Steady => &[
+                (
+                    "expr",
+                    expr.contains(WINDOW_PLACEHOLDER),
+                    "`${window}` is only defined for `window: disruption` SLOs",
                 ),
-            );
+                (
+                    "min_transitions",
+                    m.contains_key("min_transitions"),
+                    "only `window: disruption` SLOs have a baseline of earlier transitions",
+                ),
+            ],
+            SloWindow::Disruption => &[
+                (
+                    "for",
+                    m.contains_key("for"),
+                    "a disruption SLO is judged once over its window, so `for` has no meaning",
+                ),
+                (
+                    "min_samples",
+                    m.contains_key("min_samples"),
+                    "a disruption SLO is one number per transition; use `min_transitions`",
+                ),
+            ],
+        };
+        for (key, bad, why) in misplaced {
+            if *bad {
+                self.problem(format!("{at}.{key}"), *why);
+            }
+        }
+        if let Some(Value::Number(n)) = m.get("min_transitions")
+            && n.as_u64() == Some(0)
+        {
+            self.problem(format!("{at}.min_transitions"), "must be at least 1");
         }
     }
 
@@ -771,7 +767,7 @@ impl Checker {
             self.problem(at, "empty expression");
             return;
         }
-        let checked = expr.replace("${window}", WINDOW_FOR_CHECKS);
+        let checked = expr.replace(WINDOW_PLACEHOLDER, WINDOW_PLACEHOLDER_CHECK);
         match promql_parser::parser::parse(&checked) {
             Err(e) => self.problem(at, format!("PromQL parse error: {}", e.trim())),
             Ok(parsed) => match parsed.value_type() {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use upsoak_common::problems::{Invalid, Problems};
 
 use crate::producer::ProducerConfig;
+use crate::wanderer::apply::{OnStuck, ReuseValues};
 use crate::wanderer::walk::Strategy;
 
 /// What the configuration file is called in errors.
@@ -159,12 +160,31 @@ pub enum ApplierConfig {
         /// The namespace Agones is installed in.
         #[serde(default = "default_agones_ns")]
         namespace: String,
-        /// helm's own `--timeout` for an install to become ready.
+        /// helm's own `--timeout` for an install to become ready; shorter than
+        /// `wanderer.apply_timeout`, so helm's `--atomic` rollback runs before helm is stopped.
         #[serde(default = "default_helm_timeout", with = "humantime_serde")]
         timeout: Duration,
-        /// Values files applied before the generated one.
+        /// The user's values files for the Agones install (their ServiceMonitor switch,
+        /// namespaces, registry, Service types …), passed to every upgrade before the generated
+        /// one. `values` is the old name.
+        #[serde(default, alias = "values")]
+        values_files: Vec<PathBuf>,
+        /// Which of the last release's values an upgrade keeps: `reset-then-reuse`
+        /// (`--reset-then-reuse-values`, Helm ≥ 3.14), `reuse` (`--reuse-values`) or `none`.
+        /// Unset with no `values_files` is refused: every upgrade would reset the install.
         #[serde(default)]
-        values: Vec<PathBuf>,
+        reuse_values: Option<ReuseValues>,
+        /// A release left `pending-*` (helm killed mid-operation): `rollback` to the revision
+        /// before it, or `fail` (the Wanderer stops; the Producer goes on).
+        #[serde(default = "default_on_stuck")]
+        on_stuck: OnStuck,
+        /// How long a pending release is waited for before `on_stuck` applies.
+        #[serde(default = "default_stuck_wait", with = "humantime_serde")]
+        stuck_wait: Duration,
+        /// After `wanderer.apply_timeout`, helm's process group gets SIGTERM, and SIGKILL this
+        /// much later.
+        #[serde(default = "default_kill_grace", with = "humantime_serde")]
+        kill_grace: Duration,
     },
 }
 
@@ -182,6 +202,15 @@ fn default_agones_ns() -> String {
 }
 fn default_helm_timeout() -> Duration {
     Duration::from_secs(600)
+}
+fn default_on_stuck() -> OnStuck {
+    OnStuck::Rollback
+}
+fn default_stuck_wait() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_kill_grace() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl SidecarConfig {
@@ -231,6 +260,29 @@ impl SidecarConfig {
                 "wanderer.applier.url",
                 format!("`{url}` is not an http(s) URL"),
             );
+        }
+        if let ApplierConfig::Helm {
+            timeout,
+            values_files,
+            reuse_values,
+            ..
+        } = &self.wanderer.applier
+        {
+            if reuse_values.is_none() && values_files.is_empty() {
+                p.push(
+                    "wanderer.applier.reuse_values",
+                    "unset, and no `values_files`: `helm upgrade` would reset the install's values (ServiceMonitor, namespaces, registry, Service types) to the chart's defaults at the first transition; list your install's values files in `values_files`, or set `reuse_values: reset-then-reuse` (or `none` to accept the reset)",
+                );
+            }
+            if self.wanderer.apply_timeout <= *timeout {
+                p.push(
+                    "wanderer.apply_timeout",
+                    format!(
+                        "{:?} is not longer than helm's `wanderer.applier.timeout` ({timeout:?}): helm would be stopped before its own --atomic rollback",
+                        self.wanderer.apply_timeout
+                    ),
+                );
+            }
         }
         p.extend_under("producer", self.producer.problems());
         p
@@ -302,5 +354,44 @@ mod tests {
         for p in [p, p2, p3, p4] {
             let _ = std::fs::remove_file(p);
         }
+    }
+
+    #[test]
+    fn a_helm_applier_that_would_reset_the_install_is_refused() {
+        let p = write(
+            "helm-reset",
+            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  apply_timeout: 5m\n  applier: { kind: helm, timeout: 10m }\n",
+        );
+        let e = SidecarConfig::load(&p).unwrap_err().to_string();
+        for want in [
+            "wanderer.applier.reuse_values: unset, and no `values_files`: `helm upgrade` would reset the install's values",
+            "wanderer.apply_timeout: 300s is not longer than helm's `wanderer.applier.timeout` (600s)",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in {e}");
+        }
+        let ok = write(
+            "helm-ok",
+            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  apply_timeout: 11m\n  applier: { kind: helm, timeout: 10m, values_files: [/etc/agones/values.yaml], on_stuck: fail }\n",
+        );
+        let c = SidecarConfig::load(&ok).unwrap();
+        let ApplierConfig::Helm {
+            values_files,
+            reuse_values,
+            on_stuck,
+            stuck_wait,
+            ..
+        } = c.wanderer.applier
+        else {
+            panic!("helm")
+        };
+        assert_eq!(values_files, [PathBuf::from("/etc/agones/values.yaml")]);
+        assert_eq!((reuse_values, on_stuck), (None, OnStuck::Fail));
+        assert_eq!(stuck_wait, Duration::from_secs(300));
+        for p in [p, ok] {
+            let _ = std::fs::remove_file(p);
+        }
+        // The shipped deployment's configuration passes these checks.
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/base/sidecar.yaml");
+        SidecarConfig::load(&shipped).unwrap();
     }
 }

@@ -84,6 +84,9 @@ impl Error {
             Error::Wanderer(RunError::Observe(_)) => Some(
                 "check `wanderer.applier`: the Wanderer observes what is installed before it starts",
             ),
+            Error::Wanderer(RunError::Halted { .. }) => Some(
+                "recover the release by hand (`helm history`, `helm rollback`), or set `wanderer.applier.on_stuck: rollback`",
+            ),
             _ => None,
         }
     }

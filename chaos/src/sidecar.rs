@@ -14,11 +14,11 @@ use upsoak_common::ops::{self, Health};
 use crate::config::{ApplierConfig, SidecarConfig};
 use crate::error::{Error, Result};
 use crate::producer::{self, events::ProducerMetrics};
-use crate::wanderer::apply::{Applier, HelmApplier, SimApplier};
-use crate::wanderer::events::WandererMetrics;
+use crate::wanderer::apply::{Applier, HelmApplier, ReuseValues, SimApplier};
+use crate::wanderer::events::{WandererHalted, WandererMetrics};
 use crate::wanderer::space::Space;
 use crate::wanderer::walk::Walk;
-use crate::wanderer::{self, RunOptions, Schedule};
+use crate::wanderer::{self, RunError, RunOptions, Schedule};
 
 /// How long the Producer may take to stop (allocations time out, sessions send EXIT).
 const PRODUCER_STOP: Duration = Duration::from_secs(30);
@@ -112,8 +112,28 @@ impl Sidecar {
             ..
         } = self;
         let mut server_ended = None;
+        let producing = producer.is_some();
         let walked = {
-            let walking = walk(&cfg, space, &ready, &wanderer_metrics, &shutdown);
+            let walking = async {
+                let walked = walk(&cfg, space, &ready, &wanderer_metrics, &shutdown).await;
+                match walked {
+                    // An applier failure (helm unusable, a release left stuck) stops the walk,
+                    // never the load: the Producer goes on until the signal, and the error is
+                    // the exit status then.
+                    Err(Error::Wanderer(
+                        ref e @ (RunError::Observe(_) | RunError::Halted { .. }),
+                    )) if producing && !shutdown.is_cancelled() => {
+                        WandererHalted {
+                            reason: &error_chain(e),
+                        }
+                        .emit(&wanderer_metrics);
+                        ready.mark_ready();
+                        shutdown.cancelled().await;
+                        walked
+                    }
+                    other => other,
+                }
+            };
             tokio::pin!(walking);
             tokio::select! {
                 r = &mut walking => r,
@@ -194,26 +214,80 @@ async fn walk(
                 .run(&SimApplier::new(url, w.apply_timeout), &mut planner)
                 .await
         }
-        ApplierConfig::Helm {
-            helm,
-            release,
-            chart,
-            namespace,
-            timeout,
-            values,
-        } => {
-            let applier = HelmApplier {
-                helm: helm.clone(),
-                release: release.clone(),
-                chart: chart.clone(),
-                namespace: namespace.clone(),
-                timeout: *timeout,
-                values_dir: cfg.state_dir.clone(),
-                extra_values: values.clone(),
-            };
+        ApplierConfig::Helm { .. } => {
+            let applier = helm_applier(cfg, &planner)?;
             walking.run(&applier, &mut planner).await
         }
     }
+}
+
+/// The helm applier of `cfg` for the space `planner` walks: every tunable must name its chart
+/// paths (otherwise it would be written where the chart ignores it).
+pub fn helm_applier(cfg: &SidecarConfig, planner: &Walk) -> Result<HelmApplier> {
+    let ApplierConfig::Helm {
+        helm,
+        release,
+        chart,
+        namespace,
+        timeout,
+        values_files,
+        reuse_values,
+        on_stuck,
+        stuck_wait,
+        kill_grace,
+    } = &cfg.wanderer.applier
+    else {
+        return Err(Error::Flag("the applier is not helm".into()));
+    };
+    let space = planner.space();
+    let unmapped: Vec<&str> = space
+        .tunables
+        .keys()
+        .filter(|t| !space.chart.contains_key(*t))
+        .map(String::as_str)
+        .collect();
+    if !unmapped.is_empty() {
+        let mut p = upsoak_common::problems::Problems::new();
+        for t in unmapped {
+            p.push(
+                format!("tunables.{t}.chart"),
+                "missing: the helm applier writes a tunable only at the chart paths the space names",
+            );
+        }
+        return Err(p
+            .invalid(
+                "configuration space",
+                cfg.wanderer.space.display().to_string(),
+            )
+            .into());
+    }
+    Ok(HelmApplier {
+        helm: helm.clone(),
+        release: release.clone(),
+        chart: chart.clone(),
+        namespace: namespace.clone(),
+        timeout: *timeout,
+        kill_after: cfg.wanderer.apply_timeout,
+        kill_grace: *kill_grace,
+        values_dir: cfg.state_dir.clone(),
+        values_files: values_files.clone(),
+        // Unset is only accepted with values files (config.rs): they carry the install.
+        reuse_values: reuse_values.unwrap_or(ReuseValues::None),
+        on_stuck: *on_stuck,
+        stuck_wait: *stuck_wait,
+        tunables: space.chart.clone(),
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }
 
 /// What the Wanderer's loop needs besides its applier and planner.

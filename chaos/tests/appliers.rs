@@ -1,5 +1,8 @@
-//! The two appliers against a real simulator: the sim control endpoint, and `helm` through a
-//! fake executable (helm cannot run here) that records its arguments and installs on the sim.
+//! The two appliers against a real simulator: the sim control endpoint, and `helm` through the
+//! fake helm (`common/fake_helm.py`; helm cannot run here) that models helm's documented CLI and
+//! release storage and installs on the sim: the user's values kept or reset as helm's flags say,
+//! a failed upgrade rolled back by `--atomic`, an apply timeout that stops helm's whole process
+//! group, and a release left pending recovered per `on_stuck`.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,10 +13,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::fake_helm::{FakeHelm, gone};
 use tokio_util::sync::CancellationToken;
 use upsoak_agones::release::Install;
-use upsoak_chaos::wanderer::apply::{Applier, HelmApplier, SimApplier};
-use upsoak_testkit::TempDir;
+use upsoak_chaos::wanderer::apply::{
+    Applier, ApplyError, HelmApplier, OnStuck, ReuseValues, SimApplier,
+};
+use upsoak_testkit::{POLL, TempDir, eventually};
 
 async fn start_sim() -> (String, CancellationToken) {
     common::start_sim("upgrade_window: 300ms", 1).await
@@ -51,37 +57,58 @@ async fn sim_applier_installs_and_observes() {
     stop.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn helm_applier_calls_helm_as_documented_and_observes_the_release() {
+/// A fake helm on a fresh simulator with revision 1 installed (1.58.0) from the user's values
+/// file `user.yaml` (the ServiceMonitor on, a NodePort allocator Service), and an applier on it.
+async fn seeded(name: &str) -> (TempDir, FakeHelm, HelmApplier, PathBuf, CancellationToken) {
     let (url, stop) = start_sim().await;
-    let dir = TempDir::new("chaos-helm");
-    let log = dir.join("helm.log");
-    let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-helm.sh");
-    let wrapper = dir.join("helm");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/usr/bin/env bash\nFAKE_HELM_LOG={} FAKE_HELM_SIM={} exec {} \"$@\"\n",
-            log.display(),
-            url,
-            fake.display()
-        ),
+    let dir = TempDir::new(name);
+    let fake = FakeHelm::new(&dir, &url, &[]);
+    let user = dir.write(
+        "user.yaml",
+        "agones:\n  metrics:\n    serviceMonitor:\n      enabled: true\n  allocator:\n    service:\n      serviceType: NodePort\n",
+    );
+    let out = fake.run(&[
+        "upgrade",
+        "--install",
+        "agones",
+        "agones/agones",
+        "--version",
+        "1.58.0",
+        "--namespace",
+        "agones-system",
+        "-f",
+        user.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut a = HelmApplier::new(fake.path.clone(), dir.to_path_buf());
+    a.timeout = Duration::from_secs(30);
+    a.kill_after = Duration::from_secs(40);
+    a.kill_grace = Duration::from_millis(500);
+    a.stuck_wait = Duration::from_millis(500);
+    (dir, fake, a, user, stop)
+}
+
+fn user_values(rev: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    let agones = &rev["config"]["agones"];
+    (
+        agones["metrics"]["serviceMonitor"]["enabled"].clone(),
+        agones["featureGates"].clone(),
     )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
-    let a = HelmApplier {
-        helm: wrapper,
-        release: "agones".into(),
-        chart: "agones/agones".into(),
-        namespace: "agones-system".into(),
-        timeout: Duration::from_secs(600),
-        values_dir: dir.to_path_buf(),
-        extra_values: vec![],
-    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_applier_passes_the_users_values_and_reuses_or_resets_them_as_told() {
+    let (dir, fake, mut a, user, stop) = seeded("chaos-helm-values").await;
+    // The user's values files first, then the generated one; no reuse flag needed.
+    a.values_files = vec![user.clone()];
+    a.reuse_values = ReuseValues::None;
     let t = target(
         "1.59.0",
         &[("PlayerTracking", true), ("SidecarContainers", false)],
@@ -89,36 +116,165 @@ async fn helm_applier_calls_helm_as_documented_and_observes_the_release() {
     a.apply(&t).await.unwrap();
     let values = std::fs::read_to_string(dir.join("agones-values.yaml")).unwrap();
     assert!(
-        values
-            .contains("agones:\n  featureGates: \"PlayerTracking=true&SidecarContainers=false\"\n"),
+        values.contains("agones:\n  featureGates: PlayerTracking=true&SidecarContainers=false\n"),
         "{values}"
+    );
+    let calls = fake.calls();
+    assert_eq!(
+        calls[1],
+        format!(
+            "upgrade --install agones agones/agones --version 1.59.0 --namespace agones-system -f {} -f {} --atomic --wait --timeout 30s",
+            user.display(),
+            dir.join("agones-values.yaml").display()
+        )
     );
     let seen = a.observe_installed().await.unwrap();
     assert_eq!(seen.version, "1.59.0");
     assert!(t.satisfied_by(&seen), "{seen:?}");
-    let calls = std::fs::read_to_string(&log).unwrap();
-    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(&calls.len(), &2, "observing is not an upgrade: {calls:?}");
     assert_eq!(
-        calls[0],
-        format!(
-            "upgrade --install agones agones/agones --version 1.59.0 --namespace agones-system -f {} --atomic --wait --timeout 600s",
-            dir.join("agones-values.yaml").display()
+        fake.calls()[2..],
+        [
+            "status agones --namespace agones-system -o json",
+            "get values agones --namespace agones-system -o json"
+        ]
+    );
+    let revs = fake.revisions();
+    assert_eq!(user_values(&revs[1]).0, serde_json::json!(true));
+
+    // No values files: `reset-then-reuse` keeps the install's values.
+    a.values_files.clear();
+    a.reuse_values = ReuseValues::ResetThenReuse;
+    a.apply(&target("1.60.0", &[("PlayerTracking", false)]))
+        .await
+        .unwrap();
+    assert!(
+        fake.calls()
+            .last()
+            .unwrap()
+            .contains(" --reset-then-reuse-values --atomic")
+    );
+    let revs = fake.revisions();
+    assert_eq!(
+        user_values(&revs[2]),
+        (
+            serde_json::json!(true),
+            serde_json::json!("PlayerTracking=false")
         )
     );
+    // And without either, helm resets them: what the configuration refuses by default.
+    a.reuse_values = ReuseValues::None;
+    a.apply(&target("1.59.0", &[])).await.unwrap();
+    let revs = fake.revisions();
     assert_eq!(
-        calls[1],
-        "list --namespace agones-system --filter ^agones$ -o json"
+        user_values(&revs[3]).0,
+        serde_json::Value::Null,
+        "reset: {:?}",
+        revs[3]
     );
-    assert_eq!(
-        calls[2],
-        "get values agones --namespace agones-system -o json"
-    );
-    // A refused upgrade is a failed command with helm's message.
+    assert_eq!(revs[2]["status"], "superseded");
+    assert_eq!(revs[3]["status"], "deployed");
+
+    // A refused upgrade is a failed command with helm's message, and no new revision.
     let err = a
         .apply(&target("1.60.0", &[("Nope", true)]))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "command_failed");
     assert!(err.to_string().contains("UPGRADE FAILED"), "{err}");
+    assert_eq!(fake.revisions().len(), 4);
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_slower_than_helms_timeout_is_rolled_back_by_atomic() {
+    let (_dir, fake, mut a, user, stop) = seeded("chaos-helm-atomic").await;
+    a.values_files = vec![user];
+    a.timeout = Duration::from_secs(1);
+    fake.set_mode("slow 5");
+    let err = a.apply(&target("1.59.0", &[])).await.unwrap_err();
+    assert_eq!(err.kind(), "command_failed", "{err}");
+    assert!(
+        err.to_string()
+            .contains("has been rolled back due to atomic"),
+        "{err}"
+    );
+    let statuses: Vec<_> = fake
+        .revisions()
+        .iter()
+        .map(|r| r["status"].clone())
+        .collect();
+    assert_eq!(statuses, ["superseded", "failed", "deployed"]);
+    // What runs is what is observed: the rollback's 1.58.0, not the target.
+    assert_eq!(a.observe_installed().await.unwrap().version, "1.58.0");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_timeout_leaves_no_helm_process_and_the_pending_release_is_rolled_back() {
+    let (_dir, fake, mut a, user, stop) = seeded("chaos-helm-kill").await;
+    a.values_files = vec![user];
+    // Deaf to SIGTERM, with a child in its group: only SIGKILL to the group stops both.
+    fake.set_mode("ignore-term");
+    a.kill_after = Duration::from_secs(2);
+    let err = a.apply(&target("1.59.0", &[])).await.unwrap_err();
+    let ApplyError::Killed { signal, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*signal, "KILL");
+    assert_eq!(err.kind(), "timeout");
+    let (helm, child) = (
+        fake.pid("upgrade.pid").unwrap(),
+        fake.pid("child.pid").unwrap(),
+    );
+    eventually(Duration::from_secs(10), POLL, || async {
+        (gone(helm) && gone(child)).then_some(())
+    })
+    .await
+    .expect("no helm process is left behind");
+    // helm died holding the release: pending-upgrade, which `helm list` hides without --all.
+    assert_eq!(
+        fake.revisions().last().unwrap()["status"],
+        "pending-upgrade"
+    );
+    let hidden = fake.run(&["list", "--namespace", "agones-system", "-o", "json"]);
+    assert_eq!(String::from_utf8_lossy(&hidden.stdout).trim(), "[]");
+    let all = fake.run(&[
+        "list",
+        "--all",
+        "--namespace",
+        "agones-system",
+        "-o",
+        "json",
+    ]);
+    assert!(String::from_utf8_lossy(&all.stdout).contains("pending-upgrade"));
+    // An upgrade now fails as helm's does, until the release is recovered.
+    fake.set_mode("ok");
+    let busy = a.apply(&target("1.59.0", &[])).await.unwrap_err();
+    assert!(busy.to_string().contains("another operation"), "{busy}");
+
+    // on_stuck: fail leaves it to a person, saying how.
+    a.on_stuck = OnStuck::Fail;
+    let err = a.settle().await.unwrap_err();
+    assert_eq!(err.kind(), "stuck");
+    assert!(err.to_string().contains("helm rollback agones 1"), "{err}");
+    assert_eq!(err.as_failed_recovery().unwrap().policy, "fail");
+
+    // on_stuck: rollback, after the wait.
+    a.on_stuck = OnStuck::Rollback;
+    let r = a.settle().await.unwrap().expect("a recovery");
+    assert_eq!(
+        (r.status.as_str(), r.revision, r.result),
+        ("pending-upgrade", 2, "rolled_back")
+    );
+    assert!(r.waited >= a.stuck_wait, "{r:?}");
+    assert!(
+        fake.calls().contains(
+            &"rollback agones 1 --namespace agones-system --wait --timeout 30s".to_owned()
+        )
+    );
+    assert_eq!(a.observe_installed().await.unwrap().version, "1.58.0");
+    assert_eq!(a.settle().await.unwrap(), None, "nothing left to recover");
+    a.apply(&target("1.59.0", &[])).await.unwrap();
     stop.cancel();
 }

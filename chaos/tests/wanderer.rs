@@ -120,6 +120,7 @@ async fn walks_journals_and_exports_each_transition() {
             Entry::Scheduled { step, .. } => format!("scheduled {step}"),
             Entry::Intent { step, to, .. } => format!("intent {step} {}", to.version),
             Entry::Outcome { step, result, .. } => format!("outcome {step} {}", result.as_str()),
+            Entry::Release { step, result, .. } => format!("release {step} {result}"),
         })
         .collect();
     assert_eq!(

@@ -70,12 +70,52 @@ pub mod wanderer {
     /// set, so one series at most.
     pub const LAST_FAILED_TARGET_INFO: &str = "upsoak_wanderer_last_failed_target_info";
 
+    /// Gauge: the generation the two apply timestamps below describe: the value
+    /// [`GENERATION`] takes when that transition goes live (it is set with the start, before
+    /// the apply, while [`GENERATION`] still shows the previous one). No labels: one series
+    /// over a week of transitions.
+    pub const APPLY_GENERATION: &str = "upsoak_wanderer_apply_generation";
+
+    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] started, set before helm
+    /// or the simulator is called. The disruption window opens here.
+    pub const APPLY_STARTED_TIMESTAMP_SECONDS: &str =
+        "upsoak_wanderer_apply_started_timestamp_seconds";
+
+    /// Gauge: unix time the apply of transition [`APPLY_GENERATION`] returned (helm exited,
+    /// the simulator's install window closed, or the apply timed out). Until then it keeps the
+    /// previous transition's value, so a value below [`APPLY_STARTED_TIMESTAMP_SECONDS`] means
+    /// the apply is in progress. [`LAST_TRANSITION_TIMESTAMP_SECONDS`] stays the moment the
+    /// result was observed live.
+    pub const APPLY_FINISHED_TIMESTAMP_SECONDS: &str =
+        "upsoak_wanderer_apply_finished_timestamp_seconds";
+
     counter!(
         /// Counter: torn journal lines dropped when the journal was opened.
         JOURNAL_LINES_DROPPED,
         JOURNAL_LINES_DROPPED_TOTAL,
         "upsoak_wanderer_journal_lines_dropped"
     );
+
+    counter!(
+        /// Counter: releases found left `pending-*` by a helm that died mid-operation, by the
+        /// `policy` applied (`rollback`, `fail`) and its `result` (`rolled_back`, `failed`,
+        /// `cleared`: it finished while waited for).
+        STUCK_RELEASES,
+        STUCK_RELEASES_TOTAL,
+        "upsoak_wanderer_stuck_releases"
+    );
+
+    counter!(
+        /// Counter: applies stopped at `apply_timeout` (helm's process group signalled), by the
+        /// last `signal` needed (`TERM`, `KILL`).
+        APPLY_KILLS,
+        APPLY_KILLS_TOTAL,
+        "upsoak_wanderer_apply_kills"
+    );
+
+    /// Gauge: 1 once the Wanderer stopped on an applier failure (a release it may not touch,
+    /// helm unusable) while the Producer goes on; 0 otherwise.
+    pub const HALTED: &str = "upsoak_wanderer_halted";
 }
 
 /// The Producer's metrics (`upsoak-chaos run`, component `producer`).
@@ -120,6 +160,28 @@ pub mod producer {
 
     /// Gauge: game sessions being played.
     pub const SESSIONS_ACTIVE: &str = "upsoak_producer_sessions_active";
+
+    /// Gauge: canary game sessions held Allocated across transitions right now.
+    pub const CANARIES_ACTIVE: &str = "upsoak_producer_canaries_active";
+
+    counter!(
+        /// Counter: canaries lost, by `reason` (`deleted`, `left_allocated`, `timeout`,
+        /// `restarted`).
+        CANARIES_LOST,
+        CANARIES_LOST_TOTAL,
+        "upsoak_producer_canaries_lost"
+    );
+
+    /// Histogram: time between two answers of a canary's heartbeat.
+    pub const CANARY_HEARTBEAT_GAP_SECONDS: &str = "upsoak_producer_canary_heartbeat_gap_seconds";
+
+    /// Gauge: the longest time since any live canary last answered, now; its `max_over_time`
+    /// over a window is the longest heartbeat gap in it.
+    pub const CANARY_LONGEST_SILENCE_SECONDS: &str =
+        "upsoak_producer_canary_longest_silence_seconds";
+
+    /// Gauge: age of the oldest live canary.
+    pub const CANARY_OLDEST_AGE_SECONDS: &str = "upsoak_producer_canary_oldest_age_seconds";
 
     /// Gauge: allocation latency percentiles of the last completed window (HdrHistogram), by
     /// `quantile` (`0.5`, `0.9`, `0.99`, `0.999`, `1`).

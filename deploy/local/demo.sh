@@ -4,6 +4,8 @@
 # open-model load) and the agent. Agones 1.59.0 in the simulator carries a regression
 # (allocations 6x slower), and the seed is chosen so the walk passes through it: the run shows
 # that transition judged fail with its evidence, and the clean ones pass.
+# Each judged upgrade's disruption numbers (canaries lost, longest heartbeat gap, allocation
+# outage) are shown in the progress lines and the report.
 # Ends with the report. Exits 0 when the transition to 1.59.0 was judged fail and every clean
 # transition passed (the demo showed what it should), 1 when the regression was missed or a
 # clean transition failed, and another code when something broke.
@@ -154,6 +156,16 @@ progress() {
   verdicts=$(q 'sum(upsoak_agent_transitions_judged_total{verdict="pass"})')/$(q 'sum(upsoak_agent_transitions_judged_total{verdict="fail"})')
   printf '[%4ds] generation %s  version %-7s allocations/s %-6.1f  judged pass/fail %s\n' \
     $((SECONDS - START)) "$gen" "$ver" "$(printf '%.1f' "${rate/-/0}")" "$verdicts"
+  # The latest judged disruption window (apply start -> settle end), once the agent judged one.
+  local dj lost gap outage
+  dj=$(q 'sum(upsoak_agent_disruption_windows_judged_total)')
+  if [ "$dj" != "-" ] && [ "$dj" != "0" ]; then
+    lost=$(q 'upsoak_agent_slo_value{group="disruption",slo="canaries-lost"}')
+    gap=$(q 'upsoak_agent_slo_value{group="disruption",slo="canary-longest-gap"}')
+    outage=$(q 'upsoak_agent_slo_value{group="disruption",slo="allocation-outage-seconds"}')
+    printf '        last upgrade (disruption window %s judged): canaries lost %s, longest gap %ss, allocation outage %ss\n' \
+      "$dj" "$lost" "$gap" "$outage"
+  fi
 }
 
 # 5. A baseline from the first steady window, before the first transition.
@@ -180,7 +192,7 @@ echo
 echo "== alerts Alertmanager holds"
 curl -s "$AM/api/v2/alerts" | python3 -c 'import json,sys
 for a in json.load(sys.stdin):
-  l=a["labels"]; print("  %s slo=%s/%s severity=%s %s -> %s  (%s)" % (l.get("alertname"), l.get("group"), l.get("slo"), l.get("severity"), l.get("from_version"), l.get("to_version"), a["status"]["state"]))' || true
+  l=a["labels"]; print("  %s slo=%s/%s window=%s severity=%s %s -> %s  (%s)" % (l.get("alertname"), l.get("group"), l.get("slo"), l.get("window", "-"), l.get("severity"), l.get("from_version"), l.get("to_version"), a["status"]["state"]))' || true
 echo
 echo "== Grafana annotations (no Grafana URL given: recorded, not posted) in $RUN_DIR/grafana-annotations.jsonl"
 sed 's/^/  /' "$RUN_DIR/grafana-annotations.jsonl" 2>/dev/null | head -12 || true
@@ -212,12 +224,24 @@ python3 - "$RUN_DIR/report.json" "$REGRESSED_VERSION" <<'PY'
 import json, sys
 report, bad = json.load(open(sys.argv[1])), sys.argv[2]
 caught, missed, false_fails = [], [], []
+def number(d, slo):
+    v = d["slos"].get("disruption/" + slo, {}).get("evidence", {}).get("value")
+    return "-" if v is None else "%g" % v
 for t in report["transitions"]:
+    d = t.get("disruption")
+    if d:
+        print("generation %s: upgrade (disruption window %ss) %s: canaries lost %s, longest gap %ss, allocation outage %ss, controller unready %ss" % (
+            t["generation"], d["window_end"] - d["window_start"], d["verdict"], number(d, "canaries-lost"),
+            number(d, "canary-longest-gap"), number(d, "allocation-outage-seconds"),
+            number(d, "controller-unready-seconds")))
     judged = t.get("judged")
     if not judged:
         continue
     to, verdict = t["to"].get("version", "?"), judged["verdict"]
-    failing = sorted(name for name, v in judged["slos"].items() if v["evidence"]["verdict"] == "fail")
+    if d and d["verdict"] == "fail":
+        verdict = "fail"
+    failing = sorted(name for name, v in list(judged["slos"].items()) + list((d or {}).get("slos", {}).items())
+                     if v["evidence"]["verdict"] == "fail")
     line = "generation %s: %s -> %s judged %s%s" % (
         t["generation"], t["from"].get("version", "?"), to, verdict,
         " (" + ", ".join(failing) + ")" if failing else "")

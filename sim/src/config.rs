@@ -248,6 +248,25 @@ pub enum FaultKind {
         /// Growth per second, >= 0.
         bytes_per_second: f64,
     },
+    /// Upgrade-time: inside an install window whose target matches `when`, this fraction of
+    /// the Allocated GameServers (rounded up) is shut down, each at a random moment in the
+    /// first half of the window; their games end and their Fleet replaces them.
+    UpgradeKillsAllocated {
+        /// Fraction of the Allocated GameServers at the window's start, 0..1.
+        fraction: f64,
+    },
+    /// Upgrade-time: an install window whose target matches `when` lasts `factor` × longer.
+    UpgradeStalls {
+        /// Factor on `upgrade_window`, >= 1; with several, the largest applies.
+        factor: f64,
+    },
+    /// Upgrade-time: every game port stops answering (datagrams are dropped unanswered) for
+    /// `duration` from the start of an install window whose target matches `when`.
+    UpgradeDropsGameTraffic {
+        /// How long from the window's start; it may outlast the window.
+        #[serde(with = "config_duration")]
+        duration: Duration,
+    },
 }
 
 fn one() -> f64 {
@@ -273,7 +292,21 @@ impl FaultKind {
             FaultKind::GameServerFailures { .. } => "game_server_failures",
             FaultKind::ReconcileStall => "reconcile_stall",
             FaultKind::MemoryGrowth { .. } => "memory_growth",
+            FaultKind::UpgradeKillsAllocated { .. } => "upgrade_kills_allocated",
+            FaultKind::UpgradeStalls { .. } => "upgrade_stalls",
+            FaultKind::UpgradeDropsGameTraffic { .. } => "upgrade_drops_game_traffic",
         }
+    }
+
+    /// True for the upgrade-time kinds: active only inside an install window whose target
+    /// matches the fault's `when`, never in steady state.
+    pub fn during_upgrade(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::UpgradeKillsAllocated { .. }
+                | FaultKind::UpgradeStalls { .. }
+                | FaultKind::UpgradeDropsGameTraffic { .. }
+        )
     }
 }
 
@@ -458,6 +491,22 @@ impl SimConfig {
                         format!("{bytes_per_second} is not >= 0"),
                     )
                 }
+                FaultKind::UpgradeKillsAllocated { fraction }
+                    if !(0.0..=1.0).contains(fraction) =>
+                {
+                    p.push(
+                        format!("{at}.fraction"),
+                        format!("{fraction} is not within 0..1"),
+                    )
+                }
+                FaultKind::UpgradeStalls { factor } if !(factor.is_finite() && *factor >= 1.0) => p
+                    .push(
+                        format!("{at}.factor"),
+                        format!("{factor} is not a finite number >= 1"),
+                    ),
+                FaultKind::UpgradeDropsGameTraffic { duration } if duration.is_zero() => {
+                    p.push(format!("{at}.duration"), "must be above zero")
+                }
                 _ => {}
             }
         }
@@ -617,6 +666,52 @@ faults:
             "faults[0].multiplier: -2",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn upgrade_faults_parse_and_their_values_are_checked() {
+        let base = "initial: { version: 1.60.0 }\nversions: [ { version: 1.60.0, gates: {} } ]\n";
+        let ok = format!(
+            "{base}faults:\n  - {{ name: k, kind: upgrade_kills_allocated, fraction: 0.5, when: {{ version: 1.60.0 }} }}\n  - {{ name: s, kind: upgrade_stalls, factor: 3 }}\n  - {{ name: d, kind: upgrade_drops_game_traffic, duration: 4s }}\n"
+        );
+        let c = SimConfig::parse(&ok, "ok").unwrap();
+        assert_eq!(
+            c.faults.iter().map(|f| f.kind.clone()).collect::<Vec<_>>(),
+            vec![
+                FaultKind::UpgradeKillsAllocated { fraction: 0.5 },
+                FaultKind::UpgradeStalls { factor: 3.0 },
+                FaultKind::UpgradeDropsGameTraffic {
+                    duration: Duration::from_secs(4)
+                },
+            ]
+        );
+        assert!(c.faults.iter().all(|f| f.kind.during_upgrade()));
+        let bad = format!(
+            "{base}faults:\n  - {{ name: k, kind: upgrade_kills_allocated, fraction: 2 }}\n  - {{ name: s, kind: upgrade_stalls, factor: 0.5 }}\n  - {{ name: d, kind: upgrade_drops_game_traffic, duration: 0s }}\n"
+        );
+        let text = SimConfig::parse(&bad, "bad").unwrap_err().to_string();
+        for want in [
+            "faults[0].fraction: 2 is not within 0..1",
+            "faults[1].factor: 0.5 is not a finite number >= 1",
+            "faults[2].duration: must be above zero",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        for (yaml, want) in [
+            (
+                "{ name: k, kind: upgrade_kill_allocated, fraction: 1 }",
+                "unknown variant `upgrade_kill_allocated`",
+            ),
+            (
+                "{ name: k, kind: upgrade_kills_allocated, fractoin: 1 }",
+                "unknown field `fractoin`",
+            ),
+        ] {
+            let e = SimConfig::parse(&format!("{base}faults: [ {yaml} ]\n"), "typo").unwrap_err();
+            let first = e.problems.iter().next().unwrap().to_string();
+            assert!(first.starts_with("faults[0]"), "{first}");
+            assert!(first.contains(want), "{first}");
         }
     }
 

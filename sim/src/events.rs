@@ -215,6 +215,52 @@ impl FaultChanged<'_> {
     }
 }
 
+/// A write was refused because the admission webhook it needs is down (an upgrade window).
+pub struct WriteRefused {
+    /// The webhook's name, `mutations.agones.dev` or `validations.agones.dev`.
+    pub webhook: &'static str,
+}
+
+impl WriteRefused {
+    pub fn emit(self) {
+        tracing::debug!(webhook = %self.webhook, "write refused: admission webhook unavailable");
+    }
+}
+
+/// An `upgrade_kills_allocated` fault shut down an Allocated GameServer inside an install
+/// window (its state change is counted as any other).
+pub struct UpgradeKilledGameServer<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+impl UpgradeKilledGameServer<'_> {
+    pub fn emit(self) {
+        tracing::warn!(
+            namespace = %self.namespace,
+            gameserver = %self.name,
+            "upgrade fault: allocated gameserver shut down"
+        );
+    }
+}
+
+/// An `upgrade_drops_game_traffic` fault silenced every game port for `duration`.
+pub struct GameTrafficDropped<'a> {
+    /// The install's target version.
+    pub version: &'a str,
+    pub duration: Duration,
+}
+
+impl GameTrafficDropped<'_> {
+    pub fn emit(self) {
+        tracing::warn!(
+            version = %self.version,
+            duration_ms = u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
+            "upgrade fault: game ports stop answering"
+        );
+    }
+}
+
 // ----- GameServers and Fleets -----
 
 /// A Fleet created a GameServer (it starts `Creating`).

@@ -12,6 +12,35 @@ pub struct Cause {
     pub message: String,
 }
 
+/// Which of Agones' admission webhooks a write goes through (both served by `agones-extensions`
+/// behind `agones-controller-service`; `pkg/util/webhooks/webhooks.go`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Webhook {
+    /// `mutations.agones.dev` at `/mutate`: CREATE of Fleets and GameServers (mutating webhooks
+    /// run first, so a create fails here).
+    Mutation,
+    /// `validations.agones.dev` at `/validate`: UPDATE of Fleets and GameServerSets.
+    Validation,
+}
+
+impl Webhook {
+    /// The webhook's name in the chart's configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Webhook::Mutation => "mutations.agones.dev",
+            Webhook::Validation => "validations.agones.dev",
+        }
+    }
+
+    /// Its path on `agones-controller-service`.
+    fn path(self) -> &'static str {
+        match self {
+            Webhook::Mutation => "mutate",
+            Webhook::Validation => "validate",
+        }
+    }
+}
+
 /// An error the API answers with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
@@ -129,13 +158,28 @@ impl ApiError {
         )
     }
 
-    /// 500 for a write during an upgrade window: Agones' mutating webhook has no endpoints.
-    pub fn webhook_unavailable() -> Self {
-        ApiError::new(
-            503,
-            "ServiceUnavailable",
-            "Internal error occurred: failed calling webhook \"mutations.agones.dev\": failed to call webhook: Post \"https://agones-controller-service.agones-system.svc:443/mutate?timeout=10s\": no endpoints available for service \"agones-controller-service\"",
-        )
+    /// 500 `InternalError` for a write one of Agones' webhooks must admit while `agones-extensions`
+    /// is down (an upgrade window). The chart registers them with `failurePolicy: Fail`
+    /// (`install/helm/agones/templates/extensions.yaml`), so the apiserver fails closed with
+    /// `apierrors.NewInternalError(&ErrCallingWebhook{..})` (Kubernetes
+    /// `staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/{mutating,validating}/dispatcher.go`):
+    /// 500, reason `InternalError`, the error as the message and as the one cause.
+    pub fn webhook_unavailable(webhook: Webhook) -> Self {
+        let (name, path) = (webhook.name(), webhook.path());
+        let err = format!(
+            "failed calling webhook \"{name}\": failed to call webhook: Post \"https://agones-controller-service.agones-system.svc:443/{path}?timeout=10s\": no endpoints available for service \"agones-controller-service\""
+        );
+        ApiError {
+            causes: vec![Cause {
+                field: String::new(),
+                message: err.clone(),
+            }],
+            ..ApiError::new(
+                500,
+                "InternalError",
+                format!("Internal error occurred: {err}"),
+            )
+        }
     }
 
     /// 503 for an allocation during an upgrade window: the aggregated allocation API is down.
@@ -178,7 +222,14 @@ impl ApiError {
                 "causes".into(),
                 self.causes
                     .iter()
-                    .map(|c| json!({"reason": "FieldValueInvalid", "message": c.message, "field": c.field}))
+                    .map(|c| {
+                        if c.field.is_empty() {
+                            // `NewInternalError`'s cause carries only the message.
+                            json!({"message": c.message})
+                        } else {
+                            json!({"reason": "FieldValueInvalid", "message": c.message, "field": c.field})
+                        }
+                    })
                     .collect(),
             );
         }

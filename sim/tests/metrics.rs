@@ -6,7 +6,7 @@
 mod common;
 
 use common::{SimProcess, eventually, get_json, post_json, test_config, wait_ready};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use upsoak_agones::{Fleet, GameServer, GameServerAllocation, GameServerState};
 use upsoak_testkit::{promtool_check, sample as value, scrape};
 
@@ -129,7 +129,8 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
-    // During the window: Deployments unready, writes and allocations 503, reads fine.
+    // During the window: Deployments unready, allocations 503, webhook-admitted writes 500,
+    // reads, scales and deletes fine.
     let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(sim.client(), "agones-system");
     assert_eq!(
@@ -165,18 +166,64 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 503);
+    // A Fleet create needs the mutating webhook: 500 InternalError, as the apiserver answers
+    // when a `failurePolicy: Fail` webhook cannot be called.
+    assert_eq!(r.status().as_u16(), 500);
     let status: serde_json::Value = r.json().await.unwrap();
     assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "InternalError", "{status}");
+    assert_eq!(status["code"], 500, "{status}");
+    let message = status["message"].as_str().unwrap();
     assert!(
-        status["message"]
-            .as_str()
-            .unwrap()
-            .contains("mutations.agones.dev"),
+        message.starts_with(
+            "Internal error occurred: failed calling webhook \"mutations.agones.dev\""
+        ),
         "{status}"
     );
-    let gsa: Api<GameServerAllocation> = Api::namespaced(sim.client(), "default");
+    assert_eq!(
+        status["details"]["causes"][0]["message"].as_str(),
+        message.strip_prefix("Internal error occurred: "),
+        "{status}"
+    );
+    // An update of the Fleet needs the validating webhook (kube-rs: an Api error, 500).
     let fleets: Api<Fleet> = Api::namespaced(sim.client(), "default");
+    let e = fleets
+        .patch(
+            "u1",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap_err();
+    match e {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (500, "InternalError"));
+            assert!(
+                s.message.contains("validations.agones.dev"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected a 500 Status, got {other}"),
+    }
+    // The scale subresource and deletes are not covered by Agones' webhooks: they succeed.
+    let scaled = fleets
+        .patch_scale(
+            "u1",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.spec.unwrap().replicas, Some(3));
+    let gameservers: Api<upsoak_agones::GameServer> = Api::namespaced(sim.client(), "default");
+    let one = gameservers.list(&Default::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    gameservers.delete(&one, &Default::default()).await.unwrap();
+    let gsa: Api<GameServerAllocation> = Api::namespaced(sim.client(), "default");
     assert!(fleets.get("u1").await.is_ok());
     let text = scrape(&sim.url).await.unwrap();
     assert_eq!(value(&text, "upsoak_sim_upgrade_in_progress"), Some(1.0));

@@ -505,3 +505,94 @@ async fn a_valid_reload_applies_and_an_invalid_one_keeps_the_old_specs() {
         assert_eq!(sample(&shown, series), want, "{series} in:\n{shown}");
     }
 }
+
+const DISRUPTION: &str = "groups:\n  - { name: g, interval: 1s, slos: [ { name: latency, expr: lat, objective: \"<= 0.25\", min_samples: 3 } ] }\n  - { name: d, interval: 1s, slos: [ { name: lost, window: disruption, expr: lost, objective: \"<= 0\" } ] }\n";
+
+#[tokio::test]
+async fn the_disruption_window_is_judged_at_the_settle_end_and_annotated_from_the_apply_start() {
+    let dir = StateDir::new("disruption");
+    let stop = CancellationToken::new();
+    let clock = ScriptClock::new(60, &stop);
+    let t0 = T0 / 1000;
+    // Generation 2's apply starts at 1 s and goes live at 3 s; a canary is lost at 2 s only
+    // (the fake's `lost` is the window's one number); generation 3 has no apply phases.
+    let q = FakePrometheus::on(&clock)
+        .wanderer(0, 1, "1.58.0")
+        .wanderer(3, 2, "1.59.0")
+        .wanderer(15, 3, "1.60.0")
+        .with("max(upsoak_wanderer_apply_generation)", 1, 2.0)
+        .with(
+            "max(upsoak_wanderer_apply_started_timestamp_seconds)",
+            1,
+            (t0 + 1) as f64,
+        )
+        .with(
+            "max(upsoak_wanderer_apply_finished_timestamp_seconds)",
+            1,
+            (t0 + 2) as f64,
+        )
+        .with("lat", 0, 0.125)
+        .with("lost", 0, 1.0)
+        .with("lost", 8, 0.0);
+    let mut cfg = config(DISRUPTION, &dir.0);
+    cfg.max_judged = Some(2);
+    let annotations = dir.0.join("annotations.jsonl");
+    cfg.grafana = Some(Grafana::recording(&annotations));
+    let (h, shown, _) = run_to_end(cfg, &q, &clock).await;
+    let d = h.transitions[0].disruption.as_ref().unwrap();
+    // Window 1..5 s (settle 2 s), judged at the first slot past the ingest lag (7 s).
+    assert_eq!(
+        (d.window_start, d.window_end, d.judged_at, d.verdict),
+        (t0 + 1, t0 + 5, t0 + 7, Verdict::Fail)
+    );
+    assert_eq!(d.apply_started, Some((t0 + 1) as f64));
+    let d3 = h.transitions[1].disruption.as_ref().unwrap();
+    assert_eq!((d3.window_start, d3.verdict), (t0 + 15, Verdict::Pass));
+    assert!(d3.phases.contains("for generation 3"), "{}", d3.phases);
+    // Both windows are judged; the overall verdict sees the disruption failure.
+    assert_eq!(
+        h.transitions[0].judged.as_ref().unwrap().verdict,
+        Verdict::Pass
+    );
+    assert_eq!(h.overall(), Verdict::Fail);
+    for (series, want) in [
+        (
+            "upsoak_agent_disruption_windows_judged_total{verdict=\"fail\"}",
+            Some(1.0),
+        ),
+        (
+            "upsoak_agent_disruption_windows_judged_total{verdict=\"pass\"}",
+            Some(1.0),
+        ),
+        (
+            "upsoak_agent_slo_verdict{group=\"d\",slo=\"lost\",verdict=\"pass\"}",
+            Some(1.0),
+        ),
+    ] {
+        assert_eq!(sample(&shown, series), want, "{series} in:\n{shown}");
+    }
+    // The alert of the failed disruption SLO says which window it failed in.
+    let alerts = sinks::current_alerts(&h.transitions, "now");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["labels"]["window"], "disruption");
+    // The transition's region opens at the apply's start; the disruption window has its own.
+    let posted: Vec<serde_json::Value> = std::fs::read_to_string(&annotations)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let region = |tag: &str| {
+        posted
+            .iter()
+            .find(|a| a["tags"][1] == tag)
+            .map(|a| (a["time"].as_i64().unwrap(), a["timeEnd"].as_i64().unwrap()))
+    };
+    assert_eq!(
+        region("transition"),
+        Some(((t0 + 1) * 1000, (t0 + 5) * 1000))
+    );
+    assert_eq!(
+        region("disruption"),
+        Some(((t0 + 1) * 1000, (t0 + 5) * 1000))
+    );
+}

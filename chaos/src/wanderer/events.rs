@@ -17,7 +17,7 @@ use upsoak_agones::release::Install;
 use upsoak_common::names::wanderer as names;
 
 use super::DueSource;
-use super::journal::Outcome;
+use super::journal::{Outcome, Phases};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransitionLabels {
@@ -41,6 +41,17 @@ struct FailedTargetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StuckLabels {
+    policy: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabel {
+    signal: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -58,6 +69,12 @@ pub struct WandererMetrics {
     coverage: Family<KindLabel, Gauge<f64, AtomicU64>>,
     next_transition: Gauge<f64, AtomicU64>,
     journal_lines_dropped: Counter,
+    stuck_releases: Family<StuckLabels, Counter>,
+    apply_kills: Family<SignalLabel, Counter>,
+    halted: Gauge,
+    apply_generation: Gauge,
+    apply_started: Gauge<f64, AtomicU64>,
+    apply_finished: Gauge<f64, AtomicU64>,
 }
 
 impl Default for WandererMetrics {
@@ -75,6 +92,12 @@ impl Default for WandererMetrics {
             coverage: Family::default(),
             next_transition: Gauge::default(),
             journal_lines_dropped: Counter::default(),
+            stuck_releases: Family::default(),
+            apply_kills: Family::default(),
+            halted: Gauge::default(),
+            apply_generation: Gauge::default(),
+            apply_started: Gauge::default(),
+            apply_finished: Gauge::default(),
         }
     }
 }
@@ -132,6 +155,36 @@ impl WandererMetrics {
             "Torn last journal lines dropped on open (a crash hit mid-write)",
             self.journal_lines_dropped.clone(),
         );
+        r.register(
+            names::STUCK_RELEASES,
+            "Releases found left pending by a helm that died mid-operation, by policy and result",
+            self.stuck_releases.clone(),
+        );
+        r.register(
+            names::APPLY_KILLS,
+            "Applies stopped at apply_timeout (helm's process group signalled), by the last signal",
+            self.apply_kills.clone(),
+        );
+        r.register(
+            names::HALTED,
+            "1 once the Wanderer stopped on an applier failure while the Producer goes on",
+            self.halted.clone(),
+        );
+        r.register(
+            names::APPLY_GENERATION,
+            "The generation the apply timestamps describe (the value the generation takes when that transition goes live)",
+            self.apply_generation.clone(),
+        );
+        r.register(
+            names::APPLY_STARTED_TIMESTAMP_SECONDS,
+            "Unix time the apply of transition apply_generation started (before helm or the simulator was called)",
+            self.apply_started.clone(),
+        );
+        r.register(
+            names::APPLY_FINISHED_TIMESTAMP_SECONDS,
+            "Unix time the apply of transition apply_generation returned; below the started time while it is in progress",
+            self.apply_finished.clone(),
+        );
     }
 }
 
@@ -159,6 +212,23 @@ fn set_generation(m: &WandererMetrics, step: u64) {
     m.generation.set(i64::try_from(step).unwrap_or(i64::MAX));
 }
 
+fn unix_s(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// Sets the apply gauges from a transition's journalled phases: the generation and start
+/// together (so the pair always describes one transition), the finish only once it happened.
+fn set_phases(m: &WandererMetrics, step: u64, p: &Phases) {
+    if let Some(started) = p.started {
+        m.apply_generation
+            .set(i64::try_from(step).unwrap_or(i64::MAX));
+        m.apply_started.set(unix_s(started));
+    }
+    if let Some(finished) = p.finished {
+        m.apply_finished.set(unix_s(finished));
+    }
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -177,6 +247,9 @@ pub struct WandererStarted<'a> {
     /// Steps already taken (journalled), 0 on a fresh journal.
     pub generation: u64,
     pub observed: &'a Install,
+    /// The last journalled transition's step and phases, restored into the apply gauges (and
+    /// the last-transition timestamp) so a restart does not lose them.
+    pub last: Option<(u64, Phases)>,
 }
 
 impl WandererStarted<'_> {
@@ -195,6 +268,12 @@ impl WandererStarted<'_> {
         m.running.set(1);
         set_generation(m, self.generation);
         set_config(m, self.observed);
+        if let Some((step, phases)) = &self.last {
+            set_phases(m, *step, phases);
+            if let Some(observed) = phases.observed {
+                m.last_transition.set(unix_s(observed));
+            }
+        }
     }
 }
 
@@ -246,6 +325,63 @@ impl TransitionScheduled {
     }
 }
 
+/// The apply of step `step` begins: journalled as its intent, exported before helm or the
+/// simulator is called. `apply_finished` keeps the previous transition's value until
+/// [`ApplyFinished`], so finished < started reads as "in progress".
+#[derive(Debug)]
+pub struct ApplyStarted<'a> {
+    pub step: u64,
+    pub to: &'a Install,
+    pub started_unix_ms: u64,
+}
+
+impl ApplyStarted<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::info!(
+            event = "apply_started",
+            step = self.step,
+            to_version = %self.to.version,
+            to_gates = %self.to.gate_query(),
+            started_unix_ms = self.started_unix_ms,
+            "apply started"
+        );
+        set_phases(
+            m,
+            self.step,
+            &Phases {
+                started: Some(self.started_unix_ms),
+                ..Phases::default()
+            },
+        );
+    }
+}
+
+/// The apply of step `step` returned (helm exited, the simulator's install window closed, or
+/// the apply timed out), before what is installed is observed.
+#[derive(Debug)]
+pub struct ApplyFinished {
+    pub step: u64,
+    pub finished_unix_ms: u64,
+    /// From the apply's start.
+    pub took: Duration,
+    /// `ok`, `timeout`, or the apply error's kind.
+    pub result: &'static str,
+}
+
+impl ApplyFinished {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::info!(
+            event = "apply_finished",
+            step = self.step,
+            finished_unix_ms = self.finished_unix_ms,
+            took_s = self.took.as_secs_f64(),
+            result = self.result,
+            "apply finished"
+        );
+        m.apply_finished.set(unix_s(self.finished_unix_ms));
+    }
+}
+
 /// A transition's outcome: the one place it is logged and counted. The loop journals the same
 /// fields in the same call (`record_outcome`), so the log and the journal cannot disagree.
 #[derive(Debug)]
@@ -260,6 +396,8 @@ pub struct TransitionOutcome<'a> {
     pub kind: &'static str,
     pub error: Option<&'a str>,
     pub duration: Duration,
+    /// When its apply started, returned and was observed; journalled with it.
+    pub phases: Phases,
 }
 
 impl TransitionOutcome<'_> {
@@ -275,6 +413,9 @@ impl TransitionOutcome<'_> {
             observed_version = self.observed.map(|o| o.version.as_str()).unwrap_or(""),
             error = self.error.unwrap_or(""),
             duration_s = self.duration.as_secs_f64(),
+            started_unix_ms = self.phases.started,
+            finished_unix_ms = self.phases.finished,
+            observed_unix_ms = self.phases.observed,
             "transition"
         );
         m.transitions
@@ -285,7 +426,9 @@ impl TransitionOutcome<'_> {
             .inc();
         m.duration.observe(self.duration.as_secs_f64());
         set_generation(m, self.step);
-        m.last_transition.set(unix_now());
+        set_phases(m, self.step, &self.phases);
+        m.last_transition
+            .set(self.phases.observed.map_or_else(unix_now, unix_s));
         if let Some(o) = self.observed {
             set_config(m, o);
         }
@@ -301,6 +444,85 @@ impl TransitionOutcome<'_> {
                 })
                 .set(1);
         }
+    }
+}
+
+/// A release was found left `pending-*` and the `on_stuck` policy handled it (or it finished
+/// while waited for). The loop journals the same fields.
+#[derive(Debug)]
+pub struct ReleaseRecovered<'a> {
+    pub step: u64,
+    pub recovery: &'a super::apply::Recovery,
+}
+
+impl ReleaseRecovered<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        let r = self.recovery;
+        tracing::warn!(
+            event = "release_recovered",
+            step = self.step,
+            status = %r.status,
+            revision = r.revision,
+            policy = r.policy,
+            result = r.result,
+            waited_s = r.waited.as_secs_f64(),
+            detail = %r.detail,
+            "a release left pending was handled"
+        );
+        m.stuck_releases
+            .get_or_create(&StuckLabels {
+                policy: r.policy,
+                result: r.result,
+            })
+            .inc();
+    }
+}
+
+/// An apply ran past `apply_timeout` and its process group was stopped.
+#[derive(Debug)]
+pub struct ApplyKilled<'a> {
+    pub step: u64,
+    pub command: &'a str,
+    pub pgid: u32,
+    /// The last signal needed: `TERM` or `KILL`.
+    pub signal: &'static str,
+    pub after: Duration,
+}
+
+impl ApplyKilled<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::warn!(
+            event = "apply_killed",
+            step = self.step,
+            command = self.command,
+            pgid = self.pgid,
+            signal = self.signal,
+            after_s = self.after.as_secs_f64(),
+            "the apply ran past its timeout; its process group was stopped"
+        );
+        m.apply_kills
+            .get_or_create(&SignalLabel {
+                signal: self.signal,
+            })
+            .inc();
+    }
+}
+
+/// The Wanderer stopped on an applier failure; the sidecar keeps producing load.
+#[derive(Debug)]
+pub struct WandererHalted<'a> {
+    pub reason: &'a str,
+}
+
+impl WandererHalted<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::error!(
+            event = "wanderer_halted",
+            reason = self.reason,
+            "the Wanderer stopped on an applier failure; the Producer goes on"
+        );
+        m.running.set(0);
+        m.halted.set(1);
     }
 }
 

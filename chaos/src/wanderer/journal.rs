@@ -8,6 +8,10 @@
 //!   operations: re-observed, never assumed).
 //! - a `scheduled` entry holds the next transition's due time (absolute), so a restarted
 //!   sidecar waits only for what is left of it. Journals written before it existed still load.
+//! - each outcome carries the transition's phases ([`Phases`]): when its apply started (the
+//!   intent), when the apply returned, and when the result was observed live (unix ms). An
+//!   apply interrupted by a restart has an `indeterminate` outcome with no `finished`, then an
+//!   `observed` one whose `finished` is when the restarted sidecar found the install settled.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -43,6 +47,22 @@ pub enum Entry {
         to: Install,
         at: String,
     },
+    /// A release found left pending by an earlier operation (helm killed mid-upgrade), and what
+    /// the `on_stuck` policy did about it. `step` is the transition after which it was found
+    /// (the interrupted one on a restart).
+    Release {
+        step: u64,
+        /// The status found, e.g. `pending-upgrade`.
+        status: String,
+        revision: u64,
+        /// `rollback` or `fail`.
+        policy: String,
+        /// `rolled_back`, `failed` or `cleared`.
+        result: String,
+        detail: String,
+        waited_s: f64,
+        at: String,
+    },
     /// What happened to step `step`.
     Outcome {
         step: u64,
@@ -54,7 +74,29 @@ pub enum Entry {
         error: Option<String>,
         duration_s: f64,
         at: String,
+        /// Unix ms the apply started (the intent was journalled); absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_unix_ms: Option<u64>,
+        /// Unix ms the apply returned (helm exited, the simulator's install window closed);
+        /// absent when it never returned (interrupted) and in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        finished_unix_ms: Option<u64>,
+        /// Unix ms the result was observed live; absent when it was not observed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        observed_unix_ms: Option<u64>,
     },
+}
+
+/// When one transition's apply started, returned and was observed live (unix ms); each is
+/// `None` when it did not happen (or the journal predates it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// The intent was journalled and the apply begun.
+    pub started: Option<u64>,
+    /// The apply returned.
+    pub finished: Option<u64>,
+    /// The outcome was observed.
+    pub observed: Option<u64>,
 }
 
 /// The result of one transition.
@@ -137,6 +179,28 @@ impl Recovered {
                 due_unix_ms,
                 ..
             } if *s == step => Some(*due_unix_ms),
+            _ => None,
+        })
+    }
+
+    /// The step and phases of the last journalled outcome, if any: what the apply gauges showed
+    /// when the sidecar stopped.
+    pub fn last_phases(&self) -> Option<(u64, Phases)> {
+        self.entries.iter().rev().find_map(|e| match e {
+            Entry::Outcome {
+                step,
+                started_unix_ms,
+                finished_unix_ms,
+                observed_unix_ms,
+                ..
+            } => Some((
+                *step,
+                Phases {
+                    started: *started_unix_ms,
+                    finished: *finished_unix_ms,
+                    observed: *observed_unix_ms,
+                },
+            )),
             _ => None,
         })
     }
@@ -305,6 +369,9 @@ mod tests {
                 error: None,
                 duration_s: 1.5,
                 at: T.into(),
+                started_unix_ms: Some(1_000),
+                finished_unix_ms: Some(2_000),
+                observed_unix_ms: Some(2_500),
             },
             Entry::Intent {
                 step: 2,
@@ -334,6 +401,17 @@ mod tests {
         assert_eq!(r.entries, sample());
         assert_eq!(r.last_step(), Some(2));
         assert!(matches!(r.pending(), Some(Entry::Intent { step: 2, .. })));
+        assert_eq!(
+            r.last_phases(),
+            Some((
+                1,
+                Phases {
+                    started: Some(1_000),
+                    finished: Some(2_000),
+                    observed: Some(2_500)
+                }
+            ))
+        );
         let _ = std::fs::remove_file(&p);
     }
 
@@ -386,6 +464,20 @@ mod tests {
         }
         assert_eq!(parse_rfc3339("2026-11-25 07:09:42.042Z"), None);
         assert_eq!(parse_rfc3339("2026-13-25T07:09:42.042Z"), None);
+    }
+
+    #[test]
+    fn an_outcome_without_phases_still_loads() {
+        let line = r#"{"type":"outcome","step":3,"result":"applied","duration_s":1.0,"at":"2026-11-25T00:00:00.000Z"}"#;
+        let e: Entry = serde_json::from_str(line).unwrap();
+        let r = Recovered {
+            entries: vec![e],
+            torn_bytes: 0,
+        };
+        assert_eq!(r.last_phases(), Some((3, Phases::default())));
+        // And none is written when absent, so an old reader sees the shape it knows.
+        let back = serde_json::to_string(&r.entries[0]).unwrap();
+        assert!(!back.contains("unix_ms"), "{back}");
     }
 
     #[test]

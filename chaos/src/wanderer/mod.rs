@@ -23,17 +23,24 @@ use std::time::{Duration, Instant};
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
-use apply::{Applier, ApplyError};
+use apply::{Applier, ApplyError, Recovery};
 use events::{
-    CoverageChanged, JournalLineDropped, TransitionOutcome, TransitionScheduled, WandererMetrics,
-    WandererStarted, WandererStopped,
+    ApplyFinished, ApplyKilled, ApplyStarted, CoverageChanged, JournalLineDropped,
+    ReleaseRecovered, TransitionOutcome, TransitionScheduled, WandererMetrics, WandererStarted,
+    WandererStopped,
 };
-use journal::{Entry, Journal, JournalError, Outcome, Recovered, now, now_unix_ms, rfc3339};
+use journal::{
+    Entry, Journal, JournalError, Outcome, Phases, Recovered, now, now_unix_ms, parse_rfc3339,
+    rfc3339,
+};
 use upsoak_agones::release::Install;
 use walk::Planner;
 
 /// The ChaCha stream the schedule's jitter draws from; the walk uses stream 0.
 const JITTER_STREAM: u64 = 1;
+/// An applier bounds its apply by `apply_timeout` itself (the helm applier stops helm's process
+/// group, TERM then KILL); the loop's own bound, this much later, only catches one that does not.
+const APPLY_BACKSTOP: Duration = Duration::from_secs(30);
 
 /// When transitions happen.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -119,6 +126,13 @@ pub enum RunError {
     /// What is installed could not be observed before the first step.
     #[error("cannot observe what is installed at start")]
     Observe(#[source] ApplyError),
+    /// After step `step` the release was left in a state the applier may not touch.
+    #[error("the release is stuck after step {step}")]
+    Halted {
+        step: u64,
+        #[source]
+        source: ApplyError,
+    },
 }
 
 /// Options of one run.
@@ -189,7 +203,7 @@ pub async fn run<A: Applier, P: Planner>(
         }
     }
     replay(planner, &recovered);
-    let mut current = resume(&mut journal, &recovered, applier, metrics).await?;
+    let (mut current, resumed) = resume(&mut journal, &recovered, applier, metrics).await?;
     let mut step = recovered.last_step().unwrap_or(0) + 1;
     // Only the step about to be taken can have a journalled due time still to honour.
     let mut journalled_due = recovered.scheduled(step);
@@ -201,6 +215,7 @@ pub async fn run<A: Applier, P: Planner>(
         period: opts.schedule.period,
         generation: step - 1,
         observed: &current,
+        last: resumed.or_else(|| recovered.last_phases()),
     }
     .emit(metrics);
     CoverageChanged {
@@ -243,34 +258,88 @@ pub async fn run<A: Applier, P: Planner>(
             _ = tokio::time::sleep(wait) => {}
         }
         let target = planner.next(step, &current);
+        // The intent's `at` is the apply's start: journalled and synced, then exported, then
+        // applied, so the gauge never shows a start the journal does not hold.
+        let started_ms = now_unix_ms();
         journal.append(&Entry::Intent {
             step,
             from: current.clone(),
             to: target.clone(),
-            at: now(),
+            at: rfc3339(started_ms),
         })?;
+        ApplyStarted {
+            step,
+            to: &target,
+            started_unix_ms: started_ms,
+        }
+        .emit(metrics);
         let start = Instant::now();
-        let applied = tokio::time::timeout(opts.apply_timeout, applier.apply(&target)).await;
+        let applied =
+            tokio::time::timeout(opts.apply_timeout + APPLY_BACKSTOP, applier.apply(&target))
+                .await
+                .unwrap_or(Err(ApplyError::Timeout(opts.apply_timeout)));
+        let finished_ms = now_unix_ms();
+        ApplyFinished {
+            step,
+            finished_unix_ms: finished_ms,
+            took: start.elapsed(),
+            result: match &applied {
+                Ok(()) => "ok",
+                Err(e) => e.kind(),
+            },
+        }
+        .emit(metrics);
+        let timed_out = applied.as_ref().is_err_and(ApplyError::is_timeout);
+        if let Err(ApplyError::Killed {
+            command,
+            pgid,
+            signal,
+            after,
+        }) = &applied
+        {
+            ApplyKilled {
+                step,
+                command,
+                pgid: *pgid,
+                signal,
+                after: *after,
+            }
+            .emit(metrics);
+        }
+        if timed_out {
+            // Cut off mid-operation: the release may be left pending. Settle it (per the
+            // applier's policy) before observing; a release that stays stuck halts the walk.
+            if let Err(e) = settle(&mut journal, step, applier, metrics).await? {
+                record_outcome(
+                    &mut journal,
+                    &TransitionOutcome {
+                        step,
+                        from: &current,
+                        to: &target,
+                        observed: None,
+                        result: Outcome::Indeterminate,
+                        kind: e.kind(),
+                        error: Some(&error_chain(&e)),
+                        duration: start.elapsed(),
+                        phases: Phases {
+                            started: Some(started_ms),
+                            finished: Some(finished_ms),
+                            observed: None,
+                        },
+                    },
+                    metrics,
+                )?;
+                return Err(RunError::Halted { step, source: e });
+            }
+        }
         let observed = applier.observe_installed().await;
+        let observed_ms = now_unix_ms();
         let duration = start.elapsed();
         let failure = match (&applied, &observed) {
-            (Err(_), _) => Some((
-                "timeout",
-                format!("apply timed out after {:?}", opts.apply_timeout),
-            )),
-            (Ok(Err(e)), _) => Some((e.kind(), error_chain(e))),
-            (Ok(Ok(())), Err(e)) => {
-                Some(("unobserved", format!("cannot observe: {}", error_chain(e))))
-            }
-            (Ok(Ok(())), Ok(o)) if !target.satisfied_by(o) => Some((
-                "mismatch",
-                format!(
-                    "observed {} {} is not the target",
-                    o.version,
-                    o.gate_query()
-                ),
-            )),
-            _ => None,
+            (Err(e), _) => Some((e.kind(), error_chain(e))),
+            (Ok(()), Err(e)) => Some(("unobserved", format!("cannot observe: {}", error_chain(e)))),
+            (Ok(()), Ok(o)) => apply::difference(&target, o)
+                .map(|d| ("mismatch", format!("observed is not the target: {d}"))),
         };
         let observed = observed.ok();
         let from = current.clone();
@@ -281,14 +350,21 @@ pub async fn run<A: Applier, P: Planner>(
                 from: &from,
                 to: &target,
                 observed: observed.as_ref(),
-                result: if failure.is_none() {
-                    Outcome::Applied
-                } else {
-                    Outcome::Failed
+                // An apply cut off by its timeout has no known result: what is observed after
+                // it is recorded, not assumed.
+                result: match (&failure, timed_out) {
+                    (_, true) => Outcome::Indeterminate,
+                    (None, false) => Outcome::Applied,
+                    (Some(_), false) => Outcome::Failed,
                 },
                 kind: failure.as_ref().map_or("none", |(k, _)| k),
                 error: failure.as_ref().map(|(_, e)| e.as_str()),
                 duration,
+                phases: Phases {
+                    started: Some(started_ms),
+                    finished: Some(finished_ms),
+                    observed: observed.is_some().then_some(observed_ms),
+                },
             },
             metrics,
         )?;
@@ -326,6 +402,9 @@ fn record_outcome(
         error: outcome.error.map(str::to_owned),
         duration_s: outcome.duration.as_secs_f64(),
         at: now(),
+        started_unix_ms: outcome.phases.started,
+        finished_unix_ms: outcome.phases.finished,
+        observed_unix_ms: outcome.phases.observed,
     })?;
     outcome.emit(metrics);
     Ok(())
@@ -365,13 +444,19 @@ fn replay<P: Planner>(planner: &mut P, recovered: &Recovered) {
 }
 
 /// Finds what is installed: an interrupted action is recorded as indeterminate, then observed.
+/// With an interrupted action, also returns its step and phases: started at its intent,
+/// finished when the restarted sidecar found the install settled, observed right after.
 async fn resume<A: Applier>(
     journal: &mut Journal,
     recovered: &Recovered,
     applier: &A,
     metrics: &WandererMetrics,
-) -> Result<Install, RunError> {
-    if let Some(Entry::Intent { step, from, to, .. }) = recovered.pending() {
+) -> Result<(Install, Option<(u64, Phases)>), RunError> {
+    if let Some(Entry::Intent {
+        step, from, to, at, ..
+    }) = recovered.pending()
+    {
+        let started = parse_rfc3339(at);
         record_outcome(
             journal,
             &TransitionOutcome {
@@ -383,15 +468,27 @@ async fn resume<A: Applier>(
                 kind: "interrupted",
                 error: Some("the sidecar stopped while this transition was in flight"),
                 duration: Duration::ZERO,
+                phases: Phases {
+                    started,
+                    ..Phases::default()
+                },
             },
             metrics,
         )?;
-        // The interrupted install may still be going: observe a settled system.
-        applier.settle().await.map_err(RunError::Observe)?;
+        // The interrupted install may still be going, or left pending: observe a settled system.
+        if let Err(e) = settle(journal, *step, applier, metrics).await? {
+            return Err(RunError::Observe(e));
+        }
+        let finished = now_unix_ms();
         let observed = applier
             .observe_installed()
             .await
             .map_err(RunError::Observe)?;
+        let phases = Phases {
+            started,
+            finished: Some(finished),
+            observed: Some(now_unix_ms()),
+        };
         record_outcome(
             journal,
             &TransitionOutcome {
@@ -403,13 +500,66 @@ async fn resume<A: Applier>(
                 kind: "none",
                 error: None,
                 duration: Duration::ZERO,
+                phases,
             },
             metrics,
         )?;
-        return Ok(observed);
+        return Ok((observed, Some((*step, phases))));
     }
-    applier.settle().await.map_err(RunError::Observe)?;
-    applier.observe_installed().await.map_err(RunError::Observe)
+    if let Err(e) = settle(
+        journal,
+        recovered.last_step().unwrap_or(0),
+        applier,
+        metrics,
+    )
+    .await?
+    {
+        return Err(RunError::Observe(e));
+    }
+    let observed = applier
+        .observe_installed()
+        .await
+        .map_err(RunError::Observe)?;
+    Ok((observed, None))
+}
+
+/// Settles the applier after step `step`: a release found stuck is journalled and counted with
+/// what its policy did. The outer error is the journal's; the inner one the applier's.
+async fn settle<A: Applier>(
+    journal: &mut Journal,
+    step: u64,
+    applier: &A,
+    metrics: &WandererMetrics,
+) -> Result<Result<(), ApplyError>, JournalError> {
+    let (recovery, result) = match applier.settle().await {
+        Ok(r) => (r, Ok(())),
+        Err(e) => (e.as_failed_recovery(), Err(e)),
+    };
+    if let Some(r) = recovery {
+        record_release(journal, step, &r, metrics)?;
+    }
+    Ok(result)
+}
+
+/// Journals what was done about a stuck release, then emits it.
+fn record_release(
+    journal: &mut Journal,
+    step: u64,
+    r: &Recovery,
+    metrics: &WandererMetrics,
+) -> Result<(), JournalError> {
+    journal.append(&Entry::Release {
+        step,
+        status: r.status.clone(),
+        revision: r.revision,
+        policy: r.policy.to_owned(),
+        result: r.result.to_owned(),
+        detail: r.detail.clone(),
+        waited_s: r.waited.as_secs_f64(),
+        at: now(),
+    })?;
+    ReleaseRecovered { step, recovery: r }.emit(metrics);
+    Ok(())
 }
 
 #[cfg(test)]

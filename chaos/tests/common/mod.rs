@@ -18,3 +18,4 @@ pub async fn start_sim(extra: &str, seed: u64) -> (String, CancellationToken) {
     let (sim, _handle) = Sim::start(cfg, listener, stop.clone(), seed).unwrap();
     (format!("http://{}", sim.addr), stop)
 }
+pub mod fake_helm;

@@ -145,7 +145,7 @@ pub(super) fn apply_scale(w: &mut World, ns: &str, name: &str, scale: &Value) ->
         return Err(ApiError::conflict("fleets.agones.dev", name));
     }
     fleet.spec.replicas = replicas;
-    let updated = w.update_fleet(ns, name, fleet)?;
+    let updated = w.scale_fleet(ns, name, fleet)?;
     ok(&scale_of(&updated))
 }
 

@@ -31,6 +31,12 @@ pub const MAX_DATAGRAM_BYTES: usize = 1024;
 pub trait SdkHandle: Send + Sync + 'static {
     /// Applies `call` to the GameServer `namespace/name`. An error is sent back as `ERROR: …`.
     fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError>;
+
+    /// True while an `upgrade_drops_game_traffic` fault silences game ports: a datagram is
+    /// then dropped unread and unanswered, as by a network that lost it.
+    fn traffic_dropped(&self) -> bool {
+        false
+    }
 }
 
 /// Why an SDK call was refused; its text is the protocol's `ERROR: …` reply.
@@ -151,6 +157,9 @@ pub async fn serve(
                 continue;
             }
         };
+        if sdk.traffic_dropped() {
+            continue;
+        }
         // Datagrams longer than the buffer are cut to it; broken UTF-8 becomes U+FFFD.
         let line = String::from_utf8_lossy(&buf[..len]);
         let outcome = game.handle(&line, &mut |call| sdk.sdk(&namespace, &name, call));

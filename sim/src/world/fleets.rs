@@ -9,7 +9,7 @@ use upsoak_agones::{FLEET_LABEL, Fleet, FleetStatus, GameServerState};
 
 use crate::events;
 use crate::selector::Selector;
-use crate::status::{ApiError, Cause};
+use crate::status::{ApiError, Cause, Webhook};
 use crate::validate::validate_fleet;
 
 use super::{FleetRecord, Key, World, now_ts};
@@ -39,7 +39,9 @@ impl World {
 
     /// Creates a Fleet; its GameServers follow on the next reconcile.
     pub fn create_fleet(&mut self, ns: &str, mut fleet: Fleet) -> Result<Fleet, ApiError> {
-        self.require_writable()?;
+        // Agones registers `/mutate` and `/validate` for Fleet CREATE
+        // (`pkg/fleets/controller.go`, `NewExtensions`: `creationMutationHandler`).
+        self.admit(Webhook::Mutation)?;
         let name = self.assign_name(ns, &mut fleet.metadata, |w, k| w.fleets.contains_key(k))?;
         validate_fleet(&fleet, &name)?;
         let key = (ns.to_owned(), name.clone());
@@ -76,13 +78,23 @@ impl World {
     /// Replaces a Fleet's spec, metadata labels and annotations (PUT, and the result of a patch).
     /// A `resourceVersion` that is not the current one is a conflict; status is ignored, as the
     /// status subresource is enabled for Fleets.
-    pub fn update_fleet(
-        &mut self,
-        ns: &str,
-        name: &str,
-        mut new: Fleet,
-    ) -> Result<Fleet, ApiError> {
-        self.require_writable()?;
+    pub fn update_fleet(&mut self, ns: &str, name: &str, new: Fleet) -> Result<Fleet, ApiError> {
+        // Fleet UPDATE goes through `/validate` (`pkg/fleets/controller.go`, `NewExtensions`:
+        // `creationValidationHandler` for `admissionv1.Update`).
+        self.admit(Webhook::Validation)?;
+        self.write_fleet(ns, name, new)
+    }
+
+    /// Sets a Fleet's `spec.replicas` through its scale subresource. The chart's webhook rules
+    /// name the resource `fleets`, which does not match the subresource `fleets/scale`
+    /// (`install/helm/agones/templates/extensions.yaml`), so a scale is admitted even while
+    /// `agones-extensions` is down.
+    pub fn scale_fleet(&mut self, ns: &str, name: &str, new: Fleet) -> Result<Fleet, ApiError> {
+        self.write_fleet(ns, name, new)
+    }
+
+    /// An admitted update or scale.
+    fn write_fleet(&mut self, ns: &str, name: &str, mut new: Fleet) -> Result<Fleet, ApiError> {
         let key = (ns.to_owned(), name.to_owned());
         let current = self
             .fleets
@@ -140,7 +152,8 @@ impl World {
 
     /// Deletes a Fleet and, as its owner, its GameServers.
     pub fn delete_fleet(&mut self, ns: &str, name: &str) -> Result<Fleet, ApiError> {
-        self.require_writable()?;
+        // No Agones webhook covers DELETE (`install/helm/agones/templates/extensions.yaml`), so a
+        // delete succeeds during an upgrade window.
         let key = (ns.to_owned(), name.to_owned());
         let rec = self
             .fleets
@@ -165,9 +178,14 @@ impl World {
         Ok(fleet)
     }
 
-    pub(super) fn require_writable(&self) -> Result<(), ApiError> {
+    /// Refuses a write `webhook` must admit while an upgrade window has `agones-extensions` down.
+    pub(super) fn admit(&self, webhook: Webhook) -> Result<(), ApiError> {
         if self.upgrade.is_some() {
-            Err(ApiError::webhook_unavailable())
+            events::WriteRefused {
+                webhook: webhook.name(),
+            }
+            .emit();
+            Err(ApiError::webhook_unavailable(webhook))
         } else {
             Ok(())
         }

@@ -142,7 +142,16 @@ impl World {
         self.emit::<GameServer>("ADDED", gs.clone());
         let pool = self.alloc.pools.pool(&(key.0.clone(), fleet_name.clone()));
         pool.update(&key.1, None, Some(&gs));
-        let game = self.game.clone().map(|rt| self.start_game(rt, key.clone()));
+        // Read from the object itself: the record is inserted only below.
+        let players = gs
+            .status
+            .as_ref()
+            .and_then(|s| s.players.as_ref())
+            .map(|p| p.capacity);
+        let game = self
+            .game
+            .clone()
+            .map(|rt| self.start_game(rt, key.clone(), players));
         self.members
             .entry((key.0.clone(), fleet_name))
             .or_default()

@@ -1,6 +1,7 @@
 //! What is installed and what is being installed: the upgrade window an install opens, the
-//! fault profiles whose condition holds for the installed version, and the allocation plan
-//! (latency and failures) they result in.
+//! fault profiles whose condition holds for the installed version (the upgrade-time ones: for
+//! the target of the open window, see `upgrade_faults.rs`), and the allocation plan (latency
+//! and failures) they result in.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -78,29 +79,31 @@ impl World {
             spec,
             since: Timestamp::now(),
         };
+        let now = Instant::now();
+        let window = self.upgrade_window_for(&target);
         events::InstallStarted {
             from: &self.installed.spec.version,
             to: &target.spec.version,
             gates: &to_query(&target.gates),
-            window: self.cfg.upgrade_window,
+            window,
         }
         .emit(&self.metrics);
-        self.upgrade = Some((Instant::now() + self.cfg.upgrade_window, target.clone()));
+        self.upgrade = Some((now + window, target.clone()));
+        self.open_upgrade_faults(now, window);
         self.publish_allocation_plan();
         Ok(target)
     }
 
-    /// True while fault `f`'s condition holds for what is installed.
+    /// True while fault `f` is active: its condition holds for what is installed or, for an
+    /// upgrade-time kind, an install window is open and its condition holds for the target.
     pub fn fault_active(&self, f: &FaultProfile) -> bool {
-        let version_ok = f
-            .when
-            .version
-            .as_ref()
-            .is_none_or(|v| *v == self.installed.spec.version);
-        let gate_ok = f.when.gate.as_ref().is_none_or(|g| {
-            self.installed.gates.get(&g.name).copied().unwrap_or(false) == g.enabled
-        });
-        version_ok && gate_ok
+        if f.kind.during_upgrade() {
+            return self
+                .upgrade
+                .as_ref()
+                .is_some_and(|(_, target)| condition_holds(f, target));
+        }
+        condition_holds(f, &self.installed)
     }
 
     pub(super) fn active_faults(&self) -> impl Iterator<Item = &FaultKind> {
@@ -141,6 +144,7 @@ impl World {
                 gates: &to_query(&target.gates),
             }
             .emit();
+            self.close_upgrade_faults(&target);
             self.installed = target;
             for (f, was) in self.cfg.faults.iter().zip(was_active) {
                 let active = self.fault_active(f);
@@ -173,6 +177,21 @@ impl World {
         self.active_faults()
             .any(|k| matches!(k, FaultKind::ReconcileStall))
     }
+}
+
+/// True when `f`'s `when` holds for `on`: its version, and its gate's effective value.
+pub(super) fn condition_holds(f: &FaultProfile, on: &Installed) -> bool {
+    let version_ok = f
+        .when
+        .version
+        .as_ref()
+        .is_none_or(|v| *v == on.spec.version);
+    let gate_ok = f
+        .when
+        .gate
+        .as_ref()
+        .is_none_or(|g| on.gates.get(&g.name).copied().unwrap_or(false) == g.enabled);
+    version_ok && gate_ok
 }
 
 /// Every problem on one line, as the log and the 422's message show them.

@@ -18,6 +18,8 @@
 //!   commit.
 //! - [`ready`]: the allocation cache: each Fleet's candidates, holds and state counts.
 //! - [`sdk`]: the game protocol's SDK calls and the UDP runtime that serves them.
+//! - [`upgrade_faults`]: faults active only inside an install window (kills, stalls, dropped
+//!   game traffic).
 
 mod allocation;
 mod fleets;
@@ -27,6 +29,7 @@ mod ready;
 mod sdk;
 #[cfg(test)]
 mod tests;
+mod upgrade_faults;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -52,6 +55,7 @@ pub use install::{InstallError, Installed};
 use ready::FleetPool;
 pub use ready::Hold;
 use sdk::GameRuntime;
+pub use upgrade_faults::TrafficGate;
 pub use watch::{WatchEvent, Watched};
 
 /// `(namespace, name)`.
@@ -114,6 +118,10 @@ pub struct World {
     last_tick: Instant,
     rng: StdRng,
     game: Option<GameRuntime>,
+    /// Shut-downs an `upgrade_kills_allocated` fault planned for the open window, by time.
+    upgrade_kills: Vec<(Instant, Key)>,
+    /// Until when an `upgrade_drops_game_traffic` fault silences the game ports.
+    traffic: TrafficGate,
 }
 
 impl std::fmt::Debug for World {
@@ -171,6 +179,8 @@ impl World {
             last_tick: Instant::now(),
             rng: StdRng::seed_from_u64(seed),
             game: None,
+            upgrade_kills: Vec::new(),
+            traffic: TrafficGate::default(),
         };
         w.publish_allocation_plan();
         for seed in &cfg.fleets {
@@ -201,6 +211,7 @@ impl World {
     pub fn tick(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.last_tick).as_secs_f64();
         self.last_tick = now;
+        self.apply_upgrade_faults(now);
         self.close_upgrade_window(now);
         self.advance_lifecycle(now);
         self.inject_failures(now, dt);

@@ -32,8 +32,9 @@ impl World {
         pool: Arc<PortPool>,
         shutdown: CancellationToken,
     ) {
-        let sdk: Arc<dyn SdkHandle> = Arc::new(SdkBridge(Arc::downgrade(world)));
         if let Ok(mut w) = world.lock() {
+            let sdk: Arc<dyn SdkHandle> =
+                Arc::new(SdkBridge(Arc::downgrade(world), w.traffic_gate()));
             w.game = Some(GameRuntime {
                 pool,
                 sdk,
@@ -43,8 +44,14 @@ impl World {
         }
     }
 
-    /// Binds a UDP port and serves the game protocol for `key` until cancelled.
-    pub(super) fn start_game(&self, rt: GameRuntime, key: Key) -> CancellationToken {
+    /// Binds a UDP port and serves the game protocol for `key` until cancelled. `players` is
+    /// the new GameServer's `status.players.capacity` (`None`: PlayerTracking off).
+    pub(super) fn start_game(
+        &self,
+        rt: GameRuntime,
+        key: Key,
+        players: Option<i64>,
+    ) -> CancellationToken {
         let token = rt.shutdown.child_token();
         let stop = token.clone();
         let ip = self.cfg.game.ip;
@@ -52,12 +59,6 @@ impl World {
         // The SDK sidecar keeps the gates it started with (Agones
         // `site/content/en/docs/Installation/upgrading.md`, "controller derived configuration")
         // and reads its capacity from `status.players` (`pkg/sdkserver/sdkserver.go`, `Run`).
-        let players = self
-            .gameservers
-            .get(&key)
-            .and_then(|r| r.obj.status.as_ref())
-            .and_then(|s| s.players.as_ref())
-            .map(|p| p.capacity);
         tokio::spawn(async move {
             let (socket, port) = match rt.pool.bind(ip).await {
                 Ok(p) => p,
@@ -191,13 +192,18 @@ impl World {
     }
 }
 
-/// The game protocol's way into the world; holds it weakly so the world can be dropped.
-struct SdkBridge(Weak<Mutex<World>>);
+/// The game protocol's way into the world; holds it weakly so the world can be dropped, and
+/// the gate an `upgrade_drops_game_traffic` fault closes (read without the world's lock).
+struct SdkBridge(Weak<Mutex<World>>, super::TrafficGate);
 
 impl SdkHandle for SdkBridge {
     fn sdk(&self, namespace: &str, name: &str, call: SdkCall) -> Result<(), SdkError> {
         let world = self.0.upgrade().ok_or(SdkError::ShuttingDown)?;
         let mut w = world.lock().map_err(|_| SdkError::Unavailable)?;
         w.sdk(namespace, name, call)
+    }
+
+    fn traffic_dropped(&self) -> bool {
+        self.1.dropped()
     }
 }

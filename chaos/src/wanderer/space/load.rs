@@ -12,7 +12,7 @@ use upsoak_agones::release::{
 use upsoak_common::fnv::fnv1a64_hex;
 use upsoak_common::problems::{Invalid, Problems};
 
-use super::{Hops, Space, Version};
+use super::{ChartValue, Hops, Space, ValueFormat, Version};
 use crate::wanderer::constraint;
 
 /// What a space file is called in errors.
@@ -30,6 +30,12 @@ struct RawTunable {
     min: Option<i64>,
     max: Option<i64>,
     values: Option<Vec<String>>,
+    /// Dotted paths into the Agones chart's values the helm applier writes it at.
+    #[serde(default)]
+    chart: Option<Vec<String>>,
+    /// How it is written there (default: `int` for a range, `string` for an enum).
+    #[serde(default)]
+    format: Option<ValueFormat>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -274,13 +280,18 @@ impl Space {
             );
         }
         let mut tunables = BTreeMap::new();
+        let mut chart = BTreeMap::new();
         for (t, spec) in &raw.tunables {
             let at = format!("tunables.{t}");
+            if let Some(c) = chart_value(spec, &at, &mut p) {
+                chart.insert(t.clone(), c);
+            }
             match spec {
                 RawTunable {
                     min: Some(min),
                     max: Some(max),
                     values: None,
+                    ..
                 } => {
                     if min > max {
                         p.push(&at, format!("min {min} is above max {max}"));
@@ -297,6 +308,7 @@ impl Space {
                     min: None,
                     max: None,
                     values: Some(values),
+                    ..
                 } => {
                     if values.is_empty() {
                         p.push(format!("{at}.values"), "at least one value is required");
@@ -387,6 +399,7 @@ impl Space {
             versions,
             hops,
             tunables,
+            chart,
             constraints,
             hash: fnv1a64_hex(text.as_bytes()),
         };
@@ -400,6 +413,56 @@ impl Space {
         }
         Ok(space)
     }
+}
+
+/// A tunable's `chart` and `format`, checked: paths are dotted words, and the format fits the
+/// kind (an enum is written as a string; a range as an integer or a suffixed string).
+fn chart_value(spec: &RawTunable, at: &str, p: &mut Problems) -> Option<ChartValue> {
+    let enumerated = spec.values.is_some();
+    let format = spec.format.unwrap_or(if enumerated {
+        ValueFormat::String
+    } else {
+        ValueFormat::Int
+    });
+    if enumerated != (format == ValueFormat::String) {
+        p.push(
+            format!("{at}.format"),
+            if enumerated {
+                "an enum tunable is written as `string`"
+            } else {
+                "an integer tunable is written as `int`, `duration_ms`, `millicpu` or `mebibytes`"
+            },
+        );
+    }
+    let paths = match &spec.chart {
+        None => {
+            if spec.format.is_some() {
+                p.push(format!("{at}.format"), "a format without `chart` paths");
+            }
+            return None;
+        }
+        Some(paths) => paths,
+    };
+    if paths.is_empty() {
+        p.push(format!("{at}.chart"), "at least one path is required");
+    }
+    for (i, path) in paths.iter().enumerate() {
+        let ok = path.split('.').all(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        });
+        if !ok {
+            p.push(
+                format!("{at}.chart[{i}]"),
+                format!("`{path}` is not a dotted path like agones.allocator.logLevel"),
+            );
+        }
+    }
+    Some(ChartValue {
+        paths: paths.clone(),
+        format,
+    })
 }
 
 #[cfg(test)]

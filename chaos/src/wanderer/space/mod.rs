@@ -52,10 +52,100 @@ pub struct Space {
     pub hops: Hops,
     /// The tunables and their allowed values.
     pub tunables: BTreeMap<String, TunableSpec>,
+    /// Where each tunable that names one goes in the Agones chart's values (the helm applier).
+    pub chart: BTreeMap<String, ChartValue>,
     /// Each constraint as written, with its parsed form.
     pub constraints: Vec<(String, Expr)>,
     /// FNV-1a 64 of the file's text, so a journal is never resumed against another space.
     pub hash: String,
+}
+
+/// Where a tunable goes in the chart's values and how its value is written there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChartValue {
+    /// Dotted paths into the chart's values (`agones.allocator.allocationBatchWaitTime`); the
+    /// value is written at each, and read back from each.
+    pub paths: Vec<String>,
+    /// How the walk's value is written.
+    pub format: ValueFormat,
+}
+
+/// How a tunable's value is written into the chart's values.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueFormat {
+    /// A YAML integer.
+    Int,
+    /// A YAML string, as the enum value reads.
+    String,
+    /// Milliseconds as a Go duration string: 500 → `"500ms"`.
+    DurationMs,
+    /// Millicores as a Kubernetes quantity: 500 → `"500m"`.
+    Millicpu,
+    /// Mebibytes as a Kubernetes quantity: 256 → `"256Mi"`.
+    Mebibytes,
+}
+
+impl ValueFormat {
+    /// The suffix of the string formats.
+    fn suffix(self) -> Option<&'static str> {
+        match self {
+            ValueFormat::DurationMs => Some("ms"),
+            ValueFormat::Millicpu => Some("m"),
+            ValueFormat::Mebibytes => Some("Mi"),
+            ValueFormat::Int | ValueFormat::String => None,
+        }
+    }
+
+    /// The chart value of `v`.
+    pub fn encode(self, v: &TunableValue) -> Result<serde_json::Value, String> {
+        match (self, v) {
+            (ValueFormat::Int, TunableValue::Int(i)) => Ok((*i).into()),
+            (ValueFormat::String, TunableValue::Str(s)) => Ok(s.as_str().into()),
+            (f, TunableValue::Int(i)) if f.suffix().is_some() => {
+                Ok(format!("{i}{}", f.suffix().unwrap_or_default()).into())
+            }
+            (f, v) => Err(format!("`{v}` cannot be written as {f:?}")),
+        }
+    }
+
+    /// The walk's value of a chart value: the inverse of [`ValueFormat::encode`]; `1s` reads as
+    /// 1000 for `duration_ms`, `1` as 1000 for `millicpu` and `1Gi` as 1024 for `mebibytes`.
+    pub fn decode(self, v: &serde_json::Value) -> Result<TunableValue, String> {
+        let bad = || format!("`{v}` is not {self:?}");
+        match self {
+            ValueFormat::Int => v.as_i64().map(TunableValue::Int).ok_or_else(bad),
+            ValueFormat::String => v
+                .as_str()
+                .map(|s| TunableValue::Str(s.to_owned()))
+                .ok_or_else(bad),
+            ValueFormat::DurationMs | ValueFormat::Millicpu | ValueFormat::Mebibytes => {
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => return Err(bad()),
+                };
+                let (num, scale) = match self {
+                    ValueFormat::DurationMs => text
+                        .strip_suffix("ms")
+                        .map(|n| (n, 1))
+                        .or_else(|| text.strip_suffix('s').map(|n| (n, 1000))),
+                    ValueFormat::Millicpu => text
+                        .strip_suffix('m')
+                        .map(|n| (n, 1))
+                        .or(Some((text.as_str(), 1000))),
+                    _ => text
+                        .strip_suffix("Mi")
+                        .map(|n| (n, 1))
+                        .or_else(|| text.strip_suffix("Gi").map(|n| (n, 1024))),
+                }
+                .ok_or_else(bad)?;
+                num.parse::<i64>()
+                    .map(|n| TunableValue::Int(n * scale))
+                    .map_err(|_| bad())
+            }
+        }
+    }
 }
 
 /// A point of the space.

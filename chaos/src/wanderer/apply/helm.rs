@@ -1,0 +1,488 @@
+//! `helm upgrade --install` of the Agones chart, keeping the user's install values, surviving
+//! helm's failures, and observing what the release holds.
+//!
+//! Helm facts this relies on (helm.sh docs, `helm upgrade`, `helm list`, `helm rollback`):
+//! - `helm upgrade` with any values supplied starts again from the chart's defaults unless
+//!   `--reuse-values` or `--reset-then-reuse-values` (Helm ≥ 3.14) is passed; Agones says so too
+//!   ("`helm upgrade` overwrites all `--set agones.*` arguments", `site/content/en/docs/
+//!   Installation/upgrading.md`). So the user's values files go first, and starting without
+//!   either them or a reuse flag is refused (see `config.rs`).
+//! - A release whose helm process died mid-operation stays `pending-install`/`pending-upgrade`/
+//!   `pending-rollback`; `helm list` hides it without `--all`; every later upgrade fails with
+//!   "another operation (install/upgrade/rollback) is in progress" until it is rolled back.
+//!   `helm status -o json` shows it (`info.status`).
+//! - `--atomic` rolls a failed or timed-out upgrade back itself.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use upsoak_agones::release::{Install, TunableValue, parse_query};
+
+use super::process;
+use super::{Applier, ApplyError, Recovery};
+pub use crate::wanderer::space::{ChartValue, ValueFormat};
+
+/// How long a read-only helm call (`status`, `get values`) may take.
+const READ_DEADLINE: Duration = Duration::from_secs(60);
+/// How often a pending release is looked at while waited for.
+const PENDING_POLL: Duration = Duration::from_millis(500);
+
+/// Which of the last release's values an upgrade keeps: helm's flags.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReuseValues {
+    /// `--reset-then-reuse-values` (Helm ≥ 3.14): the new chart's defaults, then the last
+    /// release's user values, then the values files.
+    ResetThenReuse,
+    /// `--reuse-values`: the last release's values (the old chart's defaults included), then
+    /// the values files.
+    Reuse,
+    /// No flag: only the values files (and the chart's defaults) count.
+    None,
+}
+
+impl ReuseValues {
+    /// The helm flag, if any.
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            ReuseValues::ResetThenReuse => Some("--reset-then-reuse-values"),
+            ReuseValues::Reuse => Some("--reuse-values"),
+            ReuseValues::None => None,
+        }
+    }
+}
+
+/// What to do with a release still `pending-*` after the wait.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStuck {
+    /// `helm rollback` to the revision before the stuck one, then walk on.
+    Rollback,
+    /// Stop the Wanderer (the Producer keeps going) and leave the release to a person.
+    Fail,
+}
+
+impl OnStuck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStuck::Rollback => "rollback",
+            OnStuck::Fail => "fail",
+        }
+    }
+}
+
+/// A release as `helm status -o json` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseStatus {
+    /// `info.status`: deployed, failed, pending-upgrade, …
+    pub status: String,
+    /// `version`: the revision.
+    pub revision: u64,
+    /// `chart.metadata.version`.
+    pub chart_version: String,
+}
+
+/// `helm upgrade --install` of the Agones chart: the user's values files, then a generated
+/// one with the gates and tunables at their chart paths.
+#[derive(Clone, Debug)]
+pub struct HelmApplier {
+    /// The helm executable.
+    pub helm: PathBuf,
+    /// The Helm release name.
+    pub release: String,
+    /// The chart, `REPO/NAME`.
+    pub chart: String,
+    /// The namespace Agones is installed in.
+    pub namespace: String,
+    /// helm's own `--timeout` (upgrade and rollback `--wait`).
+    pub timeout: Duration,
+    /// Past this, a helm upgrade is stopped (its process group: TERM, then KILL).
+    pub kill_after: Duration,
+    /// Between TERM and KILL.
+    pub kill_grace: Duration,
+    /// Where the generated values file is written.
+    pub values_dir: PathBuf,
+    /// The user's values files, passed before the generated one, in order.
+    pub values_files: Vec<PathBuf>,
+    /// Which of the last release's values an upgrade keeps.
+    pub reuse_values: ReuseValues,
+    /// What to do with a release left pending.
+    pub on_stuck: OnStuck,
+    /// How long a pending release is waited for before `on_stuck` applies.
+    pub stuck_wait: Duration,
+    /// Where each tunable goes in the chart's values, and in what format.
+    pub tunables: BTreeMap<String, ChartValue>,
+}
+
+impl HelmApplier {
+    /// An applier with the configuration's defaults (see `config.rs`), user values reused.
+    pub fn new(helm: PathBuf, values_dir: PathBuf) -> HelmApplier {
+        HelmApplier {
+            helm,
+            release: "agones".into(),
+            chart: "agones/agones".into(),
+            namespace: "agones-system".into(),
+            timeout: Duration::from_secs(600),
+            kill_after: Duration::from_secs(660),
+            kill_grace: Duration::from_secs(10),
+            values_dir,
+            values_files: Vec::new(),
+            reuse_values: ReuseValues::ResetThenReuse,
+            on_stuck: OnStuck::Rollback,
+            stuck_wait: Duration::from_secs(300),
+            tunables: BTreeMap::new(),
+        }
+    }
+
+    /// The generated values file for `target`: `agones.featureGates` as Helm's query string
+    /// (the chart passes it to `FEATURE_GATES`, `templates/controller.yaml`), and each tunable
+    /// at every chart path the space names, in its format.
+    pub fn values_yaml(&self, target: &Install) -> Result<String, ApplyError> {
+        let mut root = serde_json::json!({"agones": {"featureGates": target.gate_query()}});
+        for (name, value) in &target.tunables {
+            let chart = self
+                .tunables
+                .get(name)
+                .ok_or_else(|| ApplyError::Unexpected {
+                    what: "the space".into(),
+                    detail: format!("tunable `{name}` has no `chart` path for the helm applier"),
+                })?;
+            let v = chart
+                .format
+                .encode(value)
+                .map_err(|e| ApplyError::Unexpected {
+                    what: "the space".into(),
+                    detail: format!("tunable `{name}`: {e}"),
+                })?;
+            for path in &chart.paths {
+                set_path(&mut root, path, v.clone());
+            }
+        }
+        let yaml = serde_yaml::to_string(&root).map_err(|e| ApplyError::Unexpected {
+            what: "the generated values".into(),
+            detail: e.to_string(),
+        })?;
+        Ok(format!(
+            "# generated by upsoak-chaos for Agones {}\n{yaml}",
+            target.version
+        ))
+    }
+
+    /// The arguments of `helm upgrade --install` for `target` with the generated `values`.
+    pub fn upgrade_args(&self, target: &Install, values: &Path) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "upgrade".into(),
+            "--install".into(),
+            self.release.clone(),
+            self.chart.clone(),
+            "--version".into(),
+            target.version.clone(),
+            "--namespace".into(),
+            self.namespace.clone(),
+        ];
+        for file in &self.values_files {
+            args.push("-f".into());
+            args.push(file.display().to_string());
+        }
+        args.extend(["-f".into(), values.display().to_string()]);
+        if let Some(flag) = self.reuse_values.flag() {
+            args.push(flag.into());
+        }
+        args.extend([
+            "--atomic".into(),
+            "--wait".into(),
+            "--timeout".into(),
+            helm_duration(self.timeout),
+        ]);
+        args
+    }
+
+    fn ns_args(&self) -> [String; 2] {
+        ["--namespace".into(), self.namespace.clone()]
+    }
+
+    /// Runs helm with `args` under `deadline`; its stdout, or why it failed.
+    async fn helm(&self, args: &[String], deadline: Duration) -> Result<String, ApplyError> {
+        let what = format!("helm {}", args.first().cloned().unwrap_or_default());
+        let out = process::run(&self.helm, args, &what, deadline, self.kill_grace).await?;
+        if !out.status.success() {
+            return Err(ApplyError::Command {
+                command: what,
+                status: out.status.to_string(),
+                stderr: out.stderr.trim().to_owned(),
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// `helm status REL -o json`: the release, or `None` when it is not installed.
+    pub async fn status(&self) -> Result<Option<ReleaseStatus>, ApplyError> {
+        let mut args = vec!["status".into(), self.release.clone()];
+        args.extend(self.ns_args());
+        args.extend(["-o".into(), "json".into()]);
+        let out = match self.helm(&args, READ_DEADLINE).await {
+            Ok(out) => out,
+            // helm's words for a release that does not exist (pkg/storage/driver: ErrReleaseNotFound).
+            Err(ApplyError::Command { stderr, .. }) if stderr.contains("not found") => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let doc: Value = serde_json::from_str(&out).map_err(|e| unexpected("helm status", e))?;
+        let field = |v: &Value, name: &str| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| unexpected("helm status", format!("no `{name}` string")))
+        };
+        Ok(Some(ReleaseStatus {
+            status: field(&doc["info"]["status"], "info.status")?,
+            revision: doc["version"]
+                .as_u64()
+                .ok_or_else(|| unexpected("helm status", "no `version` revision number"))?,
+            chart_version: field(
+                &doc["chart"]["metadata"]["version"],
+                "chart.metadata.version",
+            )?,
+        }))
+    }
+
+    /// `helm get values REL -o json`: the release's user-supplied values.
+    pub async fn values(&self) -> Result<Value, ApplyError> {
+        let mut args = vec!["get".into(), "values".into(), self.release.clone()];
+        args.extend(self.ns_args());
+        args.extend(["-o".into(), "json".into()]);
+        let out = self.helm(&args, READ_DEADLINE).await?;
+        serde_json::from_str(&out).map_err(|e| unexpected("helm get values", e))
+    }
+
+    /// Applies `on_stuck` to a release pending since `since` (revision `st.revision`).
+    async fn unstick(&self, st: &ReleaseStatus, waited: Duration) -> Result<Recovery, ApplyError> {
+        let stuck = |detail: String| ApplyError::Stuck {
+            release: self.release.clone(),
+            policy: self.on_stuck.as_str(),
+            status: st.status.clone(),
+            revision: st.revision,
+            waited,
+            detail,
+        };
+        let previous = st.revision.saturating_sub(1);
+        if self.on_stuck == OnStuck::Fail {
+            return Err(stuck(format!(
+                "on_stuck is `fail`: recover it by hand (`helm rollback {} {previous} --namespace {}`, or `helm uninstall` for a pending install)",
+                self.release, self.namespace
+            )));
+        }
+        if st.status == "pending-install" || previous == 0 {
+            return Err(stuck(
+                "nothing to roll back to (a first install): `helm uninstall` it by hand".into(),
+            ));
+        }
+        let mut args = vec![
+            "rollback".into(),
+            self.release.clone(),
+            previous.to_string(),
+        ];
+        args.extend(self.ns_args());
+        args.extend([
+            "--wait".into(),
+            "--timeout".into(),
+            helm_duration(self.timeout),
+        ]);
+        self.helm(&args, self.kill_after)
+            .await
+            .map_err(|e| stuck(format!("rollback to revision {previous} failed: {e}")))?;
+        Ok(Recovery {
+            status: st.status.clone(),
+            revision: st.revision,
+            policy: self.on_stuck.as_str(),
+            result: "rolled_back",
+            waited,
+            detail: format!("rolled back to revision {previous}"),
+        })
+    }
+
+    /// Reads tunables back from `values` at their chart paths; all paths of one must agree.
+    fn observed_tunables(&self, values: &Value) -> Result<BTreeMap<String, TunableValue>, String> {
+        let mut out = BTreeMap::new();
+        for (name, chart) in &self.tunables {
+            let mut seen: Option<(String, TunableValue)> = None;
+            for path in &chart.paths {
+                let Some(v) = get_path(values, path) else {
+                    continue;
+                };
+                let v = chart.format.decode(v).map_err(|e| format!("{path}: {e}"))?;
+                match &seen {
+                    Some((first, w)) if *w != v => {
+                        return Err(format!("{path} is {v} but {first} is {w}"));
+                    }
+                    Some(_) => {}
+                    None => seen = Some((path.clone(), v)),
+                }
+            }
+            if let Some((_, v)) = seen {
+                out.insert(name.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Applier for HelmApplier {
+    async fn apply(&self, target: &Install) -> Result<(), ApplyError> {
+        let values = self.values_dir.join("agones-values.yaml");
+        let tmp = self.values_dir.join("agones-values.yaml.tmp");
+        let text = self.values_yaml(target)?;
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &values))
+            .map_err(|e| ApplyError::Write(values.clone(), e))?;
+        self.helm(&self.upgrade_args(target, &values), self.kill_after)
+            .await
+            .map(|_| ())
+    }
+
+    async fn settle(&self) -> Result<Option<Recovery>, ApplyError> {
+        let start = Instant::now();
+        let mut first: Option<ReleaseStatus> = None;
+        loop {
+            let st = self.status().await?;
+            match (st, &first) {
+                (Some(st), _) if st.status.starts_with("pending") => {
+                    if start.elapsed() >= self.stuck_wait {
+                        return self.unstick(&st, start.elapsed()).await.map(Some);
+                    }
+                    first.get_or_insert(st);
+                }
+                // Pending when first seen, then finished on its own while waited for.
+                (_, Some(was)) => {
+                    return Ok(Some(Recovery {
+                        status: was.status.clone(),
+                        revision: was.revision,
+                        policy: self.on_stuck.as_str(),
+                        result: "cleared",
+                        waited: start.elapsed(),
+                        detail: "it finished on its own while waited for".into(),
+                    }));
+                }
+                (_, None) => return Ok(None),
+            }
+            tokio::time::sleep(PENDING_POLL).await;
+        }
+    }
+
+    async fn observe_installed(&self) -> Result<Install, ApplyError> {
+        let st = self.status().await?.ok_or_else(|| {
+            unexpected(
+                "helm status",
+                format!(
+                    "release `{}` is not installed in `{}`",
+                    self.release, self.namespace
+                ),
+            )
+        })?;
+        if st.status != "deployed" {
+            return Err(unexpected(
+                "helm status",
+                format!(
+                    "release `{}` revision {} is `{}`, not deployed",
+                    self.release, st.revision, st.status
+                ),
+            ));
+        }
+        let values = self.values().await?;
+        // Absent means no overrides; anything else must parse, strictly, as the sim's does.
+        let feature_gates = match &values["agones"]["featureGates"] {
+            Value::Null => BTreeMap::new(),
+            Value::String(q) => parse_query(q)
+                .map_err(|e| unexpected("helm get values", format!("agones.featureGates: {e}")))?,
+            other => {
+                return Err(unexpected(
+                    "helm get values",
+                    format!("agones.featureGates: expected a string, got {other}"),
+                ));
+            }
+        };
+        let tunables = self
+            .observed_tunables(&values)
+            .map_err(|e| unexpected("helm get values", e))?;
+        Ok(Install {
+            version: st.chart_version,
+            feature_gates,
+            tunables,
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "helm"
+    }
+}
+
+fn unexpected(what: &str, detail: impl ToString) -> ApplyError {
+    ApplyError::Unexpected {
+        what: what.into(),
+        detail: detail.to_string(),
+    }
+}
+
+/// A duration as helm's `--timeout` takes it (Go's `time.ParseDuration`): whole seconds, or
+/// milliseconds below one second.
+pub fn helm_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Sets `root.a.b.c` (dotted `path`) to `v`, creating the maps on the way.
+fn set_path(root: &mut Value, path: &str, v: Value) {
+    let mut at = root;
+    for key in path.split('.') {
+        if !at.is_object() {
+            *at = Value::Object(serde_json::Map::new());
+        }
+        let Value::Object(map) = at else { return };
+        at = map.entry(key.to_owned()).or_insert(Value::Null);
+    }
+    *at = v;
+}
+
+/// `root.a.b.c` at a dotted `path`, if present and not null.
+fn get_path<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut at = root;
+    for key in path.split('.') {
+        at = at.get(key)?;
+    }
+    (!at.is_null()).then_some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_set_and_read_back() {
+        let mut root = serde_json::json!({"agones": {"featureGates": "A=true"}});
+        set_path(
+            &mut root,
+            "agones.allocator.allocationBatchWaitTime",
+            "500ms".into(),
+        );
+        set_path(&mut root, "agones.controller.logLevel", "debug".into());
+        assert_eq!(
+            root,
+            serde_json::json!({"agones": {"featureGates": "A=true",
+                "allocator": {"allocationBatchWaitTime": "500ms"},
+                "controller": {"logLevel": "debug"}}})
+        );
+        assert_eq!(
+            get_path(&root, "agones.controller.logLevel"),
+            Some(&Value::from("debug"))
+        );
+        assert_eq!(get_path(&root, "agones.nope.x"), None);
+        assert_eq!(helm_duration(Duration::from_secs(600)), "600s");
+        assert_eq!(helm_duration(Duration::from_millis(1500)), "1500ms");
+    }
+}

@@ -1,0 +1,285 @@
+# A fake `helm` (helm cannot run here: no cluster). The test writes this script with its state
+# directory and the simulator's URL filled in; it is no copy of helm. It checks each call against
+# helm 3's documented CLI (helm.sh/docs/helm: upgrade, status, list, get values, rollback,
+# version) and models the release storage those docs describe:
+# - a revision per upgrade; `pending-install`/`pending-upgrade` while it runs, left so when the
+#   process is killed; `deployed` then, the previous one `superseded`;
+# - an upgrade while the release is pending fails ("another operation ... is in progress");
+# - `--atomic`: a failed or timed-out upgrade is marked `failed` and rolled back (a new
+#   revision, `deployed`, with the previous chart and values);
+# - values: with any `-f` and neither `--reuse-values` nor `--reset-then-reuse-values`, the new
+#   revision holds only the files' values (the install's earlier values are reset);
+# - `list` shows only deployed or failed releases unless `--all`.
+# The install itself goes to the simulator (POST /upsoak/v1/install), so the cluster side is real.
+# `STATE/mode` steers upgrades: `ok`, `hang` (pending until killed), `ignore-term` (as hang, and
+# deaf to SIGTERM), `slow SECONDS` (slower than a short --timeout).
+import json, os, re, signal, subprocess, sys, time, urllib.request
+
+STATE = "@STATE@"
+SIM = "@SIM@"
+TUNABLES = json.loads('@TUNABLES@')  # chart path -> simulator tunable name
+DB = os.path.join(STATE, "releases.json")
+
+
+def fail(msg):
+    sys.stderr.write("Error: " + msg + "\n")
+    sys.exit(1)
+
+
+def load():
+    try:
+        with open(DB) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return []
+
+
+def save(revs):
+    tmp = DB + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(revs, f)
+    os.replace(tmp, DB)
+
+
+def mode():
+    try:
+        with open(os.path.join(STATE, "mode")) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return ["ok"]
+
+
+def duration(s):
+    total, rest = 0.0, s
+    for n, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", s):
+        total += float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+        rest = rest.replace(n + unit, "", 1)
+    if rest or not s:
+        fail('time: invalid duration "%s"' % s)
+    return total
+
+
+def merge(base, over):
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def get(values, path):
+    for k in path.split("."):
+        if not isinstance(values, dict) or k not in values:
+            return None
+        values = values[k]
+    return values
+
+
+def sim(method, path, body=None):
+    req = urllib.request.Request(SIM + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def install_on_sim(version, config):
+    tunables = {}
+    for path, name in TUNABLES.items():
+        v = get(config, path)
+        if isinstance(v, str) and v.endswith("ms"):
+            v = int(v[:-2])
+        if v is not None:
+            tunables[name] = v
+    body = {"version": version, "featureGates": get(config, "agones.featureGates") or "",
+            "tunables": tunables}
+    return sim("POST", "/upsoak/v1/install", body)
+
+
+def settled(deadline):
+    while time.time() < deadline:
+        if sim("GET", "/upsoak/v1/installed")[1].get("upgrading") is None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def flags(args, takes_value, switches):
+    """Positional arguments and flags; an unknown flag fails as helm's does."""
+    pos, vals, on = [], {}, set()
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in takes_value:
+            if i + 1 >= len(args):
+                fail('flag needs an argument: %s' % a)
+            vals.setdefault(a, []).append(args[i + 1])
+            i += 2
+        elif a in switches:
+            on.add(a)
+            i += 1
+        elif a.startswith("-"):
+            fail('unknown flag: %s' % a)
+        else:
+            pos.append(a)
+            i += 1
+    return pos, vals, on
+
+
+def latest(revs):
+    return revs[-1] if revs else None
+
+
+def release_doc(rel, ns, r):
+    return {"name": rel, "namespace": ns, "version": r["revision"],
+            "info": {"status": r["status"], "description": r["description"]},
+            "chart": {"metadata": {"name": "agones", "version": r["chart"], "appVersion": r["chart"]}},
+            "config": r["config"]}
+
+
+def new_revision(revs, status, chart, config, description):
+    r = {"revision": len(revs) + 1, "status": status, "chart": chart, "config": config,
+         "description": description}
+    revs.append(r)
+    save(revs)
+    return r
+
+
+def set_status(revs, r, status, description):
+    for old in revs:
+        if status == "deployed" and old is not r and old["status"] == "deployed":
+            old["status"] = "superseded"
+    r["status"], r["description"] = status, description
+    save(revs)
+
+
+def rollback_to(revs, target, description):
+    r = new_revision(revs, "pending-rollback", target["chart"], target["config"], description)
+    install_on_sim(target["chart"], target["config"])
+    settled(time.time() + 60)
+    set_status(revs, r, "deployed", description)
+
+
+def upgrade(args):
+    pos, vals, on = flags(args, {"--version", "--namespace", "-n", "-f", "--values", "--timeout"},
+                          {"--install", "--atomic", "--wait", "--reuse-values",
+                           "--reset-then-reuse-values", "--create-namespace"})
+    if len(pos) != 2:
+        fail('"helm upgrade" requires 2 arguments')
+    if "--install" not in on:
+        fail("this fake only models upgrade --install")
+    if "--reuse-values" in on and "--reset-then-reuse-values" in on:
+        fail("--reuse-values and --reset-then-reuse-values are mutually exclusive")
+    version = vals.get("--version", [""])[0]
+    timeout = duration(vals.get("--timeout", ["5m0s"])[0])
+    files = vals.get("-f", []) + vals.get("--values", [])
+    revs = load()
+    cur = latest(revs)
+    if cur and cur["status"].startswith("pending"):
+        fail("UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress")
+    reuse = ("--reuse-values" in on or "--reset-then-reuse-values" in on or not files)
+    config = json.loads(json.dumps(cur["config"])) if (cur and reuse) else {}
+    import yaml
+    for path in files:
+        try:
+            with open(path) as f:
+                merge(config, yaml.safe_load(f) or {})
+        except FileNotFoundError:
+            fail("open %s: no such file or directory" % path)
+    verb = "UPGRADE" if cur else "INSTALLATION"
+    status, body = install_on_sim(version, config)
+    if status != 202:
+        # The chart's schema and the controller's checks refuse it before a revision exists.
+        fail("%s FAILED: %s" % (verb, (body or {}).get("message", status)))
+    r = new_revision(revs, "pending-upgrade" if cur else "pending-install", version, config,
+                     "Preparing upgrade")
+    with open(os.path.join(STATE, "upgrade.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    m = mode()
+    if m[0] in ("hang", "ignore-term"):
+        if m[0] == "ignore-term":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # A child in the same process group, as helm's own (post-renderers, plugins) would be.
+        child = subprocess.Popen(["sleep", "3600"])
+        with open(os.path.join(STATE, "child.pid"), "w") as f:
+            f.write(str(child.pid))
+        child.wait()
+        sys.exit(1)
+    start = time.time()
+    slow = float(m[1]) if m[0] == "slow" else 0.0
+    time.sleep(min(slow, timeout))
+    ok = slow <= timeout and settled(start + timeout)
+    if ok:
+        set_status(revs, r, "deployed", "Upgrade complete")
+        return
+    set_status(revs, r, "failed", "Upgrade failed: context deadline exceeded")
+    if "--atomic" in on and cur:
+        rollback_to(revs, cur, "Rollback to %d" % cur["revision"])
+        fail("UPGRADE FAILED: release %s failed, and has been rolled back due to atomic being "
+             "set: context deadline exceeded" % pos[0])
+    fail("UPGRADE FAILED: context deadline exceeded")
+
+
+def main():
+    argv = sys.argv[1:]
+    with open(os.path.join(STATE, "calls.log"), "a") as f:
+        f.write(" ".join(argv) + "\n")
+    cmd = argv[0] if argv else ""
+    if cmd == "upgrade":
+        return upgrade(argv[1:])
+    if cmd == "version":
+        flags(argv[1:], set(), {"--short"})
+        print("v3.16.4+gfake")
+        return
+    if cmd == "status":
+        pos, vals, _ = flags(argv[1:], {"--namespace", "-n", "-o", "--output"}, set())
+        r = latest(load())
+        if not r:
+            fail("release: not found")
+        ns = vals.get("--namespace", ["default"])[0]
+        print(json.dumps(release_doc(pos[0], ns, r)))
+        return
+    if cmd == "list":
+        pos, vals, on = flags(argv[1:], {"--namespace", "-n", "--filter", "-o", "--output"},
+                              {"--all", "-a"})
+        r = latest(load())
+        ns = vals.get("--namespace", ["default"])[0]
+        shown = r and ("--all" in on or "-a" in on or r["status"] in ("deployed", "failed"))
+        if shown and not re.search(vals.get("--filter", [""])[0], "agones"):
+            shown = False
+        print(json.dumps([{"name": "agones", "namespace": ns, "revision": str(r["revision"]),
+                           "updated": "", "status": r["status"], "chart": "agones-" + r["chart"],
+                           "app_version": r["chart"]}] if shown else []))
+        return
+    if cmd == "get":
+        if argv[1:2] != ["values"]:
+            fail('unknown command "%s" for "helm get"' % " ".join(argv[1:2]))
+        pos, vals, on = flags(argv[2:], {"--namespace", "-n", "-o", "--output", "--revision"},
+                              {"--all", "-a"})
+        r = latest(load())
+        if not r:
+            fail("release: not found")
+        print(json.dumps(r["config"] or None))
+        return
+    if cmd == "rollback":
+        pos, vals, on = flags(argv[1:], {"--namespace", "-n", "--timeout"}, {"--wait"})
+        revs = load()
+        cur = latest(revs)
+        if not cur:
+            fail("release: not found")
+        to = int(pos[1]) if len(pos) > 1 else cur["revision"] - 1
+        if to < 1 or to > len(revs):
+            fail("release: not found")
+        cur["status"] = "superseded" if cur["status"].startswith("pending") else cur["status"]
+        save(revs)
+        rollback_to(revs, revs[to - 1], "Rollback to %d" % to)
+        print("Rollback was a success! Happy Helming!")
+        return
+    fail('unknown command "%s" for "helm"' % cmd)
+
+
+main()
