@@ -79,9 +79,11 @@ pub async fn record<Q: Querier>(
             .filter(|v| v.is_finite())
             .collect();
         if samples.len() < s.spec.min_samples {
-            // Only the SLOs a baseline is required for block it; the window they need is
-            // `min_samples` steps of data.
-            if s.relative.is_some() || s.spec.budget.is_some() {
+            // Only the SLOs a baseline is required for block it, and only when the window is
+            // too short for them (they need `min_samples` steps of data). An SLO with no data
+            // at all (a metric this stack does not export) cannot be helped by a longer
+            // window: it is left out, and judged inconclusive.
+            if (s.relative.is_some() || s.spec.budget.is_some()) && !samples.is_empty() {
                 short.push(format!(
                     "{} has {} of {} samples: it needs at least {}s of data at a {step}s step",
                     key(&s.group, &s.spec.name),

@@ -72,7 +72,9 @@ use upsoak_common::problems::{Invalid, Problem, Problems};
 
 pub use crate::budget::Budget;
 use crate::criteria::{Objective, Relative};
-use crate::vars::{WINDOW_FOR_CHECKS, WINDOW_VAR, kind};
+use crate::vars::kind;
+
+mod check_vars;
 
 /// The spec file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -135,6 +137,9 @@ pub struct Slo {
     /// Free text for reports and alerts.
     #[serde(default)]
     pub description: String,
+    /// An error-budget objective on a good/total ratio, judged by burn rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
     /// The transition window the SLO is judged on: `steady` (default) or `disruption`.
     #[serde(default, skip_serializing_if = "SloWindow::is_steady")]
     pub window: SloWindow,
@@ -142,9 +147,6 @@ pub struct Slo {
     /// median (default [`DEFAULT_MIN_TRANSITIONS`]); until then only the objective counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_transitions: Option<usize>,
-    /// An error-budget objective on a good/total ratio, judged by burn rate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub budget: Option<Budget>,
 }
 
 /// Which window of a transition an SLO is judged on.
@@ -379,9 +381,9 @@ const SLO_FIELDS: &[&str] = &[
     "severity",
     "min_samples",
     "description",
+    "budget",
     "window",
     "min_transitions",
-    "budget",
 ];
 
 /// Walks the YAML tree field by field, so that one bad field does not hide the others.
@@ -506,69 +508,6 @@ impl Checker {
             vars: self.vars.clone(),
             groups,
         })
-    }
-
-    /// The `vars:` block: a mapping of names to strings, `window` reserved.
-    fn vars(&mut self, v: Option<&Value>) {
-        let m = match v {
-            None | Some(Value::Null) => return,
-            Some(Value::Mapping(m)) => m,
-            Some(v) => {
-                self.problem("vars", format!("expected a mapping, found {}", kind(v)));
-                return;
-            }
-        };
-        for (k, v) in m {
-            let Some(k) = k.as_str() else {
-                self.problem("vars", format!("a key is {}, not a string", kind(k)));
-                continue;
-            };
-            let at = format!("vars.{k}");
-            let name_ok = k
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !name_ok {
-                self.problem(
-                    at,
-                    format!(
-                        "`{k}` must start with a letter or `_` and hold only letters, digits or `_`"
-                    ),
-                );
-                continue;
-            }
-            if k == WINDOW_VAR {
-                self.problem(
-                    at,
-                    "`window` is reserved: `${window}` is the disruption window's length, filled in when the SLO is evaluated",
-                );
-                continue;
-            }
-            match v {
-                Value::String(s) => {
-                    self.vars.insert(k.to_owned(), s.clone());
-                }
-                Value::Number(n) => {
-                    self.vars.insert(k.to_owned(), n.to_string());
-                }
-                v => self.problem(at, format!("expected a string, found {}", kind(v))),
-            }
-        }
-    }
-
-    /// `text` with every `${name}` replaced by its var (`${window}` left as written); each
-    /// unknown or unterminated reference is a problem at `at`.
-    fn substitute(&mut self, text: &str, at: &str) -> String {
-        match crate::vars::substitute(text, &self.vars) {
-            Ok(s) => s,
-            Err(problems) => {
-                for p in problems {
-                    self.problem(at, p);
-                }
-                text.to_owned()
-            }
-        }
     }
 
     /// Checks a name against the naming rule and earlier names in its scope (keyed by the
@@ -752,9 +691,9 @@ impl Checker {
             severity,
             min_samples,
             description,
+            budget: budget.clone(),
             window,
             min_transitions,
-            budget: budget.clone(),
         };
         // The criterion that sets the bad way: the relative one, else the objective; `==`
         // says nothing about it.
@@ -821,50 +760,6 @@ impl Checker {
         }
     }
 
-    /// The `budget:` block, its selectors substituted and checked.
-    fn budget(&mut self, m: &Mapping, at: &str) -> Option<Budget> {
-        let v = m.get("budget")?;
-        let at = format!("{at}.budget");
-        let b = self.mapping(v, &at, BUDGET_FIELDS)?;
-        let good: Option<String> = self.required(b, &at, "good");
-        let total: Option<String> = self.required(b, &at, "total");
-        let target: Option<f64> = self.required(b, &at, "target");
-        if let Some(t) = target
-            && !(t > 0.0 && t < 1.0)
-        {
-            self.problem(
-                format!("{at}.target"),
-                format!("{t} is not a share in (0, 1), e.g. 0.995 for 99.5 % good"),
-            );
-        }
-        let mut sel = |s: Option<String>, k: &str| {
-            let s = self.substitute(&s?, &format!("{at}.{k}"));
-            self.selector(&s, &format!("{at}.{k}"));
-            Some(s)
-        };
-        let good = sel(good, "good");
-        let total = sel(total, "total");
-        Some(Budget {
-            good: good?,
-            total: total?,
-            target: target?,
-        })
-    }
-
-    /// A counter selector: `rate(s[1m])` must parse.
-    fn selector(&mut self, s: &str, at: &str) {
-        let probe = format!("rate({}[1m])", s.replace("${window}", WINDOW_FOR_CHECKS));
-        if let Err(e) = promql_parser::parser::parse(&probe) {
-            self.problem(
-                at,
-                format!(
-                    "not a counter selector (`rate(…[1m])` of it does not parse): {}",
-                    e.trim()
-                ),
-            );
-        }
-    }
-
     /// The expression parses as PromQL and gives one value per step.
     fn expr(&mut self, expr: &str, at: &str) {
         use promql_parser::parser::value::ValueType;
@@ -872,7 +767,7 @@ impl Checker {
             self.problem(at, "empty expression");
             return;
         }
-        let checked = expr.replace("${window}", WINDOW_FOR_CHECKS);
+        let checked = expr.replace(WINDOW_PLACEHOLDER, WINDOW_PLACEHOLDER_CHECK);
         match promql_parser::parser::parse(&checked) {
             Err(e) => self.problem(at, format!("PromQL parse error: {}", e.trim())),
             Ok(parsed) => match parsed.value_type() {

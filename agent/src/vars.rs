@@ -7,9 +7,6 @@ use std::collections::BTreeMap;
 /// evaluation time, never by `vars`.
 pub const WINDOW_VAR: &str = "window";
 
-/// What `${window}` stands for when an expression is parsed to check it.
-pub const WINDOW_FOR_CHECKS: &str = "5m";
-
 /// `text` with every `${name}` replaced by `vars[name]`; `${window}` is left as written. The
 /// errors name each unknown or unterminated reference.
 pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Vec<String>> {
@@ -79,7 +76,9 @@ pub fn selectors(expr: &str) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    if let Ok(e) = promql_parser::parser::parse(&expr.replace("${window}", WINDOW_FOR_CHECKS)) {
+    if let Ok(e) = promql_parser::parser::parse(
+        &expr.replace("${window}", crate::spec::WINDOW_PLACEHOLDER_CHECK),
+    ) {
         walk(&e, &mut out);
     }
     out
