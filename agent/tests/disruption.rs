@@ -178,6 +178,16 @@ async fn prometheus_with_timeline(dir: &Path, t0: i64) -> Prometheus {
         if typed.insert(name) {
             writeln!(text, "# TYPE {name} gauge").unwrap();
         }
+        // The jobs and the renamed namespace label of the default `vars` (rules/slos.yaml).
+        let job = match name {
+            n if n.starts_with("agones_") => "agones-controller-metrics-service",
+            n if n.starts_with("upsoak_agent_") => "upsoak-agent",
+            _ => "upsoak-chaos",
+        };
+        let inner = labels.trim_start_matches('{').trim_end_matches('}');
+        let inner = inner.replace("namespace=", "exported_namespace=");
+        let sep = if inner.is_empty() { "" } else { "," };
+        let labels = format!("{{job=\"{job}\"{sep}{inner}}}");
         for t in (0..=END).step_by(STEP as usize) {
             writeln!(text, "{name}{labels} {} {}", f(t), t0 + t).unwrap();
         }
