@@ -59,7 +59,7 @@ test: deps fmt clippy rules-check deploy-check
 	$(CARGO) nextest run --workspace --locked --no-fail-fast --exclude upsoak-tests
 	$(CARGO) nextest run -p upsoak-tests --locked --no-fail-fast --test-threads 1
 
-## e2e: only the end-to-end soaks (about 8 minutes).
+## e2e: only the end-to-end soaks (about 15 minutes).
 e2e: deps
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run -p upsoak-tests --locked --no-fail-fast --test-threads 1
