@@ -41,7 +41,7 @@ pub fn validate(path: &Path) -> Result<String> {
     }
     for (t, spec) in &space.tunables {
         let spec = serde_json::to_string(spec).map_err(Error::Encode)?;
-        out.push_str(&format!("  tunable {t}: {spec}\n"));
+        out.push_str(&format!("  tunable {t}: {spec}{}\n", chart_line(&space, t)));
     }
     for (c, _) in &space.constraints {
         out.push_str(&format!("  constraint: {c}\n"));
@@ -55,6 +55,21 @@ pub fn validate(path: &Path) -> Result<String> {
         out.push_str(&format!("  reachable {kind}: {total}\n"));
     }
     Ok(out)
+}
+
+/// ` → path, path (format)`: where the helm applier writes tunable `t`, or nothing.
+fn chart_line(space: &Space, t: &str) -> String {
+    space
+        .chart
+        .get(t)
+        .map(|c| {
+            let format = serde_json::to_value(c.format)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            format!(" → {} ({format})", c.paths.join(", "))
+        })
+        .unwrap_or_default()
 }
 
 /// What `from → to` changes: `1.55.0 → 1.57.0`, `+Gate`, `-Gate`, `tunable=value`.
@@ -142,7 +157,7 @@ pub fn plan(
             .map(|(k, r)| (k.to_owned(), serde_json::Value::from(r)))
             .collect();
         // Loudly: an empty document with exit 0 would read as an empty plan.
-        out = serde_json::to_string_pretty(&serde_json::json!({"seed": seed, "strategy": strategy.as_str(), "steps": rows, "coverage": coverage}))
+        out = serde_json::to_string_pretty(&serde_json::json!({"seed": seed, "strategy": strategy.as_str(), "steps": rows, "coverage": coverage, "chart": space.chart}))
             .map_err(Error::Encode)?;
         out.push('\n');
         return Ok(out);
@@ -152,6 +167,9 @@ pub fn plan(
         strategy.as_str(),
         space.hash
     ));
+    for t in space.tunables.keys() {
+        out.push_str(&format!("# tunable {t}{}\n", chart_line(&space, t)));
+    }
     for (i, s) in states.iter().enumerate() {
         let change = match i {
             0 => "start".to_owned(),

@@ -16,7 +16,7 @@ use crate::config::{ApplierConfig, SidecarConfig};
 use crate::error::{Error, Result};
 use crate::producer::{self, events::ProducerMetrics};
 use crate::wanderer::apply::{Applier, HelmApplier, ReuseValues, SimApplier};
-use crate::wanderer::events::{WandererHalted, WandererMetrics};
+use crate::wanderer::events::{ClusterVersionChecked, WandererHalted, WandererMetrics};
 use crate::wanderer::space::Space;
 use crate::wanderer::walk::Walk;
 use crate::wanderer::{self, RunError, RunOptions, Schedule};
@@ -206,6 +206,7 @@ async fn walk(
         apply_timeout: w.apply_timeout,
     };
     let journal = cfg.state_dir.join("journal.jsonl");
+    let space = supported(cfg, space, metrics).await?;
     let mut planner = Walk::new(space, w.seed, w.strategy);
     let walking = Walking {
         journal,
@@ -225,6 +226,71 @@ async fn walk(
             walking.run(&applier, &mut planner).await
         }
     }
+}
+
+/// The space cut to the releases that support the cluster's Kubernetes (`/version`); none left
+/// is bad input (exit 2). A cluster whose version cannot be read is walked whole, with a warning.
+async fn supported(cfg: &SidecarConfig, space: Space, metrics: &WandererMetrics) -> Result<Space> {
+    let version = match producer::client(cfg.kube_server.as_deref()).await {
+        Ok(client) => client
+            .apiserver_version()
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|info| {
+                // GKE and EKS report minors like `34+`.
+                let minor: String = info
+                    .minor
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                match (info.major.parse::<u32>(), minor.parse::<u32>()) {
+                    (Ok(a), Ok(b)) => Ok((a, b)),
+                    _ => Err(format!("unexpected /version {}.{}", info.major, info.minor)),
+                }
+            }),
+        Err(e) => Err(e.to_string()),
+    };
+    let kube = match version {
+        Ok(v) => v,
+        Err(e) => {
+            ClusterVersionChecked {
+                kubernetes: None,
+                error: Some(&e),
+                kept: &[],
+                dropped: &[],
+            }
+            .emit(metrics);
+            return Ok(space);
+        }
+    };
+    let (cut, dropped) = space.supporting(kube);
+    let kept: Vec<String> = cut.versions.iter().map(|v| v.name.clone()).collect();
+    ClusterVersionChecked {
+        kubernetes: Some(&format!("{}.{}", kube.0, kube.1)),
+        error: None,
+        kept: &kept,
+        dropped: &dropped,
+    }
+    .emit(metrics);
+    if cut.versions.is_empty() || cut.start().is_none() {
+        let mut p = upsoak_common::problems::Problems::new();
+        p.push(
+            "versions",
+            format!(
+                "no release supports the cluster's Kubernetes {}.{} (the ranges of {} exclude it): add newer releases to the space",
+                kube.0,
+                kube.1,
+                dropped.join(", ")
+            ),
+        );
+        return Err(p
+            .invalid(
+                "configuration space",
+                cfg.wanderer.space.display().to_string(),
+            )
+            .into());
+    }
+    Ok(cut)
 }
 
 /// The helm applier of `cfg` for the space `planner` walks: every tunable must name its chart

@@ -307,3 +307,35 @@ fn with_on_stuck_fail_the_wanderer_halts_and_the_producer_goes_on() {
     assert!(err.contains("hint: recover the release by hand"), "{err}");
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_space_with_no_release_for_the_clusters_kubernetes_exits_2() {
+    // The simulator's /version is Kubernetes 1.34.
+    let (sim, stop) = common::start_sim("", 1).await;
+    let dir = TempDir::new("chaos-kube-range");
+    let space = dir.write(
+        "space.yaml",
+        "versions:\n  - version: 1.60.0\n    kubernetes: { min: \"1.35\", max: \"1.36\" }\n    gates: { PlayerTracking: Alpha }\nhops: { max_up: 1, max_down: 1, allow_downgrade: false }\n",
+    );
+    let config = dir.write(
+        "sidecar.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 1\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: []\n  allocation_rate: 0\n",
+            dir.join("state").display(),
+            space.display(),
+        ),
+    );
+    let out = tokio::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("versions: no release supports the cluster's Kubernetes 1.34 (the ranges of 1.60.0 exclude it)"),
+        "{err}"
+    );
+    stop.cancel();
+}

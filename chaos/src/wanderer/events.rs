@@ -544,6 +544,38 @@ impl WandererHalted<'_> {
     }
 }
 
+/// The cluster's Kubernetes version was read at start and the space cut to the releases that
+/// support it (or it could not be read, and the space is walked whole).
+#[derive(Debug)]
+pub struct ClusterVersionChecked<'a> {
+    /// `1.34`, or `None` when it could not be read.
+    pub kubernetes: Option<&'a str>,
+    /// Why it could not be read.
+    pub error: Option<&'a str>,
+    /// Releases kept and dropped.
+    pub kept: &'a [String],
+    pub dropped: &'a [String],
+}
+
+impl ClusterVersionChecked<'_> {
+    pub fn emit(&self, _m: &WandererMetrics) {
+        match self.kubernetes {
+            Some(k) => tracing::info!(
+                event = "cluster_version_checked",
+                kubernetes = k,
+                kept = %self.kept.join(","),
+                dropped = %self.dropped.join(","),
+                "walking only the releases that support the cluster's Kubernetes"
+            ),
+            None => tracing::warn!(
+                event = "cluster_version_checked",
+                error = self.error.unwrap_or(""),
+                "cannot read the cluster's version: the space's Kubernetes ranges are not checked"
+            ),
+        }
+    }
+}
+
 /// Opening the journal dropped a torn last line.
 #[derive(Debug)]
 pub struct JournalLineDropped<'a> {

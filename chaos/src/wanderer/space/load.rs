@@ -612,4 +612,66 @@ extra: true
             "{e}"
         );
     }
+
+    #[test]
+    fn chart_paths_and_formats_are_checked() {
+        let bad = r#"
+versions: [ { version: 1.0.0, gates: { A: Beta } } ]
+hops: { max_up: 1, max_down: 1, allow_downgrade: true }
+tunables:
+  wait: { min: 1, max: 5, chart: [agones..x, "agones.a b"], format: string }
+  level: { values: [info], format: duration_ms }
+  lone: { min: 1, max: 2, format: millicpu }
+  none: { min: 1, max: 2, chart: [] }
+"#;
+        let text = Space::parse(bad, "bad.yaml").unwrap_err().to_string();
+        for want in [
+            "tunables.wait.format: an integer tunable is written as `int`, `duration_ms`, `millicpu` or `mebibytes`",
+            "tunables.wait.chart[0]: `agones..x` is not a dotted path",
+            "tunables.wait.chart[1]: `agones.a b` is not a dotted path",
+            "tunables.level.format: an enum tunable is written as `string`",
+            "tunables.lone.format: a format without `chart` paths",
+            "tunables.none.chart: at least one path is required",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn formats_write_and_read_back() {
+        use crate::wanderer::space::TunableValue;
+        let cases = [
+            (ValueFormat::DurationMs, 500, "500ms"),
+            (ValueFormat::Millicpu, 250, "250m"),
+            (ValueFormat::Mebibytes, 256, "256Mi"),
+        ];
+        for (f, n, text) in cases {
+            let v = f.encode(&TunableValue::Int(n)).unwrap();
+            assert_eq!(v, serde_json::json!(text));
+            assert_eq!(f.decode(&v).unwrap(), TunableValue::Int(n));
+        }
+        assert_eq!(
+            ValueFormat::DurationMs
+                .decode(&serde_json::json!("2s"))
+                .unwrap(),
+            TunableValue::Int(2000)
+        );
+        assert_eq!(
+            ValueFormat::Mebibytes
+                .decode(&serde_json::json!("1Gi"))
+                .unwrap(),
+            TunableValue::Int(1024)
+        );
+        assert_eq!(ValueFormat::Int.encode(&TunableValue::Int(3)).unwrap(), 3);
+        assert!(
+            ValueFormat::Int
+                .encode(&TunableValue::Str("x".into()))
+                .is_err()
+        );
+        assert!(
+            ValueFormat::DurationMs
+                .decode(&serde_json::json!("soon"))
+                .is_err()
+        );
+    }
 }

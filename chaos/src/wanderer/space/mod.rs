@@ -327,6 +327,24 @@ impl Space {
         None
     }
 
+    /// The space without the releases whose Kubernetes range does not hold the cluster's
+    /// `(major, minor)` (a release without a range is kept), and the names of those dropped.
+    pub fn supporting(&self, kube: (u32, u32)) -> (Space, Vec<String>) {
+        let fits = |v: &Version| {
+            v.kubernetes.as_ref().is_none_or(|k| {
+                let bound = |s: &str| {
+                    upsoak_agones::release::parse_version_loose(s).map(|(a, b, _)| (a, b))
+                };
+                bound(&k.min).is_none_or(|m| m <= kube) && bound(&k.max).is_none_or(|m| kube <= m)
+            })
+        };
+        let (kept, dropped): (Vec<&Version>, Vec<&Version>) =
+            self.versions.iter().partition(|v| fits(v));
+        let mut space = self.clone();
+        space.versions = kept.into_iter().cloned().collect();
+        (space, dropped.into_iter().map(|v| v.name.clone()).collect())
+    }
+
     /// Versions a transition from version `v` may go to (including `v`).
     pub fn reachable_versions(&self, v: usize) -> Vec<usize> {
         let from = self.versions[v].number;
@@ -365,6 +383,20 @@ mod tests {
         assert!(s.is_valid(&start));
         assert_eq!(s.reachable_versions(0), vec![0, 1, 2]);
         assert_eq!(s.reachable_versions(3), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn releases_that_do_not_support_the_cluster_are_dropped() {
+        let s = Space::parse(SHIPPED, "agones.yaml").unwrap();
+        let (all, dropped) = s.supporting((1, 34));
+        assert_eq!((all.versions.len(), dropped.len()), (6, 0));
+        let (newer, dropped) = s.supporting((1, 35));
+        assert_eq!(dropped, ["1.55.0", "1.56.0"]);
+        assert_eq!(newer.versions[0].name, "1.57.0");
+        assert_eq!(newer.start().map(|st| st.version), Some(0));
+        let (none, dropped) = s.supporting((1, 37));
+        assert!(none.versions.is_empty());
+        assert_eq!(dropped.len(), 6);
     }
 
     #[test]
