@@ -96,15 +96,33 @@ pub struct Lifecycle {
     pub tick: Duration,
 }
 
+/// Default Creating → Scheduled: the scheduler places the pod and the kubelet starts it. On a
+/// real cluster this is seconds with the image cached and up to minutes without
+/// (`shared/reference/reviews/real-agones-gaps.md` §12).
+pub const DEFAULT_SCHEDULED_AFTER: Duration = Duration::from_secs(2);
+/// Default Scheduled → RequestReady: the containers start and the game calls SDK `Ready`.
+pub const DEFAULT_REQUEST_READY_AFTER: Duration = Duration::from_secs(3);
+/// Default RequestReady → Ready: the GameServer controller's next sync.
+pub const DEFAULT_READY_AFTER: Duration = Duration::from_millis(100);
+/// Default Shutdown → deleted: the pod's termination.
+pub const DEFAULT_DELETE_AFTER_SHUTDOWN: Duration = Duration::from_secs(3);
+/// Default Unhealthy/Error → deleted: the GameServerSet controller deletes them on its next
+/// sync (Agones `pkg/gameserversets/controller.go`, `syncGameServerSet`).
+pub const DEFAULT_DELETE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// Default controller tick.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(50);
+
+/// Realistic timings: about 5 s from creation to Ready, as on a cluster with the image cached.
+/// Tests and the local demo set their own fast ones.
 impl Default for Lifecycle {
     fn default() -> Self {
         Lifecycle {
-            scheduled_after: Duration::from_millis(300),
-            request_ready_after: Duration::from_millis(500),
-            ready_after: Duration::from_millis(200),
-            delete_after_shutdown: Duration::from_millis(500),
-            delete_after_failure: Duration::from_secs(10),
-            tick: Duration::from_millis(50),
+            scheduled_after: DEFAULT_SCHEDULED_AFTER,
+            request_ready_after: DEFAULT_REQUEST_READY_AFTER,
+            ready_after: DEFAULT_READY_AFTER,
+            delete_after_shutdown: DEFAULT_DELETE_AFTER_SHUTDOWN,
+            delete_after_failure: DEFAULT_DELETE_AFTER_FAILURE,
+            tick: DEFAULT_TICK,
         }
     }
 }

@@ -6,10 +6,19 @@ use tokio_util::sync::CancellationToken;
 use upsoak_sim::config::SimConfig;
 use upsoak_sim::server::Sim;
 
+/// Fast lifecycle timings, unless `extra` sets its own (the simulator's defaults are realistic:
+/// seconds to Ready).
+const FAST_LIFECYCLE: &str = "lifecycle: { scheduled_after: 50ms, request_ready_after: 50ms, ready_after: 50ms, delete_after_shutdown: 100ms, delete_after_failure: 1s, tick: 20ms }";
+
 /// Starts the simulator; returns its URL and the token that stops it.
 pub async fn start_sim(extra: &str, seed: u64) -> (String, CancellationToken) {
+    let lifecycle = if extra.contains("lifecycle:") {
+        ""
+    } else {
+        FAST_LIFECYCLE
+    };
     let yaml = format!(
-        "{}\ngame: {{ port_min: 0 }}\n{extra}\n",
+        "{}\ngame: {{ port_min: 0 }}\n{lifecycle}\n{extra}\n",
         upsoak_sim::config::DEFAULT_CONFIG_YAML
     );
     let cfg = SimConfig::parse(&yaml, "test").unwrap();

@@ -17,7 +17,11 @@ use crate::game::SdkCall;
 use crate::selector::Selector;
 
 fn world(extra: &str) -> World {
-    let yaml = format!("{}\n{extra}\n", crate::config::DEFAULT_CONFIG_YAML);
+    // The fast timings these tests were written for (the defaults are realistic, slower).
+    let yaml = format!(
+        "{}\nlifecycle: {{ scheduled_after: 300ms, request_ready_after: 500ms, ready_after: 200ms, delete_after_shutdown: 500ms, delete_after_failure: 10s, tick: 50ms }}\n{extra}\n",
+        crate::config::DEFAULT_CONFIG_YAML
+    );
     let cfg = SimConfig::parse(&yaml, "test").unwrap();
     World::new(Arc::new(cfg), SimMetrics::default(), 7)
 }
