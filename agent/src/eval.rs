@@ -189,6 +189,7 @@ pub async fn judge_due<Q: Querier>(
 ) -> Judgement {
     let (specs, w) = (j.specs, j.settings);
     let mut out = Judgement::default();
+    let spread = earlier_values(h);
     for (i, t) in h.transitions.iter_mut().enumerate() {
         if t.judged.is_some() {
             continue;
@@ -209,7 +210,9 @@ pub async fn judge_due<Q: Querier>(
                 .iter()
                 .filter(|s| &s.group == g && s.spec.window.is_steady())
             {
-                let (v, error) = judge_slo(q, s, j, step, t.at, start, end).await;
+                let (mut v, error) = judge_slo(q, s, j, step, t.at, start, end).await;
+                let key = baseline::key(&s.group, &s.spec.name);
+                usual_shift(&mut v.evidence, spread.get(&key).map(Vec::as_slice));
                 if let Some(error) = error {
                     out.failed_queries.push(FailedQuery {
                         group: s.group.clone(),
@@ -360,6 +363,49 @@ async fn judge_slo<Q: Querier>(
         samples,
     };
     (verdict, error)
+}
+
+/// Earlier judged transitions a shift must be compared with before [`usual_shift`] speaks.
+pub const MIN_SPREAD: usize = 3;
+
+/// Each SLO's judged values in the transitions judged so far, by `group/slo`.
+fn earlier_values(h: &History) -> BTreeMap<String, Vec<f64>> {
+    let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for t in &h.transitions {
+        for (k, v) in t.judged.iter().flat_map(|j| &j.slos) {
+            if let Some(x) = v.evidence.value.filter(|x| x.is_finite()) {
+                out.entry(k.clone()).or_default().push(x);
+            }
+        }
+    }
+    out
+}
+
+/// A significant shift the bad way that stays within the SLO's criteria warns (judge row 8)
+/// — unless at least [`MIN_SPREAD`] earlier transitions spread as far: then it is what a
+/// transition does to this SLO (a restarted controller's memory and CPU climbing back after
+/// its warm-up), not a finding, and it passes with the spread in its reason. A warn that
+/// nobody should read teaches people to ignore warns.
+pub fn usual_shift(ev: &mut Evidence, earlier: Option<&[f64]>) {
+    let (Some(earlier), Some(value)) = (earlier, ev.value) else {
+        return;
+    };
+    if ev.verdict != Verdict::Warn
+        || !ev.reason.contains("shifted the bad way")
+        || earlier.len() < MIN_SPREAD
+    {
+        return;
+    }
+    let lo = earlier.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = earlier.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if (lo..=hi).contains(&value) {
+        ev.verdict = Verdict::Pass;
+        ev.reason = format!(
+            "{}; but within the spread of the {} earlier transitions ({lo:.6} to {hi:.6}), so usual for a transition",
+            ev.reason,
+            earlier.len()
+        );
+    }
 }
 
 /// The good and total events of `b` over the `secs` before `at`; `None` when the total has no
@@ -616,5 +662,39 @@ mod tests {
         // Without the metric (an older sidecar), when it was seen.
         assert_eq!(detect(&q(5.0, None), &mut h, 1050).await.unwrap(), 1);
         assert_eq!(h.transitions[3].at, 1050);
+    }
+
+    #[test]
+    fn a_shift_within_the_spread_of_earlier_transitions_passes() {
+        let warn = |value: f64| Evidence {
+            verdict: Verdict::Warn,
+            value: Some(value),
+            baseline: Some(1.0),
+            threshold: Some(2.0),
+            p_value: Some(1e-6),
+            samples: 20,
+            baseline_samples: 20,
+            reason: "within the threshold, but shifted the bad way: …".into(),
+        };
+        let earlier = [1.2, 1.5, 1.3];
+        let mut e = warn(1.4);
+        usual_shift(&mut e, Some(&earlier));
+        assert_eq!(e.verdict, Verdict::Pass, "{}", e.reason);
+        assert!(
+            e.reason.contains("within the spread of the 3 earlier"),
+            "{}",
+            e.reason
+        );
+        // Beyond the spread, or with too few transitions to know it, the warn stands.
+        for (v, earlier) in [(1.6, &earlier[..]), (1.4, &earlier[..2])] {
+            let mut e = warn(v);
+            usual_shift(&mut e, Some(earlier));
+            assert_eq!(e.verdict, Verdict::Warn, "{v}: {}", e.reason);
+        }
+        // A breach is never softened.
+        let mut e = warn(1.4);
+        e.reason = "breaks, but the shift is not significant".into();
+        usual_shift(&mut e, Some(&earlier));
+        assert_eq!(e.verdict, Verdict::Warn);
     }
 }

@@ -20,6 +20,8 @@ use upsoak_testkit::{
     sum_series, unix_now,
 };
 
+pub mod conventions;
+
 /// How often the harness polls a soak's state (Prometheus, the agent's history).
 const POLL: Duration = Duration::from_millis(200);
 
@@ -37,6 +39,10 @@ pub struct Soak {
     pub allocation_rate: f64,
     /// Judge the upgrades themselves too: the SLOs gain [`disruption_slos`].
     pub disruption: bool,
+    /// Prometheus and the SLOs as on a real stack: Agones' ServiceMonitor job names and
+    /// relabelling, the default `rules/slos.yaml` ([`conventions`]); the agent judges at
+    /// `interval_s` steps.
+    pub conventions: bool,
 }
 
 impl Default for Soak {
@@ -49,6 +55,7 @@ impl Default for Soak {
             interval_s: 2,
             allocation_rate: 8.0,
             disruption: false,
+            conventions: false,
         }
     }
 }
@@ -221,11 +228,15 @@ impl Stack {
         )
         .await;
         let am_url = am.url().to_owned();
-        let prom_config = scrape_config(&[
-            ("agones", host_port(&sim_url)),
-            ("upsoak-chaos", &format!("127.0.0.1:{chaos_port}")),
-            ("upsoak-agent", &format!("127.0.0.1:{agent_port}")),
-        ]);
+        let prom_config = if soak.conventions {
+            conventions::prometheus_config(host_port(&sim_url), chaos_port, agent_port, true)
+        } else {
+            scrape_config(&[
+                ("agones", host_port(&sim_url)),
+                ("upsoak-chaos", &format!("127.0.0.1:{chaos_port}")),
+                ("upsoak-agent", &format!("127.0.0.1:{agent_port}")),
+            ])
+        };
         let prom = Prometheus::start(&dir, &prom_config).await;
         write(&dir.join("space.yaml"), SPACE);
         write(
@@ -240,10 +251,15 @@ impl Stack {
                 soak.allocation_rate,
             ),
         );
-        let mut specs = slos(soak.interval_s);
-        if soak.disruption {
-            specs.push_str(&disruption_slos(soak.interval_s));
-        }
+        let specs = if soak.conventions {
+            conventions::default_slos()
+        } else {
+            let mut specs = slos(soak.interval_s);
+            if soak.disruption {
+                specs.push_str(&disruption_slos(soak.interval_s));
+            }
+            specs
+        };
         write(&dir.join("slos.yaml"), &specs);
         let mut stack = Stack {
             soak,
@@ -373,6 +389,10 @@ impl Stack {
             .args(["--settle", &format!("{}s", s.settle_s)])
             .args(["--judge-window", &format!("{}s", s.judge_s)])
             .args(["--probe-interval", &format!("{}s", s.interval_s)]);
+        if s.conventions {
+            // The default specs evaluate every 15 s; a short soak judges at its own step.
+            cmd.args(["--step", &format!("{}s", s.interval_s)]);
+        }
         if let Some(m) = max_transitions {
             cmd.args(["--max-transitions", &m.to_string()]);
         }

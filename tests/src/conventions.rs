@@ -1,0 +1,85 @@
+//! A stack under real conventions: Prometheus scrapes the simulator the way kube-prometheus-stack
+//! scrapes Agones through the ServiceMonitors of Agones' Helm chart, and the agent reads the
+//! default `rules/slos.yaml` unchanged.
+//!
+//! - Jobs: a ServiceMonitor's job is the Service's name, so the simulator (which serves all of
+//!   Agones' metrics from one process) is scraped three times, as
+//!   `agones-controller-metrics-service`, `agones-extensions-metrics-service` and
+//!   `agones-allocator-metrics-service` (Agones `install/helm/agones/templates/service.yaml`,
+//!   `service/allocation.yaml`); the sidecar and the agent as `upsoak-chaos` and `upsoak-agent`,
+//!   the Services of deploy/base. These are the defaults of `vars:` in rules/slos.yaml.
+//! - Relabelling: prometheus-operator sets the target labels `namespace`, `service`, `pod`
+//!   and `endpoint` on every target, and Agones' ServiceMonitor adds `kubernetes_namespace` and
+//!   `kubernetes_pod_name` (`templates/service-monitor.yaml`). With `honor_labels: false` (the
+//!   default) Agones' own `namespace` label then arrives as `exported_namespace`.
+//!
+//! The three controller-side jobs scrape the same process, so `agones_*` series come three
+//! times; the default SLOs scope them to `${controller_job}`, which is what keeps them whole
+//! on a real stack too (where a second `kubernetes-pods` job may scrape the same pods).
+
+use std::path::Path;
+
+/// The Agones jobs, as Agones' chart names its metrics Services.
+pub const AGONES_JOBS: [(&str, &str); 3] = [
+    ("agones-controller-metrics-service", "agones-controller"),
+    ("agones-extensions-metrics-service", "agones-extensions"),
+    ("agones-allocator-metrics-service", "agones-allocator"),
+];
+
+/// One static job with the target labels prometheus-operator and the ServiceMonitor set.
+fn job(name: &str, target: &str, namespace: &str, service: &str, pod: &str) -> String {
+    format!(
+        "  - job_name: {name}\n    honor_labels: false\n    static_configs:\n      - targets: ['{target}']\n        labels: {{ namespace: {namespace}, service: {service}, endpoint: metrics, pod: {pod}-0, kubernetes_namespace: {namespace}, kubernetes_pod_name: {pod}-0 }}\n"
+    )
+}
+
+/// The Prometheus configuration: the sidecar and the agent, and Agones' three jobs when
+/// `agones` (false: as when kube-prometheus-stack does not select Agones' ServiceMonitor).
+pub fn prometheus_config(sim: &str, chaos_port: u16, agent_port: u16, agones: bool) -> String {
+    let mut s =
+        "global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n".to_owned();
+    if agones {
+        for (name, deployment) in AGONES_JOBS {
+            s.push_str(&job(name, sim, "agones-system", name, deployment));
+        }
+    }
+    s.push_str(&job(
+        "upsoak-chaos",
+        &format!("127.0.0.1:{chaos_port}"),
+        "upsoak",
+        "upsoak-chaos",
+        "upsoak-chaos",
+    ));
+    s.push_str(&job(
+        "upsoak-agent",
+        &format!("127.0.0.1:{agent_port}"),
+        "upsoak",
+        "upsoak-agent",
+        "upsoak-agent",
+    ));
+    s
+}
+
+/// The default SLO specs, as shipped.
+pub fn default_slos() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/slos.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The SLOs of the default specs that read Agones' scraped metrics (not the agent's probes,
+/// which read the Kubernetes API): what must go inconclusive when Agones is not scraped.
+pub const SCRAPED_AGONES_SLOS: [&str; 13] = [
+    "control-plane/controller-scraped",
+    "control-plane/extensions-scraped",
+    "control-plane/allocator-scraped",
+    "control-plane/controller-memory-growth",
+    "control-plane/extensions-memory-growth",
+    "control-plane/allocator-memory-growth",
+    "control-plane/controller-cpu",
+    "control-plane/extensions-cpu",
+    "control-plane/allocator-cpu",
+    "fleets/fleet-converged",
+    "fleets/gameservers-ready-when-demanded",
+    "fleets/gameservers-failing",
+    "fleets/gameservers-unhealthy",
+];
