@@ -29,6 +29,7 @@ async fn the_default_slos_judge_a_stack_scraped_like_kube_prometheus_stack() {
         // budget allows 1.8, so a window with fewer than 2 failures (p ≈ 0.006) would pass.
         allocation_rate: 12.0,
         conventions: true,
+        disruption: false,
     };
     let s = soak("conventions", cfg.clone(), None).await;
     let baseline: serde_json::Value =
@@ -108,6 +109,7 @@ fn bench_soak(faults: String, period_s: u64, judge_s: u64) -> Soak {
         interval_s: 2,
         allocation_rate: 12.0,
         conventions: true,
+        disruption: false,
     }
 }
 
