@@ -204,10 +204,18 @@ impl Stack {
         } else {
             format!("faults:\n{}\n", soak.faults)
         };
+        // The conventions soak runs 12 allocations/s (for the power of its error-budget test):
+        // with sessions of 1-3 s and 4 canaries held Allocated, 40 servers run out at peaks, and
+        // an allocation with no Ready server is a failure. It gets a larger Fleet.
+        let (replicas, min_replicas, max_replicas) = if soak.conventions {
+            (60, 58, 62)
+        } else {
+            (40, 38, 42)
+        };
         write(
             &dir.join("sim.yaml"),
             &format!(
-                "{}\nlifecycle:\n  scheduled_after: 100ms\n  request_ready_after: 200ms\n  ready_after: 100ms\n  delete_after_shutdown: 200ms\n  delete_after_failure: 5s\n  tick: 50ms\nallocation:\n  latency: 5ms\nupgrade_window: 1s\nfleets:\n  - name: simple-game-server\n    replicas: 40\n{faults}",
+                "{}\nlifecycle:\n  scheduled_after: 100ms\n  request_ready_after: 200ms\n  ready_after: 100ms\n  delete_after_shutdown: 200ms\n  delete_after_failure: 5s\n  tick: 50ms\nallocation:\n  latency: 5ms\nupgrade_window: 1s\nfleets:\n  - name: simple-game-server\n    replicas: {replicas}\n{faults}",
                 default.replace("  version: 1.60.0\n", "  version: 1.58.0\n")
             ),
         );
@@ -242,7 +250,7 @@ impl Stack {
         write(
             &dir.join("sidecar.yaml"),
             &format!(
-                "listen: 127.0.0.1:{chaos_port}\nstate_dir: {}\nkube_server: {}\nwanderer:\n  space: {}\n  seed: 7\n  strategy: random\n  schedule: {{ period: {}s, jitter: 0 }}\n  apply_timeout: 30s\n  applier: {{ kind: sim, url: \"{}\" }}\nproducer:\n  fleets: [ {{ name: simple-game-server, min_replicas: 38, max_replicas: 42, scale_every_min: 10s, scale_every_max: 20s }} ]\n  allocation_rate: {}\n  session: {{ min_length: 1s, max_length: 3s, max_players: 4 }}\n  window: 10s\n",
+                "listen: 127.0.0.1:{chaos_port}\nstate_dir: {}\nkube_server: {}\nwanderer:\n  space: {}\n  seed: 7\n  strategy: random\n  schedule: {{ period: {}s, jitter: 0 }}\n  apply_timeout: 30s\n  applier: {{ kind: sim, url: \"{}\" }}\nproducer:\n  fleets: [ {{ name: simple-game-server, min_replicas: {min_replicas}, max_replicas: {max_replicas}, scale_every_min: 10s, scale_every_max: 20s }} ]\n  allocation_rate: {}\n  session: {{ min_length: 1s, max_length: 3s, max_players: 4 }}\n  window: 10s\n",
                 dir.join("chaos").display(),
                 sim_url,
                 dir.join("space.yaml").display(),
