@@ -13,7 +13,13 @@
 //! - [`problems`]: every problem of an input with its path ([`problems::Problems`]), and a
 //!   file's error built from them ([`problems::Invalid`]).
 //! - [`process`]: the standard `process_*` metrics, read from `/proc/self`.
+//! - [`server`]: the HTTP server with header and body read timeouts, a body size limit and a
+//!   connection limit.
 //! - [`shutdown`]: one cancellation token, cancelled on SIGINT or SIGTERM.
+//! - [`state`]: one writer per state directory (a lock file naming its pid) and atomic,
+//!   durable file replacement (temporary file, fsync, rename, directory fsync).
+//! - [`tasks`]: supervised tasks (an early end or a panic is reported, fails health and stops
+//!   the process).
 //! - [`telemetry`]: tracing set-up (logs to stderr, stdout is for the program's own output).
 
 pub mod cli;
@@ -24,5 +30,8 @@ pub mod names;
 pub mod ops;
 pub mod problems;
 pub mod process;
+pub mod server;
 pub mod shutdown;
+pub mod state;
+pub mod tasks;
 pub mod telemetry;

@@ -145,3 +145,47 @@ async fn serve_stops_on_shutdown() -> std::io::Result<()> {
     assert!(matches!(served, Ok(Ok(Ok(())))), "{served:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_overdue_watchdog_fails_both_probes_until_it_beats_again() {
+    let health = Health::new();
+    health.mark_ready();
+    let app = app(&health);
+    let beat = health.watchdog("the evaluation loop", std::time::Duration::from_millis(100));
+    assert_eq!(get(&app, "/healthz", None).await.0, StatusCode::OK);
+    beat.note("prometheus timed out");
+    // Real time passes: the watchdog's clock is monotonic, not tokio's.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    for path in ["/healthz", "/readyz"] {
+        let (status, _, body) = get(&app, path, None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(
+            body.starts_with("stalled: the evaluation loop has not made progress for")
+                && body.ends_with("(limit 100ms): prometheus timed out\n"),
+            "{path}: {body}"
+        );
+    }
+    beat.beat();
+    assert_eq!(get(&app, "/healthz", None).await.2, "ok\n");
+    assert_eq!(get(&app, "/readyz", None).await.2, "ok\n");
+}
+
+#[tokio::test]
+async fn warnings_are_shown_on_healthz_without_failing_it() {
+    let health = Health::new();
+    let app = app(&health);
+    health.warn(
+        "history",
+        Some("cannot write history.json: no space left (retry in 4s)".into()),
+    );
+    assert_eq!(
+        get(&app, "/healthz", None).await,
+        (
+            StatusCode::OK,
+            "text/plain; charset=utf-8".into(),
+            "ok\nwarning: cannot write history.json: no space left (retry in 4s)\n".into()
+        )
+    );
+    health.warn("history", None);
+    assert_eq!(get(&app, "/healthz", None).await.2, "ok\n");
+}
