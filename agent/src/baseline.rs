@@ -127,18 +127,12 @@ pub async fn record<Q: Querier>(
 }
 
 impl Baseline {
-    /// Writes the file atomically: a temporary file, synced, renamed over the target.
+    /// Writes the file atomically and durably: a temporary file, synced, renamed over the
+    /// target, the directory synced ([`upsoak_common::state::write_atomic`]).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("tmp");
         let w = |e| Error::Write(path.display().to_string(), e);
         let text = serde_json::to_vec_pretty(self).map_err(|e| w(std::io::Error::other(e)))?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(w)?;
-            f.write_all(&text).map_err(w)?;
-            f.sync_all().map_err(w)?;
-        }
-        std::fs::rename(&tmp, path).map_err(w)
+        upsoak_common::state::write_atomic(path, &text).map_err(w)
     }
 
     pub fn load(path: &Path) -> Result<Baseline> {

@@ -17,6 +17,11 @@ use crate::history::{Disruption, History, Judged, SloVerdict, Transition};
 use crate::spec::{SpecErrors, Specs, Verdict};
 
 mod registry;
+mod runtime_events;
+
+pub use runtime_events::{
+    ClockSteppedBack, SlotAnswered, StateWriteFailed, StateWriteRecovered, TaskDied,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SloLabels {
@@ -144,6 +149,7 @@ pub struct AgentMetrics {
     webhook_dropped: Counter,
     inbox_alerts: Gauge,
     inbox_bytes: Gauge,
+    runtime: runtime_events::RuntimeMetrics,
 }
 
 impl AgentMetrics {

@@ -1,7 +1,9 @@
 //! Grafana annotations (`POST /api/annotations`, bearer token): a region per transition from
 //! its apply's start to the end of its settle period, a region per judged disruption window
 //! with its verdict and numbers, and a point per steady SLO verdict that changed, tagged so
-//! dashboards can filter them.
+//! dashboards can filter them. Requests are bounded by timeouts, and in the agent's loop they
+//! are posted by a task beside it ([`Grafana::beside_the_loop`]), so a slow Grafana never
+//! delays judging.
 
 use serde_json::json;
 
@@ -18,6 +20,27 @@ enum Target {
         http: reqwest::Client,
     },
     File(std::path::PathBuf),
+    /// Handed to the delivery task (kind, generation, body).
+    Queue(tokio::sync::mpsc::Sender<(&'static str, u64, serde_json::Value)>),
+}
+
+/// Annotations the loop may hand over before the delivery task takes them; more are refused
+/// (the loop counts them as failed annotations).
+pub const HANDOVER: usize = 64;
+
+/// The delivery task of [`Grafana::beside_the_loop`].
+pub struct Delivery {
+    closing: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<upsoak_common::tasks::Ended>,
+}
+
+impl Delivery {
+    /// Waits (at most `deadline`) for what was handed over to be posted; the loop's `Grafana`
+    /// clones must be dropped first, or this waits out the deadline.
+    pub async fn close(mut self, deadline: std::time::Duration) {
+        self.closing.cancel();
+        let _ = tokio::time::timeout(deadline, &mut self.task).await;
+    }
 }
 
 /// A Grafana annotations client.
@@ -27,14 +50,62 @@ pub struct Grafana {
 }
 
 impl Grafana {
+    /// Grafana at `url` with the default timeouts.
     pub fn new(url: &str, token: &str) -> Grafana {
+        Grafana::with_timeouts(url, token, crate::http::Timeouts::SINK)
+    }
+
+    /// Grafana at `url`, every request bounded by `timeouts`.
+    pub fn with_timeouts(url: &str, token: &str, timeouts: crate::http::Timeouts) -> Grafana {
         Grafana {
             target: Target::Http {
                 url: url.trim_end_matches('/').to_owned(),
                 token: token.to_owned(),
-                http: reqwest::Client::new(),
+                http: timeouts.client(),
             },
         }
+    }
+
+    /// This Grafana posted by a supervised task beside the loop (a death is logged, counted and
+    /// fails `health`): the returned client only hands annotations over, never waiting; a
+    /// failed post is reported by the task. A recording file is written in place.
+    pub fn beside_the_loop(
+        self,
+        m: &crate::events::AgentMetrics,
+        health: upsoak_common::ops::Health,
+    ) -> (Grafana, Option<Delivery>) {
+        if let Target::File(_) = self.target {
+            return (self, None);
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel(HANDOVER);
+        let closing = tokio_util::sync::CancellationToken::new();
+        let metrics = m.clone();
+        let died = m.clone();
+        let direct = self;
+        let task = upsoak_common::tasks::supervise(
+            "grafana delivery",
+            async move {
+                while let Some((kind, generation, body)) = rx.recv().await {
+                    if let Err(e) = direct.post(kind, generation, body).await {
+                        crate::events::AnnotationFailed {
+                            kind,
+                            generation,
+                            error: &e,
+                        }
+                        .emit(&metrics);
+                    }
+                }
+            },
+            health,
+            closing.clone(),
+            move |task, reason| crate::events::TaskDied { task, reason }.emit(&died),
+        );
+        (
+            Grafana {
+                target: Target::Queue(tx),
+            },
+            Some(Delivery { closing, task }),
+        )
     }
 
     /// Records the annotations that would be posted in `path` (JSON lines).
@@ -44,8 +115,23 @@ impl Grafana {
         }
     }
 
-    async fn post(&self, body: serde_json::Value) -> Result<(), String> {
+    async fn post(
+        &self,
+        kind: &'static str,
+        generation: u64,
+        body: serde_json::Value,
+    ) -> Result<(), String> {
         let (url, token, http) = match &self.target {
+            Target::Queue(tx) => {
+                return tx.try_send((kind, generation, body)).map_err(|e| match e {
+                    tokio::sync::mpsc::error::TrySendError::Full(_) => format!(
+                        "{HANDOVER} annotations already wait for Grafana: this one is dropped"
+                    ),
+                    tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                        "the Grafana delivery task is gone".to_owned()
+                    }
+                });
+            }
             Target::File(p) => {
                 use std::io::Write;
                 let mut f = std::fs::OpenOptions::new()
@@ -81,19 +167,23 @@ impl Grafana {
         let v = |c: &std::collections::BTreeMap<String, String>, k: &str| {
             c.get(k).cloned().unwrap_or_default()
         };
-        self.post(json!({
-            "time": start_s * 1000,
-            "timeEnd": end_s.max(start_s) * 1000,
-            "tags": ["upsoak", "transition", format!("to:{}", v(&t.to, "version"))],
-            "text": format!(
-                "upsoak generation {}: {} → {}<br>gates: {}<br>apply {}s before live",
-                t.generation,
-                v(&t.from, "version"),
-                v(&t.to, "version"),
-                v(&t.to, "feature_gates"),
-                t.at - start_s
-            ),
-        }))
+        self.post(
+            "transition",
+            t.generation,
+            json!({
+                "time": start_s * 1000,
+                "timeEnd": end_s.max(start_s) * 1000,
+                "tags": ["upsoak", "transition", format!("to:{}", v(&t.to, "version"))],
+                "text": format!(
+                    "upsoak generation {}: {} → {}<br>gates: {}<br>apply {}s before live",
+                    t.generation,
+                    v(&t.from, "version"),
+                    v(&t.to, "version"),
+                    v(&t.to, "feature_gates"),
+                    t.at - start_s
+                ),
+            }),
+        )
         .await
     }
 
@@ -110,18 +200,22 @@ impl Grafana {
                 format!("{}: {value} ({})", v.slo, v.evidence.verdict.as_str())
             })
             .collect();
-        self.post(json!({
-            "time": d.window_start * 1000,
-            "timeEnd": d.window_end.max(d.window_start) * 1000,
-            "tags": ["upsoak", "disruption", d.verdict.as_str()],
-            "text": format!(
-                "upsoak disruption window of generation {}: {}<br>{}<br>{}",
-                t.generation,
-                d.verdict.as_str(),
-                numbers.join("<br>"),
-                d.phases
-            ),
-        }))
+        self.post(
+            "disruption",
+            t.generation,
+            json!({
+                "time": d.window_start * 1000,
+                "timeEnd": d.window_end.max(d.window_start) * 1000,
+                "tags": ["upsoak", "disruption", d.verdict.as_str()],
+                "text": format!(
+                    "upsoak disruption window of generation {}: {}<br>{}<br>{}",
+                    t.generation,
+                    d.verdict.as_str(),
+                    numbers.join("<br>"),
+                    d.phases
+                ),
+            }),
+        )
         .await
     }
 
@@ -134,7 +228,7 @@ impl Grafana {
         verdict: Verdict,
         reason: &str,
     ) -> Result<(), String> {
-        self.post(json!({
+        self.post("verdict", t.generation, json!({
             "time": at_s * 1000,
             "tags": ["upsoak", "verdict", verdict.as_str(), format!("slo:{slo}")],
             "text": format!("{slo}: {} after generation {} ({})", verdict.as_str(), t.generation, reason),

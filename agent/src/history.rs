@@ -126,19 +126,13 @@ impl History {
         }
     }
 
-    /// Writes atomically: temporary file, synced, renamed.
+    /// Writes atomically and durably: a temporary file unique to the process, synced, renamed,
+    /// the directory synced ([`upsoak_common::state::write_atomic`]).
     pub fn save(&self, dir: &Path) -> crate::Result<()> {
         let p = History::path(dir);
-        let tmp = p.with_extension("tmp");
         let w = |e| crate::Error::Write(p.display().to_string(), e);
         let text = serde_json::to_vec_pretty(self).map_err(|e| w(std::io::Error::other(e)))?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(w)?;
-            f.write_all(&text).map_err(w)?;
-            f.sync_all().map_err(w)?;
-        }
-        std::fs::rename(&tmp, &p).map_err(w)
+        upsoak_common::state::write_atomic(&p, &text).map_err(w)
     }
 
     /// What a restart must not lose, counted: the generation seen, the transitions recorded, and

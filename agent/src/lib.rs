@@ -45,6 +45,7 @@ pub mod eval;
 pub mod events;
 pub mod grafana;
 pub mod history;
+pub mod http;
 pub mod judge;
 pub mod monitor;
 pub mod probe;

@@ -3,11 +3,18 @@
 //! whose window has passed, writes the history when it progressed and re-sends the alerts. It is
 //! generic over the [`Querier`] and the [`Clock`], so its tests run it against a fake Prometheus
 //! on a manual clock: slots, missed slots, reloads and judging without a Prometheus or a wait.
+//!
+//! Liveness: every query Prometheus answers beats a watchdog ([`Watched`]); `/healthz` fails
+//! when none was answered for `unhealthy_after` of the shortest group interval, and recovers
+//! with the next answer. Alerts and annotations are delivered by tasks beside the loop; a
+//! history that cannot be written stays in memory and is retried with backoff ([`Saving`]); a
+//! wall clock that steps back re-plans the slots from the new time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -15,19 +22,32 @@ use crate::baseline::Baseline;
 use crate::disruption;
 use crate::eval::{self, FailedQuery, JudgeSettings, Judging};
 use crate::events::{
-    AgentMetrics, AnnotationFailed, DisruptionJudged, GroupEvaluated, HistoryRestored,
-    PrometheusAnswered, QueryPurpose, SloEvaluated, SloJudged, SloQueryFailed, SpecsReloaded,
-    TransitionDetected, TransitionJudged, WandererUnreadable,
+    AgentMetrics, AnnotationFailed, ClockSteppedBack, DisruptionJudged, GroupEvaluated,
+    HistoryRestored, PrometheusAnswered, QueryPurpose, SloEvaluated, SloJudged, SloQueryFailed,
+    SlotAnswered, SpecsReloaded, TransitionDetected, TransitionJudged, WandererUnreadable,
 };
 use crate::grafana::Grafana;
 use crate::history::History;
+use crate::http::Timeouts;
 use crate::prom::Querier;
-use crate::sinks::{self, AlertSender};
+use crate::sinks::{self, AlertQueue, AlertSender};
 use crate::slots::{Due, Slots};
 use crate::spec::{Specs, Verdict};
 use crate::time::{Clock, rfc3339};
 use crate::webhook::Inbox;
-use upsoak_common::ops::Health;
+use upsoak_common::ops::{Health, Heartbeat};
+
+mod saving;
+mod watched;
+
+use saving::Saving;
+pub use watched::Watched;
+
+/// Default number of the shortest group interval without an answer from Prometheus after
+/// which `/healthz` fails.
+pub const DEFAULT_UNHEALTHY_AFTER: u32 = 3;
+/// How long the loop waits for the alerts handed over to be tried when it stops.
+const ALERTS_STOP: Duration = Duration::from_secs(5);
 
 /// The spec file and a flag that asks the loop to reload it at its next wake (SIGHUP sets it).
 #[derive(Clone, Debug)]
@@ -74,6 +94,22 @@ pub struct MonitorConfig {
     pub inbox: Inbox,
     /// Where the specs are reloaded from when asked (SIGHUP); `None`: never.
     pub reload: Option<Reload>,
+    /// Timeouts of the requests to Alertmanager.
+    pub alert_timeouts: Timeouts,
+    /// `/healthz` fails after this many of the shortest group interval without an answer.
+    pub unhealthy_after: u32,
+}
+
+/// The watchdog's limit: `n` times the shortest group interval (1 s without groups).
+fn stall_limit(specs: &Specs, n: u32) -> Duration {
+    let shortest = specs
+        .file
+        .groups
+        .iter()
+        .map(|g| g.interval)
+        .min()
+        .unwrap_or(Duration::from_secs(1));
+    shortest.saturating_mul(n.max(1))
 }
 
 /// What the loop reports to: the metrics (through events) and the readiness it marks once
@@ -96,11 +132,21 @@ pub async fn run<Q: Querier, C: Clock>(
         .map_err(|e| crate::Error::Write(cfg.state_dir.display().to_string(), e))?;
     let mut history = History::load(&cfg.state_dir)?;
     HistoryRestored { history: &history }.emit(m);
-    let mut alerts = cfg
-        .alertmanager
-        .as_deref()
-        .map(|u| AlertSender::new(u, 1000));
+    let alerts = cfg.alertmanager.as_deref().map(|u| {
+        AlertQueue::start(
+            AlertSender::with_timeouts(u, 1000, cfg.alert_timeouts),
+            m,
+            out.ready.clone(),
+        )
+    });
+    let beat: Heartbeat = out.ready.watchdog(
+        "the evaluation loop (Prometheus answering)",
+        stall_limit(&cfg.specs, cfg.unhealthy_after),
+    );
+    let q = &Watched::new(q, beat.clone());
+    let mut saving = Saving::default();
     let mut slots = Slots::new(&cfg.specs, clock.now_ms());
+    let mut last_now = clock.now_ms();
     loop {
         // Sleep until the next group's slot (fixed on the wall clock, as Prometheus' groups).
         let next = slots.next_ms().unwrap_or_else(|| clock.now_ms() + 1000);
@@ -109,11 +155,23 @@ pub async fn run<Q: Querier, C: Clock>(
             _ = shutdown.cancelled() => break,
             _ = clock.sleep_until(next) => {}
         }
+        let woke = clock.now_ms();
+        if woke < last_now {
+            // The wall clock stepped back: the slots ahead are that much further away; plan
+            // them again from now rather than wait the step out.
+            ClockSteppedBack {
+                by_ms: last_now - woke,
+            }
+            .emit(m);
+            slots = Slots::new(&cfg.specs, woke);
+        }
+        last_now = woke;
         if let Some(r) = &cfg.reload
             && r.take()
             && reload_specs(&mut cfg.specs, &r.path, m)
         {
             slots.reconcile(&cfg.specs, clock.now_ms());
+            beat.set_max_age(stall_limit(&cfg.specs, cfg.unhealthy_after));
         }
         let due = slots.due(clock.now_ms());
         if due.is_empty() {
@@ -128,7 +186,7 @@ pub async fn run<Q: Querier, C: Clock>(
             // Prometheus cannot be read: nothing is assumed; pending windows wait.
             Err(e) => WandererUnreadable { error: &e }.emit(m),
         }
-        if answered && !out.ready.is_ready() {
+        if answered && !out.ready.was_marked_ready() {
             out.ready.mark_ready();
             PrometheusAnswered.emit();
         }
@@ -170,15 +228,21 @@ pub async fn run<Q: Querier, C: Clock>(
             report_judged(&history, i, cfg.grafana.as_ref(), m).await;
         }
         if history.progress() != saved {
-            history.save(&cfg.state_dir)?;
+            saving.changed();
         }
-        if let Some(a) = alerts.as_mut() {
+        saving.save_if_due(&history, &cfg.state_dir, clock.now_ms(), out.ready, m);
+        if answered {
+            SlotAnswered {
+                at_ms: clock.now_ms(),
+            }
+            .emit(m);
+        }
+        if let Some(a) = &alerts {
             // Firing alerts are re-sent every slot, as Alertmanager expects; resolved ones carry endsAt.
-            a.send(
+            a.offer(
                 sinks::current_alerts(&history.transitions, &rfc3339(now)),
                 m,
-            )
-            .await;
+            );
         }
         let judged = history
             .transitions
@@ -189,6 +253,10 @@ pub async fn run<Q: Querier, C: Clock>(
             break;
         }
     }
+    if let Some(a) = alerts {
+        a.close(ALERTS_STOP).await;
+    }
+    // The last write must succeed: a history that cannot be kept is a runtime failure.
     history.save(&cfg.state_dir)?;
     Ok(history)
 }

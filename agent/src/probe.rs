@@ -64,7 +64,7 @@ pub async fn run(
 
 /// A kube client from a URL, else kubeconfig or in-cluster; kube-rs' retry is off so a
 /// failing API shows at once.
-pub async fn client(server: Option<&str>) -> crate::Result<kube::Client> {
+pub async fn client(server: Option<&str>, timeout: Duration) -> crate::Result<kube::Client> {
     // Two TLS stacks meet in this binary (kube with ring, the Prometheus client with aws-lc-rs);
     // rustls then needs the process-wide provider named. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -83,6 +83,11 @@ pub async fn client(server: Option<&str>) -> crate::Result<kube::Client> {
             .map_err(kube("no Kubernetes configuration".to_owned()))?,
     };
     config.default_retry = false;
+    // kube leaves the read timeout unset (`Config::new`) and its connect timeout long: a hung
+    // API server would hold a probe forever.
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
     kube::Client::try_from(config).map_err(kube("the client refused its configuration".to_owned()))
 }
 
@@ -101,7 +106,10 @@ mod tests {
         let stop = CancellationToken::new();
         let (sim, _h) = upsoak_sim::server::Sim::start(cfg, listener, stop.clone(), 1).unwrap();
         let url = format!("http://{}", sim.addr);
-        let api: Api<Deployment> = Api::namespaced(client(Some(&url)).await.unwrap(), NAMESPACE);
+        let api: Api<Deployment> = Api::namespaced(
+            client(Some(&url), Duration::from_secs(5)).await.unwrap(),
+            NAMESPACE,
+        );
         let m = ProbeMetrics::default();
         let get = |m: &ProbeMetrics, p: &str| {
             let shown = crate::events::encoded(|r| m.register(r));
@@ -129,8 +137,12 @@ mod tests {
         .await
         .expect("the allocator ready again after the upgrade window");
         // An API that is not there fails the probe, never passes it.
-        let dead: Api<Deployment> =
-            Api::namespaced(client(Some("http://127.0.0.1:1")).await.unwrap(), NAMESPACE);
+        let dead: Api<Deployment> = Api::namespaced(
+            client(Some("http://127.0.0.1:1"), Duration::from_secs(5))
+                .await
+                .unwrap(),
+            NAMESPACE,
+        );
         probe_once(&dead, &m).await;
         assert_eq!(get(&m, "agones-controller"), Some(0));
         stop.cancel();

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use prometheus_http_query::Client;
 
+use crate::http::Timeouts;
 use crate::{Error, Result};
 
 /// One sample per step: (unix seconds, value).
@@ -41,28 +42,36 @@ pub struct PromQuerier {
 
 impl PromQuerier {
     /// A querier of `url` that sends `token`, if any, as `Authorization: Bearer` (a Prometheus
-    /// behind an authenticating proxy, Mimir, a managed service).
+    /// behind an authenticating proxy, Mimir, a managed service), with the default timeouts.
     pub fn new(url: &str, token: Option<&str>) -> Result<PromQuerier> {
+        PromQuerier::with_timeouts(url, token, Timeouts::QUERY)
+    }
+
+    /// [`PromQuerier::new`] with `timeouts`: a query that is not answered within them fails
+    /// (and is counted as a failed evaluation) instead of holding the loop.
+    pub fn with_timeouts(
+        url: &str,
+        token: Option<&str>,
+        timeouts: Timeouts,
+    ) -> Result<PromQuerier> {
         let bad_url = |source| Error::PrometheusUrl {
             url: url.to_owned(),
             source,
         };
-        let client = match token {
-            None => Client::try_from(url).map_err(bad_url)?,
-            Some(token) => {
-                let mut value =
-                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-                        .map_err(Error::BearerToken)?;
-                value.set_sensitive(true);
-                let mut headers = reqwest::header::HeaderMap::new();
-                headers.insert(reqwest::header::AUTHORIZATION, value);
-                let http = reqwest::Client::builder()
-                    .default_headers(headers)
-                    .build()
-                    .map_err(Error::HttpClient)?;
-                Client::from(http, url).map_err(bad_url)?
-            }
-        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                    .map_err(Error::BearerToken)?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let http = timeouts
+            .builder()
+            .default_headers(headers)
+            .build()
+            .map_err(Error::HttpClient)?;
+        let client = Client::from(http, url).map_err(bad_url)?;
         Ok(PromQuerier { client })
     }
 }

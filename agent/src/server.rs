@@ -1,12 +1,14 @@
 //! The agent's HTTP server: the workspace's `/metrics`, `/healthz` and `/readyz`
 //! ([`upsoak_common::ops`]; ready once Prometheus has answered a query), and Alertmanager's
-//! webhook at `/api/v1/alertmanager` ([`crate::webhook`]: credentials, body limit, inbox).
+//! webhook at `/api/v1/alertmanager` ([`crate::webhook`]: credentials, body limit, inbox), on
+//! the workspace's server with its limits ([`upsoak_common::server`]).
 
 use axum::Router;
 use axum::routing::post;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use upsoak_common::ops::{self, Health};
+use upsoak_common::server::Limits;
 
 use crate::webhook::{self, Webhook};
 
@@ -21,13 +23,23 @@ pub fn router(registry: Registry, health: Health, webhook: Webhook) -> Router {
         .merge(ops::router(registry, health))
 }
 
-/// Serves [`router`] until `shutdown`.
+/// Serves [`router`] until `shutdown`, within `limits` (header and body read timeouts, body
+/// size, connections; refusals counted in `upsoak_agent_http_refused_total`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Registry,
     webhook: Webhook,
     health: Health,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    ops::serve(listener, router(registry, health, webhook), shutdown).await
+    let metrics = webhook.metrics.server();
+    upsoak_common::server::serve(
+        listener,
+        router(registry, health, webhook),
+        limits,
+        metrics,
+        shutdown,
+    )
+    .await
 }

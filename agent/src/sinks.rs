@@ -1,5 +1,6 @@
 //! Where verdicts go besides `/metrics`: alerts to Alertmanager (API v2), with a bounded retry
-//! queue and backoff.
+//! queue and backoff, delivered by a task beside the loop ([`AlertQueue`]) so a slow or hung
+//! Alertmanager never delays judging.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -7,6 +8,7 @@ use serde_json::json;
 
 use crate::events::{AgentMetrics, AlertsDeferred, AlertsDelivered, AlertsDropped};
 use crate::history::{SloVerdict, Transition};
+use crate::http::Timeouts;
 use crate::spec::{Severity, SloWindow, Verdict};
 
 /// The `alertname` of the agent's own alerts (and of the Prometheus rules it exports); the
@@ -77,10 +79,16 @@ pub fn backoff(failures: u32) -> std::time::Duration {
 }
 
 impl AlertSender {
+    /// A sender with the default timeouts.
     pub fn new(url: &str, capacity: usize) -> AlertSender {
+        AlertSender::with_timeouts(url, capacity, Timeouts::SINK)
+    }
+
+    /// A sender whose every request is bounded by `timeouts`.
+    pub fn with_timeouts(url: &str, capacity: usize, timeouts: Timeouts) -> AlertSender {
         AlertSender {
             url: url.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            http: timeouts.client(),
             queue: VecDeque::new(),
             capacity,
             failures: 0,
@@ -150,6 +158,69 @@ impl AlertSender {
             .emit(m);
             break;
         }
+    }
+}
+
+/// Batches the loop may hand over before the delivery task takes them; more are dropped (and
+/// counted): the loop re-sends every alert at each slot, so the next batch carries them again.
+pub const HANDOVER: usize = 8;
+
+/// The loop's end of the delivery task: [`AlertQueue::offer`] never waits.
+pub struct AlertQueue {
+    tx: Option<tokio::sync::mpsc::Sender<Vec<serde_json::Value>>>,
+    closing: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<upsoak_common::tasks::Ended>,
+}
+
+impl AlertQueue {
+    /// Starts delivering through `sender` on a supervised task (a death is logged, counted and
+    /// fails `health`, so the agent is restarted).
+    pub fn start(
+        mut sender: AlertSender,
+        m: &AgentMetrics,
+        health: upsoak_common::ops::Health,
+    ) -> AlertQueue {
+        let closing = tokio_util::sync::CancellationToken::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<serde_json::Value>>(HANDOVER);
+        let metrics = m.clone();
+        let died = m.clone();
+        let task = upsoak_common::tasks::supervise(
+            "alert delivery",
+            async move {
+                while let Some(batch) = rx.recv().await {
+                    sender.send(batch, &metrics).await;
+                }
+            },
+            health,
+            // The task ends when the loop closes the queue, not on the signal: the last
+            // batches are still delivered (within the stop deadline).
+            closing.clone(),
+            move |task, reason| crate::events::TaskDied { task, reason }.emit(&died),
+        );
+        AlertQueue {
+            tx: Some(tx),
+            closing,
+            task,
+        }
+    }
+
+    /// Hands `alerts` to the delivery task without waiting; a full hand-over is counted as a
+    /// dropped batch.
+    pub fn offer(&self, alerts: Vec<serde_json::Value>, m: &AgentMetrics) {
+        let Some(tx) = &self.tx else { return };
+        if alerts.is_empty() {
+            return;
+        }
+        if tx.try_send(alerts).is_err() {
+            AlertsDropped { queued: HANDOVER }.emit(m);
+        }
+    }
+
+    /// Closes the hand-over and waits (at most `deadline`) for what was handed over to be tried.
+    pub async fn close(mut self, deadline: std::time::Duration) {
+        self.closing.cancel();
+        self.tx = None;
+        let _ = tokio::time::timeout(deadline, &mut self.task).await;
     }
 }
 

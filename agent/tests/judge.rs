@@ -125,6 +125,8 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         )),
         inbox: Default::default(),
         reload: None,
+        alert_timeouts: upsoak_agent::http::Timeouts::SINK,
+        unhealthy_after: upsoak_agent::monitor::DEFAULT_UNHEALTHY_AFTER,
     };
     let metrics = AgentMetrics::default();
     let agent = spawn_monitor(cfg, prom.url(), &metrics, &Health::new(), &stop);
@@ -247,6 +249,8 @@ fn up_is_one(dir: &Path, inbox: upsoak_agent::webhook::Inbox) -> MonitorConfig {
         grafana: None,
         inbox,
         reload: None,
+        alert_timeouts: upsoak_agent::http::Timeouts::SINK,
+        unhealthy_after: upsoak_agent::monitor::DEFAULT_UNHEALTHY_AFTER,
     }
 }
 
@@ -331,6 +335,7 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
         prometheus_client::registry::Registry::default(),
         webhook_with_token,
         health.clone(),
+        upsoak_common::server::Limits::default(),
         stop.clone(),
     ));
     let readyz = || async {

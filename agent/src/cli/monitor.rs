@@ -17,6 +17,7 @@ use crate::eval::JudgeSettings;
 use crate::events::{AgentMetrics, ProbeMetrics};
 use crate::exit;
 use crate::grafana::Grafana;
+use crate::http::Timeouts;
 use crate::monitor::{MonitorConfig, Outputs, Reload};
 use crate::prom::PromQuerier;
 use crate::report;
@@ -24,6 +25,8 @@ use crate::spec::Specs;
 use crate::time::SystemClock;
 use crate::webhook::{Inbox, MAX_INBOX_BYTES, Webhook, WebhookAuth};
 use upsoak_common::ops::Health;
+use upsoak_common::server::Limits;
+use upsoak_common::state::StateLock;
 
 /// How long the server, the probes and the SIGHUP reloader may take to stop.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -96,7 +99,81 @@ pub struct RunArgs {
     /// (`http_config: basic_auth: {username, password_file}`); empty: none.
     #[arg(long, env = "UPSOAK_WEBHOOK_BASIC_AUTH_FILE", value_parser = maybe_path())]
     pub webhook_basic_auth_file: Option<PathBuf>,
+    /// Time to connect to Prometheus, Alertmanager or Grafana.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Time for a whole Prometheus query; one not answered by then fails (and is counted).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub query_timeout: Duration,
+    /// Time for a whole request to Alertmanager or Grafana (sent beside the loop).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub sink_timeout: Duration,
+    /// Time for a request of the control-plane probes to the Kubernetes API.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub kube_timeout: Duration,
+    /// /healthz fails after this many of the shortest group interval without Prometheus
+    /// answering a query (and recovers with the next answer).
+    #[arg(long, default_value_t = crate::monitor::DEFAULT_UNHEALTHY_AFTER)]
+    pub unhealthy_after: u32,
+    /// Time a client has to send a request's headers (and an idle connection to send its next).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 128)]
+    pub max_connections: usize,
 }
+
+impl RunArgs {
+    /// The outbound timeouts, checked.
+    fn timeouts(&self) -> Result<(Timeouts, Timeouts), CliError> {
+        for (flag, d) in [
+            ("--connect-timeout", self.connect_timeout),
+            ("--query-timeout", self.query_timeout),
+            ("--sink-timeout", self.sink_timeout),
+            ("--kube-timeout", self.kube_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(bad(format!("{flag} must be above zero")));
+            }
+        }
+        if self.unhealthy_after == 0 {
+            return Err(bad("--unhealthy-after must be at least 1"));
+        }
+        Ok((
+            Timeouts {
+                connect: self.connect_timeout,
+                request: self.query_timeout,
+            },
+            Timeouts {
+                connect: self.connect_timeout,
+                request: self.sink_timeout,
+            },
+        ))
+    }
+
+    /// The HTTP server's limits, checked.
+    fn limits(&self) -> Result<Limits, CliError> {
+        let limits = Limits {
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            // The webhook refuses bodies above its own (smaller) limit with its own counter.
+            max_body_bytes: upsoak_common::server::DEFAULT_MAX_BODY_BYTES,
+            max_connections: self.max_connections,
+        };
+        limits.check().map_err(|e| {
+            bad(format!(
+                "--header-read-timeout, --body-read-timeout, --max-connections: {e}"
+            ))
+        })?;
+        Ok(limits)
+    }
+}
+
+/// A long-lived task, before it is spawned (supervised).
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// A runtime failure: the agent itself failed, whatever the SLOs did.
 fn runtime(message: String, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
@@ -104,14 +181,11 @@ fn runtime(message: String, e: impl std::error::Error + Send + Sync + 'static) -
 }
 
 /// Asks for a reload of the specs on every SIGHUP, until `shutdown`.
-fn reload_on_sighup(
-    reload: Reload,
-    shutdown: CancellationToken,
-) -> Result<JoinHandle<()>, CliError> {
+fn reload_on_sighup(reload: Reload, shutdown: CancellationToken) -> Result<Task, CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())
         .map_err(|e| runtime("cannot listen for SIGHUP".to_owned(), e))?;
-    Ok(tokio::spawn(async move {
+    Ok(Box::pin(async move {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -163,7 +237,7 @@ fn judge_settings(o: &RunArgs, specs: &Specs) -> Result<JudgeSettings, CliError>
 }
 
 /// Grafana from `--grafana` and its token file, else the recording of `--annotations-file`.
-fn grafana(o: &RunArgs) -> Result<Option<Grafana>, CliError> {
+fn grafana(o: &RunArgs, timeouts: Timeouts) -> Result<Option<Grafana>, CliError> {
     match (
         non_empty(o.grafana.as_deref()),
         non_empty(o.grafana_token_file.as_deref()),
@@ -176,7 +250,7 @@ fn grafana(o: &RunArgs) -> Result<Option<Grafana>, CliError> {
                 ))
                 .with_source(e)
             })?;
-            Ok(Some(Grafana::new(url, token.trim())))
+            Ok(Some(Grafana::with_timeouts(url, token.trim(), timeouts)))
         }
         (Some(_), None) => Err(bad("--grafana needs --grafana-token-file")),
         (None, _) => Ok(o.annotations_file.as_deref().map(Grafana::recording)),
@@ -198,9 +272,12 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         None => None,
     };
     let judge = judge_settings(&o, &specs)?;
+    let (query_timeouts, sink_timeouts) = o.timeouts()?;
+    let limits = o.limits()?;
     let token = prometheus_token(o.prometheus_token_file.as_deref())?;
-    let q = PromQuerier::new(&o.prometheus, token.as_deref()).map_err(bad_error)?;
-    let grafana = grafana(&o)?;
+    let q = PromQuerier::with_timeouts(&o.prometheus, token.as_deref(), query_timeouts)
+        .map_err(bad_error)?;
+    let grafana = grafana(&o, sink_timeouts)?;
     let auth = WebhookAuth::from_files(
         non_empty(o.webhook_token_file.as_deref()),
         non_empty(o.webhook_basic_auth_file.as_deref()),
@@ -212,10 +289,15 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
             e,
         )
     })?;
+    // One agent per state directory: a second one would tear the history (held until exit).
+    let _lock = StateLock::acquire(&o.state_dir).map_err(|e| match e {
+        upsoak_common::state::LockError::Held { .. } => bad_error(e),
+        upsoak_common::state::LockError::Io(..) => runtime("cannot lock --state-dir".to_owned(), e),
+    })?;
     let inbox = Inbox::open(&o.state_dir, MAX_INBOX_BYTES).map_err(bad_error)?;
     let kube = match o.probes {
         true => Some(
-            crate::probe::client(o.kube_server.as_deref())
+            crate::probe::client(o.kube_server.as_deref(), o.kube_timeout)
                 .await
                 .map_err(bad_error)?,
         ),
@@ -235,18 +317,30 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
     let metrics = AgentMetrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
-    let mut tasks: Vec<(&str, JoinHandle<()>)> = Vec::new();
+    let ready = Health::new();
+    // Every task is supervised: one that ends early (or panics) is logged, counted, fails
+    // /healthz and stops the agent, which then exits with the runtime-failure code.
+    let supervise = |name: &'static str, task: Task| {
+        let m = metrics.clone();
+        upsoak_common::tasks::supervise(name, task, ready.clone(), shutdown.clone(), move |t, r| {
+            crate::events::TaskDied { task: t, reason: r }.emit(&m)
+        })
+    };
+    let mut tasks: Vec<(&str, JoinHandle<upsoak_common::tasks::Ended>)> = Vec::new();
     if let Some(client) = kube {
         let probe_metrics = ProbeMetrics::default();
         probe_metrics.register(&mut registry);
         tasks.push((
             "probe",
-            tokio::spawn(crate::probe::run(
-                client,
-                o.probe_interval,
-                probe_metrics,
-                shutdown.clone(),
-            )),
+            supervise(
+                "probe",
+                Box::pin(crate::probe::run(
+                    client,
+                    o.probe_interval,
+                    probe_metrics,
+                    shutdown.clone(),
+                )),
+            ),
         ));
     }
     registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
@@ -266,19 +360,29 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         auth: auth.map(std::sync::Arc::new),
         metrics: metrics.clone(),
     };
-    let ready = Health::new();
     let mut server = tokio::spawn(crate::server::serve(
         listener,
         registry,
         webhook,
         ready.clone(),
+        limits,
         shutdown.clone(),
     ));
     let reload = Reload::new(&o.specs);
     tasks.push((
         "SIGHUP",
-        reload_on_sighup(reload.clone(), shutdown.clone())?,
+        supervise(
+            "SIGHUP",
+            reload_on_sighup(reload.clone(), shutdown.clone())?,
+        ),
     ));
+    let (grafana, annotations) = match grafana {
+        Some(g) => {
+            let (g, d) = g.beside_the_loop(&metrics, ready.clone());
+            (Some(g), d)
+        }
+        None => (None, None),
+    };
     let cfg = MonitorConfig {
         specs,
         baseline,
@@ -289,6 +393,8 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         grafana,
         inbox,
         reload: Some(reload),
+        alert_timeouts: sink_timeouts,
+        unhealthy_after: o.unhealthy_after,
     };
     let outputs = Outputs {
         metrics: &metrics,
@@ -316,8 +422,13 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
             return Err(runtime("the HTTP server failed".to_owned(), e));
         }
     };
+    if let Some(d) = annotations {
+        d.close(STOP_DEADLINE).await;
+    }
     for (name, task) in tasks {
-        stopped(name, task, STOP_DEADLINE).await?;
+        stopped(name, task, STOP_DEADLINE)
+            .await?
+            .map_err(|reason| CliError::runtime(format!("the {name} task died: {reason}")))?;
     }
     let history = history.map_err(|e| failed(exit::RUNTIME_FAILURE, e))?;
     Ok(Output {

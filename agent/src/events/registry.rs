@@ -136,5 +136,6 @@ impl AgentMetrics {
             "Bytes (as JSON) of the alerts in the webhook inbox",
             self.inbox_bytes.clone(),
         );
+        self.runtime.register(r);
     }
 }

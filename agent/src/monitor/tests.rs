@@ -22,6 +22,8 @@ enum Step {
     Do(Box<dyn FnOnce()>),
     /// The process is suspended until then (the clock jumps, slots pass).
     SuspendUntil(i64),
+    /// The wall clock is set back to then (an NTP step, an operator).
+    SetBackTo(i64),
 }
 
 /// A clock that jumps to the time the loop sleeps until, running the script's steps on its
@@ -31,6 +33,8 @@ struct ScriptClock {
     script: RefCell<VecDeque<(i64, Step)>>,
     end: i64,
     stop: CancellationToken,
+    /// The longest single wait the loop asked for (milliseconds of the monotonic clock).
+    longest_wait: std::cell::Cell<i64>,
 }
 
 impl ScriptClock {
@@ -40,6 +44,7 @@ impl ScriptClock {
             script: RefCell::default(),
             end: T0 + end_s * 1000,
             stop: stop.clone(),
+            longest_wait: std::cell::Cell::new(0),
         }
     }
 
@@ -60,7 +65,9 @@ impl Clock for ScriptClock {
             self.stop.cancel();
             return;
         }
-        self.now.fetch_max(at_ms, Ordering::SeqCst);
+        let before = self.now.fetch_max(at_ms, Ordering::SeqCst);
+        let longest = self.longest_wait.get().max(at_ms - before);
+        self.longest_wait.replace(longest);
         loop {
             let mut script = self.script.borrow_mut();
             let Some((t, _)) = script.front() else { break };
@@ -76,6 +83,7 @@ impl Clock for ScriptClock {
                 Step::SuspendUntil(t) => {
                     self.now.fetch_max(t, Ordering::SeqCst);
                 }
+                Step::SetBackTo(t) => self.now.store(t, Ordering::SeqCst),
             }
         }
     }
@@ -202,6 +210,8 @@ fn config(specs: &str, dir: &Path) -> MonitorConfig {
         grafana: None,
         inbox: Inbox::default(),
         reload: None,
+        alert_timeouts: crate::http::Timeouts::SINK,
+        unhealthy_after: DEFAULT_UNHEALTHY_AFTER,
     }
 }
 
@@ -596,3 +606,5 @@ async fn the_disruption_window_is_judged_at_the_settle_end_and_annotated_from_th
         Some(((t0 + 1) * 1000, (t0 + 5) * 1000))
     );
 }
+
+mod runtime;

@@ -232,20 +232,9 @@ impl Inbox {
 }
 
 fn write_atomic(p: &Path, saved: &Saved) -> crate::Result<()> {
-    use std::io::Write;
     let w = |e| crate::Error::Write(p.display().to_string(), e);
     let text = serde_json::to_vec(saved).map_err(|e| w(std::io::Error::other(e)))?;
-    let tmp = p.with_extension("json.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(w)?;
-        f.write_all(&text).map_err(w)?;
-        f.sync_all().map_err(w)?;
-    }
-    std::fs::rename(&tmp, p).map_err(w)?;
-    let dir = p.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(w)
+    upsoak_common::state::write_atomic(p, &text).map_err(w)
 }
 
 #[cfg(test)]
