@@ -334,7 +334,7 @@ impl Budgeted<'_> {
                     "the document expands to more than {MAX_PATCHED_WEIGHT} bytes (aliases?)"
                 ))
             })?;
-        self.0.set(left);
+        self.0.replace(left);
         Ok(())
     }
 }
