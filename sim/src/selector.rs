@@ -1,17 +1,25 @@
 //! Kubernetes label and field selectors, as in `?labelSelector=` and `?fieldSelector=`, and the
 //! structured `LabelSelector` of a GameServerAllocation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+/// Most requirements one selector may have. Kubernetes sets no number; every object a list,
+/// watch or allocation looks at is checked against each requirement while the world is
+/// locked, so an unbounded selector (a 400 KB query string, a 2 MiB allocation body) would
+/// hold the lock for as long as its length allows.
+pub const MAX_REQUIREMENTS: usize = 100;
+/// Most values one `in`/`notin` set may have (looked up in a sorted set, not scanned).
+pub const MAX_SET_VALUES: usize = 1000;
 
 /// One requirement of a selector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Req {
     Eq(String, String),
     NotEq(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
+    In(String, BTreeSet<String>),
+    NotIn(String, BTreeSet<String>),
     Exists(String),
     NotExists(String),
 }
@@ -30,6 +38,9 @@ impl Selector {
                 continue;
             }
             reqs.push(parse_term(term)?);
+            if reqs.len() > MAX_REQUIREMENTS {
+                return Err(too_many_requirements());
+            }
         }
         Ok(Selector(reqs))
     }
@@ -41,7 +52,14 @@ impl Selector {
             reqs.push(Req::Eq(k.clone(), v.clone()));
         }
         for (i, e) in ls.match_expressions.iter().flatten().enumerate() {
-            let values = e.values.clone().unwrap_or_default();
+            let values = e.values.as_deref().unwrap_or_default();
+            if values.len() > MAX_SET_VALUES {
+                return Err(format!(
+                    "matchExpressions[{i}].values: {} values, more than the {MAX_SET_VALUES} allowed",
+                    values.len()
+                ));
+            }
+            let values: BTreeSet<String> = values.iter().cloned().collect();
             let req = match e.operator.as_str() {
                 "In" => Req::In(e.key.clone(), values),
                 "NotIn" => Req::NotIn(e.key.clone(), values),
@@ -54,6 +72,9 @@ impl Selector {
                 }
             };
             reqs.push(req);
+        }
+        if reqs.len() > MAX_REQUIREMENTS {
+            return Err(too_many_requirements());
         }
         Ok(Selector(reqs))
     }
@@ -78,6 +99,10 @@ impl Selector {
             _ => None,
         })
     }
+}
+
+fn too_many_requirements() -> String {
+    format!("more than {MAX_REQUIREMENTS} requirements")
 }
 
 /// Splits on commas outside parentheses.
@@ -133,7 +158,15 @@ fn parse_term(t: &str) -> Result<Req, String> {
             .strip_prefix('(')
             .and_then(|s| s.strip_suffix(')'))
             .ok_or_else(|| format!("`{t}`: the set must be in parentheses"))?;
-        let values = inner.split(',').map(value).collect::<Result<Vec<_>, _>>()?;
+        if inner.split(',').nth(MAX_SET_VALUES).is_some() {
+            return Err(format!(
+                "`{k}`: more than {MAX_SET_VALUES} values in the set"
+            ));
+        }
+        let values = inner
+            .split(',')
+            .map(value)
+            .collect::<Result<BTreeSet<_>, _>>()?;
         return Ok(if op == "in" {
             Req::In(key(k)?, values)
         } else {

@@ -117,6 +117,17 @@ impl ApiError {
         }
     }
 
+    /// 413 `RequestEntityTooLarge`: a body past a limit, e.g. a JSON patch with more operations
+    /// than the API server allows (k8s.io/apiserver `pkg/endpoints/handlers/patch.go`).
+    pub fn too_large(message: impl Into<String>) -> Self {
+        ApiError::new(413, "RequestEntityTooLarge", message)
+    }
+
+    /// 429 `TooManyRequests`: a limit on concurrent requests (e.g. open watches) is reached.
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        ApiError::new(429, "TooManyRequests", message)
+    }
+
     /// 422 with one cause per invalid field.
     pub fn invalid(kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let list: Vec<String> = causes

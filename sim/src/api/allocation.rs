@@ -21,6 +21,10 @@ use crate::world::count_allocated;
 
 // ----- allocation -----
 
+/// Most `spec.selectors` one allocation may list; each is tried in turn against the Fleet's
+/// servers, so a 2 MiB body of empty selectors would otherwise cost 100,000 tries.
+pub const MAX_SELECTORS: usize = 100;
+
 pub(super) async fn allocate(
     State(s): State<ApiState>,
     Path(ns): Path<String>,
@@ -28,6 +32,19 @@ pub(super) async fn allocate(
 ) -> ApiResult {
     let v = parse_body(&body, "allocation.agones.dev/v1", "GameServerAllocation")?;
     let gsa: GameServerAllocation = decode_value(v, "gameserverallocations")?;
+    if gsa.spec.selectors.len() > MAX_SELECTORS {
+        return Err(ApiError::invalid(
+            "gameserverallocations",
+            "",
+            vec![Cause {
+                field: "spec.selectors".into(),
+                message: format!(
+                    "Too many: {}: must have at most {MAX_SELECTORS} items",
+                    gsa.spec.selectors.len()
+                ),
+            }],
+        ));
+    }
     let mut selectors = Vec::new();
     let mut causes = Vec::new();
     for (i, sel) in gsa.spec.selectors.iter().enumerate() {

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use upsoak_agones::Fleet;
 
-use super::request::{PatchType, apply_patch, decode_value, parse_body, patch_type};
+use super::request::{PatchType, decode_value, parse_body, patch_type, patched};
 use super::table::fleet_row;
 use super::{ApiResult, ApiState, Served, json_response, ok};
 use crate::selector::Selector;
@@ -55,6 +55,12 @@ pub(super) async fn replace_fleet(
     ok(&s.lock()?.update_fleet(&ns, &name, fleet)?)
 }
 
+/// How often a patch without a resourceVersion is retried when the Fleet changed between
+/// reading it and writing the result, as the API server's `GuaranteedUpdate` retries.
+const PATCH_ATTEMPTS: usize = 5;
+
+/// PATCH of a Fleet: the patch is applied to a copy outside the world's lock (see
+/// [`patched`]), then written back if the Fleet has not changed meanwhile.
 pub(super) async fn patch_fleet(
     State(s): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
@@ -62,30 +68,40 @@ pub(super) async fn patch_fleet(
     body: Bytes,
 ) -> ApiResult {
     let pt = patch_type(&h)?;
-    let mut w = s.lock()?;
-    let current = match w.get_fleet(&ns, &name) {
-        Ok(f) => f,
-        Err(e) if matches!(pt, PatchType::Apply) && e.code == 404 => {
-            let mut doc = json!({"apiVersion": "agones.dev/v1", "kind": "Fleet",
+    for _ in 0..PATCH_ATTEMPTS {
+        let current = match s.lock()?.get_fleet(&ns, &name) {
+            Ok(f) => Some(f),
+            Err(e) if matches!(pt, PatchType::Apply) && e.code == 404 => None,
+            Err(e) => return Err(e),
+        };
+        let Some(current) = current else {
+            let doc = json!({"apiVersion": "agones.dev/v1", "kind": "Fleet",
                 "metadata": {"name": name, "namespace": ns}});
-            apply_patch(&mut doc, &pt, &body)?;
+            let doc = patched(doc, pt, body.clone(), "fleets").await?;
             let fleet: Fleet = decode_value(doc, "fleets")?;
-            let created = w.create_fleet(&ns, fleet)?;
-            return Ok(json_response(StatusCode::CREATED, &created));
+            match s.lock()?.create_fleet(&ns, fleet) {
+                // Created by someone else meanwhile: patch that one.
+                Err(e) if e.code == 409 => continue,
+                r => return Ok(json_response(StatusCode::CREATED, &r?)),
+            }
+        };
+        let current_rv = current.metadata.resource_version.clone();
+        let doc = serde_json::to_value(&current)
+            .map_err(|e| ApiError::internal(format!("encoding fleet: {e}")))?;
+        let doc = patched(doc, pt, body.clone(), "fleets").await?;
+        let mut fleet: Fleet = decode_value(doc, "fleets")?;
+        // A patch may carry a resourceVersion as a precondition; without one it applies to the
+        // current object, and is applied again if that changed before the write.
+        let precondition = fleet.metadata.resource_version.is_some();
+        if !precondition {
+            fleet.metadata.resource_version = current_rv;
         }
-        Err(e) => return Err(e),
-    };
-    let current_rv = current.metadata.resource_version.clone();
-    let mut doc = serde_json::to_value(&current)
-        .map_err(|e| ApiError::internal(format!("encoding fleet: {e}")))?;
-    apply_patch(&mut doc, &pt, &body)?;
-    let mut fleet: Fleet = decode_value(doc, "fleets")?;
-    // A patch may carry a resourceVersion as a precondition; without one it applies to the
-    // current object.
-    if fleet.metadata.resource_version.is_none() {
-        fleet.metadata.resource_version = current_rv;
+        match s.lock()?.update_fleet(&ns, &name, fleet) {
+            Err(e) if e.code == 409 && !precondition => continue,
+            r => return ok(&r?),
+        }
     }
-    ok(&w.update_fleet(&ns, &name, fleet)?)
+    Err(ApiError::conflict("fleets.agones.dev", &name))
 }
 
 pub(super) async fn delete_fleet(
@@ -165,8 +181,20 @@ pub(super) async fn patch_scale(
     body: Bytes,
 ) -> ApiResult {
     let pt = patch_type(&h)?;
-    let mut w = s.lock()?;
-    let mut doc = scale_of(&w.get_fleet(&ns, &name)?);
-    apply_patch(&mut doc, &pt, &body)?;
-    apply_scale(&mut w, &ns, &name, &doc)
+    for _ in 0..PATCH_ATTEMPTS {
+        let current = scale_of(&s.lock()?.get_fleet(&ns, &name)?);
+        let rv = current.pointer("/metadata/resourceVersion").cloned();
+        let mut doc = patched(current, pt, body.clone(), "fleets").await?;
+        // Without a resourceVersion of its own, the patch applies to the Scale it was applied
+        // to; if the Fleet changed before the write, it is applied again.
+        let precondition = doc.pointer("/metadata/resourceVersion") != rv.as_ref();
+        if !precondition && let (Some(m), Some(rv)) = (doc.get_mut("metadata"), rv) {
+            m["resourceVersion"] = rv;
+        }
+        match apply_scale(&mut *s.lock()?, &ns, &name, &doc) {
+            Err(e) if e.code == 409 && !precondition => continue,
+            r => return r,
+        }
+    }
+    Err(ApiError::conflict("fleets.agones.dev", &name))
 }

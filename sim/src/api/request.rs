@@ -56,7 +56,7 @@ pub(super) fn wants_table(h: &HeaderMap) -> bool {
 }
 
 /// Parses a request body as JSON of the given kind: 400 when it is not JSON or not that kind.
-pub(super) fn parse_body(body: &[u8], api_version: &str, kind: &str) -> Result<Value, ApiError> {
+pub fn parse_body(body: &[u8], api_version: &str, kind: &str) -> Result<Value, ApiError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
     check_kind(&v, api_version, kind)?;
@@ -64,7 +64,7 @@ pub(super) fn parse_body(body: &[u8], api_version: &str, kind: &str) -> Result<V
 }
 
 /// Decodes a JSON value into `T`: 422 naming the field when its shape is wrong.
-pub(super) fn decode_value<T: serde::de::DeserializeOwned>(
+pub fn decode_value<T: serde::de::DeserializeOwned>(
     value: Value,
     kind: &str,
 ) -> Result<T, ApiError> {
@@ -86,7 +86,7 @@ pub(super) fn decode_value<T: serde::de::DeserializeOwned>(
     })
 }
 
-pub(super) fn check_kind(v: &Value, api_version: &str, kind: &str) -> Result<(), ApiError> {
+pub fn check_kind(v: &Value, api_version: &str, kind: &str) -> Result<(), ApiError> {
     let got_kind = v.get("kind").and_then(Value::as_str);
     let got_av = v.get("apiVersion").and_then(Value::as_str);
     if got_kind.is_some_and(|k| k != kind) || got_av.is_some_and(|a| a != api_version) {
@@ -99,10 +99,28 @@ pub(super) fn check_kind(v: &Value, api_version: &str, kind: &str) -> Result<(),
     Ok(())
 }
 
+// ----- bounded patches -----
+
+/// Most operations one JSON patch may carry, as the Kubernetes API server allows
+/// (`maxJSONPatchOperations` in k8s.io/apiserver `pkg/endpoints/handlers/patch.go`).
+pub const MAX_PATCH_OPERATIONS: usize = 10_000;
+/// Largest document a patch may produce, in [`weight`] units (about bytes of JSON): twice the
+/// 2 MiB request body limit. A JSON-Patch `copy` doubles what it copies, so without a bound
+/// 30 ops of ~1 KB make a document of 2^30 times the original.
+pub const MAX_PATCHED_WEIGHT: usize = 4 << 20;
+/// Deepest document a patch may produce. serde_json's own parser stops at 128; `copy` into
+/// its own subtree doubles the depth per op, and `Value`'s `Clone` and `Drop` recurse, so an
+/// unbounded chain overflows the worker's stack and aborts the process.
+pub const MAX_PATCHED_DEPTH: usize = 100;
+
 /// The patch types the API accepts for custom resources.
-pub(super) enum PatchType {
+#[derive(Clone, Copy, Debug)]
+pub enum PatchType {
+    /// `application/merge-patch+json`.
     Merge,
+    /// `application/json-patch+json`.
     Json,
+    /// `application/apply-patch+yaml`.
     Apply,
 }
 
@@ -121,8 +139,37 @@ pub(super) fn patch_type(h: &HeaderMap) -> Result<PatchType, ApiError> {
     }
 }
 
-/// Applies a patch body to `doc`.
-pub(super) fn apply_patch(doc: &mut Value, pt: &PatchType, body: &[u8]) -> Result<(), ApiError> {
+/// Applies a patch body to a copy of an object on a blocking thread, so neither the world's
+/// lock nor an async worker waits on a large or hostile patch.
+pub(super) async fn patched(
+    mut doc: Value,
+    pt: PatchType,
+    body: axum::body::Bytes,
+    kind: &'static str,
+) -> Result<Value, ApiError> {
+    tokio::task::spawn_blocking(move || apply_patch(&mut doc, pt, &body, kind).map(|()| doc))
+        .await
+        .map_err(|e| ApiError::internal(format!("applying the patch: {e}")))?
+}
+
+/// Applies a patch body to `doc` within [`MAX_PATCH_OPERATIONS`], [`MAX_PATCHED_WEIGHT`] and
+/// [`MAX_PATCHED_DEPTH`]; `kind` (e.g. `fleets`) names the object in a 422.
+pub fn apply_patch(
+    doc: &mut Value,
+    pt: PatchType,
+    body: &[u8],
+    kind: &str,
+) -> Result<(), ApiError> {
+    let invalid = |message: String| {
+        ApiError::invalid(
+            kind,
+            "",
+            vec![Cause {
+                field: String::new(),
+                message,
+            }],
+        )
+    };
     match pt {
         PatchType::Merge => {
             let patch: Value = serde_json::from_slice(body)
@@ -132,7 +179,7 @@ pub(super) fn apply_patch(doc: &mut Value, pt: &PatchType, body: &[u8]) -> Resul
         PatchType::Apply => {
             // Server-side apply is approximated as a merge of the applied configuration; field
             // ownership is not tracked. YAML is a superset of JSON, so both bodies parse.
-            let patch: Value = serde_yaml::from_slice(body).map_err(|e| {
+            let patch = bounded_yaml(body).map_err(|e| {
                 ApiError::bad_request(format!("the apply configuration is not valid YAML: {e}"))
             })?;
             json_patch::merge(doc, &patch);
@@ -140,17 +187,216 @@ pub(super) fn apply_patch(doc: &mut Value, pt: &PatchType, body: &[u8]) -> Resul
         PatchType::Json => {
             let patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("the JSON patch is not valid: {e}")))?;
-            json_patch::patch(doc, &patch).map_err(|e| {
-                ApiError::invalid(
-                    "fleets",
-                    "",
-                    vec![Cause {
-                        field: String::new(),
-                        message: format!("the JSON patch cannot be applied: {e}"),
-                    }],
-                )
+            if patch.0.len() > MAX_PATCH_OPERATIONS {
+                return Err(ApiError::too_large(format!(
+                    "the JSON patch has {} operations, more than the {MAX_PATCH_OPERATIONS} allowed",
+                    patch.0.len()
+                )));
+            }
+            let mut bound = Bound::of(doc, body.len()).ok_or_else(|| {
+                invalid(format!(
+                    "the object is larger than {MAX_PATCHED_WEIGHT} bytes or deeper than {MAX_PATCHED_DEPTH} levels"
+                ))
             })?;
+            for (i, op) in patch.0.iter().enumerate() {
+                bound.admit(doc, op).map_err(|e| {
+                    invalid(format!(
+                        "the JSON patch cannot be applied: operation {i}: {e}"
+                    ))
+                })?;
+                // Each op alone: the document is a copy, dropped whole if an op fails.
+                json_patch::patch_unsafe(doc, std::slice::from_ref(op)).map_err(|e| {
+                    invalid(format!(
+                        "the JSON patch cannot be applied: operation {i}: {e}"
+                    ))
+                })?;
+            }
         }
     }
     Ok(())
+}
+
+/// Upper bounds of a document's weight and depth, kept across the ops of a JSON patch in
+/// O(1) per op except `copy`, which weighs what it copies (within the remaining budget).
+struct Bound {
+    weight: usize,
+    depth: usize,
+}
+
+impl Bound {
+    /// The bound of `doc` plus the patch body (every value an op adds comes from the body);
+    /// `None` when `doc` itself is over the limits.
+    fn of(doc: &Value, body_len: usize) -> Option<Bound> {
+        let (weight, depth) = measure(doc, MAX_PATCHED_WEIGHT)?;
+        (depth <= MAX_PATCHED_DEPTH).then_some(Bound {
+            weight: weight.saturating_add(body_len),
+            depth,
+        })
+    }
+
+    /// Checks that `op` keeps `doc` within the limits, and updates the bound.
+    fn admit(&mut self, doc: &Value, op: &json_patch::PatchOperation) -> Result<(), String> {
+        use json_patch::PatchOperation as Op;
+        let segments = |p: &str| p.matches('/').count();
+        let new_depth = match op {
+            Op::Add(o) => segments(o.path.as_str()) + depth_of(&o.value),
+            Op::Replace(o) => segments(o.path.as_str()) + depth_of(&o.value),
+            Op::Remove(_) | Op::Test(_) => 0,
+            // What sits at `from` is at most `depth - segments(from)` deep.
+            Op::Move(o) => {
+                segments(o.path.as_str()) + self.depth.saturating_sub(segments(o.from.as_str()))
+            }
+            Op::Copy(o) => {
+                let Some(src) = doc.pointer(o.from.as_str()) else {
+                    return Ok(()); // json_patch reports the missing `from`
+                };
+                let budget = MAX_PATCHED_WEIGHT.saturating_sub(self.weight);
+                let (w, _) = measure(src, budget).ok_or_else(|| {
+                    format!(
+                        "copying `{}` would make the object larger than {MAX_PATCHED_WEIGHT} bytes",
+                        o.from.as_str()
+                    )
+                })?;
+                self.weight = self.weight.saturating_add(w);
+                segments(o.path.as_str()) + self.depth.saturating_sub(segments(o.from.as_str()))
+            }
+        };
+        if new_depth > MAX_PATCHED_DEPTH {
+            return Err(format!(
+                "the result would be {new_depth} levels deep, more than the {MAX_PATCHED_DEPTH} allowed"
+            ));
+        }
+        self.depth = self.depth.max(new_depth);
+        Ok(())
+    }
+}
+
+/// Nesting levels of containers in `v` (a scalar is 0, `[]` is 1), without recursion.
+fn depth_of(v: &Value) -> usize {
+    measure(v, usize::MAX).map_or(usize::MAX, |(_, d)| d)
+}
+
+/// The weight (one per node plus the bytes of its strings and keys) and the depth of `v`,
+/// walked without recursion; `None` as soon as the weight passes `budget`.
+fn measure(v: &Value, budget: usize) -> Option<(usize, usize)> {
+    let mut weight = 0usize;
+    let mut depth = 0usize;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        weight = weight.saturating_add(1);
+        match v {
+            Value::String(s) => weight = weight.saturating_add(s.len()),
+            Value::Array(a) => {
+                depth = depth.max(d + 1);
+                stack.extend(a.iter().map(|x| (x, d + 1)));
+            }
+            Value::Object(m) => {
+                depth = depth.max(d + 1);
+                for (k, x) in m {
+                    weight = weight.saturating_add(k.len());
+                    stack.push((x, d + 1));
+                }
+            }
+            _ => {}
+        }
+        if weight > budget {
+            return None;
+        }
+    }
+    Some((weight, depth))
+}
+
+// ----- YAML bodies with bounded alias expansion -----
+
+/// Parses a YAML body into JSON, refusing one that expands past [`MAX_PATCHED_WEIGHT`].
+/// serde_yaml bounds alias *jumps*, not the expanded size (`serde_yaml` 0.9 `de.rs`), so
+/// `a: &a [0 × K]` with `b: [*a × K]` makes K² nodes of 5K bytes; counting every node the
+/// deserializer hands over stops such a body as soon as it passes the budget.
+pub fn bounded_yaml(body: &[u8]) -> Result<Value, String> {
+    use serde::de::DeserializeSeed as _;
+    let budget = std::cell::Cell::new(MAX_PATCHED_WEIGHT);
+    let de = serde_yaml::Deserializer::from_slice(body);
+    Budgeted(&budget).deserialize(de).map_err(|e| e.to_string())
+}
+
+/// A [`Value`] seed that charges each node and string to a shared budget.
+#[derive(Clone, Copy)]
+struct Budgeted<'a>(&'a std::cell::Cell<usize>);
+
+impl Budgeted<'_> {
+    fn charge<E: serde::de::Error>(self, n: usize) -> Result<(), E> {
+        let left = self
+            .0
+            .get()
+            .checked_sub(n.saturating_add(1))
+            .ok_or_else(|| {
+                E::custom(format!(
+                    "the document expands to more than {MAX_PATCHED_WEIGHT} bytes (aliases?)"
+                ))
+            })?;
+        self.0.replace(left);
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Budgeted<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Budgeted<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        self.charge(0)?;
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        self.charge(0)?;
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        self.charge(0)?;
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        self.charge(0)?;
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.charge(v.len())?;
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.charge(0)?;
+        Ok(Value::Null)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.charge(0)?;
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.charge(0)?;
+        let mut out = serde_json::Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            self.charge(k.len())?;
+            let v = map.next_value_seed(self)?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
 }

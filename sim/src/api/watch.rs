@@ -17,6 +17,11 @@ use crate::world::{Kind, WatchEvent};
 
 // ----- watch -----
 
+/// Most watches open at once (429 past it). Each one serializes a snapshot of every matching
+/// object and buffers up to 1024 lines. The API server's `--max-requests-inflight` does not
+/// count watches; the simulator bounds them because it runs in one small process.
+pub const MAX_WATCHES: usize = 256;
+
 /// Streams events as JSON lines: the current objects as ADDED when no resourceVersion (or 0)
 /// is given, otherwise every event after it; 410 Gone when the log no longer reaches back.
 pub(super) fn watch<T: Served>(
@@ -33,6 +38,11 @@ pub(super) fn watch<T: Served>(
     let mut last_rv;
     {
         let w = s.lock()?;
+        if w.watchers() >= MAX_WATCHES {
+            return Err(ApiError::too_many_requests(format!(
+                "too many open watches: at most {MAX_WATCHES} at once"
+            )));
+        }
         sub = w.subscribe();
         last_rv = w.resource_version();
         let matches = |e: &WatchEvent| event_matches(e, kind, ns.as_deref(), &q);
@@ -61,7 +71,10 @@ pub(super) fn watch<T: Served>(
     let gone = backlog
         .last()
         .is_some_and(|l| l.starts_with(b"{\"type\":\"ERROR\""));
-    let deadline = q.timeout.map(|t| tokio::time::Instant::now() + t);
+    // A timeout past what an Instant can hold (timeoutSeconds=2^64-1) is no timeout.
+    let deadline = q
+        .timeout
+        .and_then(|t| tokio::time::Instant::now().checked_add(t));
     let shutdown = s.shutdown.clone();
     tokio::spawn(async move {
         for line in backlog {

@@ -17,6 +17,10 @@ use super::{FleetRecord, Key, World, now_ts};
 /// GameServers a Fleet creates per reconcile tick, so one big scale-up does not hold the lock.
 const CREATE_BATCH: usize = 500;
 
+/// Game ports the OS can hand out when the range starts at 0 (any free port): the size of
+/// Linux's default ephemeral range, 32768-60999 (`net.ipv4.ip_local_port_range`).
+pub const OS_PICKED_PORTS: usize = 28_232;
+
 impl World {
     // ----- Fleets -----
 
@@ -48,6 +52,7 @@ impl World {
         if self.fleets.contains_key(&key) {
             return Err(ApiError::already_exists("fleets.agones.dev", &name));
         }
+        self.check_port_capacity(&key, fleet.spec.replicas)?;
         let rv = self.next_rv();
         let m = &mut fleet.metadata;
         m.namespace = Some(ns.to_owned());
@@ -124,6 +129,9 @@ impl World {
             )));
         }
         validate_fleet(&new, name)?;
+        if new.spec.replicas > current.obj.spec.replicas {
+            self.check_port_capacity(&key, new.spec.replicas)?;
+        }
         let old = current.obj.clone();
         let spec_changed = old.spec != new.spec;
         let rv = self.next_rv();
@@ -148,6 +156,53 @@ impl World {
         }
         self.dirty.insert(key);
         Ok(fleet)
+    }
+
+    /// How many GameServers the configured game port range can hold: one UDP port each (the
+    /// simulator gives every GameServer one port, whatever its template lists).
+    pub fn port_capacity(&self) -> usize {
+        let g = &self.cfg.game;
+        if g.port_min == 0 {
+            OS_PICKED_PORTS
+        } else {
+            usize::from(g.port_max.saturating_sub(g.port_min)) + 1
+        }
+    }
+
+    /// Refuses (422 naming the limit) `replicas` for the Fleet `key` when, with every other
+    /// Fleet's replicas, they exceed what the port range can hold. Without this check a typo of
+    /// a few zeros creates GameServers that never get a port, 500 per tick, until memory runs
+    /// out. Real Agones has no such limit (its ports come from every node); the simulator runs
+    /// on one host.
+    fn check_port_capacity(&self, key: &Key, replicas: i32) -> Result<(), ApiError> {
+        let capacity = self.port_capacity();
+        let others: usize = self
+            .fleets
+            .iter()
+            .filter(|(k, _)| *k != key)
+            .map(|(_, r)| usize::try_from(r.obj.spec.replicas).unwrap_or(0))
+            .sum();
+        let want = usize::try_from(replicas).unwrap_or(0);
+        if others.saturating_add(want) <= capacity {
+            return Ok(());
+        }
+        let g = &self.cfg.game;
+        let range = if g.port_min == 0 {
+            "any free port (range 0)".to_owned()
+        } else {
+            format!("{}-{}", g.port_min, g.port_max)
+        };
+        Err(ApiError::invalid(
+            "fleets",
+            &key.1,
+            vec![Cause {
+                field: "spec.replicas".into(),
+                message: format!(
+                    "Invalid value: {replicas}: must be no more than {}: the simulator's game port range {range} holds {capacity} GameServers and other Fleets ask for {others}",
+                    capacity.saturating_sub(others)
+                ),
+            }],
+        ))
     }
 
     /// Deletes a Fleet and, as its owner, its GameServers.

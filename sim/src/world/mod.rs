@@ -50,7 +50,7 @@ use crate::events::{self, SimMetrics};
 use crate::metrics::{GaugeSnapshot, GaugeSource, PlayerGauge};
 
 pub use allocation::{Allocator, count_allocated};
-pub use fleets::default_template;
+pub use fleets::{OS_PICKED_PORTS, default_template};
 pub use install::{InstallError, Installed};
 use ready::FleetPool;
 pub use ready::Hold;

@@ -126,6 +126,11 @@ impl World {
         self.tx.subscribe()
     }
 
+    /// How many watches are open (each holds one receiver of [`World::subscribe`]).
+    pub fn watchers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Events after `rv`, or `None` when the log no longer reaches back that far (410 Gone).
     pub fn events_since(&self, rv: u64) -> Option<Vec<Arc<WatchEvent>>> {
         if rv >= self.rv {
