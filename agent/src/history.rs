@@ -32,6 +32,50 @@ pub struct Transition {
     /// end; `None` until then, or when the specs have no `window: disruption` SLO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disruption: Option<Disruption>,
+    /// The steady period after the first window, judged in consecutive chunks (module `chunks`),
+    /// oldest first; each is a verdict row of this transition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<Judged>,
+    /// Set once the next transition's apply started: no chunk of this one is judged any more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub steady_closed: bool,
+}
+
+impl Transition {
+    /// A transition seen at `at`, nothing judged yet.
+    pub fn new(
+        generation: u64,
+        at: i64,
+        from: BTreeMap<String, String>,
+        to: BTreeMap<String, String>,
+    ) -> Transition {
+        Transition {
+            generation,
+            at,
+            from,
+            to,
+            judged: None,
+            partial: BTreeMap::new(),
+            groups_done: BTreeSet::new(),
+            disruption: None,
+            chunks: Vec::new(),
+            steady_closed: false,
+        }
+    }
+
+    /// The steady verdict: the worst of the first window and every chunk judged so far;
+    /// `None` until the first window is judged.
+    pub fn steady_verdict(&self) -> Option<Verdict> {
+        let first = self.judged.as_ref()?;
+        Some(crate::eval::worst(
+            std::iter::once(first.verdict).chain(self.chunks.iter().map(|c| c.verdict)),
+        ))
+    }
+
+    /// The latest judged steady window: the last chunk, else the first window.
+    pub fn latest_steady(&self) -> Option<&Judged> {
+        self.chunks.last().or(self.judged.as_ref())
+    }
 }
 
 /// The verdicts of a transition's disruption window (module `disruption`).
@@ -150,7 +194,12 @@ impl History {
             .iter()
             .filter(|t| t.judged.is_some())
             .count();
-        let groups = self.transitions.iter().map(|t| t.groups_done.len()).sum();
+        // Chunks and closed steady periods are progress too (they count as judged groups).
+        let groups = self
+            .transitions
+            .iter()
+            .map(|t| t.groups_done.len() + t.chunks.len() + usize::from(t.steady_closed))
+            .sum();
         (self.last_generation, self.transitions.len(), judged, groups)
     }
 
@@ -161,7 +210,7 @@ impl History {
             .transitions
             .iter()
             .flat_map(|t| {
-                let steady = t.judged.as_ref().map(|j| j.verdict);
+                let steady = t.steady_verdict();
                 let disruption = t.disruption.as_ref().map(|d| d.verdict);
                 steady.into_iter().chain(disruption)
             })
@@ -191,22 +240,20 @@ mod tests {
             "nothing judged is never pass"
         );
         h.last_generation = Some(2);
-        h.transitions.push(Transition {
-            generation: 2,
-            at: 100,
-            from: BTreeMap::from([("version".into(), "1.58.0".into())]),
-            to: BTreeMap::from([("version".into(), "1.59.0".into())]),
-            judged: Some(Judged {
-                window_start: 130,
-                window_end: 430,
-                judged_at: 431,
-                verdict: Verdict::Pass,
-                slos: BTreeMap::new(),
-            }),
-            partial: BTreeMap::new(),
-            groups_done: BTreeSet::new(),
-            disruption: None,
+        let mut t = Transition::new(
+            2,
+            100,
+            BTreeMap::from([("version".into(), "1.58.0".into())]),
+            BTreeMap::from([("version".into(), "1.59.0".into())]),
+        );
+        t.judged = Some(Judged {
+            window_start: 130,
+            window_end: 430,
+            judged_at: 431,
+            verdict: Verdict::Pass,
+            slos: BTreeMap::new(),
         });
+        h.transitions.push(t);
         h.save(&dir).unwrap();
         let again = History::load(&dir).unwrap();
         assert_eq!(again, h);

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 use crate::baseline::Baseline;
+use crate::chunks;
 use crate::disruption;
 use crate::eval::{self, FailedQuery, JudgeSettings, Judging};
 use crate::events::{
-    AgentMetrics, AnnotationFailed, DisruptionJudged, GroupEvaluated, HistoryRestored,
+    AgentMetrics, AnnotationFailed, ChunkJudged, DisruptionJudged, GroupEvaluated, HistoryRestored,
     PrometheusAnswered, QueryPurpose, SloEvaluated, SloJudged, SloQueryFailed, SpecsReloaded,
     TransitionDetected, TransitionJudged, WandererUnreadable,
 };
@@ -74,6 +75,9 @@ pub struct MonitorConfig {
     pub inbox: Inbox,
     /// Where the specs are reloaded from when asked (SIGHUP); `None`: never.
     pub reload: Option<Reload>,
+    /// Length of the chunks the steady period is judged in after the first window (module
+    /// `chunks`); `None`: only the first window is judged.
+    pub steady_every: Option<std::time::Duration>,
 }
 
 /// What the loop reports to: the metrics (through events) and the readiness it marks once
@@ -168,6 +172,13 @@ pub async fn run<Q: Querier, C: Clock>(
         failed_queries(&judgement.failed_queries, now, m);
         for i in judgement.judged {
             report_judged(&history, i, cfg.grafana.as_ref(), m).await;
+        }
+        if let Some(every) = cfg.steady_every {
+            let chunked = chunks::judge_due(q, &judging, &mut history, now, every).await;
+            failed_queries(&chunked.failed_queries, now, m);
+            for (i, c) in chunked.judged {
+                report_chunk(&history, i, c, cfg.grafana.as_ref(), m).await;
+            }
         }
         if history.progress() != saved {
             history.save(&cfg.state_dir)?;
@@ -347,6 +358,62 @@ async fn report_judged(history: &History, i: usize, grafana: Option<&Grafana>, m
     TransitionJudged {
         transition: t,
         judged: j,
+    }
+    .emit(m);
+}
+
+/// Chunk `c` of the transition at `i` was judged: each SLO whose verdict changed since the
+/// window before it (the first window or the chunk before) is reported and annotated, as a
+/// first window's are, then the chunk.
+async fn report_chunk(
+    history: &History,
+    i: usize,
+    c: usize,
+    grafana: Option<&Grafana>,
+    m: &AgentMetrics,
+) {
+    let t = &history.transitions[i];
+    let chunk = &t.chunks[c];
+    let before = match c.checked_sub(1) {
+        Some(p) => t.chunks.get(p),
+        None => t.judged.as_ref(),
+    };
+    for (k, v) in &chunk.slos {
+        let previous = before
+            .and_then(|b| b.slos.get(k))
+            .map(|p| p.evidence.verdict);
+        if previous == Some(v.evidence.verdict) {
+            continue;
+        }
+        SloJudged {
+            transition: t,
+            verdict: v,
+            previous,
+        }
+        .emit(m);
+        if let Some(g) = grafana
+            && let Err(e) = g
+                .verdict(
+                    t,
+                    chunk.window_end,
+                    k,
+                    v.evidence.verdict,
+                    &v.evidence.reason,
+                )
+                .await
+        {
+            AnnotationFailed {
+                kind: "verdict",
+                generation: t.generation,
+                error: &e,
+            }
+            .emit(m);
+        }
+    }
+    ChunkJudged {
+        transition: t,
+        index: c,
+        chunk,
     }
     .emit(m);
 }

@@ -125,6 +125,7 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         )),
         inbox: Default::default(),
         reload: None,
+        steady_every: None,
     };
     let metrics = AgentMetrics::default();
     let agent = spawn_monitor(cfg, prom.url(), &metrics, &Health::new(), &stop);
@@ -247,6 +248,7 @@ fn up_is_one(dir: &Path, inbox: upsoak_agent::webhook::Inbox) -> MonitorConfig {
         grafana: None,
         inbox,
         reload: None,
+        steady_every: None,
     }
 }
 
