@@ -146,6 +146,12 @@ mod nan_as_null {
     }
 }
 
+/// How many of the latest judged steady windows (first windows and chunks, across transitions)
+/// keep their samples; older ones keep only their aggregates (the evidence: mean, sample count,
+/// baseline, threshold, p-value, reason), so a week-long run's history stays a few MB: a day
+/// of hourly chunks, or the last 24 transitions at the fast preset.
+pub const SAMPLE_WINDOWS: usize = 24;
+
 /// The agent's state: every transition seen, judged or pending.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct History {
@@ -175,7 +181,8 @@ impl History {
         let p = History::path(dir);
         let tmp = p.with_extension("tmp");
         let w = |e| crate::Error::Write(p.display().to_string(), e);
-        let text = serde_json::to_vec_pretty(self).map_err(|e| w(std::io::Error::other(e)))?;
+        // Compact: a week of verdicts with samples is several MB, and no one edits it by hand.
+        let text = serde_json::to_vec(self).map_err(|e| w(std::io::Error::other(e)))?;
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp).map_err(w)?;
@@ -183,6 +190,37 @@ impl History {
             f.sync_all().map_err(w)?;
         }
         std::fs::rename(&tmp, &p).map_err(w)
+    }
+
+    /// Bounds the history for weeks: the samples of every steady window but the latest `keep`
+    /// (by end) are dropped, their evidence kept. Returns the windows it cleared.
+    pub fn drop_old_samples(&mut self, keep: usize) -> usize {
+        let mut ends: Vec<i64> = self
+            .transitions
+            .iter()
+            .flat_map(|t| t.judged.iter().chain(&t.chunks))
+            .map(|w| w.window_end)
+            .collect();
+        if ends.len() <= keep {
+            return 0;
+        }
+        ends.sort_unstable_by(|a, b| b.cmp(a));
+        // Windows ending at or after the cut keep their samples (ties all kept).
+        let cut = ends[keep.saturating_sub(1).min(ends.len() - 1)];
+        let mut cleared = 0;
+        for w in self
+            .transitions
+            .iter_mut()
+            .flat_map(|t| t.judged.iter_mut().chain(t.chunks.iter_mut()))
+        {
+            if (keep == 0 || w.window_end < cut) && w.slos.values().any(|v| !v.samples.is_empty()) {
+                for v in w.slos.values_mut() {
+                    v.samples = Vec::new();
+                }
+                cleared += 1;
+            }
+        }
+        cleared
     }
 
     /// What a restart must not lose, counted: the generation seen, the transitions recorded, and
@@ -285,6 +323,23 @@ mod tests {
         let samples = &again.transitions[0].judged.as_ref().unwrap().slos["g/s"].samples;
         assert_eq!(samples[0], (1.0, 0.5));
         assert!(samples[1].0 == 2.0 && samples[1].1.is_nan());
+        // Bounded: only the latest windows keep their samples, the evidence stays.
+        let mut newer = h.transitions[0].clone();
+        newer.at = 500;
+        if let Some(j) = newer.judged.as_mut() {
+            j.window_end = 800;
+        }
+        h.transitions.push(newer);
+        assert_eq!(h.drop_old_samples(1), 1);
+        let old = &h.transitions[0].judged.as_ref().unwrap().slos["g/s"];
+        assert!(old.samples.is_empty() && old.evidence.value == Some(1.0));
+        assert_eq!(
+            h.transitions[1].judged.as_ref().unwrap().slos["g/s"]
+                .samples
+                .len(),
+            2
+        );
+        assert_eq!(h.drop_old_samples(1), 0, "nothing left to clear");
         // A torn file is an error, never an empty history.
         std::fs::write(History::path(&dir), b"{\"transitions\": [").unwrap();
         assert!(History::load(&dir).is_err());

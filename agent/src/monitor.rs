@@ -181,6 +181,7 @@ pub async fn run<Q: Querier, C: Clock>(
             }
         }
         if history.progress() != saved {
+            history.drop_old_samples(crate::history::SAMPLE_WINDOWS);
             history.save(&cfg.state_dir)?;
         }
         if let Some(a) = alerts.as_mut() {
