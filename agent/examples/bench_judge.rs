@@ -87,16 +87,12 @@ async fn main() -> ExitCode {
     let mut lat = Vec::new();
     for _ in 0..rounds {
         let mut h = History::default();
-        h.transitions.push(Transition {
-            generation: 2,
-            at: now - 32,
-            from: Default::default(),
-            to: Default::default(),
-            judged: None,
-            partial: Default::default(),
-            groups_done: Default::default(),
-            disruption: None,
-        });
+        h.transitions.push(Transition::new(
+            2,
+            now - 32,
+            Default::default(),
+            Default::default(),
+        ));
         let start = Instant::now();
         eval::judge_due(&q, &judging, &mut h, now, &eval::all_groups(&specs)).await;
         lat.push(start.elapsed().as_secs_f64());

@@ -2,7 +2,7 @@
 //! settle, then judges each SLO over the judge window against the baseline. The verdicts are
 //! kept in the [`History`]; the loop that calls these at each slot is `monitor`'s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::baseline::{self, Baseline};
@@ -26,7 +26,7 @@ pub struct JudgeSettings {
 }
 
 /// The worst verdict of a set: fail > warn > inconclusive > pass.
-fn worst(vs: impl Iterator<Item = Verdict>) -> Verdict {
+pub fn worst(vs: impl Iterator<Item = Verdict>) -> Verdict {
     let mut out = Verdict::Pass;
     for v in vs {
         out = match (out, v) {
@@ -62,16 +62,12 @@ pub async fn detect<Q: Querier>(q: &Q, h: &mut History, now: i64) -> crate::Resu
                 .map(|t| t.floor() as i64)
                 .filter(|t| *t > floor && *t <= now)
                 .unwrap_or(now);
-            h.transitions.push(Transition {
-                generation: g,
+            h.transitions.push(Transition::new(
+                g,
                 at,
-                from: h.last_config.clone(),
-                to: config.clone(),
-                judged: None,
-                partial: BTreeMap::new(),
-                groups_done: BTreeSet::new(),
-                disruption: None,
-            });
+                h.last_config.clone(),
+                config.clone(),
+            ));
             1
         }
         _ => 0,
@@ -87,7 +83,7 @@ pub fn all_groups(specs: &Specs) -> Vec<String> {
 }
 
 /// A group's query resolution: the `--step` override, else its own interval.
-fn group_step(specs: &Specs, w: &JudgeSettings, group: &str) -> f64 {
+pub(crate) fn group_step(specs: &Specs, w: &JudgeSettings, group: &str) -> f64 {
     w.step
         .or_else(|| {
             specs
@@ -235,43 +231,7 @@ pub async fn judge_due<Q: Querier>(
         let mut slos = std::mem::take(&mut t.partial);
         t.groups_done.clear();
         // The user's own alerts that fired in the window fail the transition on their name.
-        for a in j.inbox.firing_between(start, end) {
-            let name = a
-                .labels
-                .get("alertname")
-                .cloned()
-                .unwrap_or_else(|| "unnamed".into());
-            let severity = match a.labels.get("severity").map(String::as_str) {
-                Some("critical") => crate::spec::Severity::Critical,
-                Some("info") => crate::spec::Severity::Info,
-                _ => crate::spec::Severity::Warning,
-            };
-            slos.insert(
-                baseline::key("alertmanager", &name),
-                SloVerdict {
-                    group: "alertmanager".into(),
-                    slo: name.clone(),
-                    severity,
-                    query: format!("alert {name} (Alertmanager webhook)"),
-                    evidence: Evidence {
-                        verdict: Verdict::Fail,
-                        value: None,
-                        baseline: None,
-                        threshold: None,
-                        p_value: None,
-                        samples: 0,
-                        baseline_samples: 0,
-                        reason: format!(
-                            "alert {name} fired during the window (since {}): {}",
-                            a.starts_at,
-                            a.annotations.get("summary").cloned().unwrap_or_default()
-                        ),
-                    },
-                    previous: None,
-                    samples: Vec::new(),
-                },
-            );
-        }
+        slos.extend(inbox_verdicts(j.inbox, start, end));
         let verdict = worst(slos.values().map(|v| v.evidence.verdict));
         t.judged = Some(Judged {
             window_start: start,
@@ -285,8 +245,56 @@ pub async fn judge_due<Q: Querier>(
     out
 }
 
+/// The user's own alerts (Alertmanager's webhook) that fired in [start, end], each a failed
+/// verdict on its name, keyed `alertmanager/NAME`.
+pub(crate) fn inbox_verdicts(
+    inbox: &crate::webhook::Inbox,
+    start: i64,
+    end: i64,
+) -> Vec<(String, SloVerdict)> {
+    let mut out = Vec::new();
+    for a in inbox.firing_between(start, end) {
+        let name = a
+            .labels
+            .get("alertname")
+            .cloned()
+            .unwrap_or_else(|| "unnamed".into());
+        let severity = match a.labels.get("severity").map(String::as_str) {
+            Some("critical") => crate::spec::Severity::Critical,
+            Some("info") => crate::spec::Severity::Info,
+            _ => crate::spec::Severity::Warning,
+        };
+        out.push((
+            baseline::key("alertmanager", &name),
+            SloVerdict {
+                group: "alertmanager".into(),
+                slo: name.clone(),
+                severity,
+                query: format!("alert {name} (Alertmanager webhook)"),
+                evidence: Evidence {
+                    verdict: Verdict::Fail,
+                    value: None,
+                    baseline: None,
+                    threshold: None,
+                    p_value: None,
+                    samples: 0,
+                    baseline_samples: 0,
+                    reason: format!(
+                        "alert {name} fired during the window (since {}): {}",
+                        a.starts_at,
+                        a.annotations.get("summary").cloned().unwrap_or_default()
+                    ),
+                },
+                previous: None,
+                samples: Vec::new(),
+            },
+        ));
+    }
+    out
+}
+
 /// One SLO judged over [start, end], with the error of its window's query if it failed.
-async fn judge_slo<Q: Querier>(
+pub(crate) async fn judge_slo<Q: Querier>(
     q: &Q,
     s: &CheckedSlo,
     j: &Judging<'_>,
@@ -369,7 +377,7 @@ async fn judge_slo<Q: Querier>(
 pub const MIN_SPREAD: usize = 3;
 
 /// Each SLO's judged values in the transitions judged so far, by `group/slo`.
-fn earlier_values(h: &History) -> BTreeMap<String, Vec<f64>> {
+pub(crate) fn earlier_values(h: &History) -> BTreeMap<String, Vec<f64>> {
     let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for t in &h.transitions {
         for (k, v) in t.judged.iter().flat_map(|j| &j.slos) {
@@ -532,16 +540,8 @@ mod tests {
         );
         let q = Constant(Default::default());
         let mut h = History::default();
-        h.transitions.push(Transition {
-            generation: 2,
-            at: 1000,
-            from: BTreeMap::new(),
-            to: BTreeMap::new(),
-            judged: None,
-            partial: BTreeMap::new(),
-            groups_done: BTreeSet::new(),
-            disruption: None,
-        });
+        h.transitions
+            .push(Transition::new(2, 1000, BTreeMap::new(), BTreeMap::new()));
         let inbox = crate::webhook::Inbox::default();
         let j = Judging {
             specs: &specs,

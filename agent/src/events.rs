@@ -138,6 +138,7 @@ pub struct AgentMetrics {
     detected: Counter,
     judged: Family<JudgedLabel, Counter>,
     disruption_judged: Family<JudgedLabel, Counter>,
+    chunks_judged: Family<JudgedLabel, Counter>,
     alerts_sent: Counter,
     alerts_dropped: Counter,
     alerts_queued: Gauge,
@@ -369,6 +370,41 @@ impl TransitionJudged<'_> {
             })
             .inc();
         for v in j.slos.values() {
+            m.export_evidence(v);
+        }
+    }
+}
+
+/// A chunk of a transition's steady period was judged (module `chunks`): counted by verdict,
+/// each SLO's evidence exported.
+pub struct ChunkJudged<'a> {
+    pub transition: &'a Transition,
+    /// Its position among the transition's chunks (0: the first after the first window).
+    pub index: usize,
+    pub chunk: &'a Judged,
+}
+
+impl ChunkJudged<'_> {
+    pub fn emit(&self, m: &AgentMetrics) {
+        let (t, c) = (self.transition, self.chunk);
+        tracing::info!(
+            event = "steady_chunk_judged",
+            generation = t.generation,
+            from_version = version(&t.from),
+            to_version = version(&t.to),
+            chunk = self.index,
+            window_start = c.window_start,
+            window_end = c.window_end,
+            verdict = c.verdict.as_str(),
+            steady_verdict = t.steady_verdict().map(|v| v.as_str()).unwrap_or("pending"),
+            "steady chunk judged"
+        );
+        m.chunks_judged
+            .get_or_create(&JudgedLabel {
+                verdict: c.verdict.as_str().to_owned(),
+            })
+            .inc();
+        for v in c.slos.values() {
             m.export_evidence(v);
         }
     }

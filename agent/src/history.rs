@@ -32,6 +32,50 @@ pub struct Transition {
     /// end; `None` until then, or when the specs have no `window: disruption` SLO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disruption: Option<Disruption>,
+    /// The steady period after the first window, judged in consecutive chunks (module `chunks`),
+    /// oldest first; each is a verdict row of this transition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<Judged>,
+    /// Set once the next transition's apply started: no chunk of this one is judged any more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub steady_closed: bool,
+}
+
+impl Transition {
+    /// A transition seen at `at`, nothing judged yet.
+    pub fn new(
+        generation: u64,
+        at: i64,
+        from: BTreeMap<String, String>,
+        to: BTreeMap<String, String>,
+    ) -> Transition {
+        Transition {
+            generation,
+            at,
+            from,
+            to,
+            judged: None,
+            partial: BTreeMap::new(),
+            groups_done: BTreeSet::new(),
+            disruption: None,
+            chunks: Vec::new(),
+            steady_closed: false,
+        }
+    }
+
+    /// The steady verdict: the worst of the first window and every chunk judged so far;
+    /// `None` until the first window is judged.
+    pub fn steady_verdict(&self) -> Option<Verdict> {
+        let first = self.judged.as_ref()?;
+        Some(crate::eval::worst(
+            std::iter::once(first.verdict).chain(self.chunks.iter().map(|c| c.verdict)),
+        ))
+    }
+
+    /// The latest judged steady window: the last chunk, else the first window.
+    pub fn latest_steady(&self) -> Option<&Judged> {
+        self.chunks.last().or(self.judged.as_ref())
+    }
 }
 
 /// The verdicts of a transition's disruption window (module `disruption`).
@@ -102,6 +146,12 @@ mod nan_as_null {
     }
 }
 
+/// How many of the latest judged steady windows (first windows and chunks, across transitions)
+/// keep their samples; older ones keep only their aggregates (the evidence: mean, sample count,
+/// baseline, threshold, p-value, reason), so a week-long run's history stays a few MB: a day
+/// of hourly chunks, or the last 24 transitions at the fast preset.
+pub const SAMPLE_WINDOWS: usize = 24;
+
 /// The agent's state: every transition seen, judged or pending.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct History {
@@ -131,8 +181,40 @@ impl History {
     pub fn save(&self, dir: &Path) -> crate::Result<()> {
         let p = History::path(dir);
         let w = |e| crate::Error::Write(p.display().to_string(), e);
-        let text = serde_json::to_vec_pretty(self).map_err(|e| w(std::io::Error::other(e)))?;
+        // Compact: a week of verdicts with samples is several MB, and no one edits it by hand.
+        let text = serde_json::to_vec(self).map_err(|e| w(std::io::Error::other(e)))?;
         upsoak_common::state::write_atomic(&p, &text).map_err(w)
+    }
+
+    /// Bounds the history for weeks: the samples of every steady window but the latest `keep`
+    /// (by end) are dropped, their evidence kept. Returns the windows it cleared.
+    pub fn drop_old_samples(&mut self, keep: usize) -> usize {
+        let mut ends: Vec<i64> = self
+            .transitions
+            .iter()
+            .flat_map(|t| t.judged.iter().chain(&t.chunks))
+            .map(|w| w.window_end)
+            .collect();
+        if ends.len() <= keep {
+            return 0;
+        }
+        ends.sort_unstable_by(|a, b| b.cmp(a));
+        // Windows ending at or after the cut keep their samples (ties all kept).
+        let cut = ends[keep.saturating_sub(1).min(ends.len() - 1)];
+        let mut cleared = 0;
+        for w in self
+            .transitions
+            .iter_mut()
+            .flat_map(|t| t.judged.iter_mut().chain(t.chunks.iter_mut()))
+        {
+            if (keep == 0 || w.window_end < cut) && w.slos.values().any(|v| !v.samples.is_empty()) {
+                for v in w.slos.values_mut() {
+                    v.samples = Vec::new();
+                }
+                cleared += 1;
+            }
+        }
+        cleared
     }
 
     /// What a restart must not lose, counted: the generation seen, the transitions recorded, and
@@ -144,7 +226,12 @@ impl History {
             .iter()
             .filter(|t| t.judged.is_some())
             .count();
-        let groups = self.transitions.iter().map(|t| t.groups_done.len()).sum();
+        // Chunks and closed steady periods are progress too (they count as judged groups).
+        let groups = self
+            .transitions
+            .iter()
+            .map(|t| t.groups_done.len() + t.chunks.len() + usize::from(t.steady_closed))
+            .sum();
         (self.last_generation, self.transitions.len(), judged, groups)
     }
 
@@ -155,7 +242,7 @@ impl History {
             .transitions
             .iter()
             .flat_map(|t| {
-                let steady = t.judged.as_ref().map(|j| j.verdict);
+                let steady = t.steady_verdict();
                 let disruption = t.disruption.as_ref().map(|d| d.verdict);
                 steady.into_iter().chain(disruption)
             })
@@ -185,22 +272,20 @@ mod tests {
             "nothing judged is never pass"
         );
         h.last_generation = Some(2);
-        h.transitions.push(Transition {
-            generation: 2,
-            at: 100,
-            from: BTreeMap::from([("version".into(), "1.58.0".into())]),
-            to: BTreeMap::from([("version".into(), "1.59.0".into())]),
-            judged: Some(Judged {
-                window_start: 130,
-                window_end: 430,
-                judged_at: 431,
-                verdict: Verdict::Pass,
-                slos: BTreeMap::new(),
-            }),
-            partial: BTreeMap::new(),
-            groups_done: BTreeSet::new(),
-            disruption: None,
+        let mut t = Transition::new(
+            2,
+            100,
+            BTreeMap::from([("version".into(), "1.58.0".into())]),
+            BTreeMap::from([("version".into(), "1.59.0".into())]),
+        );
+        t.judged = Some(Judged {
+            window_start: 130,
+            window_end: 430,
+            judged_at: 431,
+            verdict: Verdict::Pass,
+            slos: BTreeMap::new(),
         });
+        h.transitions.push(t);
         h.save(&dir).unwrap();
         let again = History::load(&dir).unwrap();
         assert_eq!(again, h);
@@ -232,6 +317,23 @@ mod tests {
         let samples = &again.transitions[0].judged.as_ref().unwrap().slos["g/s"].samples;
         assert_eq!(samples[0], (1.0, 0.5));
         assert!(samples[1].0 == 2.0 && samples[1].1.is_nan());
+        // Bounded: only the latest windows keep their samples, the evidence stays.
+        let mut newer = h.transitions[0].clone();
+        newer.at = 500;
+        if let Some(j) = newer.judged.as_mut() {
+            j.window_end = 800;
+        }
+        h.transitions.push(newer);
+        assert_eq!(h.drop_old_samples(1), 1);
+        let old = &h.transitions[0].judged.as_ref().unwrap().slos["g/s"];
+        assert!(old.samples.is_empty() && old.evidence.value == Some(1.0));
+        assert_eq!(
+            h.transitions[1].judged.as_ref().unwrap().slos["g/s"]
+                .samples
+                .len(),
+            2
+        );
+        assert_eq!(h.drop_old_samples(1), 0, "nothing left to clear");
         // A torn file is an error, never an empty history.
         std::fs::write(History::path(&dir), b"{\"transitions\": [").unwrap();
         assert!(History::load(&dir).is_err());

@@ -37,6 +37,7 @@
 
 pub mod baseline;
 pub mod budget;
+pub mod chunks;
 pub mod cli;
 pub mod criteria;
 pub mod disruption;

@@ -19,12 +19,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::baseline::Baseline;
+use crate::chunks;
 use crate::disruption;
 use crate::eval::{self, FailedQuery, JudgeSettings, Judging};
 use crate::events::{
-    AgentMetrics, AnnotationFailed, ClockSteppedBack, DisruptionJudged, GroupEvaluated,
-    HistoryRestored, PrometheusAnswered, QueryPurpose, SloEvaluated, SloJudged, SloQueryFailed,
-    SlotAnswered, SpecsReloaded, TransitionDetected, TransitionJudged, WandererUnreadable,
+    AgentMetrics, AnnotationFailed, ChunkJudged, ClockSteppedBack, DisruptionJudged,
+    GroupEvaluated, HistoryRestored, PrometheusAnswered, QueryPurpose, SloEvaluated, SloJudged,
+    SloQueryFailed, SlotAnswered, SpecsReloaded, TransitionDetected, TransitionJudged,
+    WandererUnreadable,
 };
 use crate::grafana::Grafana;
 use crate::history::History;
@@ -98,6 +100,9 @@ pub struct MonitorConfig {
     pub alert_timeouts: Timeouts,
     /// `/healthz` fails after this many of the shortest group interval without an answer.
     pub unhealthy_after: u32,
+    /// Length of the chunks the steady period is judged in after the first window (module
+    /// `chunks`); `None`: only the first window is judged.
+    pub steady_every: Option<std::time::Duration>,
 }
 
 /// The watchdog's limit: `n` times the shortest group interval (1 s without groups).
@@ -227,7 +232,15 @@ pub async fn run<Q: Querier, C: Clock>(
         for i in judgement.judged {
             report_judged(&history, i, cfg.grafana.as_ref(), m).await;
         }
+        if let Some(every) = cfg.steady_every {
+            let chunked = chunks::judge_due(q, &judging, &mut history, now, every).await;
+            failed_queries(&chunked.failed_queries, now, m);
+            for (i, c) in chunked.judged {
+                report_chunk(&history, i, c, cfg.grafana.as_ref(), m).await;
+            }
+        }
         if history.progress() != saved {
+            history.drop_old_samples(crate::history::SAMPLE_WINDOWS);
             saving.changed();
         }
         saving.save_if_due(&history, &cfg.state_dir, clock.now_ms(), out.ready, m);
@@ -415,6 +428,62 @@ async fn report_judged(history: &History, i: usize, grafana: Option<&Grafana>, m
     TransitionJudged {
         transition: t,
         judged: j,
+    }
+    .emit(m);
+}
+
+/// Chunk `c` of the transition at `i` was judged: each SLO whose verdict changed since the
+/// window before it (the first window or the chunk before) is reported and annotated, as a
+/// first window's are, then the chunk.
+async fn report_chunk(
+    history: &History,
+    i: usize,
+    c: usize,
+    grafana: Option<&Grafana>,
+    m: &AgentMetrics,
+) {
+    let t = &history.transitions[i];
+    let chunk = &t.chunks[c];
+    let before = match c.checked_sub(1) {
+        Some(p) => t.chunks.get(p),
+        None => t.judged.as_ref(),
+    };
+    for (k, v) in &chunk.slos {
+        let previous = before
+            .and_then(|b| b.slos.get(k))
+            .map(|p| p.evidence.verdict);
+        if previous == Some(v.evidence.verdict) {
+            continue;
+        }
+        SloJudged {
+            transition: t,
+            verdict: v,
+            previous,
+        }
+        .emit(m);
+        if let Some(g) = grafana
+            && let Err(e) = g
+                .verdict(
+                    t,
+                    chunk.window_end,
+                    k,
+                    v.evidence.verdict,
+                    &v.evidence.reason,
+                )
+                .await
+        {
+            AnnotationFailed {
+                kind: "verdict",
+                generation: t.generation,
+                error: &e,
+            }
+            .emit(m);
+        }
+    }
+    ChunkJudged {
+        transition: t,
+        index: c,
+        chunk,
     }
     .emit(m);
 }

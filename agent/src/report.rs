@@ -44,6 +44,39 @@ fn disruption_text(out: &mut String, d: &Disruption) {
     }
 }
 
+/// The chunks of a transition's steady period as text: a row per chunk, then the SLOs that
+/// did not pass in it.
+fn chunks_text(out: &mut String, t: &crate::history::Transition) {
+    for (n, c) in t.chunks.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  chunk {:<3} {:<13} (window {}..{}, {}s)",
+            n + 1,
+            c.verdict.as_str(),
+            c.window_start,
+            c.window_end,
+            c.window_end - c.window_start
+        );
+        for (k, v) in c
+            .slos
+            .iter()
+            .filter(|(_, v)| v.evidence.verdict != Verdict::Pass)
+        {
+            let e = &v.evidence;
+            let _ = writeln!(
+                out,
+                "    {:<38} {:<13} {:>10} {:>10} {:>10}  {}",
+                k,
+                e.verdict.as_str(),
+                fmt(e.value),
+                fmt(e.baseline),
+                fmt(e.threshold),
+                e.reason
+            );
+        }
+    }
+}
+
 /// A table per transition.
 pub fn text(h: &History) -> String {
     let mut out = String::new();
@@ -66,7 +99,10 @@ pub fn text(h: &History) -> String {
         let _ = writeln!(
             out,
             "  steady verdict: {}  (window {}..{})",
-            j.verdict.as_str().to_uppercase(),
+            t.steady_verdict()
+                .unwrap_or(j.verdict)
+                .as_str()
+                .to_uppercase(),
             j.window_start,
             j.window_end
         );
@@ -91,6 +127,7 @@ pub fn text(h: &History) -> String {
                 e.reason
             );
         }
+        chunks_text(&mut out, t);
     }
     let _ = writeln!(out, "overall: {}", h.overall().as_str().to_uppercase());
     out
@@ -204,9 +241,37 @@ pub fn html(h: &History) -> String {
             );
         }
         out.push_str("</table>");
+        chunks_html(&mut out, t);
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// The chunks of a transition's steady period as an HTML table, a row per chunk with the SLOs
+/// that did not pass in it.
+fn chunks_html(out: &mut String, t: &crate::history::Transition) {
+    if t.chunks.is_empty() {
+        return;
+    }
+    out.push_str("<table class=\"chunks\"><tr><th>chunk</th><th>window</th><th>verdict</th><th>not passed</th></tr>");
+    for (n, c) in t.chunks.iter().enumerate() {
+        let not_passed: Vec<String> = c
+            .slos
+            .iter()
+            .filter(|(_, v)| v.evidence.verdict != Verdict::Pass)
+            .map(|(k, v)| format!("{} ({})", escape(k), escape(&v.evidence.reason)))
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}..{}</td><td class=\"{v}\">{v}</td><td>{}</td></tr>",
+            n + 1,
+            c.window_start,
+            c.window_end,
+            not_passed.join("<br>"),
+            v = c.verdict.as_str()
+        );
+    }
+    out.push_str("</table>");
 }
 
 /// The disruption window of a transition as an HTML table, one number per SLO.

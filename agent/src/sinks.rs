@@ -235,9 +235,11 @@ pub fn current_alerts(transitions: &[Transition], now: &str) -> Vec<serde_json::
             .disruption
             .iter()
             .flat_map(|d| d.slos.iter().map(|kv| (kv, SloWindow::Disruption)));
+        // The first steady window, then its chunks: the latest chunk's verdict is the current one.
         let steady = t
             .judged
             .iter()
+            .chain(&t.chunks)
             .flat_map(|j| j.slos.iter().map(|kv| (kv, SloWindow::Steady)));
         for ((k, v), window) in disruption.chain(steady) {
             latest.insert(k.clone(), (t, v));

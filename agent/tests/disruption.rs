@@ -208,16 +208,12 @@ async fn prometheus_with_timeline(dir: &Path, t0: i64) -> Prometheus {
 fn history(t0: i64) -> History {
     let mut h = History::default();
     for (generation, _, live) in TRANSITIONS {
-        h.transitions.push(Transition {
+        h.transitions.push(Transition::new(
             generation,
-            at: t0 + live,
-            from: BTreeMap::new(),
-            to: BTreeMap::new(),
-            judged: None,
-            partial: BTreeMap::new(),
-            groups_done: BTreeSet::new(),
-            disruption: None,
-        });
+            t0 + live,
+            BTreeMap::new(),
+            BTreeMap::new(),
+        ));
     }
     h
 }

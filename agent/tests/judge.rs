@@ -127,6 +127,7 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         reload: None,
         alert_timeouts: upsoak_agent::http::Timeouts::SINK,
         unhealthy_after: upsoak_agent::monitor::DEFAULT_UNHEALTHY_AFTER,
+        steady_every: None,
     };
     let metrics = AgentMetrics::default();
     let agent = spawn_monitor(cfg, prom.url(), &metrics, &Health::new(), &stop);
@@ -251,6 +252,7 @@ fn up_is_one(dir: &Path, inbox: upsoak_agent::webhook::Inbox) -> MonitorConfig {
         reload: None,
         alert_timeouts: upsoak_agent::http::Timeouts::SINK,
         unhealthy_after: upsoak_agent::monitor::DEFAULT_UNHEALTHY_AFTER,
+        steady_every: None,
     }
 }
 

@@ -43,6 +43,9 @@ pub struct Soak {
     /// relabelling, the default `rules/slos.yaml` ([`conventions`]); the agent judges at
     /// `interval_s` steps.
     pub conventions: bool,
+    /// The agent's `--steady-every`: chunks of the steady period after the first window;
+    /// `None`: the agent's default (1 h, beyond any short soak).
+    pub steady_every_s: Option<u64>,
 }
 
 impl Default for Soak {
@@ -56,6 +59,7 @@ impl Default for Soak {
             allocation_rate: 8.0,
             disruption: false,
             conventions: false,
+            steady_every_s: None,
         }
     }
 }
@@ -400,6 +404,9 @@ impl Stack {
         if s.conventions {
             // The default specs evaluate every 15 s; a short soak judges at its own step.
             cmd.args(["--step", &format!("{}s", s.interval_s)]);
+        }
+        if let Some(e) = s.steady_every_s {
+            cmd.args(["--steady-every", &format!("{e}s")]);
         }
         if let Some(m) = max_transitions {
             cmd.args(["--max-transitions", &m.to_string()]);

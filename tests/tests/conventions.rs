@@ -30,6 +30,7 @@ async fn the_default_slos_judge_a_stack_scraped_like_kube_prometheus_stack() {
         allocation_rate: 12.0,
         conventions: true,
         disruption: false,
+        steady_every_s: None,
     };
     let s = soak("conventions", cfg.clone(), None).await;
     let baseline: serde_json::Value =
@@ -110,6 +111,7 @@ fn bench_soak(faults: String, period_s: u64, judge_s: u64) -> Soak {
         allocation_rate: 12.0,
         conventions: true,
         disruption: false,
+        steady_every_s: None,
     }
 }
 

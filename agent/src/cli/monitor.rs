@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// Length of the judged window.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub judge_window: Duration,
+    /// After the first judged window, the steady period until the next transition is judged in
+    /// consecutive chunks of this length, each a verdict row of the transition; `0s`: only
+    /// the first window is judged.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub steady_every: Duration,
     /// Query resolution of every group's judged window [default: each group's `interval`,
     /// the slot it is evaluated on].
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -395,6 +400,7 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         reload: Some(reload),
         alert_timeouts: sink_timeouts,
         unhealthy_after: o.unhealthy_after,
+        steady_every: (!o.steady_every.is_zero()).then_some(o.steady_every),
     };
     let outputs = Outputs {
         metrics: &metrics,

@@ -82,6 +82,11 @@ impl AgentMetrics {
             self.disruption_judged.clone(),
         );
         r.register(
+            "upsoak_agent_steady_chunks_judged",
+            "Chunks of the steady period after a transition's first window judged, by verdict",
+            self.chunks_judged.clone(),
+        );
+        r.register(
             "upsoak_agent_alerts_sent",
             "Alerts accepted by Alertmanager",
             self.alerts_sent.clone(),

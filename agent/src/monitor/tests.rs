@@ -212,6 +212,7 @@ fn config(specs: &str, dir: &Path) -> MonitorConfig {
         reload: None,
         alert_timeouts: crate::http::Timeouts::SINK,
         unhealthy_after: DEFAULT_UNHEALTHY_AFTER,
+        steady_every: None,
     }
 }
 
@@ -605,6 +606,65 @@ async fn the_disruption_window_is_judged_at_the_settle_end_and_annotated_from_th
         region("disruption"),
         Some(((t0 + 1) * 1000, (t0 + 5) * 1000))
     );
+}
+
+#[tokio::test]
+async fn the_steady_period_is_judged_in_chunks_until_the_next_transition() {
+    let dir = StateDir::new("chunks");
+    let stop = CancellationToken::new();
+    let clock = ScriptClock::new(130, &stop);
+    // 2 goes live at 10 s: first window [12, 17]; chunks of 20 s from 17 s; latency breaks the
+    // objective from 60 s to 80 s only (the mean of [77, 97] is back within it); 3 goes live at
+    // 100 s and cuts the steady period.
+    let q = FakePrometheus::on(&clock)
+        .wanderer(0, 1, "1.58.0")
+        .wanderer(10, 2, "1.59.0")
+        .wanderer(100, 3, "1.60.0")
+        .with("lat", 0, 0.125)
+        .with("lat", 60, 0.5)
+        .with("lat", 80, 0.125);
+    let mut cfg = config(LATENCY, &dir.0);
+    cfg.steady_every = Some(Duration::from_secs(20));
+    let (h, shown, _) = run_to_end(cfg, &q, &clock).await;
+    let t = &h.transitions[0];
+    let s0 = T0 / 1000;
+    let windows: Vec<(i64, i64, Verdict)> = t
+        .chunks
+        .iter()
+        .map(|c| (c.window_start - s0, c.window_end - s0, c.verdict))
+        .collect();
+    // [97, 100] is shorter than a judge window: left unjudged, and the period is closed.
+    assert_eq!(
+        windows,
+        vec![
+            (17, 37, Verdict::Pass),
+            (37, 57, Verdict::Pass),
+            (57, 77, Verdict::Fail),
+            (77, 97, Verdict::Pass),
+        ]
+    );
+    assert!(t.steady_closed);
+    assert_eq!(t.judged.as_ref().map(|j| j.verdict), Some(Verdict::Pass));
+    assert_eq!(t.steady_verdict(), Some(Verdict::Fail), "the worst chunk");
+    assert_eq!(h.overall(), Verdict::Fail);
+    // The next transition's chunks start after its own first window.
+    assert!(
+        h.transitions[1]
+            .chunks
+            .iter()
+            .all(|c| c.window_start >= s0 + 107)
+    );
+    assert_eq!(
+        sample(
+            &shown,
+            "upsoak_agent_steady_chunks_judged_total{verdict=\"fail\"}"
+        ),
+        Some(1.0),
+        "{shown}"
+    );
+    // Restarted from its state, the agent judges no chunk twice.
+    let saved = History::load(&dir.0).unwrap();
+    assert_eq!(saved, h);
 }
 
 mod runtime;
