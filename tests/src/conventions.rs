@@ -8,6 +8,8 @@
 //!   `agones-allocator-metrics-service` (Agones `install/helm/agones/templates/service.yaml`,
 //!   `service/allocation.yaml`); the sidecar and the agent as `upsoak-chaos` and `upsoak-agent`,
 //!   the Services of deploy/base. These are the defaults of `vars:` in rules/slos.yaml.
+//! - Scrapes every second, so `vars.scraped_within` (how recent a job's `up` must be for its
+//!   SLOs to have data) is set to 10 s, the only change to the default specs.
 //! - Relabelling: prometheus-operator sets the target labels `namespace`, `service`, `pod`
 //!   and `endpoint` on every target, and Agones' ServiceMonitor adds `kubernetes_namespace` and
 //!   `kubernetes_pod_name` (`templates/service-monitor.yaml`). With `honor_labels: false` (the
@@ -60,10 +62,25 @@ pub fn prometheus_config(sim: &str, chaos_port: u16, agent_port: u16, agones: bo
     s
 }
 
-/// The default SLO specs, as shipped.
+/// `vars.scraped_within` as shipped (three of the 30 s scrapes of Agones' ServiceMonitor) and
+/// as this stack sets it: about three of its 1 s scrapes, with room for a loaded machine.
+pub const SCRAPED_WITHIN: (&str, &str) = ("scraped_within: 90s", "scraped_within: 10s");
+
+/// Seconds of [`SCRAPED_WITHIN`] as set here: a job not scraped for this long has no data.
+pub const SCRAPED_WITHIN_S: i64 = 10;
+
+/// The default SLO specs as shipped, with one of the user's `vars` set for this stack, as the
+/// file asks a user to: [`SCRAPED_WITHIN`].
 pub fn default_slos() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/slos.yaml");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (shipped, here) = SCRAPED_WITHIN;
+    assert!(
+        text.contains(&format!("  {shipped}\n")),
+        "{}: no `{shipped}` in vars",
+        path.display()
+    );
+    text.replace(shipped, here)
 }
 
 /// The SLOs of the default specs that read Agones' scraped metrics (not the agent's probes,
