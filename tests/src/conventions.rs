@@ -8,8 +8,10 @@
 //!   `agones-allocator-metrics-service` (Agones `install/helm/agones/templates/service.yaml`,
 //!   `service/allocation.yaml`); the sidecar and the agent as `upsoak-chaos` and `upsoak-agent`,
 //!   the Services of deploy/base. These are the defaults of `vars:` in rules/slos.yaml.
-//! - Scrapes every second, so `vars.scraped_within` (how recent a job's `up` must be for its
-//!   SLOs to have data) is set to 10 s, the only change to the default specs.
+//! - Scrapes every second and a baseline half a minute after start, so two `vars` of the
+//!   default specs are set for this stack: `scraped_within` (how recent a job's `up` must be
+//!   for its SLOs to have data) to 10 s, `warmup_seconds` (a process's warm-up left out of its
+//!   memory and CPU) to 10 s. Nothing else changes.
 //! - Relabelling: prometheus-operator sets the target labels `namespace`, `service`, `pod`
 //!   and `endpoint` on every target, and Agones' ServiceMonitor adds `kubernetes_namespace` and
 //!   `kubernetes_pod_name` (`templates/service-monitor.yaml`). With `honor_labels: false` (the
@@ -69,18 +71,25 @@ pub const SCRAPED_WITHIN: (&str, &str) = ("scraped_within: 90s", "scraped_within
 /// Seconds of [`SCRAPED_WITHIN`] as set here: a job not scraped for this long has no data.
 pub const SCRAPED_WITHIN_S: i64 = 10;
 
-/// The default SLO specs as shipped, with one of the user's `vars` set for this stack, as the
-/// file asks a user to: [`SCRAPED_WITHIN`].
+/// `vars.warmup_seconds` as shipped (2 minutes after a process starts) and as set here: the
+/// baseline is recorded half a minute after the simulator started, and it never restarts.
+pub const WARMUP: (&str, &str) = ("warmup_seconds: 120", "warmup_seconds: 10");
+
+/// The default SLO specs as shipped, with the user's `vars` that depend on the stack's timing
+/// set for this one, as the file asks a user to: [`SCRAPED_WITHIN`], [`WARMUP`].
 pub fn default_slos() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/slos.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (shipped, here) = SCRAPED_WITHIN;
-    assert!(
-        text.contains(&format!("  {shipped}\n")),
-        "{}: no `{shipped}` in vars",
-        path.display()
-    );
-    text.replace(shipped, here)
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for (shipped, here) in [SCRAPED_WITHIN, WARMUP] {
+        assert!(
+            text.contains(&format!("  {shipped}\n")),
+            "{}: no `{shipped}` in vars",
+            path.display()
+        );
+        text = text.replace(shipped, here);
+    }
+    text
 }
 
 /// The SLOs of the default specs that read Agones' scraped metrics (not the agent's probes,
