@@ -64,8 +64,9 @@ e2e: deps
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run -p upsoak-tests --locked --no-fail-fast --test-threads 1
 
-## bench-detection: detection quality for BENCHMARKS.md (about 25 minutes): false fails over
-## 50 clean transitions, detection latency per fault kind.
+## bench-detection: detection quality for BENCHMARKS.md (about 35 minutes): false fails over
+## 30 clean transitions judged in both windows, detection latency per fault kind (the five
+## steady-state faults and the three upgrade-time ones).
 bench-detection: deps
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run -p upsoak-tests --locked --test detection --run-ignored only --test-threads 1 --no-capture

@@ -442,8 +442,15 @@ async fn empty_selectors<Q: Querier>(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for sel in crate::vars::selectors(expr) {
+        // A range selector asks for a sample within its range (a job whose scrape stopped
+        // still answers a bare selector for the 5-minute lookback).
+        let probe = if crate::vars::is_range(&sel) {
+            format!("count(last_over_time({sel}))")
+        } else {
+            format!("count({sel})")
+        };
         let found = q
-            .range(&format!("count({sel})"), start, end, step)
+            .range(&probe, start, end, step)
             .await
             .map(|s| s.iter().any(|(_, v)| v.is_finite()));
         if matches!(found, Ok(false)) {

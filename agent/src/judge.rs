@@ -15,7 +15,7 @@
 //! | 5 | enough | holds or none | set, baseline missing or under `min_samples` | – | objective set: pass on it, the reason says the baseline was not judged; none: inconclusive |
 //! | 6 | enough | holds or none | violated | yes | **fail** |
 //! | 7 | enough | holds or none | violated | no | warn (too small a change to tell from noise) |
-//! | 8 | enough | holds or none | holds or none | yes | warn (a real shift, still within the threshold) |
+//! | 8 | enough | holds or none | holds or none | yes | warn (a real shift, still within the threshold), if it used at least [`WARN_SHARE`] of the margin to a baseline criterion's threshold; else pass |
 //! | 9 | enough | holds or none | holds or none | no | pass |
 //!
 //! Row 7 has one exception: when neither side varies (both windows flat, as a gauge often is),
@@ -30,6 +30,23 @@ use crate::stats;
 
 /// Significance level of the Mann–Whitney test.
 pub const DEFAULT_ALPHA: f64 = 0.05;
+
+/// Row 8 warns only for a shift that used at least this share of the margin between the
+/// baseline and the criterion's threshold. A criterion states how much change is tolerable
+/// (an absolute quarter core, +50 %); a shift the test can tell from noise but that spent less
+/// than half of that allowance is what transitions do (a restarted process's CPU), not a
+/// finding, and a warn nobody should read teaches people to ignore warns.
+pub const WARN_SHARE: f64 = 0.5;
+
+/// The share of the margin from `baseline` to `threshold` that `value` used (0 at the
+/// baseline, 1 at the threshold); infinite for a zero margin, so any shift then warns.
+fn margin_used(value: f64, baseline: f64, threshold: f64) -> f64 {
+    let margin = (threshold - baseline).abs();
+    if margin == 0.0 || !margin.is_finite() {
+        return f64::INFINITY;
+    }
+    (value - baseline).abs() / margin
+}
 
 /// What a window was judged on, and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -179,6 +196,13 @@ pub fn judge(
                 (false, false) => (
                     Verdict::Warn,
                     format!("breaks, but the shift is not significant: {against}"),
+                ),
+                (true, true) if margin_used(value, b, check.threshold) < WARN_SHARE => (
+                    Verdict::Pass,
+                    format!(
+                        "within: {against}; a significant shift, but of {:.0} % of the margin to the threshold",
+                        100.0 * margin_used(value, b, check.threshold)
+                    ),
                 ),
                 (true, true) => (
                     Verdict::Warn,
@@ -447,12 +471,21 @@ mod tests {
                 Some(overlapping_base.to_vec()),
                 Verdict::Warn,
             ),
+            // A real shift that spent 70 % of the margin to the threshold warns ...
+            (
+                8,
+                &lat,
+                Some(noisy(0.114, 30)),
+                Some(base.to_vec()),
+                Verdict::Warn,
+            ),
+            // ... one that spent 20 % of it (however significant) passes.
             (
                 8,
                 &lat,
                 Some(noisy(0.104, 30)),
                 Some(base.to_vec()),
-                Verdict::Warn,
+                Verdict::Pass,
             ),
             (
                 8,
@@ -648,11 +681,12 @@ mod tests {
             DEFAULT_ALPHA,
         );
         assert_eq!(e.verdict, Verdict::Fail, "{e:?}");
-        // `either`: a significant shift down warns even though the criterion is `<=`.
+        // `either`: a significant shift down (of 75 % of the margin) warns even though the
+        // criterion is `<=`.
         let either = slo("baseline: \"<= +20%\", direction: either");
         let e = judge(
             &either,
-            Window::Samples(&noisy(0.09, 30)),
+            Window::Samples(&noisy(0.085, 30)),
             Some(&noisy(0.1, 30)),
             DEFAULT_ALPHA,
         );

@@ -50,11 +50,15 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String,
     }
 }
 
-/// Every vector selector of `expr` as PromQL text (e.g. `up{job="x"}`), in order, each once:
-/// what a no-data verdict names when it says which selector found nothing.
+/// Every selector of `expr` as PromQL text, in order, each once: what a no-data verdict names
+/// when it says which selector found nothing. A vector selector as written (`up{job="x"}`), a
+/// range selector with its range (`up{job="x"}[90s]`, see [`is_range`]): a range asks for a
+/// sample within it, and a series whose scrape stopped keeps answering a bare selector for
+/// Prometheus' 5-minute lookback but not a short range. In an expression with `${window}`
+/// every selector is given as a vector selector (the window's length is not known here).
 pub fn selectors(expr: &str) -> Vec<String> {
     use promql_parser::parser::Expr;
-    fn walk(e: &Expr, out: &mut Vec<String>) {
+    fn walk(e: &Expr, ranges: bool, out: &mut Vec<String>) {
         match e {
             Expr::VectorSelector(v) => {
                 let s = v.to_string();
@@ -62,26 +66,38 @@ pub fn selectors(expr: &str) -> Vec<String> {
                     out.push(s);
                 }
             }
-            Expr::MatrixSelector(m) => walk(&Expr::VectorSelector(m.vs.clone()), out),
-            Expr::Aggregate(a) => walk(&a.expr, out),
-            Expr::Unary(u) => walk(&u.expr, out),
-            Expr::Binary(b) => {
-                walk(&b.lhs, out);
-                walk(&b.rhs, out);
+            Expr::MatrixSelector(m) if ranges => {
+                let s = m.to_string();
+                if !out.contains(&s) {
+                    out.push(s);
+                }
             }
-            Expr::Paren(p) => walk(&p.expr, out),
-            Expr::Subquery(s) => walk(&s.expr, out),
-            Expr::Call(c) => c.args.args.iter().for_each(|a| walk(a, out)),
+            Expr::MatrixSelector(m) => walk(&Expr::VectorSelector(m.vs.clone()), ranges, out),
+            Expr::Aggregate(a) => walk(&a.expr, ranges, out),
+            Expr::Unary(u) => walk(&u.expr, ranges, out),
+            Expr::Binary(b) => {
+                walk(&b.lhs, ranges, out);
+                walk(&b.rhs, ranges, out);
+            }
+            Expr::Paren(p) => walk(&p.expr, ranges, out),
+            Expr::Subquery(s) => walk(&s.expr, ranges, out),
+            Expr::Call(c) => c.args.args.iter().for_each(|a| walk(a, ranges, out)),
             Expr::Extension(_) | Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
         }
     }
+    let with_ranges = !expr.contains("${window}");
     let mut out = Vec::new();
     if let Ok(e) = promql_parser::parser::parse(
         &expr.replace("${window}", crate::spec::WINDOW_PLACEHOLDER_CHECK),
     ) {
-        walk(&e, &mut out);
+        walk(&e, with_ranges, &mut out);
     }
     out
+}
+
+/// True for a range selector of [`selectors`] (`x[90s]`): a vector selector never ends in `]`.
+pub fn is_range(selector: &str) -> bool {
+    selector.ends_with(']')
 }
 
 /// What a YAML value is, for errors.

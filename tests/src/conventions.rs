@@ -8,6 +8,10 @@
 //!   `agones-allocator-metrics-service` (Agones `install/helm/agones/templates/service.yaml`,
 //!   `service/allocation.yaml`); the sidecar and the agent as `upsoak-chaos` and `upsoak-agent`,
 //!   the Services of deploy/base. These are the defaults of `vars:` in rules/slos.yaml.
+//! - Scrapes every second and a baseline half a minute after start, so two `vars` of the
+//!   default specs are set for this stack: `scraped_within` (how recent a job's `up` must be
+//!   for its SLOs to have data) to 10 s, `warmup_seconds` (a process's warm-up left out of its
+//!   memory and CPU) to 10 s. Nothing else changes.
 //! - Relabelling: prometheus-operator sets the target labels `namespace`, `service`, `pod`
 //!   and `endpoint` on every target, and Agones' ServiceMonitor adds `kubernetes_namespace` and
 //!   `kubernetes_pod_name` (`templates/service-monitor.yaml`). With `honor_labels: false` (the
@@ -60,10 +64,32 @@ pub fn prometheus_config(sim: &str, chaos_port: u16, agent_port: u16, agones: bo
     s
 }
 
-/// The default SLO specs, as shipped.
+/// `vars.scraped_within` as shipped (three of the 30 s scrapes of Agones' ServiceMonitor) and
+/// as this stack sets it: about three of its 1 s scrapes, with room for a loaded machine.
+pub const SCRAPED_WITHIN: (&str, &str) = ("scraped_within: 90s", "scraped_within: 10s");
+
+/// Seconds of [`SCRAPED_WITHIN`] as set here: a job not scraped for this long has no data.
+pub const SCRAPED_WITHIN_S: i64 = 10;
+
+/// `vars.warmup_seconds` as shipped (2 minutes after a process starts) and as set here: the
+/// baseline is recorded half a minute after the simulator started, and it never restarts.
+pub const WARMUP: (&str, &str) = ("warmup_seconds: 120", "warmup_seconds: 10");
+
+/// The default SLO specs as shipped, with the user's `vars` that depend on the stack's timing
+/// set for this one, as the file asks a user to: [`SCRAPED_WITHIN`], [`WARMUP`].
 pub fn default_slos() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/slos.yaml");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for (shipped, here) in [SCRAPED_WITHIN, WARMUP] {
+        assert!(
+            text.contains(&format!("  {shipped}\n")),
+            "{}: no `{shipped}` in vars",
+            path.display()
+        );
+        text = text.replace(shipped, here);
+    }
+    text
 }
 
 /// The SLOs of the default specs that read Agones' scraped metrics (not the agent's probes,

@@ -1,14 +1,17 @@
 //! The default `rules/slos.yaml` judging a stack scraped under kube-prometheus-stack's
 //! conventions (Agones' ServiceMonitor job names, `exported_namespace`; see
 //! `upsoak_tests::conventions`): it records a baseline, a 2 % allocation failure brought by
-//! 1.59.0 fails its transition through the error budget, and the clean transition back does not
-//! fail. About three minutes. (Stopping the Agones scrape by a Prometheus reload is not checked
-//! here yet: in a first try the transition after the reload still saw Agones' series; see the
-//! issue note.)
+//! 1.59.0 fails its transition through the error budget, the clean transition back does not
+//! fail, and once Prometheus stops scraping Agones (a reload without Agones' jobs, as when
+//! kube-prometheus-stack stops selecting its ServiceMonitor) the Agones SLOs are inconclusive,
+//! never pass, and name the `up` selector that found nothing. Prometheus writes no staleness
+//! markers for a job dropped from its configuration, so its last samples answer a bare
+//! selector for 5 minutes; the default SLOs ask for an `up` sample within
+//! `vars.scraped_within`. About four minutes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use upsoak_testkit::eventually;
-
+use upsoak_tests::conventions::{SCRAPED_AGONES_SLOS, SCRAPED_WITHIN_S, prometheus_config};
 use upsoak_tests::{Soak, fault_on_1_59, slos_with, soak, summary, verdict, version};
 
 /// The evidence of `slo` (`group/name`) in a judged transition.
@@ -57,12 +60,12 @@ async fn the_default_slos_judge_a_stack_scraped_like_kube_prometheus_stack() {
             let j = s.judged();
             let i = j.iter().position(|t| version(t, "to") == "1.59.0")?;
             let back = j[i + 1..].first()?.clone();
-            Some((j[i].clone(), back))
+            Some((j[i].clone(), back, j.len()))
         },
     )
     .await
     .unwrap_or_else(|e| panic!("a faulty and a clean transition judged: {e}\n{}", s.logs()));
-    let (faulty, clean) = (&pair.0, &pair.1);
+    let (faulty, clean, seen) = (&pair.0, &pair.1, pair.2);
     assert_eq!(version(clean, "to"), "1.58.0", "{}", summary(clean));
     // The fault comes in: the error budget burns, against a baseline without failures.
     assert_eq!(verdict(faulty), "fail", "{}", summary(faulty));
@@ -90,6 +93,57 @@ async fn the_default_slos_judge_a_stack_scraped_like_kube_prometheus_stack() {
             );
         }
     }
+
+    // kube-prometheus-stack stops selecting Agones' ServiceMonitor: no Agones job any more.
+    let sim = s.sim_url.trim_start_matches("http://").to_owned();
+    let config = prometheus_config(&sim, s.chaos_port, s.agent_port, false);
+    s.prom.as_ref().unwrap().reload(&config).await;
+    let reloaded = upsoak_testkit::unix_now() as i64;
+    // The Agones jobs' last `up` samples still answer a bare selector (no staleness markers for
+    // a job that left the configuration): the series is there, only old.
+    let stale = s
+        .query("count(up{job=\"agones-controller-metrics-service\"})")
+        .await;
+    println!("up of the dropped job right after the reload: {stale:?}");
+    // The first transition whose judged window opened once the last scrape was older than
+    // `scraped_within` (one more second for the scrape in flight).
+    let blind = eventually(
+        std::time::Duration::from_secs(3 * (cfg.period_s + 10)),
+        std::time::Duration::from_millis(500),
+        || async {
+            s.judged().into_iter().skip(seen).find(|t| {
+                t["judged"]["window_start"].as_i64().unwrap_or(0) > reloaded + SCRAPED_WITHIN_S + 1
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "a transition judged without Agones' scrape: {e}\n{}",
+            s.logs()
+        )
+    });
+    let blind = &blind;
+    for k in SCRAPED_AGONES_SLOS {
+        let e = evidence(blind, k);
+        assert_eq!(e["verdict"], "inconclusive", "{k}: {}", summary(blind));
+    }
+    let why = evidence(blind, "control-plane/controller-scraped")["reason"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        why.contains(&format!(
+            "nothing matched `up{{job=\"agones-controller-metrics-service\"}}[{SCRAPED_WITHIN_S}s]`"
+        )),
+        "{why}"
+    );
+    // upsoak's own jobs are still scraped: their SLOs still judge.
+    assert_eq!(
+        evidence(blind, "control-plane/upsoak-scraped")["verdict"],
+        "pass",
+        "{}",
+        summary(blind)
+    );
 }
 
 fn count(var: &str, default: usize) -> usize {
