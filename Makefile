@@ -4,7 +4,7 @@ CARGO ?= cargo
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 DEMO_DURATION ?= 180
 
-.PHONY: test e2e bench-detection bench-conventions demo deps fmt clippy unit build release clean rules-check deploy-check
+.PHONY: test e2e bench-detection bench-conventions demo deps fmt clippy unit build release clean rules-check deploy-check conformance-venv
 
 ## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
 deps:
@@ -51,16 +51,25 @@ $(DEPLOY_VENV)/.installed: deploy/requirements.txt
 deploy-check: $(DEPLOY_VENV)/.installed
 	PYTHON=$(DEPLOY_VENV)/bin/python ./deploy/check.sh
 
+## conformance-venv: Python's official `kubernetes` client, pinned, for the API conformance test
+## (tests/tests/conformance.rs drives the simulator with it beside kube-rs and kubectl).
+CONFORMANCE_VENV := target/conformance-venv
+$(CONFORMANCE_VENV)/.installed: tests/conformance/requirements.txt
+	python3 -m venv $(CONFORMANCE_VENV)
+	$(CONFORMANCE_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
+	touch $@
+conformance-venv: $(CONFORMANCE_VENV)/.installed
+
 ## test: formatting, lints, promtool on the rules, then every test (unit, kube-rs, kubectl,
 ## real Prometheus and Alertmanager) with --locked; then the end-to-end soaks (tests/), one at
 ## a time and alone, so that no soak judges another's load as a regression.
-test: deps fmt clippy rules-check deploy-check
+test: deps fmt clippy rules-check deploy-check conformance-venv
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run --workspace --locked --no-fail-fast --exclude upsoak-tests
 	$(CARGO) nextest run -p upsoak-tests --locked --no-fail-fast --test-threads 1
 
 ## e2e: only the end-to-end soaks (about 15 minutes).
-e2e: deps
+e2e: deps conformance-venv
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run -p upsoak-tests --locked --no-fail-fast --test-threads 1
 

@@ -102,7 +102,8 @@ pub struct FleetStatus {
     /// Allocations from this Fleet since it was created (Agones 1.59+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocations: Option<i64>,
-    /// The label selector the scale subresource reports.
+    /// The CRD's `labelSelectorPath` target. Agones never sets it (`pkg/apis/agones/v1/fleet.go`),
+    /// so it is read when present and never written by the simulator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<String>,
 }

@@ -149,6 +149,26 @@ impl ApiError {
         }
     }
 
+    /// 422 for a patch's query options the API server refuses (`PatchOptions.meta.k8s.io`),
+    /// e.g. an apply without `fieldManager` (k8s.io/apimachinery
+    /// `pkg/apis/meta/v1/validation/validation.go`, `ValidatePatchOptions`, returned by
+    /// k8s.io/apiserver `pkg/endpoints/handlers/patch.go` as `errors.NewInvalid`).
+    pub fn invalid_patch_options(field: &str, message: &str) -> Self {
+        ApiError {
+            kind: Some("PatchOptions".to_owned()),
+            name: Some(String::new()),
+            causes: vec![Cause {
+                field: field.to_owned(),
+                message: message.to_owned(),
+            }],
+            ..ApiError::new(
+                422,
+                "Invalid",
+                format!("PatchOptions.meta.k8s.io \"\" is invalid: {field}: {message}"),
+            )
+        }
+    }
+
     /// 405 for a verb the resource does not support.
     pub fn method_not_allowed(what: &str) -> Self {
         ApiError::new(

@@ -7,9 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use upsoak_agones::Fleet;
 
-use super::request::{PatchType, decode_value, parse_body, patch_type, patched};
+use super::request::{
+    PatchType, check_patch_options, decode_value, parse_body, patch_type, patched,
+};
 use super::table::fleet_row;
-use super::{ApiResult, ApiState, Served, json_response, ok};
+use super::{ApiResult, ApiState, Params, Served, json_response, ok};
 use crate::selector::Selector;
 use crate::status::{ApiError, Cause};
 use crate::world::World;
@@ -65,9 +67,11 @@ pub(super) async fn patch_fleet(
     State(s): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
     h: HeaderMap,
+    p: Params,
     body: Bytes,
 ) -> ApiResult {
     let pt = patch_type(&h)?;
+    check_patch_options(&pt, &p.0)?;
     for _ in 0..PATCH_ATTEMPTS {
         let current = match s.lock()?.get_fleet(&ns, &name) {
             Ok(f) => Some(f),
@@ -113,15 +117,22 @@ pub(super) async fn delete_fleet(
 
 // ----- scale subresource -----
 
+/// The Fleet as a `Scale`. The CRD's `labelSelectorPath` is `.status.labelSelector`, which
+/// Agones never sets (`pkg/apis/agones/v1/fleet.go`, `FleetStatus` has no such field), so the
+/// API server answers without a selector (k8s.io/apiextensions-apiserver
+/// `pkg/registry/customresource/etcd.go`, `scaleFromCustomResource`; `selector` is `omitempty`).
 pub(super) fn scale_of(f: &Fleet) -> Value {
     let st = f.status.clone().unwrap_or_default();
+    let mut status = json!({"replicas": st.replicas});
+    if let Some(sel) = st.label_selector.filter(|s| !s.is_empty()) {
+        status["selector"] = json!(sel);
+    }
     json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {"name": f.metadata.name, "namespace": f.metadata.namespace,
             "uid": f.metadata.uid, "resourceVersion": f.metadata.resource_version,
             "creationTimestamp": f.metadata.creation_timestamp},
         "spec": {"replicas": f.spec.replicas},
-        "status": {"replicas": st.replicas,
-            "selector": st.label_selector.unwrap_or_default()}})
+        "status": status})
 }
 
 pub(super) async fn get_scale(
@@ -178,9 +189,11 @@ pub(super) async fn patch_scale(
     State(s): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
     h: HeaderMap,
+    p: Params,
     body: Bytes,
 ) -> ApiResult {
     let pt = patch_type(&h)?;
+    check_patch_options(&pt, &p.0)?;
     for _ in 0..PATCH_ATTEMPTS {
         let current = scale_of(&s.lock()?.get_fleet(&ns, &name)?);
         let rv = current.pointer("/metadata/resourceVersion").cloned();

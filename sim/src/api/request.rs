@@ -139,6 +139,30 @@ pub(super) fn patch_type(h: &HeaderMap) -> Result<PatchType, ApiError> {
     }
 }
 
+/// Checks a patch's query options as the API server does before it looks the object up: an
+/// apply needs a `fieldManager`; `force` is only for apply (k8s.io/apimachinery
+/// `pkg/apis/meta/v1/validation/validation.go`, `ValidatePatchOptions`).
+pub(super) fn check_patch_options(
+    pt: &PatchType,
+    p: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    match pt {
+        PatchType::Apply if p.get("fieldManager").is_none_or(String::is_empty) => {
+            Err(ApiError::invalid_patch_options(
+                "fieldManager",
+                "Required value: is required for apply patch",
+            ))
+        }
+        PatchType::Merge | PatchType::Json if p.contains_key("force") => {
+            Err(ApiError::invalid_patch_options(
+                "force",
+                "Forbidden: may not be specified for non-apply patch",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Applies a patch body to a copy of an object on a blocking thread, so neither the world's
 /// lock nor an async worker waits on a large or hostile patch.
 pub(super) async fn patched(

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rand::RngExt;
-use upsoak_agones::{FLEET_LABEL, Fleet, FleetStatus, GameServerState};
+use upsoak_agones::{Fleet, FleetStatus, GameServerState};
 
 use crate::events;
 use crate::selector::Selector;
@@ -62,10 +62,8 @@ impl World {
         m.creation_timestamp = Some(now_ts());
         fleet.api_version = "agones.dev/v1".to_owned();
         fleet.kind = "Fleet".to_owned();
-        fleet.status = Some(FleetStatus {
-            label_selector: Some(format!("{FLEET_LABEL}={name}")),
-            ..FleetStatus::default()
-        });
+        // No `status.labelSelector`: Agones' FleetStatus has none (`pkg/apis/agones/v1/fleet.go`).
+        fleet.status = Some(FleetStatus::default());
         self.emit("ADDED", fleet.clone());
         self.dirty.insert(key.clone());
         let pool = self.alloc.pools.pool(&key);
@@ -380,7 +378,7 @@ impl World {
             reserved_replicas: c.get(GameServerState::Reserved),
             allocated_replicas: c.get(GameServerState::Allocated),
             allocations: Some(rec.allocations),
-            label_selector: Some(format!("{FLEET_LABEL}={}", key.1)),
+            label_selector: None,
         };
         if rec.obj.status.as_ref() == Some(&st) {
             return;
