@@ -71,6 +71,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Checks, before a soak, what it needs, and prints each check as PASS, FAIL or SKIP with
+    /// a hint: `helm` (found, its version; with the helm applier), `release` (installed,
+    /// settled, its version in the space), `kubernetes` (`/version` in the range of at least
+    /// two releases), `permissions` (SelfSubjectAccessReview of each the Producer and Wanderer
+    /// use), `fleets` (the Producer's exist with Ready servers), `allocation` (one server
+    /// allocated answers GAMESERVER and is released after EXIT).
+    ///
+    /// Exit codes: 0 every check passed, 1 some failed (named on stderr), 2 bad configuration.
+    Preflight {
+        /// YAML configuration, as for `run`.
+        #[arg(long, env = "UPSOAK_CONFIG")]
+        config: PathBuf,
+        /// Longest each check may take.
+        #[arg(long, default_value = "30s", value_parser = humantime_serde::re::humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Runs the sidecar: /metrics, /healthz, /readyz on `listen`, the Wanderer and the Producer.
     ///
     /// Exit codes: 0 stopped by a signal or after `max_steps`, 2 bad configuration, 4 runtime
@@ -114,6 +130,12 @@ impl Args {
                     format == Format::Json,
                 )?,
             ),
+            Command::Preflight { config, timeout } => {
+                let cfg = SidecarConfig::load(&config)?;
+                let report = crate::preflight::run(&cfg, timeout).await?;
+                emit(out, &report.render())?;
+                crate::preflight::verdict(&report)
+            }
             Command::Run { config } => {
                 let cfg = SidecarConfig::load(&config)?;
                 let sidecar = Sidecar::start(cfg, upsoak_common::shutdown::on_signal()).await?;

@@ -56,6 +56,9 @@ pub enum Error {
     /// Output could not be encoded or written.
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
+    /// `preflight`: these checks failed (their names).
+    #[error("preflight failed: {0}")]
+    Preflight(String),
     /// `plan --format json` could not be encoded.
     #[error("cannot encode the plan as JSON")]
     Encode(#[source] serde_json::Error),
@@ -72,6 +75,7 @@ impl Error {
             | Error::Flag(_)
             | Error::Client(_)
             | Error::Wanderer(RunError::OtherWalk { .. }) => EXIT_BAD_INPUT,
+            Error::Preflight(_) => exit::FAIL,
             _ => EXIT_FAILURE,
         }
     }
@@ -86,6 +90,7 @@ impl Error {
             | Error::Wanderer(RunError::Observe(ApplyError::Stuck { .. })) => Some(
                 "recover the release by hand (`helm history`, `helm rollback`), or set `wanderer.applier.on_stuck: rollback`",
             ),
+            Error::Preflight(_) => Some("each failed check above says what to do"),
             Error::Wanderer(RunError::Observe(_)) => Some(
                 "check `wanderer.applier`: the Wanderer observes what is installed before it starts",
             ),

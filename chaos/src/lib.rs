@@ -6,12 +6,14 @@
 //! - [`sidecar`]: the process composed from its configuration, and its metrics server.
 //! - [`config`]: the configuration file.
 //! - [`plan`]: what `validate` and `plan` print.
+//! - [`preflight`]: the checks `preflight` runs before a soak.
 //! - [`cli`]: the subcommands; [`error`]: the crate's error and exit codes.
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod plan;
+pub mod preflight;
 pub mod producer;
 pub mod sidecar;
 pub mod wanderer;

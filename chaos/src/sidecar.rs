@@ -232,22 +232,7 @@ async fn walk(
 /// is bad input (exit 2). A cluster whose version cannot be read is walked whole, with a warning.
 async fn supported(cfg: &SidecarConfig, space: Space, metrics: &WandererMetrics) -> Result<Space> {
     let version = match producer::client(cfg.kube_server.as_deref()).await {
-        Ok(client) => client
-            .apiserver_version()
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|info| {
-                // GKE and EKS report minors like `34+`.
-                let minor: String = info
-                    .minor
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                match (info.major.parse::<u32>(), minor.parse::<u32>()) {
-                    (Ok(a), Ok(b)) => Ok((a, b)),
-                    _ => Err(format!("unexpected /version {}.{}", info.major, info.minor)),
-                }
-            }),
+        Ok(client) => wanderer::cluster::kubernetes_version(&client).await,
         Err(e) => Err(e.to_string()),
     };
     let kube = match version {
@@ -296,6 +281,11 @@ async fn supported(cfg: &SidecarConfig, space: Space, metrics: &WandererMetrics)
 /// The helm applier of `cfg` for the space `planner` walks: every tunable must name its chart
 /// paths (otherwise it would be written where the chart ignores it).
 pub fn helm_applier(cfg: &SidecarConfig, planner: &Walk) -> Result<HelmApplier> {
+    helm_applier_for(cfg, planner.space())
+}
+
+/// The helm applier of `cfg` for `space` (see [`helm_applier`]).
+pub fn helm_applier_for(cfg: &SidecarConfig, space: &Space) -> Result<HelmApplier> {
     let ApplierConfig::Helm {
         helm,
         release,
@@ -311,7 +301,6 @@ pub fn helm_applier(cfg: &SidecarConfig, planner: &Walk) -> Result<HelmApplier> 
     else {
         return Err(Error::Flag("the applier is not helm".into()));
     };
-    let space = planner.space();
     let unmapped: Vec<&str> = space
         .tunables
         .keys()

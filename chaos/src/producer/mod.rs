@@ -469,7 +469,7 @@ impl AllocationJob {
 /// (Agones copies the node's addresses there), else `status.address` resolved, as it may be a
 /// hostname (Agones prefers ExternalDNS and InternalDNS names, `pkg/gameservers/gameservers.go`
 /// `address`); `None` without an address, a port or a resolution.
-async fn resolve(st: &GameServerAllocationStatus) -> Option<SocketAddr> {
+pub(crate) async fn resolve(st: &GameServerAllocationStatus) -> Option<SocketAddr> {
     let port = st.ports.first().and_then(|p| u16::try_from(p.port).ok())?;
     if let Some(ip) = st
         .addresses

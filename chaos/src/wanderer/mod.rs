@@ -9,9 +9,11 @@
 //! - [`space`], [`constraint`]: the configuration space file and its constraint language.
 //! - [`journal`]: the crash-safe journal of transitions.
 //! - [`apply`]: appliers (simulator, helm) that install and observe.
+//! - [`cluster`]: the cluster's Kubernetes version.
 //! - [`events`]: every action as a typed event, and the metrics they feed.
 
 pub mod apply;
+pub mod cluster;
 pub mod constraint;
 pub mod events;
 pub mod journal;

@@ -12,8 +12,10 @@
 //! - [`fleets`], [`gameservers`]: their handlers (list and get shared through [`Served`]).
 //! - [`allocation`]: `GameServerAllocation` create.
 //! - [`deployments`]: the Agones control plane's Deployments.
+//! - [`access`]: `SelfSubjectAccessReview`, answered as for a cluster admin.
 //! - [`watch`]: watch streams.
 
+mod access;
 mod allocation;
 mod deployments;
 mod discovery;
@@ -137,6 +139,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
             get(deployments::get_deployment),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            post(access::self_subject_access_review),
         )
         .method_not_allowed_fallback(|| async {
             ApiError::method_not_allowed("this verb is not served by upsoak-sim")

@@ -1,0 +1,261 @@
+//! The permissions the Producer and the Wanderer need, asked of the API server one by one with
+//! a `SelfSubjectAccessReview` (what `kubectl auth can-i` does): only what the configuration
+//! will use is asked.
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use kube::Api;
+use kube::api::PostParams;
+
+use crate::config::{ApplierConfig, SidecarConfig};
+
+/// The namespace the simulator serves the Agones Deployments in (its applier names none).
+const SIM_AGONES_NS: &str = "agones-system";
+
+/// One permission: `verb` on `group/resource[/subresource]` in `namespace` (cluster-wide when
+/// `None`), and who needs it for what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Need {
+    /// `producer`, `wanderer` or `preflight`.
+    pub who: &'static str,
+    pub verb: &'static str,
+    /// The API group, `""` for the core group.
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub subresource: &'static str,
+    pub namespace: Option<String>,
+    /// What it is for, in the failure's text.
+    pub why: &'static str,
+}
+
+impl Need {
+    /// As `kubectl auth can-i` takes it: `verb resource[.group][/sub] [-n ns]`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} {}", self.verb, self.resource);
+        if !self.group.is_empty() {
+            s.push('.');
+            s.push_str(self.group);
+        }
+        if !self.subresource.is_empty() {
+            s.push('/');
+            s.push_str(self.subresource);
+        }
+        match &self.namespace {
+            Some(ns) => s.push_str(&format!(" -n {ns}")),
+            None => s.push_str(" (cluster-wide)"),
+        }
+        s
+    }
+
+    fn review(&self) -> SelfSubjectAccessReview {
+        SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(self.verb.into()),
+                    group: Some(self.group.into()),
+                    resource: Some(self.resource.into()),
+                    subresource: (!self.subresource.is_empty()).then(|| self.subresource.into()),
+                    namespace: self.namespace.clone(),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        }
+    }
+}
+
+/// Every permission `cfg` will use. The Producer's follow from what it does (allocating,
+/// scaling, canaries, player tracking: `producer/mod.rs`, `producer/canary.rs`); the helm
+/// applier's are those of `helm upgrade` of the Agones chart (helm keeps its releases as Secrets
+/// in the release's namespace; the chart creates CRDs, ClusterRoles and bindings, webhooks and
+/// an APIService: `install/helm/agones/templates/`), a representative sample of what
+/// `deploy/components/helm-applier` grants.
+pub fn needs(cfg: &SidecarConfig) -> Vec<Need> {
+    let p = &cfg.producer;
+    let ns = Some(p.namespace.clone());
+    let need = |who, verb, group, resource, subresource, namespace: &Option<String>, why| Need {
+        who,
+        verb,
+        group,
+        resource,
+        subresource,
+        namespace: namespace.clone(),
+        why,
+    };
+    let mut out = Vec::new();
+    if !p.fleets.is_empty() {
+        out.push(need(
+            "preflight",
+            "get",
+            "agones.dev",
+            "fleets",
+            "",
+            &ns,
+            "reading the Fleets' Ready servers",
+        ));
+    }
+    let canaries = p.canaries.count > 0 && !p.fleets.is_empty();
+    if p.allocation_rate > 0.0 || canaries {
+        out.push(need(
+            "producer",
+            "create",
+            "allocation.agones.dev",
+            "gameserverallocations",
+            "",
+            &ns,
+            "allocating servers",
+        ));
+    }
+    if p.fleets.iter().any(|f| !f.scale_every_max.is_zero()) {
+        out.push(need(
+            "producer",
+            "patch",
+            "agones.dev",
+            "fleets",
+            "scale",
+            &ns,
+            "scaling the Fleets",
+        ));
+    }
+    if canaries || p.session.player_tracking {
+        out.push(need(
+            "producer",
+            "get",
+            "agones.dev",
+            "gameservers",
+            "",
+            &ns,
+            "reading allocated servers (canaries, player capacity)",
+        ));
+    }
+    if canaries {
+        out.push(need(
+            "producer",
+            "delete",
+            "agones.dev",
+            "gameservers",
+            "",
+            &ns,
+            "deleting a canary that does not exit",
+        ));
+    }
+    if !cfg.wanderer.enabled {
+        return out;
+    }
+    let agones = match &cfg.wanderer.applier {
+        ApplierConfig::Helm { namespace, .. } => Some(namespace.clone()),
+        ApplierConfig::Sim { .. } => Some(SIM_AGONES_NS.to_owned()),
+    };
+    for verb in ["get", "list"] {
+        out.push(need(
+            "wanderer",
+            verb,
+            "apps",
+            "deployments",
+            "",
+            &agones,
+            "observing the Agones Deployments after each transition",
+        ));
+    }
+    if let ApplierConfig::Helm { .. } = &cfg.wanderer.applier {
+        let why = "helm's release storage (Secrets in the release's namespace)";
+        for verb in ["get", "list", "create", "update", "delete"] {
+            out.push(need("wanderer", verb, "", "secrets", "", &agones, why));
+        }
+        let chart = "helm upgrade of the Agones chart";
+        for verb in ["create", "patch", "delete"] {
+            out.push(need(
+                "wanderer",
+                verb,
+                "apps",
+                "deployments",
+                "",
+                &agones,
+                chart,
+            ));
+        }
+        let cluster = None;
+        for (group, resource) in [
+            ("apiextensions.k8s.io", "customresourcedefinitions"),
+            ("rbac.authorization.k8s.io", "clusterroles"),
+            ("rbac.authorization.k8s.io", "clusterrolebindings"),
+            (
+                "admissionregistration.k8s.io",
+                "validatingwebhookconfigurations",
+            ),
+            (
+                "admissionregistration.k8s.io",
+                "mutatingwebhookconfigurations",
+            ),
+            ("apiregistration.k8s.io", "apiservices"),
+        ] {
+            out.push(need(
+                "wanderer", "patch", group, resource, "", &cluster, chart,
+            ));
+        }
+    }
+    out
+}
+
+/// Asks about each of `needs`; the ones denied (with the API server's reason), or the error
+/// of the first review that could not be made.
+pub async fn denied(client: &kube::Client, needs: &[Need]) -> Result<Vec<(Need, String)>, String> {
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let mut out = Vec::new();
+    for n in needs {
+        let answer = api
+            .create(&PostParams::default(), &n.review())
+            .await
+            .map_err(|e| format!("SelfSubjectAccessReview for `{}`: {e}", n.describe()))?;
+        let status = answer.status.unwrap_or_default();
+        if !status.allowed {
+            let reason = status
+                .reason
+                .filter(|r| !r.is_empty())
+                .or(status.evaluation_error)
+                .unwrap_or_else(|| "no rule allows it".into());
+            out.push((n.clone(), reason));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::producer::ProducerConfig;
+
+    #[test]
+    fn needs_follow_the_configuration() {
+        let cfg: SidecarConfig = serde_yaml::from_str(
+            "state_dir: /x\nwanderer: { space: s, seed: 1, applier: { kind: helm, reuse_values: reuse } }\n",
+        )
+        .unwrap();
+        let all: Vec<String> = needs(&cfg).iter().map(Need::describe).collect();
+        // The default Producer allocates, scales and holds canaries.
+        for want in [
+            "create gameserverallocations.allocation.agones.dev -n default",
+            "patch fleets.agones.dev/scale -n default",
+            "delete gameservers.agones.dev -n default",
+            "list secrets -n agones-system",
+            "patch customresourcedefinitions.apiextensions.k8s.io (cluster-wide)",
+        ] {
+            assert!(all.iter().any(|d| d == want), "missing {want} in {all:?}");
+        }
+        let mut quiet = cfg.clone();
+        quiet.wanderer.enabled = false;
+        quiet.producer = ProducerConfig {
+            allocation_rate: 0.0,
+            ..ProducerConfig::default()
+        };
+        quiet.producer.canaries.count = 0;
+        for f in &mut quiet.producer.fleets {
+            f.scale_every_max = std::time::Duration::ZERO;
+            f.scale_every_min = std::time::Duration::ZERO;
+        }
+        let few: Vec<String> = needs(&quiet).iter().map(Need::describe).collect();
+        assert_eq!(few, ["get fleets.agones.dev -n default"]);
+    }
+}

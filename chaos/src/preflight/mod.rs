@@ -1,0 +1,480 @@
+//! `upsoak-chaos preflight --config sidecar.yaml`: what a soak needs, checked before it starts,
+//! each check printed as PASS, FAIL or SKIP with a hint. Exit 0 when none fails, 1 when some
+//! do (the error names them), 2 for a bad configuration or space.
+//!
+//! The checks, in order (each bounded by `--timeout`):
+//! - `helm`: helm runs and says its version (≥ 3.14 with `reuse_values: reset-then-reuse`);
+//!   only with the helm applier.
+//! - `release`: the release is installed, settled (deployed, not `pending-*`), and its chart
+//!   version is in the space.
+//! - `kubernetes`: the cluster's `/version` is in the Kubernetes range of at least two of the
+//!   space's releases (one release is no walk).
+//! - `permissions`: every permission the Producer and Wanderer will use ([`access`]).
+//! - `fleets`: the Producer's Fleets exist and have Ready servers.
+//! - `allocation`: one server allocated, played and released ([`game`]).
+
+pub mod access;
+pub mod game;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use kube::Api;
+use upsoak_agones::Fleet;
+
+use crate::config::{ApplierConfig, SidecarConfig};
+use crate::error::{Error, Result};
+use crate::producer;
+use crate::sidecar::helm_applier_for;
+use crate::wanderer::apply::{Applier, HelmApplier, ReuseValues, SimApplier, process};
+use crate::wanderer::cluster;
+use crate::wanderer::space::Space;
+
+/// The oldest helm with `--reset-then-reuse-values` (helm v3.14.0 release notes).
+const RESET_THEN_REUSE_SINCE: (u32, u32) = (3, 14);
+/// Releases the cluster's Kubernetes must be supported by for a walk to go anywhere.
+const MIN_RELEASES: usize = 2;
+
+/// How one check ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Not applicable to this configuration, or not possible after an earlier failure.
+    Skip,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
+        }
+    }
+}
+
+/// One check's result.
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// Its name: `helm`, `release`, `kubernetes`, `permissions`, `fleets`, `allocation`.
+    pub name: &'static str,
+    pub verdict: Verdict,
+    /// What was found.
+    pub detail: String,
+    /// What to do about a failure.
+    pub hint: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            verdict: Verdict::Pass,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+    fn fail(name: &'static str, detail: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            name,
+            verdict: Verdict::Fail,
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+    fn skip(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            verdict: Verdict::Skip,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+}
+
+/// Every check's result, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// The names of the checks that failed.
+    pub fn failed(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    /// One line per check (`PASS  name  detail`), its hint below a failure, and a summary.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for c in &self.checks {
+            let _ = writeln!(s, "{}  {:<12} {}", c.verdict.as_str(), c.name, c.detail);
+            if let Some(h) = &c.hint {
+                let _ = writeln!(s, "      hint: {h}");
+            }
+        }
+        let failed = self.failed();
+        if failed.is_empty() {
+            let _ = writeln!(s, "preflight: every check passed");
+        } else {
+            let _ = writeln!(
+                s,
+                "preflight: {} of {} checks failed: {}",
+                failed.len(),
+                self.checks.len(),
+                failed.join(", ")
+            );
+        }
+        s
+    }
+}
+
+/// Runs every check for `cfg`, each bounded by `timeout`. A bad space is an error (exit 2);
+/// everything else is a check's result.
+pub async fn run(cfg: &SidecarConfig, timeout: Duration) -> Result<Report> {
+    let space = Space::load(&cfg.wanderer.space)?;
+    let helm = match &cfg.wanderer.applier {
+        ApplierConfig::Helm { .. } => Some(helm_applier_for(cfg, &space)?),
+        ApplierConfig::Sim { .. } => None,
+    };
+    let client = producer::client(cfg.kube_server.as_deref()).await?;
+    let mut report = Report::default();
+    if let (Some(h), ApplierConfig::Helm { reuse_values, .. }) = (&helm, &cfg.wanderer.applier) {
+        let reuse = reuse_values.unwrap_or(ReuseValues::None);
+        report
+            .checks
+            .push(bounded("helm", timeout, helm_check(h, reuse, timeout)).await);
+    } else {
+        report.checks.push(Check::skip(
+            "helm",
+            "the applier is the simulator's, not helm",
+        ));
+    }
+    report.checks.push(
+        bounded(
+            "release",
+            timeout,
+            release_check(cfg, helm.as_ref(), &space, timeout),
+        )
+        .await,
+    );
+    report
+        .checks
+        .push(bounded("kubernetes", timeout, kubernetes_check(&client, &space)).await);
+    report
+        .checks
+        .push(bounded("permissions", timeout, permissions_check(&client, cfg)).await);
+    let fleets = bounded("fleets", timeout, fleets_check(&client, cfg)).await;
+    let ready_fleet = (fleets.verdict == Verdict::Pass)
+        .then(|| cfg.producer.fleets.first().map(|f| f.name.clone()))
+        .flatten();
+    report.checks.push(fleets);
+    let allocation = match ready_fleet {
+        None if cfg.producer.fleets.is_empty() => Check::skip(
+            "allocation",
+            "no Fleets configured: the Producer does not allocate",
+        ),
+        None => Check::skip("allocation", "skipped: the fleets check failed"),
+        Some(fleet) => {
+            bounded(
+                "allocation",
+                timeout,
+                allocation_check(&client, cfg, fleet, timeout),
+            )
+            .await
+        }
+    };
+    report.checks.push(allocation);
+    Ok(report)
+}
+
+/// `check`, or a failure when it takes longer than `timeout`.
+async fn bounded(
+    name: &'static str,
+    timeout: Duration,
+    check: impl std::future::Future<Output = Check>,
+) -> Check {
+    tokio::time::timeout(timeout, check)
+        .await
+        .unwrap_or_else(|_| {
+            Check::fail(
+                name,
+                format!("no answer within {timeout:?}"),
+                "check that the cluster (or helm) answers; raise --timeout if it is only slow",
+            )
+        })
+}
+
+async fn helm_check(h: &HelmApplier, reuse: ReuseValues, timeout: Duration) -> Check {
+    let args = ["version".to_owned(), "--short".to_owned()];
+    let out = match process::run(&h.helm, &args, "helm version", timeout, h.kill_grace).await {
+        Ok(out) if out.status.success() => out.stdout,
+        Ok(out) => {
+            return Check::fail(
+                "helm",
+                format!(
+                    "`{} version` failed ({}): {}",
+                    h.helm.display(),
+                    out.status,
+                    out.stderr.trim()
+                ),
+                "install helm 3 (≥ 3.14), or set `wanderer.applier.helm` to its path",
+            );
+        }
+        Err(e) => {
+            return Check::fail(
+                "helm",
+                format!("cannot run `{}`: {e}", h.helm.display()),
+                "install helm 3 (≥ 3.14), or set `wanderer.applier.helm` to its path",
+            );
+        }
+    };
+    let version = out.trim().to_owned();
+    let number = version
+        .trim_start_matches('v')
+        .split(['.', '+', '-'])
+        .take(2)
+        .map(str::parse::<u32>)
+        .collect::<std::result::Result<Vec<_>, _>>();
+    match number.as_deref() {
+        Ok([a, b]) if reuse == ReuseValues::ResetThenReuse && (*a, *b) < RESET_THEN_REUSE_SINCE => {
+            Check::fail(
+                "helm",
+                format!(
+                    "{version} at {} has no --reset-then-reuse-values",
+                    h.helm.display()
+                ),
+                "use helm ≥ 3.14, or set `wanderer.applier.reuse_values: reuse` with your values_files",
+            )
+        }
+        Ok([_, _]) => Check::pass("helm", format!("{version} at {}", h.helm.display())),
+        _ => Check::fail(
+            "helm",
+            format!("`helm version --short` said {version:?}, not a version"),
+            "check that `wanderer.applier.helm` is helm",
+        ),
+    }
+}
+
+async fn release_check(
+    cfg: &SidecarConfig,
+    helm: Option<&HelmApplier>,
+    space: &Space,
+    timeout: Duration,
+) -> Check {
+    let in_space = |v: &str| space.versions.iter().any(|s| s.name == v);
+    let names = || {
+        space
+            .versions
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (what, version) = match (helm, &cfg.wanderer.applier) {
+        (Some(h), _) => match h.status().await {
+            Err(e) => {
+                return Check::fail(
+                    "release",
+                    format!("helm status {}: {e}", h.release),
+                    "check helm's access to the cluster (its kubeconfig) and `wanderer.applier.namespace`",
+                );
+            }
+            Ok(None) => {
+                return Check::fail(
+                    "release",
+                    format!(
+                        "release `{}` is not installed in `{}`",
+                        h.release, h.namespace
+                    ),
+                    "install Agones with helm first, or set `wanderer.applier.release`/`namespace` to your install's (`helm list -A`)",
+                );
+            }
+            Ok(Some(st)) if st.status != "deployed" => {
+                return Check::fail(
+                    "release",
+                    format!(
+                        "release `{}` revision {} is `{}`, chart {}",
+                        h.release, st.revision, st.status, st.chart_version
+                    ),
+                    format!(
+                        "wait for the operation in progress, or recover it (`helm rollback {} --namespace {}`)",
+                        h.release, h.namespace
+                    ),
+                );
+            }
+            Ok(Some(st)) => (
+                format!("release `{}` revision {} deployed", h.release, st.revision),
+                st.chart_version,
+            ),
+        },
+        (None, ApplierConfig::Sim { url }) => {
+            match SimApplier::new(url, timeout).observe_installed().await {
+                Err(e) => {
+                    return Check::fail(
+                        "release",
+                        format!("the simulator at {url}: {e}"),
+                        "start upsoak-sim, or fix `wanderer.applier.url`",
+                    );
+                }
+                Ok(i) => (format!("the simulator at {url}"), i.version),
+            }
+        }
+        (None, ApplierConfig::Helm { .. }) => {
+            return Check::fail("release", "no helm applier", "a bug: report it");
+        }
+    };
+    if in_space(&version) {
+        Check::pass("release", format!("{what}: Agones {version}, in the space"))
+    } else {
+        Check::fail(
+            "release",
+            format!("{what}: Agones {version} is not in the space ({})", names()),
+            "add the installed release to the space, or install one of its releases first",
+        )
+    }
+}
+
+async fn kubernetes_check(client: &kube::Client, space: &Space) -> Check {
+    let kube = match cluster::kubernetes_version(client).await {
+        Ok(v) => v,
+        Err(e) => {
+            return Check::fail(
+                "kubernetes",
+                e,
+                "check `kube_server` or the kubeconfig, and that the API server answers",
+            );
+        }
+    };
+    let (cut, dropped) = space.supporting(kube);
+    let kept: Vec<&str> = cut.versions.iter().map(|v| v.name.as_str()).collect();
+    let detail = format!(
+        "cluster {}.{}: supported by {} ({})",
+        kube.0,
+        kube.1,
+        kept.len(),
+        if kept.is_empty() {
+            "none".to_owned()
+        } else {
+            kept.join(", ")
+        }
+    );
+    if kept.len() >= MIN_RELEASES {
+        Check::pass("kubernetes", detail)
+    } else {
+        Check::fail(
+            "kubernetes",
+            format!("{detail}; not {}", dropped.join(", ")),
+            format!(
+                "the walk needs at least {MIN_RELEASES} releases that support the cluster: add newer releases to the space, or soak on a cluster version they support"
+            ),
+        )
+    }
+}
+
+async fn permissions_check(client: &kube::Client, cfg: &SidecarConfig) -> Check {
+    let needs = access::needs(cfg);
+    match access::denied(client, &needs).await {
+        Err(e) => Check::fail(
+            "permissions",
+            e,
+            "check the credentials (kubeconfig or ServiceAccount) and that the API server answers",
+        ),
+        Ok(denied) if denied.is_empty() => Check::pass(
+            "permissions",
+            format!("all {} allowed (SelfSubjectAccessReview)", needs.len()),
+        ),
+        Ok(denied) => Check::fail(
+            "permissions",
+            format!(
+                "{} of {} denied: {}",
+                denied.len(),
+                needs.len(),
+                denied
+                    .iter()
+                    .map(|(n, why)| format!("{} `{}` for {} ({why})", n.who, n.describe(), n.why))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            "apply deploy/base/rbac.yaml (the Producer) and deploy/components/helm-applier (the helm applier), or grant the same to your credentials",
+        ),
+    }
+}
+
+async fn fleets_check(client: &kube::Client, cfg: &SidecarConfig) -> Check {
+    let p = &cfg.producer;
+    if p.fleets.is_empty() {
+        return Check::skip("fleets", "no Fleets configured");
+    }
+    let api: Api<Fleet> = Api::namespaced(client.clone(), &p.namespace);
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for f in &p.fleets {
+        match api.get_opt(&f.name).await {
+            Err(e) => problems.push(format!("{}/{}: {e}", p.namespace, f.name)),
+            Ok(None) => problems.push(format!("{}/{} does not exist", p.namespace, f.name)),
+            Ok(Some(fleet)) => {
+                let st = fleet.status.unwrap_or_default();
+                let line = format!(
+                    "{}/{}: {} Ready of {}",
+                    p.namespace, f.name, st.ready_replicas, st.replicas
+                );
+                if st.ready_replicas > 0 {
+                    found.push(line);
+                } else {
+                    problems.push(format!("{line}: no Ready servers"));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Check::pass("fleets", found.join(", "))
+    } else {
+        Check::fail(
+            "fleets",
+            problems.join("; "),
+            "create the Fleets named in `producer.fleets` (in `producer.namespace`) and wait until their servers are Ready (`kubectl get fleets`)",
+        )
+    }
+}
+
+async fn allocation_check(
+    client: &kube::Client,
+    cfg: &SidecarConfig,
+    fleet: String,
+    timeout: Duration,
+) -> Check {
+    let reply = cfg.producer.session.command_timeout;
+    match game::round_trip(client, &cfg.producer.namespace, &fleet, reply, timeout).await {
+        Ok(t) => Check::pass(
+            "allocation",
+            format!(
+                "{} from {fleet} answered GAMESERVER at {} ({}), released {:.1}s after EXIT",
+                t.gameserver,
+                t.addr,
+                t.reply,
+                t.released_after.as_secs_f64()
+            ),
+        ),
+        Err(e) => Check::fail(
+            "allocation",
+            e,
+            "check that the Fleet runs simple-game-server (or a server speaking its UDP protocol) and that its address and port are reachable from here",
+        ),
+    }
+}
+
+/// The error a report with failures becomes: exit 1, naming them.
+pub fn verdict(report: &Report) -> Result<()> {
+    let failed = report.failed();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Preflight(failed.join(", ")))
+    }
+}

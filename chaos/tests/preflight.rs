@@ -1,0 +1,214 @@
+//! `upsoak-chaos preflight`, the real binary against a real simulator over HTTP: every check
+//! passes and it exits 0 (with the simulator's applier, and with the helm applier through the
+//! fake helm, `common/fake_helm.py`: helm cannot run here); a Fleet without Ready servers
+//! fails the `fleets` check, exit 1, naming it; a bad configuration is exit 2.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::fake_helm::FakeHelm;
+use upsoak_testkit::{POLL, TempDir, eventually};
+
+const BIN: &str = env!("CARGO_BIN_EXE_upsoak-chaos");
+
+fn space() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spaces/agones.yaml")
+}
+
+/// A sidecar configuration on the simulator at `sim` with `applier`, allocating from `soak`.
+fn config(dir: &TempDir, sim: &str, applier: &str) -> PathBuf {
+    dir.write(
+        "sidecar.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 1\n  apply_timeout: 60s\n  applier: {applier}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 2, max_replicas: 4, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n",
+            dir.join("state").display(),
+            space().display(),
+        ),
+    )
+}
+
+async fn preflight(config: &Path) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(BIN)
+        .args(["preflight", "--timeout", "20s", "--config"])
+        .arg(config)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The Fleet's `status` as the simulator serves it.
+async fn fleet_status(sim: &str, name: &str) -> serde_json::Value {
+    let url = format!("{sim}/apis/agones.dev/v1/namespaces/default/fleets/{name}");
+    let doc: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    doc["status"].clone()
+}
+
+async fn ready(sim: &str, name: &str, want: i64) {
+    eventually(Duration::from_secs(20), POLL, || async {
+        (fleet_status(sim, name).await["readyReplicas"].as_i64() >= Some(want)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("Fleet {name} never had {want} Ready servers: {e}"));
+}
+
+/// The line of check `name` in the report.
+fn line<'a>(stdout: &'a str, name: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("no `{name}` check in:\n{stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_simulator_every_check_passes_and_the_server_is_released() {
+    let (sim, stop) = common::start_sim("fleets: [ { name: soak, replicas: 3 } ]", 1).await;
+    ready(&sim, "soak", 3).await;
+    let dir = TempDir::new("chaos-preflight-ok");
+    let cfg = config(&dir, &sim, &format!("{{ kind: sim, url: \"{sim}\" }}"));
+    let (code, stdout, stderr) = preflight(&cfg).await;
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for (name, want) in [
+        ("release", "PASS"),
+        ("kubernetes", "PASS"),
+        ("permissions", "PASS"),
+        ("fleets", "PASS"),
+        ("allocation", "PASS"),
+        // The helm check applies only with the helm applier.
+        ("helm", "SKIP"),
+    ] {
+        let l = line(&stdout, name);
+        assert!(l.starts_with(want), "{name}: {l}\n{stdout}");
+    }
+    assert!(
+        line(&stdout, "kubernetes").contains("cluster 1.34: supported by 6"),
+        "{stdout}"
+    );
+    assert!(line(&stdout, "release").contains("Agones 1.60.0, in the space"));
+    assert!(stdout.contains("preflight: every check passed"), "{stdout}");
+    // The allocated server was played (it named itself) and released: none is left Allocated.
+    let alloc = line(&stdout, "allocation");
+    assert!(
+        alloc.contains("answered GAMESERVER") && alloc.contains("NAME: soak-"),
+        "{alloc}"
+    );
+    eventually(Duration::from_secs(10), POLL, || async {
+        (fleet_status(&sim, "soak").await["allocatedReplicas"].as_i64() == Some(0)).then_some(())
+    })
+    .await
+    .unwrap();
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_without_ready_servers_fails_its_check_with_exit_1() {
+    let (sim, stop) = common::start_sim("fleets: [ { name: soak, replicas: 0 } ]", 2).await;
+    let dir = TempDir::new("chaos-preflight-empty");
+    let cfg = config(&dir, &sim, &format!("{{ kind: sim, url: \"{sim}\" }}"));
+    let (code, stdout, stderr) = preflight(&cfg).await;
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let fleets = line(&stdout, "fleets");
+    assert!(
+        fleets.starts_with("FAIL")
+            && fleets.contains("default/soak: 0 Ready of 0: no Ready servers"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hint: create the Fleets"), "{stdout}");
+    assert!(line(&stdout, "allocation").starts_with("SKIP"), "{stdout}");
+    // The others still pass: only the broken part is named.
+    assert!(line(&stdout, "permissions").starts_with("PASS"), "{stdout}");
+    assert!(
+        stdout.contains("preflight: 1 of 6 checks failed: fleets"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("preflight failed: fleets"), "{stderr}");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_helm_applier_helm_and_the_release_are_checked() {
+    let (sim, stop) = common::start_sim(
+        "upgrade_window: 300ms\nfleets: [ { name: soak, replicas: 2 } ]",
+        3,
+    )
+    .await;
+    ready(&sim, "soak", 1).await;
+    let dir = TempDir::new("chaos-preflight-helm");
+    let fake = FakeHelm::new(&dir, &sim, &[]);
+    let helm = |extra: &str| {
+        format!(
+            "{{ kind: helm, helm: {}, timeout: 30s, reuse_values: reset-then-reuse{extra} }}",
+            fake.path.display()
+        )
+    };
+    // Nothing installed yet under the release name: the release check says so.
+    let cfg = config(&dir, &sim, &helm(""));
+    let (code, stdout, _) = preflight(&cfg).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        line(&stdout, "helm").starts_with("PASS  helm         v3.16.4+gfake"),
+        "{stdout}"
+    );
+    assert!(
+        line(&stdout, "release").contains("release `agones` is not installed in `agones-system`"),
+        "{stdout}"
+    );
+    let seeded = fake.run(&[
+        "upgrade",
+        "--install",
+        "agones",
+        "agones/agones",
+        "--version",
+        "1.59.0",
+        "--namespace",
+        "agones-system",
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let (code, stdout, stderr) = preflight(&cfg).await;
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        line(&stdout, "release").contains("revision 1 deployed: Agones 1.59.0, in the space"),
+        "{stdout}"
+    );
+    // A helm missing is a failed check, not a crash.
+    let gone = config(
+        &dir,
+        &sim,
+        "{ kind: helm, helm: /nonexistent/helm, timeout: 30s, reuse_values: reuse }",
+    );
+    let (code, stdout, _) = preflight(&gone).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        line(&stdout, "helm").contains("cannot run `/nonexistent/helm`"),
+        "{stdout}"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_bad_configuration_is_exit_2() {
+    let dir = TempDir::new("chaos-preflight-bad");
+    let cfg = dir.write(
+        "sidecar.yaml",
+        "state_dir: /tmp/x\nwanderer: { space: /nonexistent.yaml, seed: 1, applier: { kind: sim, url: \"http://127.0.0.1:9\" } }\n",
+    );
+    let (code, _, stderr) = preflight(&cfg).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent.yaml"), "{stderr}");
+}
