@@ -4,14 +4,19 @@
 # - "keep": allocated servers stay allocated, as with wrk: both measure the request path only.
 # - "exit": each allocated server is told EXIT over UDP at once, so the simulator also deletes
 #   and replaces it: the full loop a soak runs.
-# Usage: bench/producer.sh [RATE...]   (default: 2000 4000 6000)
+# wrk runs with as many connections as the Producer may have allocations in flight
+# (`max_in_flight` 512 in chaos/examples/produce.rs), so both have the same concurrency: a
+# closed loop of fewer connections is bound by latency, not by the endpoint.
+# Usage: bench/producer.sh [RATE...]   (default: 2000 4000 8000 12000)
+# SECS (default 1) keeps a 12,000/s row within the REPLICAS (16,000) Ready servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RATES=(${@:-2000 4000 6000})
-SECS=${SECS:-2}
+RATES=(${@:-2000 4000 8000 12000})
+SECS=${SECS:-1}
 REPLICAS=${REPLICAS:-16000}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-512}
 command -v wrk >/dev/null || { echo "error: wrk is not installed (apt-get install wrk)"; exit 2; }
-cargo build --release --locked -p upsoak-sim -p upsoak-chaos --examples >/dev/null 2>&1
+cargo build --release --locked -p upsoak-sim -p upsoak-chaos --bins --examples >/dev/null 2>&1
 dir=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
@@ -33,9 +38,9 @@ YAML
 stop_sim() { kill $pid; wait $pid 2>/dev/null || true; pid=""; }
 cpu() { awk '{print $14 + $15}' /proc/$pid/stat; }
 start_sim
-echo "== wrk -t1 -c32 -d${SECS}s (closed loop, raw rate of the endpoint)"
+echo "== wrk -t1 -c${WRK_CONNECTIONS} -d${SECS}s (closed loop, raw rate of the endpoint)"
 c0=$(cpu)
-wrk -t1 -c32 -d"${SECS}s" -s bench/alloc.lua "$url/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations" | grep -E "Requests/sec|p50"
+wrk -t1 -c"$WRK_CONNECTIONS" -d"${SECS}s" -s bench/alloc.lua "$url/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations" | grep -E "Requests/sec|Allocated|p50"
 printf 'simulator CPU: %.2f cores\n' "$(echo "($(cpu) - $c0) / 100 / $SECS" | bc -l)"
 stop_sim
 for mode in keep exit; do

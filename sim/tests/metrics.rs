@@ -171,15 +171,25 @@ async fn an_install_opens_an_upgrade_window_seen_from_outside() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
-    // During the window: Deployments unready, allocations 503, webhook-admitted writes 500,
-    // reads, scales and deletes fine.
+    // During the window: the Recreate Deployments unready, the allocator rolling with its 3
+    // replicas ready and one surge pod, allocations (through extensions) 503, webhook-admitted
+    // writes 500, reads, scales and deletes fine.
     let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(sim.client(), "agones-system");
-    for name in ["agones-controller", "agones-extensions", "agones-allocator"] {
+    for name in ["agones-controller", "agones-extensions"] {
         let st = deps.get(name).await.unwrap().status.unwrap();
         assert_eq!(st.ready_replicas, Some(0), "{name}");
         assert!(st.unavailable_replicas.unwrap() > 0, "{name}");
     }
+    let st = deps.get("agones-allocator").await.unwrap().status.unwrap();
+    assert_eq!(
+        (st.replicas, st.ready_replicas, st.unavailable_replicas),
+        (Some(4), Some(3), Some(1)),
+        "{st:?}"
+    );
+    assert!(st.updated_replicas.unwrap() >= 1, "{st:?}");
+    let available = st.conditions.unwrap();
+    assert_eq!(available[0].status, "True", "{available:?}");
     // kube-rs retries 503 by itself, so the raw answers are checked over plain HTTP.
     let r = http
         .post(format!(

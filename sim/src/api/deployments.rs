@@ -1,6 +1,7 @@
 //! The Agones control plane's Deployments (`agones-controller`, `agones-extensions`,
-//! `agones-allocator`) as the chart deploys them, unready during an upgrade window, so a client
-//! can watch a rollout.
+//! `agones-allocator`) as the chart deploys them, so a client can watch a rollout: during an
+//! upgrade window the `Recreate` ones are unready, and the allocator rolls with some replicas
+//! ready throughout.
 
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
@@ -45,19 +46,80 @@ const CHART: [Chart; 3] = [
 
 pub(super) const AGONES_NS: &str = "agones-system";
 
+/// A Deployment's replica counts, as the Deployment controller reports them.
+#[derive(Debug, PartialEq, Eq)]
+struct Counts {
+    /// Pods of every ReplicaSet (`status.replicas`).
+    total: i64,
+    /// Pods of the new ReplicaSet (`status.updatedReplicas`).
+    updated: i64,
+    /// Ready and available pods.
+    ready: i64,
+}
+
+/// The counts of a chart Deployment of `replicas`, `progress` (0 to 1) into an upgrade window
+/// (`None`: no window, every pod of the installed version ready).
+///
+/// - `Recreate` (controller, extensions): every old pod is stopped before a new one starts,
+///   so nothing is ready for the window (`templates/controller.yaml`,
+///   `templates/extensions-deployment.yaml`).
+/// - The allocator: the chart sets no strategy by default (`values.yaml`,
+///   `agones.allocator.updateStrategy: {}`; `templates/service/allocation.yaml` writes it only
+///   when set), so Kubernetes' default `RollingUpdate` applies: `maxSurge` and `maxUnavailable`
+///   25 % (k8s `pkg/apis/apps/v1/defaults.go`, `SetDefaults_Deployment`), rounded up and down
+///   (`pkg/controller/deployment/util/deployment_util.go`, `ResolveFenceposts`): for 3 replicas
+///   one extra pod and none unavailable. So one new pod starts at a time, an old one goes only
+///   once it is ready, and all 3 stay ready while the new pods replace them over the window.
+fn counts(d: &Chart, progress: Option<f64>) -> Counts {
+    let Some(p) = progress else {
+        return Counts {
+            total: d.replicas,
+            updated: d.replicas,
+            ready: d.replicas,
+        };
+    };
+    if d.strategy == "Recreate" {
+        return Counts {
+            total: d.replicas,
+            updated: d.replicas,
+            ready: 0,
+        };
+    }
+    let surge = (d.replicas + 3) / 4;
+    let unavailable = d.replicas / 4;
+    // New pods ready so far, the window's length sharing the replacements evenly.
+    let replaced = ((p * d.replicas as f64).floor() as i64).clamp(0, d.replicas - 1);
+    Counts {
+        total: d.replicas + surge,
+        updated: (replaced + surge).min(d.replicas),
+        ready: d.replicas - unavailable,
+    }
+}
+
 fn deployment(w: &World, d: &Chart) -> Value {
     let upgrading = w.upgrading();
     let version = &w.installed().spec.version;
-    // During an upgrade the new ReplicaSet rolls out: the spec names the new image, nothing is
-    // ready yet (the simulator keeps the allocator unready too, though it rolls).
+    // During an upgrade the new ReplicaSet rolls out: the spec names the new image.
     let image_version = upgrading.map_or(version, |u| &u.spec.version);
-    let ready = if upgrading.is_some() { 0 } else { d.replicas };
+    let c = counts(d, w.upgrade_progress());
     // The chart's image: `{registry}/{name}:{tag}` (`values.yaml`, `agones.image`).
     let image = format!(
         "us-docker.pkg.dev/agones-images/release/{}:{image_version}",
         d.name
     );
-    let available = ready == d.replicas;
+    // Available while at least `replicas - maxUnavailable` pods are (k8s
+    // `pkg/controller/deployment/sync.go`, `syncRolloutStatus`; `Recreate` has no
+    // maxUnavailable, so it needs all of them).
+    let available = c.ready
+        >= d.replicas
+            - if d.strategy == "Recreate" {
+                0
+            } else {
+                d.replicas / 4
+            };
+    // `unavailableReplicas` counts every ReplicaSet's pods less the available ones, so a
+    // surging rollout shows one unavailable (`sync.go`, `calculateStatus`).
+    let unavailable = (c.total - c.ready).max(0);
     json!({"kind": "Deployment", "apiVersion": "apps/v1",
         "metadata": {"name": d.name, "namespace": AGONES_NS, "resourceVersion": w.resource_version().to_string(),
             "labels": {"app": "agones", "component": d.role,
@@ -67,9 +129,9 @@ fn deployment(w: &World, d: &Chart) -> Value {
             "selector": {"matchLabels": {"agones.dev/role": d.role, "app": "agones"}},
             "template": {"metadata": {"labels": {"agones.dev/role": d.role, "app": "agones"}},
                 "spec": {"containers": [{"name": d.name, "image": image}]}}},
-        "status": {"observedGeneration": 1, "replicas": d.replicas, "updatedReplicas": d.replicas,
-            "readyReplicas": ready, "availableReplicas": ready,
-            "unavailableReplicas": d.replicas - ready,
+        "status": {"observedGeneration": 1, "replicas": c.total, "updatedReplicas": c.updated,
+            "readyReplicas": c.ready, "availableReplicas": c.ready,
+            "unavailableReplicas": unavailable,
             "conditions": [{"type": "Available", "status": if available { "True" } else { "False" },
                 "reason": if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" }}]}})
 }
@@ -100,5 +162,35 @@ pub(super) async fn get_deployment(
     match CHART.iter().find(|d| d.name == name) {
         Some(d) if ns == AGONES_NS => ok(&deployment(&w, d)),
         _ => Err(ApiError::not_found("deployments.apps", &name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recreate_is_down_for_the_window_and_the_allocator_rolls_with_every_replica_ready() {
+        let [controller, extensions, allocator] = &CHART;
+        for d in [controller, extensions] {
+            assert_eq!(counts(d, Some(0.5)).ready, 0, "{}", d.name);
+            assert_eq!(counts(d, None).ready, 2, "{}", d.name);
+        }
+        // 3 replicas: maxSurge 1, maxUnavailable 0.
+        let mut updated = Vec::new();
+        for p in [0.0, 0.2, 0.4, 0.7, 0.99, 1.0] {
+            let c = counts(allocator, Some(p));
+            assert_eq!((c.total, c.ready), (4, 3), "at {p}: {c:?}");
+            updated.push(c.updated);
+        }
+        assert_eq!(updated, [1, 1, 2, 3, 3, 3]);
+        assert_eq!(
+            counts(allocator, None),
+            Counts {
+                total: 3,
+                updated: 3,
+                ready: 3
+            }
+        );
     }
 }

@@ -153,6 +153,11 @@ impl World {
             .plan
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Plan {
+            // The Kubernetes API path (`v1.allocation.agones.dev`) is served by
+            // `agones-controller-service`, which selects the `extensions` pods
+            // (`templates/extensions.yaml`, `APIService`; `templates/service.yaml`), a `Recreate`
+            // Deployment: down for the window, while the allocator's own Service rolls and keeps
+            // serving (`api/deployments.rs`).
             down: self.upgrade.is_some(),
             latency,
             fail_rate,

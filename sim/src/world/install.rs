@@ -50,6 +50,21 @@ impl World {
         self.upgrade.as_ref().map(|(_, i)| i)
     }
 
+    /// How far the open upgrade window has run, from 0 (just opened) towards 1; `None` outside
+    /// a window. The allocator's rolling update follows it (`api/deployments.rs`).
+    pub fn upgrade_progress(&self) -> Option<f64> {
+        let (until, target) = self.upgrade.as_ref()?;
+        let window = self.upgrade_window_for(target).as_secs_f64();
+        let left = until
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64();
+        Some(if window > 0.0 {
+            (1.0 - left / window).clamp(0.0, 1.0)
+        } else {
+            1.0
+        })
+    }
+
     /// True while an upgrade window keeps the control plane unavailable.
     pub fn in_upgrade_window(&self) -> bool {
         self.upgrade.is_some()
