@@ -452,8 +452,8 @@ async fn empty_selectors<Q: Querier>(
     out
 }
 
-/// `for` hysteresis: a fail stands only if the breach lasted `for` without a break, or the
-/// whole window; a shorter one is a warning.
+/// `for` hysteresis: a fail stands only if the breach lasted `for` without a break; a shorter
+/// one is a warning.
 fn apply_for(s: &CheckedSlo, ev: &mut Evidence, values: &[f64], step: f64) {
     let Some(for_) = s.spec.for_ else { return };
     if ev.verdict != Verdict::Fail {
@@ -476,11 +476,7 @@ fn apply_for(s: &CheckedSlo, ev: &mut Evidence, values: &[f64], step: f64) {
         }
     }
     let lasted = longest.saturating_sub(1) as f64 * step;
-    // A breach through the whole window lasted as long as the window can show: a `for` longer
-    // than the window must not turn a permanent breach into a warning (as it did to the
-    // extensions' readiness while the simulator had no such Deployment).
-    let whole = longest == values.len();
-    if lasted < for_.as_secs_f64() && !whole {
+    if lasted < for_.as_secs_f64() {
         ev.verdict = Verdict::Warn;
         ev.reason = format!(
             "{}; but the breach lasted {lasted:.0}s, less than `for: {}s`",
@@ -707,23 +703,5 @@ mod tests {
         e.reason = "breaks, but the shift is not significant".into();
         usual_shift(&mut e, Some(&earlier));
         assert_eq!(e.verdict, Verdict::Warn);
-    }
-
-    /// `for` softens a breach shorter than itself to a warning, but not one through the whole
-    /// window (a window shorter than `for` cannot show more).
-    #[test]
-    fn a_breach_through_the_whole_window_fails_despite_a_longer_for() {
-        let text = "groups: [ { name: g, interval: 2s, slos: [ { name: s, expr: up, objective: \">= 1\", for: 1m } ] } ]";
-        let slo = Specs::parse(text, "t").unwrap().slos.remove(0);
-        let judged = |values: &[f64]| {
-            let mut ev = judge::judge(&slo, Window::Samples(values), None, judge::DEFAULT_ALPHA);
-            apply_for(&slo, &mut ev, values, 2.0);
-            ev
-        };
-        let e = judged(&[0.0; 11]);
-        assert_eq!(e.verdict, Verdict::Fail, "{}", e.reason);
-        let e = judged(&[1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
-        assert_eq!(e.verdict, Verdict::Warn, "{}", e.reason);
-        assert!(e.reason.contains("less than `for: 60s`"), "{}", e.reason);
     }
 }
