@@ -460,8 +460,11 @@ async fn empty_selectors<Q: Querier>(
     out
 }
 
-/// `for` hysteresis: a fail stands only if the breach lasted `for` without a break; a shorter
-/// one is a warning.
+/// `for` hysteresis: a fail stands only if a breach lasted `for` without a break. A shorter
+/// breach seen to start and end inside the window is what `for` forgives (a Prometheus alert
+/// with `for` stays pending): pass, with the breach in the reason. A shorter one that touches
+/// the window's first or last sample may have lasted longer than the window shows (a window
+/// shorter than `for` cannot show more): warn.
 fn apply_for(s: &CheckedSlo, ev: &mut Evidence, values: &[f64], step: f64) {
     let Some(for_) = s.spec.for_ else { return };
     if ev.verdict != Verdict::Fail {
@@ -475,23 +478,38 @@ fn apply_for(s: &CheckedSlo, ev: &mut Evidence, values: &[f64], step: f64) {
     };
     let mut run = 0usize;
     let mut longest = 0usize;
-    for v in values {
+    let mut at_edge = false;
+    for (i, v) in values.iter().enumerate() {
         if breaches(*v) {
             run += 1;
             longest = longest.max(run);
+            at_edge |= run == i + 1 || i + 1 == values.len();
         } else {
             run = 0;
         }
     }
     let lasted = longest.saturating_sub(1) as f64 * step;
-    if lasted < for_.as_secs_f64() {
-        ev.verdict = Verdict::Warn;
-        ev.reason = format!(
-            "{}; but the breach lasted {lasted:.0}s, less than `for: {}s`",
-            ev.reason,
-            for_.as_secs()
-        );
+    if lasted >= for_.as_secs_f64() {
+        return;
     }
+    let for_s = for_.as_secs();
+    (ev.verdict, ev.reason) = if at_edge {
+        (
+            Verdict::Warn,
+            format!(
+                "{}; but the breach lasted {lasted:.0}s in the window, less than `for: {for_s}s`, and reaches its edge (it may have lasted longer)",
+                ev.reason
+            ),
+        )
+    } else {
+        (
+            Verdict::Pass,
+            format!(
+                "{}; but every breach started and ended inside the window, the longest {lasted:.0}s, less than `for: {for_s}s`",
+                ev.reason
+            ),
+        )
+    };
 }
 
 #[cfg(test)]
@@ -703,5 +721,29 @@ mod tests {
         e.reason = "breaks, but the shift is not significant".into();
         usual_shift(&mut e, Some(&earlier));
         assert_eq!(e.verdict, Verdict::Warn);
+    }
+
+    /// `for` forgives a breach shorter than itself that started and ended inside the window;
+    /// one that reaches the window's edge (maybe longer than the window shows) warns, one that
+    /// lasted `for` fails.
+    #[test]
+    fn for_forgives_short_breaches_inside_the_window_only() {
+        let text = "groups: [ { name: g, interval: 2s, slos: [ { name: s, expr: up, objective: \">= 1\", for: 10s } ] } ]";
+        let slo = Specs::parse(text, "t").unwrap().slos.remove(0);
+        let judged = |values: &[f64]| {
+            let mut ev = judge::judge(&slo, Window::Samples(values), None, judge::DEFAULT_ALPHA);
+            apply_for(&slo, &mut ev, values, 2.0);
+            ev
+        };
+        let cases: [(&[f64], Verdict); 4] = [
+            (&[1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0], Verdict::Pass),
+            (&[0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], Verdict::Warn),
+            (&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0], Verdict::Warn),
+            (&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], Verdict::Fail),
+        ];
+        for (values, want) in cases {
+            let e = judged(values);
+            assert_eq!(e.verdict, want, "{values:?}: {}", e.reason);
+        }
     }
 }
