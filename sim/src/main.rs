@@ -16,9 +16,23 @@ use upsoak_sim::server::Sim;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Address to serve the Kubernetes API, control endpoint and /metrics on; port 0 picks a free port.
+    /// Address to serve the Kubernetes API, control endpoint and /metrics on; port 0 picks a free
+    /// port. Only loopback unless --allow-remote: the API has no authentication.
     #[arg(long, default_value = "127.0.0.1:0", env = "UPSOAK_SIM_LISTEN")]
     listen: String,
+    /// Listen on a non-loopback address although anyone who reaches it can install versions,
+    /// scale and delete (the simulator has no authentication).
+    #[arg(long, env = "UPSOAK_SIM_ALLOW_REMOTE")]
+    allow_remote: bool,
+    /// Time a client has to send a request's headers (and an idle connection its next request).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    header_read_timeout: std::time::Duration,
+    /// Time a client has to send a request's body.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    body_read_timeout: std::time::Duration,
+    /// Connections served at once (each watch holds one); more are answered 503 and closed.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
     /// YAML configuration (versions, gates, timings, faults); the built-in default covers Agones 1.55–1.60.
     #[arg(long, env = "UPSOAK_SIM_CONFIG")]
     config: Option<PathBuf>,
@@ -45,13 +59,36 @@ async fn run(args: Args) -> Result<(), CliError> {
         Some(p) => SimConfig::load(p)?,
         None => SimConfig::default_config()?,
     };
+    let limits = upsoak_common::server::Limits {
+        header_read_timeout: args.header_read_timeout,
+        body_read_timeout: args.body_read_timeout,
+        max_connections: args.max_connections,
+        ..upsoak_sim::server::default_limits()
+    };
+    limits.check().map_err(|e| {
+        CliError::bad_input(format!(
+            "--header-read-timeout, --body-read-timeout, --max-connections: {e}"
+        ))
+    })?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| {
             CliError::runtime(format!("cannot listen on `{}`", args.listen)).with_source(e)
         })?;
+    let bound = listener.local_addr().map_err(|e| {
+        CliError::runtime(format!("no local address for `{}`", args.listen)).with_source(e)
+    })?;
+    if !bound.ip().is_loopback() && !args.allow_remote {
+        return Err(CliError::bad_input(format!(
+            "refusing to listen on `{}` ({bound}), which is not loopback: the simulator's API has no authentication (anyone who reaches it can install, scale and delete); pass --allow-remote to do it anyway",
+            args.listen
+        )));
+    }
+    if !bound.ip().is_loopback() {
+        tracing::warn!(addr = %bound, "listening beyond loopback (--allow-remote): the API has no authentication");
+    }
     let shutdown = upsoak_common::shutdown::on_signal();
-    let (sim, handle) = Sim::start(cfg, listener, shutdown, args.seed)
+    let (sim, handle) = Sim::start_with(cfg, listener, shutdown, args.seed, limits)
         .map_err(|e| CliError::runtime("cannot start the simulator").with_source(e))?;
     println!("listening on http://{}", sim.addr);
     match handle.await {

@@ -1,5 +1,10 @@
 //! Assembles the simulator: the world, its controller loop, the Kubernetes API, the control
-//! endpoint that installs versions, `/metrics`, `/healthz` and `/readyz`, on one listener.
+//! endpoint that installs versions, `/metrics`, `/healthz` and `/readyz`, on one listener,
+//! served within the workspace's server limits ([`upsoak_common::server`]: header and body read
+//! timeouts, body size, connections). POST and PUT bodies must be `application/json` (what
+//! kubectl, kube-rs and the Python client send for create and replace; PATCH has its own media
+//! types, checked per request), so a web page cannot post to it as a "simple" cross-site
+//! request.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use upsoak_agones::release::{Install, to_query};
 use upsoak_common::ops::{self, Health};
 use upsoak_common::process::ProcessCollector;
+use upsoak_common::server::{Limits, ServerMetrics};
 
 use crate::api::{self, ApiState};
 use crate::config::SimConfig;
@@ -53,6 +59,17 @@ impl Sim {
         shutdown: CancellationToken,
         seed: u64,
     ) -> Result<(Sim, JoinHandle<Result<()>>)> {
+        Sim::start_with(cfg, listener, shutdown, seed, default_limits())
+    }
+
+    /// [`Sim::start`] within `limits`.
+    pub fn start_with(
+        cfg: SimConfig,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+        seed: u64,
+        limits: Limits,
+    ) -> Result<(Sim, JoinHandle<Result<()>>)> {
         let addr = listener.local_addr().map_err(Error::ListenerAddress)?;
         let cfg = Arc::new(cfg);
         let pool = PortPool::new(cfg.game.port_min, cfg.game.port_max).map_err(Error::GamePorts)?;
@@ -66,6 +83,8 @@ impl Sim {
         let gauges: Arc<dyn GaugeSource> = world.clone();
         registry.register_collector(Box::new(GaugeCollector(gauges)));
         registry.register_collector(Box::new(ProcessCollector));
+        let server_metrics = ServerMetrics::new("sim");
+        server_metrics.register(&mut registry, "upsoak_sim");
         let health = Health::new();
         let app = router(
             world.clone(),
@@ -89,7 +108,14 @@ impl Sim {
             // come from a complete world.
             events::Serving { addr: &addr }.emit();
             serving.mark_ready();
-            let served = ops::serve(listener, app, shutdown.clone()).await;
+            let served = upsoak_common::server::serve(
+                listener,
+                app,
+                limits,
+                server_metrics,
+                shutdown.clone(),
+            )
+            .await;
             serving.mark_not_ready();
             if let Err(e) = &served {
                 events::ServerFailed { error: e }.emit();
@@ -153,6 +179,52 @@ fn router(
         .merge(control)
         .merge(ops::router(registry, health))
         .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
+        .layer(axum::middleware::from_fn(require_json))
+}
+
+/// The simulator's server limits by default: watches hold a connection each, so more
+/// connections than the agent's; headers within 30 s, as the Kubernetes API server's
+/// `ReadHeaderTimeout` (32 s).
+pub fn default_limits() -> Limits {
+    Limits {
+        header_read_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    }
+}
+
+/// Whether `content_type` names JSON (`application/json`, any parameters, any case).
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// POST and PUT bodies must be `application/json`: 415 otherwise, as the API server answers an
+/// unknown media type.
+async fn require_json(req: Request, next: axum::middleware::Next) -> Response {
+    let method = req.method();
+    if method != axum::http::Method::POST && method != axum::http::Method::PUT {
+        return next.run(req).await;
+    }
+    let ct = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if is_json(&ct) {
+        return next.run(req).await;
+    }
+    ApiError {
+        code: 415,
+        reason: "UnsupportedMediaType",
+        message: format!("the body of a {method} request must be application/json (got `{ct}`)"),
+        kind: None,
+        name: None,
+        causes: Vec::new(),
+    }
+    .into_response()
 }
 
 fn installed_doc(w: &World) -> serde_json::Value {
