@@ -115,7 +115,8 @@ async fn judge_chunk<Q: Querier>(
     out: &mut Chunks,
 ) -> Judged {
     let mut slos = std::collections::BTreeMap::new();
-    for s in j.specs.slos.iter().filter(|s| s.spec.window.is_steady()) {
+    let steady = j.specs.slos.iter().filter(|s| s.spec.window.is_steady());
+    for s in steady.filter(|s| eval::judged_at_age(s, start - at)) {
         let step = eval::group_step(j.specs, j.settings, &s.group);
         let (mut v, error) = eval::judge_slo(q, s, j, step, at, start, end).await;
         let key = baseline::key(&s.group, &s.spec.name);
@@ -172,5 +173,24 @@ mod tests {
         assert_eq!(t.steady_verdict(), Some(Verdict::Fail), "the worst chunk");
         t.steady_closed = true;
         assert_eq!(next_chunk(&t, 600, None), None);
+    }
+
+    #[test]
+    fn a_long_window_slo_is_judged_only_on_windows_past_its_judged_after() {
+        let specs = crate::spec::Specs::parse(
+            "groups: [ { name: g, interval: 1m, slos: [ { name: slope, expr: up, objective: \"<= 1\", judged_after: 6h } ] } ]",
+            "test",
+        )
+        .unwrap();
+        let s = &specs.slos[0];
+        assert!(!eval::judged_at_age(s, 6 * 3600 - 1));
+        assert!(eval::judged_at_age(s, 6 * 3600));
+        let refused = crate::spec::Specs::parse(
+            "groups: [ { name: g, interval: 1m, slos: [ { name: d, expr: up, objective: \"<= 1\", window: disruption, judged_after: 1h } ] } ]",
+            "test",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(refused.contains("judged_after"), "{refused}");
     }
 }

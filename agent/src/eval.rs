@@ -77,6 +77,14 @@ pub async fn detect<Q: Querier>(q: &Q, h: &mut History, now: i64) -> crate::Resu
     Ok(added)
 }
 
+/// Whether a window starting `age_s` seconds after its transition went live judges `s` (its
+/// `judged_after`).
+pub fn judged_at_age(s: &CheckedSlo, age_s: i64) -> bool {
+    s.spec
+        .judged_after
+        .is_none_or(|d| age_s >= d.as_secs() as i64)
+}
+
 /// The names of every group of `specs`, for judging them all at once.
 pub fn all_groups(specs: &Specs) -> Vec<String> {
     specs.file.groups.iter().map(|g| g.name.clone()).collect()
@@ -205,6 +213,7 @@ pub async fn judge_due<Q: Querier>(
                 .slos
                 .iter()
                 .filter(|s| &s.group == g && s.spec.window.is_steady())
+                .filter(|s| judged_at_age(s, start - t.at))
             {
                 let (mut v, error) = judge_slo(q, s, j, step, t.at, start, end).await;
                 let key = baseline::key(&s.group, &s.spec.name);

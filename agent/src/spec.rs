@@ -24,6 +24,7 @@
 //!         description: ""          # ? free text for reports and alerts
 //!         window: steady           # ? steady | disruption (see below)
 //!         min_transitions: 5       # ? disruption SLOs: earlier transitions before `baseline` counts
+//!         judged_after: 6h         # ? steady SLOs: only windows starting this long after the transition
 //!         budget:                  # ? an error-budget objective on a good/total ratio
 //!           good: x{result="ok"}   #   counter selector of the good events
 //!           total: x               #   counter selector of every event
@@ -147,6 +148,15 @@ pub struct Slo {
     /// median (default [`DEFAULT_MIN_TRANSITIONS`]); until then only the objective counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_transitions: Option<usize>,
+    /// Steady SLOs over long ranges (a 6 h memory slope): judged only on windows (the first
+    /// one, or a chunk) that start at least this long after the transition went live, so their
+    /// range holds one configuration past its restart; earlier windows leave them out.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub judged_after: Option<Duration>,
 }
 
 /// Which window of a transition an SLO is judged on.
@@ -384,6 +394,7 @@ const SLO_FIELDS: &[&str] = &[
     "budget",
     "window",
     "min_transitions",
+    "judged_after",
 ];
 
 /// Walks the YAML tree field by field, so that one bad field does not hide the others.
@@ -679,6 +690,10 @@ impl Checker {
             self.problem(format!("{at}.min_samples"), "must be at least 1");
         }
         let description: String = self.optional(m, at, "description").unwrap_or_default();
+        let judged_after = self.duration(m, at, "judged_after");
+        if judged_after.is_some() && !window.is_steady() {
+            self.problem(format!("{at}.judged_after"), "only steady SLOs take it");
+        }
         let slo = Slo {
             name: name?,
             expr: expr?,
@@ -694,6 +709,7 @@ impl Checker {
             budget: budget.clone(),
             window,
             min_transitions,
+            judged_after,
         };
         // The criterion that sets the bad way: the relative one, else the objective; `==`
         // says nothing about it.
