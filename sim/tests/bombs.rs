@@ -126,7 +126,8 @@ async fn every_audit_bomb_is_refused_and_version_answers_within_100ms() {
         &sim,
         "YAML alias bomb",
         patch(
-            &format!("{fleets}/new"),
+            // An apply names its field manager, as kubectl and kube-rs do.
+            &format!("{fleets}/new?fieldManager=bomb"),
             "application/apply-patch+yaml",
             yaml,
         ),
