@@ -86,11 +86,9 @@ impl Grafana {
             "timeEnd": end_s.max(start_s) * 1000,
             "tags": ["upsoak", "transition", format!("to:{}", v(&t.to, "version"))],
             "text": format!(
-                "upsoak generation {}: {} → {}<br>gates: {}<br>apply {}s before live",
+                "upsoak generation {}: {}<br>apply {}s before live",
                 t.generation,
-                v(&t.from, "version"),
-                v(&t.to, "version"),
-                v(&t.to, "feature_gates"),
+                upsoak_common::change::describe(&t.from, &t.to),
                 t.at - start_s
             ),
         }))
@@ -115,8 +113,9 @@ impl Grafana {
             "timeEnd": d.window_end.max(d.window_start) * 1000,
             "tags": ["upsoak", "disruption", d.verdict.as_str()],
             "text": format!(
-                "upsoak disruption window of generation {}: {}<br>{}<br>{}",
+                "upsoak disruption window of generation {} ({}): {}<br>{}<br>{}",
                 t.generation,
+                upsoak_common::change::describe(&t.from, &t.to),
                 d.verdict.as_str(),
                 numbers.join("<br>"),
                 d.phases
@@ -137,7 +136,13 @@ impl Grafana {
         self.post(json!({
             "time": at_s * 1000,
             "tags": ["upsoak", "verdict", verdict.as_str(), format!("slo:{slo}")],
-            "text": format!("{slo}: {} after generation {} ({})", verdict.as_str(), t.generation, reason),
+            "text": format!(
+                "{slo}: {} after generation {} ({}; {})",
+                verdict.as_str(),
+                t.generation,
+                upsoak_common::change::describe(&t.from, &t.to),
+                reason
+            ),
         }))
         .await
     }

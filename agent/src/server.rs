@@ -1,6 +1,7 @@
 //! The agent's HTTP server: the workspace's `/metrics`, `/healthz` and `/readyz`
 //! ([`upsoak_common::ops`]; ready once Prometheus has answered a query), and Alertmanager's
-//! webhook at `/api/v1/alertmanager` ([`crate::webhook`]: credentials, body limit, inbox).
+//! webhook at `/api/v1/alertmanager` ([`crate::webhook`]: credentials, body limit, inbox), and
+//! the live HTML report at `/report` ([`crate::report::live`]).
 
 use axum::Router;
 use axum::routing::post;
@@ -14,11 +15,17 @@ use crate::webhook::{self, Webhook};
 pub const WEBHOOK_PATH: &str = "/api/v1/alertmanager";
 
 /// The agent's routes.
-pub fn router(registry: Registry, health: Health, webhook: Webhook) -> Router {
+pub fn router(
+    registry: Registry,
+    health: Health,
+    webhook: Webhook,
+    state_dir: std::path::PathBuf,
+) -> Router {
     Router::new()
         .route(WEBHOOK_PATH, post(webhook::receive))
         .with_state(webhook)
         .merge(ops::router(registry, health))
+        .merge(crate::report::live::router(state_dir))
 }
 
 /// Serves [`router`] until `shutdown`.
@@ -27,7 +34,13 @@ pub async fn serve(
     registry: Registry,
     webhook: Webhook,
     health: Health,
+    state_dir: std::path::PathBuf,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    ops::serve(listener, router(registry, health, webhook), shutdown).await
+    ops::serve(
+        listener,
+        router(registry, health, webhook, state_dir),
+        shutdown,
+    )
+    .await
 }

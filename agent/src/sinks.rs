@@ -40,7 +40,8 @@ pub fn alert(
             "to_version": t.to.get("version").cloned().unwrap_or_default(),
         },
         "annotations": {
-            "summary": format!("SLO {}/{} failed after the transition to generation {}", v.group, v.slo, t.generation),
+            "summary": format!("SLO {}/{} failed after the transition to generation {} ({})", v.group, v.slo, t.generation, upsoak_common::change::describe(&t.from, &t.to)),
+            "change": upsoak_common::change::describe(&t.from, &t.to),
             "description": e.reason,
             "query": v.query,
             "value": e.value.map(|x| x.to_string()).unwrap_or_default(),
@@ -184,8 +185,11 @@ pub fn current_alerts(transitions: &[Transition], now: &str) -> Vec<serde_json::
         a["labels"]["window"] = json!(window.as_str());
         if *window == SloWindow::Disruption {
             a["annotations"]["summary"] = json!(format!(
-                "SLO {}/{} failed during the upgrade to generation {} (disruption window)",
-                v.group, v.slo, t.generation
+                "SLO {}/{} failed during the upgrade to generation {} (disruption window; {})",
+                v.group,
+                v.slo,
+                t.generation,
+                upsoak_common::change::describe(&t.from, &t.to)
             ));
         }
         out.push(a);

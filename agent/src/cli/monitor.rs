@@ -272,6 +272,7 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         registry,
         webhook,
         ready.clone(),
+        o.state_dir.clone(),
         shutdown.clone(),
     ));
     let reload = Reload::new(&o.specs);
