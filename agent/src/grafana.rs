@@ -147,3 +147,41 @@ impl Grafana {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Grafana itself cannot run here: the recording target writes each body exactly as it
+    // would be posted to `/api/annotations`.
+    #[tokio::test]
+    async fn annotations_read_as_what_the_transition_changed() {
+        let dir = std::env::temp_dir().join(format!("upsoak-grafana-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("annotations.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let g = Grafana::recording(&path);
+        let t: Transition = serde_json::from_value(json!({
+            "generation": 4, "at": 100,
+            "from": {"version": "1.58.0", "feature_gates": "A=true", "tunables": ""},
+            "to": {"version": "1.59.0", "feature_gates": "A=false", "tunables": ""},
+        }))
+        .unwrap();
+        g.transition(&t, 90, 160).await.unwrap();
+        g.verdict(&t, 200, "s", Verdict::Fail, "why").await.unwrap();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0]["text"],
+            "upsoak generation 4: 1.58.0 → 1.59.0  −A<br>apply 10s before live"
+        );
+        assert_eq!(
+            lines[1]["text"],
+            "s: fail after generation 4 (1.58.0 → 1.59.0  −A; why)"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -634,6 +634,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_log_reads_a_transition_as_what_it_changed() {
+        let from = Install {
+            version: "1.58.0".into(),
+            feature_gates: [
+                ("SidecarContainers".into(), true),
+                ("WasmAutoscaler".into(), false),
+            ]
+            .into(),
+            tunables: [(
+                "allocationBatchWaitTime".into(),
+                upsoak_agones::release::TunableValue::Str("500ms".into()),
+            )]
+            .into(),
+        };
+        let to = Install {
+            version: "1.59.0".into(),
+            feature_gates: [
+                ("SidecarContainers".into(), false),
+                ("WasmAutoscaler".into(), true),
+            ]
+            .into(),
+            tunables: [(
+                "allocationBatchWaitTime".into(),
+                upsoak_agones::release::TunableValue::Str("100ms".into()),
+            )]
+            .into(),
+        };
+        assert_eq!(
+            change(&from, &to),
+            "1.58.0 → 1.59.0  +WasmAutoscaler −SidecarContainers  allocationBatchWaitTime 500ms→100ms"
+        );
+    }
+
+    #[test]
     fn config_info_labels_are_the_names_the_monitor_reads() {
         let m = WandererMetrics::default();
         let mut r = Registry::default();
