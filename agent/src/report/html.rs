@@ -30,7 +30,7 @@ pub struct HtmlOptions {
     pub now: Option<i64>,
 }
 
-const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
+const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}h2{white-space:pre-wrap}\
 td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
 .verdict.pass,td.pass{color:#080}.verdict.fail,td.fail{color:#c00;font-weight:bold}\
 .verdict.warn,td.warn{color:#b60}.verdict.inconclusive,td.inconclusive{color:#666}\

@@ -99,6 +99,12 @@ pub fn time_label(t: i64, span: i64) -> String {
     ts.strftime(f).to_string()
 }
 
+/// How a time tick's label hangs: centred on its tick, or ending at it near the right edge so
+/// it is not cut off.
+pub fn anchor(px: f64, right: f64) -> &'static str {
+    if px > right - 28.0 { "end" } else { "middle" }
+}
+
 /// A shaded window of a chart: a verdict row's time span.
 #[derive(Clone, Debug)]
 pub struct Shade {
@@ -261,9 +267,10 @@ pub fn slo_chart(c: &SloChart<'_>) -> String {
         let px = x.at(t as f64);
         let _ = write!(
             s,
-            "<line x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{py0}\" y2=\"{:.1}\"/><text class=\"tick\" x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            "<line x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{py0}\" y2=\"{:.1}\"/><text class=\"tick\" x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"{}\">{}</text>",
             py0 + 4.0,
             py0 + 16.0,
+            anchor(px, px1),
             time_label(t, b - a)
         );
     }

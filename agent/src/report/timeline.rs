@@ -159,9 +159,10 @@ pub fn timeline(h: &History, now: Option<i64>) -> String {
         let px = x.at(tick as f64);
         let _ = write!(
             out,
-            "<line x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{axis_y}\" y2=\"{:.1}\"/><text class=\"tick\" x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            "<line x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{axis_y}\" y2=\"{:.1}\"/><text class=\"tick\" x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"{}\">{}</text>",
             axis_y + 4.0,
             axis_y + 16.0,
+            super::svg::anchor(px, W - RIGHT),
             time_label(tick, t1 - t0)
         );
     }
