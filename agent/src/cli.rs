@@ -73,15 +73,9 @@ pub enum Command {
     /// Judges every Wanderer transition until stopped (or `--max-transitions`); exits with the
     /// overall verdict.
     Run(Box<RunArgs>),
-    /// Prints the verdict history and exits with the overall verdict.
-    Report {
-        /// The `run`'s state directory.
-        #[arg(long)]
-        state_dir: PathBuf,
-        /// `text`, `json` or `html`.
-        #[arg(long, default_value = "text")]
-        format: String,
-    },
+    /// Prints the verdict history and exits with the overall verdict. Each transition reads as
+    /// what it changed (`1.58.0 → 1.59.0  +GateA −GateB  tunable 500ms→100ms`).
+    Report(ReportArgs),
     /// Prometheus rules from the SLO specs.
     Rules {
         #[command(subcommand)]
@@ -92,6 +86,29 @@ pub enum Command {
         #[command(subcommand)]
         command: BaselineCommand,
     },
+}
+
+/// `report …`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// The `run`'s state directory.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// `text`, `json` or `html`.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Text: each transition's whole configuration before and after, not only what changed
+    /// (the JSON always has it, the HTML one click away).
+    #[arg(long)]
+    pub full_config: bool,
+    /// Keeps reading the history file and prints each transition as it is detected and each
+    /// verdict as it is reached, one line each, until SIGINT or SIGTERM; then exits with the
+    /// overall verdict. Text only.
+    #[arg(long)]
+    pub follow: bool,
+    /// How often `--follow` reads the history file.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
 }
 
 /// `rules …`.
@@ -160,7 +177,10 @@ impl Args {
         match self.command {
             Command::CheckConfig { file } => check_config(&file).map(Output::pass),
             Command::Run(o) => monitor::monitor(*o, upsoak_common::shutdown::on_signal()).await,
-            Command::Report { state_dir, format } => report(&state_dir, &format),
+            Command::Report(r) if r.follow => {
+                follow(&r, &upsoak_common::shutdown::on_signal()).await
+            }
+            Command::Report(r) => report_with(&r),
             Command::Rules {
                 command:
                     RulesCommand::Export {
@@ -318,9 +338,55 @@ pub async fn record_baseline(
 
 /// `report --state-dir D --format F`: the text, and the exit code of the overall verdict.
 pub fn report(state_dir: &Path, format: &str) -> Result<Output, CliError> {
-    let h = History::load(state_dir).map_err(bad_error)?;
-    let text = match format {
-        "text" => report::text(&h),
+    report_with(&ReportArgs {
+        state_dir: state_dir.to_owned(),
+        format: format.to_owned(),
+        full_config: false,
+        follow: false,
+        interval: Duration::from_secs(2),
+    })
+}
+
+/// `report --follow`: prints lines as the history grows until `stop`; the exit code of the
+/// overall verdict then.
+pub async fn follow(
+    r: &ReportArgs,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Output, CliError> {
+    if r.format != "text" {
+        return Err(bad(format!(
+            "--follow prints text; `--format {}` is for a finished report",
+            r.format
+        )));
+    }
+    if r.interval.is_zero() {
+        return Err(bad("--interval must be above zero"));
+    }
+    let print = |l: &str| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{l}");
+        let _ = out.flush();
+    };
+    let overall = report::follow::follow(&r.state_dir, r.interval, stop, print)
+        .await
+        .map_err(bad_error)?;
+    Ok(Output {
+        text: format!("overall: {}\n", overall.as_str().to_uppercase()),
+        code: report::exit_code(overall),
+    })
+}
+
+/// `report` with its flags.
+pub fn report_with(r: &ReportArgs) -> Result<Output, CliError> {
+    let h = History::load(&r.state_dir).map_err(bad_error)?;
+    let text = match r.format.as_str() {
+        "text" => report::text_with(
+            &h,
+            report::TextOptions {
+                full_config: r.full_config,
+            },
+        ),
         "json" => report::json(&h),
         "html" => report::html(&h),
         other => {

@@ -335,6 +335,7 @@ impl TransitionDetected<'_> {
             at = t.at,
             from_version = version(&t.from),
             to_version = version(&t.to),
+            change = %upsoak_common::change::describe(&t.from, &t.to),
             "transition detected"
         );
         m.detected.inc();
@@ -360,6 +361,7 @@ impl TransitionJudged<'_> {
             generation = t.generation,
             from_version = version(&t.from),
             to_version = version(&t.to),
+            change = %upsoak_common::change::describe(&t.from, &t.to),
             verdict = j.verdict.as_str(),
             slos = j.slos.len(),
             "transition judged"
@@ -428,6 +430,7 @@ impl SloJudged<'_> {
             generation = self.transition.generation,
             from_version = version(&self.transition.from),
             to_version = version(&self.transition.to),
+            change = %upsoak_common::change::describe(&self.transition.from, &self.transition.to),
             group = %v.group,
             slo = %v.slo,
             previous = self.previous.map_or("none", Verdict::as_str),
@@ -655,6 +658,7 @@ impl DisruptionJudged<'_> {
             generation = t.generation,
             from_version = version(&t.from),
             to_version = version(&t.to),
+            change = %upsoak_common::change::describe(&t.from, &t.to),
             verdict = d.verdict.as_str(),
             window_start = d.window_start,
             window_end = d.window_end,

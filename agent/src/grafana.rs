@@ -175,11 +175,9 @@ impl Grafana {
                 "timeEnd": end_s.max(start_s) * 1000,
                 "tags": ["upsoak", "transition", format!("to:{}", v(&t.to, "version"))],
                 "text": format!(
-                    "upsoak generation {}: {} → {}<br>gates: {}<br>apply {}s before live",
+                    "upsoak generation {}: {}<br>apply {}s before live",
                     t.generation,
-                    v(&t.from, "version"),
-                    v(&t.to, "version"),
-                    v(&t.to, "feature_gates"),
+                    upsoak_common::change::describe(&t.from, &t.to),
                     t.at - start_s
                 ),
             }),
@@ -208,8 +206,9 @@ impl Grafana {
                 "timeEnd": d.window_end.max(d.window_start) * 1000,
                 "tags": ["upsoak", "disruption", d.verdict.as_str()],
                 "text": format!(
-                    "upsoak disruption window of generation {}: {}<br>{}<br>{}",
+                    "upsoak disruption window of generation {} ({}): {}<br>{}<br>{}",
                     t.generation,
+                    upsoak_common::change::describe(&t.from, &t.to),
                     d.verdict.as_str(),
                     numbers.join("<br>"),
                     d.phases
@@ -231,8 +230,52 @@ impl Grafana {
         self.post("verdict", t.generation, json!({
             "time": at_s * 1000,
             "tags": ["upsoak", "verdict", verdict.as_str(), format!("slo:{slo}")],
-            "text": format!("{slo}: {} after generation {} ({})", verdict.as_str(), t.generation, reason),
+            "text": format!(
+                "{slo}: {} after generation {} ({}; {})",
+                verdict.as_str(),
+                t.generation,
+                upsoak_common::change::describe(&t.from, &t.to),
+                reason
+            ),
         }))
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Grafana itself cannot run here: the recording target writes each body exactly as it
+    // would be posted to `/api/annotations`.
+    #[tokio::test]
+    async fn annotations_read_as_what_the_transition_changed() {
+        let dir = std::env::temp_dir().join(format!("upsoak-grafana-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("annotations.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let g = Grafana::recording(&path);
+        let t: Transition = serde_json::from_value(json!({
+            "generation": 4, "at": 100,
+            "from": {"version": "1.58.0", "feature_gates": "A=true", "tunables": ""},
+            "to": {"version": "1.59.0", "feature_gates": "A=false", "tunables": ""},
+        }))
+        .unwrap();
+        g.transition(&t, 90, 160).await.unwrap();
+        g.verdict(&t, 200, "s", Verdict::Fail, "why").await.unwrap();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0]["text"],
+            "upsoak generation 4: 1.58.0 → 1.59.0  −A<br>apply 10s before live"
+        );
+        assert_eq!(
+            lines[1]["text"],
+            "s: fail after generation 4 (1.58.0 → 1.59.0  −A; why)"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,7 +1,8 @@
 //! The agent's HTTP server: the workspace's `/metrics`, `/healthz` and `/readyz`
 //! ([`upsoak_common::ops`]; ready once Prometheus has answered a query), and Alertmanager's
-//! webhook at `/api/v1/alertmanager` ([`crate::webhook`]: credentials, body limit, inbox), on
-//! the workspace's server with its limits ([`upsoak_common::server`]).
+//! webhook at `/api/v1/alertmanager` ([`crate::webhook`]: credentials, body limit, inbox), and
+//! the live HTML report at `/report` ([`crate::report::live`]), on the workspace's server with
+//! its limits ([`upsoak_common::server`]).
 
 use axum::Router;
 use axum::routing::post;
@@ -16,11 +17,17 @@ use crate::webhook::{self, Webhook};
 pub const WEBHOOK_PATH: &str = "/api/v1/alertmanager";
 
 /// The agent's routes.
-pub fn router(registry: Registry, health: Health, webhook: Webhook) -> Router {
+pub fn router(
+    registry: Registry,
+    health: Health,
+    webhook: Webhook,
+    state_dir: std::path::PathBuf,
+) -> Router {
     Router::new()
         .route(WEBHOOK_PATH, post(webhook::receive))
         .with_state(webhook)
         .merge(ops::router(registry, health))
+        .merge(crate::report::live::router(state_dir))
 }
 
 /// Serves [`router`] until `shutdown`, within `limits` (header and body read timeouts, body
@@ -30,13 +37,14 @@ pub async fn serve(
     registry: Registry,
     webhook: Webhook,
     health: Health,
+    state_dir: std::path::PathBuf,
     limits: Limits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let metrics = webhook.metrics.server();
     upsoak_common::server::serve(
         listener,
-        router(registry, health, webhook),
+        router(registry, health, webhook, state_dir),
         limits,
         metrics,
         shutdown,

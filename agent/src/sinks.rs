@@ -42,7 +42,8 @@ pub fn alert(
             "to_version": t.to.get("version").cloned().unwrap_or_default(),
         },
         "annotations": {
-            "summary": format!("SLO {}/{} failed after the transition to generation {}", v.group, v.slo, t.generation),
+            "summary": format!("SLO {}/{} failed after the transition to generation {} ({})", v.group, v.slo, t.generation, upsoak_common::change::describe(&t.from, &t.to)),
+            "change": upsoak_common::change::describe(&t.from, &t.to),
             "description": e.reason,
             "query": v.query,
             "value": e.value.map(|x| x.to_string()).unwrap_or_default(),
@@ -257,8 +258,11 @@ pub fn current_alerts(transitions: &[Transition], now: &str) -> Vec<serde_json::
         a["labels"]["window"] = json!(window.as_str());
         if *window == SloWindow::Disruption {
             a["annotations"]["summary"] = json!(format!(
-                "SLO {}/{} failed during the upgrade to generation {} (disruption window)",
-                v.group, v.slo, t.generation
+                "SLO {}/{} failed during the upgrade to generation {} (disruption window; {})",
+                v.group,
+                v.slo,
+                t.generation,
+                upsoak_common::change::describe(&t.from, &t.to)
             ));
         }
         out.push(a);
@@ -269,6 +273,31 @@ pub fn current_alerts(transitions: &[Transition], now: &str) -> Vec<serde_json::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alerts_read_as_what_the_transition_changed() {
+        let t: Transition = serde_json::from_value(json!({
+            "generation": 4, "at": 100,
+            "from": {"version": "1.58.0", "feature_gates": "A=false", "tunables": "x=1"},
+            "to": {"version": "1.59.0", "feature_gates": "A=true", "tunables": "x=2"},
+        }))
+        .unwrap();
+        let v: SloVerdict = serde_json::from_value(json!({
+            "group": "g", "slo": "s", "severity": "critical", "query": "up",
+            "evidence": {"verdict": "fail", "value": 0.0, "baseline": null, "threshold": null,
+                "p_value": null, "samples": 3, "reason": "0 breaks the objective >= 1"},
+            "previous": null, "samples": [],
+        }))
+        .unwrap();
+        let a = alert(&t, &v, true, "now", "then");
+        assert_eq!(a["annotations"]["change"], "1.58.0 → 1.59.0  +A  x 1→2");
+        assert_eq!(
+            a["annotations"]["summary"],
+            "SLO g/s failed after the transition to generation 4 (1.58.0 → 1.59.0  +A  x 1→2)"
+        );
+        // The full configuration stays in the labels and annotations it always had.
+        assert_eq!(a["annotations"]["to_gates"], "A=true");
+    }
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {

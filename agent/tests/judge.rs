@@ -337,6 +337,7 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
         prometheus_client::registry::Registry::default(),
         webhook_with_token,
         health.clone(),
+        tmp.path().to_owned(),
         upsoak_common::server::Limits::default(),
         stop.clone(),
     ));

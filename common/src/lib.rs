@@ -1,6 +1,7 @@
 //! Plumbing the three upsoak binaries share, and the names and formats that cross a process
 //! boundary between them.
 //!
+//! - [`change`]: what changed between two configurations, in one line ([`change::describe`]).
 //! - [`cli`]: [`cli::CliError`] (exit code, headline, cause, hint) and [`cli::print_error`],
 //!   which writes `error: …`, `  caused by: …` lines and `hint: …`.
 //! - [`exit`]: the exit codes of every binary (0 ok, 1 regression, 2 bad input, 3 inconclusive,
@@ -22,6 +23,7 @@
 //!   the process).
 //! - [`telemetry`]: tracing set-up (logs to stderr, stdout is for the program's own output).
 
+pub mod change;
 pub mod cli;
 pub mod exit;
 pub mod exposition;

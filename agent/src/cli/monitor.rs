@@ -370,6 +370,7 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         registry,
         webhook,
         ready.clone(),
+        o.state_dir.clone(),
         limits,
         shutdown.clone(),
     ));

@@ -215,6 +215,21 @@ fn tunables_label(c: &Install) -> String {
         .join("&")
 }
 
+/// An install as the labels of the info metric: what the agent reads back, so the sidecar's
+/// log and the agent describe a change from the same thing.
+fn config_labels(c: &Install) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        (names::VERSION_LABEL.to_owned(), c.version.clone()),
+        (names::FEATURE_GATES_LABEL.to_owned(), c.gate_query()),
+        (names::TUNABLES_LABEL.to_owned(), tunables_label(c)),
+    ])
+}
+
+/// What changes from `from` to `to`, in one line ([`upsoak_common::change::describe`]).
+pub fn change(from: &Install, to: &Install) -> String {
+    upsoak_common::change::describe(&config_labels(from), &config_labels(to))
+}
+
 fn set_config(m: &WandererMetrics, c: &Install) {
     m.config_info.clear();
     m.config_info
@@ -349,6 +364,8 @@ impl TransitionScheduled {
 #[derive(Debug)]
 pub struct ApplyStarted<'a> {
     pub step: u64,
+    /// What is installed before the apply.
+    pub from: &'a Install,
     pub to: &'a Install,
     pub started_unix_ms: u64,
 }
@@ -358,6 +375,7 @@ impl ApplyStarted<'_> {
         tracing::info!(
             event = "apply_started",
             step = self.step,
+            change = %change(self.from, self.to),
             to_version = %self.to.version,
             to_gates = %self.to.gate_query(),
             started_unix_ms = self.started_unix_ms,
@@ -423,6 +441,7 @@ impl TransitionOutcome<'_> {
         tracing::info!(
             event = "wanderer_transition",
             step = self.step,
+            change = %change(self.from, self.to),
             from_version = %self.from.version,
             to_version = %self.to.version,
             to_gates = %self.to.gate_query(),
@@ -613,6 +632,40 @@ impl CoverageChanged<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_reads_a_transition_as_what_it_changed() {
+        let from = Install {
+            version: "1.58.0".into(),
+            feature_gates: [
+                ("SidecarContainers".into(), true),
+                ("WasmAutoscaler".into(), false),
+            ]
+            .into(),
+            tunables: [(
+                "allocationBatchWaitTime".into(),
+                upsoak_agones::release::TunableValue::Str("500ms".into()),
+            )]
+            .into(),
+        };
+        let to = Install {
+            version: "1.59.0".into(),
+            feature_gates: [
+                ("SidecarContainers".into(), false),
+                ("WasmAutoscaler".into(), true),
+            ]
+            .into(),
+            tunables: [(
+                "allocationBatchWaitTime".into(),
+                upsoak_agones::release::TunableValue::Str("100ms".into()),
+            )]
+            .into(),
+        };
+        assert_eq!(
+            change(&from, &to),
+            "1.58.0 → 1.59.0  +WasmAutoscaler −SidecarContainers  allocationBatchWaitTime 500ms→100ms"
+        );
+    }
 
     #[test]
     fn config_info_labels_are_the_names_the_monitor_reads() {

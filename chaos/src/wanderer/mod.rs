@@ -271,6 +271,7 @@ pub async fn run<A: Applier, P: Planner>(
         })?;
         ApplyStarted {
             step,
+            from: &current,
             to: &target,
             started_unix_ms: started_ms,
         }
