@@ -52,7 +52,11 @@ impl Facts for Some59 {
         Some(name.len() as i64)
     }
     fn tunable_str(&self, name: &str) -> Option<&str> {
-        Some(if name.len().is_multiple_of(2) { "a" } else { "b" })
+        Some(if name.len().is_multiple_of(2) {
+            "a"
+        } else {
+            "b"
+        })
     }
 }
 
