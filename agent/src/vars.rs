@@ -76,9 +76,9 @@ pub fn selectors(expr: &str) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    if let Ok(e) = promql_parser::parser::parse(
-        &expr.replace("${window}", crate::spec::WINDOW_PLACEHOLDER_CHECK),
-    ) {
+    if let Ok(e) =
+        crate::spec::parse_promql(&expr.replace("${window}", crate::spec::WINDOW_PLACEHOLDER_CHECK))
+    {
         walk(&e, &mut out);
     }
     out
