@@ -4,7 +4,10 @@ CARGO ?= cargo
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 DEMO_DURATION ?= 180
 
-.PHONY: test e2e bench-detection bench-conventions demo deps fmt clippy unit build release clean rules-check deploy-check conformance-venv
+FUZZ_SECONDS ?= 30
+FUZZ_ENGINE ?= libfuzzer
+
+.PHONY: fuzz test e2e bench-detection bench-conventions demo deps fmt clippy unit build release clean rules-check deploy-check conformance-venv
 
 ## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
 deps:
@@ -85,6 +88,23 @@ bench-detection: deps
 bench-conventions: deps
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run -p upsoak-tests --locked --test conventions --run-ignored only --test-threads 1 --no-capture
+
+## fuzz: every fuzz target of fuzz/fuzz_targets/ (the parsers of untrusted input) for
+## FUZZ_SECONDS each under cargo-fuzz, installed if missing; RUSTC_BOOTSTRAP=1 lets stable Rust
+## build libFuzzer's instrumentation (the first build takes long: every dependency is
+## instrumented). FUZZ_ENGINE=random runs the same targets under fuzz/src/random.rs's
+## mutation fuzzer in the normal test build instead. Prints the table of BENCHMARKS.md; a crash
+## fails with its input in fuzz/artifacts/<target>/: fix it and save the input in
+## fuzz/regressions/<target>/, which `make test` replays (each crate's tests/fuzz_regressions.rs).
+fuzz:
+ifeq ($(FUZZ_ENGINE),random)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) nextest run -p upsoak-sim -p upsoak-chaos -p upsoak-agent \
+	  --locked --test fuzz_regressions --run-ignored only --no-capture
+else
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -O --debug-assertions
+	./fuzz/run.sh $(FUZZ_SECONDS)
+endif
 
 release:
 	$(CARGO) build --workspace --locked --release --bins

@@ -76,6 +76,8 @@ use crate::criteria::{Objective, Relative};
 use crate::vars::kind;
 
 mod check_vars;
+mod promql;
+pub use promql::{MAX_PROMQL_BYTES, MAX_PROMQL_NESTING, parse_promql};
 
 /// The spec file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -784,7 +786,7 @@ impl Checker {
             return;
         }
         let checked = expr.replace(WINDOW_PLACEHOLDER, WINDOW_PLACEHOLDER_CHECK);
-        match promql_parser::parser::parse(&checked) {
+        match parse_promql(&checked) {
             Err(e) => self.problem(at, format!("PromQL parse error: {}", e.trim())),
             Ok(parsed) => match parsed.value_type() {
                 ValueType::Vector | ValueType::Scalar => {}

@@ -87,9 +87,9 @@ pub fn selectors(expr: &str) -> Vec<String> {
     }
     let with_ranges = !expr.contains("${window}");
     let mut out = Vec::new();
-    if let Ok(e) = promql_parser::parser::parse(
-        &expr.replace("${window}", crate::spec::WINDOW_PLACEHOLDER_CHECK),
-    ) {
+    if let Ok(e) =
+        crate::spec::parse_promql(&expr.replace("${window}", crate::spec::WINDOW_PLACEHOLDER_CHECK))
+    {
         walk(&e, with_ranges, &mut out);
     }
     out

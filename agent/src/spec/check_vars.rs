@@ -106,7 +106,7 @@ impl Checker {
             "rate({}[1m])",
             s.replace(WINDOW_PLACEHOLDER, WINDOW_PLACEHOLDER_CHECK)
         );
-        if let Err(e) = promql_parser::parser::parse(&probe) {
+        if let Err(e) = super::parse_promql(&probe) {
             self.problem(
                 at,
                 format!(

@@ -178,10 +178,21 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
     Ok(out)
 }
 
+/// Deepest expression tree a constraint may have, counting parentheses, NOT and each AND/OR
+/// of a chain (`a AND b AND c` is three levels). Evaluation, naming and dropping walk the tree
+/// recursively, and so does the parser through parentheses; without a bound a deep input
+/// overflows the stack and aborts the process instead of exiting 2.
+pub const MAX_DEPTH: usize = 100;
+
+/// An expression and its depth.
+type Deep = (Expr, usize);
+
 struct Parser {
     toks: Vec<(usize, Tok)>,
     pos: usize,
     end: usize,
+    /// Open parentheses and NOTs around the current position.
+    nesting: usize,
 }
 
 impl Parser {
@@ -210,13 +221,13 @@ impl Parser {
     }
 
     fn constraint(&mut self) -> Result<Expr, ParseError> {
-        let e = if self.keyword("IF") {
+        let (e, _) = if self.keyword("IF") {
             let cond = self.or()?;
             if !self.keyword("THEN") {
                 return self.err("expected THEN");
             }
             let then = self.or()?;
-            Expr::Implies(Box::new(cond), Box::new(then))
+            self.join(Expr::Implies, cond, then)?
         } else {
             self.or()?
         };
@@ -226,27 +237,60 @@ impl Parser {
         Ok(e)
     }
 
-    fn or(&mut self) -> Result<Expr, ParseError> {
+    /// `make(a, b)` with its depth, or an error past [`MAX_DEPTH`].
+    fn join(
+        &self,
+        make: fn(Box<Expr>, Box<Expr>) -> Expr,
+        (a, da): Deep,
+        (b, db): Deep,
+    ) -> Result<Deep, ParseError> {
+        let d = da.max(db) + 1;
+        self.check_depth(d)?;
+        Ok((make(Box::new(a), Box::new(b)), d))
+    }
+
+    fn check_depth(&self, d: usize) -> Result<(), ParseError> {
+        if d > MAX_DEPTH {
+            return self.err(format!(
+                "the constraint nests more than {MAX_DEPTH} levels deep (parentheses, NOT, or a chain of AND/OR): split it into several constraints"
+            ));
+        }
+        Ok(())
+    }
+
+    fn or(&mut self) -> Result<Deep, ParseError> {
         let mut e = self.and()?;
         while self.keyword("OR") {
-            e = Expr::Or(Box::new(e), Box::new(self.and()?));
+            let b = self.and()?;
+            e = self.join(Expr::Or, e, b)?;
         }
         Ok(e)
     }
 
-    fn and(&mut self) -> Result<Expr, ParseError> {
+    fn and(&mut self) -> Result<Deep, ParseError> {
         let mut e = self.not()?;
         while self.keyword("AND") {
-            e = Expr::And(Box::new(e), Box::new(self.not()?));
+            let b = self.not()?;
+            e = self.join(Expr::And, e, b)?;
         }
         Ok(e)
     }
 
-    fn not(&mut self) -> Result<Expr, ParseError> {
+    fn not(&mut self) -> Result<Deep, ParseError> {
         if self.keyword("NOT") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.nest()?;
+            let (e, d) = self.not()?;
+            self.nesting -= 1;
+            self.check_depth(d + 1)?;
+            return Ok((Expr::Not(Box::new(e)), d + 1));
         }
         self.atom()
+    }
+
+    /// Enters a NOT or a parenthesis: the parser recurses there, so its depth is bounded too.
+    fn nest(&mut self) -> Result<(), ParseError> {
+        self.nesting += 1;
+        self.check_depth(self.nesting)
     }
 
     fn op(&mut self) -> Result<Op, ParseError> {
@@ -271,19 +315,27 @@ impl Parser {
         }
     }
 
-    fn atom(&mut self) -> Result<Expr, ParseError> {
-        match self.toks.get(self.pos).cloned() {
-            Some((_, Tok::Open)) => {
-                self.pos += 1;
-                let e = self.or()?;
-                match self.toks.get(self.pos) {
-                    Some((_, Tok::Close)) => {
-                        self.pos += 1;
-                        Ok(e)
-                    }
-                    _ => self.err("expected `)`"),
+    fn atom(&mut self) -> Result<Deep, ParseError> {
+        if let Some((_, Tok::Open)) = self.toks.get(self.pos) {
+            self.pos += 1;
+            self.nest()?;
+            let e = self.or()?;
+            self.nesting -= 1;
+            return match self.toks.get(self.pos) {
+                Some((_, Tok::Close)) => {
+                    self.pos += 1;
+                    Ok(e)
                 }
-            }
+                _ => self.err("expected `)`"),
+            };
+        }
+        Ok((self.leaf()?, 1))
+    }
+
+    /// A gate, version or tunable comparison.
+    fn leaf(&mut self) -> Result<Expr, ParseError> {
+        match self.toks.get(self.pos).cloned() {
+            Some((_, Tok::Open)) => self.err("unexpected `(`"),
             Some((col, Tok::Word(w))) => {
                 self.pos += 1;
                 if let Some(g) = w.strip_prefix("gate:") {
@@ -332,6 +384,7 @@ pub fn parse(s: &str) -> Result<Expr, ParseError> {
         toks,
         pos: 0,
         end: s.chars().count() + 1,
+        nesting: 0,
     };
     p.constraint()
 }
@@ -445,5 +498,33 @@ mod tests {
         let mut c = Vec::new();
         parse(text).unwrap().int_constants("w", &mut c);
         assert_eq!(c, vec![500, 7]);
+    }
+
+    #[test]
+    fn depth_is_bounded_with_a_clear_error_not_a_stack_overflow() {
+        let chain = |n: usize, op: &str| vec!["gate:A"; n].join(&format!(" {op} "));
+        // At the limit everything parses and evaluates.
+        assert!(parse(&chain(MAX_DEPTH, "AND")).is_ok());
+        let at_limit = format!(
+            "{}gate:A{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(&at_limit).is_ok());
+        // Past it (and far past it, as the audit's reproductions), a parse error says why.
+        for text in [
+            chain(MAX_DEPTH + 1, "AND"),
+            chain(300_000, "AND"),
+            chain(300_000, "OR"),
+            format!("{}gate:A{}", "(".repeat(100_000), ")".repeat(100_000)),
+            format!("{}gate:A", "NOT ".repeat(100_000)),
+            format!("IF {} THEN gate:B", chain(MAX_DEPTH, "OR")),
+        ] {
+            let e = parse(&text).unwrap_err();
+            assert!(
+                e.msg.contains(&format!("more than {MAX_DEPTH} levels")),
+                "{e}"
+            );
+        }
     }
 }

@@ -124,6 +124,10 @@ impl Outcome {
     }
 }
 
+/// The largest step number a journal may hold: 2^53, the largest integer every JSON reader
+/// keeps exact (a hand-edited `u64::MAX` would overflow the next step's number).
+pub const MAX_STEP: u64 = 1 << 53;
+
 /// Why a journal cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -240,11 +244,20 @@ impl Journal {
             if line.is_empty() {
                 continue;
             }
-            let entry = serde_json::from_slice(line).map_err(|e| JournalError::Corrupt {
+            let corrupt = |reason: String| JournalError::Corrupt {
                 path: path.to_owned(),
                 line: i + 1,
-                reason: e.to_string(),
-            })?;
+                reason,
+            };
+            let entry: Entry = serde_json::from_slice(line).map_err(|e| corrupt(e.to_string()))?;
+            if let Entry::Intent { step, .. } = &entry
+                && *step > MAX_STEP
+            {
+                // The Wanderer counts on from the last step (`last_step + 1`).
+                return Err(corrupt(format!(
+                    "step {step} is past the largest step {MAX_STEP}"
+                )));
+            }
             entries.push(entry);
         }
         Ok((
@@ -448,6 +461,26 @@ mod tests {
         let err = Journal::open(&p).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(":2: not a journal entry"), "{msg}");
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_step_past_the_largest_is_an_error_not_an_overflow() {
+        // Audit L12: a hand-edited `"step": 18446744073709551615` wrapped `last_step + 1`.
+        let p = temp("huge-step");
+        let entry = Entry::Intent {
+            step: u64::MAX,
+            from: install("1.58.0"),
+            to: install("1.59.0"),
+            at: now(),
+        };
+        let line = serde_json::to_string(&entry).unwrap();
+        std::fs::write(&p, format!("{line}\n")).unwrap();
+        let msg = Journal::open(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains(":1: not a journal entry: step 18446744073709551615 is past"),
+            "{msg}"
+        );
         let _ = std::fs::remove_file(&p);
     }
 
