@@ -4,7 +4,7 @@ CARGO ?= cargo
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 DEMO_DURATION ?= 180
 
-.PHONY: test e2e bench-detection bench-conventions demo deps fmt clippy unit build release clean rules-check deploy-check
+.PHONY: test e2e bench-detection bench-conventions bench-history demo deps fmt clippy unit build release clean rules-check deploy-check
 
 ## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
 deps:
@@ -75,6 +75,13 @@ bench-detection: deps
 bench-conventions: deps
 	$(CARGO) build --workspace --locked --bins
 	$(CARGO) nextest run -p upsoak-tests --locked --test conventions --run-ignored only --test-threads 1 --no-capture
+
+## bench-history: the agent's history and the sidecar's journal over a synthetic week, for
+## BENCHMARKS.md (a few minutes): file sizes, time per slot, RSS.
+bench-history: deps
+	$(CARGO) run --locked -p upsoak-agent --example bench_history -- fast
+	$(CARGO) run --locked -p upsoak-agent --example bench_history -- daily
+	$(CARGO) nextest run -p upsoak-chaos --locked --lib --run-ignored only --no-capture journal_over_weeks
 
 release:
 	$(CARGO) build --workspace --locked --release --bins
