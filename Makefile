@@ -5,9 +5,9 @@ APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && ec
 DEMO_DURATION ?= 180
 
 FUZZ_SECONDS ?= 30
-FUZZ_ENGINE ?= libfuzzer
+FUZZ_ENGINE ?= random
 
-.PHONY: fuzz test e2e bench-detection bench-conventions demo deps fmt clippy unit build release clean rules-check deploy-check conformance-venv
+.PHONY: fuzz test e2e bench-detection bench-conventions bench-history demo deps fmt clippy unit build release clean rules-check deploy-check conformance-venv
 
 ## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
 deps:
@@ -90,10 +90,10 @@ bench-conventions: deps
 	$(CARGO) nextest run -p upsoak-tests --locked --test conventions --run-ignored only --test-threads 1 --no-capture
 
 ## fuzz: every fuzz target of fuzz/fuzz_targets/ (the parsers of untrusted input) for
-## FUZZ_SECONDS each under cargo-fuzz, installed if missing; RUSTC_BOOTSTRAP=1 lets stable Rust
-## build libFuzzer's instrumentation (the first build takes long: every dependency is
-## instrumented). FUZZ_ENGINE=random runs the same targets under fuzz/src/random.rs's
-## mutation fuzzer in the normal test build instead. Prints the table of BENCHMARKS.md; a crash
+## FUZZ_SECONDS each under fuzz/src/random.rs's seeded mutation fuzzer in the normal test build
+## (the default, FUZZ_ENGINE=random). FUZZ_ENGINE=libfuzzer runs them under cargo-fuzz, installed
+## if missing; RUSTC_BOOTSTRAP=1 lets stable Rust build libFuzzer's instrumentation (the first
+## build takes long: every dependency is instrumented). Prints the table of BENCHMARKS.md; a crash
 ## fails with its input in fuzz/artifacts/<target>/: fix it and save the input in
 ## fuzz/regressions/<target>/, which `make test` replays (each crate's tests/fuzz_regressions.rs).
 fuzz:
@@ -105,6 +105,13 @@ else
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -O --debug-assertions
 	./fuzz/run.sh $(FUZZ_SECONDS)
 endif
+
+## bench-history: the agent's history and the sidecar's journal over a synthetic week, for
+## BENCHMARKS.md (a few minutes): file sizes, time per slot, RSS.
+bench-history: deps
+	$(CARGO) run --locked -p upsoak-agent --example bench_history -- fast
+	$(CARGO) run --locked -p upsoak-agent --example bench_history -- daily
+	$(CARGO) nextest run -p upsoak-chaos --locked --lib --run-ignored only --no-capture journal_over_weeks
 
 release:
 	$(CARGO) build --workspace --locked --release --bins

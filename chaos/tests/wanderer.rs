@@ -121,6 +121,7 @@ async fn walks_journals_and_exports_each_transition() {
             Entry::Intent { step, to, .. } => format!("intent {step} {}", to.version),
             Entry::Outcome { step, result, .. } => format!("outcome {step} {}", result.as_str()),
             Entry::Release { step, result, .. } => format!("release {step} {result}"),
+            Entry::Snapshot { entries, .. } => format!("snapshot of {entries}"),
         })
         .collect();
     assert_eq!(

@@ -79,6 +79,7 @@ pub struct WandererMetrics {
     coverage: Family<KindLabel, Gauge<f64, AtomicU64>>,
     next_transition: Gauge<f64, AtomicU64>,
     journal_lines_dropped: Counter,
+    journal_compactions: Counter,
     stuck_releases: Family<StuckLabels, Counter>,
     apply_kills: Family<SignalLabel, Counter>,
     halted: Gauge,
@@ -102,6 +103,7 @@ impl Default for WandererMetrics {
             coverage: Family::default(),
             next_transition: Gauge::default(),
             journal_lines_dropped: Counter::default(),
+            journal_compactions: Counter::default(),
             stuck_releases: Family::default(),
             apply_kills: Family::default(),
             halted: Gauge::default(),
@@ -164,6 +166,11 @@ impl WandererMetrics {
             names::JOURNAL_LINES_DROPPED,
             "Torn last journal lines dropped on open (a crash hit mid-write)",
             self.journal_lines_dropped.clone(),
+        );
+        r.register(
+            "upsoak_wanderer_journal_compactions",
+            "Journal compactions on open (a snapshot of the applied transitions plus the tail)",
+            self.journal_compactions.clone(),
         );
         r.register(
             STUCK_RELEASES,
@@ -611,6 +618,26 @@ impl JournalLineDropped<'_> {
             "dropped a torn last journal line"
         );
         m.journal_lines_dropped.inc();
+    }
+}
+
+/// The journal was past its size on open and was compacted (a snapshot plus the tail).
+pub struct JournalCompacted<'a> {
+    pub path: &'a Path,
+    pub before: usize,
+    pub after: usize,
+}
+
+impl JournalCompacted<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::info!(
+            event = "journal_compacted",
+            path = %self.path.display(),
+            bytes_before = self.before,
+            bytes_after = self.after,
+            "journal compacted"
+        );
+        m.journal_compactions.inc();
     }
 }
 

@@ -12,6 +12,11 @@
 //!   intent), when the apply returned, and when the result was observed live (unix ms). An
 //!   apply interrupted by a restart has an `indeterminate` outcome with no `finished`, then an
 //!   `observed` one whose `finished` is when the restarted sidecar found the install settled.
+//! - past [`COMPACT_BYTES`] on open, the journal is compacted: its `start`, a `snapshot` of
+//!   every applied transition before the last [`TAIL_INTENTS`] intents (what coverage replays),
+//!   then those intents and everything after them verbatim. It is written to a temporary file,
+//!   synced, renamed over the journal and the directory synced, so a crash leaves either the old
+//!   journal or the new one, never a mix; a week of transitions stays well under a megabyte.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -63,6 +68,14 @@ pub enum Entry {
         waited_s: f64,
         at: String,
     },
+    /// Every applied transition of the entries a compaction folded, for coverage to resume;
+    /// the second line of a compacted journal.
+    Snapshot {
+        applied: Vec<AppliedPair>,
+        /// Entries folded into it, over every compaction.
+        entries: u64,
+        at: String,
+    },
     /// What happened to step `step`.
     Outcome {
         step: u64,
@@ -86,6 +99,22 @@ pub enum Entry {
         observed_unix_ms: Option<u64>,
     },
 }
+
+/// A transition applied `times` times, as a snapshot keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedPair {
+    pub from: Install,
+    pub to: Install,
+    pub times: u64,
+}
+
+/// A journal larger than this is compacted when it is opened.
+pub const COMPACT_BYTES: usize = 1 << 20;
+
+/// Intents (and everything after the first of them) a compaction keeps verbatim: the pending
+/// intent, the last outcome's phases and the schedule are all among them.
+pub const TAIL_INTENTS: usize = 8;
 
 /// When one transition's apply started, returned and was observed live (unix ms); each is
 /// `None` when it did not happen (or the journal predates it).
@@ -157,9 +186,37 @@ pub struct Recovered {
     pub entries: Vec<Entry>,
     /// Bytes of a torn last line that were dropped.
     pub torn_bytes: usize,
+    /// The journal was compacted on open: its size before and after, in bytes.
+    pub compacted: Option<(usize, usize)>,
 }
 
 impl Recovered {
+    /// Every applied transition, in order (a snapshot's pairs first, each as often as it was
+    /// applied): what the walk's coverage replays.
+    pub fn applied(&self) -> Vec<(&Install, &Install)> {
+        let mut intents = std::collections::BTreeMap::new();
+        let mut out = Vec::new();
+        for e in &self.entries {
+            match e {
+                Entry::Snapshot { applied, .. } => {
+                    for p in applied {
+                        out.extend((0..p.times).map(|_| (&p.from, &p.to)));
+                    }
+                }
+                Entry::Intent { step, from, to, .. } => {
+                    intents.insert(*step, (from, to));
+                }
+                Entry::Outcome {
+                    step,
+                    result: Outcome::Applied,
+                    ..
+                } => out.extend(intents.get(step).copied()),
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// The last intent with no outcome after it: an action interrupted by a crash.
     pub fn pending(&self) -> Option<&Entry> {
         let last_intent = self
@@ -260,15 +317,25 @@ impl Journal {
             }
             entries.push(entry);
         }
+        let mut recovered = Recovered {
+            entries,
+            torn_bytes,
+            compacted: None,
+        };
+        if complete > COMPACT_BYTES
+            && let Some(entries) = compacted(&recovered)
+        {
+            let after = replace(path, &entries)?;
+            recovered.entries = entries;
+            recovered.compacted = Some((complete, after));
+            file = OpenOptions::new().append(true).open(path).map_err(io)?;
+        }
         Ok((
             Journal {
                 path: path.to_owned(),
                 file,
             },
-            Recovered {
-                entries,
-                torn_bytes,
-            },
+            recovered,
         ))
     }
 
@@ -280,6 +347,77 @@ impl Journal {
         self.file.write_all(&line).map_err(io)?;
         self.file.sync_data().map_err(io)
     }
+}
+
+/// The entries of `r` compacted: its `start`, a snapshot of the applied transitions before the
+/// last [`TAIL_INTENTS`] intents, then those verbatim; `None` when there is nothing to fold.
+fn compacted(r: &Recovered) -> Option<Vec<Entry>> {
+    let intents: Vec<usize> = r
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Entry::Intent { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let cut = *intents.get(intents.len().checked_sub(TAIL_INTENTS)?)?;
+    let (start, folded) = r.entries[..cut].split_first()?;
+    if folded.is_empty() {
+        return None;
+    }
+    let head = Recovered {
+        entries: folded.to_vec(),
+        ..Recovered::default()
+    };
+    let mut applied: Vec<AppliedPair> = Vec::new();
+    for (from, to) in head.applied() {
+        match applied.iter_mut().find(|p| &p.from == from && &p.to == to) {
+            Some(p) => p.times += 1,
+            None => applied.push(AppliedPair {
+                from: from.clone(),
+                to: to.clone(),
+                times: 1,
+            }),
+        }
+    }
+    let before: u64 = folded
+        .iter()
+        .map(|e| match e {
+            Entry::Snapshot { entries, .. } => *entries,
+            _ => 1,
+        })
+        .sum();
+    let mut out = vec![
+        start.clone(),
+        Entry::Snapshot {
+            applied,
+            entries: before,
+            at: now(),
+        },
+    ];
+    out.extend_from_slice(&r.entries[cut..]);
+    Some(out)
+}
+
+/// Writes `entries` as the journal at `path`, crash-safe: a temporary file, synced, renamed
+/// over it, the directory synced. Returns the new size in bytes.
+fn replace(path: &Path, entries: &[Entry]) -> Result<usize, JournalError> {
+    let io = |e| JournalError::Io(path.to_owned(), e);
+    let mut text = Vec::new();
+    for e in entries {
+        text.extend(serde_json::to_vec(e).map_err(JournalError::Encode)?);
+        text.push(b'\n');
+    }
+    let tmp = path.with_extension("compacting");
+    {
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(&text).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(text.len())
 }
 
 /// Now, as RFC 3339 UTC.
@@ -351,6 +489,7 @@ fn format_rfc3339(secs: i64, millis: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn install(v: &str) -> Install {
         Install {
@@ -505,7 +644,7 @@ mod tests {
         let e: Entry = serde_json::from_str(line).unwrap();
         let r = Recovered {
             entries: vec![e],
-            torn_bytes: 0,
+            ..Recovered::default()
         };
         assert_eq!(r.last_phases(), Some((3, Phases::default())));
         // And none is written when absent, so an old reader sees the shape it knows.
@@ -538,5 +677,145 @@ mod tests {
         assert_eq!(r.scheduled(2), None);
         assert_eq!(r.last_step(), Some(2));
         let _ = std::fs::remove_file(&p);
+    }
+
+    /// An install with every gate of a realistic space set, so entries weigh what real ones do.
+    fn heavy(v: &str, flip: bool) -> Install {
+        Install {
+            version: v.into(),
+            feature_gates: (0..12)
+                .map(|i| (format!("FeatureGateNumber{i}"), (i % 2 == 0) ^ flip))
+                .collect(),
+            ..Install::default()
+        }
+    }
+
+    /// A walk of `n` applied transitions (scheduled, intent, outcome each), then a pending one.
+    fn walk(j: &mut Journal, n: u64) {
+        j.append(&sample()[0]).unwrap();
+        for step in 1..=n {
+            let (from, to) = (
+                heavy("1.58.0", step % 3 == 0),
+                heavy("1.59.0", step % 2 == 0),
+            );
+            j.append(&Entry::Scheduled {
+                step,
+                due_unix_ms: step * 1000,
+                at: T.into(),
+            })
+            .unwrap();
+            j.append(&Entry::Intent {
+                step,
+                from,
+                to: to.clone(),
+                at: T.into(),
+            })
+            .unwrap();
+            j.append(&Entry::Outcome {
+                step,
+                result: if step % 5 == 0 {
+                    Outcome::Failed
+                } else {
+                    Outcome::Applied
+                },
+                observed: Some(to),
+                error: None,
+                duration_s: 1.5,
+                at: T.into(),
+                started_unix_ms: Some(step * 1000),
+                finished_unix_ms: Some(step * 1000 + 500),
+                observed_unix_ms: Some(step * 1000 + 700),
+            })
+            .unwrap();
+        }
+        j.append(&Entry::Scheduled {
+            step: n + 1,
+            due_unix_ms: 9,
+            at: T.into(),
+        })
+        .unwrap();
+        j.append(&Entry::Intent {
+            step: n + 1,
+            from: heavy("1.59.0", false),
+            to: heavy("1.60.0", true),
+            at: T.into(),
+        })
+        .unwrap();
+    }
+
+    fn counted(r: &Recovered) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for (f, t) in r.applied() {
+            *m.entry(format!("{f:?}→{t:?}")).or_default() += 1;
+        }
+        m
+    }
+
+    #[test]
+    fn past_its_size_the_journal_is_compacted_into_a_snapshot_and_the_tail_losing_nothing() {
+        let p = temp("compact");
+        let (mut j, _) = Journal::open(&p).unwrap();
+        walk(&mut j, 1500);
+        drop(j);
+        let size = std::fs::metadata(&p).unwrap().len() as usize;
+        assert!(size > COMPACT_BYTES, "{size}");
+        // What the journal says before, read without compacting.
+        let bytes = std::fs::read(&p).unwrap();
+        let before = Recovered {
+            entries: bytes
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).unwrap())
+                .collect(),
+            ..Recovered::default()
+        };
+        let (mut j, after) = Journal::open(&p).unwrap();
+        let (was, now) = after.compacted.unwrap();
+        assert_eq!(was, size);
+        assert!(now < size / 10, "{now} of {size}");
+        assert_eq!(now as u64, std::fs::metadata(&p).unwrap().len());
+        assert!(matches!(after.entries[0], Entry::Start { .. }));
+        assert!(matches!(after.entries[1], Entry::Snapshot { .. }));
+        // Coverage, the pending intent, the last phases and the schedule are as they were.
+        assert_eq!(counted(&after), counted(&before));
+        assert_eq!(after.pending(), before.pending());
+        assert_eq!(after.last_step(), Some(1501));
+        assert_eq!(after.last_phases(), before.last_phases());
+        assert_eq!(after.scheduled(1501), Some(9));
+        // Appends go on after it; the next open has nothing to compact.
+        j.append(&sample()[2]).unwrap();
+        drop(j);
+        let (_, again) = Journal::open(&p).unwrap();
+        assert_eq!(again.compacted, None);
+        assert_eq!(again.entries.len(), after.entries.len() + 1);
+        assert!(!p.with_extension("compacting").exists());
+        let _ = std::fs::remove_file(&p);
+    }
+
+    /// For BENCHMARKS.md (`make bench-history`): a week at the fast preset (336 transitions),
+    /// then twelve weeks, each opened as a restarted sidecar would: sizes and open times.
+    #[test]
+    #[ignore = "writes 12 weeks of transitions with an fsync each; see BENCHMARKS.md"]
+    fn journal_over_weeks() {
+        for weeks in [1, 12] {
+            let p = temp(&format!("weeks-{weeks}"));
+            let (mut j, _) = Journal::open(&p).unwrap();
+            walk(&mut j, 336 * weeks);
+            drop(j);
+            let written = std::fs::metadata(&p).unwrap().len();
+            let t = std::time::Instant::now();
+            let (_, r) = Journal::open(&p).unwrap();
+            let open_ms = t.elapsed().as_secs_f64() * 1e3;
+            let after = std::fs::metadata(&p).unwrap().len();
+            println!(
+                "{weeks} week(s), {} transitions: journal {:.2} MB written, {:.2} MB after open ({open_ms:.0} ms, compacted: {}); {} applied transitions replayed",
+                336 * weeks,
+                written as f64 / 1e6,
+                after as f64 / 1e6,
+                r.compacted.is_some(),
+                r.applied().len()
+            );
+            let _ = std::fs::remove_file(&p);
+        }
     }
 }

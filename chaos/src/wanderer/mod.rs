@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use apply::{Applier, ApplyError, Recovery};
 use events::{
-    ApplyFinished, ApplyKilled, ApplyStarted, CoverageChanged, JournalLineDropped,
-    ReleaseRecovered, TransitionOutcome, TransitionScheduled, WandererMetrics, WandererStarted,
-    WandererStopped,
+    ApplyFinished, ApplyKilled, ApplyStarted, CoverageChanged, JournalCompacted,
+    JournalLineDropped, ReleaseRecovered, TransitionOutcome, TransitionScheduled, WandererMetrics,
+    WandererStarted, WandererStopped,
 };
 use journal::{
     Entry, Journal, JournalError, Outcome, Phases, Recovered, now, now_unix_ms, parse_rfc3339,
@@ -166,6 +166,14 @@ pub async fn run<A: Applier, P: Planner>(
         JournalLineDropped {
             path: journal_path,
             bytes: recovered.torn_bytes,
+        }
+        .emit(metrics);
+    }
+    if let Some((before, after)) = recovered.compacted {
+        JournalCompacted {
+            path: journal_path,
+            before,
+            after,
         }
         .emit(metrics);
     }
@@ -424,25 +432,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Feeds the journalled, applied transitions back to the walk so coverage resumes too.
+/// Feeds the journalled, applied transitions back to the walk so coverage resumes too (a
+/// compacted journal's snapshot included).
 fn replay<P: Planner>(planner: &mut P, recovered: &Recovered) {
-    let mut intents = std::collections::BTreeMap::new();
-    for e in &recovered.entries {
-        match e {
-            Entry::Intent { step, from, to, .. } => {
-                intents.insert(*step, (from, to));
-            }
-            Entry::Outcome {
-                step,
-                result: Outcome::Applied,
-                ..
-            } => {
-                if let Some((from, to)) = intents.get(step) {
-                    planner.record(from, to);
-                }
-            }
-            _ => {}
-        }
+    for (from, to) in recovered.applied() {
+        planner.record(from, to);
     }
 }
 
