@@ -26,6 +26,10 @@ pub struct SidecarConfig {
     /// Kubernetes API URL (e.g. the simulator's); without it, kubeconfig or in-cluster config.
     #[serde(default)]
     pub kube_server: Option<String>,
+    /// Connect, read and write timeout of every Kubernetes API request (Fleet scaling,
+    /// allocations, `/version`): a hung API server fails the request instead of holding a loop.
+    #[serde(default = "default_kube_timeout", with = "humantime_serde")]
+    pub kube_timeout: Duration,
     /// The Wanderer: the walk, its schedule and how it installs.
     pub wanderer: WandererConfig,
     /// The Producer: allocations, sessions and Fleet scaling.
@@ -35,6 +39,9 @@ pub struct SidecarConfig {
 
 fn default_listen() -> String {
     "127.0.0.1:9464".to_owned()
+}
+fn default_kube_timeout() -> Duration {
+    crate::producer::DEFAULT_KUBE_TIMEOUT
 }
 
 /// The Wanderer's part of the configuration.

@@ -38,6 +38,9 @@ pub enum Error {
     /// The state directory cannot be created.
     #[error("cannot create the state directory `{}`", .0.display())]
     StateDir(PathBuf, #[source] std::io::Error),
+    /// Another sidecar holds the state directory (or its lock cannot be taken).
+    #[error(transparent)]
+    StateLock(#[from] upsoak_common::state::LockError),
     /// `listen` cannot be bound.
     #[error("cannot listen on `{0}`")]
     Listen(String, #[source] std::io::Error),
@@ -74,7 +77,8 @@ impl Error {
             Error::Invalid(_)
             | Error::Flag(_)
             | Error::Client(_)
-            | Error::Wanderer(RunError::OtherWalk { .. }) => EXIT_BAD_INPUT,
+            | Error::Wanderer(RunError::OtherWalk { .. })
+            | Error::StateLock(upsoak_common::state::LockError::Held { .. }) => EXIT_BAD_INPUT,
             Error::Preflight(_) => exit::FAIL,
             _ => EXIT_FAILURE,
         }

@@ -16,15 +16,24 @@ use crate::config::{ApplierConfig, SidecarConfig};
 use crate::error::{Error, Result};
 use crate::producer::{self, events::ProducerMetrics};
 use crate::wanderer::apply::{Applier, HelmApplier, ReuseValues, SimApplier};
-use crate::wanderer::events::{ClusterVersionChecked, WandererHalted, WandererMetrics};
+use crate::wanderer::events::{
+    ClusterVersionChecked, JournalWriteFailed, WandererHalted, WandererMetrics,
+};
+use crate::wanderer::journal::JournalError;
 use crate::wanderer::space::Space;
 use crate::wanderer::walk::Walk;
 use crate::wanderer::{self, RunError, RunOptions, Schedule};
+use upsoak_common::server::{Limits, ServerMetrics};
+use upsoak_common::state::StateLock;
 
 /// How long the Producer may take to stop (allocations time out, sessions send EXIT).
 const PRODUCER_STOP: Duration = Duration::from_secs(30);
 /// How long the metrics server may take to stop.
 const SERVER_STOP: Duration = Duration::from_secs(5);
+/// Connections the metrics server serves at once (Prometheus, probes, a few people).
+const MAX_CONNECTIONS: usize = 64;
+/// Longest wait before the walk is retried after the journal could not be written.
+const JOURNAL_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// A started sidecar: listening, serving `/metrics`, the Producer running; the Wanderer starts
 /// in [`Sidecar::run`].
@@ -37,6 +46,8 @@ pub struct Sidecar {
     server: JoinHandle<std::io::Result<()>>,
     producer: Option<JoinHandle<std::result::Result<(), JoinError>>>,
     shutdown: CancellationToken,
+    /// One sidecar per state directory, held until the process ends.
+    _lock: StateLock,
 }
 
 impl Sidecar {
@@ -47,6 +58,9 @@ impl Sidecar {
         let space = Space::load(&cfg.wanderer.space)?;
         std::fs::create_dir_all(&cfg.state_dir)
             .map_err(|e| Error::StateDir(cfg.state_dir.clone(), e))?;
+        // A second sidecar on this directory would interleave the journal and run helm at the
+        // same time: it exits 2 naming this one's pid.
+        let lock = StateLock::acquire(&cfg.state_dir)?;
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .map_err(|e| Error::Listen(cfg.listen.clone(), e))?;
@@ -60,6 +74,8 @@ impl Sidecar {
         let producer_metrics = ProducerMetrics::default();
         producer_metrics.register(&mut registry);
         registry.register_collector(Box::new(upsoak_common::process::ProcessCollector));
+        let server_metrics = ServerMetrics::new("sidecar");
+        server_metrics.register(&mut registry, "upsoak_sidecar");
         let ready = Health::new();
 
         let canaries = cfg.producer.canaries.count > 0 && !cfg.producer.fleets.is_empty();
@@ -71,7 +87,8 @@ impl Sidecar {
                 .iter()
                 .any(|f| !f.scale_every_max.is_zero());
         let producer = if producing {
-            let client = producer::client(cfg.kube_server.as_deref()).await?;
+            let client =
+                producer::client_with_timeout(cfg.kube_server.as_deref(), cfg.kube_timeout).await?;
             let wanderer = wanderer_metrics.clone();
             let generation: producer::Generation = Arc::new(move || wanderer.generation());
             Some(tokio::spawn(producer::run_with(
@@ -85,7 +102,17 @@ impl Sidecar {
             None
         };
         let app = ops::router(registry, ready.clone());
-        let server = tokio::spawn(ops::serve(listener, app, shutdown.clone()));
+        let limits = Limits {
+            max_connections: MAX_CONNECTIONS,
+            ..Limits::default()
+        };
+        let server = tokio::spawn(upsoak_common::server::serve(
+            listener,
+            app,
+            limits,
+            server_metrics,
+            shutdown.clone(),
+        ));
         Ok(Sidecar {
             cfg,
             space,
@@ -95,6 +122,7 @@ impl Sidecar {
             server,
             producer,
             shutdown,
+            _lock: lock,
         })
     }
 
@@ -121,7 +149,7 @@ impl Sidecar {
         let producing = producer.is_some();
         let walked = {
             let walking = async {
-                let walked = walk(&cfg, space, &ready, &wanderer_metrics, &shutdown).await;
+                let walked = walk_retrying(&cfg, space, &ready, &wanderer_metrics, &shutdown).await;
                 match walked {
                     // An applier failure (helm unusable, a release left stuck) stops the walk,
                     // never the load: the Producer goes on until the signal, and the error is
@@ -182,6 +210,49 @@ fn server_result(r: std::result::Result<std::io::Result<()>, JoinError>) -> Resu
     }
 }
 
+/// [`walk`], started again from the journal after a failed journal write (a full disk), with
+/// backoff (1 s doubling to a minute), counted and shown on `/healthz`, while the Producer goes
+/// on; the warning clears once the walk has observed again.
+async fn walk_retrying(
+    cfg: &SidecarConfig,
+    space: Space,
+    ready: &Health,
+    metrics: &WandererMetrics,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let mut failures = 0u32;
+    loop {
+        let walked = walk(cfg, space.clone(), ready, metrics, shutdown).await;
+        let e = match walked {
+            Err(Error::Wanderer(RunError::Journal(e @ JournalError::Io(..))))
+                if !shutdown.is_cancelled() =>
+            {
+                e
+            }
+            other => return other,
+        };
+        failures += 1;
+        let retry_in = Duration::from_secs(1u64 << (failures - 1).min(6)).min(JOURNAL_RETRY_MAX);
+        let error = error_chain(&e);
+        JournalWriteFailed {
+            error: &error,
+            failures,
+            retry_in,
+        }
+        .emit(metrics);
+        ready.warn(
+            "journal",
+            Some(format!(
+                "the Wanderer cannot write its journal ({failures} failures, retrying in {retry_in:?}): {error}"
+            )),
+        );
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(Error::Wanderer(RunError::Journal(e))),
+            _ = tokio::time::sleep(retry_in) => {}
+        }
+    }
+}
+
 /// The Wanderer with the configured applier; readiness is marked after its first observation.
 /// Disabled, the sidecar is ready at once and waits for the signal.
 async fn walk(
@@ -231,7 +302,7 @@ async fn walk(
 /// The space cut to the releases that support the cluster's Kubernetes (`/version`); none left
 /// is bad input (exit 2). A cluster whose version cannot be read is walked whole, with a warning.
 async fn supported(cfg: &SidecarConfig, space: Space, metrics: &WandererMetrics) -> Result<Space> {
-    let version = match producer::client(cfg.kube_server.as_deref()).await {
+    let version = match producer::client_with_timeout(cfg.kube_server.as_deref(), cfg.kube_timeout).await {
         Ok(client) => wanderer::cluster::kubernetes_version(&client).await,
         Err(e) => Err(e.to_string()),
     };
@@ -369,7 +440,11 @@ impl Walking<'_> {
             &self.opts,
             self.metrics,
             self.shutdown,
-            || self.ready.mark_ready(),
+            || {
+                self.ready.mark_ready();
+                // Observed again after a journal failure: the walk is back.
+                self.ready.warn("journal", None);
+            },
         )
         .await?;
         Ok(())

@@ -504,6 +504,18 @@ pub enum ClientError {
 /// A kube client for the Producer: from `--kube-server URL`, else kubeconfig or in-cluster.
 /// kube-rs' own retry of 503/429 is switched off so an upgrade window shows as errors.
 pub async fn client(server: Option<&str>) -> Result<kube::Client, ClientError> {
+    client_with_timeout(server, DEFAULT_KUBE_TIMEOUT).await
+}
+
+/// Default connect, read and write timeout of the Producer's Kubernetes requests.
+pub const DEFAULT_KUBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`client`] whose every request is bounded by `timeout` (kube leaves the read timeout unset,
+/// so a hung API server would hold a Fleet scaling call forever).
+pub async fn client_with_timeout(
+    server: Option<&str>,
+    timeout: Duration,
+) -> Result<kube::Client, ClientError> {
     // Built in one workspace with the agent, rustls has two crypto providers compiled in and
     // needs the process-wide one named. Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -515,6 +527,9 @@ pub async fn client(server: Option<&str>) -> Result<kube::Client, ClientError> {
         None => kube::Config::infer().await.map_err(ClientError::Infer)?,
     };
     config.default_retry = false;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
     kube::Client::try_from(config).map_err(ClientError::Build)
 }
 

@@ -86,6 +86,7 @@ pub struct WandererMetrics {
     apply_generation: Gauge,
     apply_started: Gauge<f64, AtomicU64>,
     apply_finished: Gauge<f64, AtomicU64>,
+    journal_write_failures: Counter,
 }
 
 impl Default for WandererMetrics {
@@ -100,6 +101,7 @@ impl Default for WandererMetrics {
                 1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0,
             ]),
             last_transition: Gauge::default(),
+            journal_write_failures: Counter::default(),
             coverage: Family::default(),
             next_transition: Gauge::default(),
             journal_lines_dropped: Counter::default(),
@@ -117,6 +119,11 @@ impl Default for WandererMetrics {
 impl WandererMetrics {
     /// Registers every Wanderer metric in `r`.
     pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "upsoak_wanderer_journal_write_failures",
+            "Times the journal could not be written (the walk is retried with backoff; the Producer goes on)",
+            self.journal_write_failures.clone(),
+        );
         r.register(
             names::RUNNING,
             "1 while the Wanderer's loop runs (after its first observation), 0 once it stopped",
@@ -567,6 +574,28 @@ impl WandererHalted<'_> {
         );
         m.running.set(0);
         m.halted.set(1);
+    }
+}
+
+/// The journal could not be written (a full disk): the walk stops and is started again from
+/// the journal after `retry_in`; the Producer goes on, and `/healthz` shows the warning.
+pub struct JournalWriteFailed<'a> {
+    pub error: &'a str,
+    pub failures: u32,
+    pub retry_in: std::time::Duration,
+}
+
+impl JournalWriteFailed<'_> {
+    pub fn emit(&self, m: &WandererMetrics) {
+        tracing::error!(
+            event = "journal_write_failed",
+            error = self.error,
+            failures = self.failures,
+            retry_in = ?self.retry_in,
+            "cannot write the journal; the walk resumes from it after the backoff, the Producer goes on"
+        );
+        m.running.set(0);
+        m.journal_write_failures.inc();
     }
 }
 

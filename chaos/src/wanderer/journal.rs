@@ -279,12 +279,18 @@ impl Journal {
     /// Opens (creating) the journal at `path`, drops a torn last line, and returns every entry.
     pub fn open(path: &Path) -> Result<(Journal, Recovered), JournalError> {
         let io = |e| JournalError::Io(path.to_owned(), e);
+        let existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
             .map_err(io)?;
+        if !existed {
+            // The new file's directory entry must survive a crash as its first lines do.
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            upsoak_common::state::sync_dir(dir.unwrap_or(Path::new("."))).map_err(io)?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
@@ -339,13 +345,23 @@ impl Journal {
         ))
     }
 
-    /// Appends `entry` and syncs it to disk before returning.
+    /// Appends `entry` and syncs it to disk before returning. A failed append (a full disk) is
+    /// cut back off, so the journal stays whole and the append can be retried.
     pub fn append(&mut self, entry: &Entry) -> Result<(), JournalError> {
         let mut line = serde_json::to_vec(entry).map_err(JournalError::Encode)?;
         line.push(b'\n');
         let io = |e| JournalError::Io(self.path.clone(), e);
-        self.file.write_all(&line).map_err(io)?;
-        self.file.sync_data().map_err(io)
+        let before = self.file.metadata().map_err(io)?.len();
+        let written = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Best effort: a torn tail left behind is dropped at the next open anyway.
+            let _ = self.file.set_len(before);
+            return Err(io(e));
+        }
+        Ok(())
     }
 }
 

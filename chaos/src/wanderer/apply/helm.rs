@@ -333,10 +333,8 @@ impl HelmApplier {
 impl Applier for HelmApplier {
     async fn apply(&self, target: &Install) -> Result<(), ApplyError> {
         let values = self.values_dir.join("agones-values.yaml");
-        let tmp = self.values_dir.join("agones-values.yaml.tmp");
         let text = self.values_yaml(target)?;
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &values))
+        upsoak_common::state::write_atomic(&values, text.as_bytes())
             .map_err(|e| ApplyError::Write(values.clone(), e))?;
         self.helm(&self.upgrade_args(target, &values), self.kill_after)
             .await

@@ -18,11 +18,20 @@ pub struct SimApplier {
     pub timeout: Duration,
 }
 
+/// Longest one request to the simulator may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl SimApplier {
     pub fn new(url: &str, timeout: Duration) -> SimApplier {
         SimApplier {
             url: url.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            // Each request is bounded (a hung simulator would otherwise hold the Wanderer past
+            // its apply timeout, observing included); waiting for the window is `settle`'s.
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
             timeout,
         }
     }
