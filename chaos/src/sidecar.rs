@@ -16,6 +16,7 @@ use crate::config::{ApplierConfig, SidecarConfig};
 use crate::error::{Error, Result};
 use crate::producer::{self, events::ProducerMetrics};
 use crate::wanderer::apply::{Applier, HelmApplier, ReuseValues, SimApplier};
+use crate::wanderer::cluster::Guarded;
 use crate::wanderer::events::{ClusterVersionChecked, WandererHalted, WandererMetrics};
 use crate::wanderer::space::Space;
 use crate::wanderer::walk::Walk;
@@ -207,23 +208,55 @@ async fn walk(
     };
     let journal = cfg.state_dir.join("journal.jsonl");
     let space = supported(cfg, space, metrics).await?;
-    let mut planner = Walk::new(space, w.seed, w.strategy);
+    // Before each transition the cluster's version is read again (wanderer/cluster.rs): a
+    // release that no longer supports it is never applied; none left stops the walk, exit 2.
+    let client = producer::client(cfg.kube_server.as_deref()).await?;
+    let walk_stop = shutdown.child_token();
+    let exhausted = Arc::new(std::sync::Mutex::new(None));
+    let mut planner = Walk::new(space.clone(), w.seed, w.strategy);
     let walking = Walking {
         journal,
         opts,
         metrics,
-        shutdown,
+        shutdown: &walk_stop,
         ready,
     };
     match &w.applier {
         ApplierConfig::Sim { url } => {
-            walking
-                .run(&SimApplier::new(url, w.apply_timeout), &mut planner)
-                .await
+            let applier = SimApplier::new(url, w.apply_timeout);
+            let guarded = Guarded {
+                inner: &applier,
+                client: client.clone(),
+                space: space.clone(),
+                stop: walk_stop.clone(),
+                exhausted: exhausted.clone(),
+            };
+            walking.run(&guarded, &mut planner).await?;
         }
         ApplierConfig::Helm { .. } => {
             let applier = helm_applier(cfg, &planner)?;
-            walking.run(&applier, &mut planner).await
+            let guarded = Guarded {
+                inner: &applier,
+                client: client.clone(),
+                space: space.clone(),
+                stop: walk_stop.clone(),
+                exhausted: exhausted.clone(),
+            };
+            walking.run(&guarded, &mut planner).await?;
+        }
+    }
+    let why = exhausted.lock().ok().and_then(|mut e| e.take());
+    match why {
+        None => Ok(()),
+        Some(why) => {
+            let mut p = upsoak_common::problems::Problems::new();
+            p.push("versions", why);
+            Err(p
+                .invalid(
+                    "configuration space",
+                    cfg.wanderer.space.display().to_string(),
+                )
+                .into())
         }
     }
 }
