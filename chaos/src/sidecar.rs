@@ -24,6 +24,10 @@ use crate::wanderer::{self, RunError, RunOptions, Schedule};
 
 /// How long the Producer may take to stop (allocations time out, sessions send EXIT).
 const PRODUCER_STOP: Duration = Duration::from_secs(30);
+/// After an apply, how long the Agones Deployments may take to run the new release, ready.
+const ROLLOUT_WAIT: Duration = Duration::from_secs(60);
+/// Where the simulator serves the Agones Deployments (its applier names no namespace).
+const SIM_AGONES_NS: &str = "agones-system";
 /// How long the metrics server may take to stop.
 const SERVER_STOP: Duration = Duration::from_secs(5);
 
@@ -210,7 +214,8 @@ async fn walk(
     let space = supported(cfg, space, metrics).await?;
     // Before each transition the cluster's version is read again (wanderer/cluster.rs): a
     // release that no longer supports it is never applied; none left stops the walk, exit 2.
-    let client = producer::client(cfg.kube_server.as_deref()).await?;
+    // Without a client (no kubeconfig: warned at start) transitions go unchecked.
+    let client = producer::client(cfg.kube_server.as_deref()).await.ok();
     let walk_stop = shutdown.child_token();
     let exhausted = Arc::new(std::sync::Mutex::new(None));
     let mut planner = Walk::new(space.clone(), w.seed, w.strategy);
@@ -226,6 +231,8 @@ async fn walk(
             let applier = SimApplier::new(url, w.apply_timeout);
             let guarded = Guarded {
                 inner: &applier,
+                namespace: SIM_AGONES_NS.to_owned(),
+                rollout_wait: ROLLOUT_WAIT,
                 client: client.clone(),
                 space: space.clone(),
                 stop: walk_stop.clone(),
@@ -233,10 +240,12 @@ async fn walk(
             };
             walking.run(&guarded, &mut planner).await?;
         }
-        ApplierConfig::Helm { .. } => {
+        ApplierConfig::Helm { namespace, .. } => {
             let applier = helm_applier(cfg, &planner)?;
             let guarded = Guarded {
                 inner: &applier,
+                namespace: namespace.clone(),
+                rollout_wait: ROLLOUT_WAIT,
                 client: client.clone(),
                 space: space.clone(),
                 stop: walk_stop.clone(),

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use upsoak_agones::release::Install;
 
 use super::apply::{Applier, ApplyError, Recovery};
+use super::rollout;
 use super::space::Space;
 
 /// The cluster's `(major, minor)` from `/version`, or why it cannot be read. GKE and EKS report
@@ -30,7 +31,6 @@ pub fn parse(major: &str, minor: &str) -> Result<(u32, u32), String> {
         _ => Err(format!("unexpected /version {major}.{minor}")),
     }
 }
-
 
 /// What the cluster's version says about a transition to `target`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +54,9 @@ pub fn support(space: &Space, kube: (u32, u32), target: &str) -> Support {
             dropped.join(", ")
         ));
     }
-    if cut.versions.iter().any(|v| v.name == target) || !space.versions.iter().any(|v| v.name == target) {
+    if cut.versions.iter().any(|v| v.name == target)
+        || !space.versions.iter().any(|v| v.name == target)
+    {
         return Support::Yes;
     }
     let range = space
@@ -62,7 +64,9 @@ pub fn support(space: &Space, kube: (u32, u32), target: &str) -> Support {
         .iter()
         .find(|v| v.name == target)
         .and_then(|v| v.kubernetes.as_ref())
-        .map_or_else(String::new, |k| format!(" (Kubernetes {}–{})", k.min, k.max));
+        .map_or_else(String::new, |k| {
+            format!(" (Kubernetes {}–{})", k.min, k.max)
+        });
     Support::No(format!(
         "Agones {target}{range} does not support the cluster's Kubernetes {}.{}: not applied",
         kube.0, kube.1
@@ -73,10 +77,17 @@ pub fn support(space: &Space, kube: (u32, u32), target: &str) -> Support {
 /// does not support it is refused (`rejected`, never applied); when no release of the space
 /// supports it any more, the reason is kept, `stop` is cancelled (the Wanderer ends its walk)
 /// and the sidecar exits 2 with it. A version that cannot be read lets the apply go on (as at
-/// start: the cluster is then walked whole).
+/// start: the cluster is then walked whole). After the inner apply, the Agones Deployments must
+/// run the target's release, rolled out and ready, within `rollout_wait` ([`rollout`]): else
+/// the transition fails with the difference. Without a client (no kubeconfig), neither check.
 pub struct Guarded<'a, A> {
     pub inner: &'a A,
-    pub client: kube::Client,
+    /// The Kubernetes API, when a client could be built.
+    pub client: Option<kube::Client>,
+    /// Where the Agones Deployments are.
+    pub namespace: String,
+    /// How long they may take to run the applied release after the apply returned.
+    pub rollout_wait: std::time::Duration,
     pub space: Space,
     pub stop: CancellationToken,
     /// Why the walk was stopped, when it was.
@@ -85,7 +96,10 @@ pub struct Guarded<'a, A> {
 
 impl<A: Applier> Applier for Guarded<'_, A> {
     async fn apply(&self, target: &Install) -> Result<(), ApplyError> {
-        if let Ok(kube) = kubernetes_version(&self.client).await {
+        let Some(client) = &self.client else {
+            return self.inner.apply(target).await;
+        };
+        if let Ok(kube) = kubernetes_version(client).await {
             match support(&self.space, kube, &target.version) {
                 Support::Yes => {}
                 Support::No(why) => return Err(ApplyError::Rejected(why)),
@@ -98,7 +112,13 @@ impl<A: Applier> Applier for Guarded<'_, A> {
                 }
             }
         }
-        self.inner.apply(target).await
+        self.inner.apply(target).await?;
+        rollout::wait_rolled_out(client, &self.namespace, &target.version, self.rollout_wait)
+            .await
+            .map_err(|detail| ApplyError::Unexpected {
+                what: "the Agones Deployments".into(),
+                detail,
+            })
     }
 
     async fn observe_installed(&self) -> Result<Install, ApplyError> {
@@ -135,7 +155,10 @@ mod tests {
         let Support::NoneLeft(why) = support(&space, (1, 40), "1.60.0") else {
             panic!("1.40 is beyond every release")
         };
-        assert!(why.starts_with("no release of the space supports the cluster's Kubernetes 1.40"), "{why}");
+        assert!(
+            why.starts_with("no release of the space supports the cluster's Kubernetes 1.40"),
+            "{why}"
+        );
     }
 
     #[test]
