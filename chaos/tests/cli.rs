@@ -35,7 +35,7 @@ fn validate_and_plan_exit_codes_and_determinism() {
         "1.60.0   gates: 5 Stable, 5 Beta, 5 Alpha; Kubernetes 1.34–1.36",
         "tunable logLevel: {\"values\":[\"info\",\"debug\"]}",
         "constraint: IF gate:PlayerAllocationFilter THEN gate:PlayerTracking",
-        "valid states: 12109440",
+        "valid states: 60547200",
         "reachable version_pairs: 18",
         "reachable gate_pairs: 264",
     ] {
