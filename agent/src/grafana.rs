@@ -227,17 +227,21 @@ impl Grafana {
         verdict: Verdict,
         reason: &str,
     ) -> Result<(), String> {
-        self.post("verdict", t.generation, json!({
-            "time": at_s * 1000,
-            "tags": ["upsoak", "verdict", verdict.as_str(), format!("slo:{slo}")],
-            "text": format!(
-                "{slo}: {} after generation {} ({}; {})",
-                verdict.as_str(),
-                t.generation,
-                upsoak_common::change::describe(&t.from, &t.to),
-                reason
-            ),
-        }))
+        self.post(
+            "verdict",
+            t.generation,
+            json!({
+                "time": at_s * 1000,
+                "tags": ["upsoak", "verdict", verdict.as_str(), format!("slo:{slo}")],
+                "text": format!(
+                    "{slo}: {} after generation {} ({}; {})",
+                    verdict.as_str(),
+                    t.generation,
+                    upsoak_common::change::describe(&t.from, &t.to),
+                    reason
+                ),
+            }),
+        )
         .await
     }
 }

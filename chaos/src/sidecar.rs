@@ -16,6 +16,7 @@ use crate::config::{ApplierConfig, SidecarConfig};
 use crate::error::{Error, Result};
 use crate::producer::{self, events::ProducerMetrics};
 use crate::wanderer::apply::{Applier, HelmApplier, ReuseValues, SimApplier};
+use crate::wanderer::cluster::Guarded;
 use crate::wanderer::events::{
     ClusterVersionChecked, JournalWriteFailed, WandererHalted, WandererMetrics,
 };
@@ -28,6 +29,10 @@ use upsoak_common::state::StateLock;
 
 /// How long the Producer may take to stop (allocations time out, sessions send EXIT).
 const PRODUCER_STOP: Duration = Duration::from_secs(30);
+/// After an apply, how long the Agones Deployments may take to run the new release, ready.
+const ROLLOUT_WAIT: Duration = Duration::from_secs(60);
+/// Where the simulator serves the Agones Deployments (its applier names no namespace).
+const SIM_AGONES_NS: &str = "agones-system";
 /// How long the metrics server may take to stop.
 const SERVER_STOP: Duration = Duration::from_secs(5);
 /// Connections the metrics server serves at once (Prometheus, probes, a few people).
@@ -278,23 +283,62 @@ async fn walk(
     };
     let journal = cfg.state_dir.join("journal.jsonl");
     let space = supported(cfg, space, metrics).await?;
-    let mut planner = Walk::new(space, w.seed, w.strategy);
+    // Before each transition the cluster's version is read again (wanderer/cluster.rs): a
+    // release that no longer supports it is never applied; none left stops the walk, exit 2.
+    // Without a client (no kubeconfig: warned at start) transitions go unchecked.
+    let client = producer::client_with_timeout(cfg.kube_server.as_deref(), cfg.kube_timeout)
+        .await
+        .ok();
+    let walk_stop = shutdown.child_token();
+    let exhausted = Arc::new(std::sync::Mutex::new(None));
+    let mut planner = Walk::new(space.clone(), w.seed, w.strategy);
     let walking = Walking {
         journal,
         opts,
         metrics,
-        shutdown,
+        shutdown: &walk_stop,
         ready,
     };
     match &w.applier {
         ApplierConfig::Sim { url } => {
-            walking
-                .run(&SimApplier::new(url, w.apply_timeout), &mut planner)
-                .await
+            let applier = SimApplier::new(url, w.apply_timeout);
+            let guarded = Guarded {
+                inner: &applier,
+                namespace: SIM_AGONES_NS.to_owned(),
+                rollout_wait: ROLLOUT_WAIT,
+                client: client.clone(),
+                space: space.clone(),
+                stop: walk_stop.clone(),
+                exhausted: exhausted.clone(),
+            };
+            walking.run(&guarded, &mut planner).await?;
         }
-        ApplierConfig::Helm { .. } => {
+        ApplierConfig::Helm { namespace, .. } => {
             let applier = helm_applier(cfg, &planner)?;
-            walking.run(&applier, &mut planner).await
+            let guarded = Guarded {
+                inner: &applier,
+                namespace: namespace.clone(),
+                rollout_wait: ROLLOUT_WAIT,
+                client: client.clone(),
+                space: space.clone(),
+                stop: walk_stop.clone(),
+                exhausted: exhausted.clone(),
+            };
+            walking.run(&guarded, &mut planner).await?;
+        }
+    }
+    let why = exhausted.lock().ok().and_then(|mut e| e.take());
+    match why {
+        None => Ok(()),
+        Some(why) => {
+            let mut p = upsoak_common::problems::Problems::new();
+            p.push("versions", why);
+            Err(p
+                .invalid(
+                    "configuration space",
+                    cfg.wanderer.space.display().to_string(),
+                )
+                .into())
         }
     }
 }
@@ -302,10 +346,11 @@ async fn walk(
 /// The space cut to the releases that support the cluster's Kubernetes (`/version`); none left
 /// is bad input (exit 2). A cluster whose version cannot be read is walked whole, with a warning.
 async fn supported(cfg: &SidecarConfig, space: Space, metrics: &WandererMetrics) -> Result<Space> {
-    let version = match producer::client_with_timeout(cfg.kube_server.as_deref(), cfg.kube_timeout).await {
-        Ok(client) => wanderer::cluster::kubernetes_version(&client).await,
-        Err(e) => Err(e.to_string()),
-    };
+    let version =
+        match producer::client_with_timeout(cfg.kube_server.as_deref(), cfg.kube_timeout).await {
+            Ok(client) => wanderer::cluster::kubernetes_version(&client).await,
+            Err(e) => Err(e.to_string()),
+        };
     let kube = match version {
         Ok(v) => v,
         Err(e) => {

@@ -32,7 +32,7 @@ fn plan(format: &str) -> String {
     let o = Command::new(BIN)
         .args(["plan", "--space"])
         .arg(space())
-        .args(["--seed", "7", "--steps", "6", "--format", format])
+        .args(["--seed", "7", "--steps", "30", "--format", format])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0));

@@ -9,7 +9,8 @@
 //! - [`space`], [`constraint`]: the configuration space file and its constraint language.
 //! - [`journal`]: the crash-safe journal of transitions.
 //! - [`apply`]: appliers (simulator, helm) that install and observe.
-//! - [`cluster`]: the cluster's Kubernetes version.
+//! - [`cluster`]: the cluster's Kubernetes version, checked before each transition.
+//! - [`rollout`]: the Agones Deployments, observed after each apply.
 //! - [`events`]: every action as a typed event, and the metrics they feed.
 
 pub mod apply;
@@ -17,6 +18,7 @@ pub mod cluster;
 pub mod constraint;
 pub mod events;
 pub mod journal;
+pub mod rollout;
 pub mod space;
 pub mod walk;
 

@@ -595,13 +595,14 @@ mod tests {
         assert_eq!(
             totals.counts().map(|(k, _, t)| (k, t)),
             // 6 versions, hops of 2 both ways: 2+3+4+4+3+2 ordered version pairs. Free gates
-            // 13·4 + 11 + 10 = 73, each on and off, less Example on in each version: 140.
-            // 13 gate names, 78 pairs × 4 values, less the 24 with Example on, less
-            // PlayerAllocationFilter on with PlayerTracking off: 287.
+            // 13·4 + 11 + 10 = 73, each on and off, less Example and ProcessorAllocator (Dev
+            // gates) on in each version: 134. 13 gate names, 78 pairs × 4 values, less the 24
+            // with Example on, the 23 more with ProcessorAllocator on, and PlayerAllocationFilter
+            // on with PlayerTracking off: 264.
             [
                 ("version_pairs", 18),
-                ("gate_version", 140),
-                ("gate_pairs", 287)
+                ("gate_version", 134),
+                ("gate_pairs", 264)
             ]
         );
         let seeds = 1..=10u64;

@@ -226,10 +226,10 @@ constraints:
         assert!(c.gate_version.contains(&(1, "C".into(), true)));
 
         // The shipped space, by hand: free gates 13, 13, 13, 13, 11, 10; PlayerAllocationFilter
-        // needs PlayerTracking (3 of 4), Example off, ProcessorAllocator on only with a wait of
-        // at most 500 (401 of 901 waits), times 2 log levels.
+        // needs PlayerTracking (3 of 4), Example and ProcessorAllocator off (Dev gates), 901
+        // waits, times 2 log levels, times 5 allocator replica counts.
         let shipped = Space::parse(SHIPPED, "agones.yaml").unwrap();
-        let per = 3 * (901 + 401) * 2;
+        let per = 3 * 901 * 2 * 5;
         let want = per * (4 * (1 << 9) + (1 << 7) + (1 << 6));
         assert_eq!(shipped.census().unwrap().states, want);
     }
