@@ -60,7 +60,6 @@
 //! rejected.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -77,7 +76,9 @@ use crate::vars::kind;
 
 mod check_vars;
 mod promql;
+mod verdict;
 pub use promql::{MAX_PROMQL_BYTES, MAX_PROMQL_NESTING, parse_promql};
+pub use verdict::{Direction, Severity, Verdict};
 
 /// The spec file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -204,60 +205,6 @@ fn warning() -> Severity {
 pub const DEFAULT_MIN_SAMPLES: usize = 5;
 fn default_min_samples() -> usize {
     DEFAULT_MIN_SAMPLES
-}
-
-/// Which change of the value is bad.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Higher is worse: latency, error rates, memory.
-    IncreaseIsBad,
-    /// Lower is worse: success ratios, ready replicas.
-    DecreaseIsBad,
-    /// Any shift is suspect.
-    Either,
-}
-
-/// A verdict. Ordered from best to worst, so the overall verdict of many is their maximum.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    Inconclusive,
-    Warn,
-    Fail,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Warn => "warn",
-            Verdict::Fail => "fail",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-    pub const ALL: [Verdict; 4] = [
-        Verdict::Pass,
-        Verdict::Warn,
-        Verdict::Fail,
-        Verdict::Inconclusive,
-    ];
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How loud a failed SLO is.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
 }
 
 /// A checked SLO: its criteria parsed.

@@ -201,7 +201,11 @@ fn is_json(content_type: &str) -> bool {
 }
 
 /// POST and PUT bodies must be `application/json`: 415 otherwise, as the API server answers an
-/// unknown media type.
+/// unknown media type. A request without a `Content-Type` is read as JSON, as the API server
+/// reads it as its first serializer's (k8s.io/apiserver `pkg/endpoints/handlers/negotiation/
+/// negotiate.go`, `NegotiateInputSerializerForMediaType`): Python's official client sends custom
+/// objects so. A browser's form always names its type (`text/plain`, form-urlencoded,
+/// multipart), and is refused.
 async fn require_json(req: Request, next: axum::middleware::Next) -> Response {
     let method = req.method();
     if method != axum::http::Method::POST && method != axum::http::Method::PUT {
@@ -213,7 +217,7 @@ async fn require_json(req: Request, next: axum::middleware::Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    if is_json(&ct) {
+    if ct.is_empty() || is_json(&ct) {
         return next.run(req).await;
     }
     ApiError {

@@ -46,27 +46,38 @@ async fn post_and_put_need_json_and_what_real_clients_send_is_served() {
     let install = format!("{url}/upsoak/v1/install");
     let body = r#"{"version":"1.59.0"}"#;
     for ct in [
-        None,
-        Some("text/plain"),
-        Some("application/x-www-form-urlencoded"),
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
     ] {
-        let mut req = http.post(&install).body(body);
-        if let Some(ct) = ct {
-            req = req.header("content-type", ct);
-        }
-        let r = req.send().await.unwrap();
+        let r = http
+            .post(&install)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 415, "{ct:?}");
         let status: serde_json::Value = r.json().await.unwrap();
         assert_eq!(status["reason"], "UnsupportedMediaType", "{status}");
     }
-    // kubectl and kube-rs send `application/json` for create and replace, Python's client
-    // `application/json` too, sometimes with a charset.
+    // kubectl and kube-rs send `application/json` for create and replace, sometimes with a
+    // charset.
     let fleets = format!("{url}/apis/agones.dev/v1/namespaces/default/fleets");
     let fleet = r#"{"apiVersion":"agones.dev/v1","kind":"Fleet","metadata":{"name":"f"},"spec":{"replicas":0,"template":{"spec":{}}}}"#;
     let r = http
         .post(&fleets)
         .header("content-type", "application/json; charset=utf-8")
         .body(fleet)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    // No Content-Type at all is read as JSON, as the API server does (Python's client sends
+    // custom objects without one).
+    let r = http
+        .post(&fleets)
+        .body(fleet.replace(r#""name":"f""#, r#""name":"g""#))
         .send()
         .await
         .unwrap();
