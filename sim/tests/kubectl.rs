@@ -15,18 +15,7 @@ use common::{SimProcess, eventually_blocking, test_config};
 use upsoak_testkit::TempDir;
 
 fn kubectl(url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("kubectl")
-        .arg(format!("--server={url}"))
-        .args(["--request-timeout=10s", "--namespace=default"])
-        .args(args)
-        .env("KUBECONFIG", "/dev/null")
-        .output()
-        .expect("kubectl must be installed (make test installs it)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    upsoak_testkit::kubectl(url, "default", args)
 }
 
 fn ok(url: &str, args: &[&str]) -> String {

@@ -5,7 +5,8 @@
 //! - [`dir`]: [`TempDir`], a scratch directory removed on drop.
 //! - [`process`]: [`Proc`], a child process whose output goes to files, whose
 //!   `listening on URL` line is read for its address, stopped with SIGTERM and a deadline and
-//!   killed on drop; [`bin`] finds the workspace's own binaries.
+//!   killed on drop; [`bin`] finds the workspace's own binaries; [`kubectl`] runs the real
+//!   client against a server.
 //! - [`prometheus`]: [`Prometheus`] and [`Alertmanager`] launched on `127.0.0.1:0`, their
 //!   address read from their log, ready when returned.
 //! - [`metrics`]: [`scrape`], [`sum_series`], [`sample`], [`promtool_check`] and
@@ -23,7 +24,7 @@ pub mod wait;
 
 pub use dir::TempDir;
 pub use metrics::{MetricsServer, promtool_check, sample, scrape, serve_metrics, sum_series};
-pub use process::{Announce, Proc, bin, free_port};
+pub use process::{Announce, Proc, bin, free_port, kubectl};
 pub use prometheus::{Alertmanager, Prometheus, scrape_config};
 pub use wait::{POLL, TimedOut, eventually, eventually_blocking};
 

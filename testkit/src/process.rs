@@ -344,6 +344,24 @@ pub fn free_port() -> u16 {
         .expect("a free port on loopback")
 }
 
+/// Runs `kubectl` against `url` (no kubeconfig, a 10 s request timeout) in namespace `ns`:
+/// (success, stdout, stderr). kubectl is a real client of the simulator's API; `make test`
+/// installs it.
+pub fn kubectl(url: &str, ns: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new("kubectl")
+        .arg(format!("--server={url}"))
+        .args(["--request-timeout=10s", "--namespace", ns])
+        .args(args)
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .expect("kubectl must be installed (make test installs it)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -311,18 +311,7 @@ async fn kube_rs_drives_the_simulator_through_every_verb() {
 
 /// Runs kubectl against the simulator; (success, stdout, stderr).
 fn kubectl(url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("kubectl")
-        .arg(format!("--server={url}"))
-        .args(["--request-timeout=10s", "--namespace", NS])
-        .args(args)
-        .env("KUBECONFIG", "/dev/null")
-        .output()
-        .expect("kubectl must be installed (make test installs it)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    upsoak_testkit::kubectl(url, NS, args)
 }
 
 fn kubectl_ok(url: &str, args: &[&str]) -> String {
