@@ -139,6 +139,18 @@ impl WandererMetrics {
             "The configuration observed installed (value 1)",
             self.config_info.clone(),
         );
+        // The results the default `transition-success` SLO reads exist from the start at 0, so
+        // `increase()` sees the first transition (a series born at 1 shows no increase).
+        let _ = self.transitions.get_or_create(&TransitionLabels {
+            result: "applied",
+            kind: "none",
+        });
+        for kind in crate::wanderer::apply::ApplyError::KINDS {
+            let _ = self.transitions.get_or_create(&TransitionLabels {
+                result: "failed",
+                kind,
+            });
+        }
         r.register(
             names::TRANSITIONS,
             "Transitions by observed result (applied, failed, indeterminate, observed) and failure kind (none when it did not fail)",
@@ -748,5 +760,24 @@ mod tests {
             names::TUNABLES_LABEL
         );
         assert!(text.contains(&want), "{want} in {text}");
+    }
+
+    #[test]
+    fn the_transition_results_the_slo_reads_exist_at_zero_before_the_first_transition() {
+        let m = WandererMetrics::default();
+        let mut r = Registry::default();
+        m.register(&mut r);
+        let text = upsoak_common::exposition::encode(
+            &r,
+            upsoak_common::exposition::Format::PrometheusText,
+        )
+        .unwrap();
+        for want in [
+            "upsoak_wanderer_transitions_total{result=\"applied\",kind=\"none\"} 0",
+            "upsoak_wanderer_transitions_total{result=\"failed\",kind=\"rejected\"} 0",
+            "upsoak_wanderer_transitions_total{result=\"failed\",kind=\"stuck\"} 0",
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
     }
 }

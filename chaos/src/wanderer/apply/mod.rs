@@ -66,6 +66,18 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    /// Every value [`ApplyError::kind`] gives.
+    pub const KINDS: [&'static str; 8] = [
+        "rejected",
+        "unreachable",
+        "timeout",
+        "command_failed",
+        "spawn_failed",
+        "unexpected",
+        "write_failed",
+        "stuck",
+    ];
+
     /// A bounded label value: the `kind` of `upsoak_wanderer_transitions_total`.
     pub fn kind(&self) -> &'static str {
         match self {
