@@ -29,7 +29,7 @@ use crate::events::{
     WandererUnreadable,
 };
 use crate::grafana::Grafana;
-use crate::history::History;
+use crate::history::{History, SloVerdict, Transition};
 use crate::http::Timeouts;
 use crate::prom::Querier;
 use crate::sinks::{self, AlertQueue, AlertSender};
@@ -345,6 +345,20 @@ fn failed_queries(failed: &[FailedQuery], now: i64, m: &AgentMetrics) {
     }
 }
 
+/// Each SLO's latest verdict in one kind of window (`window` picks it from a transition) over
+/// the transitions before the one at `i`: what a new verdict is compared with to report changes.
+fn previous_verdicts<'h>(
+    history: &'h History,
+    i: usize,
+    window: impl Fn(&'h Transition) -> Option<&'h BTreeMap<String, SloVerdict>>,
+) -> BTreeMap<&'h String, Verdict> {
+    history.transitions[..i]
+        .iter()
+        .filter_map(window)
+        .flat_map(|slos| slos.iter().map(|(k, v)| (k, v.evidence.verdict)))
+        .collect()
+}
+
 /// The disruption window of the transition at `i` was judged: each of its SLOs whose verdict
 /// changed since the transition before is reported and annotated, then the window (a region
 /// from the apply's start to the settle end).
@@ -356,11 +370,7 @@ async fn report_disruption(
 ) {
     let t = &history.transitions[i];
     let Some(d) = &t.disruption else { return };
-    let previous: BTreeMap<&String, Verdict> = history.transitions[..i]
-        .iter()
-        .filter_map(|p| p.disruption.as_ref())
-        .flat_map(|pd| pd.slos.iter().map(|(k, v)| (k, v.evidence.verdict)))
-        .collect();
+    let previous = previous_verdicts(history, i, |p| p.disruption.as_ref().map(|d| &d.slos));
     for (k, v) in &d.slos {
         let before = previous.get(k).copied();
         if before == Some(v.evidence.verdict) {
@@ -396,11 +406,7 @@ async fn report_disruption(
 async fn report_judged(history: &History, i: usize, grafana: Option<&Grafana>, m: &AgentMetrics) {
     let t = &history.transitions[i];
     let Some(j) = &t.judged else { return };
-    let previous: BTreeMap<&String, Verdict> = history.transitions[..i]
-        .iter()
-        .filter_map(|p| p.judged.as_ref())
-        .flat_map(|pj| pj.slos.iter().map(|(k, v)| (k, v.evidence.verdict)))
-        .collect();
+    let previous = previous_verdicts(history, i, |p| p.judged.as_ref().map(|j| &j.slos));
     for (k, v) in &j.slos {
         let before = previous.get(k).copied();
         if before == Some(v.evidence.verdict) {
