@@ -423,16 +423,8 @@ fn replace(path: &Path, entries: &[Entry]) -> Result<usize, JournalError> {
         text.extend(serde_json::to_vec(e).map_err(JournalError::Encode)?);
         text.push(b'\n');
     }
-    let tmp = path.with_extension("compacting");
-    {
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&text).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    }
+    // Temporary file, fsync, rename, directory fsync: a crash leaves the old or the new journal.
+    upsoak_common::state::write_atomic(path, &text).map_err(io)?;
     Ok(text.len())
 }
 
