@@ -139,7 +139,17 @@ pub struct AllocationSpec {
     pub pick_window: usize,
     /// Retries after losing a race, before answering Contention.
     pub retries: u32,
+    /// The allocator's batch wait when the installed release sets no
+    /// `allocationBatchWaitTime` tunable: the chart's default, 500ms
+    /// (`install/helm/agones/values.yaml`, `agones.extensions.allocationBatchWaitTime`). An
+    /// idle allocator sleeps this long before it reads the next batch of requests
+    /// (`world/allocation.rs`); 0 never sleeps.
+    #[serde(with = "config_duration")]
+    pub batch_wait: Duration,
 }
+
+/// Agones' chart default for `allocationBatchWaitTime` (`install/helm/agones/values.yaml`).
+pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_millis(500);
 
 impl Default for AllocationSpec {
     fn default() -> Self {
@@ -147,6 +157,7 @@ impl Default for AllocationSpec {
             latency: Duration::from_millis(2),
             pick_window: 16,
             retries: 2,
+            batch_wait: DEFAULT_BATCH_WAIT,
         }
     }
 }

@@ -45,7 +45,7 @@ async fn install(http: &reqwest::Client, url: &str, body: serde_json::Value) {
 
 #[tokio::test]
 async fn allocation_latency_and_failures_follow_the_installed_version() {
-    let extra = "upgrade_window: 200ms\nallocation: { latency: 5ms }\nfleets: [ { name: f, replicas: 30 } ]\nfaults:\n  - { name: slow-1.59, kind: allocation_latency, multiplier: 4, added: 100ms, when: { version: 1.59.0 } }\n  - { name: broken-1.58, kind: allocation_failures, rate: 1.0, when: { version: 1.58.0 } }";
+    let extra = "upgrade_window: 200ms\nallocation: { latency: 5ms, batch_wait: 0ms }\nfleets: [ { name: f, replicas: 30 } ]\nfaults:\n  - { name: slow-1.59, kind: allocation_latency, multiplier: 4, added: 100ms, when: { version: 1.59.0 } }\n  - { name: broken-1.58, kind: allocation_failures, rate: 1.0, when: { version: 1.58.0 } }";
     let sim = SimProcess::start(Some(&test_config(extra)));
     let http = reqwest::Client::new();
     wait_ready(&sim.gameservers(), 30).await;
@@ -177,7 +177,7 @@ async fn concurrent_allocations_never_share_a_server_and_lost_races_are_contenti
     // A long pick-to-commit gap and no retries: concurrent allocations get different servers
     // (a picked server leaves the candidate list, as in Agones' allocation cache), and a server
     // deleted between pick and commit makes its allocation answer Contention.
-    let extra = "allocation: { latency: 400ms, pick_window: 1, retries: 0 }\nfleets: [ { name: f, replicas: 2 } ]";
+    let extra = "allocation: { latency: 400ms, pick_window: 1, retries: 0, batch_wait: 0ms }\nfleets: [ { name: f, replicas: 2 } ]";
     let sim = SimProcess::start(Some(&test_config(extra)));
     wait_ready(&sim.gameservers(), 2).await;
     let url = format!(

@@ -17,8 +17,15 @@ pub async fn start_sim(extra: &str, seed: u64) -> (String, CancellationToken) {
     } else {
         FAST_LIFECYCLE
     };
+    // The allocator's batch wait (500ms, Agones' default) is off unless `extra` sets
+    // `allocation`: the Producer's tests count outcomes, not the batch loop's wait.
+    let allocation = if extra.contains("allocation:") {
+        ""
+    } else {
+        "allocation: { batch_wait: 0ms }"
+    };
     let yaml = format!(
-        "{}\ngame: {{ port_min: 0 }}\n{lifecycle}\n{extra}\n",
+        "{}\ngame: {{ port_min: 0 }}\n{lifecycle}\n{allocation}\n{extra}\n",
         upsoak_sim::config::DEFAULT_CONFIG_YAML
     );
     let cfg = SimConfig::parse(&yaml, "test").unwrap();

@@ -1,6 +1,6 @@
 //! `GameServerAllocation` create: parse the selectors, ask the allocator for a plan, then pick
 //! (from the Fleet's pool, without the world's lock) and commit (under it) with retries,
-//! waiting the pick-to-commit latency outside every lock.
+//! waiting for the batch loop's wake and the pick-to-commit latency outside every lock.
 
 use std::time::Instant;
 
@@ -106,7 +106,7 @@ pub(super) async fn allocate(
         }
         .emit(metrics);
     };
-    let (latency, retries) = match alloc.plan() {
+    let grant = match alloc.plan() {
         Ok(p) => p,
         Err(e) => {
             // The allocator answered with an error (it is down during an upgrade window and
@@ -120,8 +120,14 @@ pub(super) async fn allocate(
     let mut outcome = AllocationState::Contention;
     let mut allocated = None;
     let mut attempts = 0;
-    for _ in 0..=retries {
+    for _ in 0..=grant.retries {
         attempts += 1;
+        // Queued until the allocator's batch loop wakes (`world/allocation.rs`, `BatchLoop`);
+        // a retry is queued again.
+        let queued = grant.batch.until_wake(Instant::now());
+        if !queued.is_zero() {
+            tokio::time::sleep(queued).await;
+        }
         // The pick is held out of every other pick until the commit; if this future is
         // dropped first (the client went away), the hold's drop puts it back.
         let Some(hold) = alloc.pick(&ns, &gsa, &selectors) else {
@@ -130,10 +136,10 @@ pub(super) async fn allocate(
         };
         // Agones' allocator works on a cache; the time between picking and updating is where
         // concurrent allocations race for the same GameServer.
-        if latency.is_zero() {
+        if grant.latency.is_zero() {
             tokio::task::yield_now().await;
         } else {
-            tokio::time::sleep(latency).await;
+            tokio::time::sleep(grant.latency).await;
         }
         let committed = s.lock()?.commit_allocation(hold, &gsa);
         if let Some((gs, fleet)) = committed {

@@ -7,12 +7,20 @@
 //! `allocationUpdateWorkers` runs `applyAllocationToGameServer`, an update of that one
 //! GameServer that the API server refuses with a conflict when it changed since the cache saw
 //! it; the allocation then retries, and answers Contention when retries run out.
+//!
+//! Before any of that a request waits for the allocator's batch loop: `ListenAndAllocate`
+//! (and the batch and processor variants beside it in `allocator.go`) reads requests from
+//! `pendingRequests` until the channel is empty, then `time.Sleep(c.batchWaitTime)` in its
+//! `default:` case. At the rates a soak allocates, the loop is asleep when a request arrives, so
+//! each request (and each retry, which is queued again) waits for the loop's next wake: 0 to
+//! `allocationBatchWaitTime`, 500ms by the chart's default. [`BatchLoop`] models the wakes.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use upsoak_agones::release::TunableValue;
 use upsoak_agones::{GameServer, GameServerAllocation, GameServerState};
 
 use crate::config::FaultKind;
@@ -23,6 +31,10 @@ use crate::status::ApiError;
 use super::ready::{Hold, Pools};
 use super::{Key, World, fleet_of};
 
+/// The chart tunable that sets the allocator's batch wait, in milliseconds
+/// (`agones.allocator.allocationBatchWaitTime`, `agones.extensions.allocationBatchWaitTime`).
+pub const BATCH_WAIT_TUNABLE: &str = "allocationBatchWaitTime";
+
 /// What an allocation needs to know of the world before it picks, published by the world
 /// whenever it may change (each tick, and when an install opens the upgrade window).
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +44,42 @@ struct Plan {
     latency: Duration,
     fail_rate: f64,
     retries: u32,
+    batch: BatchLoop,
+}
+
+/// The allocator's batch loop: asleep for `wait`, awake for an instant to take every queued
+/// request, asleep again. Taking a batch costs microseconds against a wait of milliseconds, so
+/// the loop wakes at `started + k × wait`; it starts again when the allocator's pods do (after
+/// an upgrade window) and when its wait changes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchLoop {
+    pub wait: Duration,
+    pub started: Instant,
+}
+
+impl BatchLoop {
+    /// How long a request that arrives at `now` waits for the loop's next wake.
+    pub fn until_wake(&self, now: Instant) -> Duration {
+        let wait = self.wait.as_nanos();
+        if wait == 0 {
+            return Duration::ZERO;
+        }
+        let into = now.saturating_duration_since(self.started).as_nanos() % wait;
+        if into == 0 {
+            return Duration::ZERO;
+        }
+        // At most `wait` nanoseconds, which came from a Duration: it fits in u64.
+        Duration::from_nanos(u64::try_from(wait - into).unwrap_or(u64::MAX))
+    }
+}
+
+/// What one allocation is granted: the batch loop it queues for (before each pick), the
+/// pick-to-commit latency (faults included), and the retries allowed.
+#[derive(Clone, Copy, Debug)]
+pub struct Grant {
+    pub batch: BatchLoop,
+    pub latency: Duration,
+    pub retries: u32,
 }
 
 /// Allocation's share of the world, usable without the world's lock: the plan, each Fleet's
@@ -60,6 +108,10 @@ impl Allocator {
                 latency: Duration::ZERO,
                 fail_rate: 0.0,
                 retries: 0,
+                batch: BatchLoop {
+                    wait: Duration::ZERO,
+                    started: Instant::now(),
+                },
             }),
             rng: Mutex::new(StdRng::seed_from_u64(seed.rotate_left(17))),
             pick_window,
@@ -72,9 +124,9 @@ impl Allocator {
         &self.metrics
     }
 
-    /// For one allocation: the pick-to-commit latency (faults included) and the retries
-    /// allowed, or the error the allocator answers with (down, or a failure fault).
-    pub fn plan(&self) -> Result<(Duration, u32), ApiError> {
+    /// For one allocation: what it is granted, or the error the allocator answers with (down,
+    /// or a failure fault).
+    pub fn plan(&self) -> Result<Grant, ApiError> {
         let p = *self.plan.read().unwrap_or_else(PoisonError::into_inner);
         if p.down {
             return Err(ApiError::allocator_unavailable());
@@ -91,7 +143,11 @@ impl Allocator {
                 "error allocating gameserver: simulated allocator failure",
             ));
         }
-        Ok((p.latency, p.retries))
+        Ok(Grant {
+            batch: p.batch,
+            latency: p.latency,
+            retries: p.retries,
+        })
     }
 
     /// Servers held by allocations between their pick and their commit.
@@ -148,21 +204,44 @@ impl World {
                 _ => {}
             }
         }
-        *self
+        let down = self.upgrade.is_some();
+        let wait = self.batch_wait();
+        let mut plan = self
             .alloc
             .plan
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Plan {
+            .unwrap_or_else(PoisonError::into_inner);
+        // New pods after a window, or a new wait: the loop starts again now.
+        let batch = if (plan.down && !down) || plan.batch.wait != wait {
+            BatchLoop {
+                wait,
+                started: Instant::now(),
+            }
+        } else {
+            plan.batch
+        };
+        *plan = Plan {
             // The Kubernetes API path (`v1.allocation.agones.dev`) is served by
             // `agones-controller-service`, which selects the `extensions` pods
             // (`templates/extensions.yaml`, `APIService`; `templates/service.yaml`), a `Recreate`
             // Deployment: down for the window, while the allocator's own Service rolls and keeps
             // serving (`api/deployments.rs`).
-            down: self.upgrade.is_some(),
+            down,
             latency,
             fail_rate,
             retries: self.cfg.allocation.retries,
+            batch,
         };
+    }
+
+    /// The installed release's batch wait: its `allocationBatchWaitTime` tunable (milliseconds,
+    /// as the Wanderer's space and the chart's duration `"500ms"` carry it), else the
+    /// configured default.
+    fn batch_wait(&self) -> Duration {
+        match self.installed.spec.tunables.get(BATCH_WAIT_TUNABLE) {
+            Some(TunableValue::Int(ms)) => Duration::from_millis(u64::try_from(*ms).unwrap_or(0)),
+            _ => self.cfg.allocation.batch_wait,
+        }
     }
 
     /// Counts an allocation made through the SDK, in its Fleet's status and the metric.

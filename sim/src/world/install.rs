@@ -4,7 +4,7 @@
 //! and failures) they result in.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::Timestamp;
 
@@ -137,10 +137,10 @@ impl World {
         &self.metrics
     }
 
-    /// For one allocation: the pick-to-commit latency (faults included) and the retries
-    /// allowed, or the error the allocator answers with (down, or a failure fault). The API
+    /// For one allocation: what it is granted (batch loop, pick-to-commit latency with faults,
+    /// retries), or the error the allocator answers with (down, or a failure fault). The API
     /// asks the [`super::Allocator`] directly, without the world's lock.
-    pub fn allocation_plan(&self) -> Result<(Duration, u32), ApiError> {
+    pub fn allocation_plan(&self) -> Result<super::allocation::Grant, ApiError> {
         self.publish_allocation_plan();
         self.alloc.plan()
     }

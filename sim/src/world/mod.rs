@@ -49,7 +49,7 @@ use crate::config::SimConfig;
 use crate::events::{self, SimMetrics};
 use crate::metrics::{GaugeSnapshot, GaugeSource, PlayerGauge};
 
-pub use allocation::{Allocator, count_allocated};
+pub use allocation::{Allocator, BATCH_WAIT_TUNABLE, BatchLoop, Grant, count_allocated};
 pub use fleets::{OS_PICKED_PORTS, default_template};
 pub use install::{InstallError, Installed};
 use ready::FleetPool;

@@ -147,7 +147,7 @@ fn faults_follow_their_condition() {
         "faults:\n  - { name: slow, kind: allocation_latency, multiplier: 4, added: 10ms, when: { version: 1.59.0 } }\n  - { name: stall, kind: reconcile_stall, when: { gate: { name: PlayerTracking, enabled: true } } }\n  - { name: leak, kind: memory_growth, bytes_per_second: 1000000 }\nupgrade_window: 0ms\nallocation: { latency: 5ms }\nfleets: [ { name: f, replicas: 1 } ]",
     );
     let mut now = Instant::now();
-    assert_eq!(w.allocation_plan().unwrap().0, Duration::from_millis(5));
+    assert_eq!(w.allocation_plan().unwrap().latency, Duration::from_millis(5));
     let before = w.gauge_snapshot().controller_memory_bytes;
     settle(&mut w, &mut now);
     assert!(w.gauge_snapshot().controller_memory_bytes > before + 1_000_000.0);
@@ -160,7 +160,7 @@ fn faults_follow_their_condition() {
     now += Duration::from_millis(1);
     w.tick(now);
     assert_eq!(w.installed().spec.version, "1.59.0");
-    assert_eq!(w.allocation_plan().unwrap().0, Duration::from_millis(30));
+    assert_eq!(w.allocation_plan().unwrap().latency, Duration::from_millis(30));
     let active: Vec<(String, bool)> = w.gauge_snapshot().faults;
     assert_eq!(
         active,
@@ -272,4 +272,56 @@ proptest! {
             prop_assert_eq!(api, metric);
         }
     }
+}
+
+#[test]
+fn a_request_waits_for_the_batch_loops_next_wake() {
+    let started = Instant::now();
+    let ms = Duration::from_millis;
+    let lp = super::BatchLoop {
+        wait: ms(500),
+        started,
+    };
+    // Asleep since the start: a request 100ms in waits the 400ms left; one at a wake does not wait.
+    assert_eq!(lp.until_wake(started + ms(100)), ms(400));
+    assert_eq!(lp.until_wake(started + ms(500)), Duration::ZERO);
+    assert_eq!(lp.until_wake(started + ms(1_499)), ms(1));
+    // Time before the start (a clock read early) counts as the start.
+    assert_eq!(lp.until_wake(started - ms(5)), Duration::ZERO);
+    // A wait of 0 never sleeps (Agones' `time.Sleep(0)`).
+    let busy = super::BatchLoop {
+        wait: Duration::ZERO,
+        started,
+    };
+    assert_eq!(busy.until_wake(started + ms(123)), Duration::ZERO);
+}
+
+#[test]
+fn the_batch_wait_follows_the_installed_tunable_and_restarts_with_the_pods() {
+    let mut w = world(
+        "upgrade_window: 50ms\nallocation: { latency: 5ms, batch_wait: 300ms }\nfleets: [ { name: f, replicas: 1 } ]",
+    );
+    let mut now = Instant::now();
+    // No tunable installed: the configured default.
+    let before = w.allocation_plan().unwrap().batch;
+    assert_eq!(before.wait, Duration::from_millis(300));
+    // Ticks keep the loop's phase.
+    settle(&mut w, &mut now);
+    assert_eq!(w.allocation_plan().unwrap().batch, before);
+    w.install(Install {
+        version: "1.59.0".into(),
+        feature_gates: BTreeMap::new(),
+        tunables: BTreeMap::from([(
+            super::BATCH_WAIT_TUNABLE.to_owned(),
+            upsoak_agones::release::TunableValue::Int(100),
+        )]),
+    })
+    .unwrap();
+    // Down for the window, then the installed release's wait, on a loop started afresh.
+    assert!(w.allocation_plan().is_err());
+    now += Duration::from_millis(60);
+    w.tick(now);
+    let after = w.allocation_plan().unwrap().batch;
+    assert_eq!(after.wait, Duration::from_millis(100));
+    assert!(after.started > before.started);
 }

@@ -47,11 +47,18 @@ pub struct SimProcess {
 }
 
 /// The built-in configuration with fast lifecycle timings, game ports the OS picks (so tests
-/// running at once never collide), and `extra` YAML appended.
+/// running at once never collide), no batch wait, and `extra` YAML appended.
 pub fn test_config(extra: &str) -> String {
     let default = upsoak_sim::config::DEFAULT_CONFIG_YAML;
+    // The allocator's batch wait (500ms, Agones' default) is off unless `extra` sets
+    // `allocation`: tests allocate one after another, and `batch_wait.rs` tests the wait itself.
+    let allocation = if extra.contains("allocation:") {
+        ""
+    } else {
+        "allocation: { batch_wait: 0ms }"
+    };
     format!(
-        "{default}\nlifecycle: {{ scheduled_after: 50ms, request_ready_after: 50ms, ready_after: 50ms, delete_after_shutdown: 100ms, delete_after_failure: 2s, tick: 20ms }}\ngame: {{ port_min: 0 }}\n{extra}\n"
+        "{default}\nlifecycle: {{ scheduled_after: 50ms, request_ready_after: 50ms, ready_after: 50ms, delete_after_shutdown: 100ms, delete_after_failure: 2s, tick: 20ms }}\ngame: {{ port_min: 0 }}\n{allocation}\n{extra}\n"
     )
 }
 

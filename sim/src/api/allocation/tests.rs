@@ -22,7 +22,7 @@ use crate::world::World;
 /// A world whose Fleet `f` has `replicas` Ready servers, and the API state around it.
 fn api(replicas: usize, latency: &str) -> ApiState {
     let yaml = format!(
-        "{}\nlifecycle: {{ scheduled_after: 300ms, request_ready_after: 500ms, ready_after: 200ms, delete_after_shutdown: 500ms, delete_after_failure: 10s, tick: 50ms }}\nallocation: {{ latency: {latency} }}\nfleets: [ {{ name: f, replicas: {replicas} }} ]\n",
+        "{}\nlifecycle: {{ scheduled_after: 300ms, request_ready_after: 500ms, ready_after: 200ms, delete_after_shutdown: 500ms, delete_after_failure: 10s, tick: 50ms }}\nallocation: {{ latency: {latency}, batch_wait: 0ms }}\nfleets: [ {{ name: f, replicas: {replicas} }} ]\n",
         crate::config::DEFAULT_CONFIG_YAML
     );
     let cfg = SimConfig::parse(&yaml, "test").unwrap();
