@@ -2,7 +2,7 @@
 # `make demo`: the whole loop on one machine. The simulator (an embedded Agones), Prometheus
 # (1 s scrapes), Alertmanager, the sidecar (Wanderer: a transition about every 40 s; Producer:
 # open-model load) and the agent. Agones 1.59.0 in the simulator carries a regression
-# (allocations 6x slower), and the seed is chosen so the walk passes through it: the run shows
+# (allocations 6x slower, plus 40 ms), and the seed is chosen so the walk passes through it: the run shows
 # that transition judged fail with its evidence, and the clean ones pass.
 # Each judged upgrade's disruption numbers (canaries lost, longest heartbeat gap, allocation
 # outage) are shown in the progress lines and the report.
@@ -17,10 +17,17 @@ DURATION=${DEMO_DURATION:-180}
 PERIOD=${DEMO_PERIOD:-40s}
 BIN=${BIN:-target/release}
 RUN_DIR="$PWD/run/demo-$(date +%Y%m%d-%H%M%S)"
-SPACE=chaos/spaces/agones.yaml
 # The version that carries the injected regression (deploy/local/sim-demo.yaml).
 REGRESSED_VERSION=1.59.0
 mkdir -p "$RUN_DIR"
+# The shipped space with the allocator's batch wait held at 200 ms. Agones' batch loop makes
+# every allocation wait 0 to that long (the simulator models it: sim/src/world/allocation.rs),
+# and the demo judges latency against its first steady window: walked over 100-1000 ms, the wait
+# alone would move p99 by design. A soak that walks it judges latency against windows at the same
+# wait (`baseline_by`, README). `constraints` is the space file's last section.
+SPACE="$RUN_DIR/space.yaml"
+{ cat chaos/spaces/agones.yaml; echo '  - tunable:allocationBatchWaitTime == 200'; } > "$SPACE"
+"$BIN/upsoak-chaos" validate "$SPACE" > /dev/null || { echo "error: the demo's space ($SPACE) is invalid"; exit 1; }
 
 pids=()
 cleanup() {

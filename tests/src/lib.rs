@@ -198,7 +198,9 @@ impl Stack {
         let tmp = TempDir::new(&format!("e2e-{tag}"));
         let dir = tmp.path().to_owned();
         let (chaos_port, agent_port) = (free_port(), free_port());
-        // The simulator: Agones 1.58.0 installed, a quick lifecycle, one Fleet, the faults.
+        // The simulator: Agones 1.58.0 installed, a quick lifecycle, one Fleet, the faults. No
+        // batch wait: the soaks' faults are sized against the pick-to-commit latency, and their
+        // space walks no tunable (the batch loop: `sim/tests/batch_wait.rs` and `make demo`).
         let default = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../sim/config/default.yaml"),
         )
@@ -219,7 +221,7 @@ impl Stack {
         write(
             &dir.join("sim.yaml"),
             &format!(
-                "{}\nlifecycle:\n  scheduled_after: 100ms\n  request_ready_after: 200ms\n  ready_after: 100ms\n  delete_after_shutdown: 200ms\n  delete_after_failure: 5s\n  tick: 50ms\nallocation:\n  latency: 5ms\nupgrade_window: 1s\nfleets:\n  - name: simple-game-server\n    replicas: {replicas}\n{faults}",
+                "{}\nlifecycle:\n  scheduled_after: 100ms\n  request_ready_after: 200ms\n  ready_after: 100ms\n  delete_after_shutdown: 200ms\n  delete_after_failure: 5s\n  tick: 50ms\nallocation:\n  latency: 5ms\n  batch_wait: 0ms\nupgrade_window: 1s\nfleets:\n  - name: simple-game-server\n    replicas: {replicas}\n{faults}",
                 default.replace("  version: 1.60.0\n", "  version: 1.58.0\n")
             ),
         );
