@@ -5,6 +5,9 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-30}"
+case "$seconds" in
+  ''|*[!0-9]*) echo "error: FUZZ_SECONDS=$seconds is not a whole number of seconds (e.g. FUZZ_SECONDS=600)" >&2; exit 2 ;;
+esac
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
 rows=""

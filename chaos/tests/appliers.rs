@@ -67,26 +67,7 @@ async fn seeded(name: &str) -> (TempDir, FakeHelm, HelmApplier, PathBuf, Cancell
         "user.yaml",
         "agones:\n  metrics:\n    serviceMonitor:\n      enabled: true\n  allocator:\n    service:\n      serviceType: NodePort\n",
     );
-    let out = fake.run(&[
-        "upgrade",
-        "--install",
-        "agones",
-        "agones/agones",
-        "--version",
-        "1.58.0",
-        "--namespace",
-        "agones-system",
-        "-f",
-        user.to_str().unwrap(),
-        "--wait",
-        "--timeout",
-        "60s",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fake.seed("1.58.0", Some(&user));
     let mut a = HelmApplier::new(fake.path.clone(), dir.to_path_buf());
     a.timeout = Duration::from_secs(30);
     a.kill_after = Duration::from_secs(40);

@@ -81,26 +81,7 @@ fn kill_9_during_a_pending_upgrade_the_restart_produces_at_once_and_rolls_the_re
         "user.yaml",
         "agones:\n  metrics:\n    serviceMonitor:\n      enabled: true\n",
     );
-    let seeded = fake.run(&[
-        "upgrade",
-        "--install",
-        "agones",
-        "agones/agones",
-        "--version",
-        "1.55.0",
-        "--namespace",
-        "agones-system",
-        "-f",
-        user.to_str().unwrap(),
-        "--wait",
-        "--timeout",
-        "60s",
-    ]);
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
+    fake.seed("1.55.0", Some(&user));
     let space = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spaces/agones.yaml");
     let config = dir.write(
         "sidecar.yaml",
@@ -231,21 +212,7 @@ fn with_on_stuck_fail_the_wanderer_halts_and_the_producer_goes_on() {
     let user = dir.write("user.yaml", "agones: {}\n");
     let upgrade = |version: &str| {
         let mut c = Command::new(&fake.path);
-        c.args([
-            "upgrade",
-            "--install",
-            "agones",
-            "agones/agones",
-            "--version",
-            version,
-            "--namespace",
-            "agones-system",
-            "-f",
-            user.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "60s",
-        ]);
+        c.args(FakeHelm::upgrade_args(version, Some(&user)));
         c
     };
     assert!(upgrade("1.55.0").status().unwrap().success());

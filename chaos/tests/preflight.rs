@@ -162,24 +162,7 @@ async fn with_the_helm_applier_helm_and_the_release_are_checked() {
         line(&stdout, "release").contains("release `agones` is not installed in `agones-system`"),
         "{stdout}"
     );
-    let seeded = fake.run(&[
-        "upgrade",
-        "--install",
-        "agones",
-        "agones/agones",
-        "--version",
-        "1.59.0",
-        "--namespace",
-        "agones-system",
-        "--wait",
-        "--timeout",
-        "60s",
-    ]);
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
+    fake.seed("1.59.0", None);
     let (code, stdout, stderr) = preflight(&cfg).await;
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(

@@ -42,10 +42,13 @@ pub fn replay_saved(targets: &[Target]) {
 /// BENCHMARKS.md's table per target and fails when any input crashed one (saved in
 /// `fuzz/artifacts/<target>/`).
 pub fn fuzz_for_seconds(targets: &[Target]) {
-    let secs = std::env::var("FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+    // A mistyped FUZZ_SECONDS fails the run: a silent 30 s would pass for the asked-for hour.
+    let secs: u64 = match std::env::var("FUZZ_SECONDS") {
+        Err(_) => 30,
+        Ok(s) => s.trim().parse().unwrap_or_else(|e| {
+            panic!("FUZZ_SECONDS={s:?} is not a whole number of seconds ({e}); e.g. FUZZ_SECONDS=600")
+        }),
+    };
     let root = fuzz_root();
     let mut crashed = Vec::new();
     for (name, run) in targets {

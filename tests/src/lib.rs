@@ -46,6 +46,8 @@ pub struct Soak {
     /// The agent's `--steady-every`: chunks of the steady period after the first window;
     /// `None`: the agent's default (1 h, beyond any short soak).
     pub steady_every_s: Option<u64>,
+    /// The Fleet's replicas; the Producer scales it within ±2 of them.
+    pub fleet_replicas: u32,
 }
 
 impl Default for Soak {
@@ -60,6 +62,7 @@ impl Default for Soak {
             disruption: false,
             conventions: false,
             steady_every_s: None,
+            fleet_replicas: 40,
         }
     }
 }
@@ -210,14 +213,8 @@ impl Stack {
         } else {
             format!("faults:\n{}\n", soak.faults)
         };
-        // The conventions soak runs 12 allocations/s (for the power of its error-budget test):
-        // with sessions of 1-3 s and 4 canaries held Allocated, 40 servers run out at peaks, and
-        // an allocation with no Ready server is a failure. It gets a larger Fleet.
-        let (replicas, min_replicas, max_replicas) = if soak.conventions {
-            (60, 58, 62)
-        } else {
-            (40, 38, 42)
-        };
+        let replicas = soak.fleet_replicas;
+        let (min_replicas, max_replicas) = (replicas.saturating_sub(2), replicas + 2);
         write(
             &dir.join("sim.yaml"),
             &format!(

@@ -66,6 +66,99 @@ impl Need {
     }
 }
 
+/// One row of the Wanderer's permissions: `verbs` on `group/resource`, in the Agones namespace
+/// or cluster-wide, for every applier or only for helm.
+struct WandererNeed {
+    verbs: &'static [&'static str],
+    group: &'static str,
+    resource: &'static str,
+    cluster_wide: bool,
+    helm_only: bool,
+    why: &'static str,
+}
+
+/// Why helm needs the chart's objects.
+const CHART: &str = "helm upgrade of the Agones chart";
+
+/// The Wanderer's permissions. Both appliers observe the Agones Deployments after each
+/// transition; `helm upgrade` keeps its releases as Secrets in the release's namespace and
+/// patches what the chart templates (`install/helm/agones/templates/`): Deployments, and
+/// cluster-wide CRDs, RBAC, webhooks and the APIService.
+const WANDERER_NEEDS: &[WandererNeed] = &[
+    WandererNeed {
+        verbs: &["get", "list"],
+        group: "apps",
+        resource: "deployments",
+        cluster_wide: false,
+        helm_only: false,
+        why: "observing the Agones Deployments after each transition",
+    },
+    WandererNeed {
+        verbs: &["get", "list", "create", "update", "delete"],
+        group: "",
+        resource: "secrets",
+        cluster_wide: false,
+        helm_only: true,
+        why: "helm's release storage (Secrets in the release's namespace)",
+    },
+    WandererNeed {
+        verbs: &["create", "patch", "delete"],
+        group: "apps",
+        resource: "deployments",
+        cluster_wide: false,
+        helm_only: true,
+        why: CHART,
+    },
+    WandererNeed {
+        verbs: &["patch"],
+        group: "apiextensions.k8s.io",
+        resource: "customresourcedefinitions",
+        cluster_wide: true,
+        helm_only: true,
+        why: CHART,
+    },
+    WandererNeed {
+        verbs: &["patch"],
+        group: "rbac.authorization.k8s.io",
+        resource: "clusterroles",
+        cluster_wide: true,
+        helm_only: true,
+        why: CHART,
+    },
+    WandererNeed {
+        verbs: &["patch"],
+        group: "rbac.authorization.k8s.io",
+        resource: "clusterrolebindings",
+        cluster_wide: true,
+        helm_only: true,
+        why: CHART,
+    },
+    WandererNeed {
+        verbs: &["patch"],
+        group: "admissionregistration.k8s.io",
+        resource: "validatingwebhookconfigurations",
+        cluster_wide: true,
+        helm_only: true,
+        why: CHART,
+    },
+    WandererNeed {
+        verbs: &["patch"],
+        group: "admissionregistration.k8s.io",
+        resource: "mutatingwebhookconfigurations",
+        cluster_wide: true,
+        helm_only: true,
+        why: CHART,
+    },
+    WandererNeed {
+        verbs: &["patch"],
+        group: "apiregistration.k8s.io",
+        resource: "apiservices",
+        cluster_wide: true,
+        helm_only: true,
+        why: CHART,
+    },
+];
+
 /// Every permission `cfg` will use. The Producer's follow from what it does (allocating,
 /// scaling, canaries, player tracking: `producer/mod.rs`, `producer/canary.rs`); the helm
 /// applier's are those of `helm upgrade` of the Agones chart (helm keeps its releases as Secrets
@@ -148,52 +241,19 @@ pub fn needs(cfg: &SidecarConfig) -> Vec<Need> {
         ApplierConfig::Helm { namespace, .. } => Some(namespace.clone()),
         ApplierConfig::Sim { .. } => Some(SIM_AGONES_NS.to_owned()),
     };
-    for verb in ["get", "list"] {
-        out.push(need(
-            "wanderer",
-            verb,
-            "apps",
-            "deployments",
-            "",
-            &agones,
-            "observing the Agones Deployments after each transition",
-        ));
-    }
-    if let ApplierConfig::Helm { .. } = &cfg.wanderer.applier {
-        let why = "helm's release storage (Secrets in the release's namespace)";
-        for verb in ["get", "list", "create", "update", "delete"] {
-            out.push(need("wanderer", verb, "", "secrets", "", &agones, why));
-        }
-        let chart = "helm upgrade of the Agones chart";
-        for verb in ["create", "patch", "delete"] {
-            out.push(need(
-                "wanderer",
+    let helm = matches!(cfg.wanderer.applier, ApplierConfig::Helm { .. });
+    for row in WANDERER_NEEDS.iter().filter(|r| helm || !r.helm_only) {
+        let namespace = if row.cluster_wide { None } else { agones.clone() };
+        for verb in row.verbs {
+            out.push(Need {
+                who: "wanderer",
                 verb,
-                "apps",
-                "deployments",
-                "",
-                &agones,
-                chart,
-            ));
-        }
-        let cluster = None;
-        for (group, resource) in [
-            ("apiextensions.k8s.io", "customresourcedefinitions"),
-            ("rbac.authorization.k8s.io", "clusterroles"),
-            ("rbac.authorization.k8s.io", "clusterrolebindings"),
-            (
-                "admissionregistration.k8s.io",
-                "validatingwebhookconfigurations",
-            ),
-            (
-                "admissionregistration.k8s.io",
-                "mutatingwebhookconfigurations",
-            ),
-            ("apiregistration.k8s.io", "apiservices"),
-        ] {
-            out.push(need(
-                "wanderer", "patch", group, resource, "", &cluster, chart,
-            ));
+                group: row.group,
+                resource: row.resource,
+                subresource: "",
+                namespace: namespace.clone(),
+                why: row.why,
+            });
         }
     }
     out
@@ -244,6 +304,23 @@ mod tests {
         ] {
             assert!(all.iter().any(|d| d == want), "missing {want} in {all:?}");
         }
+        // The simulator's applier observes the Deployments and needs nothing of helm's.
+        let sim: SidecarConfig = serde_yaml::from_str(
+            "state_dir: /x\nwanderer: { space: s, seed: 1, applier: { kind: sim, url: \"http://127.0.0.1:1\" } }\n",
+        )
+        .unwrap();
+        let wanderer: Vec<String> = needs(&sim)
+            .iter()
+            .filter(|n| n.who == "wanderer")
+            .map(Need::describe)
+            .collect();
+        assert_eq!(
+            wanderer,
+            [
+                "get deployments.apps -n agones-system",
+                "list deployments.apps -n agones-system"
+            ]
+        );
         let mut quiet = cfg.clone();
         quiet.wanderer.enabled = false;
         quiet.producer = ProducerConfig {

@@ -67,7 +67,35 @@ impl FakeHelm {
             .and_then(|t| t.trim().parse().ok())
     }
 
-    /// Runs the fake directly, as a person would (to seed a release): its status.
+    /// The arguments of a person's `helm upgrade --install` of Agones `version` into
+    /// `agones-system`, with the values file `values` when given.
+    pub fn upgrade_args(version: &str, values: Option<&Path>) -> Vec<String> {
+        let mut args: Vec<String> = ["upgrade", "--install", "agones", "agones/agones", "--version"]
+            .map(str::to_owned)
+            .to_vec();
+        args.extend([version.to_owned(), "--namespace".into(), "agones-system".into()]);
+        if let Some(v) = values {
+            args.extend(["-f".into(), v.display().to_string()]);
+        }
+        args.extend(["--wait", "--timeout", "60s"].map(str::to_owned));
+        args
+    }
+
+    /// Installs Agones `version` as a person would, before the test's applier runs (revision 1
+    /// on a fresh fake); a failed install fails the test with helm's stderr.
+    pub fn seed(&self, version: &str, values: Option<&Path>) {
+        let out = std::process::Command::new(&self.path)
+            .args(FakeHelm::upgrade_args(version, values))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "seeding {version}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs the fake directly, as a person would: its status.
     pub fn run(&self, args: &[&str]) -> std::process::Output {
         std::process::Command::new(&self.path)
             .args(args)
