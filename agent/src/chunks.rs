@@ -92,7 +92,8 @@ pub async fn judge_due<Q: Querier>(
             if now < end + INGEST_LAG_S {
                 break;
             }
-            let chunk = judge_chunk(q, j, t.at, start, end, now, &spread, &mut out).await;
+            let span = Span { i, start, end, now };
+            let chunk = judge_chunk(q, j, h, span, &spread, &mut out).await;
             let t = &mut h.transitions[i];
             t.chunks.push(chunk);
             t.steady_closed = closes;
@@ -102,23 +103,32 @@ pub async fn judge_due<Q: Querier>(
     out
 }
 
-/// Every steady SLO judged over [start, end] of the transition live since `at`.
-#[allow(clippy::too_many_arguments)]
-async fn judge_chunk<Q: Querier>(
-    q: &Q,
-    j: &Judging<'_>,
-    at: i64,
+/// A chunk [start, end] of transition `i`, judged at `now`.
+#[derive(Clone, Copy)]
+struct Span {
+    i: usize,
     start: i64,
     end: i64,
     now: i64,
+}
+
+/// Every steady SLO judged over the chunk `span`.
+async fn judge_chunk<Q: Querier>(
+    q: &Q,
+    j: &Judging<'_>,
+    h: &History,
+    span: Span,
     spread: &std::collections::BTreeMap<String, Vec<f64>>,
     out: &mut Chunks,
 ) -> Judged {
+    let Span { i, start, end, now } = span;
+    let at = h.transitions[i].at;
     let mut slos = std::collections::BTreeMap::new();
     let steady = j.specs.slos.iter().filter(|s| s.spec.window.is_steady());
     for s in steady.filter(|s| eval::judged_at_age(s, start - at)) {
         let step = eval::group_step(j.specs, j.settings, &s.group);
-        let (mut v, error) = eval::judge_slo(q, s, j, step, at, start, end).await;
+        let base = crate::baseline_by::choose(s, j.baseline, h, i);
+        let (mut v, error) = eval::judge_slo(q, s, j, &base, step, at, start, end).await;
         let key = baseline::key(&s.group, &s.spec.name);
         eval::usual_shift(&mut v.evidence, spread.get(&key).map(Vec::as_slice));
         if let Some(error) = error {

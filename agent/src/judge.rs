@@ -28,6 +28,10 @@ use serde::{Deserialize, Serialize};
 use crate::spec::{CheckedSlo, Direction, Verdict};
 use crate::stats;
 
+/// Row 5's phrase when there is no baseline at all (`baseline_by` replaces it with the
+/// configuration it looked for one at).
+pub const NO_BASELINE: &str = "no baseline recorded for this SLO";
+
 /// Significance level of the Mann–Whitney test.
 pub const DEFAULT_ALPHA: f64 = 0.05;
 
@@ -158,7 +162,7 @@ pub fn judge(
         // Row 5.
         (Some(_), None) => {
             let why = if base.is_empty() {
-                "no baseline recorded for this SLO".to_owned()
+                NO_BASELINE.to_owned()
             } else {
                 format!(
                     "the baseline has {} samples, {} needed",
