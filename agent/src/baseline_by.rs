@@ -117,6 +117,30 @@ fn learned(
         })
 }
 
+/// The judged values of SLO `s` in earlier transitions that `eval::usual_shift` compares a
+/// shift with: `all` (every transition, `eval::earlier_values`) for an SLO without
+/// `baseline_by`; for one with it, only the transitions at the same values as transition `i`
+/// (a spread over other batch waits is no measure of this one's).
+pub fn spread(
+    s: &CheckedSlo,
+    h: &History,
+    i: usize,
+    all: &BTreeMap<String, Vec<f64>>,
+) -> Option<Vec<f64>> {
+    let key = baseline::key(&s.group, &s.spec.name);
+    let Some(t) = h.transitions.get(i).filter(|_| !s.baseline_by.is_empty()) else {
+        return all.get(&key).cloned();
+    };
+    Some(
+        h.transitions
+            .iter()
+            .filter(|o| wanderer::same_values(&o.to, &t.to, &s.baseline_by))
+            .filter_map(|o| o.judged.as_ref()?.slos.get(&key)?.evidence.value)
+            .filter(|x| x.is_finite())
+            .collect(),
+    )
+}
+
 impl Chosen {
     /// Says in `ev`'s reason where the baseline came from; a missing one replaces the judge's
     /// "no baseline recorded" with the values it was looked for at. Nothing for an SLO

@@ -5,8 +5,8 @@
 //!
 //! A chunk [start, end] starts where the window before it ended. It is judged at the first slot
 //! at least [`INGEST_LAG_S`] after its end, every steady SLO of every group at its group's step,
-//! as the first window is (same baseline, same table in `judge`). Once the next transition is
-//! seen, the steady period ends where that transition's apply started (the disruption window's
+//! as the first window is (its baseline chosen by `baseline_by::choose`, the same table in
+//! `judge`). Once the next transition is seen, the steady period ends where that transition's apply started (the disruption window's
 //! start, module `disruption`): the last chunk is cut there, judged if it is at least a judge
 //! window long (else its time is left unjudged), and the transition is closed. The
 //! transition's steady verdict is the worst of its first window and its chunks
@@ -130,7 +130,8 @@ async fn judge_chunk<Q: Querier>(
         let base = crate::baseline_by::choose(s, j.baseline, h, i);
         let (mut v, error) = eval::judge_slo(q, s, j, &base, step, at, start, end).await;
         let key = baseline::key(&s.group, &s.spec.name);
-        eval::usual_shift(&mut v.evidence, spread.get(&key).map(Vec::as_slice));
+        let earlier = crate::baseline_by::spread(s, h, i, spread);
+        eval::usual_shift(&mut v.evidence, earlier.as_deref());
         if let Some(error) = error {
             out.failed_queries.push(FailedQuery {
                 group: s.group.clone(),

@@ -219,8 +219,8 @@ pub async fn judge_due<Q: Querier>(
             {
                 let base = crate::baseline_by::choose(s, j.baseline, h, i);
                 let (mut v, error) = judge_slo(q, s, j, &base, step, at, start, end).await;
-                let key = baseline::key(&s.group, &s.spec.name);
-                usual_shift(&mut v.evidence, spread.get(&key).map(Vec::as_slice));
+                let earlier = crate::baseline_by::spread(s, h, i, &spread);
+                usual_shift(&mut v.evidence, earlier.as_deref());
                 if let Some(error) = error {
                     out.failed_queries.push(FailedQuery {
                         group: s.group.clone(),

@@ -265,3 +265,17 @@ fn the_reason_says_which_baseline_was_used_or_why_there_was_none() {
         rec.reason
     );
 }
+
+#[test]
+fn the_usual_spread_of_a_baseline_by_slo_counts_only_transitions_at_its_values() {
+    let h = history(&[
+        ("800", Verdict::Pass, 0.8),
+        ("300", Verdict::Pass, 0.3),
+        ("800", Verdict::Pass, 0.82),
+    ]);
+    let all = crate::eval::earlier_values(&h);
+    assert_eq!(all["g/lat"], vec![0.8, 0.3, 0.82]);
+    assert_eq!(spread(&slo(""), &h, 2, &all), Some(vec![0.8, 0.3, 0.82]));
+    assert_eq!(spread(&by_wait(), &h, 2, &all), Some(vec![0.8, 0.82]));
+    assert_eq!(spread(&by_wait(), &h, 1, &all), Some(vec![0.3]));
+}
