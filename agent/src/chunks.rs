@@ -6,10 +6,11 @@
 //! A chunk [start, end] starts where the window before it ended. It is judged at the first slot
 //! at least [`INGEST_LAG_S`] after its end, every steady SLO of every group at its group's step,
 //! as the first window is (its baseline chosen by `baseline_by::choose`, the same table in
-//! `judge`). Once the next transition is seen, the steady period ends where that transition's apply started (the disruption window's
-//! start, module `disruption`): the last chunk is cut there, judged if it is at least a judge
-//! window long (else its time is left unjudged), and the transition is closed. The
-//! transition's steady verdict is the worst of its first window and its chunks
+//! `judge`). Once the next transition is seen, the steady period ends where that transition's
+//! apply started (the disruption window's start, module `disruption`): the last chunk is cut
+//! there, judged if it is at least a judge window long (else its time is left unjudged), and
+//! the transition is closed. The transition's steady verdict is the worst of its first window
+//! and its chunks
 //! ([`Transition::steady_verdict`]).
 //!
 //! Known limit: a chunk that ends while the next apply is running, before the sidecar's
