@@ -10,8 +10,7 @@
 //! apply started (the disruption window's start, module `disruption`): the last chunk is cut
 //! there, judged if it is at least a judge window long (else its time is left unjudged), and
 //! the transition is closed. The transition's steady verdict is the worst of its first window
-//! and its chunks
-//! ([`Transition::steady_verdict`]).
+//! and its chunks ([`Transition::steady_verdict`]).
 //!
 //! Known limit: a chunk that ends while the next apply is running, before the sidecar's
 //! generation moved, is judged whole; the apply's first seconds can fall into it.
