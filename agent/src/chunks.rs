@@ -5,12 +5,12 @@
 //!
 //! A chunk [start, end] starts where the window before it ended. It is judged at the first slot
 //! at least [`INGEST_LAG_S`] after its end, every steady SLO of every group at its group's step,
-//! as the first window is (same baseline, same table in `judge`). Once the next transition is
-//! seen, the steady period ends where that transition's apply started (the disruption window's
-//! start, module `disruption`): the last chunk is cut there, judged if it is at least a judge
-//! window long (else its time is left unjudged), and the transition is closed. The
-//! transition's steady verdict is the worst of its first window and its chunks
-//! ([`Transition::steady_verdict`]).
+//! as the first window is (its baseline chosen by `baseline_by::choose`, the same table in
+//! `judge`). Once the next transition is seen, the steady period ends where that transition's
+//! apply started (the disruption window's start, module `disruption`): the last chunk is cut
+//! there, judged if it is at least a judge window long (else its time is left unjudged), and
+//! the transition is closed. The transition's steady verdict is the worst of its first window
+//! and its chunks ([`Transition::steady_verdict`]).
 //!
 //! Known limit: a chunk that ends while the next apply is running, before the sidecar's
 //! generation moved, is judged whole; the apply's first seconds can fall into it.
@@ -92,7 +92,8 @@ pub async fn judge_due<Q: Querier>(
             if now < end + INGEST_LAG_S {
                 break;
             }
-            let chunk = judge_chunk(q, j, t.at, start, end, now, &spread, &mut out).await;
+            let span = Span { i, start, end, now };
+            let chunk = judge_chunk(q, j, h, span, &spread, &mut out).await;
             let t = &mut h.transitions[i];
             t.chunks.push(chunk);
             t.steady_closed = closes;
@@ -102,25 +103,35 @@ pub async fn judge_due<Q: Querier>(
     out
 }
 
-/// Every steady SLO judged over [start, end] of the transition live since `at`.
-#[allow(clippy::too_many_arguments)]
-async fn judge_chunk<Q: Querier>(
-    q: &Q,
-    j: &Judging<'_>,
-    at: i64,
+/// A chunk [start, end] of transition `i`, judged at `now`.
+#[derive(Clone, Copy)]
+struct Span {
+    i: usize,
     start: i64,
     end: i64,
     now: i64,
+}
+
+/// Every steady SLO judged over the chunk `span`.
+async fn judge_chunk<Q: Querier>(
+    q: &Q,
+    j: &Judging<'_>,
+    h: &History,
+    span: Span,
     spread: &std::collections::BTreeMap<String, Vec<f64>>,
     out: &mut Chunks,
 ) -> Judged {
+    let Span { i, start, end, now } = span;
+    let at = h.transitions[i].at;
     let mut slos = std::collections::BTreeMap::new();
     let steady = j.specs.slos.iter().filter(|s| s.spec.window.is_steady());
     for s in steady.filter(|s| eval::judged_at_age(s, start - at)) {
         let step = eval::group_step(j.specs, j.settings, &s.group);
-        let (mut v, error) = eval::judge_slo(q, s, j, step, at, start, end).await;
+        let base = crate::baseline_by::choose(s, j.baseline, h, i);
+        let (mut v, error) = eval::judge_slo(q, s, j, &base, step, at, start, end).await;
         let key = baseline::key(&s.group, &s.spec.name);
-        eval::usual_shift(&mut v.evidence, spread.get(&key).map(Vec::as_slice));
+        let earlier = crate::baseline_by::spread(s, h, i, spread);
+        eval::usual_shift(&mut v.evidence, earlier.as_deref());
         if let Some(error) = error {
             out.failed_queries.push(FailedQuery {
                 group: s.group.clone(),

@@ -240,6 +240,16 @@ pub fn check_config(file: &Path) -> Result<String, CliError> {
             names.join(", ")
         ));
     }
+    // The SLOs whose baseline is taken per configuration (`baseline_by`).
+    for s in specs.slos.iter().filter(|s| !s.baseline_by.is_empty()) {
+        let keys: Vec<String> = s.baseline_by.iter().map(ToString::to_string).collect();
+        out.push_str(&format!(
+            "  {}/{}: baseline by {}\n",
+            s.group,
+            s.spec.name,
+            keys.join(", ")
+        ));
+    }
     Ok(out)
 }
 

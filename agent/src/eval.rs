@@ -194,7 +194,8 @@ pub async fn judge_due<Q: Querier>(
     let (specs, w) = (j.specs, j.settings);
     let mut out = Judgement::default();
     let spread = earlier_values(h);
-    for (i, t) in h.transitions.iter_mut().enumerate() {
+    for i in 0..h.transitions.len() {
+        let t = &h.transitions[i];
         if t.judged.is_some() {
             continue;
         }
@@ -203,8 +204,9 @@ pub async fn judge_due<Q: Querier>(
         if now < end {
             continue;
         }
+        let at = t.at;
         for g in groups {
-            if t.groups_done.contains(g) {
+            if h.transitions[i].groups_done.contains(g) {
                 continue;
             }
             let step = group_step(specs, w, g);
@@ -213,11 +215,12 @@ pub async fn judge_due<Q: Querier>(
                 .slos
                 .iter()
                 .filter(|s| &s.group == g && s.spec.window.is_steady())
-                .filter(|s| judged_at_age(s, start - t.at))
+                .filter(|s| judged_at_age(s, start - at))
             {
-                let (mut v, error) = judge_slo(q, s, j, step, t.at, start, end).await;
-                let key = baseline::key(&s.group, &s.spec.name);
-                usual_shift(&mut v.evidence, spread.get(&key).map(Vec::as_slice));
+                let base = crate::baseline_by::choose(s, j.baseline, h, i);
+                let (mut v, error) = judge_slo(q, s, j, &base, step, at, start, end).await;
+                let earlier = crate::baseline_by::spread(s, h, i, &spread);
+                usual_shift(&mut v.evidence, earlier.as_deref());
                 if let Some(error) = error {
                     out.failed_queries.push(FailedQuery {
                         group: s.group.clone(),
@@ -225,10 +228,12 @@ pub async fn judge_due<Q: Querier>(
                         error,
                     });
                 }
+                let t = &mut h.transitions[i];
                 t.partial.insert(baseline::key(&s.group, &s.spec.name), v);
             }
-            t.groups_done.insert(g.clone());
+            h.transitions[i].groups_done.insert(g.clone());
         }
+        let t = &mut h.transitions[i];
         if !specs
             .file
             .groups
@@ -302,22 +307,21 @@ pub(crate) fn inbox_verdicts(
     out
 }
 
-/// One SLO judged over [start, end], with the error of its window's query if it failed.
+/// One SLO judged over [start, end] against `base` (`baseline_by::choose`), with the error
+/// of its window's query if it failed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn judge_slo<Q: Querier>(
     q: &Q,
     s: &CheckedSlo,
     j: &Judging<'_>,
+    base: &crate::baseline_by::Chosen,
     step: f64,
     at: i64,
     start: i64,
     end: i64,
 ) -> (SloVerdict, Option<crate::Error>) {
     let w = j.settings;
-    let key = baseline::key(&s.group, &s.spec.name);
-    let base_samples = j
-        .baseline
-        .and_then(|b| b.slos.get(&key))
-        .map(|b| b.samples.clone());
+    let base_samples = base.samples.as_ref();
     let previous = q
         .range(&s.spec.expr, at - w.judge.as_secs() as i64, at, step)
         .await
@@ -329,7 +333,7 @@ pub(crate) async fn judge_slo<Q: Querier>(
             judge::judge(
                 s,
                 Window::Error(&e.message()),
-                base_samples.as_deref(),
+                base_samples.map(Vec::as_slice),
                 w.alpha,
             ),
             Vec::new(),
@@ -346,7 +350,7 @@ pub(crate) async fn judge_slo<Q: Querier>(
                         Window::Samples(&values),
                         long,
                         short,
-                        base_samples.as_deref(),
+                        base_samples.map(Vec::as_slice),
                         w.alpha,
                     )
                 }
@@ -354,7 +358,7 @@ pub(crate) async fn judge_slo<Q: Querier>(
                     let mut ev = judge::judge(
                         s,
                         Window::Samples(&values),
-                        base_samples.as_deref(),
+                        base_samples.map(Vec::as_slice),
                         w.alpha,
                     );
                     apply_for(s, &mut ev, &values, step);
@@ -370,6 +374,8 @@ pub(crate) async fn judge_slo<Q: Querier>(
             (ev, series, None)
         }
     };
+    let mut evidence = evidence;
+    base.explain(&mut evidence);
     let verdict = SloVerdict {
         group: s.group.clone(),
         slo: s.spec.name.clone(),

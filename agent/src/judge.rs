@@ -12,7 +12,7 @@
 //! | 2 | no finite sample | – | – | – | `on_no_data` (default inconclusive; never pass) |
 //! | 3 | fewer than `min_samples` | – | – | – | inconclusive |
 //! | 4 | enough | violated | – | – | fail (an absolute line needs no test) |
-//! | 5 | enough | holds or none | set, baseline missing or under `min_samples` | – | objective set: pass on it, the reason says the baseline was not judged; none: inconclusive |
+//! | 5 | enough | holds or none | set, baseline missing (with `baseline_by`: none at the window's values) or under `min_samples` | – | objective set: pass on it, the reason says the baseline was not judged; none: inconclusive |
 //! | 6 | enough | holds or none | violated | yes | **fail** |
 //! | 7 | enough | holds or none | violated | no | warn (too small a change to tell from noise) |
 //! | 8 | enough | holds or none | holds or none | yes | warn (a real shift, still within the threshold), if it used at least [`WARN_SHARE`] of the margin to a baseline criterion's threshold; else pass |
@@ -27,6 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::{CheckedSlo, Direction, Verdict};
 use crate::stats;
+
+/// Row 5's phrase when there is no baseline at all (`baseline_by` replaces it with the
+/// configuration it looked for one at).
+pub const NO_BASELINE: &str = "no baseline recorded for this SLO";
 
 /// Significance level of the Mann–Whitney test.
 pub const DEFAULT_ALPHA: f64 = 0.05;
@@ -158,7 +162,7 @@ pub fn judge(
         // Row 5.
         (Some(_), None) => {
             let why = if base.is_empty() {
-                "no baseline recorded for this SLO".to_owned()
+                NO_BASELINE.to_owned()
             } else {
                 format!(
                     "the baseline has {} samples, {} needed",

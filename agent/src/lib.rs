@@ -7,6 +7,8 @@
 //! - [`prom`]: the Prometheus boundary (the [`prom::Querier`] trait and its HTTP client).
 //! - [`wanderer`]: what the agent reads of the Wanderer: generation, configuration, live time.
 //! - [`baseline`]: recording and storing baselines.
+//! - [`baseline_by`]: which baseline a window is judged against (the recorded one, or one
+//!   learned at the same configuration for an SLO with `baseline_by`).
 //!
 //! Deciding:
 //! - [`stats`]: summaries and the Mann–Whitney U test.
@@ -36,6 +38,7 @@
 //! - [`error`]: the crate's one error type.
 
 pub mod baseline;
+pub mod baseline_by;
 pub mod budget;
 pub mod chunks;
 pub mod cli;

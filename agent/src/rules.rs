@@ -91,36 +91,76 @@ pub fn export(specs: &Specs, base: Option<&Baseline>) -> String {
                 burn_rules(&mut out, s, b, &rec);
                 continue;
             }
-            // (breach operator, threshold, description, `criterion` label)
-            let mut criteria: Vec<(String, f64, String, &str)> = Vec::new();
+            // (breach operator, threshold, description, `criterion` label, `and …` suffix)
+            let mut criteria: Vec<(String, f64, String, &str, String)> = Vec::new();
             if let Some(o) = s.objective {
                 criteria.push((
                     breach(o.cmp).to_owned(),
                     o.threshold,
                     format!("objective {o}"),
                     "objective",
+                    String::new(),
                 ));
             }
+            let keys: Vec<String> = s.baseline_by.iter().map(ToString::to_string).collect();
             match (
                 s.relative,
-                base.and_then(|b| b.slos.get(&baseline::key(&s.group, &s.spec.name))),
+                base.and_then(|b| {
+                    b.slos
+                        .get(&baseline::key(&s.group, &s.spec.name))
+                        .map(|sb| (b, sb))
+                }),
             ) {
-                (Some(r), Some(b)) => criteria.push((
+                // A `baseline_by` SLO's fixed threshold holds only at the baseline's values of
+                // its keys: the alert is gated on the Wanderer's configuration being there.
+                (Some(r), Some((b, sb))) if !keys.is_empty() => {
+                    match config_gate(&b.configuration, &s.baseline_by) {
+                        Ok((gate, at)) => criteria.push((
+                            breach(r.cmp).to_owned(),
+                            r.threshold(sb.mean),
+                            format!(
+                                "baseline {r} of {:.6} (at {at}; silent at other values)",
+                                sb.mean
+                            ),
+                            "baseline",
+                            format!(" and on() group({gate})"),
+                        )),
+                        Err(unset) => {
+                            let _ = writeln!(
+                                out,
+                                "      # {}/{}: `{r}` is judged per configuration (baseline_by: {}); the baseline does not set `{unset}`, so no fixed threshold is exported",
+                                s.group,
+                                s.spec.name,
+                                keys.join(", ")
+                            );
+                        }
+                    }
+                }
+                (Some(r), Some((_, sb))) => criteria.push((
                     breach(r.cmp).to_owned(),
-                    r.threshold(b.mean),
-                    format!("baseline {r} of {:.6}", b.mean),
+                    r.threshold(sb.mean),
+                    format!("baseline {r} of {:.6}", sb.mean),
                     "baseline",
+                    String::new(),
                 )),
                 (Some(r), None) => {
+                    let by = if keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; baseline_by: the exported threshold alerts only while {} is at the baseline's value",
+                            keys.join(", ")
+                        )
+                    };
                     let _ = writeln!(
                         out,
-                        "      # {}/{}: `{r}` needs a baseline (rules export --baseline FILE)",
+                        "      # {}/{}: `{r}` needs a baseline (rules export --baseline FILE){by}",
                         s.group, s.spec.name
                     );
                 }
                 _ => {}
             }
-            for (op, threshold, what, criterion) in criteria {
+            for (op, threshold, what, criterion, gate) in criteria {
                 let severity = match s.spec.severity {
                     Severity::Info => "info",
                     Severity::Warning => "warning",
@@ -128,8 +168,13 @@ pub fn export(specs: &Specs, base: Option<&Baseline>) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "      - alert: {}\n        expr: {rec} {op} {threshold}",
-                    crate::sinks::ALERT_NAME
+                    "      - alert: {}\n        expr: {}",
+                    crate::sinks::ALERT_NAME,
+                    if gate.is_empty() {
+                        format!("{rec} {op} {threshold}")
+                    } else {
+                        yaml_str(&format!("{rec} {op} {threshold}{gate}"))
+                    }
                 );
                 if let Some(f) = s.spec.for_ {
                     let _ = writeln!(out, "        for: {}s", f.as_secs());
@@ -150,6 +195,47 @@ pub fn export(specs: &Specs, base: Option<&Baseline>) -> String {
                 );
             }
         }
+    }
+    out
+}
+
+/// The selector of the Wanderer's info metric at `config`'s values of `keys`, and those values
+/// as `key=value, …`; `Err(key)` for the first key `config` does not set (a selector cannot
+/// say "unset" of a `name=value` list).
+fn config_gate(
+    config: &std::collections::BTreeMap<String, String>,
+    keys: &[crate::wanderer::ConfigKey],
+) -> Result<(String, String), String> {
+    use crate::wanderer::{self, ConfigKey};
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut matchers = Vec::new();
+    for k in keys {
+        let v = wanderer::config_value(config, k).ok_or_else(|| k.to_string())?;
+        // Both lists are `name=value` pairs joined by `&` (`wanderer::config_value`).
+        let pair = |label: &str, name: &str| {
+            let re = format!("(.*&)?{}={}(&.*)?", regex_escape(name), regex_escape(&v));
+            format!("{label}=~{}", quote(&re))
+        };
+        matchers.push(match k {
+            ConfigKey::Version => format!("{}={}", wanderer::VERSION_LABEL, quote(&v)),
+            ConfigKey::Tunable(n) => pair(wanderer::TUNABLES_LABEL, n),
+            ConfigKey::Gate(n) => pair(wanderer::FEATURE_GATES_LABEL, n),
+        });
+    }
+    Ok((
+        format!("{}{{{}}}", wanderer::CONFIG_INFO, matchers.join(", ")),
+        wanderer::describe_values(config, keys),
+    ))
+}
+
+/// `s` with RE2's metacharacters escaped.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
     }
     out
 }
@@ -347,6 +433,77 @@ mod tests {
         assert_eq!(
             record_name("control-plane", "scrape-up"),
             "upsoak:slo:control_plane:scrape_up"
+        );
+    }
+
+    /// With a baseline, a `baseline_by` SLO's threshold alerts only while the Wanderer's
+    /// configuration is at the baseline's values (promtool accepts the rule); a baseline that
+    /// does not set a key gets no threshold, with a comment saying why.
+    #[test]
+    fn a_baseline_by_threshold_is_gated_on_the_baselines_configuration() {
+        let specs = Specs::parse(
+            "groups: [ { name: a, interval: 15s, slos: [ { name: lat, expr: up, baseline: \"<= +50%\", baseline_by: [tunable:allocationBatchWaitTime, version] } ] } ]",
+            "t",
+        )
+        .unwrap();
+        let sb = baseline::SloBaseline {
+            query: "up".into(),
+            samples: vec![0.5; 5],
+            count: 5,
+            mean: 0.5,
+            stddev: 0.0,
+            p50: 0.5,
+            p90: 0.5,
+            p99: 0.5,
+        };
+        let mut b = Baseline {
+            format_version: baseline::FORMAT_VERSION,
+            spec_hash: specs.hash.clone(),
+            from: 0,
+            to: 100,
+            step_seconds: 15.0,
+            configuration: std::collections::BTreeMap::from([
+                ("version".to_owned(), "1.59.0".to_owned()),
+                (
+                    "tunables".to_owned(),
+                    "allocationBatchWaitTime=500ms&logLevel=info".to_owned(),
+                ),
+            ]),
+            slos: std::collections::BTreeMap::from([("a/lat".to_owned(), sb)]),
+            example: false,
+        };
+        let out = export(&specs, Some(&b));
+        assert!(
+            out.contains(r#"expr: "upsoak:slo:a:lat > 0.75 and on() group(upsoak_wanderer_config_info{tunables=~\"(.*&)?allocationBatchWaitTime=500ms(&.*)?\", version=\"1.59.0\"})""#),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "at tunable:allocationBatchWaitTime=500ms, version=1.59.0; silent at other values"
+            ),
+            "{out}"
+        );
+        let file =
+            std::env::temp_dir().join(format!("upsoak-rules-by-{}.yaml", std::process::id()));
+        std::fs::write(&file, &out).unwrap();
+        let check = std::process::Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .expect("promtool must be installed (make deps)");
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            check.status.success(),
+            "{}{out}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        // A baseline without the tunable: no threshold, and the comment says why.
+        b.configuration.remove("tunables");
+        let out = export(&specs, Some(&b));
+        assert!(!out.contains("criterion: baseline"), "{out}");
+        assert!(
+            out.contains("the baseline does not set `tunable:allocationBatchWaitTime`, so no fixed threshold is exported"),
+            "{out}"
         );
     }
 }

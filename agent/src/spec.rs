@@ -25,6 +25,7 @@
 //!         window: steady           # ? steady | disruption (see below)
 //!         min_transitions: 5       # ? disruption SLOs: earlier transitions before `baseline` counts
 //!         judged_after: 6h         # ? steady SLOs: only windows starting this long after the transition
+//!         baseline_by: [tunable:allocationBatchWaitTime]  # ? baseline only at the same values
 //!         budget:                  # ? an error-budget objective on a good/total ratio
 //!           good: x{result="ok"}   #   counter selector of the good events
 //!           total: x               #   counter selector of every event
@@ -39,6 +40,12 @@
 //! duration (`95s`), must give exactly one series, and its `baseline` criterion is judged
 //! against the median of the earlier judged transitions once `min_transitions` of them exist.
 //! `${window}` is refused in steady SLOs, and `for` and `min_samples` in disruption SLOs.
+//!
+//! `baseline_by` lists configuration keys of the Wanderer (`version`, `tunable:NAME`,
+//! `gate:NAME`, as its space's constraints write them) that move the SLO by design: the window
+//! is then compared only with a baseline taken at the same values of those keys (the recorded
+//! one, else the latest earlier passing window at them; module `baseline_by`), else judged as
+//! without a baseline. Only steady SLOs with a `baseline` criterion or a `budget` take it.
 //!
 //! `vars:` holds the user's stack in one place (job names, selectors): every `${name}` in an
 //! `expr`, `budget.good` or `budget.total` is replaced by its value before the PromQL is
@@ -74,6 +81,7 @@ pub use crate::budget::Budget;
 use crate::criteria::{Objective, Relative};
 use crate::vars::kind;
 
+mod baseline_by;
 mod check_vars;
 mod promql;
 mod verdict;
@@ -160,6 +168,10 @@ pub struct Slo {
         skip_serializing_if = "Option::is_none"
     )]
     pub judged_after: Option<Duration>,
+    /// Configuration keys (`version`, `tunable:NAME`, `gate:NAME`) a baseline must share with
+    /// the judged window; empty (default): the recorded baseline, whatever its configuration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_by: Vec<String>,
 }
 
 /// Which window of a transition an SLO is judged on.
@@ -216,6 +228,8 @@ pub struct CheckedSlo {
     pub relative: Option<Relative>,
     /// As written, or inferred from the criteria.
     pub direction: Direction,
+    /// `baseline_by`, parsed.
+    pub baseline_by: Vec<crate::wanderer::ConfigKey>,
 }
 
 /// Every problem of a spec file, each at a path such as `groups[1].slos[3].expr` (a file
@@ -344,6 +358,7 @@ const SLO_FIELDS: &[&str] = &[
     "window",
     "min_transitions",
     "judged_after",
+    "baseline_by",
 ];
 
 /// Walks the YAML tree field by field, so that one bad field does not hide the others.
@@ -643,6 +658,7 @@ impl Checker {
         if judged_after.is_some() && !window.is_steady() {
             self.problem(format!("{at}.judged_after"), "only steady SLOs take it");
         }
+        let (baseline_by, by_keys) = self.baseline_by(m, at, window);
         let slo = Slo {
             name: name?,
             expr: expr?,
@@ -659,6 +675,7 @@ impl Checker {
             window,
             min_transitions,
             judged_after,
+            baseline_by,
         };
         // The criterion that sets the bad way: the relative one, else the objective; `==`
         // says nothing about it.
@@ -680,6 +697,7 @@ impl Checker {
             objective,
             relative,
             direction: direction.unwrap_or(inferred),
+            baseline_by: by_keys,
         });
         Some(slo)
     }

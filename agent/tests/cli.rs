@@ -66,6 +66,23 @@ fn check_config_exits_0_on_the_default_specs_and_2_on_bad_ones() {
     );
     let missing = run_agent(["check-config", "/nonexistent.yaml"]);
     assert_eq!(missing.code, exit_code(upsoak_agent::exit::BAD_INPUT));
+    // An unknown `baseline_by` key: bad input at its path; the shipped one is listed.
+    std::fs::write(&bad, "groups:\n  - name: g\n    interval: 15s\n    slos:\n      - { name: s, expr: up, baseline: \"<= +5%\", baseline_by: [tunable:x, replicas] }\n").unwrap();
+    let out = run_agent([OsStr::new("check-config"), bad.as_os_str()]);
+    assert_eq!(out.code, exit_code(upsoak_agent::exit::BAD_INPUT));
+    assert!(
+        out.stderr
+            .contains("groups[0].slos[0].baseline_by[1]: unknown configuration key `replicas`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        ok.stdout.contains(
+            "allocation/allocation-latency-p99: baseline by tunable:allocationBatchWaitTime"
+        ),
+        "{}",
+        ok.stdout
+    );
 }
 
 #[test]

@@ -430,3 +430,121 @@ async fn passive_mode_folds_the_users_alerts_from_alertmanager_into_the_verdict(
     assert_eq!(r.status().as_u16(), 400);
     stop.cancel();
 }
+
+/// The same latency, judged plainly and `baseline_by` the batch wait it moves with.
+const BY_WAIT_SPECS: &str = r#"
+groups:
+  - name: test
+    interval: 1s
+    slos:
+      - name: plain
+        expr: sum(upsoak_test_latency_seconds)
+        baseline: "<= +20%"
+        objective: "<= 2"
+        min_samples: 3
+      - name: by-wait
+        expr: sum(upsoak_test_latency_seconds)
+        baseline: "<= +20%"
+        objective: "<= 2"
+        min_samples: 3
+        baseline_by: [tunable:allocationBatchWaitTime]
+"#;
+
+/// A tunable that moves an SLO by design (the batch wait, by which Agones' allocator sleeps
+/// when its queue is empty): through the agent's real loop against a real Prometheus, the
+/// `baseline_by` SLO is judged without a baseline at a new batch wait (row 5, the values in the
+/// reason), against an earlier passing window at it next time (and fails a real regression
+/// there), and against the recorded baseline back at its batch wait; the plain SLO fails the
+/// clean change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_by_slo_is_judged_against_a_baseline_at_the_same_batch_wait() {
+    let stop = CancellationToken::new();
+    let sc = Sidecar::default();
+    let wait = |ms: u32| format!("allocationBatchWaitTime={ms}&logLevel=info");
+    sc.set_with_tunables(1, "1.58.0", &wait(500), 0.1);
+    let sidecar = sc.serve().await;
+    let tmp = TempDir::new("agent-by-wait");
+    let prom = common::prometheus(tmp.path(), &sidecar.addr()).await;
+    common::wait_for_samples(&prom, 8).await;
+    let specs = Specs::parse(BY_WAIT_SPECS, "specs").unwrap();
+    let q = PromQuerier::new(prom.url(), None).unwrap();
+    let to = now();
+    let base = baseline::record(&q, &specs, to - 6, to, 1.0).await.unwrap();
+    assert_eq!(base.configuration["tunables"], wait(500));
+
+    let state = TempDir::new("agent-by-wait-state");
+    let dir = state.path();
+    let mut cfg = up_is_one(dir, Default::default());
+    cfg.specs = specs;
+    cfg.baseline = Some(base);
+    cfg.max_judged = Some(4);
+    let metrics = AgentMetrics::default();
+    let agent = spawn_monitor(cfg, prom.url(), &metrics, &Health::new(), &stop);
+    wait_generation(dir, 1).await;
+    let evidence = |h: &History, i: usize, slo: &str| {
+        h.transitions[i].judged.as_ref().unwrap().slos[&format!("test/{slo}")]
+            .evidence
+            .clone()
+    };
+
+    // Generation 2 raises the batch wait and, by design, the latency four times.
+    sc.set_with_tunables(2, "1.59.0", &wait(800), 0.4);
+    let h = wait_judged(dir, 1).await;
+    let plain = evidence(&h, 0, "plain");
+    assert_eq!(plain.verdict, Verdict::Fail, "{}", plain.reason);
+    let by = evidence(&h, 0, "by-wait");
+    assert_eq!(by.verdict, Verdict::Pass, "{}", by.reason);
+    assert!(
+        by.reason.contains("no baseline at tunable:allocationBatchWaitTime=800 (the recorded one is at tunable:allocationBatchWaitTime=500"),
+        "{}",
+        by.reason
+    );
+
+    // Generation 3 keeps it and regresses: judged against generation 2's passing window.
+    sc.set_with_tunables(3, "1.60.0", &wait(800), 0.9);
+    let h = wait_judged(dir, 2).await;
+    let by = evidence(&h, 1, "by-wait");
+    assert_eq!(by.verdict, Verdict::Fail, "{}", by.reason);
+    assert!(
+        by.reason
+            .ends_with("baseline learned from generation 2 at tunable:allocationBatchWaitTime=800"),
+        "{}",
+        by.reason
+    );
+    assert!((by.baseline.unwrap() - 0.4).abs() < 0.05, "{by:?}");
+
+    // Generation 4, still at 800 and back to 0.4: the failed generation 3 is never the
+    // baseline, generation 2 is.
+    sc.set_with_tunables(4, "1.60.1", &wait(800), 0.4);
+    let h = wait_judged(dir, 3).await;
+    let by = evidence(&h, 2, "by-wait");
+    assert_eq!(by.verdict, Verdict::Pass, "{}", by.reason);
+    assert!(
+        by.reason.contains("baseline learned from generation 2 at"),
+        "{}",
+        by.reason
+    );
+
+    // Generation 5 goes back to 500: the recorded baseline again.
+    sc.set_with_tunables(5, "1.61.0", &wait(500), 0.1);
+    let h = tokio::time::timeout(Duration::from_secs(60), agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let by = evidence(&h, 3, "by-wait");
+    assert_eq!(by.verdict, Verdict::Pass, "{}", by.reason);
+    assert!(
+        by.reason
+            .ends_with("baseline recorded at tunable:allocationBatchWaitTime=500"),
+        "{}",
+        by.reason
+    );
+    // The report shows where each baseline came from.
+    let text = upsoak_agent::report::text(&h);
+    assert!(
+        text.contains("baseline learned from generation 2"),
+        "{text}"
+    );
+    stop.cancel();
+}

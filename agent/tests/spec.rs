@@ -529,3 +529,69 @@ groups:
         ],
     );
 }
+
+#[test]
+fn baseline_by_is_checked_item_by_item_and_only_where_a_baseline_is_compared() {
+    let ok = Specs::parse(
+        &one("        expr: up\n        baseline: \"<= +50%\"\n        baseline_by: [tunable:allocationBatchWaitTime, gate:PlayerTracking, version]\n"),
+        "t.yaml",
+    )
+    .unwrap();
+    let keys: Vec<String> = ok.slos[0]
+        .baseline_by
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            "tunable:allocationBatchWaitTime",
+            "gate:PlayerTracking",
+            "version"
+        ]
+    );
+    // Left out, it is empty and the hash is the one of a file without it.
+    let plain = one("        expr: up\n        baseline: \"<= +50%\"\n");
+    assert!(
+        Specs::parse(&plain, "t.yaml").unwrap().slos[0]
+            .baseline_by
+            .is_empty()
+    );
+    assert_ne!(Specs::parse(&plain, "t.yaml").unwrap().hash, ok.hash);
+    assert_problems(
+        &one(
+            "        expr: up\n        baseline: \"<= +50%\"\n        baseline_by: [tunables:x, 'gate:', 3, version, version]\n",
+        ),
+        &[
+            "groups[0].slos[0].baseline_by[0]: unknown configuration key `tunables:x`, expected `version`, `tunable:NAME` or `gate:NAME`",
+            "groups[0].slos[0].baseline_by[1]: `gate:`: the gate name must be non-empty",
+            "groups[0].slos[0].baseline_by[2]: expected a string, found a number",
+            "groups[0].slos[0].baseline_by[4]: `version` is listed twice",
+        ],
+    );
+    assert_problems(
+        &one("        expr: up\n        baseline: \"<= +50%\"\n        baseline_by: version\n"),
+        &["groups[0].slos[0].baseline_by: expected a list of configuration keys"],
+    );
+    assert_problems(
+        &one("        expr: up\n        baseline: \"<= +50%\"\n        baseline_by: []\n"),
+        &["groups[0].slos[0].baseline_by: an empty list"],
+    );
+    // Where no baseline is compared: an objective alone, a disruption SLO.
+    assert_problems(
+        &one("        expr: up\n        objective: \">= 1\"\n        baseline_by: [version]\n"),
+        &["groups[0].slos[0].baseline_by: needs a `baseline` criterion or a `budget`"],
+    );
+    assert_problems(
+        &one(
+            "        expr: max_over_time(up[${window}])\n        baseline: \"<= +5\"\n        window: disruption\n        baseline_by: [version]\n",
+        ),
+        &["groups[0].slos[0].baseline_by: only steady SLOs take it"],
+    );
+    // A budget SLO takes it: its baseline feeds the significance test.
+    Specs::parse(
+        &one("        budget: { good: 'x{r=\"ok\"}', total: x, target: 0.99 }\n        baseline_by: [tunable:allocatorReplicas]\n"),
+        "t.yaml",
+    )
+    .unwrap();
+}

@@ -75,6 +75,8 @@ pub fn encoded(register: impl FnOnce(&mut prometheus_client::registry::Registry)
 struct SidecarState {
     generation: u64,
     version: String,
+    /// The `tunables` label (`a=1&b=2`); empty: none.
+    tunables: String,
     /// The latency gauge wobbles around this value.
     latency: f64,
     scrapes: u64,
@@ -88,9 +90,15 @@ pub struct Sidecar(Arc<Mutex<SidecarState>>);
 
 impl Sidecar {
     pub fn set(&self, generation: u64, version: &str, latency: f64) {
+        self.set_with_tunables(generation, version, "", latency);
+    }
+
+    /// [`Sidecar::set`] with the `tunables` label too, all in one scrape.
+    pub fn set_with_tunables(&self, generation: u64, version: &str, tunables: &str, latency: f64) {
         let mut s = self.0.lock().unwrap();
         s.generation = generation;
         s.version = version.to_owned();
+        s.tunables = tunables.to_owned();
         s.latency = latency;
     }
 
@@ -99,14 +107,16 @@ impl Sidecar {
         s.scrapes += 1;
         let wobble = 1.0 + 0.05 * ((s.scrapes * 7919 % 13) as f64 / 6.0 - 1.0);
         format!(
-            "# TYPE {gen} gauge\n{gen} {}\n# TYPE {info} gauge\n{info}{{{v}=\"{}\",{g}=\"PlayerTracking=true\"}} 1\n# TYPE upsoak_test_latency_seconds gauge\nupsoak_test_latency_seconds {}\n",
+            "# TYPE {gen} gauge\n{gen} {}\n# TYPE {info} gauge\n{info}{{{v}=\"{}\",{g}=\"PlayerTracking=true\",{t}=\"{}\"}} 1\n# TYPE upsoak_test_latency_seconds gauge\nupsoak_test_latency_seconds {}\n",
             s.generation,
             s.version,
+            s.tunables,
             s.latency * wobble,
             gen = wanderer::GENERATION,
             info = wanderer::CONFIG_INFO,
             v = wanderer::VERSION_LABEL,
             g = wanderer::FEATURE_GATES_LABEL,
+            t = wanderer::TUNABLES_LABEL,
         )
     }
 

@@ -1,0 +1,170 @@
+//! Which baseline a steady window is judged against: one function for the first window
+//! (`eval`) and the chunks (`chunks`).
+//!
+//! An SLO without `baseline_by` is judged against the recorded baseline file, whatever
+//! configuration it was taken at. An SLO with `baseline_by: [keys]` (a tunable that moves it by
+//! design, such as Agones' allocation batch wait) is compared only with a baseline taken at the
+//! same values of those keys as the judged transition's configuration, in this order:
+//! 1. the recorded baseline, if its `configuration` has the same values;
+//! 2. else a learned one: the samples of the latest steady window (first window or chunk) of
+//!    an EARLIER transition at the same values whose verdict on this SLO was pass — never a
+//!    failed, warned or inconclusive window, so a regression never becomes the baseline, and
+//!    never the transition's own earlier windows, so a slow drift is not compared with itself
+//!    an hour earlier. Only the latest windows keep samples (`history::SAMPLE_WINDOWS`);
+//! 3. else none: the judge table's "baseline missing" row (objective decides, else
+//!    inconclusive), with a reason naming the values looked for.
+//!
+//! The evidence's reason ends with where the baseline came from.
+
+use std::collections::BTreeMap;
+
+use crate::baseline::{self, Baseline};
+use crate::history::History;
+use crate::judge::{self, Evidence};
+use crate::spec::{CheckedSlo, Verdict};
+use crate::wanderer;
+
+/// Where a window's baseline came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// The recorded baseline file (for an SLO without `baseline_by`: always).
+    Recorded,
+    /// A passing steady window of the transition of this generation.
+    Learned { generation: u64 },
+    /// None at the window's configuration: why, in a phrase with the values.
+    Missing(String),
+}
+
+/// The baseline chosen for one SLO's window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chosen {
+    /// The baseline's samples; `None` when there is none.
+    pub samples: Option<Vec<f64>>,
+    pub source: Source,
+    /// `key=value, …` of the window's configuration; `None` for an SLO without `baseline_by`.
+    pub at: Option<String>,
+}
+
+/// The baseline of SLO `s` for a steady window of transition `i` of `h`.
+pub fn choose(s: &CheckedSlo, recorded: Option<&Baseline>, h: &History, i: usize) -> Chosen {
+    let key = baseline::key(&s.group, &s.spec.name);
+    let from_file = |b: &Baseline| b.slos.get(&key).map(|b| b.samples.clone());
+    let keys = &s.baseline_by;
+    let Some(t) = h.transitions.get(i).filter(|_| !keys.is_empty()) else {
+        return Chosen {
+            samples: recorded.and_then(from_file),
+            source: Source::Recorded,
+            at: None,
+        };
+    };
+    let at = wanderer::describe_values(&t.to, keys);
+    let matching = |c: &BTreeMap<String, String>| wanderer::same_values(c, &t.to, keys);
+    if let Some(samples) = recorded
+        .filter(|b| matching(&b.configuration))
+        .and_then(from_file)
+    {
+        return Chosen {
+            samples: Some(samples),
+            source: Source::Recorded,
+            at: Some(at),
+        };
+    }
+    if let Some((generation, samples)) = learned(&key, h, i, &matching) {
+        return Chosen {
+            samples: Some(samples),
+            source: Source::Learned { generation },
+            at: Some(at),
+        };
+    }
+    let recorded_at = match recorded {
+        None => "no baseline recorded".to_owned(),
+        Some(b) if matching(&b.configuration) => "the recorded one has no samples of it".to_owned(),
+        Some(b) => format!(
+            "the recorded one is at {}",
+            wanderer::describe_values(&b.configuration, keys)
+        ),
+    };
+    Chosen {
+        samples: None,
+        source: Source::Missing(format!(
+            "no baseline at {at} ({recorded_at}, and no earlier passing window at it)"
+        )),
+        at: Some(at),
+    }
+}
+
+/// The latest passing steady window of SLO `key` with samples, of a transition before `i`
+/// whose configuration `matching` accepts: its generation and values.
+fn learned(
+    key: &str,
+    h: &History,
+    i: usize,
+    matching: &dyn Fn(&BTreeMap<String, String>) -> bool,
+) -> Option<(u64, Vec<f64>)> {
+    h.transitions[..i.min(h.transitions.len())]
+        .iter()
+        .rev()
+        .filter(|t| matching(&t.to))
+        .find_map(|t| {
+            // Latest first: the chunks from the last, then the first window.
+            t.chunks
+                .iter()
+                .rev()
+                .chain(t.judged.iter())
+                .filter_map(|w| w.slos.get(key))
+                .find(|v| v.evidence.verdict == Verdict::Pass && !v.samples.is_empty())
+                .map(|v| (t.generation, v.samples.iter().map(|(_, x)| *x).collect()))
+        })
+}
+
+/// The judged values of SLO `s` in earlier transitions that `eval::usual_shift` compares a
+/// shift with: `all` (every transition, `eval::earlier_values`) for an SLO without
+/// `baseline_by`; for one with it, only the transitions at the same values as transition `i`
+/// (a spread over other batch waits is no measure of this one's).
+pub fn spread(
+    s: &CheckedSlo,
+    h: &History,
+    i: usize,
+    all: &BTreeMap<String, Vec<f64>>,
+) -> Option<Vec<f64>> {
+    let key = baseline::key(&s.group, &s.spec.name);
+    let Some(t) = h.transitions.get(i).filter(|_| !s.baseline_by.is_empty()) else {
+        return all.get(&key).cloned();
+    };
+    Some(
+        h.transitions
+            .iter()
+            .filter(|o| wanderer::same_values(&o.to, &t.to, &s.baseline_by))
+            .filter_map(|o| o.judged.as_ref()?.slos.get(&key)?.evidence.value)
+            .filter(|x| x.is_finite())
+            .collect(),
+    )
+}
+
+impl Chosen {
+    /// Says in `ev`'s reason where the baseline came from; a missing one replaces the judge's
+    /// "no baseline recorded" with the values it was looked for at. Nothing for an SLO
+    /// without `baseline_by`.
+    pub fn explain(&self, ev: &mut Evidence) {
+        let Some(at) = &self.at else { return };
+        let note = match &self.source {
+            Source::Recorded => format!("baseline recorded at {at}"),
+            Source::Learned { generation } => {
+                format!("baseline learned from generation {generation} at {at}")
+            }
+            Source::Missing(why) if ev.reason.contains(judge::NO_BASELINE) => {
+                ev.reason = ev.reason.replace(judge::NO_BASELINE, why);
+                return;
+            }
+            Source::Missing(why) => why.clone(),
+        };
+        ev.reason = if ev.reason.is_empty() {
+            note
+        } else {
+            format!("{}; {note}", ev.reason)
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;
