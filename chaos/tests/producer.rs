@@ -151,8 +151,10 @@ async fn keeps_its_schedule_through_an_upgrade_window_and_plays_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_server_shows_as_latency_and_drops_not_as_a_slower_client() {
     // Every allocation takes 300 ms; 10 in flight sustain ~33/s, the schedule asks for 100/s.
-    let (url, sim_stop) =
-        start_sim("allocation: { latency: 300ms, batch_wait: 0ms }\nfleets: [ { name: p2, replicas: 400 } ]").await;
+    let (url, sim_stop) = start_sim(
+        "allocation: { latency: 300ms, batch_wait: 0ms }\nfleets: [ { name: p2, replicas: 400 } ]",
+    )
+    .await;
     wait_ready(&url, "p2", 400).await;
     let client = producer::client(Some(&url)).await.unwrap();
     let cfg = ProducerConfig {

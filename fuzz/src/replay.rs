@@ -46,7 +46,9 @@ pub fn fuzz_for_seconds(targets: &[Target]) {
     let secs: u64 = match std::env::var("FUZZ_SECONDS") {
         Err(_) => 30,
         Ok(s) => s.trim().parse().unwrap_or_else(|e| {
-            panic!("FUZZ_SECONDS={s:?} is not a whole number of seconds ({e}); e.g. FUZZ_SECONDS=600")
+            panic!(
+                "FUZZ_SECONDS={s:?} is not a whole number of seconds ({e}); e.g. FUZZ_SECONDS=600"
+            )
         }),
     };
     let root = fuzz_root();

@@ -47,7 +47,10 @@ async fn allocations_in_turn_each_wait_for_the_batch_loop() {
     // Each request arrives after the wake that served the one before, so it waits for the next:
     // six picks span at least five waits of the configured 200ms.
     let took = allocate_in_turn(&http, &sim.url, 6).await;
-    assert!(took >= Duration::from_millis(5 * 200), "6 allocations took {took:?}");
+    assert!(
+        took >= Duration::from_millis(5 * 200),
+        "6 allocations took {took:?}"
+    );
 
     // The installed release's tunable replaces the default (milliseconds, as the chart's
     // `allocationBatchWaitTime: 500ms`).
@@ -64,5 +67,8 @@ async fn allocations_in_turn_each_wait_for_the_batch_loop() {
     })
     .await;
     let took = allocate_in_turn(&http, &sim.url, 4).await;
-    assert!(took >= Duration::from_millis(3 * 600), "4 allocations took {took:?}");
+    assert!(
+        took >= Duration::from_millis(3 * 600),
+        "4 allocations took {took:?}"
+    );
 }

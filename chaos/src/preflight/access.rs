@@ -243,7 +243,11 @@ pub fn needs(cfg: &SidecarConfig) -> Vec<Need> {
     };
     let helm = matches!(cfg.wanderer.applier, ApplierConfig::Helm { .. });
     for row in WANDERER_NEEDS.iter().filter(|r| helm || !r.helm_only) {
-        let namespace = if row.cluster_wide { None } else { agones.clone() };
+        let namespace = if row.cluster_wide {
+            None
+        } else {
+            agones.clone()
+        };
         for verb in row.verbs {
             out.push(Need {
                 who: "wanderer",

@@ -70,10 +70,20 @@ impl FakeHelm {
     /// The arguments of a person's `helm upgrade --install` of Agones `version` into
     /// `agones-system`, with the values file `values` when given.
     pub fn upgrade_args(version: &str, values: Option<&Path>) -> Vec<String> {
-        let mut args: Vec<String> = ["upgrade", "--install", "agones", "agones/agones", "--version"]
-            .map(str::to_owned)
-            .to_vec();
-        args.extend([version.to_owned(), "--namespace".into(), "agones-system".into()]);
+        let mut args: Vec<String> = [
+            "upgrade",
+            "--install",
+            "agones",
+            "agones/agones",
+            "--version",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.extend([
+            version.to_owned(),
+            "--namespace".into(),
+            "agones-system".into(),
+        ]);
         if let Some(v) = values {
             args.extend(["-f".into(), v.display().to_string()]);
         }

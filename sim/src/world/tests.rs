@@ -147,7 +147,10 @@ fn faults_follow_their_condition() {
         "faults:\n  - { name: slow, kind: allocation_latency, multiplier: 4, added: 10ms, when: { version: 1.59.0 } }\n  - { name: stall, kind: reconcile_stall, when: { gate: { name: PlayerTracking, enabled: true } } }\n  - { name: leak, kind: memory_growth, bytes_per_second: 1000000 }\nupgrade_window: 0ms\nallocation: { latency: 5ms }\nfleets: [ { name: f, replicas: 1 } ]",
     );
     let mut now = Instant::now();
-    assert_eq!(w.allocation_plan().unwrap().latency, Duration::from_millis(5));
+    assert_eq!(
+        w.allocation_plan().unwrap().latency,
+        Duration::from_millis(5)
+    );
     let before = w.gauge_snapshot().controller_memory_bytes;
     settle(&mut w, &mut now);
     assert!(w.gauge_snapshot().controller_memory_bytes > before + 1_000_000.0);
@@ -160,7 +163,10 @@ fn faults_follow_their_condition() {
     now += Duration::from_millis(1);
     w.tick(now);
     assert_eq!(w.installed().spec.version, "1.59.0");
-    assert_eq!(w.allocation_plan().unwrap().latency, Duration::from_millis(30));
+    assert_eq!(
+        w.allocation_plan().unwrap().latency,
+        Duration::from_millis(30)
+    );
     let active: Vec<(String, bool)> = w.gauge_snapshot().faults;
     assert_eq!(
         active,
