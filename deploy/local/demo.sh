@@ -60,8 +60,10 @@ echo "the walk (upsoak-chaos plan --space $SPACE --seed $SEED --steps 4):"
 "$BIN/upsoak-chaos" plan --space "$SPACE" --seed "$SEED" --steps 4 | sed 's/^/  /'
 
 # 1. The simulator.
-# The built-in default with the walk's start installed, then the demo's settings.
-sed 's/^  version: 1.60.0$/  version: 1.55.0/' sim/config/default.yaml | cat - deploy/local/sim-demo.yaml > "$RUN_DIR/sim.yaml"
+# The built-in default with the walk's start installed (at the batch wait the demo's space
+# holds), then the demo's settings.
+sed 's/^  version: 1.60.0$/  version: 1.55.0\n  tunables: { allocationBatchWaitTime: 200 }/' sim/config/default.yaml \
+  | cat - deploy/local/sim-demo.yaml > "$RUN_DIR/sim.yaml"
 "$BIN/upsoak-sim" --listen 127.0.0.1:0 --config "$RUN_DIR/sim.yaml" > "$RUN_DIR/sim.out" 2> "$RUN_DIR/sim.log" &
 pids+=($!)
 SIM=$(wait_line "$RUN_DIR/sim.out")
