@@ -33,9 +33,11 @@ fn validate_and_plan_exit_codes_and_determinism() {
     for want in [
         "1.55.0   gates: 2 Stable, 7 Beta, 6 Alpha; Kubernetes 1.32–1.34",
         "1.60.0   gates: 5 Stable, 5 Beta, 5 Alpha; Kubernetes 1.34–1.36",
-        "tunable logLevel: {\"values\":[\"info\",\"debug\"]}",
+        "tunable logLevel: info | debug (2 values) → agones.controller.logLevel",
+        "tunable allocationBatchWaitTime: 100..=1000 step 100 (10 values) → agones.allocator.allocationBatchWaitTime",
+        "tunable allocatorReplicas: 1..=5 (5 values) → agones.allocator.replicas (int)",
         "constraint: IF gate:PlayerAllocationFilter THEN gate:PlayerTracking",
-        "valid states: 60547200",
+        "valid states: 672000",
         "reachable version_pairs: 18",
         "reachable gate_pairs: 264",
     ] {

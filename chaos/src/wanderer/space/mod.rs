@@ -3,9 +3,11 @@
 //!
 //! - [`load`]: reading a space file, reporting every problem with its path.
 //! - [`census`]: counting the valid states and the pairs they reach.
+//! - [`tunable`]: a tunable's values (an integer grid with its `step`, or words).
 
 pub mod census;
 pub mod load;
+pub mod tunable;
 
 use std::collections::BTreeMap;
 
@@ -14,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::constraint::{Expr, Facts};
 
 pub use census::Census;
-pub use upsoak_agones::release::{KubeRange, Stage, TunableSpec, TunableValue};
+pub use tunable::{TunableSpec, TunableValue};
+pub use upsoak_agones::release::{KubeRange, Stage};
 
 /// How far one transition may move the version, in minor releases.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -250,15 +253,11 @@ impl Space {
             return Some(format!("gate `{g}` of {} has no value", v.name));
         }
         for (t, spec) in &self.tunables {
-            let ok = match (spec, s.tunables.get(t)) {
-                (TunableSpec::Range { min, max }, Some(TunableValue::Int(i))) => {
-                    (min..=max).contains(&i)
-                }
-                (TunableSpec::Enum { values }, Some(TunableValue::Str(x))) => values.contains(x),
-                _ => false,
+            let Some(value) = s.tunables.get(t) else {
+                return Some(format!("tunable `{t}` has no value"));
             };
-            if !ok {
-                return Some(format!("tunable `{t}` is missing or out of range"));
+            if let Some(why) = spec.problem(value) {
+                return Some(format!("tunable `{t}`: {why}"));
             }
         }
         if s.tunables.len() != self.tunables.len() {
