@@ -742,42 +742,4 @@ tunables:
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
     }
-
-    #[test]
-    fn formats_write_and_read_back() {
-        use crate::wanderer::space::TunableValue;
-        let cases = [
-            (ValueFormat::DurationMs, 500, "500ms"),
-            (ValueFormat::Millicpu, 250, "250m"),
-            (ValueFormat::Mebibytes, 256, "256Mi"),
-        ];
-        for (f, n, text) in cases {
-            let v = f.encode(&TunableValue::Int(n)).unwrap();
-            assert_eq!(v, serde_json::json!(text));
-            assert_eq!(f.decode(&v).unwrap(), TunableValue::Int(n));
-        }
-        assert_eq!(
-            ValueFormat::DurationMs
-                .decode(&serde_json::json!("2s"))
-                .unwrap(),
-            TunableValue::Int(2000)
-        );
-        assert_eq!(
-            ValueFormat::Mebibytes
-                .decode(&serde_json::json!("1Gi"))
-                .unwrap(),
-            TunableValue::Int(1024)
-        );
-        assert_eq!(ValueFormat::Int.encode(&TunableValue::Int(3)).unwrap(), 3);
-        assert!(
-            ValueFormat::Int
-                .encode(&TunableValue::Str("x".into()))
-                .is_err()
-        );
-        assert!(
-            ValueFormat::DurationMs
-                .decode(&serde_json::json!("soon"))
-                .is_err()
-        );
-    }
 }
