@@ -252,7 +252,7 @@ constraints:
     fn a_stepped_tunable_is_counted_on_its_grid() {
         // Brute force over every integer, off the grid and outside the range too, against the
         // census's classes: `<= 450` splits the grid between 400 and 500, `== 700` is its own
-        // class, `== 750` and `> 2000` match no grid value.
+        // class, `> 750` splits between 700 and 800, `> 2000` matches no grid value.
         let text = r#"
 versions:
   - { version: 1.0.0, gates: { A: Alpha, B: Beta, C: Alpha } }
@@ -263,7 +263,7 @@ tunables:
 constraints:
   - IF gate:A THEN tunable:batch <= 450
   - IF gate:B THEN tunable:batch == 700 OR tunable:wait >= 12
-  - IF gate:C THEN tunable:batch != 750 AND NOT tunable:batch > 2000
+  - IF gate:C THEN tunable:batch > 750 AND NOT tunable:batch > 2000
 "#;
         let s = Space::parse(text, "t").unwrap();
         let classes = tunable_classes("batch", &s.tunables["batch"], &s.constraints);

@@ -12,8 +12,8 @@ use upsoak_agones::release::{
 use upsoak_common::fnv::fnv1a64_hex;
 use upsoak_common::problems::{Invalid, Problems};
 
-use super::{ChartValue, Hops, Space, TunableSpec, ValueFormat, Version};
-use crate::wanderer::constraint;
+use super::{ChartValue, Hops, Space, TunableSpec, TunableValue, ValueFormat, Version};
+use crate::wanderer::constraint::{self, Expr, Op};
 
 /// What a space file is called in errors.
 const WHAT: &str = "configuration space";
@@ -410,6 +410,19 @@ impl Space {
                             _ => {}
                         }
                     }
+                    // `==` or `!=` with a value between grid points is always false or true.
+                    for (t, v) in equalities(&expr) {
+                        if let Some(spec @ TunableSpec::Range { min, max, .. }) = tunables.get(&t)
+                            && (min..=max).contains(&&v)
+                            && let Some(why) = spec.problem(&TunableValue::Int(v))
+                        {
+                            let here = at(format!("tunable:{t}"));
+                            p.push(
+                                &path,
+                                format!("{here}tunable `{t}` never equals {v}: {why}"),
+                            );
+                        }
+                    }
                     constraints.push((c.clone(), expr));
                 }
             }
@@ -437,6 +450,22 @@ impl Space {
             return Err(fail(p));
         }
         Ok(space)
+    }
+}
+
+/// The `tunable:NAME == N` and `!= N` comparisons of `e`, as (NAME, N).
+fn equalities(e: &Expr) -> Vec<(String, i64)> {
+    match e {
+        Expr::TunableInt(t, Op::Eq | Op::Ne, v) => vec![(t.clone(), *v)],
+        Expr::Not(a) => equalities(a),
+        Expr::And(a, b) | Expr::Or(a, b) | Expr::Implies(a, b) => {
+            let mut out = equalities(a);
+            out.extend(equalities(b));
+            out
+        }
+        Expr::Gate(_) | Expr::Version(..) | Expr::TunableInt(..) | Expr::TunableStr(..) => {
+            Vec::new()
+        }
     }
 }
 
@@ -717,6 +746,19 @@ extra: true
         }
         assert!(!text.contains("9223372036854775806 (or"), "{text}");
         assert_eq!(e.problems.len(), 8, "{text}");
+        // A constraint that can never tell grid values apart by `==` says so; `<=` may split
+        // between grid values.
+        let e = Space::parse(
+            &format!("{head}tunables:\n  wait: {{ min: 100, max: 1000, step: 100 }}\nconstraints:\n  - IF tunable:wait == 450 THEN tunable:wait <= 450\n"),
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            [
+                "constraints[0]: col 4: tunable `wait` never equals 450: 450 is off the step grid of 100..=1000 step 100 (nearest values 400 and 500)"
+            ]
+        );
     }
 
     #[test]
