@@ -61,6 +61,18 @@ fn validate_and_plan_exit_codes_and_determinism() {
         err.contains("constraints[0]: col 16: unknown gate `B`"),
         "{err}"
     );
+    std::fs::write(&bad, "versions: [ { version: 1.0.0, gates: { A: Beta } } ]\nhops: { max_up: 1, max_down: 1, allow_downgrade: true }\ntunables: { wait: { min: 100, max: 1050, step: 100 } }\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tunables.wait.step: max 1050 is not min 100 plus a multiple of step 100, so the walk would never reach it: the nearest valid max is 1000 (or 1100)"),
+        "{err}"
+    );
     let missing = Command::new(BIN)
         .args(["validate", "/nonexistent/space.yaml"])
         .output()
