@@ -40,8 +40,11 @@ pub fn validate(path: &Path) -> Result<String> {
         ));
     }
     for (t, spec) in &space.tunables {
-        let spec = serde_json::to_string(spec).map_err(Error::Encode)?;
-        out.push_str(&format!("  tunable {t}: {spec}{}\n", chart_line(&space, t)));
+        out.push_str(&format!(
+            "  tunable {t}: {spec} ({} values){}\n",
+            spec.count(),
+            chart_line(&space, t)
+        ));
     }
     for (c, _) in &space.constraints {
         out.push_str(&format!("  constraint: {c}\n"));
@@ -167,8 +170,8 @@ pub fn plan(
         strategy.as_str(),
         space.hash
     ));
-    for t in space.tunables.keys() {
-        out.push_str(&format!("# tunable {t}{}\n", chart_line(&space, t)));
+    for (t, spec) in &space.tunables {
+        out.push_str(&format!("# tunable {t}: {spec}{}\n", chart_line(&space, t)));
     }
     for (i, s) in states.iter().enumerate() {
         let change = match i {

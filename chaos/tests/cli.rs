@@ -33,9 +33,11 @@ fn validate_and_plan_exit_codes_and_determinism() {
     for want in [
         "1.55.0   gates: 2 Stable, 7 Beta, 6 Alpha; Kubernetes 1.32–1.34",
         "1.60.0   gates: 5 Stable, 5 Beta, 5 Alpha; Kubernetes 1.34–1.36",
-        "tunable logLevel: {\"values\":[\"info\",\"debug\"]}",
+        "tunable logLevel: info | debug (2 values) → agones.controller.logLevel",
+        "tunable allocationBatchWaitTime: 100..=1000 step 100 (10 values) → agones.allocator.allocationBatchWaitTime",
+        "tunable allocatorReplicas: 1..=5 (5 values) → agones.allocator.replicas (int)",
         "constraint: IF gate:PlayerAllocationFilter THEN gate:PlayerTracking",
-        "valid states: 60547200",
+        "valid states: 672000",
         "reachable version_pairs: 18",
         "reachable gate_pairs: 264",
     ] {
@@ -57,6 +59,18 @@ fn validate_and_plan_exit_codes_and_determinism() {
     );
     assert!(
         err.contains("constraints[0]: col 16: unknown gate `B`"),
+        "{err}"
+    );
+    std::fs::write(&bad, "versions: [ { version: 1.0.0, gates: { A: Beta } } ]\nhops: { max_up: 1, max_down: 1, allow_downgrade: true }\ntunables: { wait: { min: 100, max: 1050, step: 100 } }\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tunables.wait.step: max 1050 is not min 100 plus a multiple of step 100, so the walk would never reach it: the nearest valid max is 1000 (or 1100)"),
         "{err}"
     );
     let missing = Command::new(BIN)

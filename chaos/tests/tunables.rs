@@ -48,13 +48,13 @@ async fn plan_prints_the_chart_paths_and_the_values_file_holds_each_tunable_ther
     let text = plan("text");
     assert!(
         text.contains(&format!(
-            "# tunable allocationBatchWaitTime → {} (duration_ms)\n",
+            "# tunable allocationBatchWaitTime: 100..=1000 step 100 → {} (duration_ms)\n",
             BATCH_PATHS.join(", ")
         )),
         "{text}"
     );
     assert!(
-        text.contains("# tunable logLevel → agones.controller.logLevel, agones.extensions.logLevel, agones.allocator.logLevel (string)\n"),
+        text.contains("# tunable logLevel: info | debug → agones.controller.logLevel, agones.extensions.logLevel, agones.allocator.logLevel (string)\n"),
         "{text}"
     );
     // A planned step with a batch wait other than the start's.
@@ -74,6 +74,11 @@ async fn plan_prints_the_chart_paths_and_the_values_file_holds_each_tunable_ther
     let TunableValue::Int(wait) = target.tunables["allocationBatchWaitTime"] else {
         panic!("{target:?}")
     };
+    // The shipped space walks the batch wait in steps of 100 ms: every planned value is round.
+    for s in json["steps"].as_array().unwrap() {
+        let w = s["tunables"]["allocationBatchWaitTime"].as_i64().unwrap();
+        assert!(w % 100 == 0 && (100..=1000).contains(&w), "{s}");
+    }
 
     let (url, stop) = common::start_sim("upgrade_window: 200ms", 1).await;
     let dir = TempDir::new("chaos-tunables");

@@ -222,9 +222,21 @@ fn gate_pairs<'a>(space: &'a Space, s: &'a State) -> impl Iterator<Item = GatePa
     out.into_iter()
 }
 
+/// A value of `t` drawn uniformly from its values: for a range, one of its step grid.
 fn random_value(t: &TunableSpec, rng: &mut ChaCha8Rng) -> TunableValue {
     match t {
-        TunableSpec::Range { min, max } => TunableValue::Int(rng.random_range(*min..=*max)),
+        // Step 1 draws exactly as before steps existed: recorded walks stay the same.
+        TunableSpec::Range { min, max, step: 1 } => {
+            TunableValue::Int(rng.random_range(*min..=*max))
+        }
+        TunableSpec::Range { min, max, step } => {
+            // The loader guarantees step ≥ 1 and max − min a multiple of it; i128 because the
+            // span may exceed i64.
+            let st = i128::from(*step).max(1);
+            let n = ((i128::from(*max) - i128::from(*min)) / st) as u64;
+            let k = i128::from(rng.random_range(0..=n));
+            TunableValue::Int((i128::from(*min) + k * st) as i64)
+        }
         TunableSpec::Enum { values } => {
             TunableValue::Str(values[rng.random_range(0..values.len().max(1))].clone())
         }
@@ -467,7 +479,11 @@ pub fn install(space: &Space, s: &State) -> Install {
 }
 
 /// The state an observed install is in, when it is a point of `space`: gates the install does
-/// not report take their defaults, tunables it does not report keep `fallback`'s.
+/// not report take their defaults, tunables it does not report keep `fallback`'s. An integer
+/// the cluster holds off the tunable's step grid or outside its range (set by hand, or by an
+/// older space) counts as the nearest grid value, so the walk goes on from the closest point of
+/// the space; a word the enum does not list counts as `fallback`'s. The journal and the
+/// transition's `from` keep the value as observed.
 fn state_of(space: &Space, i: &Install, fallback: &State) -> Option<State> {
     let v = space.versions.iter().position(|x| x.name == i.version)?;
     let mut s = space.defaults(v);
@@ -478,8 +494,14 @@ fn state_of(space: &Space, i: &Install, fallback: &State) -> Option<State> {
     }
     for (t, spec) in &space.tunables {
         let val = match (spec, i.tunables.get(t)) {
-            (TunableSpec::Range { .. }, Some(v @ TunableValue::Int(_)))
-            | (TunableSpec::Enum { .. }, Some(v @ TunableValue::Str(_))) => Some(v.clone()),
+            (TunableSpec::Range { .. }, Some(TunableValue::Int(x))) => {
+                spec.nearest(*x).map(TunableValue::Int)
+            }
+            (TunableSpec::Enum { values }, Some(v @ TunableValue::Str(x)))
+                if values.contains(x) =>
+            {
+                Some(v.clone())
+            }
             _ => None,
         }
         .or_else(|| fallback.tunables.get(t).cloned());
@@ -527,6 +549,88 @@ mod tests {
         }
         assert_eq!(versions_seen.len(), space.versions.len());
         println!("100,000 transitions checked in {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_stepped_tunable_walks_only_its_grid_and_an_unstepped_one_as_before() {
+        let space = shipped();
+        assert_eq!(
+            space.tunables["allocationBatchWaitTime"].to_string(),
+            "100..=1000 step 100"
+        );
+        for strategy in [Strategy::Random, Strategy::Coverage] {
+            let walk = Walk::new(space.clone(), 5, strategy);
+            let mut cur = space.start().unwrap();
+            let mut seen = BTreeSet::new();
+            for step in 1..=5000u64 {
+                cur = walk.choose(step, &cur).unwrap();
+                let TunableValue::Int(w) = cur.tunables["allocationBatchWaitTime"] else {
+                    panic!("{cur:?}")
+                };
+                assert!(
+                    w % 100 == 0 && (100..=1000).contains(&w),
+                    "step {step}: {w}"
+                );
+                seen.insert(w);
+            }
+            // Every value of the grid, each visited again and again.
+            assert_eq!(seen.len(), 10, "{strategy:?}: {seen:?}");
+        }
+        // Without `step` a range draws exactly as before steps existed: the batch waits of
+        // seed 42's random walk over the previous shipped space (every integer 100..=1000).
+        let unstepped = include_str!("../../spaces/agones.yaml").replace("    step: 100\n", "");
+        let unstepped = Space::parse(&unstepped, "unstepped.yaml").unwrap();
+        let mut waits: Vec<i64> = Vec::new();
+        for s in Walk::new(unstepped, 42, Strategy::Random).plan(200) {
+            if let TunableValue::Int(w) = s.tunables["allocationBatchWaitTime"]
+                && waits.last() != Some(&w)
+            {
+                waits.push(w);
+            }
+        }
+        assert_eq!(
+            waits[..12],
+            [100, 860, 611, 146, 823, 758, 270, 143, 177, 702, 399, 686]
+        );
+    }
+
+    #[test]
+    fn an_observed_value_off_the_grid_walks_on_from_the_nearest_grid_value() {
+        let space = shipped();
+        let mut walk = Walk::new(space.clone(), 3, Strategy::Coverage);
+        let start = space.start().unwrap();
+        let mut seen = install(&space, &start);
+        // Set by hand on the cluster: off the grid, and past the range.
+        seen.tunables
+            .insert("allocationBatchWaitTime".into(), TunableValue::Int(450));
+        seen.tunables
+            .insert("allocatorReplicas".into(), TunableValue::Int(9));
+        seen.tunables
+            .insert("logLevel".into(), TunableValue::from("trace"));
+        let from = state_of(&space, &seen, &start).unwrap();
+        assert_eq!(
+            from.tunables["allocationBatchWaitTime"],
+            TunableValue::Int(400)
+        );
+        assert_eq!(from.tunables["allocatorReplicas"], TunableValue::Int(5));
+        assert_eq!(from.tunables["logLevel"], start.tunables["logLevel"]);
+        assert!(space.is_valid(&from));
+        let mut off = start.clone();
+        off.tunables
+            .insert("allocationBatchWaitTime".into(), TunableValue::Int(450));
+        assert_eq!(
+            space.why_invalid(&off).as_deref(),
+            Some(
+                "tunable `allocationBatchWaitTime`: 450 is off the step grid of 100..=1000 step 100 (nearest values 400 and 500)"
+            )
+        );
+        // The walk's next target is a valid state of the space, not a repeat of the off value.
+        for step in 1..=20 {
+            let target = walk.next(step, &seen);
+            let to = state_of(&space, &target, &start).unwrap();
+            assert_eq!(to.tunables, target.tunables, "a target is on the grid");
+            assert!(space.is_valid(&to), "{target:?}");
+        }
     }
 
     #[test]

@@ -483,4 +483,48 @@ mod tests {
         assert_eq!(helm_duration(Duration::from_secs(600)), "600s");
         assert_eq!(helm_duration(Duration::from_millis(1500)), "1500ms");
     }
+
+    #[test]
+    fn a_tunable_set_by_hand_off_the_step_grid_is_read_as_what_it_is() {
+        let space = crate::wanderer::space::Space::parse(
+            include_str!("../../../spaces/agones.yaml"),
+            "agones.yaml",
+        )
+        .unwrap();
+        let mut a = HelmApplier::new("helm".into(), std::env::temp_dir());
+        a.tunables = space.chart.clone();
+        // 450 ms is between the grid's 400 and 500; Go spells it either way.
+        let values = serde_json::json!({"agones": {
+            "allocator": {"allocationBatchWaitTime": "450ms", "replicas": 3},
+            "extensions": {"allocationBatchWaitTime": "0.45s"},
+        }});
+        let seen = a.observed_tunables(&values).unwrap();
+        assert_eq!(seen["allocationBatchWaitTime"], TunableValue::Int(450));
+        let why = space.tunables["allocationBatchWaitTime"]
+            .problem(&seen["allocationBatchWaitTime"])
+            .unwrap();
+        assert!(why.contains("off the step grid"), "{why}");
+        let mut want = Install {
+            version: "1.60.0".into(),
+            ..Install::default()
+        };
+        want.tunables
+            .insert("allocationBatchWaitTime".into(), TunableValue::Int(500));
+        let got = Install {
+            tunables: seen,
+            ..want.clone()
+        };
+        assert_eq!(
+            super::super::difference(&want, &got).as_deref(),
+            Some("tunable allocationBatchWaitTime: want 500, observed 450")
+        );
+        let values = serde_json::json!({"agones": {
+            "allocator": {"allocationBatchWaitTime": "450ms"},
+            "controller": {"allocationBatchWaitTime": "1.5s"},
+        }});
+        assert_eq!(
+            a.observed_tunables(&values).unwrap_err(),
+            "agones.controller.allocationBatchWaitTime is 1500 but agones.allocator.allocationBatchWaitTime is 450"
+        );
+    }
 }

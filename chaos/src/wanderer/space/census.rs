@@ -44,28 +44,34 @@ fn tunable_classes(
             Some(v) => vec![(TunableValue::Str(v.clone()), values.len() as u128)],
             None => Vec::new(),
         },
-        TunableSpec::Range { min, max } => {
-            consts.retain(|c| (min..=max).contains(&c));
-            consts.sort_unstable();
-            consts.dedup();
-            let mut out = Vec::new();
-            // i128: a range may span all of i64.
-            let mut lo = i128::from(*min);
-            // Each constant is its own class; the runs between constants are one class each.
+        TunableSpec::Range { min, max, step } => {
+            // Classes are runs of grid indices, `0..count`. A constant on the grid is its own
+            // class (`==` tells it apart from its neighbours); one between two grid values only
+            // splits the grid there (`<= 450` with step 100 treats 400 and 500 apart, no value
+            // equals 450). i128: a range may span all of i64.
+            let (lo, st) = (i128::from(*min), i128::from(*step).max(1));
+            let count = spec.count() as i128;
+            let mut cuts = vec![0, count];
             for c in consts.into_iter().map(i128::from) {
-                if c > lo {
-                    out.push((TunableValue::Int(lo as i64), (c - lo) as u128));
+                if c < lo || c > i128::from(*max) {
+                    continue;
                 }
-                out.push((TunableValue::Int(c as i64), 1));
-                lo = c + 1;
+                let k = (c - lo) / st;
+                if (c - lo) % st == 0 {
+                    cuts.push(k);
+                }
+                cuts.push(k + 1);
             }
-            if lo <= i128::from(*max) {
-                out.push((
-                    TunableValue::Int(lo as i64),
-                    (i128::from(*max) - lo) as u128 + 1,
-                ));
-            }
-            out
+            cuts.sort_unstable();
+            cuts.dedup();
+            cuts.windows(2)
+                .map(|w| {
+                    (
+                        TunableValue::Int((lo + w[0] * st) as i64),
+                        (w[1] - w[0]) as u128,
+                    )
+                })
+                .collect()
         }
     }
 }
@@ -226,11 +232,77 @@ constraints:
         assert!(c.gate_version.contains(&(1, "C".into(), true)));
 
         // The shipped space, by hand: free gates 13, 13, 13, 13, 11, 10; PlayerAllocationFilter
-        // needs PlayerTracking (3 of 4), Example and ProcessorAllocator off (Dev gates), 901
-        // waits, times 2 log levels, times 5 allocator replica counts.
+        // needs PlayerTracking (3 of 4), Example and ProcessorAllocator off (Dev gates), 10
+        // batch waits (100..=1000 step 100), times 2 log levels, times 5 allocator replica counts.
         let shipped = Space::parse(SHIPPED, "agones.yaml").unwrap();
-        let per = 3 * 901 * 2 * 5;
-        let want = per * (4 * (1 << 9) + (1 << 7) + (1 << 6));
-        assert_eq!(shipped.census().unwrap().states, want);
+        let others = 4 * (1 << 9) + (1 << 7) + (1 << 6);
+        assert_eq!(shipped.census().unwrap().states, 3 * 10 * 2 * 5 * others);
+        // Walking ProcessorAllocator (its `NOT` line deleted) keeps `<= 500` meaningful: with
+        // it on, only the 5 waits 100..=500 of the grid are valid.
+        let walked = SHIPPED.replace("  - NOT gate:ProcessorAllocator\n", "");
+        assert_ne!(walked, SHIPPED);
+        let walked = Space::parse(&walked, "walked.yaml").unwrap();
+        assert_eq!(
+            walked.census().unwrap().states,
+            3 * (10 + 5) * 2 * 5 * others
+        );
+    }
+
+    #[test]
+    fn a_stepped_tunable_is_counted_on_its_grid() {
+        // Brute force over every integer, off the grid and outside the range too, against the
+        // census's classes: `<= 450` splits the grid between 400 and 500, `== 700` is its own
+        // class, `> 750` splits between 700 and 800, `> 2000` matches no grid value.
+        let text = r#"
+versions:
+  - { version: 1.0.0, gates: { A: Alpha, B: Beta, C: Alpha } }
+hops: { max_up: 1, max_down: 1, allow_downgrade: true }
+tunables:
+  batch: { min: 100, max: 1000, step: 100 }
+  wait: { min: 0, max: 40, step: 5 }
+constraints:
+  - IF gate:A THEN tunable:batch <= 450
+  - IF gate:B THEN tunable:batch == 700 OR tunable:wait >= 12
+  - IF gate:C THEN tunable:batch > 750 AND NOT tunable:batch > 2000
+"#;
+        let s = Space::parse(text, "t").unwrap();
+        let classes = tunable_classes("batch", &s.tunables["batch"], &s.constraints);
+        let int = |v: &TunableValue| match v {
+            TunableValue::Int(i) => *i,
+            TunableValue::Str(_) => unreachable!(),
+        };
+        assert_eq!(
+            classes
+                .iter()
+                .map(|(v, n)| (int(v), *n))
+                .collect::<Vec<_>>(),
+            [(100, 4), (500, 2), (700, 1), (800, 3)]
+        );
+        let mut brute = 0u128;
+        let mut grid = BTreeSet::new();
+        for mask in 0..8u32 {
+            for batch in 0..=1100 {
+                for wait in -2..=42 {
+                    let mut st = s.defaults(0);
+                    for (i, g) in ["A", "B", "C"].iter().enumerate() {
+                        st.gates.insert((*g).into(), mask >> i & 1 == 1);
+                    }
+                    st.tunables.insert("batch".into(), TunableValue::Int(batch));
+                    st.tunables.insert("wait".into(), TunableValue::Int(wait));
+                    if s.is_valid(&st) {
+                        brute += 1;
+                        grid.insert((batch, wait));
+                    }
+                }
+            }
+        }
+        assert_eq!(s.census().unwrap().states, brute);
+        assert!(brute > 0);
+        assert!(
+            grid.iter()
+                .all(|(b, w)| b % 100 == 0 && (100..=1000).contains(b) && w % 5 == 0),
+            "a value off the grid was valid"
+        );
+        assert_eq!(grid.len(), 10 * 9);
     }
 }

@@ -7,13 +7,13 @@ use std::path::Path;
 use serde::Deserialize;
 
 use upsoak_agones::release::{
-    GATE_NAME_RULE, KubeRange, Stage, TunableSpec, is_gate_name, parse_version, parse_version_loose,
+    GATE_NAME_RULE, KubeRange, Stage, is_gate_name, parse_version, parse_version_loose,
 };
 use upsoak_common::fnv::fnv1a64_hex;
 use upsoak_common::problems::{Invalid, Problems};
 
-use super::{ChartValue, Hops, Space, ValueFormat, Version};
-use crate::wanderer::constraint;
+use super::{ChartValue, Hops, Space, TunableSpec, TunableValue, ValueFormat, Version};
+use crate::wanderer::constraint::{self, Expr, Op};
 
 /// What a space file is called in errors.
 const WHAT: &str = "configuration space";
@@ -22,13 +22,22 @@ const WHAT: &str = "configuration space";
 /// does not hide the problems of the others.
 const SECTIONS: [&str; 4] = ["versions", "hops", "tunables", "constraints"];
 
-/// A tunable as written: `{min, max}` or `{values}`. Read as one struct rather than an untagged
-/// enum, whose only error is "did not match any variant".
+/// An integer tunable's `step` when the space gives none: every integer from `min` to `max`.
+pub const DEFAULT_STEP: i64 = 1;
+
+/// A tunable as written: `{min, max}`, `{min, max, step}` or `{values}`. Read as one struct
+/// rather than an untagged enum, whose only error is "did not match any variant".
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTunable {
+    /// The smallest value of an integer tunable.
     min: Option<i64>,
+    /// The largest value of an integer tunable: `min` plus a multiple of `step`.
     max: Option<i64>,
+    /// The distance between an integer tunable's values (default [`DEFAULT_STEP`]): the walk
+    /// visits `min, min + step, …, max`, so values repeat (a baseline at the same value).
+    step: Option<i64>,
+    /// The words of an enum tunable.
     values: Option<Vec<String>>,
     /// Dotted paths into the Agones chart's values the helm applier writes it at.
     #[serde(default)]
@@ -290,23 +299,39 @@ impl Space {
                 RawTunable {
                     min: Some(min),
                     max: Some(max),
+                    step,
                     values: None,
                     ..
                 } => {
+                    let step = step.unwrap_or(DEFAULT_STEP);
                     if min > max {
                         p.push(&at, format!("min {min} is above max {max}"));
+                    } else if let Some(why) = step_problem(*min, *max, step) {
+                        p.push(format!("{at}.step"), why);
                     }
                     tunables.insert(
                         t.clone(),
                         TunableSpec::Range {
                             min: *min,
                             max: *max,
+                            step,
                         },
                     );
                 }
                 RawTunable {
                     min: None,
                     max: None,
+                    step: Some(_),
+                    values: Some(_),
+                    ..
+                } => p.push(
+                    format!("{at}.step"),
+                    "a step belongs to an integer range `{min, max, step}`, not to an enum",
+                ),
+                RawTunable {
+                    min: None,
+                    max: None,
+                    step: None,
                     values: Some(values),
                     ..
                 } => {
@@ -339,7 +364,7 @@ impl Space {
                 }
                 _ => p.push(
                     &at,
-                    "give either `{min, max}` (an integer range) or `{values: [...]}` (an enum)",
+                    "give either `{min, max}` or `{min, max, step}` (an integer range) or `{values: [...]}` (an enum)",
                 ),
             }
         }
@@ -385,6 +410,19 @@ impl Space {
                             _ => {}
                         }
                     }
+                    // `==` or `!=` with a value between grid points is always false or true.
+                    for (t, v) in equalities(&expr) {
+                        if let Some(spec @ TunableSpec::Range { min, max, .. }) = tunables.get(&t)
+                            && (min..=max).contains(&&v)
+                            && let Some(why) = spec.problem(&TunableValue::Int(v))
+                        {
+                            let here = at(format!("tunable:{t}"));
+                            p.push(
+                                &path,
+                                format!("{here}tunable `{t}` never equals {v}: {why}"),
+                            );
+                        }
+                    }
                     constraints.push((c.clone(), expr));
                 }
             }
@@ -413,6 +451,49 @@ impl Space {
         }
         Ok(space)
     }
+}
+
+/// The `tunable:NAME == N` and `!= N` comparisons of `e`, as (NAME, N).
+fn equalities(e: &Expr) -> Vec<(String, i64)> {
+    match e {
+        Expr::TunableInt(t, Op::Eq | Op::Ne, v) => vec![(t.clone(), *v)],
+        Expr::Not(a) => equalities(a),
+        Expr::And(a, b) | Expr::Or(a, b) | Expr::Implies(a, b) => {
+            let mut out = equalities(a);
+            out.extend(equalities(b));
+            out
+        }
+        Expr::Gate(_) | Expr::Version(..) | Expr::TunableInt(..) | Expr::TunableStr(..) => {
+            Vec::new()
+        }
+    }
+}
+
+/// Why `step` cannot walk `min..=max` (`min <= max`), or `None`: it must be at least 1 and
+/// reach `max` exactly, so the last value is the one written (the strict rule: a `max` the walk
+/// never reaches would read as a value it visits).
+fn step_problem(min: i64, max: i64, step: i64) -> Option<String> {
+    if step < 1 {
+        return Some(format!("must be at least 1, got {step}"));
+    }
+    let (span, st) = (i128::from(max) - i128::from(min), i128::from(step));
+    if span % st == 0 {
+        return None;
+    }
+    let below = i128::from(min) + span / st * st;
+    let above = below + st;
+    let max = i128::from(max);
+    // `below` lies in min..max; `above` may pass i64::MAX, and then is no choice.
+    let nearest = if i64::try_from(above).is_err() {
+        below.to_string()
+    } else if above - max < max - below {
+        format!("{above} (or {below})")
+    } else {
+        format!("{below} (or {above})")
+    };
+    Some(format!(
+        "max {max} is not min {min} plus a multiple of step {step}, so the walk would never reach it: the nearest valid max is {nearest}"
+    ))
 }
 
 /// A tunable's `chart` and `format`, checked: paths are dotted words, and the format fits the
@@ -561,7 +642,7 @@ hops: { max_up: 1, max_down: 1, allow_downgrade: maybe }
 tunables:
   wait: { min: 1, max: 5, values: [a] }
   level: { values: [info, "7", info] }
-  ok: { min: 1, max: 2, step: 1 }
+  ok: { min: 1, max: 2, stride: 1 }
 constraints:
   - gate:A
   - [ not, a, string ]
@@ -575,10 +656,10 @@ extra: true
             "versions[1].gates: invalid type: sequence, expected a map",
             "versions[2].kubernetes: missing field `max`",
             "hops.allow_downgrade: invalid type: string \"maybe\", expected a boolean",
-            "tunables.wait: give either `{min, max}` (an integer range) or `{values: [...]}` (an enum)",
+            "tunables.wait: give either `{min, max}` or `{min, max, step}` (an integer range) or `{values: [...]}` (an enum)",
             "tunables.level.values[1]: `7` is not a word",
             "tunables.level.values[2]: `info` is listed twice",
-            "tunables.ok.step: unknown field `step`, expected one of `min`, `max`, `values`",
+            "tunables.ok.stride: unknown field `stride`, expected one of `min`, `max`, `step`, `values`, `chart`, `format`",
             "constraints[1]: invalid type: sequence, expected a string",
             "constraints[2]: col 4: unknown tunable `missing`",
             "extra: unknown field `extra`, expected one of versions, hops, tunables, constraints",
@@ -614,6 +695,73 @@ extra: true
     }
 
     #[test]
+    fn a_step_loads_and_its_errors_name_the_path_and_the_nearest_valid_max() {
+        let head = "versions: [ { version: 1.0.0, gates: { A: Beta } } ]\nhops: { max_up: 1, max_down: 1, allow_downgrade: true }\n";
+        let s = Space::parse(
+            &format!("{head}tunables:\n  wait: {{ min: 100, max: 1000, step: 100 }}\n  n: {{ min: 1, max: 5 }}\n"),
+            "ok.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            s.tunables["wait"],
+            TunableSpec::Range {
+                min: 100,
+                max: 1000,
+                step: 100
+            }
+        );
+        assert_eq!(
+            s.tunables["n"],
+            TunableSpec::Range {
+                min: 1,
+                max: 5,
+                step: DEFAULT_STEP
+            }
+        );
+        let bad = format!(
+            r#"{head}tunables:
+  zero: {{ min: 1, max: 5, step: 0 }}
+  negative: {{ min: 1, max: 5, step: -2 }}
+  short: {{ min: 100, max: 1000, step: 400 }}
+  near_above: {{ min: 100, max: 1050, step: 100 }}
+  huge: {{ min: 0, max: 9223372036854775807, step: 2 }}
+  word: {{ values: [a, b], step: 1 }}
+  text: {{ min: 1, max: 5, step: ten }}
+  upside: {{ min: 5, max: 1, step: 2 }}
+"#
+        );
+        let e = Space::parse(&bad, "bad.yaml").unwrap_err();
+        let text = e.to_string();
+        for want in [
+            "tunables.zero.step: must be at least 1, got 0",
+            "tunables.negative.step: must be at least 1, got -2",
+            "tunables.short.step: max 1000 is not min 100 plus a multiple of step 400, so the walk would never reach it: the nearest valid max is 900 (or 1300)",
+            "tunables.near_above.step: max 1050 is not min 100 plus a multiple of step 100, so the walk would never reach it: the nearest valid max is 1000 (or 1100)",
+            "tunables.huge.step: max 9223372036854775807 is not min 0 plus a multiple of step 2, so the walk would never reach it: the nearest valid max is 9223372036854775806",
+            "tunables.word.step: a step belongs to an integer range `{min, max, step}`, not to an enum",
+            "tunables.text.step: invalid type: string \"ten\", expected i64",
+            "tunables.upside: min 5 is above max 1",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert!(!text.contains("9223372036854775806 (or"), "{text}");
+        assert_eq!(e.problems.len(), 8, "{text}");
+        // A constraint that can never tell grid values apart by `==` says so; `<=` may split
+        // between grid values.
+        let e = Space::parse(
+            &format!("{head}tunables:\n  wait: {{ min: 100, max: 1000, step: 100 }}\nconstraints:\n  - IF tunable:wait == 450 THEN tunable:wait <= 450\n"),
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            [
+                "constraints[0]: col 4: tunable `wait` never equals 450: 450 is off the step grid of 100..=1000 step 100 (nearest values 400 and 500)"
+            ]
+        );
+    }
+
+    #[test]
     fn chart_paths_and_formats_are_checked() {
         let bad = r#"
 versions: [ { version: 1.0.0, gates: { A: Beta } } ]
@@ -635,43 +783,5 @@ tunables:
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
-    }
-
-    #[test]
-    fn formats_write_and_read_back() {
-        use crate::wanderer::space::TunableValue;
-        let cases = [
-            (ValueFormat::DurationMs, 500, "500ms"),
-            (ValueFormat::Millicpu, 250, "250m"),
-            (ValueFormat::Mebibytes, 256, "256Mi"),
-        ];
-        for (f, n, text) in cases {
-            let v = f.encode(&TunableValue::Int(n)).unwrap();
-            assert_eq!(v, serde_json::json!(text));
-            assert_eq!(f.decode(&v).unwrap(), TunableValue::Int(n));
-        }
-        assert_eq!(
-            ValueFormat::DurationMs
-                .decode(&serde_json::json!("2s"))
-                .unwrap(),
-            TunableValue::Int(2000)
-        );
-        assert_eq!(
-            ValueFormat::Mebibytes
-                .decode(&serde_json::json!("1Gi"))
-                .unwrap(),
-            TunableValue::Int(1024)
-        );
-        assert_eq!(ValueFormat::Int.encode(&TunableValue::Int(3)).unwrap(), 3);
-        assert!(
-            ValueFormat::Int
-                .encode(&TunableValue::Str("x".into()))
-                .is_err()
-        );
-        assert!(
-            ValueFormat::DurationMs
-                .decode(&serde_json::json!("soon"))
-                .is_err()
-        );
     }
 }

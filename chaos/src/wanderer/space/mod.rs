@@ -3,9 +3,11 @@
 //!
 //! - [`load`]: reading a space file, reporting every problem with its path.
 //! - [`census`]: counting the valid states and the pairs they reach.
+//! - [`tunable`]: a tunable's values (an integer grid with its `step`, or words).
 
 pub mod census;
 pub mod load;
+pub mod tunable;
 
 use std::collections::BTreeMap;
 
@@ -14,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::constraint::{Expr, Facts};
 
 pub use census::Census;
-pub use upsoak_agones::release::{KubeRange, Stage, TunableSpec, TunableValue};
+pub use tunable::{TunableSpec, TunableValue};
+pub use upsoak_agones::release::{KubeRange, Stage};
 
 /// How far one transition may move the version, in minor releases.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -111,25 +114,29 @@ impl ValueFormat {
 
     /// The walk's value of a chart value: the inverse of [`ValueFormat::encode`]; `1s` reads as
     /// 1000 for `duration_ms`, `1` as 1000 for `millicpu` and `1Gi` as 1024 for `mebibytes`.
+    /// A duration is read as Go's `time.ParseDuration` reads it (Agones parses the flag so), so
+    /// a value set by hand (`1.5s`, `1m`) is read as what it is, on the step grid or not.
     pub fn decode(self, v: &serde_json::Value) -> Result<TunableValue, String> {
         let bad = || format!("`{v}` is not {self:?}");
         match self {
+            ValueFormat::DurationMs => match v {
+                serde_json::Value::String(s) => go_duration_ms(s)
+                    .map(TunableValue::Int)
+                    .map_err(|e| format!("`{v}` is not a duration: {e}")),
+                _ => Err(bad()),
+            },
             ValueFormat::Int => v.as_i64().map(TunableValue::Int).ok_or_else(bad),
             ValueFormat::String => v
                 .as_str()
                 .map(|s| TunableValue::Str(s.to_owned()))
                 .ok_or_else(bad),
-            ValueFormat::DurationMs | ValueFormat::Millicpu | ValueFormat::Mebibytes => {
+            ValueFormat::Millicpu | ValueFormat::Mebibytes => {
                 let text = match v {
                     serde_json::Value::String(s) => s.clone(),
                     serde_json::Value::Number(n) => n.to_string(),
                     _ => return Err(bad()),
                 };
                 let (num, scale) = match self {
-                    ValueFormat::DurationMs => text
-                        .strip_suffix("ms")
-                        .map(|n| (n, 1))
-                        .or_else(|| text.strip_suffix('s').map(|n| (n, 1000))),
                     ValueFormat::Millicpu => text
                         .strip_suffix('m')
                         .map(|n| (n, 1))
@@ -146,6 +153,64 @@ impl ValueFormat {
             }
         }
     }
+}
+
+/// Milliseconds of a Go duration (`time.ParseDuration`: an optional sign, then numbers with
+/// units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`, as in `1m30s` or `1.5s`; `0` alone), which must
+/// be a whole number of them.
+fn go_duration_ms(text: &str) -> Result<i64, String> {
+    const UNITS: [(&str, i128); 8] = [
+        ("ns", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("μs", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+    ];
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err("empty".into());
+    }
+    let mut ns: i128 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or("a number without a unit")?;
+        let (number, tail) = rest.split_at(digits);
+        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && frac.is_empty()) || frac.contains('.') || number.len() > 24 {
+            return Err(format!("`{number}` is not a number"));
+        }
+        let (unit, scale) = UNITS
+            .iter()
+            // The longest unit first: `ms` before `m`.
+            .filter(|(u, _)| tail.starts_with(u))
+            .max_by_key(|(u, _)| u.len())
+            .ok_or_else(|| format!("unknown unit in `{tail}`"))?;
+        let parse = |d: &str| d.parse::<i128>().unwrap_or(0);
+        let ten = 10i128.pow(frac.len() as u32);
+        let term = (parse(whole) * ten + parse(frac)) * scale;
+        if term % ten != 0 {
+            return Err(format!(
+                "`{number}{unit}` is not a whole number of nanoseconds"
+            ));
+        }
+        ns = ns.checked_add(term / ten).ok_or("too long a duration")?;
+        rest = &tail[unit.len()..];
+    }
+    if ns % 1_000_000 != 0 {
+        return Err(format!("{ns}ns is not a whole number of milliseconds"));
+    }
+    let ms = ns / 1_000_000;
+    i64::try_from(if negative { -ms } else { ms }).map_err(|_| "too long a duration".into())
 }
 
 /// A point of the space.
@@ -250,15 +315,11 @@ impl Space {
             return Some(format!("gate `{g}` of {} has no value", v.name));
         }
         for (t, spec) in &self.tunables {
-            let ok = match (spec, s.tunables.get(t)) {
-                (TunableSpec::Range { min, max }, Some(TunableValue::Int(i))) => {
-                    (min..=max).contains(&i)
-                }
-                (TunableSpec::Enum { values }, Some(TunableValue::Str(x))) => values.contains(x),
-                _ => false,
+            let Some(value) = s.tunables.get(t) else {
+                return Some(format!("tunable `{t}` has no value"));
             };
-            if !ok {
-                return Some(format!("tunable `{t}` is missing or out of range"));
+            if let Some(why) = spec.problem(value) {
+                return Some(format!("tunable `{t}`: {why}"));
             }
         }
         if s.tunables.len() != self.tunables.len() {
@@ -427,6 +488,75 @@ mod tests {
         assert!(
             s.why_invalid_transition(&s.defaults(2), &s.defaults(0))
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn formats_write_and_read_back() {
+        let cases = [
+            (ValueFormat::DurationMs, 500, "500ms"),
+            (ValueFormat::Millicpu, 250, "250m"),
+            (ValueFormat::Mebibytes, 256, "256Mi"),
+        ];
+        for (f, n, text) in cases {
+            let v = f.encode(&TunableValue::Int(n)).unwrap();
+            assert_eq!(v, serde_json::json!(text));
+            assert_eq!(f.decode(&v).unwrap(), TunableValue::Int(n));
+        }
+        assert_eq!(
+            ValueFormat::DurationMs
+                .decode(&serde_json::json!("2s"))
+                .unwrap(),
+            TunableValue::Int(2000)
+        );
+        // Go durations as Agones reads them, on a step grid or not.
+        for (text, ms) in [
+            ("1m30s", 90_000),
+            ("1.5s", 1500),
+            ("450ms", 450),
+            ("0", 0),
+            ("2000000us", 2000),
+            ("1h", 3_600_000),
+        ] {
+            assert_eq!(
+                ValueFormat::DurationMs.decode(&serde_json::json!(text)),
+                Ok(TunableValue::Int(ms)),
+                "{text}"
+            );
+        }
+        for (text, why) in [
+            ("1500us", "1500000ns is not a whole number of milliseconds"),
+            ("5", "a number without a unit"),
+            ("5d", "unknown unit in `d`"),
+            ("1.2.3s", "`1.2.3` is not a number"),
+            ("", "empty"),
+        ] {
+            let e = ValueFormat::DurationMs
+                .decode(&serde_json::json!(text))
+                .unwrap_err();
+            assert!(e.ends_with(why), "{text}: {e}");
+        }
+        assert!(
+            ValueFormat::DurationMs
+                .decode(&serde_json::json!(500))
+                .is_err()
+        );
+        assert_eq!(
+            ValueFormat::Mebibytes
+                .decode(&serde_json::json!("1Gi"))
+                .unwrap(),
+            TunableValue::Int(1024)
+        );
+        assert_eq!(ValueFormat::Int.encode(&TunableValue::Int(3)).unwrap(), 3);
+        assert!(
+            ValueFormat::Int
+                .encode(&TunableValue::Str("x".into()))
+                .is_err()
+        );
+        assert!(
+            ValueFormat::DurationMs
+                .decode(&serde_json::json!("soon"))
+                .is_err()
         );
     }
 }
