@@ -21,8 +21,9 @@ pub struct Census {
 }
 
 /// Classes of a tunable's values that every constraint treats alike: a representative and how
-/// many values it stands for.
-fn tunable_classes(
+/// many values it stands for. The first class holds the tunable's default (min, or the first
+/// value).
+pub(super) fn tunable_classes(
     name: &str,
     spec: &TunableSpec,
     constraints: &[(String, Expr)],

@@ -278,16 +278,45 @@ impl Space {
     }
 
     /// Where a walk starts: the oldest version's defaults, or the first valid state found by
-    /// turning off non-Stable gates one by one when the defaults break a constraint.
+    /// turning off non-Stable gates one by one when the defaults break a constraint, each gate
+    /// setting tried with every class of tunable values the constraints tell apart (defaults
+    /// first), so `tunable:X >= 200` starts at 200 rather than finding no start.
     pub fn start(&self) -> Option<State> {
+        // One representative of each class of each tunable's values.
+        let classes: Vec<(String, Vec<TunableValue>)> = self
+            .tunables
+            .iter()
+            .map(|(name, spec)| {
+                let reps = census::tunable_classes(name, spec, &self.constraints)
+                    .into_iter()
+                    .map(|(v, _)| v)
+                    .collect();
+                (name.clone(), reps)
+            })
+            .collect();
+        let combos: u128 = classes
+            .iter()
+            .map(|(_, r)| r.len().max(1) as u128)
+            .product();
         let mut s = self.defaults(0);
-        if self.is_valid(&s) {
-            return Some(s);
-        }
         let names: Vec<String> = s.gates.keys().cloned().collect();
+        let mut settings = vec![s.gates.clone()];
         for g in names {
             if self.versions[0].gates.get(&g) != Some(&Stage::Stable) {
                 s.gates.insert(g, false);
+                settings.push(s.gates.clone());
+            }
+        }
+        for gates in settings {
+            s.gates = gates;
+            // Mixed-radix over the classes; bounded like the census.
+            for mut i in 0..combos.min(Space::CENSUS_LIMIT) {
+                for (name, reps) in &classes {
+                    if let Some(v) = reps.get((i % reps.len().max(1) as u128) as usize) {
+                        s.tunables.insert(name.clone(), v.clone());
+                    }
+                    i /= reps.len().max(1) as u128;
+                }
                 if self.is_valid(&s) {
                     return Some(s);
                 }
@@ -444,6 +473,34 @@ mod tests {
         assert!(s.is_valid(&start));
         assert_eq!(s.reachable_versions(0), vec![0, 1, 2]);
         assert_eq!(s.reachable_versions(3), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_constraint_that_excludes_the_default_tunable_values_still_has_a_start() {
+        // The shipped space with the batch wait held at 200 ms, as `make demo` holds it.
+        for (constraint, wait) in [
+            ("tunable:allocationBatchWaitTime == 200", 200),
+            ("tunable:allocationBatchWaitTime >= 700", 700),
+        ] {
+            let text = format!("{SHIPPED}  - {constraint}\n");
+            let s = Space::parse(&text, "held.yaml").unwrap();
+            let start = s.start().unwrap();
+            assert!(s.is_valid(&start), "{constraint}");
+            assert_eq!(
+                start.tunables["allocationBatchWaitTime"],
+                TunableValue::Int(wait),
+                "{constraint}"
+            );
+            // The other tunables keep their defaults.
+            assert_eq!(start.tunables["logLevel"], TunableValue::Str("info".into()));
+        }
+        // A constraint no value meets: no start, and loading says so.
+        let text = format!("{SHIPPED}  - tunable:allocationBatchWaitTime > 1000\n");
+        let err = Space::parse(&text, "none.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("no valid state of the oldest version"),
+            "{err}"
+        );
     }
 
     #[test]
