@@ -117,7 +117,7 @@ async fn helm_applier_passes_the_users_values_and_reuses_or_resets_them_as_told(
         fake.calls()[2..],
         [
             "status agones --namespace agones-system -o json",
-            "get values agones --namespace agones-system -o json"
+            "get values agones --namespace agones-system --all -o json"
         ]
     );
     let revs = fake.revisions();

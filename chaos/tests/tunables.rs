@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -94,6 +96,18 @@ async fn plan_prints_the_chart_paths_and_the_values_file_holds_each_tunable_ther
     let mut a = HelmApplier::new(fake.path.clone(), dir.to_path_buf());
     a.reuse_values = ReuseValues::ResetThenReuse;
     a.tunables = Space::load(&space()).unwrap().chart;
+    // Installed by a person with no tunables set: observed at the chart's defaults
+    // (`helm get values --all`), the configuration the cluster runs.
+    fake.seed("1.58.0", None);
+    let before = a.observe_installed().await.unwrap();
+    assert_eq!(
+        before.tunables,
+        BTreeMap::from([
+            ("allocationBatchWaitTime".into(), TunableValue::Int(500)),
+            ("allocatorReplicas".into(), TunableValue::Int(3)),
+            ("logLevel".into(), TunableValue::Str("info".into())),
+        ])
+    );
     a.apply(&target).await.unwrap();
     let yaml: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(dir.join("agones-values.yaml")).unwrap())

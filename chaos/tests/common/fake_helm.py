@@ -9,7 +9,8 @@
 #   revision, `deployed`, with the previous chart and values);
 # - values: with any `-f` and neither `--reuse-values` nor `--reset-then-reuse-values`, the new
 #   revision holds only the files' values (the install's earlier values are reset);
-# - `list` shows only deployed or failed releases unless `--all`.
+# - `list` shows only deployed or failed releases unless `--all`;
+# - `get values` shows the values given (null when none), `--all` the chart's defaults under them.
 # The install itself goes to the simulator (POST /upsoak/v1/install), so the cluster side is real.
 # `STATE/mode` steers upgrades: `ok`, `hang` (pending until killed), `ignore-term` (as hang, and
 # deaf to SIGTERM), `slow SECONDS` (slower than a short --timeout).
@@ -19,6 +20,14 @@ STATE = "@STATE@"
 SIM = "@SIM@"
 TUNABLES = json.loads('@TUNABLES@')  # chart path -> simulator tunable name
 DB = os.path.join(STATE, "releases.json")
+# The Agones chart's defaults (install/helm/agones/values.yaml) at the paths the Wanderer's
+# space walks, for `get values --all`; the rest of the chart's values is left out.
+CHART_DEFAULTS = {"agones": {
+    "featureGates": "",
+    "controller": {"logLevel": "info", "allocationBatchWaitTime": "500ms"},
+    "extensions": {"logLevel": "info", "allocationBatchWaitTime": "500ms"},
+    "allocator": {"logLevel": "info", "allocationBatchWaitTime": "500ms", "replicas": 3},
+}}
 
 
 def fail(msg):
@@ -263,7 +272,11 @@ def main():
         r = latest(load())
         if not r:
             fail("release: not found")
-        print(json.dumps(r["config"] or None))
+        if "--all" in on or "-a" in on:
+            # Computed values: the chart's defaults with the release's values over them.
+            print(json.dumps(merge(json.loads(json.dumps(CHART_DEFAULTS)), r["config"] or {})))
+        else:
+            print(json.dumps(r["config"] or None))
         return
     if cmd == "rollback":
         pos, vals, on = flags(argv[1:], {"--namespace", "-n", "--timeout"}, {"--wait"})

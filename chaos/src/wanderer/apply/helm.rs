@@ -249,11 +249,14 @@ impl HelmApplier {
         }))
     }
 
-    /// `helm get values REL -o json`: the release's user-supplied values.
+    /// `helm get values REL --all -o json`: the values the release runs with, the chart's
+    /// defaults under the user's and ours. A tunable nobody set is observed at the chart's
+    /// default (`allocationBatchWaitTime: 500ms` in `install/helm/agones/values.yaml`), so the
+    /// first steady window's configuration names the batch wait it ran at.
     pub async fn values(&self) -> Result<Value, ApplyError> {
         let mut args = vec!["get".into(), "values".into(), self.release.clone()];
         args.extend(self.ns_args());
-        args.extend(["-o".into(), "json".into()]);
+        args.extend(["--all".into(), "-o".into(), "json".into()]);
         let out = self.helm(&args, READ_DEADLINE).await?;
         serde_json::from_str(&out).map_err(|e| unexpected("helm get values", e))
     }
