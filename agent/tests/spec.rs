@@ -59,6 +59,7 @@ fn the_default_specs_load_and_cover_the_issue() {
         "fleets/gameservers-unhealthy",
         "allocation/allocation-success",
         "allocation/allocation-latency-p99",
+        "allocation/allocation-latency-mean",
         "sessions/session-success",
         "transitions/transition-success",
         "allocation/allocations-dropped",
