@@ -346,7 +346,7 @@ async fn watch_streams_changes_and_resumes_from_a_resource_version() {
 
 #[tokio::test]
 async fn deployments_and_discovery_are_served() {
-    let sim = SimProcess::start(Some(&test_config("")));
+    let sim = SimProcess::start(Some(&test_config("upgrade_window: 300ms")));
     let client = sim.client();
     let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(client.clone(), "agones-system");
@@ -380,6 +380,21 @@ async fn deployments_and_discovery_are_served() {
         );
     }
     assert_eq!(deps.list(&Default::default()).await.unwrap().items.len(), 3);
+    // A release installed with `agones.allocator.replicas: 1` runs one allocator pod.
+    let r = reqwest::Client::new()
+        .post(format!("{}/upsoak/v1/install", sim.url))
+        .json(&serde_json::json!({"version": "1.59.0", "tunables": {"allocatorReplicas": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    eventually(10, "one allocator replica, ready", || async {
+        let d = deps.get("agones-allocator").await.unwrap();
+        let (spec, st) = (d.spec.unwrap(), d.status.unwrap());
+        (spec.replicas == Some(1) && st.ready_replicas == Some(1) && st.replicas == Some(1))
+            .then_some(())
+    })
+    .await;
     let v = client.apiserver_version().await.unwrap();
     assert_eq!(v.major, "1");
     let discovery = kube::Discovery::new(client).run().await.unwrap();

@@ -5,6 +5,7 @@
 
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
+use upsoak_agones::release::TunableValue;
 
 use super::{ApiResult, ApiState, ok};
 use crate::status::ApiError;
@@ -16,6 +17,7 @@ use crate::world::World;
 /// strategy (`install/helm/agones/values.yaml`: controller 2, extensions 2, allocator 3;
 /// `templates/controller.yaml` and `templates/extensions-deployment.yaml`: `Recreate`; the
 /// allocator's `RollingUpdate` by default).
+#[derive(Clone, Copy)]
 struct Chart {
     name: &'static str,
     role: &'static str,
@@ -45,6 +47,24 @@ const CHART: [Chart; 3] = [
 ];
 
 pub(super) const AGONES_NS: &str = "agones-system";
+
+/// The install tunable that sets the allocator's replicas (the chart's
+/// `agones.allocator.replicas`, which `templates/service/allocation.yaml` writes into the
+/// `agones-allocator` Deployment's `spec.replicas`).
+pub const ALLOCATOR_REPLICAS_TUNABLE: &str = "allocatorReplicas";
+
+/// `d` as the release it runs (or rolls out to) configures it: the allocator's replicas come
+/// from its `allocatorReplicas` tunable when set.
+fn configured(w: &World, d: &Chart) -> Chart {
+    let release = w.upgrading().unwrap_or_else(|| w.installed());
+    match release.spec.tunables.get(ALLOCATOR_REPLICAS_TUNABLE) {
+        Some(TunableValue::Int(n)) if d.role == "allocator" && *n >= 1 => Chart {
+            replicas: *n,
+            ..*d
+        },
+        _ => *d,
+    }
+}
 
 /// A Deployment's replica counts, as the Deployment controller reports them.
 #[derive(Debug, PartialEq, Eq)]
@@ -97,6 +117,7 @@ fn counts(d: &Chart, progress: Option<f64>) -> Counts {
 }
 
 fn deployment(w: &World, d: &Chart) -> Value {
+    let d = &configured(w, d);
     let upgrading = w.upgrading();
     let version = &w.installed().spec.version;
     // During an upgrade the new ReplicaSet rolls out: the spec names the new image.
