@@ -256,18 +256,27 @@ async fn kube_rs_drives_the_simulator_through_every_verb() {
     assert_eq!(replaced.spec.unwrap().replicas, Some(4));
     assert_eq!(fleets.get(name).await.unwrap().data["spec"]["replicas"], 4);
 
-    // Optimistic concurrency: replace from a stale resourceVersion is a 409 Conflict.
-    let stale = fleets.get(name).await.unwrap();
-    let mut fresh = stale.clone();
-    fresh
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert("c".into(), "update".into());
-    let updated = fleets
-        .replace(name, &PostParams::default(), &fresh)
-        .await
-        .unwrap();
+    // Optimistic concurrency: replace from a stale resourceVersion is a 409 Conflict. The
+    // Fleet's controller keeps updating its status while the scale-up runs (each update a new
+    // resourceVersion, as on a cluster), so the first replace is retried from a fresh read as
+    // any client does; the stale copy is the one read before the replace that went through.
+    let (stale, updated) = {
+        let mut tries = 0;
+        loop {
+            let read = fleets.get(name).await.unwrap();
+            let mut fresh = read.clone();
+            fresh
+                .metadata
+                .labels
+                .get_or_insert_default()
+                .insert("c".into(), "update".into());
+            match fleets.replace(name, &PostParams::default(), &fresh).await {
+                Ok(updated) => break (read, updated),
+                Err(kube::Error::Api(s)) if tries < 20 && s.code == 409 => tries += 1,
+                Err(e) => panic!("replace after {tries} conflicts: {e}"),
+            }
+        }
+    };
     assert_ne!(
         updated.metadata.resource_version,
         stale.metadata.resource_version
