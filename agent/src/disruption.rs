@@ -175,14 +175,8 @@ pub enum Answer<'a> {
 /// transitions had; see the module's table.
 pub fn decide(s: &CheckedSlo, answer: Answer<'_>, earlier: &[f64]) -> Evidence {
     let mut ev = Evidence {
-        verdict: Verdict::Inconclusive,
-        value: None,
-        baseline: None,
-        threshold: None,
-        p_value: None,
-        samples: 0,
         baseline_samples: earlier.len(),
-        reason: String::new(),
+        ..Evidence::new(Verdict::Inconclusive, "")
     };
     let series = match answer {
         Answer::Error(e) => {

@@ -285,20 +285,14 @@ pub(crate) fn inbox_verdicts(
                 slo: name.clone(),
                 severity,
                 query: format!("alert {name} (Alertmanager webhook)"),
-                evidence: Evidence {
-                    verdict: Verdict::Fail,
-                    value: None,
-                    baseline: None,
-                    threshold: None,
-                    p_value: None,
-                    samples: 0,
-                    baseline_samples: 0,
-                    reason: format!(
+                evidence: Evidence::new(
+                    Verdict::Fail,
+                    format!(
                         "alert {name} fired during the window (since {}): {}",
                         a.starts_at,
                         a.annotations.get("summary").cloned().unwrap_or_default()
                     ),
-                },
+                ),
                 previous: None,
                 samples: Vec::new(),
             },

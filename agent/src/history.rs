@@ -299,14 +299,9 @@ mod tests {
                 severity: crate::spec::Severity::Warning,
                 query: "up".into(),
                 evidence: Evidence {
-                    verdict: Verdict::Pass,
                     value: Some(1.0),
-                    baseline: None,
-                    threshold: None,
-                    p_value: None,
                     samples: 2,
-                    baseline_samples: 0,
-                    reason: String::new(),
+                    ..Evidence::new(Verdict::Pass, "")
                 },
                 previous: None,
                 samples: vec![(1.0, 0.5), (2.0, f64::NAN)],

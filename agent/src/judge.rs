@@ -73,6 +73,22 @@ pub struct Evidence {
     pub reason: String,
 }
 
+impl Evidence {
+    /// A verdict and its reason, with no numbers yet.
+    pub fn new(verdict: Verdict, reason: impl Into<String>) -> Evidence {
+        Evidence {
+            verdict,
+            value: None,
+            baseline: None,
+            threshold: None,
+            p_value: None,
+            samples: 0,
+            baseline_samples: 0,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// The inputs of one judgement.
 pub enum Window<'a> {
     /// The query failed with this message.
@@ -94,14 +110,9 @@ pub fn judge(
 ) -> Evidence {
     let base = baseline.map(finite).unwrap_or_default();
     let mut ev = Evidence {
-        verdict: Verdict::Inconclusive,
-        value: None,
         baseline: (!base.is_empty()).then(|| stats::mean(&base)),
-        threshold: None,
-        p_value: None,
-        samples: 0,
         baseline_samples: base.len(),
-        reason: String::new(),
+        ..Evidence::new(Verdict::Inconclusive, "")
     };
     // Rows 1–3: nothing, or too little, to judge.
     let window = match window {
@@ -278,14 +289,8 @@ pub fn judge_budget(
 ) -> Evidence {
     let base = baseline.map(finite).unwrap_or_default();
     let mut ev = Evidence {
-        verdict: Verdict::Inconclusive,
-        value: None,
-        baseline: None,
-        threshold: None,
-        p_value: None,
-        samples: 0,
         baseline_samples: base.len(),
-        reason: String::new(),
+        ..Evidence::new(Verdict::Inconclusive, "")
     };
     let Some(budget) = &slo.spec.budget else {
         ev.reason = "not an error-budget SLO".to_owned();

@@ -132,13 +132,7 @@ pub fn same_values(
 mod tests {
     use super::*;
 
-    fn config(version: &str, gates: &str, tunables: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (VERSION_LABEL.to_owned(), version.to_owned()),
-            (FEATURE_GATES_LABEL.to_owned(), gates.to_owned()),
-            (TUNABLES_LABEL.to_owned(), tunables.to_owned()),
-        ])
-    }
+    use upsoak_common::change::configuration as config;
 
     #[test]
     fn a_keys_value_is_read_from_its_label() {

@@ -46,13 +46,7 @@ fn validate_and_plan_exit_codes_and_determinism() {
     let dir = TempDir::new("chaos-validate");
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "versions: [ { version: 1.0.0, gates: { A: Omega } } ]\nhops: { max_up: 1, max_down: 1, allow_downgrade: true }\nconstraints: [ \"IF gate:A THEN gate:B\" ]\n").unwrap();
-    let out = Command::new(BIN)
-        .arg("validate")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = invalid(&bad);
     assert!(
         err.contains("versions[0].gates.A: unknown stage `Omega`"),
         "{err}"
@@ -62,13 +56,7 @@ fn validate_and_plan_exit_codes_and_determinism() {
         "{err}"
     );
     std::fs::write(&bad, "versions: [ { version: 1.0.0, gates: { A: Beta } } ]\nhops: { max_up: 1, max_down: 1, allow_downgrade: true }\ntunables: { wait: { min: 100, max: 1050, step: 100 } }\n").unwrap();
-    let out = Command::new(BIN)
-        .arg("validate")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = invalid(&bad);
     assert!(
         err.contains("tunables.wait.step: max 1050 is not min 100 plus a multiple of step 100, so the walk would never reach it: the nearest valid max is 1000 (or 1100)"),
         "{err}"
@@ -578,4 +566,15 @@ async fn stopped_halfway_through_a_period_the_restart_keeps_the_due_time() {
     taken_at_the_original_due_time(&third, &journal, 2, due).await;
     assert_eq!(terminate(&mut third).code(), Some(0));
     stop.cancel();
+}
+
+/// `upsoak-chaos validate FILE` on an invalid space: asserts exit 2, returns stderr.
+fn invalid(file: &std::path::Path) -> String {
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "validate {}", file.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -145,6 +145,16 @@ impl std::fmt::Display for Change {
     }
 }
 
+/// A configuration as the Wanderer's info metric labels it: the version, the gates as a query
+/// (`A=true&B=false`) and the tunables as one (`a=1&b=info`).
+pub fn configuration(version: &str, gates: &str, tunables: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (VERSION_LABEL.to_owned(), version.to_owned()),
+        (FEATURE_GATES_LABEL.to_owned(), gates.to_owned()),
+        (TUNABLES_LABEL.to_owned(), tunables.to_owned()),
+    ])
+}
+
 /// The change from `from` to `to` in one line, e.g.
 /// `1.58.0 → 1.59.0  +WasmAutoscaler −SidecarContainers  allocationBatchWaitTime 500ms→100ms`.
 pub fn describe(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -> String {
@@ -177,13 +187,7 @@ pub fn full(c: &BTreeMap<String, String>) -> String {
 mod tests {
     use super::*;
 
-    fn config(version: &str, gates: &str, tunables: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (VERSION_LABEL.to_owned(), version.to_owned()),
-            (FEATURE_GATES_LABEL.to_owned(), gates.to_owned()),
-            (TUNABLES_LABEL.to_owned(), tunables.to_owned()),
-        ])
-    }
+    use super::configuration as config;
 
     #[test]
     fn a_change_reads_as_what_changed() {

@@ -65,14 +65,9 @@ fn window(end: i64, verdict: Verdict, level: f64) -> Judged {
         severity: Severity::Warning,
         query: "up".into(),
         evidence: Evidence {
-            verdict,
             value: Some(level),
-            baseline: None,
-            threshold: None,
-            p_value: None,
             samples: 3,
-            baseline_samples: 0,
-            reason: String::new(),
+            ..Evidence::new(verdict, "")
         },
         previous: None,
         samples: vec![(1.0, level), (2.0, level), (3.0, level)],
@@ -108,16 +103,7 @@ fn an_slo_without_baseline_by_always_takes_the_recorded_baseline() {
     let c = choose(&slo(""), Some(&b), &h, 0);
     assert_eq!(c.source, Source::Recorded);
     assert_eq!(c.samples, Some(vec![0.5; 5]));
-    let mut ev = Evidence {
-        verdict: Verdict::Pass,
-        value: None,
-        baseline: None,
-        threshold: None,
-        p_value: None,
-        samples: 0,
-        baseline_samples: 0,
-        reason: "within".into(),
-    };
+    let mut ev = Evidence::new(Verdict::Pass, "within");
     c.explain(&mut ev);
     assert_eq!(ev.reason, "within", "the reason is unchanged");
 }

@@ -58,10 +58,9 @@ pub const ALLOCATOR_REPLICAS_TUNABLE: &str = "allocatorReplicas";
 fn configured(w: &World, d: &Chart) -> Chart {
     let release = w.upgrading().unwrap_or_else(|| w.installed());
     match release.spec.tunables.get(ALLOCATOR_REPLICAS_TUNABLE) {
-        Some(TunableValue::Int(n)) if d.role == "allocator" && *n >= 1 => Chart {
-            replicas: *n,
-            ..*d
-        },
+        Some(TunableValue::Int(n)) if d.role == "allocator" && *n >= 1 => {
+            Chart { replicas: *n, ..*d }
+        }
         _ => *d,
     }
 }
