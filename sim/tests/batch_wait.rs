@@ -12,10 +12,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{SimProcess, eventually, test_config, wait_ready};
+use common::{SimProcess, install, test_config, wait_ready};
 use serde_json::json;
 use upsoak_agones::GameServerAllocation;
-use upsoak_testkit::scrape;
 
 /// Allocates `n` times one after another; returns the time from the first request to the last
 /// answer. Each answer must be Allocated.
@@ -54,17 +53,11 @@ async fn allocations_in_turn_each_wait_for_the_batch_loop() {
 
     // The installed release's tunable replaces the default (milliseconds, as the chart's
     // `allocationBatchWaitTime: 500ms`).
-    let r = http
-        .post(format!("{}/upsoak/v1/install", sim.url))
-        .json(&json!({"version": "1.59.0", "tunables": {"allocationBatchWaitTime": 600}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
-    eventually(10, "the install to finish", || async {
-        let t = scrape(&sim.url).await.unwrap();
-        t.contains("upsoak_sim_upgrade_in_progress 0").then_some(())
-    })
+    install(
+        &http,
+        &sim.url,
+        json!({"version": "1.59.0", "tunables": {"allocationBatchWaitTime": 600}}),
+    )
     .await;
     let took = allocate_in_turn(&http, &sim.url, 4).await;
     assert!(

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{SimProcess, eventually, post_json, test_config, wait_ready};
+use common::{SimProcess, eventually, install, post_json, test_config, wait_ready};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use upsoak_agones::{Fleet, GameServer, GameServerAllocation};
@@ -26,21 +26,6 @@ async fn allocate(http: &reqwest::Client, url: &str, fleet: &str) -> (u16, Durat
         .await
         .unwrap();
     (r.status().as_u16(), start.elapsed())
-}
-
-async fn install(http: &reqwest::Client, url: &str, body: serde_json::Value) {
-    let r = http
-        .post(format!("{url}/upsoak/v1/install"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
-    eventually(10, "the install to finish", || async {
-        let t = scrape(url).await.unwrap();
-        t.contains("upsoak_sim_upgrade_in_progress 0").then_some(())
-    })
-    .await;
 }
 
 #[tokio::test]

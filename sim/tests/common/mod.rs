@@ -137,3 +137,20 @@ pub async fn wait_ready(api: &Api<GameServer>, n: usize) -> Vec<GameServer> {
     })
     .await
 }
+
+/// POSTs `body` to `/upsoak/v1/install` (202 or the test fails with the answer) and waits for
+/// the upgrade window to close.
+pub async fn install(http: &reqwest::Client, url: &str, body: serde_json::Value) {
+    let r = http
+        .post(format!("{url}/upsoak/v1/install"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
+    eventually(10, "the install to finish", || async {
+        let t = upsoak_testkit::scrape(url).await.unwrap();
+        t.contains("upsoak_sim_upgrade_in_progress 0").then_some(())
+    })
+    .await;
+}
