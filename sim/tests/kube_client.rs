@@ -49,8 +49,9 @@ async fn create_list_scale_and_allocate_through_kube_rs() {
         (ready_count(&gss, "f1").await == 3).then_some(())
     })
     .await;
-    // The Fleet's status follows its GameServers on the controller's next pass (as Agones'
-    // fleet controller updates it after the GameServerSet's), so it is waited for too.
+    // The Fleet's status follows its GameServers on the controller's next pass, as on Agones
+    // (`pkg/gameserversets/controller.go` `syncGameServerSetStatus`, then
+    // `pkg/fleets/controller.go` `updateFleetStatus`), so it is waited for too.
     eventually(10, "the Fleet's status to count 3 Ready", || async {
         let st = fleets.get("f1").await.unwrap().status.unwrap();
         ((st.replicas, st.ready_replicas) == (3, 3)).then_some(())
