@@ -53,9 +53,11 @@ async fn the_default_slos_judge_a_stack_scraped_like_kube_prometheus_stack() {
     }
 
     // The agent judges the transitions after it started: the first that brings 1.59.0 (and
-    // the fault), then the one back to 1.58.0.
+    // the fault), then the one back to 1.58.0. When the agent starts just after a transition
+    // to 1.59.0, the first it judges goes back to 1.58.0, and the pair needs two more periods
+    // and a judged window: six periods cover that on a loaded machine.
     let pair = eventually(
-        std::time::Duration::from_secs(4 * (cfg.period_s + 10)),
+        std::time::Duration::from_secs(6 * (cfg.period_s + 10)),
         std::time::Duration::from_millis(500),
         || async {
             let j = s.judged();
