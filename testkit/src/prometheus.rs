@@ -206,6 +206,11 @@ impl Alertmanager {
     /// its data in `dir/alertmanager-data`, clustering off (`--cluster.listen-address=`, or it
     /// binds the fixed gossip port 9094, and a second one on the machine fails).
     pub async fn start(dir: &Path, config: &str) -> Alertmanager {
+        Alertmanager::start_on(dir, config, "127.0.0.1:0").await
+    }
+
+    /// [`Alertmanager::start`] on `listen` (`host:port`).
+    pub async fn start_on(dir: &Path, config: &str, listen: &str) -> Alertmanager {
         let file = dir.join("alertmanager.yml");
         if let Err(e) = std::fs::write(&file, config) {
             panic!("cannot write {}: {e}", file.display());
@@ -218,7 +223,7 @@ impl Alertmanager {
                     "--storage.path={}",
                     dir.join("alertmanager-data").display()
                 ))
-                .arg("--web.listen-address=127.0.0.1:0")
+                .arg(format!("--web.listen-address={listen}"))
                 .arg("--cluster.listen-address="),
             dir,
             Announce::ExporterToolkit,

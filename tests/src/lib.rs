@@ -21,6 +21,7 @@ use upsoak_testkit::{
 };
 
 pub mod conventions;
+pub mod rehearse;
 
 /// How often the harness polls a soak's state (Prometheus, the agent's history).
 const POLL: Duration = Duration::from_millis(200);

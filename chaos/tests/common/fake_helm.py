@@ -12,6 +12,17 @@
 # - `list` shows only deployed or failed releases unless `--all`;
 # - `get values` shows the values given (null when none), `--all` the chart's defaults under them.
 # The install itself goes to the simulator (POST /upsoak/v1/install), so the cluster side is real.
+# - `repo add NAME URL` writes helm's repository file ($HELM_REPOSITORY_CONFIG, else
+#   $HELM_CONFIG_HOME/repositories.yaml; helm's pkg/helmpath); an upgrade of `NAME/chart` fails
+#   with "repo NAME not found" when that file lists no NAME. Only when one of those variables is
+#   set: the tests that run the fake without them stand for a machine whose repositories are set.
+# - a chart that renders a kind the cluster does not serve fails before any revision exists,
+#   as helm's performUpgrade (pkg/action/upgrade.go) fails to build the new manifest: "resource
+#   mapping not found ... no matches for kind". Agones' chart renders a ServiceMonitor when
+#   agones.metrics.prometheusEnabled (default true) and .serviceMonitor.enabled (default false)
+#   (install/helm/agones/templates/service-monitor.yaml, service/allocation.yaml). Which API
+#   groups the cluster serves beyond the built-in ones: `STATE/api-groups`, one per line; when
+#   the file is absent every group is served.
 # `STATE/mode` steers upgrades: `ok`, `hang` (pending until killed), `ignore-term` (as hang, and
 # deaf to SIGTERM), `slow SECONDS` (slower than a short --timeout).
 import json, os, re, signal, subprocess, sys, time, urllib.request
@@ -173,6 +184,68 @@ def rollback_to(revs, target, description):
     set_status(revs, r, "deployed", description)
 
 
+def repositories_file():
+    if os.environ.get("HELM_REPOSITORY_CONFIG"):
+        return os.environ["HELM_REPOSITORY_CONFIG"]
+    if os.environ.get("HELM_CONFIG_HOME"):
+        return os.path.join(os.environ["HELM_CONFIG_HOME"], "repositories.yaml")
+    return None
+
+
+def repo(args):
+    if args[:1] != ["add"]:
+        fail('unknown command "%s" for "helm repo"' % " ".join(args[:1]))
+    pos, _, _ = flags(args[1:], set(), {"--force-update"})
+    if len(pos) != 2:
+        fail('"helm repo add" requires 2 arguments')
+    path = repositories_file()
+    if path is None:
+        return
+    import yaml
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        doc = {}
+    repos = [r for r in doc.get("repositories") or [] if r.get("name") != pos[0]]
+    repos.append({"name": pos[0], "url": pos[1]})
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        yaml.safe_dump({"apiVersion": "", "repositories": repos}, f)
+    print('"%s" has been added to your repositories' % pos[0])
+
+
+def check_repo(chart):
+    path = repositories_file()
+    if path is None or "/" not in chart or chart.startswith((".", "/", "oci:")):
+        return
+    name = chart.split("/")[0]
+    import yaml
+    try:
+        with open(path) as f:
+            repos = (yaml.safe_load(f) or {}).get("repositories") or []
+    except FileNotFoundError:
+        repos = []
+    if not any(r.get("name") == name for r in repos):
+        fail("repo %s not found" % name)
+
+
+def check_kinds(config, release, ns, verb):
+    try:
+        with open(os.path.join(STATE, "api-groups")) as f:
+            served = set(f.read().split())
+    except FileNotFoundError:
+        return
+    metrics = get(config, "agones.metrics") or {}
+    monitor = metrics.get("prometheusEnabled", True) and \
+        (metrics.get("serviceMonitor") or {}).get("enabled", False)
+    if monitor and "monitoring.coreos.com/v1" not in served:
+        fail(verb + ' FAILED: unable to build kubernetes objects from new release manifest: '
+             'resource mapping not found for name: "agones-controller-monitor" namespace: "%s" '
+             'from "": no matches for kind "ServiceMonitor" in version "monitoring.coreos.com/v1"'
+             '\nensure CRDs are installed first' % ns)
+
+
 def upgrade(args):
     pos, vals, on = flags(args, {"--version", "--namespace", "-n", "-f", "--values", "--timeout"},
                           {"--install", "--atomic", "--wait", "--reuse-values",
@@ -200,6 +273,8 @@ def upgrade(args):
         except FileNotFoundError:
             fail("open %s: no such file or directory" % path)
     verb = "UPGRADE" if cur else "INSTALLATION"
+    check_repo(pos[1])
+    check_kinds(config, pos[0], (vals.get("--namespace") or vals.get("-n") or ["default"])[0], verb)
     status, body = install_on_sim(version, config)
     if status != 202:
         # The chart's schema and the controller's checks refuse it before a revision exists.
@@ -240,6 +315,8 @@ def main():
     cmd = argv[0] if argv else ""
     if cmd == "upgrade":
         return upgrade(argv[1:])
+    if cmd == "repo":
+        return repo(argv[1:])
     if cmd == "version":
         flags(argv[1:], set(), {"--short"})
         print("v3.16.4+gfake")
