@@ -9,7 +9,7 @@
   prometheus.yml for `promtool check config` (Kubernetes service discovery, which Debian's
   promtool lacks, is checked here by field name and stands in as a static target there).
 - Every Deployment references ConfigMaps, Secrets, PVCs and a ServiceAccount that exist (or are
-  optional), runs as non-root with a read-only root filesystem, no privilege escalation and no
+  optional), gets no Service environment variables (enableServiceLinks), runs as non-root with a read-only root filesystem, no privilege escalation and no
   capabilities, with requests and limits.
 - Every RoleBinding binds a ServiceAccount that exists, and only Roles that exist.
 - The Agones namespace is one value (ConfigMap upsoak-agones): the probe Role and RoleBinding
@@ -221,6 +221,10 @@ def main(rendered, out_dir):
         sa = pod.get("serviceAccountName")
         if sa not in names("ServiceAccount", ns):
             problems.append(f"{where(dep)}: ServiceAccount {sa!r} is not rendered")
+        # The kubelet's Service variables (UPSOAK_AGENT_SERVICE_HOST, …) would reach the
+        # sidecar's UPSOAK_… configuration overrides as unknown keys.
+        if pod.get("enableServiceLinks") is not False:
+            problems.append(f"{where(dep)}: enableServiceLinks is not false")
         psc = pod.get("securityContext", {})
         if psc.get("runAsNonRoot") is not True:
             problems.append(f"{where(dep)}: pod securityContext.runAsNonRoot is not true")
