@@ -9,14 +9,24 @@
   prometheus.yml for `promtool check config` (Kubernetes service discovery, which Debian's
   promtool lacks, is checked here by field name and stands in as a static target there).
 - Every Deployment references ConfigMaps, Secrets, PVCs and a ServiceAccount that exist (or are
-  optional), runs as non-root with a read-only root filesystem, no privilege escalation and no
+  optional), gets no Service environment variables (enableServiceLinks), runs as non-root with a read-only root filesystem, no privilege escalation and no
   capabilities, with requests and limits.
 - Every RoleBinding binds a ServiceAccount that exists, and only Roles that exist.
+- The Agones namespace is one value (ConfigMap upsoak-agones): the probe Role and RoleBinding
+  and the ServiceMonitors of Agones' Services are in it.
+- ServiceMonitors of Agones' Services select, by label and port, Services as Agones' chart
+  v1.60.0 renders them (AGONES_SERVICES) and give exactly the jobs of the SLO specs' `vars`.
+- The Fleet is the one the Producer loads (sidecar.yaml `producer`), in the namespace of the
+  Role that grants it; the files sidecar.yaml names under the ConfigMap's mount are in it; the
+  Agones values keep Agones' own ServiceMonitor off.
+- An AlertmanagerConfig's receivers, Secrets and webhook URL exist, and its route (with the
+  operator's namespace="<its namespace>" matcher) takes an alert as the agent sends it.
 
 Usage: check.py RENDERED.yaml OUT_DIR. Prints what it checked; exits 1 with every problem.
 """
 
 import os
+import re
 import sys
 
 import kubernetes_validate
@@ -47,9 +57,55 @@ KUBERNETES_SD = {
     "proxy_url", "no_proxy", "proxy_from_environment", "proxy_connect_header",
 }
 KUBERNETES_SD_ROLES = {"node", "service", "pod", "endpoints", "endpointslice", "ingress"}
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig", "Fleet"}
+# Agones' Services in its namespace, as its Helm chart v1.60.0 renders them with default values
+# (install/helm/agones/templates/controller-metrics-service.yaml, service.yaml,
+# extensions-metrics-service.yaml, service/allocation.yaml, ping.yaml): name -> (labels, port
+# names). Every one also has app=agones, chart=agones-<version>, release=<release>, heritage=Helm.
+AGONES_SERVICES = {
+    "agones-controller-metrics-service": ({"agones.dev/role": "controller"}, ["metrics"]),
+    "agones-controller-service": ({"agones.dev/role": "extensions"}, ["webhooks", "web"]),
+    "agones-extensions-metrics-service": ({"agones.dev/role": "extensions"}, ["metrics"]),
+    "agones-allocator": ({"component": "allocator"}, ["https", "grpc"]),
+    "agones-allocator-metrics-service": ({"multicluster.agones.dev/role": "allocator"}, ["http"]),
+    "agones-ping-http-service": ({"component": "ping"}, ["http"]),
+    "agones-ping-udp-service": ({"component": "ping"}, ["udp"]),
+}
+AGONES_CHART_LABELS = {"app": "agones", "chart": "agones-1.60.0", "release": "agones", "heritage": "Helm"}
+# The `vars` of the SLO specs that name Agones' jobs.
+AGONES_JOB_VARS = ["controller_job", "extensions_job", "allocator_job"]
 # Roles that exist in every cluster.
 BUILTIN_CLUSTER_ROLES = {"cluster-admin", "admin", "edit", "view"}
+
+
+def selects(selector, labels):
+    """True when a LabelSelector (matchLabels, matchExpressions) selects `labels`."""
+    for k, v in selector.get("matchLabels", {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions", []):
+        k, op, vals = e["key"], e["operator"], e.get("values", [])
+        if op == "In" and labels.get(k) not in vals:
+            return False
+        if op == "NotIn" and labels.get(k) in vals:
+            return False
+        if op == "Exists" and k not in labels:
+            return False
+        if op == "DoesNotExist" and k in labels:
+            return False
+    return True
+
+
+def matches(matcher, labels):
+    """An AlertmanagerConfig v1alpha1 matcher against an alert's labels."""
+    value = labels.get(matcher["name"], "")
+    kind = matcher.get("matchType") or ("=~" if matcher.get("regex") else "=")
+    if kind == "=":
+        return value == matcher["value"]
+    if kind == "!=":
+        return value != matcher["value"]
+    full = re.fullmatch(matcher["value"], value) is not None
+    return full if kind == "=~" else not full
 
 
 def main(rendered, out_dir):
@@ -71,6 +127,13 @@ def main(rendered, out_dir):
             for d in by_kind.get(kind, [])
             if ns is None or d["metadata"].get("namespace") == ns
         }
+
+    def configmap(name, ns):
+        """The rendered ConfigMap by its name (generated ones end in a hash) or {}."""
+        for d in by_kind.get("ConfigMap", []):
+            if d["metadata"].get("namespace") == ns and d["metadata"]["name"] == name:
+                return d
+        return {}
 
     validated = 0
     for d in docs:
@@ -98,7 +161,7 @@ def main(rendered, out_dir):
             if s["metadata"].get("namespace") in ns
             and all(s["metadata"].get("labels", {}).get(k) == v for k, v in want.items())
         ]
-        if not services:
+        if not services and not is_agones_monitor(sm):
             problems.append(f"{where(sm)}: selects no rendered Service")
         for i, ep in enumerate(spec.get("endpoints", [])):
             for k in set(ep) - SERVICE_MONITOR_ENDPOINT:
@@ -158,6 +221,10 @@ def main(rendered, out_dir):
         sa = pod.get("serviceAccountName")
         if sa not in names("ServiceAccount", ns):
             problems.append(f"{where(dep)}: ServiceAccount {sa!r} is not rendered")
+        # The kubelet's Service variables (UPSOAK_AGENT_SERVICE_HOST, …) would reach the
+        # sidecar's UPSOAK_… configuration overrides as unknown keys.
+        if pod.get("enableServiceLinks") is not False:
+            problems.append(f"{where(dep)}: enableServiceLinks is not false")
         psc = pod.get("securityContext", {})
         if psc.get("runAsNonRoot") is not True:
             problems.append(f"{where(dep)}: pod securityContext.runAsNonRoot is not true")
@@ -186,6 +253,13 @@ def main(rendered, out_dir):
                 ref = ef.get("configMapRef", {}).get("name")
                 if ref and ref not in names("ConfigMap", ns):
                     problems.append(f"{where(dep)}: {c['name']}: envFrom ConfigMap {ref!r} is not rendered")
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("configMapKeyRef")
+                if ref and ref.get("key") not in configmap(ref["name"], ns).get("data", {}):
+                    problems.append(
+                        f"{where(dep)}: {c['name']}: env {e['name']}: ConfigMap {ref['name']!r} "
+                        f"with key {ref.get('key')!r} is not rendered"
+                    )
 
     for kind in ["RoleBinding", "ClusterRoleBinding"]:
         for rb in by_kind.get(kind, []):
@@ -200,6 +274,8 @@ def main(rendered, out_dir):
             if ref["name"] not in known:
                 problems.append(f"{where(rb)}: {ref['kind']} {ref['name']!r} is not rendered")
 
+    problems += check_upsoak(by_kind, where, names, configmap)
+
     if problems:
         print(f"{rendered}: {len(problems)} problems", file=sys.stderr)
         for p in problems:
@@ -213,6 +289,133 @@ def main(rendered, out_dir):
     with open(os.path.join(out_dir, "promtool-inputs"), "w") as f:
         f.write("\n".join(rule_files) + "\n")
     return 0
+
+
+def is_agones_monitor(sm):
+    return sm["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "upsoak-agones-metrics"
+
+
+def check_upsoak(by_kind, where, names, configmap):
+    """upsoak's own cross-object rules (see the module's docstring)."""
+    problems = []
+    agones_cm = [d for d in by_kind.get("ConfigMap", []) if d["metadata"]["name"].startswith("upsoak-agones-")]
+    if len(agones_cm) != 1 or "namespace" not in agones_cm[0].get("data", {}):
+        return ["ConfigMap upsoak-agones with key `namespace` is not rendered once"]
+    agones_ns = agones_cm[0]["data"]["namespace"]
+    for kind in ["Role", "RoleBinding"]:
+        for d in by_kind.get(kind, []):
+            if d["metadata"]["name"] == "upsoak-agent-probe" and d["metadata"]["namespace"] != agones_ns:
+                problems.append(f"{where(d)}: not in the Agones namespace {agones_ns!r} (ConfigMap upsoak-agones)")
+
+    # The ServiceMonitors of Agones' Services, against the chart's Services.
+    slos = next(
+        (yaml.safe_load(d["data"]["slos.yaml"]) for d in by_kind.get("ConfigMap", [])
+         if d["metadata"]["name"].startswith("upsoak-agent-slos-")),
+        {},
+    )
+    want_jobs = {slos.get("vars", {}).get(v) for v in AGONES_JOB_VARS}
+    monitors = [sm for sm in by_kind.get("ServiceMonitor", []) if is_agones_monitor(sm)]
+    jobs = []
+    for sm in monitors:
+        spec = sm["spec"]
+        if sm["metadata"]["namespace"] != agones_ns:
+            problems.append(f"{where(sm)}: not in the Agones namespace {agones_ns!r}")
+        if spec.get("namespaceSelector", {}).get("matchNames") != [agones_ns]:
+            problems.append(f"{where(sm)}: namespaceSelector is not [{agones_ns!r}]")
+        for ep in spec.get("endpoints", []):
+            got = [
+                name for name, (labels, ports) in AGONES_SERVICES.items()
+                if selects(spec.get("selector", {}), {**AGONES_CHART_LABELS, **labels})
+                and ep.get("port") in ports
+            ]
+            if len(got) != 1:
+                problems.append(f"{where(sm)}: port {ep.get('port')!r} gives the jobs {got}, not one of Agones' Services")
+            jobs += got
+    if monitors and sorted(jobs) != sorted(want_jobs):
+        problems.append(f"ServiceMonitors of Agones give the jobs {sorted(jobs)}, the SLO specs' vars want {sorted(want_jobs)}")
+
+    # The sidecar's configuration: its files, the Fleet, the Agones values.
+    chaos_cm = [d for d in by_kind.get("ConfigMap", []) if d["metadata"]["name"].startswith("upsoak-chaos-config-")]
+    if len(chaos_cm) != 1:
+        return problems + ["ConfigMap upsoak-chaos-config is not rendered once"]
+    files = chaos_cm[0].get("data", {})
+    sidecar = yaml.safe_load(files.get("sidecar.yaml", "{}")) or {}
+    applier = sidecar.get("wanderer", {}).get("applier", {})
+    mounted = [sidecar.get("wanderer", {}).get("space", "")] + list(applier.get("values_files", []))
+    for path in mounted:
+        if path.startswith("/etc/upsoak/chaos/") and path.rsplit("/", 1)[1] not in files:
+            problems.append(f"{where(chaos_cm[0])}: sidecar.yaml names {path}, which it does not hold")
+    if "agones-values.yaml" in files:
+        values = yaml.safe_load(files["agones-values.yaml"]) or {}
+        sm_on = values.get("agones", {}).get("metrics", {}).get("serviceMonitor", {}).get("enabled")
+        if sm_on is not False:
+            problems.append(
+                f"{where(chaos_cm[0])}: agones-values.yaml must set agones.metrics.serviceMonitor.enabled "
+                "false (without prometheus-operator helm cannot create it; with it, upsoak's own scrape Agones)"
+            )
+    producer = sidecar.get("producer", {})
+    pns = producer.get("namespace", "default")
+    fleets = {(f["metadata"].get("namespace"), f["metadata"]["name"]): f for f in by_kind.get("Fleet", [])}
+    for f in producer.get("fleets", []):
+        if (pns, f.get("name")) not in fleets:
+            problems.append(f"Fleet {pns}/{f.get('name')}: the Producer loads it (sidecar.yaml) but it is not rendered")
+    if "upsoak-chaos-producer" not in names("Role", pns):
+        problems.append(f"Role {pns}/upsoak-chaos-producer: not rendered in the Producer's namespace")
+    for (ns, name), f in fleets.items():
+        if f["apiVersion"] != "agones.dev/v1":
+            problems.append(f"{where(f)}: apiVersion {f['apiVersion']}")
+        spec = f.get("spec", {})
+        if not isinstance(spec.get("replicas"), int) or spec["replicas"] < 1:
+            problems.append(f"{where(f)}: spec.replicas is not a positive integer")
+        gs = spec.get("template", {}).get("spec", {})
+        if not gs.get("ports"):
+            problems.append(f"{where(f)}: no game server ports")
+        for c in gs.get("template", {}).get("spec", {}).get("containers", []):
+            if not c.get("image") or not c.get("resources", {}).get("limits"):
+                problems.append(f"{where(f)}: container {c.get('name')}: no image or no limits")
+
+    # AlertmanagerConfig: its references, and that the agent's alerts take its route.
+    agent = next((d for d in by_kind.get("Deployment", []) if d["metadata"]["name"] == "upsoak-agent"), None)
+    agent_ns_from_pod = agent is not None and any(
+        e["name"] == "UPSOAK_NAMESPACE"
+        and e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace"
+        for c in agent["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])
+    )
+    for amc in by_kind.get("AlertmanagerConfig", []):
+        ns = amc["metadata"]["namespace"]
+        spec = amc.get("spec", {})
+        if amc["apiVersion"] != "monitoring.coreos.com/v1alpha1":
+            problems.append(f"{where(amc)}: apiVersion {amc['apiVersion']}")
+        receivers = {r["name"]: r for r in spec.get("receivers", [])}
+        route = spec.get("route", {})
+        if route.get("receiver") not in receivers:
+            problems.append(f"{where(amc)}: route.receiver {route.get('receiver')!r} is no receiver")
+        for r in receivers.values():
+            for w in r.get("webhookConfigs", []):
+                cred = w.get("httpConfig", {}).get("authorization", {}).get("credentials", {})
+                secret = next((d for d in by_kind.get("Secret", []) if d["metadata"]["name"] == cred.get("name")
+                               and d["metadata"].get("namespace") == ns), None)
+                if secret is None or cred.get("key") not in {**secret.get("data", {}), **secret.get("stringData", {})}:
+                    problems.append(f"{where(amc)}: receiver {r['name']}: Secret {ns}/{cred.get('name')} key {cred.get('key')!r} is not rendered")
+                url = w.get("url", "")
+                host = url.split("://", 1)[-1].split("/", 1)[0]
+                svc, _, rest = host.partition(".")
+                svc_ns = rest.split(".", 1)[0]
+                port = int(host.rsplit(":", 1)[1]) if ":" in host else 80
+                target = next((d for d in by_kind.get("Service", []) if d["metadata"]["name"] == svc
+                               and d["metadata"].get("namespace") == svc_ns), None)
+                if target is None or port not in {p["port"] for p in target["spec"]["ports"]}:
+                    problems.append(f"{where(amc)}: receiver {r['name']}: {url} is no rendered Service and port")
+        # An alert as the agent sends it (agent/src/sinks.rs), with `namespace` from UPSOAK_NAMESPACE.
+        if agent is not None and agent["metadata"]["namespace"] == ns and agent_ns_from_pod:
+            alert = {"alertname": "UpsoakSloViolation", "namespace": ns, "slo": "x", "group": "x",
+                     "severity": "critical", "from_version": "1.59.0", "to_version": "1.60.0"}
+            operator = [{"name": "namespace", "value": ns, "matchType": "="}]
+            if not all(matches(m, alert) for m in route.get("matchers", []) + operator):
+                problems.append(f"{where(amc)}: its route (with namespace={ns!r}) does not take the agent's alerts")
+        else:
+            problems.append(f"{where(amc)}: the agent does not send alerts labelled namespace={ns!r} (UPSOAK_NAMESPACE)")
+    return problems
 
 
 if __name__ == "__main__":

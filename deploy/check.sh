@@ -8,11 +8,17 @@ OUT=target/deploy-check
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-# Copies kustomize needs inside its directories (it reads no file outside them).
+# kustomize in kubectl < 1.27 cannot render the overlays; this says how to get a newer one.
+./deploy/kubectl-check.sh
+
+# Copies kustomize needs inside its directories (it reads no file outside them), and the
+# example overlay's copies, which must start from what deploy/base ships.
 stale=0
 for pair in chaos/spaces/agones.yaml:deploy/base/agones-space.yaml \
             rules/slos.yaml:deploy/base/slos.yaml \
-            rules/upsoak-rules.yaml:deploy/overlays/plain-prometheus/upsoak-rules.yaml; do
+            rules/upsoak-rules.yaml:deploy/overlays/plain-prometheus/upsoak-rules.yaml \
+            deploy/base/sidecar.yaml:deploy/overlays/example/sidecar.yaml \
+            deploy/base/agones-space.yaml:deploy/overlays/example/agones-space.yaml; do
   src=${pair%%:*} copy=${pair#*:}
   if ! cmp -s "$src" "$copy"; then
     echo "error: $copy is stale; refresh it with: cp $src $copy" >&2
@@ -20,9 +26,17 @@ for pair in chaos/spaces/agones.yaml:deploy/base/agones-space.yaml \
   fi
 done
 [ "$stale" = 0 ] || exit 1
-echo "copies of the space, the SLO specs and the rules are current"
+echo "copies of the space, the SLO specs, the rules and the example's sidecar and space are current"
 
-for overlay in prometheus-operator plain-prometheus; do
+# The webhook token is a git-ignored file every overlay generates its Secret from (README's
+# first deploy step makes it); a fresh clone has none, so make a random one to render with.
+TOKEN=deploy/components/webhook-token/webhook.token
+if [ ! -s "$TOKEN" ]; then
+  od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$TOKEN"
+  echo "made $TOKEN (a random token; git ignores it)"
+fi
+
+for overlay in prometheus-operator plain-prometheus example; do
   kubectl kustomize "deploy/overlays/$overlay" > "$OUT/$overlay.yaml"
   "$PYTHON" deploy/check.py "$OUT/$overlay.yaml" "$OUT/$overlay"
   while read -r f; do
