@@ -7,7 +7,7 @@ DEMO_DURATION ?= 180
 FUZZ_SECONDS ?= 30
 FUZZ_ENGINE ?= random
 
-.PHONY: fuzz test e2e bench-detection bench-conventions bench-history demo deps fmt clippy unit build release clean rules-check deploy-check conformance-venv
+.PHONY: rehearse fuzz test e2e bench-detection bench-conventions bench-history demo deps fmt clippy unit build release clean rules-check deploy-check conformance-venv
 
 ## deps: install the external programs the tests and the demo run (Prometheus, Alertmanager, kubectl).
 deps:
@@ -110,6 +110,13 @@ bench-history: deps
 	$(CARGO) run --locked -p upsoak-agent --example bench_history -- fast
 	$(CARGO) run --locked -p upsoak-agent --example bench_history -- daily
 	$(CARGO) nextest run -p upsoak-chaos --locked --lib --run-ignored only --no-capture journal_over_weeks
+
+## rehearse: the shipped overlays rendered and run as they render against the simulator at its
+## realistic speed, both clean and one with 2 % allocation failures in one version (about an
+## hour; deploy/rehearse.sh, tests/src/rehearse/). Tables in target/rehearse/ and BENCHMARKS.md.
+rehearse: deps
+	$(CARGO) build --workspace --locked --bins
+	./deploy/rehearse.sh
 
 release:
 	$(CARGO) build --workspace --locked --release --bins

@@ -290,10 +290,11 @@ pub async fn rehearse(o: &Options) -> Result<Outcome> {
         .ok_or_else(|| Error::Finding(format!("{sidecar_path} does not parse")))?;
     let applier = &sidecar["wanderer"]["applier"];
     let release = applier["release"].as_str().unwrap_or("agones").to_owned();
-    let agones_ns = applier["namespace"]
-        .as_str()
-        .unwrap_or("agones-system")
-        .to_owned();
+    // The container's environment overrides the file (`UPSOAK_WANDERER__APPLIER__…`).
+    let env_of = |k: &str| chaos.1.env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let agones_ns = env_of("UPSOAK_WANDERER__APPLIER__NAMESPACE")
+        .or_else(|| applier["namespace"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "agones-system".to_owned());
     let chart = applier["chart"]
         .as_str()
         .unwrap_or("agones/agones")
