@@ -213,6 +213,8 @@ fn config(specs: &str, dir: &Path) -> MonitorConfig {
         alert_timeouts: crate::http::Timeouts::SINK,
         unhealthy_after: DEFAULT_UNHEALTHY_AFTER,
         steady_every: None,
+        auto_baseline: None,
+        alert_labels: BTreeMap::new(),
     }
 }
 
@@ -583,7 +585,7 @@ async fn the_disruption_window_is_judged_at_the_settle_end_and_annotated_from_th
         assert_eq!(sample(&shown, series), want, "{series} in:\n{shown}");
     }
     // The alert of the failed disruption SLO says which window it failed in.
-    let alerts = sinks::current_alerts(&h.transitions, "now");
+    let alerts = sinks::current_alerts(&h.transitions, "now", &BTreeMap::new());
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["labels"]["window"], "disruption");
     // The transition's region opens at the apply's start; the disruption window has its own.
