@@ -396,7 +396,7 @@ pub async fn follow(
     if r.interval.is_zero() {
         return Err(bad("--interval must be above zero"));
     }
-    existing_dir(&r.state_dir)?;
+    existing_dir(&r.state_dir, AGENT_DIR)?;
     let print = |l: &str| {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -414,17 +414,19 @@ pub async fn follow(
 
 /// `--state-dir` must name a directory: a missing one is a wrong path (exit 2), not an empty
 /// history that reads as inconclusive.
-fn existing_dir(dir: &Path) -> Result<(), CliError> {
+fn existing_dir(dir: &Path, hint: &str) -> Result<(), CliError> {
     if dir.is_dir() {
         return Ok(());
     }
-    Err(bad_error(Error::NoDirectory(dir.display().to_string()))
-        .with_hint("--state-dir names the directory `run` was given (its `--state-dir`)"))
+    Err(bad_error(Error::NoDirectory(dir.display().to_string())).with_hint(hint))
 }
+
+/// What `report` reads.
+const AGENT_DIR: &str = "--state-dir names the directory `run` was given as its --state-dir (the deploy's is /var/lib/upsoak/agent)";
 
 /// `report` with its flags.
 pub fn report_with(r: &ReportArgs) -> Result<Output, CliError> {
-    existing_dir(&r.state_dir)?;
+    existing_dir(&r.state_dir, AGENT_DIR)?;
     let h = History::load(&r.state_dir).map_err(bad_error)?;
     let text = match r.format.as_str() {
         "text" => report::text_with(
@@ -450,7 +452,10 @@ pub fn report_with(r: &ReportArgs) -> Result<Output, CliError> {
 /// `export --state-dir DIR`: the tar on stdout, a summary on stderr.
 pub fn export_state(dir: &Path) -> Result<Output, CliError> {
     use std::io::IsTerminal;
-    existing_dir(dir)?;
+    existing_dir(
+        dir,
+        "--state-dir names a state directory: the agent's (the deploy's /var/lib/upsoak/agent) or the sidecar's (/var/lib/upsoak/chaos)",
+    )?;
     let stdout = std::io::stdout();
     if stdout.is_terminal() {
         return Err(bad("refusing to write a tar archive to a terminal")
