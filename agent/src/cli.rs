@@ -459,7 +459,9 @@ pub fn export_state(dir: &Path) -> Result<Output, CliError> {
     let stdout = std::io::stdout();
     if stdout.is_terminal() {
         return Err(bad("refusing to write a tar archive to a terminal")
-            .with_hint("redirect it: `upsoak-agent export --state-dir DIR > soak.tar`"));
+            .with_hint(
+            "redirect it: `upsoak-agent export --state-dir DIR > soak.tar` (through kubectl: `kubectl exec` without `-t`, whose terminal would mangle the bytes)",
+        ));
     }
     let files = crate::export::write_tar(dir, stdout.lock(), "stdout").map_err(|e| match e {
         Error::NoDirectory(_) => bad_error(e),

@@ -143,11 +143,9 @@ pub async fn window<Q: Querier>(
     .map_err(NotRecorded::Unreadable)?
     .filter(|s| *s <= started);
     let settle = w.settle.as_secs() as i64;
-    let mut from = to - w.judge.as_secs() as i64;
-    let mut bounds = format!(
-        "the {}s before the apply started at {to}",
-        w.judge.as_secs()
-    );
+    let judge = w.judge.as_secs() as i64;
+    let mut from = to - judge;
+    let mut bounds = format!("{from}..{to}, the {judge}s before the apply started");
     for (what, at) in [
         ("the previous transition ended", previous),
         ("the sidecar started", sidecar),
@@ -156,12 +154,14 @@ pub async fn window<Q: Querier>(
         let after = at.ceil() as i64 + settle;
         if after > from {
             from = after;
-            bounds = format!("{bounds}, from {after} ({what} at {at:.0}, + {settle}s settle)");
+            bounds = format!(
+                "{from}..{to}, up to the apply's start and from {settle}s (--settle) after {what} at {at:.0}"
+            );
         }
     }
     if from >= to {
         return Err(NotRecorded::Refused(format!(
-            "no steady time before the apply: {bounds}"
+            "no steady time before the apply started at {to}: the window would be {bounds}"
         )));
     }
     Ok(Window { from, to, bounds })
