@@ -52,7 +52,7 @@ async fn main() -> ExitCode {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
     let base = match baseline::record(&q, &specs, now - 70, now - 40, 2.0).await {
-        Ok(b) => b,
+        Ok(r) => r.baseline,
         Err(e) => {
             eprintln!("baseline: {e}");
             return ExitCode::from(1);

@@ -86,6 +86,17 @@ pub enum Command {
         #[command(subcommand)]
         command: BaselineCommand,
     },
+    /// Writes a state directory's files (history, baseline, webhook inbox; the sidecar's
+    /// journal) as a POSIX tar to stdout, for a distroless image without `tar`:
+    /// `kubectl exec deploy/upsoak-agent -- upsoak-agent export --state-dir
+    /// /var/lib/upsoak/agent > soak.tar`. Every regular file below the directory, but the lock
+    /// file and `*.tmp` temporaries. Exit 2 when the directory does not exist, or stdout is a
+    /// terminal.
+    Export {
+        /// The directory to archive: `run`'s `--state-dir`, or the sidecar's.
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
 }
 
 /// `report …`.
@@ -144,8 +155,11 @@ pub enum RulesFormat {
 /// `baseline …`.
 #[derive(clap::Subcommand, Debug)]
 pub enum BaselineCommand {
-    /// Range-queries each SLO over a steady window and stores its statistics. Refuses a window
-    /// with a Wanderer transition in it, or too few samples.
+    /// Range-queries each SLO over a steady window and stores the statistics of every SLO with
+    /// at least `min_samples` samples; the others are left out and listed with why (no series,
+    /// too few samples, a series that starts late: a warm-up). Refuses a window with a Wanderer
+    /// transition in it (exit 2). Exit 0 when at least one SLO was recorded; 3 (inconclusive)
+    /// when none was, or Prometheus did not answer: nothing is written then.
     Record {
         /// Prometheus (or any Prometheus-compatible API) base URL.
         #[arg(long, env = "UPSOAK_PROMETHEUS")]
@@ -181,6 +195,7 @@ impl Args {
                 follow(&r, &upsoak_common::shutdown::on_signal()).await
             }
             Command::Report(r) => report_with(&r),
+            Command::Export { state_dir } => export_state(&state_dir),
             Command::Rules {
                 command:
                     RulesCommand::Export {
@@ -317,16 +332,18 @@ pub async fn record_baseline(
         return Err(bad("--step must be above zero"));
     }
     let specs = Specs::load(specs).map_err(bad_error)?;
-    let b = baseline::record(q, &specs, from, to, step.as_secs_f64())
+    let recorded = baseline::record(q, &specs, from, to, step.as_secs_f64())
         .await
         .map_err(|e| {
-            // Prometheus not answering leaves the baseline undecided, not the input wrong.
+            // Prometheus not answering, or no SLO with data, leaves the baseline undecided,
+            // not the input wrong.
             let code = match e {
-                Error::Query { .. } => exit::INCONCLUSIVE,
+                Error::Query { .. } | Error::NothingRecorded { .. } => exit::INCONCLUSIVE,
                 _ => exit::BAD_INPUT,
             };
             failed(code, e)
         })?;
+    let b = &recorded.baseline;
     // The agent could not write its own output: a runtime failure, not a regression.
     b.save(out).map_err(|e| failed(exit::RUNTIME_FAILURE, e))?;
     let mut text = format!(
@@ -342,6 +359,13 @@ pub async fn record_baseline(
             "  {k}: mean {:.6} stddev {:.6} p99 {:.6} ({} samples)\n",
             s.mean, s.stddev, s.p99, s.count
         ));
+    }
+    if !recorded.left_out.is_empty() {
+        text.push_str(&format!(
+            "left out ({}), too few samples in the window:\n",
+            recorded.left_out.len()
+        ));
+        text.push_str(&recorded.describe_left_out());
     }
     Ok(text)
 }
@@ -372,6 +396,7 @@ pub async fn follow(
     if r.interval.is_zero() {
         return Err(bad("--interval must be above zero"));
     }
+    existing_dir(&r.state_dir, AGENT_DIR)?;
     let print = |l: &str| {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -387,8 +412,21 @@ pub async fn follow(
     })
 }
 
+/// `--state-dir` must name a directory: a missing one is a wrong path (exit 2), not an empty
+/// history that reads as inconclusive.
+fn existing_dir(dir: &Path, hint: &str) -> Result<(), CliError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(bad_error(Error::NoDirectory(dir.display().to_string())).with_hint(hint))
+}
+
+/// What `report` reads.
+const AGENT_DIR: &str = "--state-dir names the directory `run` was given as its --state-dir (the deploy's is /var/lib/upsoak/agent)";
+
 /// `report` with its flags.
 pub fn report_with(r: &ReportArgs) -> Result<Output, CliError> {
+    existing_dir(&r.state_dir, AGENT_DIR)?;
     let h = History::load(&r.state_dir).map_err(bad_error)?;
     let text = match r.format.as_str() {
         "text" => report::text_with(
@@ -409,6 +447,35 @@ pub fn report_with(r: &ReportArgs) -> Result<Output, CliError> {
         text,
         code: report::exit_code(h.overall()),
     })
+}
+
+/// `export --state-dir DIR`: the tar on stdout, a summary on stderr.
+pub fn export_state(dir: &Path) -> Result<Output, CliError> {
+    use std::io::IsTerminal;
+    existing_dir(
+        dir,
+        "--state-dir names a state directory: the agent's (the deploy's /var/lib/upsoak/agent) or the sidecar's (/var/lib/upsoak/chaos)",
+    )?;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        return Err(bad("refusing to write a tar archive to a terminal")
+            .with_hint(
+            "redirect it: `upsoak-agent export --state-dir DIR > soak.tar` (through kubectl: `kubectl exec` without `-t`, whose terminal would mangle the bytes)",
+        ));
+    }
+    let files = crate::export::write_tar(dir, stdout.lock(), "stdout").map_err(|e| match e {
+        Error::NoDirectory(_) => bad_error(e),
+        // A file that cannot be read, or a closed pipe: the agent failed, not the input.
+        _ => failed(exit::RUNTIME_FAILURE, e),
+    })?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    eprintln!(
+        "exported {} files from {}: {}",
+        files.len(),
+        dir.display(),
+        names.join(", ")
+    );
+    Ok(Output::pass(String::new()))
 }
 
 /// `rules export`.

@@ -58,9 +58,12 @@ pub enum Error {
         to: i64,
         values: Vec<f64>,
     },
-    /// A baseline window too thin for some SLOs (listed with their counts).
-    #[error("too few samples in the window for: {0}")]
-    TooFewSamples(String),
+    /// A baseline window in which no SLO has enough samples (each listed with why).
+    #[error("no SLO has enough samples in the window {from}..{to} for a baseline: {why}")]
+    NothingRecorded { from: i64, to: i64, why: String },
+    /// A state directory (`report --state-dir`, `export --state-dir`) that does not exist.
+    #[error("the directory `{0}` does not exist (or is not a directory)")]
+    NoDirectory(String),
     /// A file (baseline, history) that could not be written.
     #[error("cannot write `{0}`")]
     Write(String, #[source] std::io::Error),

@@ -31,6 +31,7 @@
 //! - [`webhook`]: the user's alerts from Alertmanager, folded into verdicts.
 //! - [`report`]: the history as text, JSON or HTML.
 //! - [`rules`]: Prometheus rules generated from the specs.
+//! - [`export`]: a state directory as a tar on stdout.
 //!
 //! Command line:
 //! - [`cli`]: the arguments and subcommands (`run`'s wiring in [`cli::monitor`]).
@@ -47,6 +48,7 @@ pub mod disruption;
 pub mod error;
 pub mod eval;
 pub mod events;
+pub mod export;
 pub mod grafana;
 pub mod history;
 pub mod http;

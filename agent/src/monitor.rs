@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::baseline::Baseline;
+use crate::baseline::auto::{self, AutoBaseline, NotRecorded};
 use crate::chunks;
 use crate::disruption;
 use crate::eval::{self, FailedQuery, JudgeSettings, Judging};
@@ -103,6 +104,11 @@ pub struct MonitorConfig {
     /// Length of the chunks the steady period is judged in after the first window (module
     /// `chunks`); `None`: only the first window is judged.
     pub steady_every: Option<std::time::Duration>,
+    /// `--baseline auto` while no baseline exists: one is recorded before the next
+    /// transition's apply and judged against from then on ([`crate::baseline::auto`]).
+    pub auto_baseline: Option<AutoBaseline>,
+    /// Labels added to every alert sent to Alertmanager (`namespace`).
+    pub alert_labels: BTreeMap<String, String>,
 }
 
 /// The watchdog's limit: `n` times the shortest group interval (1 s without groups).
@@ -214,6 +220,12 @@ pub async fn run<Q: Querier, C: Clock>(
                 .emit(m);
             }
         }
+        if cfg.baseline.is_none()
+            && let Some(a) = &mut cfg.auto_baseline
+        {
+            cfg.baseline =
+                record_auto_baseline(q, &cfg.specs, &cfg.judge, a, &history, now, m).await;
+        }
         let groups: Vec<String> = due.iter().map(|d| d.group.clone()).collect();
         let judging = Judging {
             specs: &cfg.specs,
@@ -253,7 +265,7 @@ pub async fn run<Q: Querier, C: Clock>(
         if let Some(a) = &alerts {
             // Firing alerts are re-sent every slot, as Alertmanager expects; resolved ones carry endsAt.
             a.offer(
-                sinks::current_alerts(&history.transitions, &rfc3339(now)),
+                sinks::current_alerts(&history.transitions, &rfc3339(now), &cfg.alert_labels),
                 m,
             );
         }
@@ -272,6 +284,58 @@ pub async fn run<Q: Querier, C: Clock>(
     // The last write must succeed: a history that cannot be kept is a runtime failure.
     history.save(&cfg.state_dir)?;
     Ok(history)
+}
+
+/// `--baseline auto`: records the baseline before the apply of the first transition not yet
+/// judged (and not refused before) whose steady period gives one, and saves it; `None` while
+/// there is none.
+async fn record_auto_baseline<Q: Querier>(
+    q: &Q,
+    specs: &Specs,
+    settings: &JudgeSettings,
+    a: &mut AutoBaseline,
+    history: &History,
+    now: i64,
+    m: &AgentMetrics,
+) -> Option<Baseline> {
+    for (i, t) in history.transitions.iter().enumerate() {
+        if t.judged.is_some() || a.refused.contains(&t.generation) {
+            continue;
+        }
+        match auto::record(q, specs, history, i, settings, now).await {
+            Ok((recorded, window)) => {
+                let unsaved = recorded.baseline.save(&a.path).err();
+                crate::events::BaselineAutoRecorded {
+                    generation: t.generation,
+                    recorded: &recorded,
+                    window: &window,
+                    path: &a.path,
+                    unsaved: unsaved.as_ref(),
+                }
+                .emit(m);
+                return Some(recorded.baseline);
+            }
+            Err(NotRecorded::Unreadable(e)) => {
+                crate::events::BaselineAutoNotRecorded {
+                    generation: t.generation,
+                    why: &crate::error::chain(&e),
+                    retry: true,
+                }
+                .emit();
+                return None;
+            }
+            Err(NotRecorded::Refused(why)) => {
+                crate::events::BaselineAutoNotRecorded {
+                    generation: t.generation,
+                    why: &why,
+                    retry: false,
+                }
+                .emit();
+                a.refused.insert(t.generation);
+            }
+        }
+    }
+    None
 }
 
 /// Reloads the specs from `path`: a valid file replaces them, an invalid one keeps the old

@@ -9,11 +9,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{ProbeFinished, ProbeMetrics};
 
-/// The Deployments probed, in `agones-system`: the controller, the extensions (webhooks and the
+/// The Deployments probed, in Agones' namespace (`--agones-namespace`): the controller, the extensions (webhooks and the
 /// Kubernetes API allocation path: `agones-controller-service` selects `agones.dev/role:
 /// extensions`, Agones `install/helm/agones/templates/service.yaml`) and the allocator.
 pub const DEPLOYMENTS: [&str; 3] = ["agones-controller", "agones-extensions", "agones-allocator"];
-pub const NAMESPACE: &str = "agones-system";
+/// Where Agones' chart installs by default (`helm install --namespace agones-system`); the
+/// agent's `--agones-namespace` overrides it.
+pub const DEFAULT_NAMESPACE: &str = "agones-system";
 
 /// Probes each Deployment once: ready when it has at least one ready replica and no
 /// unavailable one.
@@ -44,11 +46,12 @@ pub async fn probe_once(api: &Api<Deployment>, m: &ProbeMetrics) {
 /// Probes every `every` until `shutdown`.
 pub async fn run(
     client: kube::Client,
+    namespace: String,
     every: Duration,
     m: ProbeMetrics,
     shutdown: CancellationToken,
 ) {
-    let api: Api<Deployment> = Api::namespaced(client, NAMESPACE);
+    let api: Api<Deployment> = Api::namespaced(client, &namespace);
     let mut tick = tokio::time::interval(every);
     loop {
         // The probe itself is inside the select, so a shutdown does not wait for its timeout.
@@ -108,7 +111,7 @@ mod tests {
         let url = format!("http://{}", sim.addr);
         let api: Api<Deployment> = Api::namespaced(
             client(Some(&url), Duration::from_secs(5)).await.unwrap(),
-            NAMESPACE,
+            DEFAULT_NAMESPACE,
         );
         let m = ProbeMetrics::default();
         let get = |m: &ProbeMetrics, p: &str| {
@@ -141,7 +144,7 @@ mod tests {
             client(Some("http://127.0.0.1:1"), Duration::from_secs(5))
                 .await
                 .unwrap(),
-            NAMESPACE,
+            DEFAULT_NAMESPACE,
         );
         probe_once(&dead, &m).await;
         assert_eq!(get(&m, "agones-controller"), Some(0));

@@ -228,7 +228,15 @@ impl AlertQueue {
 /// Alerts of every failed SLO of the latest judged transition of each SLO: firing ones, and
 /// resolved ones for SLOs whose latest verdict is no longer fail. Each carries the label
 /// `window`: `disruption` (failed during the upgrade: apply start to settle end) or `steady`.
-pub fn current_alerts(transitions: &[Transition], now: &str) -> Vec<serde_json::Value> {
+///
+/// Every alert also carries `labels` (the agent's `namespace`, so an AlertmanagerConfig of that
+/// namespace, whose routes prometheus-operator restricts with a `namespace` matcher, matches
+/// it); they never replace the alert's own labels.
+pub fn current_alerts(
+    transitions: &[Transition],
+    now: &str,
+    labels: &BTreeMap<String, String>,
+) -> Vec<serde_json::Value> {
     let mut latest: BTreeMap<String, (&Transition, &SloVerdict)> = BTreeMap::new();
     let mut ever_failed: BTreeMap<String, (&Transition, &SloVerdict, SloWindow)> = BTreeMap::new();
     for t in transitions {
@@ -256,6 +264,11 @@ pub fn current_alerts(transitions: &[Transition], now: &str) -> Vec<serde_json::
             .is_some_and(|(_, lv)| lv.evidence.verdict == Verdict::Fail);
         let mut a = alert(t, v, still, now, now);
         a["labels"]["window"] = json!(window.as_str());
+        if let Some(own) = a["labels"].as_object_mut() {
+            for (k, v) in labels {
+                own.entry(k.clone()).or_insert_with(|| json!(v));
+            }
+        }
         if *window == SloWindow::Disruption {
             a["annotations"]["summary"] = json!(format!(
                 "SLO {}/{} failed during the upgrade to generation {} (disruption window; {})",

@@ -339,4 +339,57 @@ fn run_refuses_a_judge_window_too_short_for_a_groups_interval_and_names_the_slos
         "{err}"
     );
     assert!(!err.contains("fast/b"), "the 5 s group fits: {err}");
+
+    // The same window from the environment (how a rehearsal shortens durations).
+    let out = Command::new(BIN)
+        .args(["run", "--no-probes", "--listen", "127.0.0.1:0", "--specs"])
+        .arg(&specs)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("UPSOAK_PROMETHEUS", "http://127.0.0.1:9")
+        .env("UPSOAK_JUDGE_WINDOW", "2m")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        exit_code(upsoak_agent::exit::BAD_INPUT),
+        "{err}"
+    );
+    assert!(err.contains("--judge-window 120s is too short"), "{err}");
+}
+
+/// Every duration a rehearsal may override, the baseline and the namespaces are documented
+/// with their environment variables.
+#[test]
+fn run_help_names_every_environment_override() {
+    let out = run_agent(["run", "--help"]);
+    assert_eq!(
+        out.code,
+        exit_code(upsoak_agent::exit::PASS),
+        "{}",
+        out.stderr
+    );
+    for var in [
+        "UPSOAK_SETTLE",
+        "UPSOAK_JUDGE_WINDOW",
+        "UPSOAK_STEADY_EVERY",
+        "UPSOAK_STEP",
+        "UPSOAK_PROBE_INTERVAL",
+        "UPSOAK_BASELINE",
+        "UPSOAK_AGONES_NAMESPACE",
+        "UPSOAK_NAMESPACE",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("[env: {var}=")),
+            "{var} not in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout.contains("[default: agones-system]"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("`auto`"), "{}", out.stdout);
 }

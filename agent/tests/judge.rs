@@ -107,7 +107,10 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
     let specs = Specs::parse(SPECS, "specs").unwrap();
     let q = PromQuerier::new(prom.url(), None).unwrap();
     let to = now();
-    let base = baseline::record(&q, &specs, to - 6, to, 1.0).await.unwrap();
+    let base = baseline::record(&q, &specs, to - 6, to, 1.0)
+        .await
+        .unwrap()
+        .baseline;
     assert!((base.slos["test/latency"].mean - 0.1).abs() < 0.01);
 
     let state = TempDir::new("agent-judge-state");
@@ -128,6 +131,8 @@ async fn a_regression_fails_its_transition_a_clean_one_passes_and_alertmanager_h
         alert_timeouts: upsoak_agent::http::Timeouts::SINK,
         unhealthy_after: upsoak_agent::monitor::DEFAULT_UNHEALTHY_AFTER,
         steady_every: None,
+        auto_baseline: None,
+        alert_labels: Default::default(),
     };
     let metrics = AgentMetrics::default();
     let agent = spawn_monitor(cfg, prom.url(), &metrics, &Health::new(), &stop);
@@ -253,6 +258,8 @@ fn up_is_one(dir: &Path, inbox: upsoak_agent::webhook::Inbox) -> MonitorConfig {
         alert_timeouts: upsoak_agent::http::Timeouts::SINK,
         unhealthy_after: upsoak_agent::monitor::DEFAULT_UNHEALTHY_AFTER,
         steady_every: None,
+        auto_baseline: None,
+        alert_labels: Default::default(),
     }
 }
 
@@ -469,7 +476,10 @@ async fn a_baseline_by_slo_is_judged_against_a_baseline_at_the_same_batch_wait()
     let specs = Specs::parse(BY_WAIT_SPECS, "specs").unwrap();
     let q = PromQuerier::new(prom.url(), None).unwrap();
     let to = now();
-    let base = baseline::record(&q, &specs, to - 6, to, 1.0).await.unwrap();
+    let base = baseline::record(&q, &specs, to - 6, to, 1.0)
+        .await
+        .unwrap()
+        .baseline;
     assert_eq!(base.configuration["tunables"], wait(500));
 
     let state = TempDir::new("agent-by-wait-state");

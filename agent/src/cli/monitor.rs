@@ -3,6 +3,7 @@
 //! deadline. The exit code is the overall verdict, or a runtime failure when the agent itself
 //! failed (a crash is not a regression).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use upsoak_common::cli::CliError;
 
 use super::{Output, bad, bad_error, failed, maybe_path, non_empty, prometheus_token};
 use crate::baseline::Baseline;
+use crate::baseline::auto::AutoBaseline;
 use crate::eval::JudgeSettings;
 use crate::events::{AgentMetrics, ProbeMetrics};
 use crate::exit;
@@ -28,6 +30,9 @@ use upsoak_common::ops::Health;
 use upsoak_common::server::Limits;
 use upsoak_common::state::StateLock;
 
+/// `--baseline auto`: the agent records its own ([`crate::baseline::auto`]).
+const AUTO: &str = "auto";
+
 /// How long the server, the probes and the SIGHUP reloader may take to stop.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -40,9 +45,20 @@ pub struct RunArgs {
     /// SLO specs.
     #[arg(long, default_value = "rules/slos.yaml")]
     pub specs: PathBuf,
-    /// Baseline file from `baseline record`; without it only objectives are judged.
-    #[arg(long)]
-    pub baseline: Option<PathBuf>,
+    /// Baseline: a file from `baseline record`, or `auto`; without it (or empty) only
+    /// objectives are judged.
+    ///
+    /// `auto`: the baseline is `<state-dir>/baseline.json`. If it exists at start it is loaded.
+    /// Otherwise, when the sidecar's next transition starts, the agent records one from the
+    /// steady period before it: the last `--judge-window` before the apply started, but no
+    /// earlier than `--settle` after the previous apply finished (or went live) and `--settle`
+    /// after the sidecar started. SLOs with too few samples there are left out and logged with
+    /// why. The file is written atomically, and that transition and every later one are
+    /// judged against it; transitions judged before it existed keep their objective-only
+    /// verdicts. A transition whose steady period gives no baseline (no apply start exported,
+    /// no steady time, no SLO with enough samples) is logged, and the next one is tried.
+    #[arg(long, env = "UPSOAK_BASELINE")]
+    pub baseline: Option<String>,
     /// Where the verdict history is kept (survives restarts).
     #[arg(long)]
     pub state_dir: PathBuf,
@@ -56,22 +72,22 @@ pub struct RunArgs {
     #[arg(long, env = "UPSOAK_ALERTMANAGER")]
     pub alertmanager: Option<String>,
     /// Wait after a transition before judging.
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "UPSOAK_SETTLE", default_value = "2m", value_parser = humantime::parse_duration)]
     pub settle: Duration,
     /// Length of the judged window.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "UPSOAK_JUDGE_WINDOW", default_value = "5m", value_parser = humantime::parse_duration)]
     pub judge_window: Duration,
     /// After the first judged window, the steady period until the next transition is judged in
     /// consecutive chunks of this length, each a verdict row of the transition; `0s`: only
     /// the first window is judged.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "UPSOAK_STEADY_EVERY", default_value = "1h", value_parser = humantime::parse_duration)]
     pub steady_every: Duration,
     /// Query resolution of every group's judged window [default: each group's `interval`,
     /// the slot it is evaluated on].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, env = "UPSOAK_STEP", value_parser = humantime::parse_duration)]
     pub step: Option<Duration>,
     /// Period of the active control-plane probes.
-    #[arg(long, alias = "interval", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, alias = "interval", env = "UPSOAK_PROBE_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
     pub probe_interval: Duration,
     /// Significance level of the Mann–Whitney test.
     #[arg(long, default_value_t = crate::judge::DEFAULT_ALPHA)]
@@ -85,6 +101,15 @@ pub struct RunArgs {
     /// Turns the active control-plane probes off (passive mode).
     #[arg(long = "no-probes", action = clap::ArgAction::SetFalse)]
     pub probes: bool,
+    /// The namespace Agones is installed in: the probes read its Deployments there.
+    #[arg(long, env = "UPSOAK_AGONES_NAMESPACE", default_value = crate::probe::DEFAULT_NAMESPACE)]
+    pub agones_namespace: String,
+    /// The agent's own namespace (the deploy sets it from the downward API's
+    /// `metadata.namespace`); when set, every alert sent to Alertmanager carries
+    /// `namespace=<it>`, so an AlertmanagerConfig in that namespace (whose routes
+    /// prometheus-operator restricts to `namespace="<it>"`) matches them. Empty: no label.
+    #[arg(long, env = "UPSOAK_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Grafana base URL for annotations (a region per transition, a point per verdict); empty:
     /// none.
     #[arg(long, env = "UPSOAK_GRAFANA")]
@@ -266,7 +291,18 @@ fn grafana(o: &RunArgs, timeouts: Timeouts) -> Result<Option<Grafana>, CliError>
 /// exit code.
 pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, CliError> {
     let specs = Specs::load(&o.specs).map_err(bad_error)?;
-    let baseline = match &o.baseline {
+    let (baseline_file, auto_baseline) = match non_empty(o.baseline.as_deref()) {
+        None => (None, None),
+        Some(AUTO) => {
+            let path = o.state_dir.join(crate::baseline::auto::FILE);
+            match path.exists() {
+                true => (Some(path), None),
+                false => (None, Some(AutoBaseline::new(path))),
+            }
+        }
+        Some(file) => (Some(PathBuf::from(file)), None),
+    };
+    let baseline = match &baseline_file {
         Some(p) => {
             let b = Baseline::load(p).map_err(bad_error)?;
             if b.spec_hash != specs.hash {
@@ -276,6 +312,13 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         }
         None => None,
     };
+    let alert_labels: BTreeMap<String, String> = non_empty(o.namespace.as_deref())
+        .map(|ns| ("namespace".to_owned(), ns.to_owned()))
+        .into_iter()
+        .collect();
+    if o.agones_namespace.is_empty() {
+        return Err(bad("--agones-namespace must not be empty"));
+    }
     let judge = judge_settings(&o, &specs)?;
     let (query_timeouts, sink_timeouts) = o.timeouts()?;
     let limits = o.limits()?;
@@ -322,6 +365,16 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
     let metrics = AgentMetrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
+    match (&baseline, &baseline_file, &auto_baseline) {
+        (Some(b), Some(path), _) => {
+            crate::events::BaselineLoaded { path, baseline: b }.emit(&metrics)
+        }
+        (_, _, Some(a)) => println!(
+            "--baseline auto: no {} yet; it is recorded before the next transition's apply",
+            a.path.display()
+        ),
+        _ => {}
+    }
     let ready = Health::new();
     // Every task is supervised: one that ends early (or panics) is logged, counted, fails
     // /healthz and stops the agent, which then exits with the runtime-failure code.
@@ -341,6 +394,7 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
                 "probe",
                 Box::pin(crate::probe::run(
                     client,
+                    o.agones_namespace.clone(),
                     o.probe_interval,
                     probe_metrics,
                     shutdown.clone(),
@@ -402,6 +456,8 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         alert_timeouts: sink_timeouts,
         unhealthy_after: o.unhealthy_after,
         steady_every: (!o.steady_every.is_zero()).then_some(o.steady_every),
+        auto_baseline,
+        alert_labels,
     };
     let outputs = Outputs {
         metrics: &metrics,

@@ -141,6 +141,11 @@ impl AgentMetrics {
             "Bytes (as JSON) of the alerts in the webhook inbox",
             self.inbox_bytes.clone(),
         );
+        r.register(
+            "upsoak_agent_baseline_slos",
+            "SLOs in the baseline judged against (0: none yet, objectives only)",
+            self.baseline_slos.clone(),
+        );
         self.runtime.register(r);
     }
 }

@@ -213,6 +213,8 @@ fn config(specs: &str, dir: &Path) -> MonitorConfig {
         alert_timeouts: crate::http::Timeouts::SINK,
         unhealthy_after: DEFAULT_UNHEALTHY_AFTER,
         steady_every: None,
+        auto_baseline: None,
+        alert_labels: BTreeMap::new(),
     }
 }
 
@@ -419,7 +421,7 @@ async fn a_failed_query_is_counted_per_slo_and_readiness_waits_for_the_first_ans
     let q = FakePrometheus::on(&clock)
         .wanderer(0, 1, "1.58.0")
         .wanderer(5, 2, "1.59.0")
-        .with("lat", 0, 0.1)
+        .with("lat", 0, 0.125)
         .down(0, 4)
         .down(12, 13);
     let mut cfg = config(LATENCY, &dir.0);
@@ -583,9 +585,18 @@ async fn the_disruption_window_is_judged_at_the_settle_end_and_annotated_from_th
         assert_eq!(sample(&shown, series), want, "{series} in:\n{shown}");
     }
     // The alert of the failed disruption SLO says which window it failed in.
-    let alerts = sinks::current_alerts(&h.transitions, "now");
+    let alerts = sinks::current_alerts(&h.transitions, "now", &BTreeMap::new());
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["labels"]["window"], "disruption");
+    assert!(alerts[0]["labels"].get("namespace").is_none());
+    // The agent's namespace is added to every alert, and never replaces one of its labels.
+    let extra = BTreeMap::from([
+        ("namespace".to_owned(), "upsoak".to_owned()),
+        ("slo".to_owned(), "not-this".to_owned()),
+    ]);
+    let alerts = sinks::current_alerts(&h.transitions, "now", &extra);
+    assert_eq!(alerts[0]["labels"]["namespace"], "upsoak");
+    assert_eq!(alerts[0]["labels"]["slo"], "lost");
     // The transition's region opens at the apply's start; the disruption window has its own.
     let posted: Vec<serde_json::Value> = std::fs::read_to_string(&annotations)
         .unwrap()
@@ -665,6 +676,72 @@ async fn the_steady_period_is_judged_in_chunks_until_the_next_transition() {
     // Restarted from its state, the agent judges no chunk twice.
     let saved = History::load(&dir.0).unwrap();
     assert_eq!(saved, h);
+}
+
+const AUTO: &str = "groups:\n  - { name: g, interval: 1s, slos: [ { name: lat, expr: lat, baseline: \"<= +20%\", min_samples: 3 }, { name: none, expr: nothing, baseline: \"<= +20%\", min_samples: 3 } ] }\n";
+
+#[tokio::test]
+async fn auto_baseline_skips_a_transition_without_steady_time_and_records_before_the_next() {
+    let dir = StateDir::new("auto-baseline");
+    let stop = CancellationToken::new();
+    let clock = ScriptClock::new(60, &stop);
+    let t0 = T0 / 1000;
+    let (apply_gen, started, finished, live) = (
+        "max(upsoak_wanderer_apply_generation)",
+        "max(upsoak_wanderer_apply_started_timestamp_seconds)",
+        "max(upsoak_wanderer_apply_finished_timestamp_seconds)",
+        "max(upsoak_wanderer_last_transition_timestamp_seconds)",
+    );
+    // The sidecar starts at 0 s; generation 2's apply starts at 1 s (inside the sidecar's
+    // settle: no steady time before it), ends at 2 s, goes live at 3 s. Generation 3's apply
+    // starts at 20 s: its steady window is 15..20 s (the judge window; the previous
+    // transition's end + settle, 5 s, is earlier). `lat` jumps during the apply only.
+    let q = FakePrometheus::on(&clock)
+        .wanderer(0, 1, "1.58.0")
+        .wanderer(3, 2, "1.59.0")
+        .wanderer(22, 3, "1.60.0")
+        .with(
+            "max(process_start_time_seconds and on(job, instance) upsoak_wanderer_generation)",
+            0,
+            t0 as f64,
+        )
+        .with(apply_gen, 1, 2.0)
+        .with(started, 1, (t0 + 1) as f64)
+        .with(finished, 2, (t0 + 2) as f64)
+        .with(live, 3, (t0 + 3) as f64)
+        .with(apply_gen, 20, 3.0)
+        .with(started, 20, (t0 + 20) as f64)
+        .with(finished, 21, (t0 + 21) as f64)
+        .with(live, 22, (t0 + 22) as f64)
+        .with("lat", 0, 0.125)
+        .with("lat", 21, 9.0)
+        .with("lat", 22, 0.125);
+    let mut cfg = config(AUTO, &dir.0);
+    cfg.max_judged = Some(2);
+    let path = dir.0.join("baseline.json");
+    cfg.auto_baseline = Some(AutoBaseline::new(path.clone()));
+    let (h, shown, _) = run_to_end(cfg, &q, &clock).await;
+    let verdict = |i: usize| {
+        let j = h.transitions[i].judged.as_ref().unwrap();
+        j.slos["g/lat"].evidence.clone()
+    };
+    // Generation 2: no baseline yet, so its baseline-only SLO is inconclusive.
+    let first = verdict(0);
+    assert_eq!(first.verdict, Verdict::Inconclusive, "{first:?}");
+    // Generation 3: judged against the baseline recorded before its apply.
+    let second = verdict(1);
+    assert_eq!(second.verdict, Verdict::Pass, "{second:?}");
+    assert_eq!(second.baseline, Some(0.125));
+    let b = Baseline::load(&path).unwrap();
+    assert_eq!((b.from, b.to), (t0 + 15, t0 + 20));
+    assert_eq!(b.slos.keys().collect::<Vec<_>>(), vec!["g/lat"]);
+    assert_eq!(b.slos["g/lat"].count, 6);
+    assert_eq!(b.configuration["version"], "1.59.0");
+    assert_eq!(
+        sample(&shown, "upsoak_agent_baseline_slos"),
+        Some(1.0),
+        "{shown}"
+    );
 }
 
 mod runtime;
