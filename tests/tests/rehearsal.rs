@@ -25,8 +25,11 @@ fn the_shipped_prometheus_operator_overlay_runs_clean_at_real_speed() {
     if !token.exists() {
         // The README's first deploy step (and `make deploy-check`) makes it: a random token.
         let mut bytes = [0u8; 32];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut bytes)
-            .unwrap();
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").unwrap(),
+            &mut bytes,
+        )
+        .unwrap();
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         std::fs::write(&token, hex).unwrap();
     }
@@ -34,7 +37,13 @@ fn the_shipped_prometheus_operator_overlay_runs_clean_at_real_speed() {
     let work = tmp.path().join("work");
     let json = tmp.path().join("outcome.json");
     let out = Command::new("unshare")
-        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "rehearse"])
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$@\"",
+            "rehearse",
+        ])
         .arg(bin("upsoak-rehearse"))
         .arg("--overlay")
         .arg(repo.join("deploy/overlays/prometheus-operator"))
@@ -65,5 +74,8 @@ fn the_shipped_prometheus_operator_overlay_runs_clean_at_real_speed() {
         assert_eq!(r["disruption"], "pass", "{r:#}\n{stdout}");
         assert_eq!(r["steady"], "pass", "{r:#}\n{stdout}");
     }
-    assert!(outcome["unmet"].as_array().unwrap().is_empty(), "{outcome:#}");
+    assert!(
+        outcome["unmet"].as_array().unwrap().is_empty(),
+        "{outcome:#}"
+    );
 }

@@ -20,7 +20,7 @@ pub enum AuthFileError {
     #[error("{flag} `{path}` is empty")]
     Empty { flag: &'static str, path: PathBuf },
     #[error(
-        "{flag} `{path}` still holds the placeholder of deploy/base/agent-webhook-secret.yaml; put a random token in Secret upsoak-agent-webhook (that file says how)"
+        "{flag} `{path}` still holds the placeholder token; put a random one in Secret upsoak-agent-webhook (`openssl rand -hex 32 > deploy/components/webhook-token/webhook.token`, README's deploy checklist)"
     )]
     Placeholder { flag: &'static str, path: PathBuf },
     #[error(

@@ -291,7 +291,15 @@ pub async fn rehearse(o: &Options) -> Result<Outcome> {
     let applier = &sidecar["wanderer"]["applier"];
     let release = applier["release"].as_str().unwrap_or("agones").to_owned();
     // The container's environment overrides the file (`UPSOAK_WANDERER__APPLIER__…`).
-    let env_of = |k: &str| chaos.1.env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let env_of = |k: &str| {
+        chaos
+            .1
+            .env
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
     let agones_ns = env_of("UPSOAK_WANDERER__APPLIER__NAMESPACE")
         .or_else(|| applier["namespace"].as_str().map(str::to_owned))
         .unwrap_or_else(|| "agones-system".to_owned());
