@@ -11,8 +11,9 @@ TRANSITIONS=${REHEARSE_TRANSITIONS:-6}
 PERIOD=${REHEARSE_PERIOD:-7m}
 SETTLE=${REHEARSE_SETTLE:-2m}
 JUDGE=${REHEARSE_JUDGE_WINDOW:-3m}
-# A version the shipped walk (seed 1 from Agones 1.60.0) enters once within six transitions.
-FAULT_VERSION=${REHEARSE_FAULT_VERSION:-1.57.0}
+# A version the shipped walk (seed 1 from Agones 1.60.0) enters once in its first six
+# transitions: 1.60.0 → 1.58.0 → 1.56.0 → 1.57.0 → 1.55.0 → 1.55.0 → 1.57.0.
+FAULT_VERSION=${REHEARSE_FAULT_VERSION:-1.56.0}
 OUT=${REHEARSE_OUT:-target/rehearse}
 BIN=${REHEARSE_BIN:-target/debug/upsoak-rehearse}
 

@@ -188,30 +188,16 @@ fn not_passed(window: &str, w: &Value) -> Vec<String> {
         .collect()
 }
 
-/// How a transition reads: `1.60.0 → 1.59.0 +GateA −GateB tunable a→b`.
+/// How a transition reads, in the one notation of every report (`common::change::describe`).
 fn change(t: &Value) -> String {
-    let (from, to) = (&t["from"], &t["to"]);
-    let get = |m: &Value, k: &str| m[k].as_str().unwrap_or("").to_owned();
-    let mut s = format!("{} → {}", get(from, "version"), get(to, "version"));
-    let keys: std::collections::BTreeSet<String> = from
-        .as_object()
-        .into_iter()
-        .chain(to.as_object())
-        .flat_map(|m| m.keys().cloned())
-        .filter(|k| k != "version")
-        .collect();
-    for k in keys {
-        let (a, b) = (get(from, &k), get(to, &k));
-        if a == b {
-            continue;
-        }
-        match (a.as_str(), b.as_str()) {
-            ("false" | "", "true") => s.push_str(&format!(" +{k}")),
-            ("true", "false" | "") => s.push_str(&format!(" −{k}")),
-            _ => s.push_str(&format!(" {k} {a}→{b}")),
-        }
-    }
-    s
+    let map = |v: &Value| -> BTreeMap<String, String> {
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect()
+    };
+    upsoak_common::change::describe(&map(&t["from"]), &map(&t["to"]))
 }
 
 /// A duration override is a duration: the one thing a rehearsal may change.
