@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TRANSITIONS=${REHEARSE_TRANSITIONS:-6}
-PERIOD=${REHEARSE_PERIOD:-7m}
+PERIOD=${REHEARSE_PERIOD:-8m}
 SETTLE=${REHEARSE_SETTLE:-2m}
-JUDGE=${REHEARSE_JUDGE_WINDOW:-3m}
+JUDGE=${REHEARSE_JUDGE_WINDOW:-4m}
 # A version the shipped walk (seed 1 from Agones 1.60.0) enters once in its first six
 # transitions: 1.60.0 → 1.58.0 → 1.56.0 → 1.57.0 → 1.55.0 → 1.55.0 → 1.57.0.
 FAULT_VERSION=${REHEARSE_FAULT_VERSION:-1.56.0}

@@ -5,9 +5,10 @@
 //! second run with a fault (BENCHMARKS.md).
 //!
 //! Only durations are overridden, and only because a test cannot wait 30 minutes a period:
-//! the Wanderer's period (7 min: the apply, the agent's 2 min settle and a 3 min judged window,
-//! with the schedule's ±10 % jitter) and the agent's judge window (3 min: ten samples at the
-//! SLO groups' 15 s interval, as their `min_samples` ask, after the 2 min warm-up).
+//! the Wanderer's period (8 min: the apply, the agent's 2 min settle and a 4 min judged window,
+//! with the schedule's ±10 % jitter) and the agent's judge window (4 min: the agent refuses a
+//! window shorter than the `leaks` group's 5 samples at its 1 min interval; the memory SLOs'
+//! 10 samples at 15 s after the 2 min warm-up fit in it too).
 //!
 //! It runs in a network namespace of its own (`unshare -n`) so that the rendered ports are used
 //! as they are; it takes about 30 minutes.
@@ -51,10 +52,10 @@ fn the_shipped_prometheus_operator_overlay_runs_clean_at_real_speed() {
         .arg(&repo)
         .arg("--work")
         .arg(&work)
-        .args(["--transitions", "3", "--timeout", "45m"])
-        .args(["--set", "upsoak-chaos:UPSOAK_WANDERER__SCHEDULE__PERIOD=7m"])
+        .args(["--transitions", "3", "--timeout", "50m"])
+        .args(["--set", "upsoak-chaos:UPSOAK_WANDERER__SCHEDULE__PERIOD=8m"])
         .args(["--set", "upsoak-agent:UPSOAK_SETTLE=2m"])
-        .args(["--set", "upsoak-agent:UPSOAK_JUDGE_WINDOW=3m"])
+        .args(["--set", "upsoak-agent:UPSOAK_JUDGE_WINDOW=4m"])
         .arg("--json")
         .arg(&json)
         .output()
