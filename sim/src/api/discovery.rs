@@ -1,5 +1,5 @@
 //! Discovery: `/version`, the core group's namespaces, the API groups and their resources,
-//! and the OpenAPI v3 documents kubectl reads before `create -f`.
+//! and the OpenAPI v3 documents kubectl reads before `create -f` (v2: [`super::openapi_v2`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -70,9 +70,9 @@ pub(super) async fn namespace(State(s): State<ApiState>, Path(ns): Path<String>)
 
 /// Group, version, and the resources each serves.
 pub(super) struct GroupDoc {
-    group: &'static str,
-    version: &'static str,
-    resources: fn() -> Value,
+    pub(super) group: &'static str,
+    pub(super) version: &'static str,
+    pub(super) resources: fn() -> Value,
 }
 
 pub(super) const GROUPS: [GroupDoc; 3] = [
