@@ -4,7 +4,9 @@
 //! `target/conformance-venv`). Each drives the real `upsoak-sim` binary over HTTP through the same
 //! scenario: discovery (with the trailing-slash roots `/version/`, `/api/`, `/apis/`), create,
 //! get, list with label and field selectors, watch, patch (merge, JSON, server-side apply), the
-//! `scale` subresource, a 409 on an update with a stale resourceVersion, allocation and deletion.
+//! `scale` subresource, a 409 on an update with a stale resourceVersion, allocation and deletion;
+//! kubectl also `apply`s (client-side validation reads `/openapi/v2` before 1.29), and Python lists
+//! in chunks (`limit`, `continue`).
 //!
 //! Where the simulator answered differently from Kubernetes, the simulator was fixed (its code
 //! cites the Kubernetes behaviour), not the test. Each test fails, never skips, when its client
@@ -374,6 +376,20 @@ async fn kubectl_drives_the_simulator_through_every_verb() {
     kubectl_ok(url, &["create", "-f", file]);
     kubectl_err(url, &["create", "-f", file], "AlreadyExists");
 
+    // `kubectl apply` with its default client-side validation (kubectl before 1.29 reads
+    // `/openapi/v2` for it): a new Fleet is created, then configured by a merge patch.
+    let applied = sim
+        .dir
+        .write("applied.json", &fleet("kubectl-applied", 1).to_string());
+    let applied = applied.to_str().unwrap();
+    let out = kubectl_ok(url, &["apply", "-f", applied]);
+    assert!(out.contains("kubectl-applied created"), "{out}");
+    let applied = sim
+        .dir
+        .write("applied.json", &fleet("kubectl-applied", 0).to_string());
+    let out = kubectl_ok(url, &["apply", "-f", applied.to_str().unwrap()]);
+    assert!(out.contains("kubectl-applied configured"), "{out}");
+
     // Get and list with selectors (kubectl's Table answers).
     let uid = kubectl_ok(
         url,
@@ -603,6 +619,7 @@ async fn python_kubernetes_client_drives_the_simulator_through_every_verb() {
             "watch",
             "patch",
             "scale",
+            "list in chunks",
             "stale update",
             "allocation",
             "delete"
