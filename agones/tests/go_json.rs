@@ -4,6 +4,9 @@
 //! (`pkg/apis/agones/v1/{gameserver,fleet,common}.go`, `pkg/apis/allocation/v1/
 //! gameserverallocation.go`); `tests/fixtures/README.md` says which tag gives each `null`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use upsoak_agones::{

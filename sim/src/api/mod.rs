@@ -240,7 +240,7 @@ fn list_in<T: Served>(
         ) {
             Ok(c) => c,
             Err(pages::Refused::Error(e)) => return Err(e),
-            Err(pages::Refused::Expired(r)) => return Ok(r),
+            Err(pages::Refused::Expired(token)) => return Ok(pages::expired(&token)),
         };
         let items: Vec<(String, T)> = T::list(&w, ns.as_deref(), &q.labels)
             .into_iter()

@@ -48,10 +48,18 @@ pub(crate) struct PageMeta {
     pub(crate) remaining_item_count: Option<u64>,
 }
 
-/// Why a page cannot be served: an error, or the 410 whose body carries a token.
+/// Why a page cannot be served: an error, or the 410 whose body carries a fresh token.
 pub(super) enum Refused {
     Error(ApiError),
-    Expired(Response),
+    Expired(String),
+}
+
+/// The 410 for a continue token older than the change log, with `metadata.continue` set to
+/// a token (rv -1) that continues at the latest state.
+pub(super) fn expired(token: &str) -> Response {
+    let mut status = ApiError::expired(INCONSISTENT_CONTINUE).to_status();
+    status["metadata"] = json!({ "continue": token });
+    json_response(StatusCode::GONE, &status)
 }
 
 impl From<ApiError> for Refused {
@@ -89,11 +97,7 @@ pub(super) fn cursor(
             start,
             rv: rv.min(current),
         }),
-        Ok(_) => {
-            let mut status = ApiError::expired(INCONSISTENT_CONTINUE).to_status();
-            status["metadata"] = json!({"continue": encode(&start, -1)});
-            Err(Refused::Expired(json_response(StatusCode::GONE, &status)))
-        }
+        Ok(_) => Err(Refused::Expired(encode(&start, -1))),
     }
 }
 
@@ -289,10 +293,11 @@ mod tests {
         let with_rv = cursor(Some(&encode("a", 5)), Some("5"), 9, |_| true);
         assert!(matches!(with_rv, Err(Refused::Error(e)) if e.code == 400));
         let old = cursor(Some(&encode("gs-02\u{0}", 3)), None, 9, |rv| rv > 4);
-        let Err(Refused::Expired(resp)) = old else {
+        let Err(Refused::Expired(token)) = old else {
             panic!("an rv past the log was served")
         };
-        assert_eq!(resp.status(), StatusCode::GONE);
+        assert_eq!(decode(&token).unwrap(), ("gs-02\u{0}".to_owned(), -1));
+        assert_eq!(expired(&token).status(), StatusCode::GONE);
         let fresh = cursor(Some(&encode("gs-02\u{0}", -1)), None, 9, |_| false)
             .ok()
             .unwrap();
