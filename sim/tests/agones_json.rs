@@ -251,6 +251,25 @@ async fn lists_come_in_chunks_of_limit_with_a_continue_token_as_the_api_server_g
     );
     let (code, _, v) = get(&sim.url, &format!("{GS}?limit=x")).await;
     assert_eq!(code, 400, "{v}");
+    // The other lists page the same way: Agones' Deployments, the Namespaces.
+    for (base, total) in [
+        ("/apis/apps/v1/namespaces/agones-system/deployments", 3),
+        ("/apis/apps/v1/deployments", 3),
+        ("/api/v1/namespaces", 2),
+    ] {
+        let (mut seen, mut path) = (0, format!("{base}?limit=1"));
+        loop {
+            let (code, _, v) = get(&sim.url, &path).await;
+            assert_eq!(code, 200, "{path}: {v}");
+            assert_eq!(v["items"].as_array().unwrap().len(), 1, "{path}: {v}");
+            seen += 1;
+            match v["metadata"]["continue"].as_str() {
+                Some(t) => path = format!("{base}?limit=1&continue={t}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, total, "{base}");
+    }
     sim.stop();
 }
 

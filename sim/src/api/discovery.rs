@@ -47,16 +47,22 @@ pub(super) fn namespace_object(name: &str) -> Value {
         "metadata": {"name": name, "resourceVersion": "1"}, "status": {"phase": "Active"}})
 }
 
-pub(super) async fn namespaces(State(s): State<ApiState>) -> ApiResult {
+pub(super) async fn namespaces(State(s): State<ApiState>, p: super::Params) -> ApiResult {
     let mut names: Vec<String> = NAMESPACES.iter().map(|n| n.to_string()).collect();
     let configured = s.lock()?.config().namespace.clone();
     if !names.contains(&configured) {
         names.push(configured);
     }
-    ok(
-        &json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
-        "items": names.iter().map(|n| namespace_object(n)).collect::<Vec<_>>()}),
-    )
+    let items = names
+        .iter()
+        .map(|n| (n.clone(), namespace_object(n)))
+        .collect();
+    // Namespaces never change here: every resourceVersion stays current.
+    let (items, meta) = match super::pages::page_of_values(&p.0, items, 1, |_| true) {
+        Ok(page) => page,
+        Err(answer) => return Ok(answer),
+    };
+    ok(&json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": meta, "items": items}))
 }
 
 pub(super) async fn namespace(State(s): State<ApiState>, Path(ns): Path<String>) -> ApiResult {

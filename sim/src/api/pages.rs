@@ -132,6 +132,29 @@ pub(super) fn page<T>(
     (rest.into_iter().map(|(_, o)| o).collect(), meta)
 }
 
+/// One page of a small list built as JSON (Deployments, Namespaces): `limit` and `continue`
+/// read from the query, `items` keyed as [`key`] keys them. `Err` is the answer to send.
+pub(super) fn page_of_values(
+    p: &std::collections::HashMap<String, String>,
+    items: Vec<(String, Value)>,
+    current: u64,
+    reaches_back: impl Fn(u64) -> bool,
+) -> Result<(Vec<Value>, PageMeta), Response> {
+    use axum::response::IntoResponse;
+    let limit = limit(p.get("limit")).map_err(IntoResponse::into_response)?;
+    let cur = match cursor(
+        p.get("continue").map(String::as_str),
+        p.get("resourceVersion").map(String::as_str),
+        current,
+        reaches_back,
+    ) {
+        Ok(c) => c,
+        Err(Refused::Error(e)) => return Err(e.into_response()),
+        Err(Refused::Expired(token)) => return Err(expired(&token)),
+    };
+    Ok(page(items, &cur, limit, true))
+}
+
 /// A list's key of an object, relative to the list's prefix: `<name>` within a namespace,
 /// `<namespace>/<name>` across namespaces (the etcd key below `/registry/<group>/<resource>/`).
 pub(super) fn key(all_namespaces: bool, ns: Option<&str>, name: Option<&str>) -> String {
