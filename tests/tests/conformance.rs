@@ -182,6 +182,34 @@ async fn kube_rs_drives_the_simulator_through_every_verb() {
     assert_eq!(by_name.items.len(), 1);
     let other = ListParams::default().labels(&format!("{FLEET_LABEL}!={name}"));
     assert!(gss.list(&other).await.unwrap().items.is_empty());
+    // In chunks: a page of one, its continue token, then the rest.
+    let first = gss
+        .list(&ListParams::default().labels(&sel).limit(1))
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 1);
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let rest = gss
+        .list(
+            &ListParams::default()
+                .labels(&sel)
+                .limit(1)
+                .continue_token(&token),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.metadata.continue_.is_none(), "{:?}", rest.metadata);
+    let mut paged: Vec<_> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .filter_map(|g| g.metadata.name.clone())
+        .collect();
+    paged.sort();
+    let mut all = names.clone();
+    all.sort();
+    assert_eq!(paged, all);
 
     // Watch from the list's resourceVersion: a scale-up (through the scale subresource) shows
     // as ADDED events.
