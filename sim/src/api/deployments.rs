@@ -192,7 +192,7 @@ fn list_in(
         w.events_since(rv).is_some()
     }) {
         Ok(page) => page,
-        Err(answer) => return Ok(answer),
+        Err(refused) => return Ok(axum::response::IntoResponse::into_response(refused)),
     };
     ok(&json!({"kind": "DeploymentList", "apiVersion": "apps/v1",
         "metadata": meta, "items": items}))

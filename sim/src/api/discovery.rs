@@ -60,7 +60,7 @@ pub(super) async fn namespaces(State(s): State<ApiState>, p: super::Params) -> A
     // Namespaces never change here: every resourceVersion stays current.
     let (items, meta) = match super::pages::page_of_values(&p.0, items, 1, |_| true) {
         Ok(page) => page,
-        Err(answer) => return Ok(answer),
+        Err(refused) => return Ok(axum::response::IntoResponse::into_response(refused)),
     };
     ok(&json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": meta, "items": items}))
 }

@@ -239,8 +239,7 @@ fn list_in<T: Served>(
             |rv| w.events_since(rv).is_some(),
         ) {
             Ok(c) => c,
-            Err(pages::Refused::Error(e)) => return Err(e),
-            Err(pages::Refused::Expired(token)) => return Ok(pages::expired(&token)),
+            Err(refused) => return Ok(refused.into_response()),
         };
         let items: Vec<(String, T)> = T::list(&w, ns.as_deref(), &q.labels)
             .into_iter()

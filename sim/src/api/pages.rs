@@ -62,6 +62,15 @@ pub(super) fn expired(token: &str) -> Response {
     json_response(StatusCode::GONE, &status)
 }
 
+impl axum::response::IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Error(e) => e.into_response(),
+            Refused::Expired(token) => expired(&token),
+        }
+    }
+}
+
 impl From<ApiError> for Refused {
     fn from(e: ApiError) -> Self {
         Refused::Error(e)
@@ -133,25 +142,20 @@ pub(super) fn page<T>(
 }
 
 /// One page of a small list built as JSON (Deployments, Namespaces): `limit` and `continue`
-/// read from the query, `items` keyed as [`key`] keys them. `Err` is the answer to send.
+/// read from the query, `items` keyed as [`key`] keys them.
 pub(super) fn page_of_values(
     p: &std::collections::HashMap<String, String>,
     items: Vec<(String, Value)>,
     current: u64,
     reaches_back: impl Fn(u64) -> bool,
-) -> Result<(Vec<Value>, PageMeta), Response> {
-    use axum::response::IntoResponse;
-    let limit = limit(p.get("limit")).map_err(IntoResponse::into_response)?;
-    let cur = match cursor(
+) -> Result<(Vec<Value>, PageMeta), Refused> {
+    let limit = limit(p.get("limit"))?;
+    let cur = cursor(
         p.get("continue").map(String::as_str),
         p.get("resourceVersion").map(String::as_str),
         current,
         reaches_back,
-    ) {
-        Ok(c) => c,
-        Err(Refused::Error(e)) => return Err(e.into_response()),
-        Err(Refused::Expired(token)) => return Err(expired(&token)),
-    };
+    )?;
     Ok(page(items, &cur, limit, true))
 }
 
