@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::{Deserialize, Serialize};
 
 use crate::gameserver::GameServerStatusPort;
+use crate::nullable::null_as_empty;
 
 /// A GameServerAllocation request and, once created, its result.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -108,31 +109,30 @@ pub struct GameServerAllocationStatus {
     pub state: AllocationState,
     #[serde(default)]
     pub game_server_name: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `json:"ports,omitempty"`: absent when none; `null` is read as none too.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ports: Vec<GameServerStatusPort>,
-    #[serde(default)]
+    /// `json:"address,omitempty"`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub address: String,
     /// The node's addresses (`status.addresses`, `pkg/apis/allocation/v1/gameserverallocation.go`
-    /// `GameServerAllocationStatus.Addresses`); Agones may serialise none as `null`.
+    /// `GameServerAllocationStatus.Addresses`, `json:"addresses,omitempty"`); `null` reads as none.
     #[serde(
         default,
         deserialize_with = "null_as_empty",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub addresses: Vec<crate::gameserver::NodeAddress>,
-    #[serde(default)]
+    /// `json:"nodeName,omitempty"`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node_name: String,
+    /// `json:"source"`: `local` for this cluster's allocations.
     #[serde(default)]
     pub source: String,
-}
-
-/// A list that Go may send as `null`.
-fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The outcome of an allocation.

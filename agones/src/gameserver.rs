@@ -6,6 +6,8 @@ use std::str::FromStr;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
+use crate::nullable::{NullableVec, null_as_empty};
+
 /// A GameServer, as `agones.dev/v1` serves it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,7 +60,12 @@ pub struct GameServerSpec {
     /// The game server container, when the pod has more than one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `json:"ports,omitempty"`: never `null` from Agones, but a hand-written `ports:` is.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ports: Vec<GameServerPort>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
@@ -114,28 +121,37 @@ pub struct Health {
     pub failure_threshold: Option<i64>,
 }
 
-/// `GameServer.status`.
+/// `GameServer.status`, serialised as Agones' Go type is (`pkg/apis/agones/v1/gameserver.go`,
+/// `GameServerStatus`, v1.60.0): every field here is without `omitempty`, so `ports` and
+/// `addresses` are `null` until the controller fills them, and `reservedUntil` and `players`
+/// are `null` when unset. See [`crate::nullable`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GameServerStatus {
     pub state: GameServerState,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<GameServerStatusPort>,
+    /// `json:"ports"`: nil (`null`) before the server is scheduled.
+    #[serde(default)]
+    pub ports: NullableVec<GameServerStatusPort>,
     #[serde(default)]
     pub address: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub addresses: Vec<NodeAddress>,
+    /// `json:"addresses"`: nil (`null`) before the server is scheduled.
+    #[serde(default)]
+    pub addresses: NullableVec<NodeAddress>,
     #[serde(default)]
     pub node_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `json:"reservedUntil"`, a `*metav1.Time`: `null` unless Reserved with a duration.
+    #[serde(default)]
     pub reserved_until: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `json:"players"`, a `*PlayerStatus`: `null` with PlayerTracking off.
+    #[serde(default)]
     pub players: Option<PlayerStatus>,
 }
 
 /// `GameServer.status.ports[]`: the port a client connects to.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GameServerStatusPort {
+    /// `json:"name,omitempty"`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     pub port: i32,
 }
@@ -148,13 +164,17 @@ pub struct NodeAddress {
     pub type_: String,
 }
 
-/// `GameServer.status.players` (PlayerTracking).
+/// `GameServer.status.players` (PlayerTracking; `PlayerStatus` in `gameserver.go`, every field
+/// without `omitempty`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlayerStatus {
+    #[serde(default)]
     pub count: i64,
+    #[serde(default)]
     pub capacity: i64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ids: Vec<String>,
+    /// `json:"ids"`: nil (`null`) until the first player connects, `[]` after the last leaves.
+    #[serde(default)]
+    pub ids: NullableVec<String>,
 }
 
 /// The states of a GameServer, spelled as Agones spells them.

@@ -8,6 +8,7 @@
 //! - [`gameserver`]: `GameServer`, its spec, status and [`GameServerState`].
 //! - [`allocation`]: `GameServerAllocation`, create-only, answered with its status.
 //! - [`metrics`]: metric names and label values as Agones exports them.
+//! - [`nullable`]: Go's `null` lists: [`NullableVec`] and [`nullable::null_as_empty`].
 //! - [`release`]: what an install chooses and how releases are described: the [`Install`] wire
 //!   type shared by `upsoak-chaos` and `upsoak-sim`, gate [`Stage`]s, Helm's gate query string
 //!   ([`release::to_query`], [`release::parse_query`]), tunables, Kubernetes ranges, and the
@@ -17,6 +18,7 @@ pub mod allocation;
 pub mod fleet;
 pub mod gameserver;
 pub mod metrics;
+pub mod nullable;
 pub mod release;
 
 pub use allocation::{
@@ -28,6 +30,7 @@ pub use gameserver::{
     GameServer, GameServerPort, GameServerSpec, GameServerState, GameServerStatus,
     GameServerStatusPort, Health,
 };
+pub use nullable::NullableVec;
 pub use release::{Install, KubeRange, Stage, TunableSpec, TunableValue};
 
 /// The label Agones puts on every GameServer of a Fleet, naming the Fleet.

@@ -215,6 +215,58 @@ async fn canaries_live_through_a_stalled_transition_and_a_restart_is_seen() {
     r.stop().await;
 }
 
+/// With PlayerTracking on, every GameServer Agones makes has `status.players.ids: null`
+/// (`pkg/apis/agones/v1/gameserver.go`, `applyStatusDefaults`); the canaries still read their
+/// servers' states and see one go back to Ready as `restarted`, not as a silent `timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_player_tracking_on_canaries_read_ids_null_and_see_a_restart() {
+    let r = rig(
+        "initial: { version: 1.60.0, featureGates: PlayerTracking=true }",
+        Duration::from_millis(1500),
+    )
+    .await;
+    // The simulator serves the null, raw over HTTP, for the canaries' own servers.
+    let body = reqwest::get(format!(
+        "{}/apis/agones.dev/v1/namespaces/default/gameservers",
+        r.url
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let allocated: Vec<&serde_json::Value> = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["status"]["state"] == "Allocated")
+        .collect();
+    assert_eq!(allocated.len(), COUNT, "{body}");
+    for g in &allocated {
+        assert!(
+            g["status"]["players"]
+                .get("ids")
+                .is_some_and(serde_json::Value::is_null),
+            "{g}"
+        );
+    }
+    assert!(body.contains(r#""ids":null"#), "{body}");
+
+    let port = canary_ports(&r.url).await[0];
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(b"READY", ("127.0.0.1", port)).await.unwrap();
+    r.wait_lost(LossReason::Restarted, 1).await;
+    r.wait_active("a replacement").await;
+    assert_eq!(
+        r.metrics.canaries_lost(LossReason::Timeout),
+        0,
+        "{}",
+        r.text()
+    );
+    r.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_end_at_max_age_only_after_a_transition() {
     let transitions = std::sync::Arc::new(AtomicU64::new(0));

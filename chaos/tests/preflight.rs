@@ -109,6 +109,35 @@ async fn against_the_simulator_every_check_passes_and_the_server_is_released() {
     stop.cancel();
 }
 
+/// With PlayerTracking on, the GameServer preflight allocates and reads back has
+/// `status.players.ids: null`, as on Agones; the `allocation` check still passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_player_tracking_on_the_allocation_check_reads_ids_null_and_passes() {
+    let (sim, stop) = common::start_sim(
+        "initial: { version: 1.60.0, featureGates: PlayerTracking=true }\nfleets: [ { name: soak, replicas: 3 } ]",
+        4,
+    )
+    .await;
+    ready(&sim, "soak", 3).await;
+    let body = reqwest::get(format!(
+        "{sim}/apis/agones.dev/v1/namespaces/default/gameservers"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(body.matches(r#""ids":null"#).count(), 3, "{body}");
+    let dir = TempDir::new("chaos-preflight-pt");
+    let cfg = config(&dir, &sim, &format!("{{ kind: sim, url: \"{sim}\" }}"));
+    let (code, stdout, stderr) = preflight(&cfg).await;
+    let alloc = line(&stdout, "allocation");
+    assert!(alloc.starts_with("PASS"), "{alloc}\n{stdout}\n{stderr}");
+    assert!(alloc.contains("NAME: soak-"), "{alloc}");
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    stop.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_without_ready_servers_fails_its_check_with_exit_1() {
     let (sim, stop) = common::start_sim("fleets: [ { name: soak, replicas: 0 } ]", 2).await;

@@ -319,6 +319,14 @@ async fn player_sessions_pass_with_the_gate_on_and_a_fleet_with_player_capacity(
     .await
     .unwrap();
     assert_eq!(gs["items"][0]["status"]["players"]["capacity"], 10, "{gs}");
+    // And, as on Agones with the gate on, no player ids yet: `null`, which the Producer's
+    // capacity read must accept for the player steps below to run.
+    assert!(
+        gs["items"][0]["status"]["players"]
+            .get("ids")
+            .is_some_and(serde_json::Value::is_null),
+        "{gs}"
+    );
 
     let session = SessionConfig {
         player_tracking: true,

@@ -123,6 +123,11 @@ impl ApiError {
         ApiError::new(413, "RequestEntityTooLarge", message)
     }
 
+    /// 410 `Expired`: a resourceVersion or continue token older than the change log.
+    pub fn expired(message: impl Into<String>) -> Self {
+        ApiError::new(410, "Expired", message)
+    }
+
     /// 429 `TooManyRequests`: a limit on concurrent requests (e.g. open watches) is reached.
     pub fn too_many_requests(message: impl Into<String>) -> Self {
         ApiError::new(429, "TooManyRequests", message)

@@ -23,7 +23,28 @@ fn crd_schema(file: &str) -> Value {
         )
     });
     let crd: Value = serde_yaml::from_str(&text).unwrap();
-    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+    let mut schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
+    allow_nullable(&mut schema);
+    schema
+}
+
+/// OpenAPI's `nullable: true` as JSON Schema: the type also admits `null`. The API server
+/// accepts and keeps a `null` exactly there (k8s.io/apiextensions-apiserver, structural
+/// schemas: `nullable`), which is how Agones' `null` lists are stored and served
+/// (`_gameserverstatus.yaml`: `ports`, `addresses`, `reservedUntil`, `players`, `players.ids`).
+fn allow_nullable(schema: &mut Value) {
+    if let Some(obj) = schema.as_object_mut() {
+        if obj.get("nullable") == Some(&Value::Bool(true))
+            && let Some(t) = obj.get("type").and_then(Value::as_str).map(str::to_owned)
+        {
+            obj.insert("type".into(), serde_json::json!([t, "null"]));
+        }
+        for v in obj.values_mut() {
+            allow_nullable(v);
+        }
+    } else if let Some(a) = schema.as_array_mut() {
+        a.iter_mut().for_each(allow_nullable);
+    }
 }
 
 fn validate(schema: &Value, object: &Value, what: &str) {
@@ -82,9 +103,20 @@ async fn served_objects_validate_against_agones_crds() {
     ))
     .unwrap();
     validate(&fleet_schema, &body, "the default Fleet body");
-    // And the schema is not vacuous: a bad state is caught.
+    // And the schema is not vacuous: a bad state is caught, and so is a `null` where the CRD
+    // does not allow one (only the `nullable` fields may be `null`).
     let mut bad = list["items"][0].clone();
     bad["status"]["state"] = Value::from("Sleeping");
     let validator = jsonschema::validator_for(&gs_schema).unwrap();
     assert!(!validator.is_valid(&bad));
+    let mut bad = list["items"][0].clone();
+    bad["status"]["address"] = Value::Null;
+    assert!(!validator.is_valid(&bad));
+    // The served servers do carry Agones' nulls, so the check above covered them.
+    assert!(
+        list["items"][0]["status"]
+            .get("players")
+            .is_some_and(Value::is_null),
+        "{list}"
+    );
 }

@@ -95,7 +95,7 @@ async fn create_list_scale_and_allocate_through_kube_rs() {
     assert_eq!(status.state, AllocationState::Allocated);
     let gs = gss.get(&status.game_server_name).await.unwrap();
     assert_eq!(gs.state(), Some(GameServerState::Allocated));
-    assert_eq!(status.ports, gs.status.unwrap().ports);
+    assert_eq!(status.ports, gs.status.unwrap().ports.to_vec());
 
     // Label selectors and field selectors.
     let allocated = gss

@@ -175,3 +175,41 @@ fn kubectl_drives_the_simulator() {
     );
     assert_eq!(sim.stop().code(), Some(0));
 }
+
+/// `kubectl apply -f` of a Fleet, with kubectl's default client-side validation (which reads
+/// `/openapi/v2` before 1.29 and `/openapi/v3` after): created, then configured by a merge
+/// patch; `get --chunk-size` walks the list in `limit`/`continue` pages.
+#[test]
+fn kubectl_applies_a_fleet_and_lists_in_chunks() {
+    let sim = SimProcess::start(Some(&test_config("")));
+    let url = sim.url.clone();
+    let dir = TempDir::new("kubectl-apply");
+    let fleet = |replicas: u32| {
+        format!(
+            "apiVersion: agones.dev/v1\nkind: Fleet\nmetadata:\n  name: applied\nspec:\n  replicas: {replicas}\n  template:\n    spec:\n      ports:\n        - name: default\n          containerPort: 7654\n      template:\n        spec:\n          containers:\n            - name: simple-game-server\n              image: us-docker.pkg.dev/agones-images/examples/simple-game-server:0.43\n"
+        )
+    };
+    let file = dir.write("fleet.yaml", &fleet(3));
+    let out = ok(&url, &["apply", "-f", file.to_str().unwrap()]);
+    assert!(out.contains("fleet.agones.dev/applied created"), "{out}");
+    let file = dir.write("fleet.yaml", &fleet(5));
+    let out = ok(&url, &["apply", "-f", file.to_str().unwrap()]);
+    assert!(out.contains("fleet.agones.dev/applied configured"), "{out}");
+    wait_for(
+        &url,
+        &[
+            "get",
+            "fleet",
+            "applied",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ],
+        |o| o.trim() == "5",
+    );
+    let out = ok(
+        &url,
+        &["get", "gameservers", "--chunk-size=2", "-o", "name"],
+    );
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert_eq!(sim.stop().code(), Some(0));
+}

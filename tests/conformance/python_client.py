@@ -189,6 +189,37 @@ def main():
           "the scale wrote spec.replicas")
     step("scale")
 
+    # ----- lists in chunks: limit and continue, as "Retrieving large results sets in chunks"
+    # (Kubernetes API concepts) describes; the client passes the token back as `_continue` -----
+    full = sorted(g["metadata"]["name"] for g in gameservers())
+    pages, seen, token, rvs = 0, [], None, set()
+    while True:
+        page = co.list_namespaced_custom_object(
+            *AGONES, ns, "gameservers", label_selector=selector, limit=2,
+            **({"_continue": token} if token else {}))
+        check(len(page["items"]) <= 2, f"a page of limit=2 has {len(page['items'])} items")
+        seen += [g["metadata"]["name"] for g in page["items"]]
+        rvs.add(page["metadata"]["resourceVersion"])
+        pages += 1
+        token = page["metadata"].get("continue")
+        if pages == 1:
+            check(token, f"the first page of 4 with limit=2 has a continue token: {page['metadata']}")
+        if not token:
+            break
+        check(pages < 10, "the pages end")
+    check(sorted(seen) == full and len(seen) == len(set(seen)) == 4,
+          f"every GameServer once over {pages} pages: {seen} vs {full}")
+    check(len(rvs) == 1, f"every page at the first page's resourceVersion: {rvs}")
+    expect_error(400, "BadRequest",
+                 lambda: co.list_namespaced_custom_object(
+                     *AGONES, ns, "gameservers", limit=2, _continue="bm90LWEtdG9rZW4"))
+    # The GameServers carry Agones' nulls: `players` without PlayerTracking, as
+    # `GameServerStatus.Players` has no omitempty (pkg/apis/agones/v1/gameserver.go).
+    status = gameservers()[0]["status"]
+    check("players" in status and status["players"] is None and status["reservedUntil"] is None,
+          f"null players and reservedUntil: {status}")
+    step("list in chunks")
+
     # ----- optimistic concurrency: an update with a stale resourceVersion is a 409 -----
     stale = co.get_namespaced_custom_object(*AGONES, ns, "fleets", name)
     fresh = dict(stale, metadata=dict(stale["metadata"], labels={"conformance": "update"}))

@@ -4,7 +4,9 @@
 //! `target/conformance-venv`). Each drives the real `upsoak-sim` binary over HTTP through the same
 //! scenario: discovery (with the trailing-slash roots `/version/`, `/api/`, `/apis/`), create,
 //! get, list with label and field selectors, watch, patch (merge, JSON, server-side apply), the
-//! `scale` subresource, a 409 on an update with a stale resourceVersion, allocation and deletion.
+//! `scale` subresource, a 409 on an update with a stale resourceVersion, allocation and deletion;
+//! kubectl also `apply`s (client-side validation reads `/openapi/v2` before 1.29), and Python lists
+//! in chunks (`limit`, `continue`).
 //!
 //! Where the simulator answered differently from Kubernetes, the simulator was fixed (its code
 //! cites the Kubernetes behaviour), not the test. Each test fails, never skips, when its client
@@ -180,6 +182,34 @@ async fn kube_rs_drives_the_simulator_through_every_verb() {
     assert_eq!(by_name.items.len(), 1);
     let other = ListParams::default().labels(&format!("{FLEET_LABEL}!={name}"));
     assert!(gss.list(&other).await.unwrap().items.is_empty());
+    // In chunks: a page of one, its continue token, then the rest.
+    let first = gss
+        .list(&ListParams::default().labels(&sel).limit(1))
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 1);
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let rest = gss
+        .list(
+            &ListParams::default()
+                .labels(&sel)
+                .limit(1)
+                .continue_token(&token),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.metadata.continue_.is_none(), "{:?}", rest.metadata);
+    let mut paged: Vec<_> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .filter_map(|g| g.metadata.name.clone())
+        .collect();
+    paged.sort();
+    let mut all = names.clone();
+    all.sort();
+    assert_eq!(paged, all);
 
     // Watch from the list's resourceVersion: a scale-up (through the scale subresource) shows
     // as ADDED events.
@@ -373,6 +403,20 @@ async fn kubectl_drives_the_simulator_through_every_verb() {
     let file = file.to_str().unwrap();
     kubectl_ok(url, &["create", "-f", file]);
     kubectl_err(url, &["create", "-f", file], "AlreadyExists");
+
+    // `kubectl apply` with its default client-side validation (kubectl before 1.29 reads
+    // `/openapi/v2` for it): a new Fleet is created, then configured by a merge patch.
+    let applied = sim
+        .dir
+        .write("applied.json", &fleet("kubectl-applied", 1).to_string());
+    let applied = applied.to_str().unwrap();
+    let out = kubectl_ok(url, &["apply", "-f", applied]);
+    assert!(out.contains("kubectl-applied created"), "{out}");
+    let applied = sim
+        .dir
+        .write("applied.json", &fleet("kubectl-applied", 0).to_string());
+    let out = kubectl_ok(url, &["apply", "-f", applied.to_str().unwrap()]);
+    assert!(out.contains("kubectl-applied configured"), "{out}");
 
     // Get and list with selectors (kubectl's Table answers).
     let uid = kubectl_ok(
@@ -603,6 +647,7 @@ async fn python_kubernetes_client_drives_the_simulator_through_every_verb() {
             "watch",
             "patch",
             "scale",
+            "list in chunks",
             "stale update",
             "allocation",
             "delete"

@@ -529,9 +529,9 @@ mod tests {
         );
         g.status = Some(GameServerStatus {
             state,
-            ports: Vec::new(),
+            ports: Default::default(),
             address: String::new(),
-            addresses: Vec::new(),
+            addresses: Default::default(),
             node_name: String::new(),
             reserved_until: None,
             players: None,

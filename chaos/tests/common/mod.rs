@@ -24,10 +24,19 @@ pub async fn start_sim(extra: &str, seed: u64) -> (String, CancellationToken) {
     } else {
         "allocation: { batch_wait: 0ms }"
     };
-    let yaml = format!(
-        "{}\ngame: {{ port_min: 0 }}\n{lifecycle}\n{allocation}\n{extra}\n",
-        upsoak_sim::config::DEFAULT_CONFIG_YAML
+    // `extra` may choose the first install (with its gates): it then replaces the default's.
+    let default = upsoak_sim::config::DEFAULT_CONFIG_YAML;
+    let initial = "initial:\n  version: 1.60.0\n";
+    assert!(
+        default.contains(initial),
+        "the default's initial install moved"
     );
+    let base = if extra.contains("initial:") {
+        default.replacen(initial, "", 1)
+    } else {
+        default.to_owned()
+    };
+    let yaml = format!("{base}\ngame: {{ port_min: 0 }}\n{lifecycle}\n{allocation}\n{extra}\n");
     let cfg = SimConfig::parse(&yaml, "test").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stop = CancellationToken::new();

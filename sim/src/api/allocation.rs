@@ -169,11 +169,14 @@ pub(super) async fn allocate(
             GameServerAllocationStatus {
                 state: outcome,
                 game_server_name: gs.metadata.name.clone().unwrap_or_default(),
-                ports: st.as_ref().map(|s| s.ports.clone()).unwrap_or_default(),
+                ports: st.as_ref().map(|s| s.ports.to_vec()).unwrap_or_default(),
                 address: st.as_ref().map(|s| s.address.clone()).unwrap_or_default(),
                 // Agones copies the GameServer's addresses (`pkg/gameserverallocations/
                 // allocator.go`, the allocation's status).
-                addresses: st.as_ref().map(|s| s.addresses.clone()).unwrap_or_default(),
+                addresses: st
+                    .as_ref()
+                    .map(|s| s.addresses.to_vec())
+                    .unwrap_or_default(),
                 node_name: st.map(|s| s.node_name).unwrap_or_default(),
                 source: "local".to_owned(),
             }

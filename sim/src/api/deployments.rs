@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 use upsoak_agones::release::TunableValue;
 
-use super::{ApiResult, ApiState, ok};
+use super::{ApiResult, ApiState, Params, ok, pages};
 use crate::status::ApiError;
 use crate::world::World;
 
@@ -156,22 +156,46 @@ fn deployment(w: &World, d: &Chart) -> Value {
                 "reason": if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" }}]}})
 }
 
-pub(super) async fn list_all_deployments(s: State<ApiState>) -> ApiResult {
-    list_deployments(s, Path(AGONES_NS.to_owned())).await
+pub(super) async fn list_all_deployments(s: State<ApiState>, p: Params) -> ApiResult {
+    list_in(&s.0, None, &p.0)
 }
 
 pub(super) async fn list_deployments(
     State(s): State<ApiState>,
     Path(ns): Path<String>,
+    p: Params,
+) -> ApiResult {
+    list_in(&s, Some(&ns), &p.0)
+}
+
+/// The Deployments of `ns` (or of every namespace), in `limit`/`continue` pages.
+fn list_in(
+    s: &ApiState,
+    ns: Option<&str>,
+    p: &std::collections::HashMap<String, String>,
 ) -> ApiResult {
     let w = s.lock()?;
-    let items: Vec<Value> = if ns == AGONES_NS {
-        CHART.iter().map(|d| deployment(&w, d)).collect()
+    let items: Vec<(String, Value)> = if ns.is_none_or(|n| n == AGONES_NS) {
+        CHART
+            .iter()
+            .map(|d| {
+                (
+                    pages::key(ns.is_none(), Some(AGONES_NS), Some(d.name)),
+                    deployment(&w, d),
+                )
+            })
+            .collect()
     } else {
         Vec::new()
     };
+    let (items, meta) = match pages::page_of_values(p, items, w.resource_version(), |rv| {
+        w.events_since(rv).is_some()
+    }) {
+        Ok(page) => page,
+        Err(refused) => return Ok(axum::response::IntoResponse::into_response(refused)),
+    };
     ok(&json!({"kind": "DeploymentList", "apiVersion": "apps/v1",
-        "metadata": {"resourceVersion": w.resource_version().to_string()}, "items": items}))
+        "metadata": meta, "items": items}))
 }
 
 pub(super) async fn get_deployment(

@@ -1,5 +1,5 @@
 //! Discovery: `/version`, the core group's namespaces, the API groups and their resources,
-//! and the OpenAPI v3 documents kubectl reads before `create -f`.
+//! and the OpenAPI v3 documents kubectl reads before `create -f` (v2: [`super::openapi_v2`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -47,16 +47,22 @@ pub(super) fn namespace_object(name: &str) -> Value {
         "metadata": {"name": name, "resourceVersion": "1"}, "status": {"phase": "Active"}})
 }
 
-pub(super) async fn namespaces(State(s): State<ApiState>) -> ApiResult {
+pub(super) async fn namespaces(State(s): State<ApiState>, p: super::Params) -> ApiResult {
     let mut names: Vec<String> = NAMESPACES.iter().map(|n| n.to_string()).collect();
     let configured = s.lock()?.config().namespace.clone();
     if !names.contains(&configured) {
         names.push(configured);
     }
-    ok(
-        &json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
-        "items": names.iter().map(|n| namespace_object(n)).collect::<Vec<_>>()}),
-    )
+    let items = names
+        .iter()
+        .map(|n| (n.clone(), namespace_object(n)))
+        .collect();
+    // Namespaces never change here: every resourceVersion stays current.
+    let (items, meta) = match super::pages::page_of_values(&p.0, items, 1, |_| true) {
+        Ok(page) => page,
+        Err(refused) => return Ok(axum::response::IntoResponse::into_response(refused)),
+    };
+    ok(&json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": meta, "items": items}))
 }
 
 pub(super) async fn namespace(State(s): State<ApiState>, Path(ns): Path<String>) -> ApiResult {
@@ -70,9 +76,9 @@ pub(super) async fn namespace(State(s): State<ApiState>, Path(ns): Path<String>)
 
 /// Group, version, and the resources each serves.
 pub(super) struct GroupDoc {
-    group: &'static str,
-    version: &'static str,
-    resources: fn() -> Value,
+    pub(super) group: &'static str,
+    pub(super) version: &'static str,
+    pub(super) resources: fn() -> Value,
 }
 
 pub(super) const GROUPS: [GroupDoc; 3] = [

@@ -7,7 +7,9 @@
 //! and `Table` answers when kubectl asks for them.
 //!
 //! - [`discovery`]: `/version`, namespaces, API groups and resources, OpenAPI v3.
+//! - [`openapi_v2`]: the Swagger 2.0 document older kubectls validate with.
 //! - [`request`]: query parameters, selectors, request bodies and patches.
+//! - [`pages`]: `limit` and `continue`.
 //! - [`table`]: kubectl's `Table` answers.
 //! - [`fleets`], [`gameservers`]: their handlers (list and get shared through [`Served`]).
 //! - [`allocation`]: `GameServerAllocation` create.
@@ -21,6 +23,8 @@ mod deployments;
 mod discovery;
 mod fleets;
 mod gameservers;
+mod openapi_v2;
+mod pages;
 mod request;
 mod table;
 mod watch;
@@ -87,6 +91,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/namespaces/{ns}", get(discovery::namespace))
         .route("/apis", get(discovery::groups))
         .route("/apis/", get(discovery::groups))
+        .route("/openapi/v2", get(openapi_v2::openapi_v2))
         .route("/openapi/v3", get(discovery::openapi_root))
         .route(
             "/openapi/v3/apis/{group}/{version}",
@@ -168,24 +173,16 @@ pub(super) fn ok(v: &impl serde::Serialize) -> ApiResult {
 pub(super) struct List<'a, T> {
     kind: &'static str,
     api_version: &'static str,
-    metadata: ListMeta,
+    metadata: pages::PageMeta,
     items: &'a [T],
 }
 
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ListMeta {
-    resource_version: String,
-}
-
 impl<'a, T> List<'a, T> {
-    pub(super) fn new(kind: &'static str, rv: u64, items: &'a [T]) -> Self {
+    pub(super) fn new(kind: &'static str, metadata: pages::PageMeta, items: &'a [T]) -> Self {
         List {
             kind,
             api_version: "agones.dev/v1",
-            metadata: ListMeta {
-                resource_version: rv.to_string(),
-            },
+            metadata,
             items,
         }
     }
@@ -231,18 +228,34 @@ fn list_in<T: Served>(
     if q.watch {
         return watch::watch::<T>(s, ns, q, as_table);
     }
-    let (items, rv) = {
+    let all_namespaces = ns.is_none();
+    let unfiltered = q.labels == Selector::default() && q.fields == Default::default();
+    let (items, meta) = {
         let w = s.lock()?;
-        let items: Vec<T> = T::list(&w, ns.as_deref(), &q.labels)
+        let cursor = match pages::cursor(
+            q.continue_token.as_deref(),
+            q.resource_version.as_deref(),
+            w.resource_version(),
+            |rv| w.events_since(rv).is_some(),
+        ) {
+            Ok(c) => c,
+            Err(refused) => return Ok(refused.into_response()),
+        };
+        let items: Vec<(String, T)> = T::list(&w, ns.as_deref(), &q.labels)
             .into_iter()
             .filter(|o| q.fields.matches(|k| o.field(k)))
+            .map(|o| {
+                let m = o.meta();
+                let k = pages::key(all_namespaces, m.namespace.as_deref(), m.name.as_deref());
+                (k, o)
+            })
             .collect();
-        (items, w.resource_version())
+        pages::page(items, &cursor, q.limit, unfiltered)
     };
     if as_table {
-        return ok(&table(T::KIND, items.iter().map(T::row).collect(), rv));
+        return ok(&table(T::KIND, items.iter().map(T::row).collect(), meta));
     }
-    ok(&List::new(T::LIST_KIND, rv, &items))
+    ok(&List::new(T::LIST_KIND, meta, &items))
 }
 
 /// `GET …/namespaces/{ns}/{kind}/{name}`: the object, or its one-row table.
@@ -256,7 +269,11 @@ async fn get_one<T: Served>(
         (T::get(&w, &ns, &name)?, w.resource_version())
     };
     if wants_table(&h) {
-        return ok(&table(T::KIND, vec![o.row()], rv));
+        return ok(&table(
+            T::KIND,
+            vec![o.row()],
+            serde_json::json!({"resourceVersion": rv.to_string()}),
+        ));
     }
     ok(&o)
 }

@@ -19,6 +19,10 @@ pub(super) struct ListQuery {
     pub(super) resource_version: Option<String>,
     pub(super) timeout: Option<Duration>,
     pub(super) bookmarks: bool,
+    /// `limit`: at most this many items (none: all).
+    pub(super) limit: Option<usize>,
+    /// `continue`: the token of the previous page.
+    pub(super) continue_token: Option<String>,
 }
 
 pub(super) fn list_query(
@@ -46,6 +50,8 @@ pub(super) fn list_query(
         resource_version: p.get("resourceVersion").cloned(),
         timeout,
         bookmarks: flag("allowWatchBookmarks"),
+        limit: super::pages::limit(p.get("limit"))?,
+        continue_token: p.get("continue").cloned(),
     })
 }
 

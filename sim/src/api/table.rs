@@ -74,7 +74,7 @@ pub(super) fn gs_row(g: &GameServer) -> Value {
     )
 }
 
-pub(super) fn table(kind: Kind, rows: Vec<Value>, rv: u64) -> Value {
+pub(super) fn table(kind: Kind, rows: Vec<Value>, meta: impl serde::Serialize) -> Value {
     let columns = match kind {
         Kind::Fleet => vec![
             column("Name", "string"),
@@ -95,6 +95,6 @@ pub(super) fn table(kind: Kind, rows: Vec<Value>, rv: u64) -> Value {
         ],
     };
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": rv.to_string()},
+        "metadata": meta,
         "columnDefinitions": columns, "rows": rows})
 }

@@ -169,7 +169,7 @@ fn tableize<T: Served>(line: &Bytes) -> Bytes {
         .map(|o| o.row());
     match row {
         Some(r) => {
-            v["object"] = table(T::KIND, vec![r], rv);
+            v["object"] = table(T::KIND, vec![r], json!({"resourceVersion": rv.to_string()}));
             Bytes::from(format!("{v}\n"))
         }
         None => {

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use rand::RngExt;
 use upsoak_agones::{
     FLEET_LABEL, Fleet, GAMESERVERSET_LABEL, GameServer, GameServerState, GameServerStatus,
-    GameServerStatusPort, metrics::NO_FLEET,
+    GameServerStatusPort, NullableVec, metrics::NO_FLEET,
 };
 
 use crate::config::{FailureState, FaultKind};
@@ -102,11 +102,14 @@ impl World {
             ..ObjectMeta::default()
         };
         let mut gs = GameServer::new(meta, fleet.spec.template.spec.clone());
+        // Agones' defaulting leaves `ports` and `addresses` nil, which Go writes as `null`
+        // (`pkg/apis/agones/v1/gameserver.go`, `GameServerStatus` has no `omitempty`), until
+        // the server is scheduled.
         gs.status = Some(GameServerStatus {
             state: GameServerState::Creating,
-            ports: Vec::new(),
+            ports: NullableVec::nil(),
             address: String::new(),
-            addresses: Vec::new(),
+            addresses: NullableVec::nil(),
             node_name: String::new(),
             reserved_until: None,
             // With PlayerTracking on, Agones starts `status.players` with the capacity
@@ -128,7 +131,8 @@ impl World {
                         .as_ref()
                         .and_then(|p| p["initialCapacity"].as_i64())
                         .unwrap_or(0),
-                    ids: Vec::new(),
+                    // `&PlayerStatus{}`: its `IDs` nil, so `"ids": null`.
+                    ids: NullableVec::nil(),
                 }),
         });
         let key = (ns.to_owned(), name);
@@ -249,10 +253,14 @@ impl World {
             if to == GameServerState::Scheduled {
                 st.node_name = NODE_NAME.to_owned();
                 st.address = ip.to_string();
+                // `applyGameServerAddressAndPort` (`pkg/gameservers/gameservers.go`) makes both
+                // lists here: the node's addresses, and one port per spec port (`make`, so a
+                // made list even when the simulator has no port to give).
                 st.addresses = vec![upsoak_agones::gameserver::NodeAddress {
                     address: ip.to_string(),
                     type_: "InternalIP".to_owned(),
-                }];
+                }]
+                .into();
                 let port_name = gs
                     .spec
                     .ports
@@ -267,7 +275,8 @@ impl World {
                             port: i32::from(p),
                         }]
                     })
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .into();
             }
             if to != GameServerState::Reserved {
                 st.reserved_until = None;

@@ -179,6 +179,16 @@ impl World {
                 if let Some(rec) = self.gameservers.get_mut(&key)
                     && let Some(st) = Arc::make_mut(&mut rec.obj).status.as_mut()
                 {
+                    // The ids stay nil (`null`) until a player connects; once made they stay a
+                    // list, `[]` after the last one leaves (`pkg/sdkserver/sdkserver.go`,
+                    // `PlayerConnect` appends, `PlayerDisconnect` cuts, `updatePlayerCapacity`
+                    // leaves them alone).
+                    let was_nil = st.players.as_ref().is_none_or(|p| p.ids.is_nil());
+                    let ids = if ids.is_empty() && was_nil {
+                        upsoak_agones::NullableVec::nil()
+                    } else {
+                        ids.into()
+                    };
                     st.players = Some(upsoak_agones::gameserver::PlayerStatus {
                         count,
                         capacity,
