@@ -448,7 +448,7 @@ pub async fn rehearse(o: &Options) -> Result<Outcome> {
         &json!({"apiVersion": "v1", "kind": "List", "items": fleets}).to_string(),
     )?;
     let out = Command::new("kubectl")
-        .args(["--server", &sim_url, "apply", "--validate=false", "-f"])
+        .args(["--server", &sim_url, "apply", "-f"])
         .arg(&fleet_file)
         .output()
         .map_err(|e| Error::Setup(format!("kubectl: {e}")))?;
