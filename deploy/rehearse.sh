@@ -17,8 +17,8 @@ FAULT_VERSION=${REHEARSE_FAULT_VERSION:-1.56.0}
 OUT=${REHEARSE_OUT:-target/rehearse}
 BIN=${REHEARSE_BIN:-target/debug/upsoak-rehearse}
 
-if ! unshare -n true 2>/dev/null; then
-  echo "error: \`unshare -n\` is not permitted here: each rehearsal needs a network namespace of its own (run as root, or where unprivileged user namespaces are allowed: unshare -rn)" >&2
+if ! unshare --net --pid --fork --kill-child true 2>/dev/null; then
+  echo "error: \`unshare --net --pid\` is not permitted here: each rehearsal needs a network namespace of its own (its rendered ports) and a PID namespace (nothing outlives it) (run as root, or where unprivileged user namespaces are allowed: unshare -rn)" >&2
   exit 2
 fi
 # The README's first deploy step: the webhook token every overlay makes its Secret from.
@@ -29,7 +29,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 run() { # name overlay [extra args]
   local name=$1 overlay=$2; shift 2
-  unshare -n sh -c 'ip link set lo up && exec "$@"' rehearse "$BIN" \
+  unshare --net --pid --fork --kill-child sh -c 'ip link set lo up && exec "$@"' rehearse "$BIN" \
     --overlay "deploy/overlays/$overlay" --work "$OUT/$name" --transitions "$TRANSITIONS" \
     --set "upsoak-chaos:UPSOAK_WANDERER__SCHEDULE__PERIOD=$PERIOD" \
     --set "upsoak-agent:UPSOAK_SETTLE=$SETTLE" --set "upsoak-agent:UPSOAK_JUDGE_WINDOW=$JUDGE" \

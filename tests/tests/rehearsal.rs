@@ -10,8 +10,8 @@
 //! window shorter than the `leaks` group's 5 samples at its 1 min interval; the memory SLOs'
 //! 10 samples at 15 s after the 2 min warm-up fit in it too).
 //!
-//! It runs in a network namespace of its own (`unshare -n`) so that the rendered ports are used
-//! as they are; it takes about 30 minutes.
+//! It runs in network and PID namespaces of its own (`unshare --net --pid`): the rendered ports
+//! are used as they are, and nothing outlives it. It takes about 35 minutes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
