@@ -38,13 +38,10 @@ fn the_shipped_prometheus_operator_overlay_runs_clean_at_real_speed() {
     let work = tmp.path().join("work");
     let json = tmp.path().join("outcome.json");
     let out = Command::new("unshare")
-        .args([
-            "-n",
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$@\"",
-            "rehearse",
-        ])
+        // A network namespace for the rendered ports; a PID namespace whose init is the
+        // rehearsal, so that nothing it started outlives it, whatever ends it.
+        .args(["--net", "--pid", "--fork", "--kill-child"])
+        .args(["sh", "-c", "ip link set lo up && exec \"$@\"", "rehearse"])
         .arg(bin("upsoak-rehearse"))
         .arg("--overlay")
         .arg(repo.join("deploy/overlays/prometheus-operator"))
