@@ -135,3 +135,43 @@ fn on_short_warn_starts_with_the_fleet_too_small() {
     assert_eq!(short.len(), 1);
     assert_eq!(short[0].0.need, 67);
 }
+
+/// rules/upsoak-rules.test.yaml tests fleet-recovery-seconds through a copy of its expression
+/// (the agent judges it per transition; no rule holds it): the copy is the shipped one, vars
+/// substituted and `${window}` = 300s.
+#[test]
+fn the_promtool_test_of_fleet_recovery_holds_the_shipped_expression() {
+    let text = std::fs::read_to_string(repo("rules/slos.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let vars: Vec<(String, String)> = doc["vars"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_yaml::Value::String(s) => s.clone(),
+                other => serde_yaml::to_string(other).unwrap().trim().to_owned(),
+            };
+            (format!("${{{}}}", k.as_str().unwrap()), v)
+        })
+        .collect();
+    let mut expr = doc["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["slos"].as_sequence().unwrap())
+        .find(|s| s["name"] == "fleet-recovery-seconds")
+        .and_then(|s| s["expr"].as_str())
+        .unwrap()
+        .replace("${window}", "300s");
+    for (k, v) in &vars {
+        expr = expr.replace(k, v);
+    }
+    let expr = expr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let tests = std::fs::read_to_string(repo("rules/upsoak-rules.test.yaml")).unwrap();
+    assert_eq!(
+        tests.matches(&format!("- expr: '{expr}'")).count(),
+        3,
+        "rules/upsoak-rules.test.yaml does not test the shipped fleet-recovery-seconds:\n{expr}"
+    );
+}
