@@ -151,12 +151,7 @@ pub fn needs(p: &ProducerConfig) -> Option<Vec<FleetNeed>> {
         return Some(Vec::new());
     }
     let session_s = match p.sessions {
-        SessionMode::Play
-            if p.session
-                .steps()
-                .iter()
-                .any(|s| *s == super::script::Step::Wait) =>
-        {
+        SessionMode::Play if p.session.steps().contains(&super::script::Step::Wait) => {
             (p.session.min_length + p.session.max_length).as_secs_f64() / 2.0
         }
         _ => 0.0,
