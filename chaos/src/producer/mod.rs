@@ -118,7 +118,8 @@ pub enum SessionMode {
 pub struct FleetLoad {
     /// The Fleet's name, in `namespace`.
     pub name: String,
-    /// Fewest replicas a scale request asks for.
+    /// Fewest replicas a scale request asks for; at least what the load needs of this Fleet
+    /// ([`capacity`]), or the configuration is refused (`capacity.on_short`).
     pub min_replicas: i32,
     /// Most replicas a scale request asks for.
     pub max_replicas: i32,
