@@ -136,7 +136,9 @@ fn series(t0: i64) -> Vec<Series> {
         ("upsoak_test_two", "{a=\"x\"}", Box::new(|_| 1.0)),
         ("upsoak_test_two", "{a=\"y\"}", Box::new(|_| 1.0)),
         // Generation 3's upgrade: allocations refused for 10 s, the controller unready for 10 s,
-        // the Fleet one replica short from 300 s to 320 s (30 s after the apply ended at 290 s).
+        // the Fleet under fleet-converged's 0.8 from 270 s (inside the apply, 260-290 s) to
+        // 320 s (30 s after the apply ended), and again from 340 s to 350 s (a scale-up after
+        // it was back, which recovery leaves out). Otherwise one replica is always starting.
         (
             producer::ALLOCATIONS_TOTAL,
             "{result=\"Allocated\"}",
@@ -146,6 +148,12 @@ fn series(t0: i64) -> Vec<Series> {
             producer::ALLOCATIONS_TOTAL,
             "{result=\"UnAllocated\"}",
             Box::new(|t| (t.clamp(270, 280) - 270) as f64),
+        ),
+        // Generation 4's upgrade finds the Fleet full for 20 s: capacity, not an outage.
+        (
+            producer::ALLOCATIONS_TOTAL,
+            "{result=\"FleetFull\"}",
+            Box::new(|t| (t.clamp(470, 490) - 470) as f64),
         ),
         (
             "upsoak_agent_probe_success",
@@ -160,7 +168,13 @@ fn series(t0: i64) -> Vec<Series> {
         (
             "agones_fleets_replicas_count",
             "{name=\"f\",namespace=\"default\",type=\"ready\"}",
-            Box::new(move |t| if up(t, 300, 320) { 8.0 } else { 9.0 }),
+            Box::new(move |t| {
+                if up(t, 270, 320) || up(t, 340, 350) {
+                    6.0
+                } else {
+                    8.0
+                }
+            }),
         ),
         (
             "agones_fleets_replicas_count",
@@ -331,8 +345,8 @@ async fn the_shipped_disruption_slos_reduce_each_window_to_one_number() {
     assert_eq!(value(0, "fleet-recovery-seconds"), 0.0);
     assert_eq!(value(0, "canary-longest-gap"), 2.0);
     // Generation 3: 10 s of refused allocations (irate over 30 s sees them for up to 30 s
-    // more at a 5 s scrape), 10 s of an unready controller, the Fleet back 30 s after the
-    // apply ended (the last short step is 315 s, 25 s after it).
+    // more at a 5 s scrape), 10 s of an unready controller, the Fleet first back 30 s after
+    // the apply ended (at 320 s; the dip at 340 s came after it was back).
     let outage = value(1, "allocation-outage-seconds");
     assert!((10.0..=45.0).contains(&outage), "{outage}");
     let unready = value(1, "controller-unready-seconds");
@@ -340,4 +354,6 @@ async fn the_shipped_disruption_slos_reduce_each_window_to_one_number() {
     let recovery = value(1, "fleet-recovery-seconds");
     assert!((20.0..=35.0).contains(&recovery), "{recovery}");
     assert_eq!(value(1, "canaries-lost"), 0.0);
+    // Generation 4: allocations that found the Fleet full are no outage.
+    assert_eq!(value(2, "allocation-outage-seconds"), 0.0);
 }

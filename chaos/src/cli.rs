@@ -71,14 +71,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Checks, before a soak, what it needs, and prints each check as PASS, FAIL or SKIP with
-    /// a hint: `helm` (found, its version; with the helm applier), `release` (installed,
+    /// Checks, before a soak, what it needs, and prints each check as PASS, WARN, FAIL or SKIP
+    /// with a hint: `helm` (found, its version; with the helm applier), `release` (installed,
     /// settled, its version in the space), `kubernetes` (`/version` in the range of at least
     /// two releases), `permissions` (SelfSubjectAccessReview of each the Producer and Wanderer
-    /// use), `fleets` (the Producer's exist with Ready servers), `allocation` (one server
-    /// allocated answers GAMESERVER and is released after EXIT).
+    /// use), `fleets` (the Producer's exist with Ready servers), `capacity` (each Fleet's
+    /// replicas hold what the load needs: canaries + rate × (mean session + replace_time) ×
+    /// headroom), `allocation` (one server allocated answers GAMESERVER and is released after
+    /// EXIT).
     ///
-    /// Exit codes: 0 every check passed, 1 some failed (named on stderr), 2 bad configuration.
+    /// Exit codes: 0 no check failed (a WARN does not), 1 some failed (named on stderr), 2 bad
+    /// configuration (a Fleet whose `min_replicas` cannot hold the load included).
     Preflight {
         /// YAML configuration, as for `run`.
         #[arg(long, env = "UPSOAK_CONFIG")]
@@ -88,6 +91,9 @@ pub enum Command {
         timeout: std::time::Duration,
     },
     /// Runs the sidecar: /metrics, /healthz, /readyz on `listen`, the Wanderer and the Producer.
+    ///
+    /// Refuses to start (exit 2) when a Fleet's `min_replicas` cannot hold the load, naming the
+    /// numbers (`producer.capacity`).
     ///
     /// Exit codes: 0 stopped by a signal or after `max_steps`, 2 bad configuration, 4 runtime
     /// failure (cannot listen or observe, journal I/O, a task crashed).

@@ -83,6 +83,17 @@ impl Sidecar {
         server_metrics.register(&mut registry, "upsoak_sidecar");
         let ready = Health::new();
 
+        if cfg.producer.capacity.on_short == producer::OnShort::Warn {
+            for (n, why) in producer::capacity::short_fleets(&cfg.producer) {
+                producer::events::CapacityShort {
+                    fleet: &n.fleet,
+                    min_replicas: cfg.producer.fleets[n.index].min_replicas,
+                    need: n.need,
+                    why: &why,
+                }
+                .emit();
+            }
+        }
         let canaries = cfg.producer.canaries.count > 0 && !cfg.producer.fleets.is_empty();
         let producing = canaries
             || cfg.producer.allocation_rate > 0.0

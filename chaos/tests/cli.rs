@@ -223,7 +223,7 @@ async fn kill_9_mid_transition_then_restart_keeps_the_journal_and_the_walk() {
     let config = dir.write(
         "sidecar.yaml",
         &format!(
-        "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 5\n  schedule: {{ period: 200ms, jitter: 0.2 }}\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n",
+        "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 5\n  schedule: {{ period: 200ms, jitter: 0.2 }}\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n  # A small Fleet kept busy on purpose: the walk is under test, not the load.\n  capacity: {{ on_short: warn }}\n",
         dir.display(),
         space().display(),
     ),

@@ -1,7 +1,9 @@
 //! `upsoak-chaos preflight`, the real binary against a real simulator over HTTP: every check
 //! passes and it exits 0 (with the simulator's applier, and with the helm applier through the
 //! fake helm, `common/fake_helm.py`: helm cannot run here); a Fleet without Ready servers
-//! fails the `fleets` check, exit 1, naming it; a bad configuration is exit 2.
+//! fails the `fleets` check, exit 1, naming it; a Fleet too small for the load fails the
+//! `capacity` check with its numbers, one the Producer will scale up warns; a bad
+//! configuration is exit 2.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,12 +22,24 @@ fn space() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spaces/agones.yaml")
 }
 
-/// A sidecar configuration on the simulator at `sim` with `applier`, allocating from `soak`.
+/// A sidecar configuration on the simulator at `sim` with `applier`, allocating from `soak`:
+/// a load it holds, 1 canary + ⌈0.5/s × (0.2 s session + 0.5 s to replace) × 1.5⌉ = 2 servers.
 fn config(dir: &TempDir, sim: &str, applier: &str) -> PathBuf {
+    config_with(
+        dir,
+        sim,
+        applier,
+        "  fleets: [ { name: soak, min_replicas: 2, max_replicas: 4, scale_every_min: 1s, scale_every_max: 2s } ]\n  allocation_rate: 0.5\n  canaries: { count: 1 }\n",
+    )
+}
+
+/// A sidecar configuration with `producer` (its lines, indented) and quick sessions and
+/// replacements, as the simulator's test lifecycle has.
+fn config_with(dir: &TempDir, sim: &str, applier: &str, producer: &str) -> PathBuf {
     dir.write(
         "sidecar.yaml",
         &format!(
-            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 1\n  apply_timeout: 60s\n  applier: {applier}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 2, max_replicas: 4, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n",
+            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 1\n  apply_timeout: 60s\n  applier: {applier}\nproducer:\n{producer}  session: {{ min_length: 100ms, max_length: 300ms }}\n  capacity: {{ replace_time: 500ms }}\n",
             dir.join("state").display(),
             space().display(),
         ),
@@ -82,6 +96,7 @@ async fn against_the_simulator_every_check_passes_and_the_server_is_released() {
         ("kubernetes", "PASS"),
         ("permissions", "PASS"),
         ("fleets", "PASS"),
+        ("capacity", "PASS"),
         ("allocation", "PASS"),
         // The helm check applies only with the helm applier.
         ("helm", "SKIP"),
@@ -94,6 +109,12 @@ async fn against_the_simulator_every_check_passes_and_the_server_is_released() {
         "{stdout}"
     );
     assert!(line(&stdout, "release").contains("Agones 1.60.0, in the space"));
+    assert!(
+        line(&stdout, "capacity").contains(
+            "default/soak: 3 replicas (scaled within 2..=4), the load needs 2 (1 canaries + ⌈0.5/s × (0.2 s mean session + 0.5 s replace_time) × 1.5 headroom⌉ = 2)"
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains("preflight: every check passed"), "{stdout}");
     // The allocated server was played (it named itself) and released: none is left Allocated.
     let alloc = line(&stdout, "allocation");
@@ -153,10 +174,17 @@ async fn a_fleet_without_ready_servers_fails_its_check_with_exit_1() {
     );
     assert!(stdout.contains("hint: create the Fleets"), "{stdout}");
     assert!(line(&stdout, "allocation").starts_with("SKIP"), "{stdout}");
-    // The others still pass: only the broken part is named.
+    // The others still pass: only the broken part is named. The Producer scales the empty
+    // Fleet to its min_replicas, which hold the load: a warning, not a failure.
     assert!(line(&stdout, "permissions").starts_with("PASS"), "{stdout}");
+    let capacity = line(&stdout, "capacity");
     assert!(
-        stdout.contains("preflight: 1 of 6 checks failed: fleets"),
+        capacity.starts_with("WARN")
+            && capacity.contains("default/soak: 0 replicas now, and the load needs 2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("preflight: 1 of 7 checks failed: fleets"),
         "{stdout}"
     );
     assert!(stderr.contains("preflight failed: fleets"), "{stderr}");
@@ -210,6 +238,55 @@ async fn with_the_helm_applier_helm_and_the_release_are_checked() {
         line(&stdout, "helm").contains("cannot run `/nonexistent/helm`"),
         "{stdout}"
     );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_too_small_for_the_load_fails_the_capacity_check_with_its_numbers() {
+    let (sim, stop) = common::start_sim(
+        "fleets: [ { name: soak, replicas: 3 }, { name: fixed, replicas: 2 } ]",
+        4,
+    )
+    .await;
+    ready(&sim, "soak", 3).await;
+    ready(&sim, "fixed", 2).await;
+    let dir = TempDir::new("chaos-preflight-capacity");
+    // 2/s over two Fleets, one canary each: 1 + ⌈1/s × (0.2 + 0.5) s × 1.5⌉ = 3 servers each.
+    // `fixed` is not scaled by the Producer: its own 2 replicas are all it gets.
+    let cfg = config_with(
+        &dir,
+        &sim,
+        &format!("{{ kind: sim, url: \"{sim}\" }}"),
+        "  fleets: [ { name: soak, min_replicas: 3, max_replicas: 4, scale_every_min: 1s, scale_every_max: 2s }, { name: fixed, scale_every_min: 0s, scale_every_max: 0s } ]\n  allocation_rate: 2\n  canaries: { count: 2 }\n",
+    );
+    let (code, stdout, stderr) = preflight(&cfg).await;
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let capacity = line(&stdout, "capacity");
+    assert!(
+        capacity.starts_with("FAIL")
+            && capacity.contains("default/fixed: 2 replicas, the Producer does not scale it, and the load needs 3 (1 canaries + ⌈1/s × (0.2 s mean session + 0.5 s replace_time) × 1.5 headroom⌉ = 3): allocations will answer FleetFull"),
+        "{stdout}"
+    );
+    // The Fleet that holds its share is not named.
+    assert!(!capacity.contains("default/soak"), "{stdout}");
+    assert!(stdout.contains("hint: scale the Fleet"), "{stdout}");
+    assert!(stderr.contains("preflight failed: capacity"), "{stderr}");
+
+    // Scaled to hold it, the check passes.
+    let scale = reqwest::Client::new()
+        .patch(format!(
+            "{sim}/apis/agones.dev/v1/namespaces/default/fleets/fixed/scale"
+        ))
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"spec":{"replicas":3}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(scale.status().is_success(), "{scale:?}");
+    ready(&sim, "fixed", 3).await;
+    let (code, stdout, stderr) = preflight(&cfg).await;
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(line(&stdout, "capacity").starts_with("PASS"), "{stdout}");
     stop.cancel();
 }
 

@@ -1,5 +1,6 @@
 //! The Producer against a real simulator over HTTP (kube-rs) and UDP: open-model scheduling,
-//! errors by kind through an upgrade window, sessions that end in EXIT, Fleet scaling.
+//! errors by kind through an upgrade window, sessions that end in EXIT, Fleet scaling, and
+//! `UnAllocated` from a full Fleet counted `FleetFull`.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -38,6 +39,7 @@ fn assert_rate(n: u64, rate: f64, elapsed: Duration, what: &str) {
 fn started(m: &ProducerMetrics) -> u64 {
     [
         "Allocated",
+        "FleetFull",
         "UnAllocated",
         "Contention",
         "error_unavailable",
@@ -192,6 +194,70 @@ async fn a_slow_server_shows_as_latency_and_drops_not_as_a_slower_client() {
         w.p50 >= 0.29,
         "latency is measured from the scheduled start: {w:?}"
     );
+    sim_stop.cancel();
+}
+
+/// Runs a Producer that keeps every server it allocates (`sessions: keep`, no canaries, no
+/// scaling) at 10/s on `fleet` for `secs`; returns its metrics.
+async fn keep_allocating(url: &str, fleet: &str, secs: f64) -> ProducerMetrics {
+    let client = producer::client(Some(url)).await.unwrap();
+    let cfg = ProducerConfig {
+        fleets: vec![FleetLoad {
+            name: fleet.into(),
+            scale_every_max: Duration::ZERO,
+            scale_every_min: Duration::ZERO,
+            ..FleetLoad::default()
+        }],
+        allocation_rate: 10.0,
+        sessions: SessionMode::Keep,
+        canaries: upsoak_chaos::producer::CanaryConfig {
+            count: 0,
+            ..Default::default()
+        },
+        ..ProducerConfig::default()
+    };
+    let metrics = ProducerMetrics::default();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(producer::run(client, cfg, metrics.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    metrics
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unallocated_from_a_full_fleet_counts_as_fleet_full_and_from_a_starting_one_does_not() {
+    // Two servers, both kept Allocated: every later answer is UnAllocated with the Fleet full.
+    let (url, sim_stop) = start_sim("fleets: [ { name: full, replicas: 2 } ]").await;
+    wait_ready(&url, "full", 2).await;
+    let m = keep_allocating(&url, "full", 1.5).await;
+    let t = text(&m);
+    assert_eq!(count(&m, "Allocated"), 2, "{t}");
+    assert!(count(&m, "FleetFull") >= 8, "{t}");
+    // The Fleet's status follows its servers a controller pass late (20 ms here, 100 ms
+    // between requests): at most the first answer after the last server went may still read
+    // a free replica.
+    assert!(count(&m, "UnAllocated") <= 1, "{t}");
+    assert!(
+        t.contains("upsoak_producer_allocation_duration_seconds_count{result=\"FleetFull\"}"),
+        "the latency histogram has it too: {t}"
+    );
+    sim_stop.cancel();
+
+    // Servers that are never Ready: UnAllocated though none is busy, which is Agones' to judge.
+    let (url, sim_stop) = common::start_sim(
+        "lifecycle: { scheduled_after: 1h, request_ready_after: 1h, ready_after: 1h, delete_after_shutdown: 50ms, tick: 20ms }\nfleets: [ { name: starting, replicas: 2 } ]",
+        4,
+    )
+    .await;
+    let m = keep_allocating(&url, "starting", 1.0).await;
+    let t = text(&m);
+    assert!(count(&m, "UnAllocated") >= 5, "{t}");
+    assert_eq!(count(&m, "FleetFull"), 0, "{t}");
     sim_stop.cancel();
 }
 

@@ -100,8 +100,9 @@ pub mod wanderer {
 /// The Producer's metrics (`upsoak-chaos run`, component `producer`).
 pub mod producer {
     counter!(
-        /// Counter: allocations the producer started, by `result` (`Allocated`, `UnAllocated`,
-        /// `Contention` or an error kind). SLOs on allocation success query this.
+        /// Counter: allocations the producer started, by `result` (`Allocated`, `FleetFull`:
+        /// UnAllocated while every replica of the Fleet was busy, `UnAllocated`, `Contention`
+        /// or an error kind). SLOs on allocation success and capacity query this.
         ALLOCATIONS,
         ALLOCATIONS_TOTAL,
         "upsoak_producer_allocations"

@@ -85,6 +85,7 @@ producer:
   fleets: [ { name: simple-game-server, min_replicas: 50, max_replicas: 70, scale_every_min: 15s, scale_every_max: 30s } ]
   allocation_rate: 6
   session: { min_length: 1s, max_length: 4s, max_players: 4 }
+  capacity: { replace_time: 1s }            # the demo's lifecycle: 0.6 s to Ready
   window: 10s
 YAML
 "$BIN/upsoak-chaos" run --config "$RUN_DIR/sidecar.yaml" > "$RUN_DIR/chaos.out" 2> "$RUN_DIR/chaos.log" &

@@ -245,7 +245,7 @@ impl Stack {
         let sidecar = dir.write(
             "sidecar.yaml",
             &format!(
-                "listen: 127.0.0.1:0\nstate_dir: {state}\nkube_server: {sim}\nwanderer:\n  space: {space}\n  seed: 1\n  schedule: {{ period: 2s, jitter: 0 }}\n  apply_timeout: 10s\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: [ {{ name: simple-game-server, min_replicas: 3, max_replicas: 5, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n  session: {{ min_length: 200ms, max_length: 500ms, max_players: 2 }}\n  window: 2s\n",
+                "listen: 127.0.0.1:0\nstate_dir: {state}\nkube_server: {sim}\nwanderer:\n  space: {space}\n  seed: 1\n  schedule: {{ period: 2s, jitter: 0 }}\n  apply_timeout: 10s\n  applier: {{ kind: sim, url: \"{sim}\" }}\nproducer:\n  fleets: [ {{ name: simple-game-server, min_replicas: 3, max_replicas: 5, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 5\n  session: {{ min_length: 200ms, max_length: 500ms, max_players: 2 }}\n  capacity: {{ on_short: warn }}\n  window: 2s\n",
                 state = dir.join("chaos").display(),
                 sim = sim_url,
                 space = repo("chaos/spaces/agones.yaml").display(),

@@ -179,15 +179,19 @@ pub fn needs(cfg: &SidecarConfig) -> Vec<Need> {
     };
     let mut out = Vec::new();
     if !p.fleets.is_empty() {
-        out.push(need(
-            "preflight",
-            "get",
-            "agones.dev",
-            "fleets",
-            "",
-            &ns,
-            "reading the Fleets' Ready servers",
-        ));
+        // The Producer reads a Fleet that answered UnAllocated, to tell FleetFull apart.
+        let (who, why) = if p.allocation_rate > 0.0 {
+            (
+                "producer",
+                "reading a Fleet that answered UnAllocated (FleetFull or not), and its Ready servers",
+            )
+        } else {
+            (
+                "preflight",
+                "reading the Fleets' Ready servers and replicas",
+            )
+        };
+        out.push(need(who, "get", "agones.dev", "fleets", "", &ns, why));
     }
     let canaries = p.canaries.count > 0 && !p.fleets.is_empty();
     if p.allocation_rate > 0.0 || canaries {

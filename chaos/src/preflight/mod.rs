@@ -1,6 +1,6 @@
 //! `upsoak-chaos preflight --config sidecar.yaml`: what a soak needs, checked before it starts,
-//! each check printed as PASS, FAIL or SKIP with a hint. Exit 0 when none fails, 1 when some
-//! do (the error names them), 2 for a bad configuration or space.
+//! each check printed as PASS, WARN, FAIL or SKIP with a hint. Exit 0 when none fails (a WARN
+//! does not), 1 when some do (the error names them), 2 for a bad configuration or space.
 //!
 //! The checks, in order (each bounded by `--timeout`):
 //! - `helm`: helm runs and says its version (≥ 3.14 with `reuse_values: reset-then-reuse`);
@@ -11,6 +11,9 @@
 //!   space's releases (one release is no walk).
 //! - `permissions`: every permission the Producer and Wanderer will use ([`access`]).
 //! - `fleets`: the Producer's Fleets exist and have Ready servers.
+//! - `capacity`: each Fleet's `spec.replicas` holds what the load needs of it
+//!   ([`crate::producer::capacity`]), and few enough of them are starting at any time for
+//!   `fleet-converged`.
 //! - `allocation`: one server allocated, played and released ([`game`]).
 
 pub mod access;
@@ -25,6 +28,7 @@ use upsoak_agones::Fleet;
 use crate::config::{ApplierConfig, SidecarConfig};
 use crate::error::{Error, Result};
 use crate::producer;
+use crate::producer::capacity::{self, FleetNeed};
 use crate::sidecar::helm_applier_for;
 use crate::wanderer::apply::{Applier, HelmApplier, ReuseValues, SimApplier, process};
 use crate::wanderer::cluster;
@@ -34,11 +38,16 @@ use crate::wanderer::space::Space;
 const RESET_THEN_REUSE_SINCE: (u32, u32) = (3, 14);
 /// Releases the cluster's Kubernetes must be supported by for a walk to go anywhere.
 const MIN_RELEASES: usize = 2;
+/// The objective of `fleet-converged` in rules/slos.yaml: the share of a Fleet's replicas that
+/// must be Ready, Reserved or Allocated. The load keeps `rate × replace_time` of them starting.
+pub const FLEET_CONVERGED_OBJECTIVE: f64 = 0.8;
 
 /// How one check ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
+    /// Works, but will cost the soak something (said in the hint); not a failure.
+    Warn,
     Fail,
     /// Not applicable to this configuration, or not possible after an earlier failure.
     Skip,
@@ -48,6 +57,7 @@ impl Verdict {
     fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",
+            Verdict::Warn => "WARN",
             Verdict::Fail => "FAIL",
             Verdict::Skip => "SKIP",
         }
@@ -57,7 +67,8 @@ impl Verdict {
 /// One check's result.
 #[derive(Clone, Debug)]
 pub struct Check {
-    /// Its name: `helm`, `release`, `kubernetes`, `permissions`, `fleets`, `allocation`.
+    /// Its name: `helm`, `release`, `kubernetes`, `permissions`, `fleets`, `capacity`,
+    /// `allocation`.
     pub name: &'static str,
     pub verdict: Verdict,
     /// What was found.
@@ -79,6 +90,14 @@ impl Check {
         Check {
             name,
             verdict: Verdict::Fail,
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+    fn warn(name: &'static str, detail: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            name,
+            verdict: Verdict::Warn,
             detail: detail.into(),
             hint: Some(hint.into()),
         }
@@ -174,6 +193,9 @@ pub async fn run(cfg: &SidecarConfig, timeout: Duration) -> Result<Report> {
         .then(|| cfg.producer.fleets.first().map(|f| f.name.clone()))
         .flatten();
     report.checks.push(fleets);
+    report
+        .checks
+        .push(bounded("capacity", timeout, capacity_check(&client, cfg)).await);
     let allocation = match ready_fleet {
         None if cfg.producer.fleets.is_empty() => Check::skip(
             "allocation",
@@ -441,6 +463,126 @@ async fn fleets_check(client: &kube::Client, cfg: &SidecarConfig) -> Check {
             "create the Fleets named in `producer.fleets` (in `producer.namespace`) and wait until their servers are Ready (`kubectl get fleets`)",
         )
     }
+}
+
+/// Each Fleet's `spec.replicas` (and, for a Fleet the Producer scales, its `min_replicas`)
+/// against what the load needs of it; FAIL when a Fleet the Producer does not scale is too
+/// small, WARN when one it scales is too small now or at its `min_replicas`, or when the
+/// replacements the load keeps starting (`rate × replace_time`) exceed what `fleet-converged`
+/// allows (1 − [`FLEET_CONVERGED_OBJECTIVE`] of the replicas).
+async fn capacity_check(client: &kube::Client, cfg: &SidecarConfig) -> Check {
+    let p = &cfg.producer;
+    let Some(needs) = capacity::needs(p) else {
+        return Check::skip(
+            "capacity",
+            "`sessions: keep` holds every server it allocates: the load drains the Fleets on purpose",
+        );
+    };
+    if needs.is_empty() {
+        return Check::skip("capacity", "no Fleets configured");
+    }
+    let api: Api<Fleet> = Api::namespaced(client.clone(), &p.namespace);
+    let mut seen = Vec::new();
+    let mut fails = Vec::new();
+    let mut warns = Vec::new();
+    for n in &needs {
+        let name = format!("{}/{}", p.namespace, n.fleet);
+        let replicas = match api.get_opt(&n.fleet).await {
+            Err(e) => {
+                fails.push(format!("{name}: {e}"));
+                continue;
+            }
+            Ok(None) => {
+                fails.push(format!("{name} does not exist (see `fleets`)"));
+                continue;
+            }
+            Ok(Some(f)) => f.spec.replicas,
+        };
+        let (verdict, line) = judge_capacity(n, &p.fleets[n.index], replicas);
+        let line = format!("{name}: {line}");
+        match verdict {
+            Verdict::Fail => fails.push(line),
+            Verdict::Warn => warns.push(line),
+            _ => seen.push(line),
+        }
+    }
+    let fix = "scale the Fleet (`kubectl scale fleet NAME --replicas N`) and set `producer.fleets[].min_replicas` to at least the need, or lower `producer.allocation_rate`, the session length or `canaries.count`; the terms are under `producer.capacity`";
+    if !fails.is_empty() {
+        fails.extend(warns);
+        Check::fail("capacity", fails.join("; "), fix)
+    } else if !warns.is_empty() {
+        Check::warn("capacity", warns.join("; "), fix)
+    } else {
+        Check::pass("capacity", seen.join(", "))
+    }
+}
+
+/// One Fleet's capacity verdict, given its `spec.replicas` now, and the sentence saying why.
+pub fn judge_capacity(
+    n: &FleetNeed,
+    load: &producer::FleetLoad,
+    replicas: i32,
+) -> (Verdict, String) {
+    let scaled = !load.scale_every_max.is_zero();
+    let need = n.need;
+    // The fewest replicas the soak will run on: the Producer's floor once it scales.
+    let floor = if scaled { load.min_replicas } else { replicas };
+    if i64::from(replicas) < need && !scaled {
+        return (
+            Verdict::Fail,
+            format!(
+                "{replicas} replicas, the Producer does not scale it, and the load needs {need} ({}): allocations will answer FleetFull",
+                n.arithmetic()
+            ),
+        );
+    }
+    if i64::from(floor) < need {
+        return (
+            Verdict::Warn,
+            format!(
+                "the Producer scales it down to min_replicas {floor}, and the load needs {need} ({}): allocations will answer FleetFull",
+                n.arithmetic()
+            ),
+        );
+    }
+    if i64::from(replicas) < need {
+        return (
+            Verdict::Warn,
+            format!(
+                "{replicas} replicas now, and the load needs {need} ({}): allocations may answer FleetFull until the Producer's first scale request (within {:?}) takes it to {}..={}",
+                n.arithmetic(),
+                load.scale_every_max,
+                load.min_replicas,
+                load.max_replicas
+            ),
+        );
+    }
+    let starting = n.starting();
+    let least = floor.min(replicas).max(1);
+    let converged = 1.0 - starting / f64::from(least);
+    if converged < FLEET_CONVERGED_OBJECTIVE {
+        return (
+            Verdict::Warn,
+            format!(
+                "about {starting:.1} of its {least} replicas are always starting (rate × replace_time), so `fleet-converged` reads about {converged:.2}, below its objective {FLEET_CONVERGED_OBJECTIVE}"
+            ),
+        );
+    }
+    (
+        Verdict::Pass,
+        format!(
+            "{replicas} replicas{}, the load needs {need} ({}), about {starting:.1} starting",
+            if scaled {
+                format!(
+                    " (scaled within {}..={})",
+                    load.min_replicas, load.max_replicas
+                )
+            } else {
+                String::new()
+            },
+            n.arithmetic()
+        ),
+    )
 }
 
 async fn allocation_check(

@@ -154,7 +154,7 @@ impl ProducerMetrics {
     pub fn register(&self, r: &mut Registry) {
         r.register(
             names::ALLOCATIONS,
-            "Allocations the producer started, by result (Allocated, UnAllocated, Contention or an error kind)",
+            "Allocations the producer started, by result (Allocated, FleetFull: UnAllocated while every replica of the Fleet was busy, UnAllocated, Contention or an error kind)",
             self.allocations.clone(),
         );
         r.register(
@@ -621,5 +621,28 @@ impl CanariesObserved {
         );
         m.canary_silence.set(self.longest_silence.as_secs_f64());
         m.canary_oldest.set(self.oldest_age.as_secs_f64());
+    }
+}
+
+/// A Fleet's `min_replicas` is below what the load needs and `capacity.on_short` is `warn`:
+/// the sidecar starts anyway (a log line; the allocations it costs count as `FleetFull`).
+#[derive(Debug)]
+pub struct CapacityShort<'a> {
+    pub fleet: &'a str,
+    pub min_replicas: i32,
+    pub need: i64,
+    /// The sentence with the numbers and the fix.
+    pub why: &'a str,
+}
+
+impl CapacityShort<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            fleet = self.fleet,
+            min_replicas = self.min_replicas,
+            need = self.need,
+            "fleet too small for the load: {}",
+            self.why
+        );
     }
 }

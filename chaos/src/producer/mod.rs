@@ -8,9 +8,14 @@
 //! - Each Fleet is scaled at random within `[min_replicas, max_replicas]` at random intervals.
 //! - `canaries.count` servers are held Allocated across transitions with a heartbeat each
 //!   ([`canary`]); a lost one is counted with its reason and replaced.
-//! - A failing operation is counted by kind ([`classify`]) and never stops a loop.
+//! - A failing operation is counted by kind ([`classify`]) and never stops a loop; an
+//!   `UnAllocated` answer from a Fleet whose every replica is busy is counted `FleetFull`, the
+//!   load exceeding the Fleet, not Agones failing ([`capacity`]).
+//! - [`capacity`] computes what the load needs of each Fleet; the sidecar refuses to start
+//!   when a Fleet's `min_replicas` cannot hold it.
 
 pub mod canary;
+pub mod capacity;
 pub mod events;
 pub mod script;
 pub mod session;
@@ -33,6 +38,7 @@ use upsoak_agones::{AllocationState, Fleet, GameServer, GameServerAllocation};
 use upsoak_common::problems::Problems;
 
 pub use canary::{CanaryConfig, Generation};
+pub use capacity::{CapacityConfig, OnShort};
 use events::{
     AllocationDropped, AllocationEnded, AllocationFinished, AllocationStarted, FleetScaled,
     LatencyWindowClosed, PlayerCapacityRead, ProducerMetrics, SessionEnded, SessionOp,
@@ -68,6 +74,9 @@ pub struct ProducerConfig {
     pub seed: u64,
     /// Canary sessions held across transitions (`count`, `interval`, `timeout`, `max_age`).
     pub canaries: CanaryConfig,
+    /// What the load needs of its Fleets (`replace_time`, `headroom`) and what a Fleet too
+    /// small does (`on_short`): see [`capacity`].
+    pub capacity: CapacityConfig,
 }
 
 impl Default for ProducerConfig {
@@ -75,7 +84,10 @@ impl Default for ProducerConfig {
         ProducerConfig {
             namespace: "default".to_owned(),
             fleets: vec![FleetLoad::default()],
-            allocation_rate: 10.0,
+            // The shipped load (deploy/base/sidecar.yaml): with default sessions (2-20 s, mean
+            // 11 s) and 4 canaries it needs 4 + ⌈0.5 × (11 + 10) × 1.5⌉ = 20 servers of the
+            // default Fleet's 40-60 ([`capacity`]).
+            allocation_rate: 0.5,
             max_in_flight: 256,
             allocation_timeout: Duration::from_secs(10),
             sessions: SessionMode::Play,
@@ -83,6 +95,7 @@ impl Default for ProducerConfig {
             window: Duration::from_secs(15),
             seed: 1,
             canaries: CanaryConfig::default(),
+            capacity: CapacityConfig::default(),
         }
     }
 }
@@ -105,7 +118,8 @@ pub enum SessionMode {
 pub struct FleetLoad {
     /// The Fleet's name, in `namespace`.
     pub name: String,
-    /// Fewest replicas a scale request asks for.
+    /// Fewest replicas a scale request asks for; at least what the load needs of this Fleet
+    /// ([`capacity`]), or the configuration is refused (`capacity.on_short`).
     pub min_replicas: i32,
     /// Most replicas a scale request asks for.
     pub max_replicas: i32,
@@ -121,8 +135,8 @@ impl Default for FleetLoad {
     fn default() -> Self {
         FleetLoad {
             name: "simple-game-server".to_owned(),
-            min_replicas: 5,
-            max_replicas: 20,
+            min_replicas: 40,
+            max_replicas: 60,
             scale_every_min: Duration::from_secs(20),
             scale_every_max: Duration::from_secs(60),
         }
@@ -167,6 +181,14 @@ impl ProducerConfig {
         }
         p.extend_under("session", self.session.problems());
         p.extend_under("canaries", self.canaries.problems(&self.fleets));
+        let capacity = self.capacity.problems();
+        let sized = capacity.is_empty();
+        p.extend_under("capacity", capacity);
+        if sized && self.capacity.on_short == OnShort::Refuse {
+            for (n, why) in capacity::short_fleets(self) {
+                p.push(format!("fleets[{}].min_replicas", n.index), why);
+            }
+        }
         if self.window.is_zero() {
             p.push("window", "must be above zero");
         }
@@ -311,7 +333,8 @@ async fn allocation_loop(
     shutdown: CancellationToken,
 ) {
     let api: Api<GameServerAllocation> = Api::namespaced(client.clone(), &cfg.namespace);
-    let gameservers: Api<GameServer> = Api::namespaced(client, &cfg.namespace);
+    let gameservers: Api<GameServer> = Api::namespaced(client.clone(), &cfg.namespace);
+    let fleets: Api<Fleet> = Api::namespaced(client, &cfg.namespace);
     let steps = Arc::new(cfg.session.steps());
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
     let sessions = Arc::new(Semaphore::new(cfg.session.max_sessions.max(1)));
@@ -339,6 +362,7 @@ async fn allocation_loop(
             let job = AllocationJob {
                 api: api.clone(),
                 gameservers: gameservers.clone(),
+                fleets: fleets.clone(),
                 steps: steps.clone(),
                 cfg: cfg.clone(),
                 metrics: metrics.clone(),
@@ -362,6 +386,7 @@ async fn allocation_loop(
 struct AllocationJob {
     api: Api<GameServerAllocation>,
     gameservers: Api<GameServer>,
+    fleets: Api<Fleet>,
     steps: Arc<Vec<Step>>,
     cfg: Arc<ProducerConfig>,
     metrics: ProducerMetrics,
@@ -378,7 +403,7 @@ impl AllocationJob {
         )
         .await;
         let latency = scheduled.elapsed();
-        let (result, status) = match sent {
+        let (mut result, status) = match sent {
             Err(_) => ("error_timeout", None),
             Ok(Err(e)) => (classify(&e), None),
             Ok(Ok(gsa)) => match gsa.status {
@@ -386,6 +411,12 @@ impl AllocationJob {
                 None => ("error_decode", None),
             },
         };
+        if status
+            .as_ref()
+            .is_some_and(|s| s.state == AllocationState::UnAllocated)
+        {
+            result = self.unallocated_result(&fleet).await;
+        }
         AllocationFinished {
             fleet: &fleet,
             result,
@@ -440,6 +471,13 @@ impl AllocationJob {
 }
 
 impl AllocationJob {
+    /// `FleetFull` or `UnAllocated` for an `UnAllocated` answer from `fleet`, by the Fleet
+    /// read now ([`capacity::classify_unallocated`]); the latency was taken before this read.
+    async fn unallocated_result(&self, fleet: &str) -> &'static str {
+        let read = tokio::time::timeout(self.cfg.allocation_timeout, self.fleets.get(fleet)).await;
+        capacity::classify_unallocated(read.ok().and_then(Result::ok).as_ref())
+    }
+
     /// The allocated server's `status.players.capacity` (0 without PlayerTracking, or when the
     /// GameServer cannot be read: its player steps are then skipped).
     async fn player_capacity(&self, name: &str) -> i64 {
