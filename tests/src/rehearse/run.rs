@@ -220,6 +220,16 @@ pub fn parse_override(s: &str) -> Result<(String, String, String)> {
 /// Runs the rehearsal.
 pub async fn rehearse(o: &Options) -> Result<Outcome> {
     let started = Instant::now();
+    // The processes run in the root: every path they are given must be absolute.
+    let absolute = |p: &Path| {
+        std::path::absolute(p).map_err(|e| Error::Input(format!("{}: {e}", p.display())))
+    };
+    let o = &Options {
+        overlay: absolute(&o.overlay)?,
+        repo: absolute(&o.repo)?,
+        work: absolute(&o.work)?,
+        ..o.clone()
+    };
     check_kubectl()?;
     let rendered = Rendered::kustomize(&o.overlay)?;
     let target = Target::of(&rendered);
