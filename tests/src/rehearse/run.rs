@@ -359,7 +359,7 @@ pub async fn rehearse(o: &Options) -> Result<Outcome> {
             }
         }
     }
-    rewrites.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    rewrites.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
     rewrites.dedup();
     let rw = Rewrites(rewrites);
 

@@ -686,7 +686,9 @@ impl Cluster<'_> {
                     if !hooks.is_empty() {
                         out["webhook_configs"] = Value::Array(hooks);
                     }
-                    cfg["receivers"].as_array_mut().map(|a| a.push(out));
+                    if let Some(a) = cfg["receivers"].as_array_mut() {
+                        a.push(out);
+                    }
                 }
                 notes.push(format!(
                     "AlertmanagerConfig {ns}/{name}: merged (matcher namespace=\"{ns}\")"
