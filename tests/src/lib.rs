@@ -254,7 +254,7 @@ impl Stack {
         write(
             &dir.join("sidecar.yaml"),
             &format!(
-                "listen: 127.0.0.1:{chaos_port}\nstate_dir: {}\nkube_server: {}\nwanderer:\n  space: {}\n  seed: 7\n  strategy: random\n  schedule: {{ period: {}s, jitter: 0 }}\n  apply_timeout: 30s\n  applier: {{ kind: sim, url: \"{}\" }}\nproducer:\n  fleets: [ {{ name: simple-game-server, min_replicas: {min_replicas}, max_replicas: {max_replicas}, scale_every_min: 10s, scale_every_max: 20s }} ]\n  allocation_rate: {}\n  session: {{ min_length: 1s, max_length: 3s, max_players: 4 }}\n  capacity: {{ replace_time: 500ms }}\n  window: 10s\n",
+                "listen: 127.0.0.1:{chaos_port}\nstate_dir: {}\nkube_server: {}\nwanderer:\n  space: {}\n  seed: 7\n  strategy: random\n  schedule: {{ period: {}s, jitter: 0 }}\n  apply_timeout: 30s\n  applier: {{ kind: sim, url: \"{}\" }}\nproducer:\n  fleets: [ {{ name: simple-game-server, min_replicas: {min_replicas}, max_replicas: {max_replicas}, scale_every_min: 10s, scale_every_max: 20s }} ]\n  allocation_rate: {}\n  arrivals: fixed\n  session: {{ min_length: 1s, max_length: 3s, max_players: 4 }}\n  capacity: {{ replace_time: 500ms }}\n  window: 10s\n",
                 dir.join("chaos").display(),
                 sim_url,
                 dir.join("space.yaml").display(),

@@ -1,7 +1,8 @@
 //! The Producer: continuous, open-model load on Agones through the Kubernetes API.
 //!
-//! - Allocations start on a fixed schedule at `allocation_rate` per second whatever the
-//!   latency; at most `max_in_flight` run at once and a start with no room is counted as
+//! - Allocations start at `allocation_rate` per second whatever the latency, at random
+//!   (`arrivals: poisson`, the default: exponential gaps, as independent players' requests
+//!   reach a matchmaker) or on a fixed schedule (`fixed`); at most `max_in_flight` run at once and a start with no room is counted as
 //!   dropped, never hidden. Latency is measured from the scheduled start, so a slow server
 //!   cannot hide behind a slowed client (coordinated omission).
 //! - Each allocated server plays a session over UDP ([`session`]), ending in `EXIT`.
@@ -57,6 +58,14 @@ pub struct ProducerConfig {
     pub fleets: Vec<FleetLoad>,
     /// Allocations started per second (open model); 0 disables allocation.
     pub allocation_rate: f64,
+    /// How starts are spaced: `poisson` (exponential gaps of mean 1/rate, the default) or
+    /// `fixed` (exactly 1/rate apart). A fixed schedule phase-locks with Agones' batch loop,
+    /// which wakes every `allocationBatchWaitTime` (pkg/gameserverallocations/allocator.go,
+    /// `ListenAndAllocate`): at 0.5/s and the chart's 500 ms every start lands at the same
+    /// point of the loop, so each upgrade (new pods, a new loop phase) draws a new constant
+    /// wait between 0 and 500 ms, and the latency SLOs judge that draw instead of Agones.
+    /// Random arrivals spread the waits over the whole loop, as real matchmakers' do.
+    pub arrivals: Arrivals,
     /// Allocations in flight at most; a scheduled start beyond it is dropped and counted.
     pub max_in_flight: usize,
     /// Per-request timeout of an allocation.
@@ -88,6 +97,7 @@ impl Default for ProducerConfig {
             // 11 s) and 4 canaries it needs 4 + ⌈0.5 × (11 + 10) × 1.5⌉ = 20 servers of the
             // default Fleet's 40-60 ([`capacity`]).
             allocation_rate: 0.5,
+            arrivals: Arrivals::Poisson,
             max_in_flight: 256,
             allocation_timeout: Duration::from_secs(10),
             sessions: SessionMode::Play,
@@ -98,6 +108,16 @@ impl Default for ProducerConfig {
             capacity: CapacityConfig::default(),
         }
     }
+}
+
+/// How allocation starts are spaced in time.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Exponential gaps of mean `1 / allocation_rate` (a Poisson process), from `seed`.
+    Poisson,
+    /// Exactly `1 / allocation_rate` apart.
+    Fixed,
 }
 
 /// What the Producer does with a server it allocated.
@@ -338,7 +358,18 @@ async fn allocation_loop(
     let steps = Arc::new(cfg.session.steps());
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
     let sessions = Arc::new(Semaphore::new(cfg.session.max_sessions.max(1)));
-    let period = Duration::from_secs_f64(1.0 / cfg.allocation_rate);
+    let period = 1.0 / cfg.allocation_rate;
+    let mut gaps = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_a110c);
+    let arrivals = cfg.arrivals;
+    let mut gap = move || match arrivals {
+        Arrivals::Fixed => Duration::from_secs_f64(period),
+        // Inverse transform of the exponential distribution; 1 - u is in (0, 1], so the gap
+        // is finite and >= 0.
+        Arrivals::Poisson => {
+            let u: f64 = gaps.random();
+            Duration::from_secs_f64(-(1.0 - u).ln() * period)
+        }
+    };
     let seq = Arc::new(AtomicU64::new(0));
     let cfg = Arc::new(cfg);
     let mut next = Instant::now();
@@ -352,7 +383,7 @@ async fn allocation_loop(
         let now = Instant::now();
         while next <= now {
             let scheduled = next;
-            next += period;
+            next += gap();
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 AllocationDropped.emit(&metrics);
                 continue;
