@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn the_need_is_canaries_plus_the_load_over_session_and_replacement_with_headroom() {
-        // The shipped load: 0.5/s, sessions 2-20 s (mean 11 s), 10 s to replace, 1.5 headroom:
+        // A load of 0.5/s, sessions 2-20 s (mean 11 s), 10 s to replace, 1.5 headroom:
         // 0.5 × 21 × 1.5 = 15.75 → 16, plus 4 canaries.
         let n = needs(&load(0.5, &[(40, 60)], 4)).unwrap();
         assert_eq!(n.len(), 1);

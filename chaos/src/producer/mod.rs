@@ -61,7 +61,7 @@ pub struct ProducerConfig {
     /// How starts are spaced: `poisson` (exponential gaps of mean 1/rate, the default) or
     /// `fixed` (exactly 1/rate apart). A fixed schedule phase-locks with Agones' batch loop,
     /// which wakes every `allocationBatchWaitTime` (pkg/gameserverallocations/allocator.go,
-    /// `ListenAndAllocate`): at 0.5/s and the chart's 500 ms every start lands at the same
+    /// `ListenAndAllocate`): at 1/s and the chart's 500 ms every start lands at the same
     /// point of the loop, so each upgrade (new pods, a new loop phase) draws a new constant
     /// wait between 0 and 500 ms, and the latency SLOs judge that draw instead of Agones.
     /// Random arrivals spread the waits over the whole loop, as real matchmakers' do.
@@ -94,9 +94,9 @@ impl Default for ProducerConfig {
             namespace: "default".to_owned(),
             fleets: vec![FleetLoad::default()],
             // The shipped load (deploy/base/sidecar.yaml): with default sessions (2-20 s, mean
-            // 11 s) and 4 canaries it needs 4 + ⌈0.5 × (11 + 10) × 1.5⌉ = 20 servers of the
-            // default Fleet's 40-60 ([`capacity`]).
-            allocation_rate: 0.5,
+            // 11 s) and 4 canaries it needs 4 + ⌈1 × (11 + 10) × 1.5⌉ = 36 servers of the
+            // default Fleet's 75-100 ([`capacity`]).
+            allocation_rate: 1.0,
             arrivals: Arrivals::Poisson,
             max_in_flight: 256,
             allocation_timeout: Duration::from_secs(10),
@@ -155,8 +155,8 @@ impl Default for FleetLoad {
     fn default() -> Self {
         FleetLoad {
             name: "simple-game-server".to_owned(),
-            min_replicas: 40,
-            max_replicas: 60,
+            min_replicas: 75,
+            max_replicas: 100,
             scale_every_min: Duration::from_secs(20),
             scale_every_max: Duration::from_secs(60),
         }
