@@ -358,18 +358,7 @@ async fn allocation_loop(
     let steps = Arc::new(cfg.session.steps());
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
     let sessions = Arc::new(Semaphore::new(cfg.session.max_sessions.max(1)));
-    let period = 1.0 / cfg.allocation_rate;
-    let mut gaps = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_a110c);
-    let arrivals = cfg.arrivals;
-    let mut gap = move || match arrivals {
-        Arrivals::Fixed => Duration::from_secs_f64(period),
-        // Inverse transform of the exponential distribution; 1 - u is in (0, 1], so the gap
-        // is finite and >= 0.
-        Arrivals::Poisson => {
-            let u: f64 = gaps.random();
-            Duration::from_secs_f64(-(1.0 - u).ln() * period)
-        }
-    };
+    let mut gap = gaps(cfg.arrivals, cfg.allocation_rate, cfg.seed);
     let seq = Arc::new(AtomicU64::new(0));
     let cfg = Arc::new(cfg);
     let mut next = Instant::now();
@@ -412,6 +401,22 @@ async fn allocation_loop(
     }
     // Let allocations and sessions in flight finish (sessions send EXIT on shutdown).
     while in_flight.join_next().await.is_some() {}
+}
+
+/// The gaps between allocation starts at `rate` per second (> 0): exponential of mean 1/rate
+/// from `seed` (Poisson arrivals) or exactly 1/rate (fixed).
+fn gaps(arrivals: Arrivals, rate: f64, seed: u64) -> impl FnMut() -> Duration {
+    let period = 1.0 / rate;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_a110c);
+    move || match arrivals {
+        Arrivals::Fixed => Duration::from_secs_f64(period),
+        // Inverse transform of the exponential distribution; 1 - u is in (0, 1], so the gap
+        // is finite and >= 0.
+        Arrivals::Poisson => {
+            let u: f64 = rng.random();
+            Duration::from_secs_f64(-(1.0 - u).ln() * period)
+        }
+    }
 }
 
 struct AllocationJob {
@@ -605,6 +610,27 @@ pub async fn client_with_timeout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn poisson_gaps_average_one_over_the_rate_and_spread_over_a_batch_loop() {
+        let mut gap = gaps(Arrivals::Poisson, 1.0, 7);
+        let g: Vec<f64> = (0..20_000).map(|_| gap().as_secs_f64()).collect();
+        let mean = g.iter().sum::<f64>() / g.len() as f64;
+        assert!((mean - 1.0).abs() < 0.03, "mean gap {mean}");
+        // An exponential's standard deviation equals its mean: not a fixed schedule.
+        let var = g.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / g.len() as f64;
+        assert!((var.sqrt() - 1.0).abs() < 0.05, "sd {}", var.sqrt());
+        // Start times land all over a 500 ms loop, not at one phase of it.
+        let mut t = 0.0;
+        let mut bins = [0usize; 5];
+        for x in &g {
+            t += x;
+            bins[((t % 0.5) / 0.1) as usize % 5] += 1;
+        }
+        assert!(bins.iter().all(|&b| b > 3_000), "{bins:?}");
+        let mut fixed = gaps(Arrivals::Fixed, 2.0, 7);
+        assert!((0..10).all(|_| fixed() == Duration::from_millis(500)));
+    }
     use upsoak_agones::gameserver::{GameServerStatusPort, NodeAddress};
 
     fn status(address: &str, addresses: &[&str]) -> GameServerAllocationStatus {
