@@ -6,8 +6,10 @@
 //! - [`protocol`]: one game's state and the text commands it answers (kept apart from the
 //!   socket loop so the protocol is tested without a network).
 //! - [`counters`]: the Counters and Lists commands.
+//! - [`metadata`]: the API server's limits on the labels and annotations a game sets.
 
 mod counters;
+pub mod metadata;
 mod ports;
 mod protocol;
 
@@ -22,7 +24,7 @@ use crate::events;
 
 pub use counters::{DEFAULT_COUNTER_CAPACITY, DEFAULT_LIST_CAPACITY, MAX_LIST_CAPACITY};
 pub use ports::{GameError, PortPool};
-pub use protocol::{DEFAULT_PLAYER_CAPACITY, GameState, Outcome, Reply};
+pub use protocol::{DEFAULT_PLAYER_CAPACITY, GameState, MAX_REPLY_BYTES, Outcome, Reply};
 
 /// Bytes of a datagram that are read; the rest is dropped, as by the real server's 1 KiB buffer.
 pub const MAX_DATAGRAM_BYTES: usize = 1024;
@@ -54,6 +56,10 @@ pub enum SdkError {
     /// `SDK.SetLabel` or `SDK.SetAnnotation` with an empty key.
     #[error("empty key")]
     EmptyKey,
+    /// `SDK.SetLabel` or `SDK.SetAnnotation` that the API server would refuse (a key, value,
+    /// count or total size past its limits); the GameServer is unchanged.
+    #[error("{0}")]
+    MetadataRefused(String),
     /// `SDK.Reserve(d)` whose end is beyond what a timestamp can hold.
     #[error("a reservation of {0:?} ends beyond the representable time")]
     ReservationTooLong(Duration, #[source] jiff::Error),
@@ -339,12 +345,12 @@ mod tests {
         let pool = PortPool::new(0, 0).unwrap();
         let gs = start(&pool, "gs-4").await;
         let c = &gs.client;
-        // 4 KiB of invalid UTF-8: read as 1 KiB of U+FFFD and echoed.
+        // 4 KiB of invalid UTF-8: read as 1 KiB of U+FFFD (3 KiB of text), echoed cut to the
+        // reply bound at a character boundary.
         let reply = say(c, &[0xff; 4096]).await;
-        assert_eq!(
-            reply,
-            format!("ACK: {}\n", "\u{fffd}".repeat(MAX_DATAGRAM_BYTES))
-        );
+        let fits = (MAX_REPLY_BYTES - "ACK: \n".len()) / 3;
+        assert_eq!(reply, format!("ACK: {}\n", "\u{fffd}".repeat(fits)));
+        assert!(reply.len() <= MAX_REPLY_BYTES);
         // 4 KiB of text: cut to its first 1 KiB.
         let long = "x".repeat(4096);
         assert_eq!(

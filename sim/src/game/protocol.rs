@@ -11,6 +11,10 @@ use crate::duration::parse_go_duration;
 /// its `status.players.capacity`, from `spec.players.initialCapacity` (default 0).
 pub const DEFAULT_PLAYER_CAPACITY: i64 = 100;
 
+/// Bytes of a reply datagram at most: a whole read datagram ([`super::MAX_DATAGRAM_BYTES`]) echoed
+/// with the longest prefix, `ERROR: `, and the newline.
+pub const MAX_REPLY_BYTES: usize = super::MAX_DATAGRAM_BYTES + "ERROR: ".len() + 1;
+
 /// The answer to one command, in the forms the simple-game-server sends
 /// (`examples/simple-game-server/main.go`, `udpReadWriteLoop`: `ERROR: ` on an error, `ACK: `
 /// only when the handler sets `addACK`, else the handler's text as it is).
@@ -27,14 +31,23 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// The datagram sent back to the client.
+    /// The datagram sent back to the client, at most [`MAX_REPLY_BYTES`]: a longer text (a
+    /// long player list, an echo of invalid UTF-8 read as U+FFFD, three bytes each) is cut at a
+    /// character boundary and still ends with its newline, so no reply is larger than the bound
+    /// on what is read, plus its prefix, whatever the object holds.
     pub fn to_datagram(&self) -> String {
-        match self {
-            Reply::Ack(text) => format!("ACK: {text}\n"),
-            Reply::Plain(text) => format!("{text}\n"),
-            Reply::Error(text) => format!("ERROR: {text}\n"),
-            Reply::Silent => String::new(),
+        let (prefix, text) = match self {
+            Reply::Ack(text) => ("ACK: ", text),
+            Reply::Plain(text) => ("", text),
+            Reply::Error(text) => ("ERROR: ", text),
+            Reply::Silent => return String::new(),
+        };
+        let room = MAX_REPLY_BYTES - prefix.len() - 1;
+        let mut end = text.len().min(room);
+        while !text.is_char_boundary(end) {
+            end -= 1;
         }
+        format!("{prefix}{}\n", &text[..end])
     }
 }
 

@@ -32,7 +32,7 @@ mod tests;
 mod upgrade_faults;
 mod watch;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -110,7 +110,7 @@ pub struct World {
     timers: BTreeSet<(Instant, Key)>,
     /// Fleets whose GameServers or spec changed since they were last reconciled.
     dirty: BTreeSet<Key>,
-    events: VecDeque<Arc<WatchEvent>>,
+    events: watch::EventLog,
     tx: broadcast::Sender<Arc<WatchEvent>>,
     installed: Installed,
     upgrade: Option<(Instant, Installed)>,
@@ -178,7 +178,7 @@ impl World {
             members: BTreeMap::new(),
             timers: BTreeSet::new(),
             dirty: BTreeSet::new(),
-            events: VecDeque::new(),
+            events: watch::EventLog::default(),
             tx,
             installed,
             upgrade: None,

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use upsoak_agones::GameServerState;
 
 use crate::events;
+use crate::game::metadata::{self, Meta, SDK_PREFIX};
 use crate::game::{self, PortPool, SdkCall, SdkError, SdkHandle};
 
 use super::{Key, World};
@@ -153,21 +154,26 @@ impl World {
             }
             SdkCall::Label(k, v) => {
                 if let Some(rec) = self.gameservers.get_mut(&key) {
+                    metadata::check(Meta::Label, &k, &v, rec.obj.metadata.labels.as_ref())
+                        .map_err(SdkError::MetadataRefused)?;
                     Arc::make_mut(&mut rec.obj)
                         .metadata
                         .labels
                         .get_or_insert_default()
-                        .insert(format!("agones.dev/sdk-{k}"), v);
+                        .insert(format!("{SDK_PREFIX}{k}"), v);
                 }
                 self.touch_gameserver(&key);
             }
             SdkCall::Annotation(k, v) => {
                 if let Some(rec) = self.gameservers.get_mut(&key) {
+                    let current = rec.obj.metadata.annotations.as_ref();
+                    metadata::check(Meta::Annotation, &k, &v, current)
+                        .map_err(SdkError::MetadataRefused)?;
                     Arc::make_mut(&mut rec.obj)
                         .metadata
                         .annotations
                         .get_or_insert_default()
-                        .insert(format!("agones.dev/sdk-{k}"), v);
+                        .insert(format!("{SDK_PREFIX}{k}"), v);
                 }
                 self.touch_gameserver(&key);
             }

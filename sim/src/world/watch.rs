@@ -3,7 +3,7 @@
 //! the changed object itself (shared, not copied) and is encoded once, by the first watcher
 //! that reads it, outside the world's lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::sync::{Arc, OnceLock};
 
@@ -15,8 +15,65 @@ use upsoak_agones::{Fleet, GameServer};
 use super::{Kind, World};
 use crate::events;
 
-/// Watch events kept for clients resuming from a resourceVersion.
+/// Watch events kept for clients resuming from a resourceVersion, at most.
 const EVENT_LOG_LEN: usize = 20_000;
+
+/// Encoded bytes of the objects the kept events hold, at most: the oldest events go first past
+/// it, so a few large objects changed often cannot hold gigabytes (D3: 20 000 snapshots of one
+/// GameServer grown to 1.4 MB of labels were 2.8 GB). An ordinary GameServer encodes to about
+/// 2 KB, so 20 000 of them (about 40 MB) fit. The snapshots in memory take about twice their
+/// encoded size, plus the line once a watcher encoded it. The real API server bounds its watch
+/// cache by count and time, not bytes (`staging/src/k8s.io/apiserver/pkg/storage/cacher/
+/// watch_cache.go`, `watchCache.resizeCacheLocked`); its objects are bounded instead, to
+/// etcd's 1.5 MiB request limit. A watch from an event dropped here gets 410 Gone, as there.
+const EVENT_LOG_BYTES: usize = 64 << 20;
+
+/// The kept watch events, oldest first, bounded by [`EVENT_LOG_LEN`] and [`EVENT_LOG_BYTES`].
+#[derive(Debug, Default)]
+pub(super) struct EventLog {
+    events: VecDeque<Arc<WatchEvent>>,
+    /// The sum of the kept events' [`WatchEvent::size`].
+    bytes: usize,
+}
+
+impl EventLog {
+    /// Keeps `ev`, dropping the oldest events until both bounds hold (the newest is always kept).
+    fn push(&mut self, ev: Arc<WatchEvent>) {
+        self.bytes += ev.size;
+        self.events.push_back(ev);
+        while self.events.len() > EVENT_LOG_LEN
+            || (self.bytes > EVENT_LOG_BYTES && self.events.len() > 1)
+        {
+            if let Some(old) = self.events.pop_front() {
+                self.bytes -= old.size;
+            }
+        }
+    }
+
+    /// The encoded bytes the kept events hold.
+    #[cfg(test)]
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.events.len()
+    }
+}
+
+/// Counts the bytes written to it: an object's encoded size without keeping the encoding.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// One change, as a watch sends it.
 #[derive(Debug)]
@@ -30,6 +87,8 @@ pub struct WatchEvent {
     /// object as it was sent, so a watch selects exactly what a list would.
     pub fields: Vec<(&'static str, String)>,
     type_: &'static str,
+    /// The object's encoded size: what this event counts against [`EVENT_LOG_BYTES`].
+    size: usize,
     object: Arc<dyn Encode>,
     /// `{"type":…,"object":…}\n`, encoded once for every watcher.
     line: OnceLock<Bytes>,
@@ -38,11 +97,20 @@ pub struct WatchEvent {
 /// An object as a watch event carries it, to encode when a watcher first reads it.
 trait Encode: Debug + Send + Sync {
     fn to_json(&self) -> serde_json::Result<String>;
+    /// The length of [`Encode::to_json`], counted without building it (0 if it fails).
+    fn json_len(&self) -> usize;
 }
 
 impl<T: serde::Serialize + Debug + Send + Sync> Encode for T {
     fn to_json(&self) -> serde_json::Result<String> {
         serde_json::to_string(self)
+    }
+    fn json_len(&self) -> usize {
+        let mut count = ByteCount(0);
+        match serde_json::to_writer(&mut count, self) {
+            Ok(()) => count.0,
+            Err(_) => 0,
+        }
     }
 }
 
@@ -136,10 +204,15 @@ impl World {
         if rv >= self.rv {
             return Some(Vec::new());
         }
-        match self.events.front() {
-            Some(first) if first.rv <= rv + 1 => {
-                Some(self.events.iter().filter(|e| e.rv > rv).cloned().collect())
-            }
+        match self.events.events.front() {
+            Some(first) if first.rv <= rv + 1 => Some(
+                self.events
+                    .events
+                    .iter()
+                    .filter(|e| e.rv > rv)
+                    .cloned()
+                    .collect(),
+            ),
             // Nothing has happened since the world began: every rv up to now is current.
             None => Some(Vec::new()),
             Some(_) => None,
@@ -175,14 +248,65 @@ impl World {
                 .filter_map(|f| Some((*f, object.field(f)?)))
                 .collect(),
             type_,
+            size: object.json_len(),
             object: object.clone(),
             line: OnceLock::new(),
         });
-        if self.events.len() >= EVENT_LOG_LEN {
-            self.events.pop_front();
-        }
-        self.events.push_back(ev.clone());
+        self.events.push(ev.clone());
         // No receivers is normal: nobody is watching.
         let _ = self.tx.send(ev);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A MODIFIED event of a GameServer carrying `bytes` of annotation.
+    fn event(rv: u64, bytes: usize) -> Arc<WatchEvent> {
+        let mut gs = GameServer::default();
+        gs.metadata.annotations = Some([("a".to_owned(), "v".repeat(bytes))].into());
+        let object: Arc<dyn Encode> = Arc::new(gs);
+        Arc::new(WatchEvent {
+            rv,
+            kind: Kind::GameServer,
+            namespace: String::new(),
+            name: String::new(),
+            labels: BTreeMap::new(),
+            fields: Vec::new(),
+            type_: "MODIFIED",
+            size: object.json_len(),
+            object,
+            line: OnceLock::new(),
+        })
+    }
+
+    #[test]
+    fn the_log_drops_the_oldest_events_past_its_bytes_and_keeps_the_newest() {
+        let mut log = EventLog::default();
+        let one = event(0, 1 << 20).size;
+        assert!(one > 1 << 20, "the size counts the encoded object");
+        for rv in 1..=100 {
+            log.push(event(rv, 1 << 20));
+            assert!(
+                log.bytes() <= EVENT_LOG_BYTES,
+                "after {rv}: {}",
+                log.bytes()
+            );
+        }
+        assert_eq!(log.len(), EVENT_LOG_BYTES / one);
+        assert_eq!(log.events.back().map(|e| e.rv), Some(100));
+        assert_eq!(log.bytes(), log.len() * one);
+        // One event over the bound on its own is still kept: the newest always is.
+        log.push(event(101, EVENT_LOG_BYTES));
+        assert_eq!(log.len(), 1);
+        // Small events are bounded by count.
+        for rv in 102..102 + EVENT_LOG_LEN as u64 + 10 {
+            log.push(event(rv, 1));
+        }
+        assert_eq!(log.len(), EVENT_LOG_LEN);
+        let newest = log.events.back().unwrap();
+        assert_eq!(newest.rv, 102 + EVENT_LOG_LEN as u64 + 9);
+        assert!(newest.line().starts_with(b"{\"type\":\"MODIFIED\""));
     }
 }
