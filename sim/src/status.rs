@@ -5,6 +5,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// Seconds a 429 asks the client to wait before it retries (the API server's `retryAfter`, 1).
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
 /// One field-level problem of an Invalid (422) error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cause {
@@ -253,6 +256,11 @@ impl ApiError {
         {
             details.insert("group".into(), json!("agones.dev"));
         }
+        if self.code == 429 {
+            // `NewTooManyRequests(message, retryAfterSeconds)` (Kubernetes
+            // `staging/src/k8s.io/apimachinery/pkg/api/errors/errors.go`).
+            details.insert("retryAfterSeconds".into(), json!(RETRY_AFTER_SECONDS));
+        }
         if !self.causes.is_empty() {
             details.insert(
                 "causes".into(),
@@ -294,11 +302,21 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
+        let mut response = (
             code,
             [(header::CONTENT_TYPE, "application/json")],
             self.to_status().to_string(),
         )
-            .into_response()
+            .into_response();
+        if code == StatusCode::TOO_MANY_REQUESTS {
+            // The max-in-flight filter's header (Kubernetes
+            // `staging/src/k8s.io/apiserver/pkg/server/filters/maxinflight.go`,
+            // `tooManyRequests`); kubectl and client-go wait that long and retry.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }

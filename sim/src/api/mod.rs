@@ -49,8 +49,8 @@ use crate::world::{Allocator, Watched, World};
 use request::{list_query, wants_table};
 // The parsers of request bodies, public for the fuzz targets (`fuzz/`).
 pub use request::{
-    MAX_PATCH_OPERATIONS, MAX_PATCHED_DEPTH, MAX_PATCHED_WEIGHT, PatchType, apply_patch,
-    bounded_yaml, decode_value, parse_body,
+    MAX_PATCH_OPERATIONS, MAX_PATCHED_DEPTH, MAX_PATCHED_WEIGHT, MAX_PATCHES_IN_FLIGHT, PatchType,
+    apply_patch, bounded_yaml, decode_value, parse_body,
 };
 use table::table;
 pub use watch::MAX_WATCHES;

@@ -169,17 +169,43 @@ pub(super) fn check_patch_options(
     }
 }
 
+/// Patches parsed and applied at once, at most, in the whole process. Each request's work is
+/// bounded by [`MAX_PATCHED_WEIGHT`], but that counts nodes and string bytes, not the memory of
+/// the parsed value: a refused 10 KB YAML alias bomb still holds about 130 MB while it is parsed
+/// (D4), and 16 at once took the simulator to 2.1 GB, which glibc kept after they ended. The
+/// work is CPU-bound, so more in flight would not finish sooner; 4 bound the parse memory to
+/// about half a gigabyte and leave room for a controller's patch beside a kubectl one.
+pub const MAX_PATCHES_IN_FLIGHT: usize = 4;
+
+/// The permits of [`MAX_PATCHES_IN_FLIGHT`]: one simulator per process, so one pool.
+static PATCH_PERMITS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MAX_PATCHES_IN_FLIGHT);
+
 /// Applies a patch body to a copy of an object on a blocking thread, so neither the world's
-/// lock nor an async worker waits on a large or hostile patch.
+/// lock nor an async worker waits on a large or hostile patch. Past [`MAX_PATCHES_IN_FLIGHT`]
+/// the patch is refused at once with 429 and `Retry-After`, as the API server's max-in-flight
+/// filter refuses a mutating request past `--max-mutating-requests-inflight` without queueing
+/// (Kubernetes `staging/src/k8s.io/apiserver/pkg/server/filters/maxinflight.go`,
+/// `WithMaxInFlightLimit`: `select { case c <- true: … default: tooManyRequests(…) }`).
 pub(super) async fn patched(
     mut doc: Value,
     pt: PatchType,
     body: axum::body::Bytes,
     kind: &'static str,
 ) -> Result<Value, ApiError> {
-    tokio::task::spawn_blocking(move || apply_patch(&mut doc, pt, &body, kind).map(|()| doc))
-        .await
-        .map_err(|e| ApiError::internal(format!("applying the patch: {e}")))?
+    let permit = PATCH_PERMITS.try_acquire().map_err(|_| {
+        ApiError::too_many_requests(format!(
+            "Too many requests, please try again later: {MAX_PATCHES_IN_FLIGHT} patches are \
+             being applied, the most the simulator applies at once"
+        ))
+    })?;
+    tokio::task::spawn_blocking(move || {
+        // Held until the work is done, even if the client went away meanwhile.
+        let _permit = permit;
+        apply_patch(&mut doc, pt, &body, kind).map(|()| doc)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("applying the patch: {e}")))?
 }
 
 /// Applies a patch body to `doc` within [`MAX_PATCH_OPERATIONS`], [`MAX_PATCHED_WEIGHT`] and
