@@ -4,7 +4,8 @@
 //! timeouts, body size, connections). POST and PUT bodies must be `application/json` (what
 //! kubectl, kube-rs and the Python client send for create and replace; PATCH has its own media
 //! types, checked per request), so a web page cannot post to it as a "simple" cross-site
-//! request.
+//! request. Writes must also come from its own origin, and on loopback be addressed to a
+//! loopback name ([`api::origin`]), against cross-site requests and DNS rebinding.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -87,6 +88,7 @@ impl Sim {
         server_metrics.register(&mut registry, "upsoak_sim");
         let health = Health::new();
         let app = router(
+            addr,
             world.clone(),
             registry,
             health.clone(),
@@ -166,6 +168,7 @@ async fn run_controllers(
 }
 
 fn router(
+    listen: std::net::SocketAddr,
     world: Arc<Mutex<World>>,
     registry: Registry,
     health: Health,
@@ -180,6 +183,40 @@ fn router(
         .merge(ops::router(registry, health))
         .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
         .layer(axum::middleware::from_fn(require_json))
+        .layer(axum::middleware::from_fn_with_state(
+            listen,
+            require_own_origin,
+        ))
+}
+
+/// A write (POST, PUT, PATCH, DELETE) must come from the simulator's own origin and, when it
+/// listens on loopback, be addressed to a loopback name: 403 with a Status otherwise
+/// ([`api::origin::check`], M9). Reads are not checked.
+async fn require_own_origin(
+    State(listen): State<std::net::SocketAddr>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !api::origin::is_write(req.method()) {
+        return next.run(req).await;
+    }
+    let verdict = {
+        let headers = req.headers();
+        let header = |name: axum::http::HeaderName| {
+            headers
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("<not text>"))
+        };
+        api::origin::check(
+            listen,
+            header(axum::http::header::HOST),
+            header(axum::http::header::ORIGIN),
+        )
+    };
+    match verdict {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The simulator's server limits by default: watches hold a connection each, so more

@@ -132,6 +132,11 @@ impl ApiError {
     }
 
     /// 429 `TooManyRequests`: a limit on concurrent requests (e.g. open watches) is reached.
+    /// 403 `Forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(403, "Forbidden", message)
+    }
+
     pub fn too_many_requests(message: impl Into<String>) -> Self {
         ApiError::new(429, "TooManyRequests", message)
     }

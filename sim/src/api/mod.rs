@@ -24,6 +24,7 @@ mod discovery;
 mod fleets;
 mod gameservers;
 mod openapi_v2;
+pub mod origin;
 mod pages;
 mod request;
 mod table;
