@@ -35,14 +35,8 @@ pub(super) async fn create_fleet(
     body: Bytes,
 ) -> ApiResult {
     let v = parse_body(&body, "agones.dev/v1", "Fleet")?;
-    if let Some(bns) = v.pointer("/metadata/namespace").and_then(Value::as_str)
-        && bns != ns
-    {
-        return Err(ApiError::bad_request(format!(
-            "the namespace of the provided object ({bns}) does not match the namespace sent on the request ({ns})"
-        )));
-    }
     let fleet: Fleet = decode_value(v, "fleets")?;
+    same_namespace(&fleet, &ns)?;
     let created = s.lock()?.create_fleet(&ns, fleet)?;
     Ok(json_response(StatusCode::CREATED, &created))
 }
@@ -54,7 +48,21 @@ pub(super) async fn replace_fleet(
 ) -> ApiResult {
     let v = parse_body(&body, "agones.dev/v1", "Fleet")?;
     let fleet: Fleet = decode_value(v, "fleets")?;
+    same_namespace(&fleet, &ns)?;
     ok(&s.lock()?.update_fleet(&ns, &name, fleet)?)
+}
+
+/// A written object's `metadata.namespace`, when set, must be the request's: 400 otherwise, on
+/// create, replace and patch alike (Kubernetes `staging/src/k8s.io/apiserver/pkg/registry/rest/
+/// create.go` `BeforeCreate` and `update.go` `BeforeUpdate`: `ValidNamespace`, else
+/// `NewBadRequest`). Unset, it is the request's.
+fn same_namespace(fleet: &Fleet, ns: &str) -> Result<(), ApiError> {
+    match fleet.metadata.namespace.as_deref() {
+        Some(bns) if !bns.is_empty() && bns != ns => Err(ApiError::bad_request(format!(
+            "the namespace of the provided object ({bns}) does not match the namespace sent on the request ({ns})"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// How often a patch without a resourceVersion is retried when the Fleet changed between
@@ -94,6 +102,7 @@ pub(super) async fn patch_fleet(
             .map_err(|e| ApiError::internal(format!("encoding fleet: {e}")))?;
         let doc = patched(doc, pt, body.clone(), "fleets").await?;
         let mut fleet: Fleet = decode_value(doc, "fleets")?;
+        same_namespace(&fleet, &ns)?;
         // A patch may carry a resourceVersion as a precondition; without one it applies to the
         // current object, and is applied again if that changed before the write.
         let precondition = fleet.metadata.resource_version.is_some();
