@@ -29,6 +29,11 @@ pub use protocol::{DEFAULT_PLAYER_CAPACITY, GameState, MAX_REPLY_BYTES, Outcome,
 /// Bytes of a datagram that are read; the rest is dropped, as by the real server's 1 KiB buffer.
 pub const MAX_DATAGRAM_BYTES: usize = 1024;
 
+/// Encoded bytes of a GameServer an SDK update may leave, at most: etcd refuses a write past
+/// 1.5 MiB (`--max-request-bytes`, etcd `server/embed/config.go`, `DefaultMaxRequestBytes`),
+/// so the API server cannot store a larger object and the sidecar's update fails.
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
+
 /// What a game server's SDK calls do to its GameServer object.
 pub trait SdkHandle: Send + Sync + 'static {
     /// Applies `call` to the GameServer `namespace/name`. An error is sent back as `ERROR: …`.
@@ -60,6 +65,11 @@ pub enum SdkError {
     /// count or total size past its limits); the GameServer is unchanged.
     #[error("{0}")]
     MetadataRefused(String),
+    /// An update that would make the GameServer larger than [`MAX_OBJECT_BYTES`].
+    #[error(
+        "the GameServer would be {0} bytes, more than the {MAX_OBJECT_BYTES} the API server stores"
+    )]
+    TooLarge(usize),
     /// `SDK.Reserve(d)` whose end is beyond what a timestamp can hold.
     #[error("a reservation of {0:?} ends beyond the representable time")]
     ReservationTooLong(Duration, #[source] jiff::Error),

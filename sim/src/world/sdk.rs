@@ -182,6 +182,23 @@ impl World {
                 capacity,
                 ids,
             } => {
+                // Player ids have no limit of their own (capacity is the game's to set), so the
+                // object's size bounds them: the list the update would write is refused past
+                // [`game::MAX_OBJECT_BYTES`], before anything changes.
+                let ids_bytes: usize = ids.iter().map(|id| id.len() + 3).sum();
+                if let Some(rec) = self.gameservers.get(&key) {
+                    let old_ids: usize = rec
+                        .obj
+                        .status
+                        .as_ref()
+                        .and_then(|st| st.players.as_ref())
+                        .map_or(0, |p| p.ids.iter().map(|id| id.len() + 3).sum());
+                    let size = serde_json::to_vec(&*rec.obj).map_or(0, |v| v.len());
+                    let after = size.saturating_sub(old_ids) + ids_bytes;
+                    if after > game::MAX_OBJECT_BYTES {
+                        return Err(SdkError::TooLarge(after));
+                    }
+                }
                 if let Some(rec) = self.gameservers.get_mut(&key)
                     && let Some(st) = Arc::make_mut(&mut rec.obj).status.as_mut()
                 {

@@ -331,3 +331,33 @@ fn the_batch_wait_follows_the_installed_tunable_and_restarts_with_the_pods() {
     assert_eq!(after.wait, Duration::from_millis(100));
     assert!(after.started > before.started);
 }
+
+#[test]
+fn a_player_list_past_the_objects_size_is_refused_and_changes_nothing() {
+    let mut w = world("fleets: [ { name: f, replicas: 1 } ]");
+    let mut now = Instant::now();
+    settle(&mut w, &mut now);
+    let name = states(&w).into_keys().next().unwrap();
+    let players = |n: usize| SdkCall::Players {
+        count: i64::try_from(n).unwrap(),
+        capacity: 1_000_000,
+        ids: (0..n)
+            .map(|i| format!("{i:04}{}", "p".repeat(996)))
+            .collect(),
+    };
+    // 1 000 ids of 1 000 bytes fit in 1.5 MiB; 1 600 do not.
+    w.sdk("default", &name, players(1000)).unwrap();
+    let rv = w.resource_version();
+    let err = w.sdk("default", &name, players(1600)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("more than the 1572864 the API server stores"),
+        "{err}"
+    );
+    assert_eq!(w.resource_version(), rv, "nothing changed");
+    let gs = &w.gameservers[&("default".to_owned(), name.clone())].obj;
+    let kept = gs.status.as_ref().unwrap().players.as_ref().unwrap();
+    assert_eq!(kept.ids.len(), 1000);
+    // A shorter list is always accepted.
+    w.sdk("default", &name, players(10)).unwrap();
+}
