@@ -88,7 +88,8 @@ impl Error {
     }
 }
 
-/// An error and its causes on one line, `what: why: why`, for logs and evidence.
+/// An error and its causes on one line, `what: why: why`, for logs and evidence, with the
+/// credentials of any URL in it hidden ([`upsoak_common::redact::urls`]).
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
@@ -97,5 +98,5 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         out.push_str(&c.to_string());
         cause = c.source();
     }
-    out
+    upsoak_common::redact::urls(&out)
 }

@@ -338,10 +338,13 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         )
     })?;
     // One agent per state directory: a second one would tear the history (held until exit).
-    let _lock = StateLock::acquire(&o.state_dir).map_err(|e| match e {
+    let lock = StateLock::acquire(&o.state_dir).map_err(|e| match e {
         upsoak_common::state::LockError::Held { .. } => bad_error(e),
         upsoak_common::state::LockError::Io(..) => runtime("cannot lock --state-dir".to_owned(), e),
     })?;
+    for stale in lock.stale_removed() {
+        tracing::info!(path = %stale.display(), "removed the temporary file of a killed agent");
+    }
     let inbox = Inbox::open(&o.state_dir, MAX_INBOX_BYTES).map_err(bad_error)?;
     let kube = match o.probes {
         true => Some(
