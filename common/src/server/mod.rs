@@ -15,6 +15,7 @@
 //! registers under its own prefix.
 
 pub mod events;
+pub mod origin;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
