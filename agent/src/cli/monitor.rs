@@ -394,6 +394,9 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
     for stale in lock.stale_removed() {
         tracing::info!(path = %stale.display(), "removed the temporary file of a killed agent");
     }
+    // A state file that cannot be read is bad input (exit 2, naming the file), the history as
+    // the inbox, as `report` says of it; read here, before anything runs.
+    drop(crate::history::History::load(&o.state_dir).map_err(bad_error)?);
     let inbox = Inbox::open(&o.state_dir, MAX_INBOX_BYTES).map_err(bad_error)?;
     let kube = match o.probes {
         true => Some(
