@@ -168,15 +168,22 @@ impl History {
     /// Loads the history from `dir`; an absent file is an empty history. A history written
     /// before alert verdicts were bounded is bounded as it is read ([`History::clip_alert_text`]).
     pub fn load(dir: &Path) -> crate::Result<History> {
+        History::load_bounded(dir).map(|(h, _)| h)
+    }
+
+    /// [`History::load`], with how many alert verdicts were clipped (above 0: the file on disk
+    /// is still the unbounded one, and should be written again).
+    pub fn load_bounded(dir: &Path) -> crate::Result<(History, usize)> {
         let p = History::path(dir);
         match std::fs::read_to_string(&p) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((History::default(), 0)),
             Err(e) => Err(crate::Error::Read(p.display().to_string(), e)),
             Ok(t) => {
                 let mut h: History = serde_json::from_str(&t)
                     .map_err(|e| crate::Error::Decode(p.display().to_string(), "history", e))?;
-                h.clip_alert_text();
-                Ok(h)
+                drop(t);
+                let clipped = h.clip_alert_text();
+                Ok((h, clipped))
             }
         }
     }
@@ -322,7 +329,7 @@ mod tests {
         let slos = &loaded.transitions[0].judged.as_ref().unwrap().slos;
         let alert = &slos["alertmanager/Big"].evidence.reason;
         assert!(alert.len() < 2 << 10, "{} bytes", alert.len());
-        assert!(alert.ends_with(&format!("bytes kept)")), "{alert}");
+        assert!(alert.ends_with("bytes kept)"), "{alert}");
         // Only the webhook's verdicts are clipped; the verdict itself is unchanged.
         assert_eq!(slos["g/s"].evidence.reason.len(), huge.len() + 17);
         assert_eq!(loaded.overall(), Verdict::Fail);

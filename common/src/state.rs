@@ -219,7 +219,7 @@ mod tests {
             std::fs::write(p, b"partial").unwrap();
         }
         let lock = StateLock::acquire(&d).unwrap();
-        assert_eq!(lock.stale_removed(), [dead.clone()]);
+        assert_eq!(lock.stale_removed(), std::slice::from_ref(&dead));
         assert!(!dead.exists());
         assert!(live.exists() && other.exists());
         drop(lock);

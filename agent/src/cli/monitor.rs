@@ -395,8 +395,21 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         tracing::info!(path = %stale.display(), "removed the temporary file of a killed agent");
     }
     // A state file that cannot be read is bad input (exit 2, naming the file), the history as
-    // the inbox, as `report` says of it; read here, before anything runs.
-    drop(crate::history::History::load(&o.state_dir).map_err(bad_error)?);
+    // the inbox, as `report` says of it; read here, before anything runs. A history an older
+    // agent wrote with whole alert summaries is written back bounded at once, so neither the
+    // loop nor `GET /report` reads the unbounded file again.
+    let (history, clipped) =
+        crate::history::History::load_bounded(&o.state_dir).map_err(bad_error)?;
+    if clipped > 0 {
+        history
+            .save(&o.state_dir)
+            .map_err(|e| runtime("cannot write the bounded history".to_owned(), e))?;
+        tracing::info!(
+            verdicts = clipped,
+            "history: webhook alert verdicts clipped to their bounds"
+        );
+    }
+    drop(history);
     let inbox = Inbox::open(&o.state_dir, MAX_INBOX_BYTES).map_err(bad_error)?;
     let kube = match o.probes {
         true => Some(
