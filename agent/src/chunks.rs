@@ -141,7 +141,9 @@ async fn judge_chunk<Q: Querier>(
         }
         slos.insert(key, v);
     }
-    slos.extend(eval::inbox_verdicts(j.inbox, start, end));
+    slos.extend(crate::webhook::verdicts::inbox_verdicts(
+        j.inbox, start, end,
+    ));
     Judged {
         window_start: start,
         window_end: end,

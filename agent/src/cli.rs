@@ -510,6 +510,55 @@ pub fn export_rules(
 mod tests {
     use super::*;
 
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec![
+            "upsoak-agent",
+            "run",
+            "--prometheus",
+            "http://p",
+            "--state-dir",
+            "s",
+        ];
+        argv.extend_from_slice(extra);
+        match <Args as clap::Parser>::try_parse_from(argv)
+            .unwrap()
+            .command
+        {
+            Command::Run(o) => *o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn durations_out_of_their_bounds_are_refused_naming_the_flag_and_the_bound() {
+        assert_eq!(monitor::check_durations(&run_args(&[])), Ok(()));
+        assert_eq!(
+            monitor::check_durations(&run_args(&["--steady-every", "0s"])),
+            Ok(())
+        );
+        let e = monitor::check_durations(&run_args(&["--steady-every", "1ms"])).unwrap_err();
+        assert!(
+            e.starts_with("--steady-every 1ms is shorter than --judge-window 5m"),
+            "{e}"
+        );
+        let e = monitor::check_durations(&run_args(&["--settle", "400days"])).unwrap_err();
+        assert_eq!(
+            e,
+            "--settle 34560000s is longer than the longest duration taken, 31536000s (365 days)"
+        );
+        let e = monitor::check_durations(&run_args(&["--step", "30s", "--probe-interval", "10s"]))
+            .unwrap_err();
+        assert!(
+            e.starts_with("--probe-interval 10s is shorter than 30s"),
+            "{e}"
+        );
+        let e = monitor::check_durations(&run_args(&["--probe-interval", "10ms"])).unwrap_err();
+        assert!(
+            e.starts_with("--probe-interval 10ms is shorter than 1s"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn times_parse_in_every_documented_form() {
         assert_eq!(parse_time("now", 1000), Ok(1000));

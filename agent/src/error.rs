@@ -88,7 +88,8 @@ impl Error {
     }
 }
 
-/// An error and its causes on one line, `what: why: why`, for logs and evidence.
+/// An error and its causes on one line, `what: why: why`, for logs and evidence, with the
+/// credentials of any URL in it hidden ([`upsoak_common::redact::urls`]).
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
@@ -97,5 +98,31 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         out.push_str(&c.to_string());
         cause = c.source();
     }
-    out
+    upsoak_common::redact::urls(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_requests_error_hides_the_credentials_of_its_url() {
+        // reqwest's error names the URL it was sent to: 0.13 leaves the user and password out
+        // itself, a token in the query it keeps.
+        let e = reqwest::Client::new()
+            .post("http://am-user:am-s3cret@127.0.0.1:1/api/v2/alerts?token=t0k")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(format!("{e:?} {e}").contains("t0k"), "the premise: {e}");
+        let shown = chain(&e);
+        assert!(
+            !shown.contains("am-s3cret") && !shown.contains("am-user") && !shown.contains("t0k"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("http://127.0.0.1:1/api/v2/alerts?token=***"),
+            "{shown}"
+        );
+    }
 }

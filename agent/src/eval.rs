@@ -245,7 +245,9 @@ pub async fn judge_due<Q: Querier>(
         let mut slos = std::mem::take(&mut t.partial);
         t.groups_done.clear();
         // The user's own alerts that fired in the window fail the transition on their name.
-        slos.extend(inbox_verdicts(j.inbox, start, end));
+        slos.extend(crate::webhook::verdicts::inbox_verdicts(
+            j.inbox, start, end,
+        ));
         let verdict = worst(slos.values().map(|v| v.evidence.verdict));
         t.judged = Some(Judged {
             window_start: start,
@@ -255,48 +257,6 @@ pub async fn judge_due<Q: Querier>(
             slos,
         });
         out.judged.push(i);
-    }
-    out
-}
-
-/// The user's own alerts (Alertmanager's webhook) that fired in [start, end], each a failed
-/// verdict on its name, keyed `alertmanager/NAME`.
-pub(crate) fn inbox_verdicts(
-    inbox: &crate::webhook::Inbox,
-    start: i64,
-    end: i64,
-) -> Vec<(String, SloVerdict)> {
-    let mut out = Vec::new();
-    for a in inbox.firing_between(start, end) {
-        let name = a
-            .labels
-            .get("alertname")
-            .cloned()
-            .unwrap_or_else(|| "unnamed".into());
-        let severity = match a.labels.get("severity").map(String::as_str) {
-            Some("critical") => crate::spec::Severity::Critical,
-            Some("info") => crate::spec::Severity::Info,
-            _ => crate::spec::Severity::Warning,
-        };
-        out.push((
-            baseline::key("alertmanager", &name),
-            SloVerdict {
-                group: "alertmanager".into(),
-                slo: name.clone(),
-                severity,
-                query: format!("alert {name} (Alertmanager webhook)"),
-                evidence: Evidence::new(
-                    Verdict::Fail,
-                    format!(
-                        "alert {name} fired during the window (since {}): {}",
-                        a.starts_at,
-                        a.annotations.get("summary").cloned().unwrap_or_default()
-                    ),
-                ),
-                previous: None,
-                samples: Vec::new(),
-            },
-        ));
     }
     out
 }

@@ -165,15 +165,50 @@ impl History {
         dir.join("history.json")
     }
 
-    /// Loads the history from `dir`; an absent file is an empty history.
+    /// Loads the history from `dir`; an absent file is an empty history. A history written
+    /// before alert verdicts were bounded is bounded as it is read ([`History::clip_alert_text`]).
     pub fn load(dir: &Path) -> crate::Result<History> {
+        History::load_bounded(dir).map(|(h, _)| h)
+    }
+
+    /// [`History::load`], with how many alert verdicts were clipped (above 0: the file on disk
+    /// is still the unbounded one, and should be written again).
+    pub fn load_bounded(dir: &Path) -> crate::Result<(History, usize)> {
         let p = History::path(dir);
         match std::fs::read_to_string(&p) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((History::default(), 0)),
             Err(e) => Err(crate::Error::Read(p.display().to_string(), e)),
-            Ok(t) => serde_json::from_str(&t)
-                .map_err(|e| crate::Error::Decode(p.display().to_string(), "history", e)),
+            Ok(t) => {
+                let mut h: History = serde_json::from_str(&t)
+                    .map_err(|e| crate::Error::Decode(p.display().to_string(), "history", e))?;
+                drop(t);
+                let clipped = h.clip_alert_text();
+                Ok((h, clipped))
+            }
         }
+    }
+
+    /// Clips the text of every webhook alert verdict to the bounds new ones are made within
+    /// ([`crate::webhook::verdicts`]): an older agent copied whole summaries into every
+    /// transition. Returns the verdicts clipped.
+    pub fn clip_alert_text(&mut self) -> usize {
+        use crate::webhook::verdicts::{GROUP, MAX_NAME_BYTES, MAX_SUMMARY_BYTES, clip};
+        let mut clipped = 0;
+        for t in &mut self.transitions {
+            for j in t.judged.iter_mut().chain(t.chunks.iter_mut()) {
+                for v in j.slos.values_mut().filter(|v| v.group == GROUP) {
+                    let before = (v.slo.len(), v.query.len(), v.evidence.reason.len());
+                    v.slo = clip(&v.slo, MAX_NAME_BYTES);
+                    v.query = clip(&v.query, 2 * MAX_NAME_BYTES);
+                    v.evidence.reason =
+                        clip(&v.evidence.reason, MAX_SUMMARY_BYTES + 2 * MAX_NAME_BYTES);
+                    if before != (v.slo.len(), v.query.len(), v.evidence.reason.len()) {
+                        clipped += 1;
+                    }
+                }
+            }
+        }
+        clipped
     }
 
     /// Writes atomically and durably: a temporary file unique to the process, synced, renamed,
@@ -260,6 +295,46 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_history_with_whole_alert_summaries_is_clipped_as_it_is_loaded() {
+        let dir = std::env::temp_dir().join(format!("upsoak-history-clip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let huge = "s".repeat(900 << 10);
+        let verdict = |group: &str| SloVerdict {
+            group: group.into(),
+            slo: "Big".into(),
+            severity: crate::spec::Severity::Warning,
+            query: "alert Big (Alertmanager webhook)".into(),
+            evidence: Evidence::new(Verdict::Fail, format!("alert Big fired: {huge}")),
+            previous: None,
+            samples: Vec::new(),
+        };
+        let mut h = History::default();
+        let mut t = Transition::new(2, 100, BTreeMap::new(), BTreeMap::new());
+        t.judged = Some(Judged {
+            window_start: 130,
+            window_end: 430,
+            judged_at: 431,
+            verdict: Verdict::Fail,
+            slos: BTreeMap::from([
+                ("alertmanager/Big".into(), verdict("alertmanager")),
+                ("g/s".into(), verdict("g")),
+            ]),
+        });
+        h.transitions.push(t);
+        // Written the way an agent before the bound wrote it: the same format, summaries whole.
+        h.save(&dir).unwrap();
+        let loaded = History::load(&dir).unwrap();
+        let slos = &loaded.transitions[0].judged.as_ref().unwrap().slos;
+        let alert = &slos["alertmanager/Big"].evidence.reason;
+        assert!(alert.len() < 2 << 10, "{} bytes", alert.len());
+        assert!(alert.ends_with("bytes kept)"), "{alert}");
+        // Only the webhook's verdicts are clipped; the verdict itself is unchanged.
+        assert_eq!(slos["g/s"].evidence.reason.len(), huge.len() + 17);
+        assert_eq!(loaded.overall(), Verdict::Fail);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_history_survives_a_restart_unchanged() {

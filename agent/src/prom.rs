@@ -1,12 +1,16 @@
 //! Everything the agent knows comes from Prometheus through this boundary: range queries of
 //! SLO expressions, reduced to one sample per step.
 
+mod answer;
+
 use std::collections::BTreeMap;
 
 use prometheus_http_query::Client;
 
 use crate::http::Timeouts;
 use crate::{Error, Result};
+
+pub use answer::{AnswerError, MAX_ANSWER_BYTES};
 
 /// One sample per step: (unix seconds, value).
 pub type Series = Vec<(f64, f64)>;
@@ -76,6 +80,8 @@ pub trait Querier {
 #[derive(Clone)]
 pub struct PromQuerier {
     client: Client,
+    /// Largest answer read ([`MAX_ANSWER_BYTES`]).
+    max_answer: usize,
 }
 
 impl PromQuerier {
@@ -110,7 +116,31 @@ impl PromQuerier {
             .build()
             .map_err(Error::HttpClient)?;
         let client = Client::from(http, url).map_err(bad_url)?;
-        Ok(PromQuerier { client })
+        Ok(PromQuerier {
+            client,
+            max_answer: MAX_ANSWER_BYTES,
+        })
+    }
+
+    /// The same querier refusing answers larger than `bytes` (tests of the bound).
+    pub fn with_max_answer(mut self, bytes: usize) -> PromQuerier {
+        self.max_answer = bytes;
+        self
+    }
+
+    /// The data of a sent query's answer, within the size bound.
+    async fn answer(
+        &self,
+        expr: &str,
+        sent: std::result::Result<reqwest::Response, prometheus_http_query::Error>,
+    ) -> Result<prometheus_http_query::response::Data> {
+        let response = sent.map_err(query_error(expr))?;
+        answer::read(response, self.max_answer)
+            .await
+            .map_err(|e| Error::Query {
+                query: expr.to_owned(),
+                source: Box::new(e),
+            })
     }
 }
 
@@ -154,13 +184,12 @@ impl Querier for PromQuerier {
     async fn range(&self, expr: &str, start: i64, end: i64, step: f64) -> Result<Series> {
         let mut by_ts: BTreeMap<i64, f64> = BTreeMap::new();
         for (from, to) in range_requests(start, end, step) {
-            let res = self
+            let sent = self
                 .client
                 .query_range(expr, from, to, step)
-                .get()
-                .await
-                .map_err(query_error(expr))?;
-            add_samples(&mut by_ts, res.data());
+                .get_raw()
+                .await;
+            add_samples(&mut by_ts, &self.answer(expr, sent).await?);
         }
         Ok(by_ts
             .into_iter()
@@ -169,14 +198,8 @@ impl Querier for PromQuerier {
     }
 
     async fn instant(&self, expr: &str, time: i64) -> Result<Vec<f64>> {
-        let res = self
-            .client
-            .query(expr)
-            .at(time)
-            .get()
-            .await
-            .map_err(query_error(expr))?;
-        Ok(match res.data() {
+        let sent = self.client.query(expr).at(time).get_raw().await;
+        Ok(match &self.answer(expr, sent).await? {
             prometheus_http_query::response::Data::Vector(v) => {
                 v.iter().map(|iv| iv.sample().value()).collect()
             }
@@ -189,14 +212,8 @@ impl Querier for PromQuerier {
     }
 
     async fn labels_at(&self, expr: &str, time: i64) -> Result<Vec<BTreeMap<String, String>>> {
-        let res = self
-            .client
-            .query(expr)
-            .at(time)
-            .get()
-            .await
-            .map_err(query_error(expr))?;
-        Ok(match res.data() {
+        let sent = self.client.query(expr).at(time).get_raw().await;
+        Ok(match &self.answer(expr, sent).await? {
             prometheus_http_query::response::Data::Vector(v) => v
                 .iter()
                 .map(|iv| {

@@ -2,7 +2,8 @@
 //! ([`upsoak_common::ops`]; ready once Prometheus has answered a query), and Alertmanager's
 //! webhook at `/api/v1/alertmanager` ([`crate::webhook`]: credentials, body limit, inbox), and
 //! the live HTML report at `/report` ([`crate::report::live`]), on the workspace's server with
-//! its limits ([`upsoak_common::server`]).
+//! its limits ([`upsoak_common::server`]). A write (the webhook) from a foreign `Origin`, or to a
+//! loopback listener under a foreign `Host`, is refused 403 ([`upsoak_common::server::origin`]).
 
 use axum::Router;
 use axum::routing::post;
@@ -22,12 +23,14 @@ pub fn router(
     health: Health,
     webhook: Webhook,
     state_dir: std::path::PathBuf,
+    loopback: bool,
 ) -> Router {
-    Router::new()
+    let app = Router::new()
         .route(WEBHOOK_PATH, post(webhook::receive))
         .with_state(webhook)
         .merge(ops::router(registry, health))
-        .merge(crate::report::live::router(state_dir))
+        .merge(crate::report::live::router(state_dir));
+    upsoak_common::server::origin::guard_writes(app, loopback)
 }
 
 /// Serves [`router`] until `shutdown`, within `limits` (header and body read timeouts, body
@@ -42,9 +45,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let metrics = webhook.metrics.server();
+    let loopback = listener.local_addr()?.ip().is_loopback();
     upsoak_common::server::serve(
         listener,
-        router(registry, health, webhook, state_dir),
+        router(registry, health, webhook, state_dir, loopback),
         limits,
         metrics,
         shutdown,

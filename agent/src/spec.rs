@@ -429,6 +429,11 @@ impl Checker {
         match m.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => match humantime::parse_duration(s.trim()) {
+                // The flags' bound: a typo in a unit is refused, not waited on.
+                Ok(d) if d > crate::cli::monitor::MAX_DURATION => {
+                    self.problem(at, format!("{s:?} is longer than 365 days"));
+                    None
+                }
                 Ok(d) => Some(d),
                 Err(e) => {
                     self.problem(at, format!("invalid duration {s:?}: {e}"));

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod inbox;
+pub mod verdicts;
 
 use std::sync::Arc;
 

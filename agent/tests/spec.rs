@@ -596,3 +596,15 @@ fn baseline_by_is_checked_item_by_item_and_only_where_a_baseline_is_compared() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_duration_over_a_year_is_refused_with_its_path() {
+    let text = "groups:\n  - name: g\n    interval: 400days\n    slos:\n      - { name: s, expr: up, objective: \">= 1\", for: 9999h }\n";
+    assert_problems(
+        text,
+        &[
+            "groups[0].interval: \"400days\" is longer than 365 days",
+            "groups[0].slos[0].for: \"9999h\" is longer than 365 days",
+        ],
+    );
+}

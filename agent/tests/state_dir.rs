@@ -150,3 +150,45 @@ fn export_and_report_on_a_missing_state_dir_are_bad_input_naming_it() {
     let out = agent(&["report".as_ref(), "--state-dir".as_ref(), empty.as_os_str()]);
     assert_eq!(out.status.code(), Some(i32::from(exit::INCONCLUSIVE)));
 }
+
+#[test]
+fn run_on_a_corrupt_history_or_inbox_is_bad_input_naming_the_file() {
+    let tmp = TempDir::new("agent-corrupt");
+    let specs = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/slos.yaml");
+    for (file, text) in [
+        ("history.json", "{\"transitions\": [tru"),
+        ("inbox.json", "\0\0"),
+    ] {
+        let dir = tmp.path().join(file);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+        // A killed agent's temporary: removed when the next one takes the lock.
+        let stale = dir.join(".history.json.4294967295.0.tmp");
+        std::fs::write(&stale, b"partial").unwrap();
+        let out = Command::new(BIN)
+            .args([
+                "run",
+                "--no-probes",
+                "--listen",
+                "127.0.0.1:0",
+                "--specs",
+                specs,
+            ])
+            .args(["--prometheus", "http://127.0.0.1:1", "--state-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(exit::BAD_INPUT)),
+            "{file}: {err}"
+        );
+        assert!(
+            err.contains(&dir.join(file).display().to_string()),
+            "{file}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{file}: nothing ran");
+        assert!(!stale.exists(), "{file}: the stale temporary is left");
+    }
+}

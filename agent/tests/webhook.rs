@@ -375,3 +375,48 @@ fn no_shipped_manifest_holds_the_placeholder_the_agent_refuses() {
     );
     assert!(found.is_empty(), "{found:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_from_a_foreign_origin_or_under_a_foreign_host_is_refused() {
+    let dir = TempDir::new("webhook-origin");
+    let state = dir.path().join("state");
+    let agent = Agent::start(&state, &[]);
+    let http = reqwest::Client::new();
+    // A web page's cross-site POST (text/plain needs no preflight), and DNS rebinding: 403.
+    let forged = http
+        .post(agent.webhook())
+        .header("Origin", "https://evil.example")
+        .header("Content-Type", "application/json")
+        .body(payload("Csrf").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert!(forged.text().await.unwrap().contains("evil.example"));
+    let rebound = http
+        .post(agent.webhook())
+        .header("Host", "evil.example:9465")
+        .json(&payload("Rebound"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status().as_u16(), 403);
+    assert!(inbox_names(&state).is_empty());
+    // Reading is not a write: the report still answers a foreign page's GET.
+    let health = http
+        .get(format!("{}/healthz", agent.url))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(health.status().as_u16(), 403);
+    // Alertmanager and curl send no Origin: kept.
+    let r = http
+        .post(agent.webhook())
+        .json(&payload("Real"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(inbox_names(&state), ["Real"]);
+}

@@ -475,7 +475,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&c.to_string());
         src = c.source();
     }
-    s
+    upsoak_common::redact::urls(&s)
 }
 
 /// What the Wanderer's loop needs besides its applier and planner.

@@ -123,10 +123,12 @@ pub fn render(e: &CliError) -> String {
     out
 }
 
-/// Writes `e` to stderr as [`render`] formats it.
+/// Writes `e` to stderr as [`render`] formats it, credentials in URLs hidden
+/// ([`crate::redact::urls`]).
 pub fn print_error(e: &CliError) {
+    let text = crate::redact::urls(&render(e));
     // Nothing is left to tell the user if stderr itself is gone.
-    let _ = std::io::stderr().lock().write_all(render(e).as_bytes());
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! - [`problems`]: every problem of an input with its path ([`problems::Problems`]), and a
 //!   file's error built from them ([`problems::Invalid`]).
 //! - [`process`]: the standard `process_*` metrics, read from `/proc/self`.
+//! - [`redact`]: URLs with their credentials (userinfo, a token in the query) hidden, for logs.
 //! - [`server`]: the HTTP server with header and body read timeouts, a body size limit and a
 //!   connection limit.
 //! - [`shutdown`]: one cancellation token, cancelled on SIGINT or SIGTERM.
@@ -32,6 +33,7 @@ pub mod names;
 pub mod ops;
 pub mod problems;
 pub mod process;
+pub mod redact;
 pub mod server;
 pub mod shutdown;
 pub mod state;

@@ -1,7 +1,9 @@
 //! State directories: one writer per directory ([`StateLock`], an exclusive `flock` on
 //! `DIR/.lock` holding the owner's pid) and crash-safe file replacement ([`write_atomic`]: a
 //! temporary file unique to the process, fsynced, renamed over the target, then the directory
-//! fsynced so the rename itself survives a power loss).
+//! fsynced so the rename itself survives a power loss). A process killed during a write leaves
+//! its temporary file behind; the next one to lock the directory removes the temporaries of
+//! processes that are gone ([`StateLock::stale_removed`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -35,6 +37,7 @@ pub enum LockError {
 pub struct StateLock {
     _file: File,
     path: PathBuf,
+    stale: Vec<PathBuf>,
 }
 
 impl StateLock {
@@ -70,13 +73,71 @@ impl StateLock {
         file.rewind().map_err(io)?;
         writeln!(file, "{}", std::process::id()).map_err(io)?;
         file.sync_data().map_err(io)?;
-        Ok(StateLock { _file: file, path })
+        // Holding the lock, no other writer of this directory runs: a temporary of a process
+        // that is gone is what a kill during a write left, and nothing will ever rename it.
+        let stale = remove_stale_temporaries(dir);
+        Ok(StateLock {
+            _file: file,
+            path,
+            stale,
+        })
     }
 
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The temporary files of dead processes removed when the lock was taken (for a log line).
+    pub fn stale_removed(&self) -> &[PathBuf] {
+        &self.stale
+    }
+}
+
+/// The pid in the name of a temporary file [`write_atomic`] makes (`.NAME.PID.SEQ.tmp`).
+fn temporary_pid(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = rest.rsplitn(3, '.');
+    let _seq: u64 = parts.next()?.parse().ok()?;
+    let pid = parts.next()?.parse().ok()?;
+    parts.next().filter(|name| !name.is_empty())?;
+    Some(pid)
+}
+
+/// True while a process with this pid runs (Linux: `/proc/PID` exists). Elsewhere every
+/// other pid counts as running, so nothing is removed that could still be written.
+fn is_running(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes the temporary files of [`write_atomic`] in `dir` left by processes that no longer run;
+/// returns those removed. Best effort: an entry that cannot be read or removed is left alone.
+fn remove_stale_temporaries(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = temporary_pid(&name.to_string_lossy()) else {
+            continue;
+        };
+        if pid == me || is_running(pid) {
+            continue;
+        }
+        let path = entry.path();
+        if std::fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        let _ = sync_dir(dir);
+    }
+    removed
 }
 
 /// Fsyncs the directory `dir`, so the entries created, renamed or removed in it are durable.
@@ -145,6 +206,34 @@ mod tests {
         drop(held);
         assert!(StateLock::acquire(&d).is_ok());
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_temporaries_of_dead_processes_are_removed_when_the_lock_is_taken() {
+        let d = dir("stale");
+        // A pid above Linux's pid_max (4194304) never runs.
+        let dead = d.join(".history.json.4294967295.0.tmp");
+        let live = d.join(format!(".history.json.{}.7.tmp", std::process::id()));
+        let other = d.join(".history.json.notapid.0.tmp");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        let lock = StateLock::acquire(&d).unwrap();
+        assert_eq!(lock.stale_removed(), std::slice::from_ref(&dead));
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
+        drop(lock);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn only_names_the_atomic_writer_makes_are_temporaries() {
+        assert_eq!(temporary_pid(".history.json.6482.0.tmp"), Some(6482));
+        assert_eq!(temporary_pid(".inbox.json.12.345.tmp"), Some(12));
+        assert_eq!(temporary_pid("history.json.6482.0.tmp"), None);
+        assert_eq!(temporary_pid(".6482.0.tmp"), None);
+        assert_eq!(temporary_pid(".x.6482.tmp"), None);
+        assert_eq!(temporary_pid(".x.a.0.tmp"), None);
     }
 
     #[test]

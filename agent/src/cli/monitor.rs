@@ -241,8 +241,57 @@ async fn stopped<T>(name: &str, task: JoinHandle<T>, deadline: Duration) -> Resu
     }
 }
 
+/// Longest duration any flag takes: a typo in a unit (`1y` for `1m`) is refused, not waited on.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Shortest period of the control-plane probes.
+pub const MIN_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Every duration flag within its bounds, else the flag, its value and the bound: a steady
+/// chunk (`--steady-every`, unless `0s`) at least `--judge-window` (which is itself long
+/// enough for every group's `min_samples`, checked by [`judge_settings`]), `--probe-interval`
+/// at least 1 s and `--step`, and each at most [`MAX_DURATION`].
+pub fn check_durations(o: &RunArgs) -> Result<(), String> {
+    let all = [
+        ("--settle", o.settle),
+        ("--judge-window", o.judge_window),
+        ("--steady-every", o.steady_every),
+        ("--step", o.step.unwrap_or_default()),
+        ("--probe-interval", o.probe_interval),
+        ("--connect-timeout", o.connect_timeout),
+        ("--query-timeout", o.query_timeout),
+        ("--sink-timeout", o.sink_timeout),
+        ("--kube-timeout", o.kube_timeout),
+        ("--header-read-timeout", o.header_read_timeout),
+        ("--body-read-timeout", o.body_read_timeout),
+    ];
+    if let Some((flag, d)) = all.iter().find(|(_, d)| *d > MAX_DURATION) {
+        return Err(format!(
+            "{flag} {}s is longer than the longest duration taken, {}s (365 days)",
+            d.as_secs(),
+            MAX_DURATION.as_secs()
+        ));
+    }
+    if !o.steady_every.is_zero() && o.steady_every < o.judge_window {
+        return Err(format!(
+            "--steady-every {} is shorter than --judge-window {}: each steady chunk is judged like a window, so it must be at least as long (or 0s: no chunks)",
+            humantime::format_duration(o.steady_every),
+            humantime::format_duration(o.judge_window)
+        ));
+    }
+    let least = o.step.unwrap_or_default().max(MIN_PROBE_INTERVAL);
+    if o.probe_interval < least {
+        return Err(format!(
+            "--probe-interval {} is shorter than {} (at least 1s, and at least --step)",
+            humantime::format_duration(o.probe_interval),
+            humantime::format_duration(least)
+        ));
+    }
+    Ok(())
+}
+
 /// The checked judging settings, or why they cannot work.
 fn judge_settings(o: &RunArgs, specs: &Specs) -> Result<JudgeSettings, CliError> {
+    check_durations(o).map_err(bad)?;
     if !(o.alpha > 0.0 && o.alpha < 1.0) {
         return Err(bad(format!("--alpha: {} is not within (0, 1)", o.alpha)));
     }
@@ -338,10 +387,29 @@ pub async fn monitor(o: RunArgs, shutdown: CancellationToken) -> Result<Output, 
         )
     })?;
     // One agent per state directory: a second one would tear the history (held until exit).
-    let _lock = StateLock::acquire(&o.state_dir).map_err(|e| match e {
+    let lock = StateLock::acquire(&o.state_dir).map_err(|e| match e {
         upsoak_common::state::LockError::Held { .. } => bad_error(e),
         upsoak_common::state::LockError::Io(..) => runtime("cannot lock --state-dir".to_owned(), e),
     })?;
+    for stale in lock.stale_removed() {
+        tracing::info!(path = %stale.display(), "removed the temporary file of a killed agent");
+    }
+    // A state file that cannot be read is bad input (exit 2, naming the file), the history as
+    // the inbox, as `report` says of it; read here, before anything runs. A history an older
+    // agent wrote with whole alert summaries is written back bounded at once, so neither the
+    // loop nor `GET /report` reads the unbounded file again.
+    let (history, clipped) =
+        crate::history::History::load_bounded(&o.state_dir).map_err(bad_error)?;
+    if clipped > 0 {
+        history
+            .save(&o.state_dir)
+            .map_err(|e| runtime("cannot write the bounded history".to_owned(), e))?;
+        tracing::info!(
+            verdicts = clipped,
+            "history: webhook alert verdicts clipped to their bounds"
+        );
+    }
+    drop(history);
     let inbox = Inbox::open(&o.state_dir, MAX_INBOX_BYTES).map_err(bad_error)?;
     let kube = match o.probes {
         true => Some(

@@ -24,6 +24,9 @@ pub enum Refusal {
     BodyTooLarge,
     /// `accept` failed (e.g. out of file descriptors).
     AcceptFailed,
+    /// At the connection limit, a connection that had not sent a whole request yet was closed
+    /// to make room for a new one (a slow client cannot keep a probe out).
+    Shed,
 }
 
 impl Refusal {
@@ -35,6 +38,7 @@ impl Refusal {
             Refusal::BodyTimeout => "body_timeout",
             Refusal::BodyTooLarge => "body_too_large",
             Refusal::AcceptFailed => "accept_failed",
+            Refusal::Shed => "shed_waiting",
         }
     }
 }
@@ -69,6 +73,7 @@ impl ServerMetrics {
             Refusal::BodyTimeout,
             Refusal::BodyTooLarge,
             Refusal::AcceptFailed,
+            Refusal::Shed,
         ] {
             // Every reason is exported from the start, at zero.
             let _ = self

@@ -1,15 +1,25 @@
 //! The HTTP server every binary runs, with the limits hyper and axum leave off by default:
 //! a header read timeout (hyper's timer is set, so a client that sends its headers slowly, or an
 //! idle keep-alive connection, is cut off), a body read timeout and size limit (408 and 413
-//! before any handler runs), and a limit on open connections (above it a connection is answered
-//! 503 and closed at once, so a slow-loris flood cannot exhaust file descriptors or memory).
+//! before any handler runs), and a limit on open connections, so a slow-loris flood cannot
+//! exhaust file descriptors or memory.
+//!
+//! At the limit a new connection is not simply refused: the oldest connection that has not yet
+//! sent a whole request header is closed to make room for it ([`Refusal::Shed`]). A slow-loris
+//! client holds its slots by never finishing its headers, so its connections are the ones shed,
+//! and a kubelet probe (which sends its request at once and is answered in milliseconds) gets
+//! through however many slow clients there are. Only when every slot is serving a request is a
+//! new connection answered 503 and closed.
 //!
 //! What the limits refuse is counted through [`events::ServerMetrics`], which each binary
 //! registers under its own prefix.
 
 pub mod events;
+pub mod origin;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -38,6 +48,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// How long connections in flight may take to finish after shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
+/// How long the accept loop waits for a shed connection to free its slot.
+const SHED_WAIT: Duration = Duration::from_millis(200);
 
 /// The limits of a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +94,28 @@ impl Limits {
     }
 }
 
+/// The connections that have not sent a whole request header yet, oldest first: the ones
+/// shed at the limit.
+#[derive(Clone, Default)]
+struct Waiting(Arc<Mutex<BTreeMap<u64, CancellationToken>>>);
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, CancellationToken>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Closes the oldest waiting connection and waits (briefly) for its slot; `None` when none
+    /// waits (every slot serves a request) or the slot did not come free in time.
+    async fn shed_oldest(&self, permits: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        let (_, close) = self.lock().pop_first()?;
+        close.cancel();
+        tokio::time::timeout(SHED_WAIT, permits.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
 #[derive(Clone)]
 struct BodyLimits {
     limits: Limits,
@@ -106,6 +140,8 @@ pub async fn serve(
         read_body,
     ));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let waiting = Waiting::default();
+    let mut next_id = 0u64;
     let tracker = TaskTracker::new();
     loop {
         let (stream, _peer) = tokio::select! {
@@ -120,17 +156,44 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            metrics.refused(Refusal::TooManyConnections, None);
-            // Best effort, never waiting on the client: the socket is closed right after.
-            let _ = stream.try_write(
-                b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-            );
-            continue;
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => match waiting.shed_oldest(&permits).await {
+                Some(p) => {
+                    metrics.refused(Refusal::Shed, None);
+                    p
+                }
+                None => {
+                    metrics.refused(Refusal::TooManyConnections, None);
+                    // Best effort, never waiting on the client: the socket is closed right after.
+                    let _ = stream.try_write(
+                        b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                    );
+                    continue;
+                }
+            },
         };
-        let service = TowerToHyperService::new(app.clone());
+        let id = next_id;
+        next_id += 1;
+        let shed = CancellationToken::new();
+        waiting.lock().insert(id, shed.clone());
+        // The first whole request header takes the connection off the list of those shed.
+        let started = Arc::new(AtomicBool::new(false));
+        let service = {
+            let app = app.clone();
+            let waiting = waiting.clone();
+            let started = started.clone();
+            tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+                if !started.swap(true, Ordering::Relaxed) {
+                    waiting.lock().remove(&id);
+                }
+                tower::ServiceExt::oneshot(app.clone(), req)
+            })
+        };
+        let service = TowerToHyperService::new(service);
         let metrics = metrics.clone();
         let shutdown = shutdown.clone();
+        let waiting = waiting.clone();
         tracker.spawn(async move {
             let _permit = permit;
             let _open = metrics.opened();
@@ -142,11 +205,16 @@ pub async fn serve(
             tokio::pin!(conn);
             let ended = tokio::select! {
                 r = conn.as_mut() => r,
+                // Shed at the limit before it sent a request: nothing of it is lost.
+                _ = shed.cancelled() => Ok(()),
                 _ = shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
             };
+            if !started.load(Ordering::Relaxed) {
+                waiting.lock().remove(&id);
+            }
             if let Err(e) = ended
                 && e.is_timeout()
             {

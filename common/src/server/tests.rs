@@ -200,6 +200,62 @@ async fn connections_above_the_limit_are_refused_and_the_others_still_served() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+#[tokio::test]
+async fn slow_clients_holding_every_slot_are_shed_for_a_probe() {
+    // The header timeout is long: only shedding can make room.
+    let srv = start(Limits {
+        max_connections: 4,
+        ..Limits::default()
+    })
+    .await;
+    let probe = || async {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        read_until_closed(&mut s, Duration::from_secs(5))
+            .await
+            .unwrap()
+    };
+    // A slow-loris that keeps every slot and reconnects as its connections close: more
+    // connections than slots, each sending a part of its headers and never the rest.
+    let mut loris = Vec::new();
+    for _ in 0..12 {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").await;
+        loris.push(s);
+    }
+    testkit_eventually(|| shown(&srv.metrics).contains("t_http_connections_open 4")).await;
+    for _ in 0..3 {
+        let answer = probe().await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let m = shown(&srv.metrics);
+    assert!(
+        m.contains("t_http_refused_total{reason=\"too_many_connections\"} 0"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("t_http_refused_total{reason=\"shed_waiting\"} 0"),
+        "{m}"
+    );
+    // A client being served is never shed: with every slot busy, a new one is refused.
+    drop(loris);
+    testkit_eventually(|| shown(&srv.metrics).contains("t_http_connections_open 0")).await;
+    let mut busy = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).await.unwrap();
+        busy.push(s);
+    }
+    let answer = probe().await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+}
+
 #[test]
 fn a_zero_limit_is_refused() {
     assert!(Limits::default().check().is_ok());
