@@ -2,7 +2,8 @@
 //! a real simulator: a Producer's sessions and canaries hold servers, its tasks are dropped
 //! without a word (what `kill -9` leaves: no `EXIT` is sent), and a new Producer of the same
 //! owner releases every one of them, counts them (canaries as lost, `orphaned`), and never
-//! touches a server someone else allocated.
+//! touches a server someone else allocated; and the periodic sweep releases this incarnation's
+//! servers that nothing holds, deleting one that does not answer `EXIT`.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use upsoak_agones::{GameServer, GameServerAllocation, GameServerState};
 use upsoak_chaos::producer::canary::LossReason;
 use upsoak_chaos::producer::events::ProducerMetrics;
-use upsoak_chaos::producer::owner::{INCARNATION_ANNOTATION, OWNER_LABEL, ROLE_LABEL};
+use upsoak_chaos::producer::owner::{self, INCARNATION_ANNOTATION, OWNER_LABEL, ROLE_LABEL};
 use upsoak_chaos::producer::{
-    self, CanaryConfig, FleetLoad, ProducerConfig, ReclaimConfig, SessionConfig,
+    self, CanaryConfig, FleetLoad, Owner, ProducerConfig, ReclaimConfig, Role, SessionConfig,
 };
 use upsoak_testkit::{POLL, eventually};
 
@@ -208,5 +209,94 @@ async fn a_restarted_producer_releases_what_a_killed_one_left_allocated_and_noth
     assert_eq!(second.canaries_lost(LossReason::Orphaned), 2);
     stop.cancel();
     run.await.unwrap().unwrap();
+    sim_stop.cancel();
+}
+
+async fn allocate(api: &Api<GameServerAllocation>, request: &GameServerAllocation) -> String {
+    let st = api
+        .create(&PostParams::default(), request)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(st.state.as_str(), "Allocated");
+    st.game_server_name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_releases_untracked_servers_of_this_incarnation_only() {
+    // Game traffic to 1.59.0's servers is dropped: an orphan there cannot hear its EXIT.
+    let (url, sim_stop) = common::start_sim(
+        "fleets: [ { name: w, replicas: 8 } ]\nupgrade_window: 100ms\nfaults:\n  - { name: mute, kind: upgrade_drops_game_traffic, duration: 120s, when: { version: 1.59.0 } }",
+        6,
+    )
+    .await;
+    let client = producer::client(Some(&url)).await.unwrap();
+    let gameservers: Api<GameServer> = Api::namespaced(client.clone(), "default");
+    let allocations: Api<GameServerAllocation> = Api::namespaced(client.clone(), "default");
+    eventually(Duration::from_secs(30), POLL, || async {
+        let list = gameservers.list(&ListParams::default()).await.ok()?;
+        (list
+            .items
+            .iter()
+            .filter(|g| g.state() == Some(GameServerState::Ready))
+            .count()
+            == 8)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    let owner = Owner::new("sweeper");
+    let untracked = allocate(&allocations, &owner.allocation("w", Role::Session)).await;
+    let held = allocate(&allocations, &owner.allocation("w", Role::Canary)).await;
+    let _tracked = owner.track(&held);
+    let foreign = allocate(&allocations, &GameServerAllocation::from_fleet("w")).await;
+    let cfg = ReclaimConfig {
+        owner: "sweeper".into(),
+        exit_grace: Duration::from_millis(500),
+        sweep_every: Duration::from_millis(300),
+        orphan_after: Duration::from_secs(1),
+    };
+    assert!(cfg.problems().is_empty());
+    let metrics = ProducerMetrics::default();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(owner::run(
+        gameservers.clone(),
+        owner.clone(),
+        cfg,
+        true,
+        metrics.clone(),
+        stop.clone(),
+    ));
+    eventually(RECLAIM_WITHIN, POLL, || async {
+        (!allocated(&gameservers).await.contains_key(&untracked)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|t| panic!("{untracked} still Allocated: {t}"));
+    assert_eq!(metrics.reclaimed("exit"), 1);
+    // One that cannot hear its EXIT is deleted after the grace.
+    let r = reqwest::Client::new()
+        .post(format!("{url}/upsoak/v1/install"))
+        .json(&serde_json::json!({ "version": "1.59.0" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deaf = allocate(&allocations, &owner.allocation("w", Role::Session)).await;
+    eventually(RECLAIM_WITHIN, POLL, || async {
+        (metrics.reclaimed("deleted") == 1).then_some(())
+    })
+    .await
+    .unwrap_or_else(|t| panic!("{deaf} not deleted: {t}"));
+    assert!(!allocated(&gameservers).await.contains_key(&deaf));
+    // Held by a canary, or someone else's: untouched through many sweeps.
+    let left = allocated(&gameservers).await;
+    assert!(left.contains_key(&held), "{left:?}");
+    assert!(left.contains_key(&foreign), "{left:?}");
+    assert_eq!(metrics.reclaimed("exit"), 1);
+    assert_eq!(metrics.canaries_lost(LossReason::Orphaned), 0);
+    stop.cancel();
+    run.await.unwrap();
     sim_stop.cancel();
 }
