@@ -73,6 +73,8 @@ async fn ten_kills_leak_no_server_and_the_transitions_after_them_pass() {
     let mut s = soak("kill9", Soak::default(), None).await;
     let api = client(&s.sim_url);
     let mut released = 0;
+    let mut slowest = Duration::ZERO;
+    let mut reclaimed = 0.0;
     for kill in 0..KILLS {
         // Sessions (1-3 s) and the 4 canaries hold servers: wait until canaries are held.
         let before = eventually(Duration::from_secs(20), POLL, || async {
@@ -85,6 +87,7 @@ async fn ten_kills_leak_no_server_and_the_transitions_after_them_pass() {
         tokio::time::sleep(Duration::from_millis(700 + 300 * (kill as u64 % 4))).await;
         let at_kill = held(&api).await;
         s.chaos.as_mut().unwrap().kill();
+        let killed_at = std::time::Instant::now();
         s.start_sidecar().await;
         let leaked = eventually(RECLAIM_WITHIN, POLL, || async {
             let now = held(&api).await;
@@ -102,16 +105,35 @@ async fn ten_kills_leak_no_server_and_the_transitions_after_them_pass() {
             s.logs()
         );
         assert!(!before.is_empty());
+        // Released by the new incarnation's reclaim, not by chance: the canaries at the kill
+        // (nothing else ever ends a canary's server) are among what it counts.
+        let canaries = at_kill.values().filter(|(_, r)| r == "canary").count() as f64;
+        let counted = eventually(Duration::from_secs(10), POLL, || async {
+            let n = s
+                .scrape(&s.chaos_url(), "upsoak_producer_reclaimed_total")
+                .await?;
+            (n >= canaries).then_some(n)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("kill {kill}: reclaimed counted: {e}\n{}", s.logs()));
+        reclaimed += counted;
         released += at_kill.len();
+        slowest = slowest.max(killed_at.elapsed());
     }
     let last_kill = unix_now();
-    println!("{KILLS} kills: {released} servers held at the kills, every one released");
-    // The transitions whose judged window opened after the last kill are clean.
+    println!(
+        "{KILLS} kills: {released} servers held at the kills, every one released ({reclaimed} counted reclaimed); slowest {:.1} s from the kill",
+        slowest.as_secs_f64()
+    );
+    // The transitions that started after the last kill are clean. One interrupted by a kill is
+    // not judged here: the agent sees it when the restarted sidecar exports it (up to a scrape
+    // and a poll after the restart), with an apply that began before the kill, so transitions
+    // seen within 5 s of the last kill are left out.
     let after = eventually(Duration::from_secs(90), POLL, || async {
         let j: Vec<Value> = s
             .judged()
             .into_iter()
-            .filter(|t| t["judged"]["window_start"].as_f64().unwrap_or(0.0) > last_kill)
+            .filter(|t| t["at"].as_f64().unwrap_or(0.0) > last_kill + 5.0)
             .collect();
         (j.len() >= 2).then_some(j)
     })
@@ -123,10 +145,15 @@ async fn ten_kills_leak_no_server_and_the_transitions_after_them_pass() {
             matches!(verdict(t).as_str(), "pass" | "warn")
                 && slos_with(t, "fail").is_empty()
                 && slos_with(t, "inconclusive").is_empty(),
-            "a clean transition after the kills was not passed:\n{}",
-            summary(t)
+            "a clean transition after the kills was not passed:\n{}\n{}",
+            summary(t),
+            s.logs()
         );
     }
+    println!(
+        "judged after the kills: {}",
+        after.iter().map(summary).collect::<Vec<_>>().join("\n")
+    );
     // Every interrupted step of the journal was resolved (D7): no indeterminate outcome is
     // left without an `observed` after it.
     let journal = s.journal();
