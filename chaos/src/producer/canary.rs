@@ -285,9 +285,8 @@ struct Keeper {
 
 /// A canary being held.
 struct Held {
-    /// Held by this canary until it is released, so a sweep leaves it alone.
-    #[allow(dead_code)]
-    tracked: Tracked,
+    /// Held by this canary until it is released, so a sweep leaves it alone (only dropped).
+    _tracked: Tracked,
     name: String,
     uid: Option<String>,
     addr: SocketAddr,
@@ -347,7 +346,7 @@ impl Keeper {
                     .ok()
                     .and_then(|g| g.metadata.uid);
                 return Some(Held {
-                    tracked: self.owner.track(&st.game_server_name),
+                    _tracked: self.owner.track(&st.game_server_name),
                     name: st.game_server_name,
                     uid,
                     addr,
