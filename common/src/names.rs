@@ -153,7 +153,8 @@ pub mod producer {
     counter!(
         /// Counter: canaries lost, by [`REASON_LABEL`]: `deleted` (gone, or Shutdown),
         /// `left_allocated` (another state), `timeout` (no heartbeat answered for
-        /// `canaries.timeout`), `restarted` (its process changed identity). Every reason's
+        /// `canaries.timeout`), `restarted` (its process changed identity), `orphaned` (held by
+        /// a killed incarnation, reclaimed at start). Every reason's
         /// series exists from the start, at 0. Each loss is replaced.
         CANARIES_LOST,
         CANARIES_LOST_TOTAL,
@@ -162,7 +163,27 @@ pub mod producer {
     /// Label of [`CANARIES_LOST`]: why the canary was lost.
     pub const REASON_LABEL: &str = "reason";
     /// The values of [`REASON_LABEL`].
-    pub const LOSS_REASONS: [&str; 4] = ["deleted", "left_allocated", "timeout", "restarted"];
+    /// `orphaned`: held by an earlier incarnation of the Producer (killed without releasing
+    /// it) and reclaimed by this one.
+    pub const LOSS_REASONS: [&str; 5] = [
+        "deleted",
+        "left_allocated",
+        "timeout",
+        "restarted",
+        "orphaned",
+    ];
+
+    counter!(
+        /// Counter: GameServers left Allocated by an earlier incarnation of the Producer (or
+        /// by this one, untracked) and released, by [`RECLAIM_REASON_LABEL`]: `exit` (told to
+        /// `EXIT` over the game protocol, and it left Allocated) or `deleted` (it did not, and
+        /// was deleted).
+        RECLAIMED,
+        RECLAIMED_TOTAL,
+        "upsoak_producer_reclaimed"
+    );
+    /// Label of [`RECLAIMED`]: how the server was released.
+    pub const RECLAIM_REASON_LABEL: &str = "reason";
 
     /// Histogram: time between two consecutive answered heartbeats of one canary; a gap
     /// longer than `canaries.interval` is a time players were cut off.

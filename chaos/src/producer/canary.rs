@@ -40,6 +40,7 @@ use super::events::{
     CanariesObserved, CanaryAllocated, CanaryEnded, CanaryHeartbeat, CanaryLost, CanaryReleased,
     CanaryStarted, ProducerMetrics,
 };
+use super::owner::{Owner, Role, Tracked};
 use super::{FleetLoad, classify, resolve};
 
 /// Canaries held at once by default.
@@ -129,15 +130,19 @@ pub enum LossReason {
     LeftAllocated,
     Timeout,
     Restarted,
+    /// Held by an earlier incarnation of the Producer that was killed without releasing it;
+    /// found and reclaimed by this one ([`super::owner`]).
+    Orphaned,
 }
 
 impl LossReason {
     /// Every reason, so each series exists from the start.
-    pub const ALL: [LossReason; 4] = [
+    pub const ALL: [LossReason; 5] = [
         LossReason::Deleted,
         LossReason::LeftAllocated,
         LossReason::Timeout,
         LossReason::Restarted,
+        LossReason::Orphaned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -146,6 +151,7 @@ impl LossReason {
             LossReason::LeftAllocated => "left_allocated",
             LossReason::Timeout => "timeout",
             LossReason::Restarted => "restarted",
+            LossReason::Orphaned => "orphaned",
         }
     }
 }
@@ -193,8 +199,10 @@ fn set_life(board: &Board, slot: usize, life: Option<Life>) {
 }
 
 /// Keeps `cfg.count` canaries on `fleets` until `shutdown`; a keeper that panicked panics here.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: kube::Client,
+    owner: Owner,
     namespace: String,
     fleets: Vec<String>,
     cfg: CanaryConfig,
@@ -211,6 +219,7 @@ pub async fn run(
         let keeper = Keeper {
             slot,
             fleet: fleets[slot % fleets.len()].clone(),
+            owner: owner.clone(),
             allocations: Api::namespaced(client.clone(), &namespace),
             gameservers: Api::namespaced(client.clone(), &namespace),
             cfg: cfg.clone(),
@@ -264,6 +273,7 @@ pub async fn run(
 struct Keeper {
     slot: usize,
     fleet: String,
+    owner: Owner,
     allocations: Api<GameServerAllocation>,
     gameservers: Api<GameServer>,
     cfg: CanaryConfig,
@@ -275,6 +285,8 @@ struct Keeper {
 
 /// A canary being held.
 struct Held {
+    /// Held by this canary until it is released, so a sweep leaves it alone (only dropped).
+    _tracked: Tracked,
     name: String,
     uid: Option<String>,
     addr: SocketAddr,
@@ -302,7 +314,7 @@ impl Keeper {
             if self.shutdown.is_cancelled() {
                 return None;
             }
-            let request = GameServerAllocation::from_fleet(&self.fleet);
+            let request = self.owner.allocation(&self.fleet, Role::Canary);
             let sent = tokio::time::timeout(
                 self.cfg.timeout,
                 self.allocations.create(&PostParams::default(), &request),
@@ -334,6 +346,7 @@ impl Keeper {
                     .ok()
                     .and_then(|g| g.metadata.uid);
                 return Some(Held {
+                    _tracked: self.owner.track(&st.game_server_name),
                     name: st.game_server_name,
                     uid,
                     addr,
@@ -481,7 +494,7 @@ impl Keeper {
     }
 }
 
-async fn connect(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+pub(crate) async fn connect(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let local: SocketAddr = if addr.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -497,7 +510,7 @@ async fn heartbeat(sock: &UdpSocket, wait: Duration) -> Option<String> {
     heartbeat_with(sock, "GAMESERVER", wait).await
 }
 
-async fn heartbeat_with(sock: &UdpSocket, text: &str, wait: Duration) -> Option<String> {
+pub(crate) async fn heartbeat_with(sock: &UdpSocket, text: &str, wait: Duration) -> Option<String> {
     let mut buf = [0u8; 1024];
     // A late answer to an earlier heartbeat is not this one's.
     while sock.try_recv(&mut buf).is_ok() {}

@@ -125,6 +125,7 @@ pub struct ProducerMetrics {
     canary_silence: Gauge<f64, std::sync::atomic::AtomicU64>,
     canary_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
     canary_allocations: Family<ResultLabels, Counter>,
+    reclaimed: Family<ReasonLabels, Counter>,
 }
 
 impl Default for ProducerMetrics {
@@ -146,6 +147,7 @@ impl Default for ProducerMetrics {
             canary_silence: Gauge::default(),
             canary_oldest: Gauge::default(),
             canary_allocations: Family::default(),
+            reclaimed: Family::default(),
         }
     }
 }
@@ -210,7 +212,7 @@ impl ProducerMetrics {
         }
         r.register(
             names::CANARIES_LOST,
-            "Canaries lost, by reason (deleted, left_allocated, timeout, restarted)",
+            "Canaries lost, by reason (deleted, left_allocated, timeout, restarted, orphaned)",
             self.canaries_lost.clone(),
         );
         r.register(
@@ -228,11 +230,29 @@ impl ProducerMetrics {
             "Age of the oldest active canary",
             self.canary_oldest.clone(),
         );
+        for reason in RECLAIM_REASONS {
+            let _ = self.reclaimed.get_or_create(&ReasonLabels { reason });
+        }
+        r.register(
+            names::RECLAIMED,
+            "GameServers left Allocated by a killed incarnation of the producer (or untracked by this one) and released, by reason (exit, deleted)",
+            self.reclaimed.clone(),
+        );
         r.register(
             names::CANARY_ALLOCATIONS,
             "Allocations made for canaries, by result",
             self.canary_allocations.clone(),
         );
+    }
+
+    /// Orphaned GameServers released with `reason` (`exit` or `deleted`) so far.
+    pub fn reclaimed(&self, reason: &str) -> u64 {
+        RECLAIM_REASONS
+            .into_iter()
+            .find(|r| *r == reason)
+            .and_then(|reason| self.reclaimed.get(&ReasonLabels { reason }))
+            .map(|c| c.get())
+            .unwrap_or(0)
     }
 
     /// Canaries held now.
@@ -644,5 +664,77 @@ impl CapacityShort<'_> {
             "fleet too small for the load: {}",
             self.why
         );
+    }
+}
+
+/// The `reason` values of `upsoak_producer_reclaimed_total`.
+pub const RECLAIM_REASONS: [&str; 2] = ["exit", "deleted"];
+
+/// An orphaned GameServer was released ([`super::owner`]); a canary among them is counted
+/// lost (`orphaned`), so a kill's canary losses are not hidden by the dead process' counters.
+#[derive(Debug)]
+pub struct OrphanReclaimed<'a> {
+    pub gameserver: &'a str,
+    /// `session` or `canary`.
+    pub role: &'static str,
+    /// `exit` or `deleted`.
+    pub reason: &'static str,
+}
+
+impl OrphanReclaimed<'_> {
+    pub fn emit(&self, m: &ProducerMetrics) {
+        tracing::info!(
+            gameserver = self.gameserver,
+            role = self.role,
+            reason = self.reason,
+            "orphaned GameServer reclaimed"
+        );
+        if let Some(reason) = RECLAIM_REASONS.into_iter().find(|r| *r == self.reason) {
+            m.reclaimed.get_or_create(&ReasonLabels { reason }).inc();
+        }
+        if self.role == "canary" {
+            m.canaries_lost
+                .get_or_create(&ReasonLabels {
+                    reason: LossReason::Orphaned.as_str(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// One reclaim pass ended: at start (logged always, once per start) or in a sweep (logged
+/// when it found something or failed).
+#[derive(Debug)]
+pub struct OrphansSwept<'a> {
+    pub owner: &'a str,
+    pub incarnation: &'a str,
+    /// `start` or `sweep`.
+    pub when: &'static str,
+    /// What it did, or the kind of error listing the GameServers.
+    pub result: Result<super::owner::Reclaimed, &'static str>,
+}
+
+impl OrphansSwept<'_> {
+    pub fn emit(&self, _m: &ProducerMetrics) {
+        match self.result {
+            Ok(r) if self.when == "start" || r.found > 0 => tracing::info!(
+                owner = self.owner,
+                incarnation = self.incarnation,
+                when = self.when,
+                found = r.found,
+                exited = r.exited,
+                deleted = r.deleted,
+                failed = r.failed,
+                canaries = r.canaries,
+                "orphaned GameServers reclaimed"
+            ),
+            Ok(_) => {}
+            Err(kind) => tracing::warn!(
+                owner = self.owner,
+                when = self.when,
+                error = kind,
+                "cannot list GameServers to reclaim orphans; tried again at the next sweep"
+            ),
+        }
     }
 }

@@ -12,12 +12,16 @@
 //! - A failing operation is counted by kind ([`classify`]) and never stops a loop; an
 //!   `UnAllocated` answer from a Fleet whose every replica is busy is counted `FleetFull`, the
 //!   load exceeding the Fleet, not Agones failing ([`capacity`]).
+//! - Every allocation names its owner and this incarnation on the server ([`owner`]): what a
+//!   killed incarnation left Allocated is told to `EXIT` (or deleted) at start, and a periodic
+//!   sweep releases this incarnation's servers that nothing holds any more.
 //! - [`capacity`] computes what the load needs of each Fleet; the sidecar refuses to start
 //!   when a Fleet's `min_replicas` cannot hold it.
 
 pub mod canary;
 pub mod capacity;
 pub mod events;
+pub mod owner;
 pub mod script;
 pub mod session;
 
@@ -45,6 +49,7 @@ use events::{
     LatencyWindowClosed, PlayerCapacityRead, ProducerMetrics, SessionEnded, SessionOp,
     SessionStarted,
 };
+pub use owner::{Owner, ReclaimConfig, Role};
 use script::Step;
 pub use session::SessionConfig;
 
@@ -86,6 +91,9 @@ pub struct ProducerConfig {
     /// What the load needs of its Fleets (`replace_time`, `headroom`) and what a Fleet too
     /// small does (`on_short`): see [`capacity`].
     pub capacity: CapacityConfig,
+    /// Who owns the servers this Producer allocates (`owner`), and how a killed
+    /// incarnation's are released (`exit_grace`, `sweep_every`, `orphan_after`): see [`owner`].
+    pub reclaim: ReclaimConfig,
 }
 
 impl Default for ProducerConfig {
@@ -106,6 +114,7 @@ impl Default for ProducerConfig {
             seed: 1,
             canaries: CanaryConfig::default(),
             capacity: CapacityConfig::default(),
+            reclaim: ReclaimConfig::default(),
         }
     }
 }
@@ -209,6 +218,7 @@ impl ProducerConfig {
                 p.push(format!("fleets[{}].min_replicas", n.index), why);
             }
         }
+        p.extend_under("reclaim", self.reclaim.problems());
         if self.window.is_zero() {
             p.push("window", "must be above zero");
         }
@@ -256,9 +266,20 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> Result<(), tokio::task::JoinError> {
     let mut tasks = tokio::task::JoinSet::new();
+    let owner = Owner::new(&cfg.reclaim.owner);
+    tasks.spawn(owner::run(
+        Api::namespaced(client.clone(), &cfg.namespace),
+        owner.clone(),
+        cfg.reclaim.clone(),
+        // Kept servers are left Allocated on purpose: only a restart reclaims them.
+        cfg.sessions != SessionMode::Keep,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     if cfg.canaries.count > 0 {
         tasks.spawn(canary::run(
             client.clone(),
+            owner.clone(),
             cfg.namespace.clone(),
             cfg.fleets.iter().map(|f| f.name.clone()).collect(),
             cfg.canaries.clone(),
@@ -283,6 +304,7 @@ pub async fn run_with(
     if cfg.allocation_rate > 0.0 {
         tasks.spawn(allocation_loop(
             client.clone(),
+            owner,
             cfg.clone(),
             metrics.clone(),
             shutdown.clone(),
@@ -348,6 +370,7 @@ async fn scale_loop(
 
 async fn allocation_loop(
     client: kube::Client,
+    owner: Owner,
     cfg: ProducerConfig,
     metrics: ProducerMetrics,
     shutdown: CancellationToken,
@@ -383,6 +406,7 @@ async fn allocation_loop(
                 api: api.clone(),
                 gameservers: gameservers.clone(),
                 fleets: fleets.clone(),
+                owner: owner.clone(),
                 steps: steps.clone(),
                 cfg: cfg.clone(),
                 metrics: metrics.clone(),
@@ -423,6 +447,7 @@ struct AllocationJob {
     api: Api<GameServerAllocation>,
     gameservers: Api<GameServer>,
     fleets: Api<Fleet>,
+    owner: Owner,
     steps: Arc<Vec<Step>>,
     cfg: Arc<ProducerConfig>,
     metrics: ProducerMetrics,
@@ -432,7 +457,7 @@ struct AllocationJob {
 
 impl AllocationJob {
     async fn run(&self, fleet: String, scheduled: Instant, n: u64) {
-        let request = GameServerAllocation::from_fleet(&fleet);
+        let request = self.owner.allocation(&fleet, Role::Session);
         let sent = tokio::time::timeout(
             self.cfg.allocation_timeout,
             self.api.create(&PostParams::default(), &request),
@@ -465,6 +490,8 @@ impl AllocationJob {
         if self.cfg.sessions == SessionMode::Keep {
             return;
         }
+        // Held until the session's EXIT; a server left Allocated past it is swept.
+        let _tracked = self.owner.track(&st.game_server_name);
         let Some(addr) = resolve(&st).await else {
             SessionOp {
                 op: "connect",

@@ -153,6 +153,15 @@ impl Outcome {
     }
 }
 
+/// How far the recovery of an interrupted step got before this start ([`Recovered::unresolved`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unresolved {
+    /// Its intent has no outcome: it is journalled `indeterminate`, then observed.
+    NoOutcome,
+    /// It is journalled `indeterminate` and was never observed: it is observed.
+    Indeterminate,
+}
+
 /// The largest step number a journal may hold: 2^53, the largest integer every JSON reader
 /// keeps exact (a hand-edited `u64::MAX` would overflow the next step's number).
 pub const MAX_STEP: u64 = 1 << 53;
@@ -219,6 +228,16 @@ impl Recovered {
 
     /// The last intent with no outcome after it: an action interrupted by a crash.
     pub fn pending(&self) -> Option<&Entry> {
+        self.unresolved()
+            .filter(|(_, u)| *u == Unresolved::NoOutcome)
+            .map(|(e, _)| e)
+    }
+
+    /// The last intent whose result is still unknown, and how far its recovery got: no outcome
+    /// at all (the crash hit the apply), or `indeterminate` with no `observed` after it (a
+    /// restarted sidecar was killed too before it observed). Only the last intent can be
+    /// unresolved: the walk takes no step before the previous one is resolved.
+    pub fn unresolved(&self) -> Option<(&Entry, Unresolved)> {
         let last_intent = self
             .entries
             .iter()
@@ -226,10 +245,22 @@ impl Recovered {
         let Entry::Intent { step, .. } = &self.entries[last_intent] else {
             return None;
         };
-        let resolved = self.entries[last_intent..]
+        let last_outcome = self.entries[last_intent..]
             .iter()
-            .any(|e| matches!(e, Entry::Outcome { step: s, .. } if s == step));
-        (!resolved).then(|| &self.entries[last_intent])
+            .rev()
+            .find_map(|e| match e {
+                Entry::Outcome {
+                    step: s, result, ..
+                } if s == step => Some(*result),
+                _ => None,
+            });
+        let state = match last_outcome {
+            None => Unresolved::NoOutcome,
+            // However many restarts were killed before observing, one observation resolves it.
+            Some(Outcome::Indeterminate) => Unresolved::Indeterminate,
+            Some(_) => return None,
+        };
+        Some((&self.entries[last_intent], state))
     }
 
     /// The due time journalled for `step` (the last one), if it was scheduled and not yet taken.

@@ -34,8 +34,8 @@ use events::{
     WandererStarted, WandererStopped,
 };
 use journal::{
-    Entry, Journal, JournalError, Outcome, Phases, Recovered, now, now_unix_ms, parse_rfc3339,
-    rfc3339,
+    Entry, Journal, JournalError, Outcome, Phases, Recovered, Unresolved, now, now_unix_ms,
+    parse_rfc3339, rfc3339,
 };
 use upsoak_agones::release::Install;
 use walk::Planner;
@@ -451,29 +451,36 @@ async fn resume<A: Applier>(
     applier: &A,
     metrics: &WandererMetrics,
 ) -> Result<(Install, Option<(u64, Phases)>), RunError> {
-    if let Some(Entry::Intent {
-        step, from, to, at, ..
-    }) = recovered.pending()
+    if let Some((
+        Entry::Intent {
+            step, from, to, at, ..
+        },
+        state,
+    )) = recovered.unresolved()
     {
         let started = parse_rfc3339(at);
-        record_outcome(
-            journal,
-            &TransitionOutcome {
-                step: *step,
-                from,
-                to,
-                observed: None,
-                result: Outcome::Indeterminate,
-                kind: "interrupted",
-                error: Some("the sidecar stopped while this transition was in flight"),
-                duration: Duration::ZERO,
-                phases: Phases {
-                    started,
-                    ..Phases::default()
+        // Already journalled indeterminate by a sidecar killed before it observed: only the
+        // observation is missing, so it is not counted a second time.
+        if state == Unresolved::NoOutcome {
+            record_outcome(
+                journal,
+                &TransitionOutcome {
+                    step: *step,
+                    from,
+                    to,
+                    observed: None,
+                    result: Outcome::Indeterminate,
+                    kind: "interrupted",
+                    error: Some("the sidecar stopped while this transition was in flight"),
+                    duration: Duration::ZERO,
+                    phases: Phases {
+                        started,
+                        ..Phases::default()
+                    },
                 },
-            },
-            metrics,
-        )?;
+                metrics,
+            )?;
+        }
         // The interrupted install may still be going, or left pending: observe a settled system.
         if let Err(e) = settle(journal, *step, applier, metrics).await? {
             return Err(RunError::Observe(e));
