@@ -467,7 +467,8 @@ pub fn helm_applier_for(cfg: &SidecarConfig, space: &Space) -> Result<HelmApplie
     })
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its sources, credentials in any URL it names hidden (L4).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {

@@ -424,14 +424,7 @@ fn record_outcome(
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
+    crate::sidecar::error_chain(e)
 }
 
 /// Feeds the journalled, applied transitions back to the walk so coverage resumes too (a

@@ -42,7 +42,8 @@ fn header_str(req: &Request, name: header::HeaderName) -> Option<&str> {
 pub fn refusal(loopback: bool, host: Option<&str>, origin: Option<&str>) -> Option<String> {
     if loopback && !host.is_some_and(is_loopback_host) {
         return Some(format!(
-            "refused: this server listens on loopback and takes writes only for a loopback Host (got `{}`)",
+            "Host `{}` is not a loopback name: this server listens on loopback and takes writes \
+             addressed to localhost or a loopback address only (a DNS-rebound name is refused)",
             host.unwrap_or("")
         ));
     }
@@ -50,7 +51,9 @@ pub fn refusal(loopback: bool, host: Option<&str>, origin: Option<&str>) -> Opti
     let origin_host = origin.split_once("://").map(|(_, h)| h);
     if origin_host.is_none_or(|h| Some(h) != host) {
         return Some(format!(
-            "refused: a write from another origin (`Origin: {origin}`, `Host: {}`)",
+            "Origin `{origin}` is not this server's own (`http://{}`): writes from a web page of \
+             another site are refused; clients that send no Origin (kubectl, kube-rs, curl, \
+             Alertmanager) are not affected",
             host.unwrap_or("")
         ));
     }
@@ -59,6 +62,10 @@ pub fn refusal(loopback: bool, host: Option<&str>, origin: Option<&str>) -> Opti
 
 /// `localhost`, a `*.localhost` name, or a loopback address, with or without a port.
 fn is_loopback_host(host: &str) -> bool {
+    // A bare IPv6 address (`::1`) has colons but no port.
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split_once(']').map_or(v6, |(a, _)| a),
         None => match host.rsplit_once(':') {
@@ -96,7 +103,7 @@ mod tests {
         assert!(refusal(true, None, None).is_some());
         // CSRF: another page's origin, or an opaque one.
         let e = refusal(false, Some("agent:9465"), Some("https://evil.example")).unwrap();
-        assert!(e.contains("Origin: https://evil.example"), "{e}");
+        assert!(e.contains("Origin `https://evil.example`"), "{e}");
         assert!(refusal(true, Some("127.0.0.1:9465"), Some("null")).is_some());
         assert!(refusal(true, Some("127.0.0.1:9465"), Some("http://127.0.0.1:1")).is_some());
     }

@@ -8,7 +8,7 @@
 //! The API server has no such check (it needs credentials instead, which a browser does not
 //! hold); the simulator has no authentication, so it checks where a write comes from.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::http::Method;
 
@@ -23,67 +23,14 @@ pub fn is_write(method: &Method) -> bool {
 }
 
 /// Checks a write's `Host` and `Origin` headers (`None` when absent) against the address the
-/// simulator listens on:
-/// - when it listens on loopback, `Host` must name loopback (`localhost`, `*.localhost`,
-///   `127.0.0.0/8`, `::1`) or the listen address itself: a rebound name is refused;
-/// - `Origin`, when present, must be the origin the request was addressed to
-///   (`http://` or `https://` and its `Host`): a cross-site page is refused.
+/// simulator listens on, by the rule every upsoak server follows
+/// ([`upsoak_common::server::origin::refusal`]): on loopback, `Host` must name loopback
+/// (`localhost`, `*.localhost`, `127.0.0.0/8`, `::1`), so a rebound name is refused; `Origin`,
+/// when present, must be the origin the request was addressed to. The refusal is a Status.
 pub fn check(listen: SocketAddr, host: Option<&str>, origin: Option<&str>) -> Result<(), ApiError> {
-    let host = host.map(str::trim);
-    if listen.ip().is_loopback()
-        && let Some(host) = host
-        && !is_loopback_host(host, listen)
-    {
-        return Err(ApiError::forbidden(format!(
-            "Host `{host}` is not a loopback name: the simulator listens on {listen} and takes \
-             writes addressed to localhost or a loopback address only (a DNS-rebound name is \
-             refused)"
-        )));
-    }
-    if let Some(origin) = origin {
-        let same = host.is_some_and(|h| {
-            let origin = origin.trim().trim_end_matches('/');
-            ["http://", "https://"].iter().any(|scheme| {
-                origin
-                    .strip_prefix(scheme)
-                    .is_some_and(|o| o.eq_ignore_ascii_case(h))
-            })
-        });
-        if !same {
-            return Err(ApiError::forbidden(format!(
-                "Origin `{origin}` is not the simulator's own ({}): writes from a web page of \
-                 another site are refused; clients that send no Origin (kubectl, kube-rs, \
-                 curl) are not affected",
-                host.map_or_else(|| listen.to_string(), |h| format!("http://{h}"))
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// `host[:port]` names loopback, or is the listen address's IP.
-fn is_loopback_host(host: &str, listen: SocketAddr) -> bool {
-    let name = strip_port(host);
-    if name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost") {
-        return true;
-    }
-    let ip = name.trim_start_matches('[').trim_end_matches(']');
-    ip.parse::<IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback() || ip == listen.ip())
-}
-
-/// `host` without its `:port` (`[::1]:80` → `[::1]`, `::1` stays whole).
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..=h.len()]);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
-        _ => host,
+    match upsoak_common::server::origin::refusal(listen.ip().is_loopback(), host, origin) {
+        Some(why) => Err(ApiError::forbidden(why)),
+        None => Ok(()),
     }
 }
 
@@ -109,7 +56,8 @@ mod tests {
         ] {
             assert_eq!(check(lo(), Some(host), None), Ok(()), "{host}");
         }
-        assert_eq!(check(lo(), None, None), Ok(()));
+        // A browser always names the host it dialled; a write without one is not taken.
+        assert!(check(lo(), None, None).is_err());
         // Its own origin, as a page it served would send.
         assert_eq!(
             check(lo(), Some("127.0.0.1:8080"), Some("http://127.0.0.1:8080")),
