@@ -16,7 +16,7 @@ fn billion_laughs() -> String {
     let mut s = "a0: &a0 [lol]\n".to_owned();
     for i in 1..=12 {
         let prev = format!("*a{}", i - 1);
-        s += &format!("a{i}: &a{i} [{}]\n", vec![prev.as_str(); 9].join(","));
+        s += &format!("a{i}: &a{i} [{}]\n", [prev.as_str(); 9].join(","));
     }
     s
 }
