@@ -82,6 +82,24 @@ impl Refused {
     }
 }
 
+/// Reads a file of at most [`MAX_BYTES`] bytes, without reading more than one byte past the
+/// limit (a mistaken `/dev/zero` or a 50 MB file is refused, not read). The error says what
+/// went wrong, without the path (callers name the file).
+pub fn read(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut text = String::new();
+    file.take(MAX_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() > MAX_BYTES {
+        return Err(format!(
+            "the file is larger than the limit of {MAX_BYTES} bytes"
+        ));
+    }
+    Ok(text)
+}
+
 /// [`check_with`] under [`Limits::DEFAULT`].
 pub fn check(text: &str, origin: &str) -> Result<(), Refused> {
     check_with(text, origin, &Limits::DEFAULT)

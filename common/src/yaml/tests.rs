@@ -70,6 +70,14 @@ fn an_oversized_document_is_refused_with_its_size_and_the_limit() {
 }
 
 #[test]
+fn a_file_past_the_size_limit_is_refused_without_reading_it_all() {
+    let e = read(std::path::Path::new("/dev/zero")).unwrap_err();
+    assert!(e.contains(&MAX_BYTES.to_string()), "{e}");
+    let e = read(std::path::Path::new("/nonexistent/x.yaml")).unwrap_err();
+    assert!(e.starts_with("cannot read: "), "{e}");
+}
+
+#[test]
 fn nesting_at_the_limit_passes_and_one_more_is_refused() {
     assert_eq!(check(&flow_nesting(MAX_DEPTH), "ok.yaml"), Ok(()));
     assert!(check(&flow_nesting(MAX_DEPTH + 1), "deep.yaml").is_err());
