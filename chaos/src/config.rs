@@ -301,7 +301,9 @@ impl SidecarConfig {
                 );
             }
         }
-        p.extend_under("producer", self.producer.problems());
+        // The Producer's checks compute with its durations (the capacity check adds the session
+        // lengths), so they see each one clamped into its bounds; `bounds` reports those outside.
+        p.extend_under("producer", bounds::clamped(&self.producer).problems());
         p.extend_under("", bounds::problems(self));
         p
     }

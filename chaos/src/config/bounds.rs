@@ -9,6 +9,7 @@ use std::time::Duration;
 use upsoak_common::problems::Problems;
 
 use super::{ApplierConfig, SidecarConfig};
+use crate::producer::ProducerConfig;
 
 /// One second: the shortest timeout, canary interval and period.
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -187,6 +188,28 @@ pub fn problems(c: &SidecarConfig) -> Problems {
         );
     }
     p
+}
+
+/// `producer` with every duration clamped into its bounds, for the checks that compute with
+/// them (a `Duration` sum of two out-of-bounds lengths would overflow and panic).
+pub fn clamped(producer: &ProducerConfig) -> ProducerConfig {
+    let mut c = producer.clone();
+    let day = |d: &mut Duration| *d = (*d).min(MAX_DAY);
+    let year = |d: &mut Duration| *d = (*d).min(MAX_YEAR);
+    day(&mut c.allocation_timeout);
+    year(&mut c.window);
+    for f in &mut c.fleets {
+        day(&mut f.scale_every_min);
+        day(&mut f.scale_every_max);
+    }
+    day(&mut c.session.min_length);
+    day(&mut c.session.max_length);
+    day(&mut c.session.command_timeout);
+    day(&mut c.canaries.interval);
+    day(&mut c.canaries.timeout);
+    year(&mut c.canaries.max_age);
+    day(&mut c.capacity.replace_time);
+    c
 }
 
 #[cfg(test)]
