@@ -11,8 +11,12 @@ use upsoak_common::problems::Problems;
 use super::{ApplierConfig, SidecarConfig};
 use crate::producer::ProducerConfig;
 
-/// One second: the shortest timeout, canary interval and period.
+/// One second: the shortest timeout (Kubernetes requests, installs, allocations, session
+/// commands, a canary's silence).
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// 100 ms: the shortest schedule period, Producer window and canary heartbeat interval (the
+/// end-to-end soaks run at 200 ms periods; `1ns` would spin a loop).
+pub const MIN_TICK: Duration = Duration::from_millis(100);
 /// One hour: the longest timeout of a single request or call (Kubernetes, an allocation, a
 /// session command, a canary heartbeat) and the longest kill grace.
 pub const MAX_CALL: Duration = Duration::from_secs(3600);
@@ -52,7 +56,7 @@ pub fn problems(c: &SidecarConfig) -> Problems {
             &mut p,
             "wanderer.schedule.period",
             period,
-            MIN_TIMEOUT,
+            MIN_TICK,
             MAX_YEAR,
         );
     }
@@ -109,7 +113,7 @@ pub fn problems(c: &SidecarConfig) -> Problems {
         MIN_TIMEOUT,
         MAX_CALL,
     );
-    within(&mut p, "producer.window", pr.window, MIN_TIMEOUT, MAX_YEAR);
+    within(&mut p, "producer.window", pr.window, MIN_TICK, MAX_YEAR);
     for (i, f) in pr.fleets.iter().enumerate() {
         let at = format!("producer.fleets[{i}]");
         within(
@@ -155,7 +159,7 @@ pub fn problems(c: &SidecarConfig) -> Problems {
             &mut p,
             "producer.canaries.interval",
             k.interval,
-            MIN_TIMEOUT,
+            MIN_TICK,
             MAX_CALL,
         );
         within(
@@ -237,7 +241,8 @@ mod tests {
         );
         let e = load("periodhuge", &text).unwrap_err();
         assert!(
-            e.contains("wanderer.schedule.period: ") && e.contains("is not within 1s..=31536000s"),
+            e.contains("wanderer.schedule.period: ")
+                && e.contains("is not within 100ms..=31536000s"),
             "{e}"
         );
     }
@@ -266,7 +271,7 @@ mod tests {
             "producer.allocation_rate: 1e-300 is not 0 or within 0.001..=10000 per second",
             "producer.allocation_timeout: ",
             "producer.window: ",
-            "producer.canaries.interval: 1ns is not within 1s..=3600s",
+            "producer.canaries.interval: 1ns is not within 100ms..=3600s",
             "producer.capacity.headroom: ",
             "producer.capacity.replace_time: ",
             "producer.session.max_length: ",
