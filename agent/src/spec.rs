@@ -254,10 +254,10 @@ impl Specs {
     /// Reads and checks a spec file.
     pub fn load(path: &Path) -> Result<Specs, SpecErrors> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = upsoak_common::yaml::read(path).map_err(|message| {
             Problems::from(Problem {
                 path: name.clone(),
-                message: format!("cannot read: {e}"),
+                message,
             })
             .invalid(WHAT, name.clone())
         })?;
@@ -284,6 +284,11 @@ impl Specs {
 
 /// The YAML document, or the syntax error at its line and column.
 fn parse_yaml(text: &str, name: &str) -> Result<Value, Problem> {
+    // Size, nesting and alias expansion are bounded before serde_yaml builds anything.
+    upsoak_common::yaml::check(text, name).map_err(|e| Problem {
+        path: e.at(),
+        message: e.message,
+    })?;
     let mut root: Value = serde_yaml::from_str(text).map_err(|e| {
         let (path, hint) = match e.location() {
             Some(l) => {

@@ -11,6 +11,8 @@ use crate::producer::ProducerConfig;
 use crate::wanderer::apply::{OnStuck, ReuseValues};
 use crate::wanderer::walk::Strategy;
 
+pub mod bounds;
+
 /// What the configuration file is called in errors.
 const WHAT: &str = "configuration";
 
@@ -229,8 +231,16 @@ impl SidecarConfig {
         if !path.exists() {
             return Err(single("no such file".to_owned()));
         }
+        // The file is bounded (size, nesting, alias expansion) before the config crate's YAML
+        // parser, which has no alias limit, sees it; the environment overrides apply on top.
+        let text = upsoak_common::yaml::read(path).map_err(single)?;
+        upsoak_common::yaml::check(&text, &name).map_err(|e| {
+            let mut p = Problems::new();
+            p.push(e.at(), e.message);
+            p.invalid(WHAT, &name)
+        })?;
         let built = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Yaml))
+            .add_source(config::File::from_str(&text, config::FileFormat::Yaml))
             .add_source(
                 config::Environment::with_prefix("UPSOAK")
                     .prefix_separator("_")
@@ -291,7 +301,10 @@ impl SidecarConfig {
                 );
             }
         }
-        p.extend_under("producer", self.producer.problems());
+        // The Producer's checks compute with its durations (the capacity check adds the session
+        // lengths), so they see each one clamped into its bounds; `bounds` reports those outside.
+        p.extend_under("producer", bounds::clamped(&self.producer).problems());
+        p.extend_under("", bounds::problems(self));
         p
     }
 }

@@ -23,6 +23,8 @@
 //! - [`tasks`]: supervised tasks (an early end or a panic is reported, fails health and stops
 //!   the process).
 //! - [`telemetry`]: tracing set-up (logs to stderr, stdout is for the program's own output).
+//! - [`yaml`]: the bounds (size, nesting, alias expansion) every YAML document passes before it
+//!   is parsed.
 
 pub mod change;
 pub mod cli;
@@ -39,3 +41,4 @@ pub mod shutdown;
 pub mod state;
 pub mod tasks;
 pub mod telemetry;
+pub mod yaml;

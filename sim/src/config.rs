@@ -346,8 +346,8 @@ impl SimConfig {
     /// Reads and validates a YAML file.
     pub fn load(path: &Path) -> Result<SimConfig, Invalid> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Invalid::single(WHAT, &source, format!("cannot read: {e}")))?;
+        let text = upsoak_common::yaml::read(path)
+            .map_err(|message| Invalid::single(WHAT, &source, message))?;
         SimConfig::parse(&text, &source)
     }
 
@@ -358,6 +358,12 @@ impl SimConfig {
 
     /// Parses and validates YAML text; `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<SimConfig, Invalid> {
+        // Size, nesting and alias expansion are bounded before serde_yaml builds anything.
+        upsoak_common::yaml::check(text, source).map_err(|e| {
+            let mut p = Problems::new();
+            p.push(e.at(), e.message);
+            p.invalid(WHAT, source)
+        })?;
         let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
             let at = e
                 .location()

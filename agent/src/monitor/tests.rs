@@ -519,6 +519,45 @@ async fn a_valid_reload_applies_and_an_invalid_one_keeps_the_old_specs() {
     }
 }
 
+#[tokio::test]
+async fn a_reload_of_an_alias_bomb_is_refused_and_the_old_specs_run_on() {
+    let dir = StateDir::new("reload-bomb");
+    let path = dir.0.join("slos.yaml");
+    let one = "groups:\n  - { name: g, interval: 1s, slos: [ { name: a, expr: up_a, objective: \">= 1\" } ] }\n";
+    std::fs::write(&path, one).unwrap();
+    let reload = Reload::new(&path);
+    let bad = reload.clone();
+    let stop = CancellationToken::new();
+    // The review's 10 KB bomb (D2): 400 million nodes once its aliases are expanded.
+    let list = |item: &str, n: usize| vec![item; n].join(",");
+    let bomb = format!(
+        "a: &a [{}]\nb: &b [{}]\nc: [{}]\n",
+        list("x", 2000),
+        list("*a", 2000),
+        list("*b", 100)
+    );
+    let clock = ScriptClock::new(10, &stop).at(
+        2_500,
+        Step::Do(Box::new(move || {
+            std::fs::write(&path, bomb).unwrap();
+            bad.request();
+        })),
+    );
+    let q = FakePrometheus::on(&clock).with("up_a", 0, 1.0);
+    let mut cfg = config(one, &dir.0);
+    cfg.reload = Some(reload);
+    let (_, shown, _) = run_to_end(cfg, &q, &clock).await;
+    for (series, want) in [
+        (
+            "upsoak_agent_spec_reloads_total{result=\"failure\"}",
+            Some(1.0),
+        ),
+        ("upsoak_agent_evaluations_total{group=\"g\"}", Some(10.0)),
+    ] {
+        assert_eq!(sample(&shown, series), want, "{series} in:\n{shown}");
+    }
+}
+
 const DISRUPTION: &str = "groups:\n  - { name: g, interval: 1s, slos: [ { name: latency, expr: lat, objective: \"<= 0.25\", min_samples: 3 } ] }\n  - { name: d, interval: 1s, slos: [ { name: lost, window: disruption, expr: lost, objective: \"<= 0\" } ] }\n";
 
 #[tokio::test]

@@ -370,8 +370,18 @@ fn measure(v: &Value, budget: usize) -> Option<(usize, usize)> {
 /// deserializer hands over stops such a body as soon as it passes the budget.
 pub fn bounded_yaml(body: &[u8]) -> Result<Value, String> {
     use serde::de::DeserializeSeed as _;
+    // Size, flow nesting and alias expansion are refused before serde_yaml parses anything
+    // (`upsoak_common::yaml`): a refused bomb costs its events, not its expansion, and deep
+    // flow nesting costs a linear scan, not libyaml's quadratic one.
+    let text = std::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8: {e}"))?;
+    let limits = upsoak_common::yaml::Limits {
+        depth: MAX_PATCHED_DEPTH,
+        expanded: MAX_PATCHED_WEIGHT,
+        ..upsoak_common::yaml::Limits::DEFAULT
+    };
+    upsoak_common::yaml::check_with(text, "the body", &limits).map_err(|e| e.to_string())?;
     let budget = std::cell::Cell::new(MAX_PATCHED_WEIGHT);
-    let de = serde_yaml::Deserializer::from_slice(body);
+    let de = serde_yaml::Deserializer::from_str(text);
     Budgeted(&budget).deserialize(de).map_err(|e| e.to_string())
 }
 

@@ -179,14 +179,20 @@ impl Space {
     /// Reads and validates a space file.
     pub fn load(path: &Path) -> Result<Space, Invalid> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Invalid::single(WHAT, &name, format!("cannot read: {e}")))?;
+        let text = upsoak_common::yaml::read(path)
+            .map_err(|message| Invalid::single(WHAT, &name, message))?;
         Space::parse(&text, &name)
     }
 
     /// Parses and validates YAML text; `name` names it in errors.
     pub fn parse(text: &str, name: &str) -> Result<Space, Invalid> {
         let fail = |problems: Problems| problems.invalid(WHAT, name);
+        // Size, nesting and alias expansion are bounded before serde_yaml builds anything.
+        upsoak_common::yaml::check(text, name).map_err(|e| {
+            let mut p = Problems::new();
+            p.push(e.at(), e.message);
+            fail(p)
+        })?;
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
             let msg = e.to_string();
             // The position goes first, as compilers print it; serde_yaml also says it in words.
