@@ -10,7 +10,7 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
-use upsoak_common::ops::{self, Health};
+use upsoak_common::ops::{self, Health, Heartbeat};
 
 use crate::config::{ApplierConfig, SidecarConfig};
 use crate::error::{Error, Result};
@@ -236,9 +236,37 @@ async fn walk_retrying(
     metrics: &WandererMetrics,
     shutdown: &CancellationToken,
 ) -> Result<()> {
+    // One watchdog for every attempt (M3): the loop beats it; a walk that ends (max_steps, a
+    // halt, a signal) no longer has progress to show, so its limit is lifted.
+    let w = &cfg.wanderer;
+    let stuck_wait = match &w.applier {
+        ApplierConfig::Helm { stuck_wait, .. } => *stuck_wait,
+        ApplierConfig::Sim { .. } => Duration::ZERO,
+    };
+    let progress = w.enabled.then(|| {
+        ready.watchdog(
+            "the Wanderer",
+            wanderer::longest_quiet(w.apply_timeout, ROLLOUT_WAIT, stuck_wait),
+        )
+    });
+    let walked = walk_retrying_with(cfg, space, ready, metrics, shutdown, progress.as_ref()).await;
+    if let Some(p) = &progress {
+        p.set_max_age(Duration::MAX);
+    }
+    walked
+}
+
+async fn walk_retrying_with(
+    cfg: &SidecarConfig,
+    space: Space,
+    ready: &Health,
+    metrics: &WandererMetrics,
+    shutdown: &CancellationToken,
+    progress: Option<&Heartbeat>,
+) -> Result<()> {
     let mut failures = 0u32;
     loop {
-        let walked = walk(cfg, space.clone(), ready, metrics, shutdown).await;
+        let walked = walk(cfg, space.clone(), ready, metrics, shutdown, progress).await;
         let e = match walked {
             Err(Error::Wanderer(RunError::Journal(e @ JournalError::Io(..))))
                 if !shutdown.is_cancelled() =>
@@ -262,6 +290,9 @@ async fn walk_retrying(
                 "the Wanderer cannot write its journal ({failures} failures, retrying in {retry_in:?}): {error}"
             )),
         );
+        if let Some(p) = progress {
+            p.beat();
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return Err(Error::Wanderer(RunError::Journal(e))),
             _ = tokio::time::sleep(retry_in) => {}
@@ -277,6 +308,7 @@ async fn walk(
     ready: &Health,
     metrics: &WandererMetrics,
     shutdown: &CancellationToken,
+    progress: Option<&Heartbeat>,
 ) -> Result<()> {
     let w = &cfg.wanderer;
     if !w.enabled {
@@ -291,6 +323,7 @@ async fn walk(
         },
         max_steps: w.max_steps,
         apply_timeout: w.apply_timeout,
+        progress: progress.cloned(),
     };
     let journal = cfg.state_dir.join("journal.jsonl");
     let space = supported(cfg, space, metrics).await?;

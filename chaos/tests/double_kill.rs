@@ -52,6 +52,7 @@ fn resume_only() -> RunOptions {
         },
         max_steps: Some(1),
         apply_timeout: Duration::from_secs(20),
+        progress: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn opts(max_steps: u64) -> RunOptions {
         },
         max_steps: Some(max_steps),
         apply_timeout: Duration::from_secs(20),
+        progress: None,
     }
 }
 

@@ -60,6 +60,7 @@ fn opts(max_steps: u64) -> RunOptions {
         },
         max_steps: Some(max_steps),
         apply_timeout: Duration::from_secs(10),
+        progress: None,
     }
 }
 
@@ -390,6 +391,7 @@ async fn run_with(url: &str, path: &Path, schedule: Schedule, steps: u64, m: &Wa
         schedule,
         max_steps: Some(steps),
         apply_timeout: Duration::from_secs(10),
+        progress: None,
     };
     let mut planner = Cycle {
         seen: BTreeSet::new(),

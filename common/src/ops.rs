@@ -80,6 +80,13 @@ impl Heartbeat {
         }
     }
 
+    /// The current limit, for a loop that must beat well within it.
+    pub fn max_age(&self) -> Option<Duration> {
+        lock(&self.health.0.watchdogs)
+            .get(self.index)
+            .map(|w| w.max_age)
+    }
+
     /// A new limit (e.g. after a reload changed the loop's interval).
     pub fn set_max_age(&self, max_age: Duration) {
         if let Some(w) = lock(&self.health.0.watchdogs).get_mut(self.index) {

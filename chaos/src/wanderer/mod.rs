@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
+use upsoak_common::ops::Heartbeat;
 
 use apply::{Applier, ApplyError, Recovery};
 use events::{
@@ -146,8 +147,72 @@ pub struct RunOptions {
     pub schedule: Schedule,
     /// Stop after this many steps in total (journalled ones included); `None` runs until stopped.
     pub max_steps: Option<u64>,
-    /// Longest an apply may take before it is recorded as failed.
+    /// Longest an apply may take before it is recorded as failed; an observation of what is
+    /// installed is bounded by it too.
     pub apply_timeout: Duration,
+    /// Beaten whenever the loop makes progress, and every [`BEAT_EVERY`] while it waits for
+    /// the next transition: the sidecar's `/healthz` fails once it stops (M3: a call no timeout
+    /// bounds shows as a stall, not as a sidecar that is live and never walks again).
+    pub progress: Option<Heartbeat>,
+}
+
+/// How often the loop beats [`RunOptions::progress`] while it waits for a due time.
+pub const BEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// The longest a healthy loop goes without beating, for the watchdog's limit: a step (the
+/// apply, the rollout guard, then the observation, each with its backstop) plus an install
+/// left stuck waited for (`stuck_wait`, helm's `on_stuck: wait`), with a minute to spare.
+pub fn longest_quiet(
+    apply_timeout: Duration,
+    rollout_wait: Duration,
+    stuck_wait: Duration,
+) -> Duration {
+    let bounded = apply_timeout.saturating_add(APPLY_BACKSTOP);
+    bounded
+        .saturating_mul(2)
+        .saturating_add(rollout_wait)
+        .saturating_add(stuck_wait)
+        .saturating_add(Duration::from_secs(60))
+}
+
+fn beat(opts: &RunOptions) {
+    if let Some(h) = &opts.progress {
+        h.beat();
+    }
+}
+
+/// Sleeps `wait`, beating every [`BEAT_EVERY`] (or a third of the watchdog's limit); false when `shutdown` came first.
+async fn wait_beating(wait: Duration, opts: &RunOptions, shutdown: &CancellationToken) -> bool {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        beat(opts);
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        // Well within the watchdog's limit, however short it was set.
+        let every = opts
+            .progress
+            .as_ref()
+            .and_then(Heartbeat::max_age)
+            .map_or(BEAT_EVERY, |m| BEAT_EVERY.min(m / 3));
+        let nap = (until - now).min(every);
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(nap) => {}
+        }
+    }
+}
+
+/// What is installed, within `apply_timeout` and the backstop (M3: `helm status` or the
+/// simulator's `/installed` that hang would otherwise hold the loop for ever).
+async fn observe<A: Applier>(applier: &A, apply_timeout: Duration) -> Result<Install, ApplyError> {
+    tokio::time::timeout(
+        apply_timeout.saturating_add(APPLY_BACKSTOP),
+        applier.observe_installed(),
+    )
+    .await
+    .unwrap_or(Err(ApplyError::Timeout(apply_timeout)))
 }
 
 /// Runs the Wanderer until `shutdown` or `max_steps`; returns the last step taken. `on_started`
@@ -215,7 +280,15 @@ pub async fn run<A: Applier, P: Planner>(
         }
     }
     replay(planner, &recovered);
-    let (mut current, resumed) = resume(&mut journal, &recovered, applier, metrics).await?;
+    let (mut current, resumed) = resume(
+        &mut journal,
+        &recovered,
+        applier,
+        opts.apply_timeout,
+        metrics,
+    )
+    .await?;
+    beat(opts);
     let mut step = recovered.last_step().unwrap_or(0) + 1;
     // Only the step about to be taken can have a journalled due time still to honour.
     let mut journalled_due = recovered.scheduled(step);
@@ -236,6 +309,7 @@ pub async fn run<A: Applier, P: Planner>(
     .emit(metrics);
     on_started();
     let reason = loop {
+        beat(opts);
         if opts.max_steps.is_some_and(|m| step > m) {
             break "max_steps";
         }
@@ -265,9 +339,8 @@ pub async fn run<A: Applier, P: Planner>(
             source,
         }
         .emit(metrics);
-        tokio::select! {
-            _ = shutdown.cancelled() => break "shutdown",
-            _ = tokio::time::sleep(wait) => {}
+        if !wait_beating(wait, opts, shutdown).await {
+            break "shutdown";
         }
         let target = planner.next(step, &current);
         // The intent's `at` is the apply's start: journalled and synced, then exported, then
@@ -345,7 +418,8 @@ pub async fn run<A: Applier, P: Planner>(
                 return Err(RunError::Halted { step, source: e });
             }
         }
-        let observed = applier.observe_installed().await;
+        beat(opts);
+        let observed = observe(applier, opts.apply_timeout).await;
         let observed_ms = now_unix_ms();
         let duration = start.elapsed();
         let failure = match (&applied, &observed) {
@@ -442,6 +516,7 @@ async fn resume<A: Applier>(
     journal: &mut Journal,
     recovered: &Recovered,
     applier: &A,
+    apply_timeout: Duration,
     metrics: &WandererMetrics,
 ) -> Result<(Install, Option<(u64, Phases)>), RunError> {
     if let Some((
@@ -479,8 +554,7 @@ async fn resume<A: Applier>(
             return Err(RunError::Observe(e));
         }
         let finished = now_unix_ms();
-        let observed = applier
-            .observe_installed()
+        let observed = observe(applier, apply_timeout)
             .await
             .map_err(RunError::Observe)?;
         let phases = Phases {
@@ -515,8 +589,7 @@ async fn resume<A: Applier>(
     {
         return Err(RunError::Observe(e));
     }
-    let observed = applier
-        .observe_installed()
+    let observed = observe(applier, apply_timeout)
         .await
         .map_err(RunError::Observe)?;
     Ok((observed, None))
