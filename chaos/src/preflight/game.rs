@@ -11,6 +11,8 @@ use kube::api::{DeleteParams, PostParams};
 use tokio::net::UdpSocket;
 use upsoak_agones::{AllocationState, GameServer, GameServerAllocation, GameServerState};
 
+use crate::producer::owner::{Owner, Role};
+
 use crate::producer;
 
 /// How often the GameServer is looked at while it is being released.
@@ -29,11 +31,14 @@ pub struct RoundTrip {
 }
 
 /// Allocates from `fleet` in `ns`, plays `GAMESERVER` then `EXIT` (each reply within `reply`),
-/// and waits at most `release` for the server to be released.
+/// and waits at most `release` for the server to be released. The allocation carries `owner`'s
+/// marks, as the Producer's do, so a preflight killed before its `EXIT` leaves a server the
+/// next sidecar reclaims.
 pub async fn round_trip(
     client: &kube::Client,
     ns: &str,
     fleet: &str,
+    owner: &Owner,
     reply: Duration,
     release: Duration,
 ) -> Result<RoundTrip, String> {
@@ -42,7 +47,7 @@ pub async fn round_trip(
     let gsa = allocations
         .create(
             &PostParams::default(),
-            &GameServerAllocation::from_fleet(fleet),
+            &owner.allocation(fleet, Role::Session),
         )
         .await
         .map_err(|e| format!("allocating from Fleet `{fleet}`: {e}"))?;

@@ -592,7 +592,16 @@ async fn allocation_check(
     timeout: Duration,
 ) -> Check {
     let reply = cfg.producer.session.command_timeout;
-    match game::round_trip(client, &cfg.producer.namespace, &fleet, reply, timeout).await {
+    match game::round_trip(
+        client,
+        &cfg.producer.namespace,
+        &fleet,
+        &crate::producer::owner::Owner::new(&cfg.producer.reclaim.owner),
+        reply,
+        timeout,
+    )
+    .await
+    {
         Ok(t) => Check::pass(
             "allocation",
             format!(
