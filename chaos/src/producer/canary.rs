@@ -529,27 +529,16 @@ pub(crate) async fn heartbeat_with(sock: &UdpSocket, text: &str, wait: Duration)
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use upsoak_agones::GameServerStatus;
 
     fn gs(uid: &str, state: GameServerState) -> GameServer {
-        let mut g = GameServer::new(
+        crate::producer::owner::gameserver_in(
             ObjectMeta {
                 name: Some("gs-1".into()),
                 uid: Some(uid.into()),
                 ..ObjectMeta::default()
             },
-            Default::default(),
-        );
-        g.status = Some(GameServerStatus {
             state,
-            ports: Default::default(),
-            address: String::new(),
-            addresses: Default::default(),
-            node_name: String::new(),
-            reserved_until: None,
-            players: None,
-        });
-        g
+        )
     }
 
     #[test]

@@ -449,11 +449,29 @@ pub async fn run(
     }
 }
 
+/// A GameServer named by `meta` in `state`, for the Producer's unit tests.
+#[cfg(test)]
+pub(crate) fn gameserver_in(
+    meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    state: GameServerState,
+) -> GameServer {
+    let mut g = GameServer::new(meta, Default::default());
+    g.status = Some(upsoak_agones::GameServerStatus {
+        state,
+        ports: Default::default(),
+        address: String::new(),
+        addresses: Default::default(),
+        node_name: String::new(),
+        reserved_until: None,
+        players: None,
+    });
+    g
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use upsoak_agones::GameServerStatus;
 
     fn gs(
         labels: &[(&str, &str)],
@@ -467,25 +485,15 @@ mod tests {
                     .collect(),
             )
         };
-        let mut g = GameServer::new(
+        gameserver_in(
             ObjectMeta {
                 name: Some("gs-1".into()),
                 labels: map(labels),
                 annotations: map(annotations),
                 ..ObjectMeta::default()
             },
-            Default::default(),
-        );
-        g.status = Some(GameServerStatus {
             state,
-            ports: Default::default(),
-            address: String::new(),
-            addresses: Default::default(),
-            node_name: String::new(),
-            reserved_until: None,
-            players: None,
-        });
-        g
+        )
     }
 
     #[test]
