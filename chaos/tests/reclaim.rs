@@ -95,23 +95,27 @@ async fn allocated(api: &Api<GameServer>) -> Held {
         .collect()
 }
 
+/// Waits (30 s at most) until `n` GameServers are Ready.
+async fn ready(gameservers: &Api<GameServer>, n: usize) {
+    eventually(Duration::from_secs(30), POLL, || async {
+        let list = gameservers.list(&ListParams::default()).await.ok()?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|g| g.state() == Some(GameServerState::Ready))
+            .count();
+        (ready == n).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_producer_releases_what_a_killed_one_left_allocated_and_nothing_else() {
     let (url, sim_stop) = common::start_sim("fleets: [ { name: r, replicas: 10 } ]", 5).await;
     let client = producer::client(Some(&url)).await.unwrap();
     let gameservers: Api<GameServer> = Api::namespaced(client.clone(), "default");
-    eventually(Duration::from_secs(30), POLL, || async {
-        let list = gameservers.list(&ListParams::default()).await.ok()?;
-        (list
-            .items
-            .iter()
-            .filter(|g| g.state() == Some(GameServerState::Ready))
-            .count()
-            == 10)
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    ready(&gameservers, 10).await;
     // Someone else's allocation: no owner label.
     let allocations: Api<GameServerAllocation> = Api::namespaced(client.clone(), "default");
     let foreign = allocations
@@ -234,18 +238,7 @@ async fn the_sweep_releases_untracked_servers_of_this_incarnation_only() {
     let client = producer::client(Some(&url)).await.unwrap();
     let gameservers: Api<GameServer> = Api::namespaced(client.clone(), "default");
     let allocations: Api<GameServerAllocation> = Api::namespaced(client.clone(), "default");
-    eventually(Duration::from_secs(30), POLL, || async {
-        let list = gameservers.list(&ListParams::default()).await.ok()?;
-        (list
-            .items
-            .iter()
-            .filter(|g| g.state() == Some(GameServerState::Ready))
-            .count()
-            == 8)
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    ready(&gameservers, 8).await;
     let owner = Owner::new("sweeper");
     let untracked = allocate(&allocations, &owner.allocation("w", Role::Session)).await;
     let held = allocate(&allocations, &owner.allocation("w", Role::Canary)).await;
