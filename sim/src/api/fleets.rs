@@ -105,7 +105,9 @@ pub(super) async fn patch_fleet(
         same_namespace(&fleet, &ns)?;
         // A patch may carry a resourceVersion as a precondition; without one it applies to the
         // current object, and is applied again if that changed before the write.
-        let precondition = fleet.metadata.resource_version.is_some();
+        // (The patched document starts from the current object, so it always holds a
+        // resourceVersion: only one the patch changed is the client's precondition.)
+        let precondition = fleet.metadata.resource_version != current_rv;
         if !precondition {
             fleet.metadata.resource_version = current_rv;
         }
