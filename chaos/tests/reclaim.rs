@@ -203,11 +203,15 @@ async fn a_restarted_producer_releases_what_a_killed_one_left_allocated_and_noth
         "{foreign} was released: {left:?}"
     );
     let n = held.len() as u64;
-    assert_eq!(
-        second.reclaimed("exit") + second.reclaimed("deleted"),
-        n,
-        "each orphan counted once"
-    );
+    // Counted once the reclaim has seen each one go (its servers may be released before the
+    // last is counted).
+    let counted = || second.reclaimed("exit") + second.reclaimed("deleted");
+    eventually(RECLAIM_WITHIN, POLL, || async {
+        (counted() >= n).then_some(())
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of {n} orphans counted", counted()));
+    assert_eq!(counted(), n, "each orphan counted once");
     // The simulated servers answer EXIT, so none had to be deleted.
     assert_eq!(second.reclaimed("exit"), n);
     assert_eq!(second.canaries_lost(LossReason::Orphaned), 2);
@@ -266,6 +270,12 @@ async fn the_sweep_releases_untracked_servers_of_this_incarnation_only() {
     })
     .await
     .unwrap_or_else(|t| panic!("{untracked} still Allocated: {t}"));
+    // Counted once the sweep has seen it go.
+    eventually(RECLAIM_WITHIN, POLL, || async {
+        (metrics.reclaimed("exit") >= 1).then_some(())
+    })
+    .await
+    .unwrap_or_else(|t| panic!("{untracked}'s release not counted: {t}"));
     assert_eq!(metrics.reclaimed("exit"), 1);
     // One that cannot hear its EXIT is deleted after the grace.
     let r = reqwest::Client::new()
