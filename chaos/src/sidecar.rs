@@ -226,9 +226,8 @@ fn server_result(r: std::result::Result<std::io::Result<()>, JoinError>) -> Resu
     }
 }
 
-/// [`walk`], started again from the journal after a failed journal write (a full disk), with
-/// backoff (1 s doubling to a minute), counted and shown on `/healthz`, while the Producer goes
-/// on; the warning clears once the walk has observed again.
+/// The Wanderer, retried after journal failures ([`walk_attempts`]), under its progress
+/// watchdog.
 async fn walk_retrying(
     cfg: &SidecarConfig,
     space: Space,
@@ -236,27 +235,35 @@ async fn walk_retrying(
     metrics: &WandererMetrics,
     shutdown: &CancellationToken,
 ) -> Result<()> {
-    // One watchdog for every attempt (M3): the loop beats it; a walk that ends (max_steps, a
-    // halt, a signal) no longer has progress to show, so its limit is lifted.
-    let w = &cfg.wanderer;
-    let stuck_wait = match &w.applier {
-        ApplierConfig::Helm { stuck_wait, .. } => *stuck_wait,
-        ApplierConfig::Sim { .. } => Duration::ZERO,
-    };
-    let progress = w.enabled.then(|| {
-        ready.watchdog(
-            "the Wanderer",
-            wanderer::longest_quiet(w.apply_timeout, ROLLOUT_WAIT, stuck_wait),
-        )
-    });
-    let walked = walk_retrying_with(cfg, space, ready, metrics, shutdown, progress.as_ref()).await;
+    let progress = wanderer_watchdog(cfg, ready);
+    let walked = walk_attempts(cfg, space, ready, metrics, shutdown, progress.as_ref()).await;
+    // A walk that ended (max_steps, a halt, a signal) has no progress left to show.
     if let Some(p) = &progress {
         p.set_max_age(Duration::MAX);
     }
     walked
 }
 
-async fn walk_retrying_with(
+/// One watchdog for every attempt of an enabled Wanderer (M3), its limit the longest a healthy
+/// step can stay quiet.
+fn wanderer_watchdog(cfg: &SidecarConfig, ready: &Health) -> Option<Heartbeat> {
+    let w = &cfg.wanderer;
+    let stuck_wait = match &w.applier {
+        ApplierConfig::Helm { stuck_wait, .. } => *stuck_wait,
+        ApplierConfig::Sim { .. } => Duration::ZERO,
+    };
+    w.enabled.then(|| {
+        ready.watchdog(
+            "the Wanderer",
+            wanderer::longest_quiet(w.apply_timeout, ROLLOUT_WAIT, stuck_wait),
+        )
+    })
+}
+
+/// [`walk`], started again from the journal after a failed journal write (a full disk), with
+/// backoff (1 s doubling to a minute), counted and shown on `/healthz`, while the Producer goes
+/// on; the warning clears once the walk has observed again.
+async fn walk_attempts(
     cfg: &SidecarConfig,
     space: Space,
     ready: &Health,
