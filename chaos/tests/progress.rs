@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use upsoak_agones::release::Install;
-use upsoak_chaos::wanderer::apply::SimApplier;
+use upsoak_chaos::wanderer::apply::{ApplyError, Recovery, SimApplier};
 use upsoak_chaos::wanderer::events::WandererMetrics;
 use upsoak_chaos::wanderer::walk::Planner;
-use upsoak_chaos::wanderer::{self, RunOptions, Schedule};
+use upsoak_chaos::wanderer::{self, RunError, RunOptions, Schedule};
 use upsoak_common::ops::Health;
 use upsoak_testkit::TempDir;
 
@@ -93,4 +93,57 @@ async fn a_loop_waiting_a_whole_period_stays_live_and_a_stopped_one_shows_as_sta
         "{stalled}"
     );
     stop_sim.cancel();
+}
+
+/// Installs anything at once and never answers what is installed, as a hung `helm status`.
+struct Deaf;
+
+impl upsoak_chaos::wanderer::apply::Applier for Deaf {
+    async fn apply(&self, _target: &Install) -> Result<(), ApplyError> {
+        Ok(())
+    }
+    async fn observe_installed(&self) -> Result<Install, ApplyError> {
+        std::future::pending().await
+    }
+    async fn settle(&self) -> Result<Option<Recovery>, ApplyError> {
+        Ok(None)
+    }
+    fn name(&self) -> &'static str {
+        "deaf"
+    }
+}
+
+#[tokio::test]
+async fn an_observation_that_never_answers_ends_within_the_apply_timeout_and_its_backstop() {
+    let dir = TempDir::new("chaos-deaf");
+    let opts = RunOptions {
+        schedule: Schedule {
+            period: Duration::from_millis(100),
+            jitter: 0.0,
+        },
+        max_steps: Some(1),
+        apply_timeout: Duration::from_secs(1),
+        progress: None,
+    };
+    let never = CancellationToken::new();
+    let mut planner = Stay;
+    // The bound is apply_timeout + the 30 s backstop; twice that is a hang.
+    let ended = tokio::time::timeout(
+        Duration::from_secs(62),
+        wanderer::run(
+            &dir.join("journal.jsonl"),
+            &Deaf,
+            &mut planner,
+            &opts,
+            &WandererMetrics::default(),
+            &never,
+            || {},
+        ),
+    )
+    .await
+    .expect("the observation at start was not bounded");
+    assert!(
+        matches!(ended, Err(RunError::Observe(ApplyError::Timeout(_)))),
+        "{ended:?}"
+    );
 }
