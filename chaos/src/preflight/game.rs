@@ -41,6 +41,7 @@ pub async fn round_trip(
     owner: &Owner,
     reply: Duration,
     release: Duration,
+    address_types: &[crate::producer::address::AddressType],
 ) -> Result<RoundTrip, String> {
     let allocations: Api<GameServerAllocation> = Api::namespaced(client.clone(), ns);
     let gameservers: Api<GameServer> = Api::namespaced(client.clone(), ns);
@@ -66,7 +67,7 @@ pub async fn round_trip(
         .await
         .ok()
         .and_then(|gs| gs.metadata.uid);
-    let played = match producer::resolve(&st).await {
+    let played = match producer::resolve(&st, address_types).await {
         None => Err(format!(
             "GameServer `{name}` has no reachable address (status.address `{}`, ports {:?})",
             st.address,

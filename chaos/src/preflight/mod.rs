@@ -599,6 +599,7 @@ async fn allocation_check(
         &crate::producer::owner::Owner::new(&cfg.producer.reclaim.owner),
         reply,
         timeout,
+        &cfg.producer.address_types,
     )
     .await
     {

@@ -3,7 +3,13 @@
 //!
 //! Each canary slot allocates a server from its Fleet (slot `i` from `fleets[i % n]`), then
 //! every `interval` reads its GameServer through the Kubernetes API and sends a heartbeat over
-//! the game protocol. A canary is lost, with a reason, and its slot allocates a replacement:
+//! the game protocol. The heartbeat is a numbered `ECHO` line, which simple-game-server answers
+//! with `ACK: <line>` (`examples/simple-game-server/main.go`, `handleResponse`'s default case)
+//! and logs as one short line; `GAMESERVER`, which makes the real server read its whole
+//! GameServer from the SDK and log it (`handleResponse`, case `"GAMESERVER"`), is sent only to
+//! check the server's identity: once when the canary starts, and on a suspicion (an answer
+//! after a silence, or an answer that is not the echo of the heartbeat sent). A canary is lost,
+//! with a reason, and its slot allocates a replacement:
 //!
 //! - `deleted`: the GameServer is gone (404, or another object under its name: a new `uid`),
 //!   or in `Shutdown`, which Agones ends by deleting it (`pkg/gameservers/controller.go`,
@@ -11,7 +17,8 @@
 //! - `restarted`: the process answering is not the one allocated. Two signs, both of a real
 //!   simple-game-server (`examples/simple-game-server/main.go`): it answers the heartbeat
 //!   `GAMESERVER` with `NAME: <its GameServer>`, so a different name at the canary's address is
-//!   another process; and it calls `SDK.Ready()` when it starts (`-ready`, on by default,
+//!   another process (checked at the start and after a silence, the only time another
+//!   process can have taken the canary's address); and it calls `SDK.Ready()` when it starts (`-ready`, on by default,
 //!   `ready(s)` in `main`), which Agones lets move an Allocated server back to Ready
 //!   (`pkg/sdkserver/sdkserver.go`, `Ready`), so an Allocated canary seen back in
 //!   RequestReady or Ready was restarted: nobody else marks it Ready.
@@ -36,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use upsoak_agones::{AllocationState, GameServer, GameServerAllocation, GameServerState};
 use upsoak_common::problems::Problems;
 
+use super::address::AddressType;
 use super::events::{
     CanariesObserved, CanaryAllocated, CanaryEnded, CanaryHeartbeat, CanaryLost, CanaryReleased,
     CanaryStarted, ProducerMetrics,
@@ -206,6 +214,7 @@ pub async fn run(
     namespace: String,
     fleets: Vec<String>,
     cfg: CanaryConfig,
+    address_types: Vec<AddressType>,
     metrics: ProducerMetrics,
     generation: Option<Generation>,
     shutdown: CancellationToken,
@@ -223,6 +232,7 @@ pub async fn run(
             allocations: Api::namespaced(client.clone(), &namespace),
             gameservers: Api::namespaced(client.clone(), &namespace),
             cfg: cfg.clone(),
+            address_types: address_types.clone(),
             metrics: metrics.clone(),
             generation: generation.clone(),
             board: board.clone(),
@@ -277,6 +287,7 @@ struct Keeper {
     allocations: Api<GameServerAllocation>,
     gameservers: Api<GameServer>,
     cfg: CanaryConfig,
+    address_types: Vec<AddressType>,
     metrics: ProducerMetrics,
     generation: Option<Generation>,
     board: Board,
@@ -335,7 +346,7 @@ impl Keeper {
             }
             .emit(&self.metrics);
             if let Some(st) = status.filter(|s| s.state == AllocationState::Allocated)
-                && let Some(addr) = resolve(&st).await
+                && let Some(addr) = resolve(&st, &self.address_types).await
                 && let Ok(sock) = connect(addr).await
             {
                 // The uid tells a later object of the same name apart; unknown if unreadable.
@@ -375,6 +386,9 @@ impl Keeper {
         .emit(&self.metrics);
         let mut tick = tokio::time::interval(self.cfg.interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The identity is checked before the first heartbeat, then on a suspicion.
+        let mut suspect = true;
+        let mut seq: u64 = 0;
         let end = loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break End::Shutdown,
@@ -383,12 +397,38 @@ impl Keeper {
             if let Some((reason, detail)) = self.read(&held).await {
                 break End::Lost(reason, detail);
             }
-            if let Some(reply) = heartbeat(&held.sock, self.cfg.interval).await {
-                if let Some(name) = answered_name(&reply)
-                    && name != held.name
-                {
-                    break End::Lost(LossReason::Restarted, format!("answers as `{name}`"));
+            seq += 1;
+            let line = echo_line(self.slot, seq);
+            let answered = heartbeat_with(&held.sock, &line, self.cfg.interval).await;
+            let answered = match answered {
+                Some(reply) => {
+                    suspect |= !is_echo_of(&reply, &line);
+                    if suspect {
+                        match identity(&held.sock, self.cfg.interval).await {
+                            Identity::Answered(name) if name != held.name => {
+                                break End::Lost(
+                                    LossReason::Restarted,
+                                    format!("answers as `{name}`"),
+                                );
+                            }
+                            Identity::Answered(_) => {
+                                suspect = false;
+                                true
+                            }
+                            // Still suspect: asked again at the next answer.
+                            Identity::Silent => false,
+                        }
+                    } else {
+                        true
+                    }
                 }
+                None => {
+                    // A silence: another process may answer at this address next.
+                    suspect = true;
+                    false
+                }
+            };
+            if answered {
                 let now = Instant::now();
                 if answered_once {
                     CanaryHeartbeat {
@@ -505,9 +545,33 @@ pub(crate) async fn connect(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(sock)
 }
 
-/// One heartbeat: `GAMESERVER`, answered within `wait`.
-async fn heartbeat(sock: &UdpSocket, wait: Duration) -> Option<String> {
-    heartbeat_with(sock, "GAMESERVER", wait).await
+/// The heartbeat line of `slot`'s `seq`th beat: text simple-game-server has no command for,
+/// so it echoes it (`ACK: <line>`), numbered so a late answer to an earlier beat is told apart.
+pub fn echo_line(slot: usize, seq: u64) -> String {
+    format!("ECHO upsoak-canary-{slot}-{seq}")
+}
+
+/// True when `reply` is the server's echo of `line` (`ACK: <line>`, a newline after it).
+pub fn is_echo_of(reply: &str, line: &str) -> bool {
+    reply.trim_end() == format!("ACK: {line}")
+}
+
+/// What a `GAMESERVER` identity check found.
+#[derive(Debug, PartialEq, Eq)]
+enum Identity {
+    /// The server named its GameServer (or answered something else, kept as is).
+    Answered(String),
+    Silent,
+}
+
+/// Asks the server at `sock` for its GameServer's name, within `wait`.
+async fn identity(sock: &UdpSocket, wait: Duration) -> Identity {
+    match heartbeat_with(sock, "GAMESERVER", wait).await {
+        Some(reply) => Identity::Answered(
+            answered_name(&reply).map_or_else(|| reply.trim().to_owned(), str::to_owned),
+        ),
+        None => Identity::Silent,
+    }
 }
 
 pub(crate) async fn heartbeat_with(sock: &UdpSocket, text: &str, wait: Duration) -> Option<String> {
@@ -568,6 +632,67 @@ mod tests {
         ] {
             assert_eq!(reason("u1", s), Some(LossReason::LeftAllocated), "{s}");
         }
+    }
+
+    #[test]
+    fn a_heartbeat_is_answered_only_by_its_own_echo() {
+        let line = echo_line(2, 7);
+        assert_eq!(line, "ECHO upsoak-canary-2-7");
+        // simple-game-server's answer to text it has no command for.
+        assert!(is_echo_of("ACK: ECHO upsoak-canary-2-7\n", &line));
+        // A late answer to the previous beat, or another command's answer, is not.
+        assert!(!is_echo_of("ACK: ECHO upsoak-canary-2-6\n", &line));
+        assert!(!is_echo_of("NAME: gs-1\n", &line));
+        assert!(!is_echo_of("ACK: ECHO upsoak-canary-2-70\n", &line));
+    }
+
+    /// The simulator's game server (its simple-game-server protocol), with an SDK that
+    /// accepts every call.
+    struct Accepting;
+    impl upsoak_sim::game::SdkHandle for Accepting {
+        fn sdk(
+            &self,
+            _: &str,
+            _: &str,
+            _: upsoak_sim::game::SdkCall,
+        ) -> Result<(), upsoak_sim::game::SdkError> {
+            Ok(())
+        }
+    }
+
+    /// Another GameServer's process at the canary's address (the simulator's game server for
+    /// `gs-2`): its answer to a heartbeat is a plain echo, and only the identity check names it.
+    #[tokio::test]
+    async fn the_identity_check_names_the_server_at_the_address_and_a_heartbeat_does_not() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(upsoak_sim::game::serve(
+            server,
+            "default".into(),
+            "gs-2".into(),
+            Arc::new(Accepting),
+            None,
+            stop.clone(),
+        ));
+        let sock = connect(addr).await.unwrap();
+        let line = echo_line(0, 1);
+        let reply = heartbeat_with(&sock, &line, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(is_echo_of(&reply, &line), "{reply}");
+        assert!(answered_name(&reply).is_none(), "{reply}");
+        assert_eq!(
+            identity(&sock, Duration::from_secs(5)).await,
+            Identity::Answered("gs-2".into())
+        );
+        stop.cancel();
+        task.await.unwrap();
+        // Nobody at the address: silent.
+        assert_eq!(
+            identity(&sock, Duration::from_millis(200)).await,
+            Identity::Silent
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - [`capacity`] computes what the load needs of each Fleet; the sidecar refuses to start
 //!   when a Fleet's `min_replicas` cannot hold it.
 
+pub mod address;
 pub mod canary;
 pub mod capacity;
 pub mod events;
@@ -25,7 +26,7 @@ pub mod owner;
 pub mod script;
 pub mod session;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -94,6 +95,9 @@ pub struct ProducerConfig {
     /// Who owns the servers this Producer allocates (`owner`), and how a killed
     /// incarnation's are released (`exit_grace`, `sweep_every`, `orphan_after`): see [`owner`].
     pub reclaim: ReclaimConfig,
+    /// Which of an allocated server's `status.addresses` to connect to after the one equal to
+    /// `status.address`, by node address type ([`address`]); `status.address` itself last.
+    pub address_types: Vec<address::AddressType>,
 }
 
 impl Default for ProducerConfig {
@@ -115,6 +119,7 @@ impl Default for ProducerConfig {
             canaries: CanaryConfig::default(),
             capacity: CapacityConfig::default(),
             reclaim: ReclaimConfig::default(),
+            address_types: address::default_order(),
         }
     }
 }
@@ -283,6 +288,7 @@ pub async fn run_with(
             cfg.namespace.clone(),
             cfg.fleets.iter().map(|f| f.name.clone()).collect(),
             cfg.canaries.clone(),
+            cfg.address_types.clone(),
             metrics.clone(),
             generation,
             shutdown.clone(),
@@ -492,7 +498,7 @@ impl AllocationJob {
         }
         // Held until the session's EXIT; a server left Allocated past it is swept.
         let _tracked = self.owner.track(&st.game_server_name);
-        let Some(addr) = resolve(&st).await else {
+        let Some(addr) = resolve(&st, &self.cfg.address_types).await else {
             SessionOp {
                 op: "connect",
                 result: "no_address",
@@ -566,29 +572,15 @@ impl AllocationJob {
     }
 }
 
-/// Where to reach an allocated server: an IP address from `status.addresses` if it lists one
-/// (Agones copies the node's addresses there), else `status.address` resolved, as it may be a
-/// hostname (Agones prefers ExternalDNS and InternalDNS names, `pkg/gameservers/gameservers.go`
-/// `address`); `None` without an address, a port or a resolution.
-pub(crate) async fn resolve(st: &GameServerAllocationStatus) -> Option<SocketAddr> {
+/// Where to reach an allocated server: its first port at the address [`address::pick`]
+/// chooses (`status.address`'s entry in `status.addresses`, then `order`'s types, then
+/// `status.address` resolved); `None` without a port or an address that resolves.
+pub(crate) async fn resolve(
+    st: &GameServerAllocationStatus,
+    order: &[address::AddressType],
+) -> Option<SocketAddr> {
     let port = st.ports.first().and_then(|p| u16::try_from(p.port).ok())?;
-    if let Some(ip) = st
-        .addresses
-        .iter()
-        .find_map(|a| a.address.parse::<IpAddr>().ok())
-    {
-        return Some(SocketAddr::new(ip, port));
-    }
-    if let Ok(ip) = st.address.parse::<IpAddr>() {
-        return Some(SocketAddr::new(ip, port));
-    }
-    if st.address.is_empty() {
-        return None;
-    }
-    tokio::net::lookup_host((st.address.as_str(), port))
-        .await
-        .ok()?
-        .next()
+    address::pick(&st.address, &st.addresses, order, port).await
 }
 
 /// Why the Producer could not build its Kubernetes client.
@@ -658,38 +650,28 @@ mod tests {
         let mut fixed = gaps(Arrivals::Fixed, 2.0, 7);
         assert!((0..10).all(|_| fixed() == Duration::from_millis(500)));
     }
-    use upsoak_agones::gameserver::{GameServerStatusPort, NodeAddress};
+    use upsoak_agones::gameserver::GameServerStatusPort;
 
-    fn status(address: &str, addresses: &[&str]) -> GameServerAllocationStatus {
-        GameServerAllocationStatus {
+    #[tokio::test]
+    async fn the_first_port_at_the_picked_address_and_none_without_a_port() {
+        let mut st = GameServerAllocationStatus {
             state: AllocationState::Allocated,
             game_server_name: "gs".into(),
             ports: vec![GameServerStatusPort {
                 name: "default".into(),
                 port: 7000,
             }],
-            address: address.into(),
-            addresses: addresses
-                .iter()
-                .map(|a| NodeAddress {
-                    address: (*a).into(),
-                    type_: "InternalIP".into(),
-                })
-                .collect(),
+            address: "10.0.0.7".into(),
+            addresses: Vec::new(),
             node_name: "n".into(),
             source: "local".into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn addresses_may_be_hostnames_and_an_ip_in_addresses_is_preferred() {
-        let local = resolve(&status("localhost", &[])).await.unwrap();
-        assert!(local.ip().is_loopback(), "{local}");
-        assert_eq!(local.port(), 7000);
-        let listed = resolve(&status("node-1.example.invalid", &["node-1", "10.0.0.7"]))
-            .await
-            .unwrap();
-        assert_eq!(listed, "10.0.0.7:7000".parse().unwrap());
-        assert_eq!(resolve(&status("", &[])).await, None);
+        };
+        let order = address::default_order();
+        assert_eq!(
+            resolve(&st, &order).await,
+            Some("10.0.0.7:7000".parse().unwrap())
+        );
+        st.ports.clear();
+        assert_eq!(resolve(&st, &order).await, None);
     }
 }

@@ -392,15 +392,15 @@ async fn release(
     (name, result)
 }
 
-/// The game port of `gs` (first port, first IP address, else `status.address`).
+/// The game port of `gs` at the first IP address of [`super::address::candidates`] in the
+/// default order (no name is resolved for a best-effort `EXIT`).
 fn address(gs: &GameServer) -> Option<SocketAddr> {
     let st = gs.status.as_ref()?;
     let port = st.ports.first().and_then(|p| u16::try_from(p.port).ok())?;
-    let ip = st
-        .addresses
-        .iter()
-        .find_map(|a| a.address.parse().ok())
-        .or_else(|| st.address.parse().ok())?;
+    let ip =
+        super::address::candidates(&st.address, &st.addresses, &super::address::default_order())
+            .iter()
+            .find_map(|a| a.parse().ok())?;
     Some(SocketAddr::new(ip, port))
 }
 

@@ -84,6 +84,11 @@ impl Step {
             "PLAYER_COUNT" => none(Step::PlayerCount),
             "EXIT" => none(Step::Exit),
             "LABEL" | "ANNOTATION" => match args {
+                [k, _] if k.len() > MAX_KEY => Err(format!(
+                    "{verb} key `{k}` is {} characters; at most {MAX_KEY}, as the SDK server \
+                     prefixes it with `{SDK_PREFIX}` and a label or annotation name is at most 63",
+                    k.len()
+                )),
                 [k, v] if label_like(k) && label_like(&v.replace(SESSION_PLACEHOLDER, "x")) => {
                     Ok(if verb == "LABEL" {
                         Step::Label((*k).to_owned(), (*v).to_owned())
@@ -114,6 +119,15 @@ impl Step {
         )
     }
 }
+
+/// What the SDK server puts before a `SetLabel`/`SetAnnotation` key: Agones
+/// `pkg/sdkserver/sdkserver.go`, `metadataPrefix = "agones.dev/sdk-"`.
+pub const SDK_PREFIX: &str = "agones.dev/sdk-";
+
+/// The longest key `LABEL` and `ANNOTATION` take: the name after the `agones.dev/` prefix is
+/// `sdk-<key>`, and a qualified name's name part is at most 63 characters (k8s.io/apimachinery
+/// `pkg/util/validation`, `IsQualifiedName`), so 63 − `sdk-`.len() = 59.
+pub const MAX_KEY: usize = 63 - "sdk-".len();
 
 /// A Kubernetes label key name or value (the SDK prefixes the key with `agones.dev/sdk-`):
 /// the label's value must be valid or the SDK server's update of the GameServer fails.
@@ -185,5 +199,37 @@ mod tests {
         }
         let e = parse(&lines(&["GAMESERVER"])).unwrap_err().to_string();
         assert!(e.contains("script: must end with EXIT"), "{e}");
+    }
+
+    #[test]
+    fn label_and_annotation_keys_leave_room_for_the_sdk_prefix() {
+        let at_most = "k".repeat(MAX_KEY);
+        let too_long = "k".repeat(MAX_KEY + 1);
+        assert_eq!(MAX_KEY, 59);
+        // The label the SDK server writes: `agones.dev/sdk-` + 59 = a 63-character name part.
+        assert_eq!(
+            format!("{SDK_PREFIX}{at_most}").len() - "agones.dev/".len(),
+            63
+        );
+        let ok = parse(&[
+            format!("LABEL {at_most} v"),
+            format!("ANNOTATION {at_most} v"),
+            "EXIT".to_owned(),
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = parse(&[
+            "ECHO hi".to_owned(),
+            format!("LABEL {too_long} v"),
+            format!("ANNOTATION {too_long} v"),
+            "EXIT".to_owned(),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("script[1]: `LABEL kkk") && e.contains("LABEL key `kkk"),
+            "{e}"
+        );
+        assert!(e.contains("is 60 characters; at most 59"), "{e}");
+        assert!(e.contains("script[2]: `ANNOTATION kkk"), "{e}");
     }
 }
