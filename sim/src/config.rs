@@ -50,6 +50,9 @@ pub struct SimConfig {
     /// Named regressions, active while their condition holds.
     #[serde(default)]
     pub faults: Vec<FaultProfile>,
+    /// What a `SelfSubjectAccessReview` denies (default: nothing, a cluster admin's view).
+    #[serde(default)]
+    pub access: crate::api::access::AccessSpec,
 }
 
 fn default_namespace() -> String {

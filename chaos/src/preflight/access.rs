@@ -11,7 +11,7 @@ use kube::api::PostParams;
 use crate::config::{ApplierConfig, SidecarConfig};
 
 /// The namespace the simulator serves the Agones Deployments in (its applier names none).
-const SIM_AGONES_NS: &str = "agones-system";
+pub const SIM_AGONES_NS: &str = "agones-system";
 
 /// One permission: `verb` on `group/resource[/subresource]` in `namespace` (cluster-wide when
 /// `None`), and who needs it for what.
@@ -21,8 +21,8 @@ pub struct Need {
     pub who: &'static str,
     pub verb: &'static str,
     /// The API group, `""` for the core group.
-    pub group: &'static str,
-    pub resource: &'static str,
+    pub group: String,
+    pub resource: String,
     pub subresource: &'static str,
     pub namespace: Option<String>,
     /// What it is for, in the failure's text.
@@ -35,7 +35,7 @@ impl Need {
         let mut s = format!("{} {}", self.verb, self.resource);
         if !self.group.is_empty() {
             s.push('.');
-            s.push_str(self.group);
+            s.push_str(&self.group);
         }
         if !self.subresource.is_empty() {
             s.push('/');
@@ -53,8 +53,8 @@ impl Need {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
                     verb: Some(self.verb.into()),
-                    group: Some(self.group.into()),
-                    resource: Some(self.resource.into()),
+                    group: Some(self.group.clone()),
+                    resource: Some(self.resource.clone()),
                     subresource: (!self.subresource.is_empty()).then(|| self.subresource.into()),
                     namespace: self.namespace.clone(),
                     ..ResourceAttributes::default()
@@ -79,11 +79,12 @@ struct WandererNeed {
 
 /// Why helm needs the chart's objects.
 const CHART: &str = "helm upgrade of the Agones chart";
+/// Why helm's `--wait` needs Pods and ReplicaSets.
+const WAIT: &str = "helm upgrade --wait (it reads each Deployment's ReplicaSets and Pods)";
 
-/// The Wanderer's permissions. Both appliers observe the Agones Deployments after each
-/// transition; `helm upgrade` keeps its releases as Secrets in the release's namespace and
-/// patches what the chart templates (`install/helm/agones/templates/`): Deployments, and
-/// cluster-wide CRDs, RBAC, webhooks and the APIService.
+/// The Wanderer's permissions beyond the chart's objects ([`chart_needs`]). Both appliers
+/// observe the Agones Deployments after each transition; `helm upgrade` keeps its releases as
+/// Secrets in the release's namespace (helm `pkg/storage/driver/secrets.go`).
 const WANDERER_NEEDS: &[WandererNeed] = &[
     WandererNeed {
         verbs: &["get", "list"],
@@ -101,82 +102,27 @@ const WANDERER_NEEDS: &[WandererNeed] = &[
         helm_only: true,
         why: "helm's release storage (Secrets in the release's namespace)",
     },
-    WandererNeed {
-        verbs: &["create", "patch", "delete"],
-        group: "apps",
-        resource: "deployments",
-        cluster_wide: false,
-        helm_only: true,
-        why: CHART,
-    },
-    WandererNeed {
-        verbs: &["patch"],
-        group: "apiextensions.k8s.io",
-        resource: "customresourcedefinitions",
-        cluster_wide: true,
-        helm_only: true,
-        why: CHART,
-    },
-    WandererNeed {
-        verbs: &["patch"],
-        group: "rbac.authorization.k8s.io",
-        resource: "clusterroles",
-        cluster_wide: true,
-        helm_only: true,
-        why: CHART,
-    },
-    WandererNeed {
-        verbs: &["patch"],
-        group: "rbac.authorization.k8s.io",
-        resource: "clusterrolebindings",
-        cluster_wide: true,
-        helm_only: true,
-        why: CHART,
-    },
-    WandererNeed {
-        verbs: &["patch"],
-        group: "admissionregistration.k8s.io",
-        resource: "validatingwebhookconfigurations",
-        cluster_wide: true,
-        helm_only: true,
-        why: CHART,
-    },
-    WandererNeed {
-        verbs: &["patch"],
-        group: "admissionregistration.k8s.io",
-        resource: "mutatingwebhookconfigurations",
-        cluster_wide: true,
-        helm_only: true,
-        why: CHART,
-    },
-    WandererNeed {
-        verbs: &["patch"],
-        group: "apiregistration.k8s.io",
-        resource: "apiservices",
-        cluster_wide: true,
-        helm_only: true,
-        why: CHART,
-    },
 ];
 
-/// Every permission `cfg` will use. The Producer's follow from what it does (allocating,
-/// scaling, canaries, player tracking: `producer/mod.rs`, `producer/canary.rs`); the helm
-/// applier's are those of `helm upgrade` of the Agones chart (helm keeps its releases as Secrets
-/// in the release's namespace; the chart creates CRDs, ClusterRoles and bindings, webhooks and
-/// an APIService: `install/helm/agones/templates/`), a representative sample of what
-/// `deploy/components/helm-applier` grants.
+/// Every permission `cfg` will use but the chart's objects ([`chart_needs`], derived from what
+/// `helm template` renders). The Producer's follow from what it does (allocating, scaling,
+/// canaries, player tracking: `producer/mod.rs`, `producer/canary.rs`); the helm applier's are
+/// helm's release storage, Secrets in the release's namespace.
 pub fn needs(cfg: &SidecarConfig) -> Vec<Need> {
     let p = &cfg.producer;
     let ns = Some(p.namespace.clone());
-    let need = |who, verb, group, resource, subresource, namespace: &Option<String>, why| Need {
-        who,
-        verb,
-        group,
-        resource,
-        subresource,
-        namespace: namespace.clone(),
-        why,
-    };
+    let need =
+        |who, verb, group: &str, resource: &str, subresource, namespace: &Option<String>, why| {
+            Need {
+                who,
+                verb,
+                group: group.to_owned(),
+                resource: resource.to_owned(),
+                subresource,
+                namespace: namespace.clone(),
+                why,
+            }
+        };
     let mut out = Vec::new();
     if !p.fleets.is_empty() {
         // The Producer reads a Fleet that answered UnAllocated, to tell FleetFull apart.
@@ -256,8 +202,8 @@ pub fn needs(cfg: &SidecarConfig) -> Vec<Need> {
             out.push(Need {
                 who: "wanderer",
                 verb,
-                group: row.group,
-                resource: row.resource,
+                group: row.group.to_owned(),
+                resource: row.resource.to_owned(),
                 subresource: "",
                 namespace: namespace.clone(),
                 why: row.why,
@@ -265,6 +211,87 @@ pub fn needs(cfg: &SidecarConfig) -> Vec<Need> {
         }
     }
     out
+}
+
+/// One object `helm template` rendered, mapped to its resource.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rendered {
+    pub group: String,
+    pub resource: String,
+    /// `None` for a cluster-scoped kind.
+    pub namespace: Option<String>,
+}
+
+/// The verbs `helm upgrade` uses on every object of the chart: `get` for its three-way merge
+/// (the live object; helm `pkg/kube/client.go`, `Update`, which gets each target before it
+/// patches), `create` for a new one, `patch` for a changed one, `delete` for one the new chart
+/// no longer renders.
+pub const CHART_VERBS: [&str; 4] = ["get", "create", "patch", "delete"];
+
+/// The permissions `helm upgrade --wait` of the chart needs: [`CHART_VERBS`] on each rendered
+/// (resource, namespace), and `list`/`watch` on Pods and ReplicaSets in the release's namespace
+/// (helm `pkg/kube/ready.go`, `deploymentReady` reads the Deployment's newest ReplicaSet and
+/// `podsReadyForObject` lists its Pods). Repeats are asked once.
+pub fn chart_needs(objects: &[Rendered], release_ns: &str) -> Vec<Need> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let mut push = |verb: &'static str, group: &str, resource: &str, ns: Option<String>, why| {
+        if seen.insert((verb, group.to_owned(), resource.to_owned(), ns.clone())) {
+            out.push(Need {
+                who: "wanderer",
+                verb,
+                group: group.to_owned(),
+                resource: resource.to_owned(),
+                subresource: "",
+                namespace: ns,
+                why,
+            });
+        }
+    };
+    for o in objects {
+        for verb in CHART_VERBS {
+            push(verb, &o.group, &o.resource, o.namespace.clone(), CHART);
+        }
+    }
+    for (group, resource) in [("", "pods"), ("apps", "replicasets")] {
+        for verb in ["list", "watch"] {
+            push(verb, group, resource, Some(release_ns.to_owned()), WAIT);
+        }
+    }
+    out
+}
+
+/// Most denied permissions listed in a failure; the rest are counted.
+pub const MAX_LISTED: usize = 12;
+
+/// The denied permissions as `(verb, resource, namespace)` triples, at most [`MAX_LISTED`] of
+/// them, then how many more.
+pub fn list_denied(denied: &[(Need, String)]) -> String {
+    let mut parts: Vec<String> = denied
+        .iter()
+        .take(MAX_LISTED)
+        .map(|(n, _)| {
+            let resource = if n.group.is_empty() {
+                n.resource.clone()
+            } else {
+                format!("{}.{}", n.resource, n.group)
+            };
+            let resource = if n.subresource.is_empty() {
+                resource
+            } else {
+                format!("{resource}/{}", n.subresource)
+            };
+            format!(
+                "({}, {resource}, {})",
+                n.verb,
+                n.namespace.as_deref().unwrap_or("cluster-wide")
+            )
+        })
+        .collect();
+    if denied.len() > MAX_LISTED {
+        parts.push(format!("and {} more", denied.len() - MAX_LISTED));
+    }
+    parts.join(", ")
 }
 
 /// Asks about each of `needs`; the ones denied (with the API server's reason), or the error
@@ -308,7 +335,6 @@ mod tests {
             "patch fleets.agones.dev/scale -n default",
             "delete gameservers.agones.dev -n default",
             "list secrets -n agones-system",
-            "patch customresourcedefinitions.apiextensions.k8s.io (cluster-wide)",
         ] {
             assert!(all.iter().any(|d| d == want), "missing {want} in {all:?}");
         }
@@ -342,5 +368,72 @@ mod tests {
         }
         let few: Vec<String> = needs(&quiet).iter().map(Need::describe).collect();
         assert_eq!(few, ["get fleets.agones.dev -n default"]);
+    }
+
+    #[test]
+    fn the_chart_needs_every_verb_on_each_rendered_object_and_what_wait_reads() {
+        let crd = Rendered {
+            group: "apiextensions.k8s.io".into(),
+            resource: "customresourcedefinitions".into(),
+            namespace: None,
+        };
+        let sa = |ns: &str| Rendered {
+            group: String::new(),
+            resource: "serviceaccounts".into(),
+            namespace: Some(ns.into()),
+        };
+        let all: Vec<String> = chart_needs(
+            &[crd.clone(), sa("agones-system"), sa("default"), crd],
+            "agones-system",
+        )
+        .iter()
+        .map(Need::describe)
+        .collect();
+        // Four verbs on three (resource, namespace) pairs, the repeated CRD asked once, and
+        // list/watch on Pods and ReplicaSets.
+        assert_eq!(all.len(), 4 * 3 + 4, "{all:?}");
+        for want in [
+            "get customresourcedefinitions.apiextensions.k8s.io (cluster-wide)",
+            "delete customresourcedefinitions.apiextensions.k8s.io (cluster-wide)",
+            "get serviceaccounts -n agones-system",
+            "patch serviceaccounts -n default",
+            "create serviceaccounts -n default",
+            "watch pods -n agones-system",
+            "list replicasets.apps -n agones-system",
+        ] {
+            assert!(all.iter().any(|d| d == want), "missing {want} in {all:?}");
+        }
+    }
+
+    #[test]
+    fn denied_permissions_are_listed_as_triples_up_to_a_bound() {
+        let n = |verb, resource: &str, ns: Option<&str>| {
+            (
+                Need {
+                    who: "wanderer",
+                    verb,
+                    group: "apps".into(),
+                    resource: resource.into(),
+                    subresource: "",
+                    namespace: ns.map(str::to_owned),
+                    why: CHART,
+                },
+                "no".to_owned(),
+            )
+        };
+        assert_eq!(
+            list_denied(&[n("patch", "deployments", Some("agones-system"))]),
+            "(patch, deployments.apps, agones-system)"
+        );
+        let many: Vec<_> = (0..MAX_LISTED + 3)
+            .map(|_| n("get", "replicasets", None))
+            .collect();
+        let text = list_denied(&many);
+        assert!(text.ends_with(", and 3 more"), "{text}");
+        assert_eq!(
+            text.matches("(get, replicasets.apps, cluster-wide)")
+                .count(),
+            MAX_LISTED
+        );
     }
 }

@@ -5,11 +5,17 @@
 //! The checks, in order (each bounded by `--timeout`):
 //! - `helm`: helm runs and says its version (≥ 3.14 with `reuse_values: reset-then-reuse`);
 //!   only with the helm applier.
+//! - `charts`: every version of the space's chart can be pulled (`helm show chart CHART
+//!   --version V`, [`chart`]); only with the helm applier.
 //! - `release`: the release is installed, settled (deployed, not `pending-*`), and its chart
 //!   version is in the space.
 //! - `kubernetes`: the cluster's `/version` is in the Kubernetes range of at least two of the
 //!   space's releases (one release is no walk).
-//! - `permissions`: every permission the Producer and Wanderer will use ([`access`]).
+//! - `permissions`: every permission the Producer and Wanderer will use ([`access`]); with the
+//!   helm applier, those of `helm upgrade --wait` on every object the chart renders (`helm
+//!   template` of each version of the space with the release's values files).
+//! - `loadbalancer`: the Services of type LoadBalancer in the Agones namespace have an ingress
+//!   (helm's `--wait` waits for it, [`services`]).
 //! - `fleets`: the Producer's Fleets exist and have Ready servers.
 //! - `capacity`: each Fleet's `spec.replicas` holds what the load needs of it
 //!   ([`crate::producer::capacity`]), and few enough of them are starting at any time for
@@ -17,7 +23,9 @@
 //! - `allocation`: one server allocated, played and released ([`game`]).
 
 pub mod access;
+pub mod chart;
 pub mod game;
+pub mod services;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -67,8 +75,8 @@ impl Verdict {
 /// One check's result.
 #[derive(Clone, Debug)]
 pub struct Check {
-    /// Its name: `helm`, `release`, `kubernetes`, `permissions`, `fleets`, `capacity`,
-    /// `allocation`.
+    /// Its name: `helm`, `charts`, `release`, `kubernetes`, `permissions`, `loadbalancer`,
+    /// `fleets`, `capacity`, `allocation`.
     pub name: &'static str,
     pub verdict: Verdict,
     /// What was found.
@@ -163,6 +171,7 @@ pub async fn run(cfg: &SidecarConfig, timeout: Duration) -> Result<Report> {
     };
     let client = producer::client(cfg.kube_server.as_deref()).await?;
     let mut report = Report::default();
+    let versions: Vec<String> = space.versions.iter().map(|v| v.name.clone()).collect();
     if let (Some(h), ApplierConfig::Helm { reuse_values, .. }) = (&helm, &cfg.wanderer.applier) {
         let reuse = reuse_values.unwrap_or(ReuseValues::None);
         report
@@ -174,6 +183,21 @@ pub async fn run(cfg: &SidecarConfig, timeout: Duration) -> Result<Report> {
             "the applier is the simulator's, not helm",
         ));
     }
+    let charts = match &helm {
+        Some(h) => {
+            bounded(
+                "charts",
+                timeout,
+                chart::charts_check(h, &versions, timeout),
+            )
+            .await
+        }
+        None => Check::skip(
+            "charts",
+            "the applier is the simulator's: no chart is pulled",
+        ),
+    };
+    report.checks.push(charts);
     report.checks.push(
         bounded(
             "release",
@@ -185,9 +209,26 @@ pub async fn run(cfg: &SidecarConfig, timeout: Duration) -> Result<Report> {
     report
         .checks
         .push(bounded("kubernetes", timeout, kubernetes_check(&client, &space)).await);
-    report
-        .checks
-        .push(bounded("permissions", timeout, permissions_check(&client, cfg)).await);
+    report.checks.push(
+        bounded(
+            "permissions",
+            timeout,
+            permissions_check(&client, cfg, helm.as_ref(), &versions, timeout),
+        )
+        .await,
+    );
+    let agones_ns = match &helm {
+        Some(h) => h.namespace.clone(),
+        None => access::SIM_AGONES_NS.to_owned(),
+    };
+    report.checks.push(
+        bounded(
+            "loadbalancer",
+            timeout,
+            services::loadbalancer_check(&client, &agones_ns),
+        )
+        .await,
+    );
     let fleets = bounded("fleets", timeout, fleets_check(&client, cfg)).await;
     let ready_fleet = (fleets.verdict == Verdict::Pass)
         .then(|| cfg.producer.fleets.first().map(|f| f.name.clone()))
@@ -399,8 +440,29 @@ async fn kubernetes_check(client: &kube::Client, space: &Space) -> Check {
     }
 }
 
-async fn permissions_check(client: &kube::Client, cfg: &SidecarConfig) -> Check {
-    let needs = access::needs(cfg);
+async fn permissions_check(
+    client: &kube::Client,
+    cfg: &SidecarConfig,
+    helm: Option<&HelmApplier>,
+    versions: &[String],
+    timeout: Duration,
+) -> Check {
+    let mut needs = access::needs(cfg);
+    if let Some(h) = helm.filter(|_| cfg.wanderer.enabled) {
+        match chart::chart_needs(client, h, versions, timeout).await {
+            Ok(more) => {
+                for n in more {
+                    if !needs.iter().any(|m| {
+                        (m.verb, &m.group, &m.resource, m.subresource, &m.namespace)
+                            == (n.verb, &n.group, &n.resource, n.subresource, &n.namespace)
+                    }) {
+                        needs.push(n);
+                    }
+                }
+            }
+            Err(check) => return check,
+        }
+    }
     match access::denied(client, &needs).await {
         Err(e) => Check::fail(
             "permissions",
@@ -414,14 +476,19 @@ async fn permissions_check(client: &kube::Client, cfg: &SidecarConfig) -> Check 
         Ok(denied) => Check::fail(
             "permissions",
             format!(
-                "{} of {} denied: {}",
+                "{} of {} denied (verb, resource, namespace): {}{}",
                 denied.len(),
                 needs.len(),
+                access::list_denied(&denied),
                 denied
-                    .iter()
-                    .map(|(n, why)| format!("{} `{}` for {} ({why})", n.who, n.describe(), n.why))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                    .first()
+                    .map(|(n, why)| format!(
+                        "; the first: {} `{}` for {} ({why})",
+                        n.who,
+                        n.describe(),
+                        n.why
+                    ))
+                    .unwrap_or_default(),
             ),
             "apply deploy/base/rbac.yaml (the Producer) and deploy/components/helm-applier (the helm applier), or grant the same to your credentials",
         ),

@@ -307,6 +307,114 @@ def upgrade(args):
              "set: context deadline exceeded" % pos[0])
     fail("UPGRADE FAILED: context deadline exceeded")
 
+# ----- preflight: `helm show chart` and `helm template` (added for the preflight checks) -----
+# - `show chart CHART --version V` prints the chart's Chart.yaml, or fails as helm does when the
+#   repository has no such version (helm's pkg/repo/chartrepo.go FindChartInRepoURL / the
+#   index's Get: `chart "agones" version "V" not found in REPO repository`). Which versions the
+#   repository holds: `STATE/chart-versions`, one per line; when the file is absent every version
+#   is found. A `REPO/NAME` chart whose repository is not added fails as an upgrade does.
+# - `template REL CHART --version V -n NS [-f FILE]...` prints a manifest of the kinds and
+#   namespaces Agones' chart renders (install/helm/agones/templates/: crds/, controller.yaml,
+#   extensions-deployment.yaml, service/allocation.yaml, ping.yaml, serviceaccounts/, hooks,
+#   extensions.yaml webhooks, priority-class.yaml), with the release's namespace and each of
+#   `gameservers.namespaces` (default `[default]`), not the full objects.
+def chart_versions():
+    try:
+        with open(os.path.join(STATE, "chart-versions")) as f:
+            return set(f.read().split())
+    except FileNotFoundError:
+        return None
+
+
+def find_chart(chart, version):
+    check_repo(chart)
+    known = chart_versions()
+    if known is not None and version and version not in known:
+        repo_name = chart.split("/")[0] if "/" in chart else chart
+        fail('chart "%s" version "%s" not found in %s repository'
+             % (chart.split("/")[-1], version, repo_name))
+
+
+def show(args):
+    if args[:1] != ["chart"]:
+        fail('unknown command "%s" for "helm show"' % " ".join(args[:1]))
+    pos, vals, _ = flags(args[1:], {"--version"}, set())
+    if len(pos) != 1:
+        fail('"helm show chart" requires 1 argument')
+    version = vals.get("--version", [""])[0]
+    find_chart(pos[0], version)
+    version = version or "1.60.0"
+    print("apiVersion: v2\nappVersion: %s\ndescription: a library for hosting, running and "
+          "scaling dedicated game servers on Kubernetes.\nname: agones\ntype: application\n"
+          "version: %s" % (version, version))
+
+
+AGONES_CRDS = ["fleets.agones.dev", "gameservers.agones.dev", "gameserversets.agones.dev",
+               "fleetautoscalers.autoscaling.agones.dev",
+               "gameserverallocationpolicies.multicluster.agones.dev"]
+
+
+def template(args):
+    pos, vals, _ = flags(args, {"--version", "--namespace", "-n", "-f", "--values"},
+                         {"--include-crds", "--is-upgrade", "--skip-tests"})
+    if len(pos) != 2:
+        fail('"helm template" requires 2 arguments')
+    find_chart(pos[1], vals.get("--version", [""])[0])
+    ns = (vals.get("--namespace") or vals.get("-n") or ["default"])[0]
+    import yaml
+    values = json.loads(json.dumps(CHART_DEFAULTS))
+    for path in vals.get("-f", []) + vals.get("--values", []):
+        with open(path) as f:
+            merge(values, yaml.safe_load(f) or {})
+    game_ns = get(values, "gameservers.namespaces") or ["default"]
+    docs = []
+
+    def obj(source, api, kind, name, namespace=None):
+        meta = {"name": name}
+        if namespace is not None:
+            meta["namespace"] = namespace
+        docs.append((source, {"apiVersion": api, "kind": kind, "metadata": meta}))
+
+    if get(values, "agones.crds.install") is not False:
+        for c in AGONES_CRDS:
+            obj("crds/" + c.split(".")[0] + ".yaml", "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition", c)
+    for sa in ["agones-controller", "agones-allocator"]:
+        obj("serviceaccounts/controller.yaml", "v1", "ServiceAccount", sa, ns)
+        obj("serviceaccounts/controller.yaml", "rbac.authorization.k8s.io/v1", "ClusterRole", sa)
+        obj("serviceaccounts/controller.yaml", "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding", sa)
+    obj("serviceaccounts/sdk.yaml", "rbac.authorization.k8s.io/v1", "ClusterRole", "agones-sdk")
+    for g in game_ns:
+        obj("serviceaccounts/sdk.yaml", "v1", "ServiceAccount", "agones-sdk", g)
+        obj("serviceaccounts/sdk.yaml", "rbac.authorization.k8s.io/v1", "RoleBinding",
+            "agones-sdk-access", g)
+    for d in ["agones-controller", "agones-extensions", "agones-allocator", "agones-ping"]:
+        obj("deployments", "apps/v1", "Deployment", d, ns)
+    for svc in ["agones-controller-service", "agones-controller-metrics-service",
+                "agones-allocator", "agones-allocator-metrics-service",
+                "agones-ping-http-service", "agones-ping-udp-service"]:
+        obj("service", "v1", "Service", svc, ns)
+    for sec in ["agones-cert", "allocator-tls", "allocator-tls-ca", "allocator-client-ca"]:
+        obj("secrets", "v1", "Secret", sec, ns)
+    obj("controller.yaml", "policy/v1", "PodDisruptionBudget", "agones-controller-pdb", ns)
+    obj("extensions.yaml", "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
+        "agones-validation-webhook")
+    obj("extensions.yaml", "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
+        "agones-mutation-webhook")
+    obj("extensions.yaml", "apiregistration.k8s.io/v1", "APIService",
+        "v1.allocation.agones.dev")
+    obj("priority-class.yaml", "scheduling.k8s.io/v1", "PriorityClass", "agones-system")
+    metrics = get(values, "agones.metrics") or {}
+    if metrics.get("prometheusEnabled", True) and \
+            (metrics.get("serviceMonitor") or {}).get("enabled", False):
+        obj("service-monitor.yaml", "monitoring.coreos.com/v1", "ServiceMonitor",
+            "agones-controller-monitor", ns)
+    for source, d in docs:
+        sys.stdout.write("---\n# Source: agones/templates/%s\n" % source)
+        sys.stdout.write(yaml.safe_dump(d, sort_keys=False))
+# ----- end of preflight's section -----
+
 
 def main():
     argv = sys.argv[1:]
@@ -317,6 +425,10 @@ def main():
         return upgrade(argv[1:])
     if cmd == "repo":
         return repo(argv[1:])
+    if cmd == "show":  # preflight's section
+        return show(argv[1:])
+    if cmd == "template":  # preflight's section
+        return template(argv[1:])
     if cmd == "version":
         flags(argv[1:], set(), {"--short"})
         print("v3.16.4+gfake")

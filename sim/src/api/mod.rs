@@ -17,7 +17,7 @@
 //! - [`access`]: `SelfSubjectAccessReview`, answered as for a cluster admin.
 //! - [`watch`]: watch streams.
 
-mod access;
+pub mod access;
 mod allocation;
 mod deployments;
 mod discovery;
