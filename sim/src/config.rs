@@ -50,6 +50,14 @@ pub struct SimConfig {
     /// Named regressions, active while their condition holds.
     #[serde(default)]
     pub faults: Vec<FaultProfile>,
+    /// Whether the cluster has a load balancer that gives LoadBalancer Services an ingress
+    /// (a cloud cluster: yes, the default; kind, minikube or bare metal: no).
+    #[serde(default = "default_load_balancer")]
+    pub load_balancer: bool,
+}
+
+fn default_load_balancer() -> bool {
+    true
 }
 
 fn default_namespace() -> String {
