@@ -59,6 +59,8 @@ impl Output {
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub log: upsoak_common::telemetry::LogArgs,
 }
 
 /// The subcommands.

@@ -9,7 +9,7 @@ use upsoak_agent::cli;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = cli::Args::parse();
-    upsoak_common::telemetry::init("info");
+    upsoak_common::telemetry::init("info", args.log.log_format);
     match args.execute().await {
         Ok(out) => {
             print!("{}", out.text);

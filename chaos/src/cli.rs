@@ -24,6 +24,8 @@ pub use crate::error::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub log: upsoak_common::telemetry::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]

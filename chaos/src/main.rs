@@ -9,7 +9,7 @@ use upsoak_common::cli::{CliError, print_error};
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = cli::Args::parse();
-    upsoak_common::telemetry::init("info");
+    upsoak_common::telemetry::init("info", args.log.log_format);
     match args.run(&mut std::io::stdout()).await {
         Ok(()) => ExitCode::from(cli::EXIT_OK),
         Err(e) => {

@@ -53,6 +53,14 @@ pub struct SimConfig {
     /// What a `SelfSubjectAccessReview` denies (default: nothing, a cluster admin's view).
     #[serde(default)]
     pub access: crate::api::access::AccessSpec,
+    /// Whether the cluster has a load balancer that gives LoadBalancer Services an ingress
+    /// (a cloud cluster: yes, the default; kind, minikube or bare metal: no).
+    #[serde(default = "default_load_balancer")]
+    pub load_balancer: bool,
+}
+
+fn default_load_balancer() -> bool {
+    true
 }
 
 fn default_namespace() -> String {

@@ -39,12 +39,14 @@ struct Args {
     /// Seed for the simulator's random choices (names, picks, fault timing).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[command(flatten)]
+    log: upsoak_common::telemetry::LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    upsoak_common::telemetry::init("info");
+    upsoak_common::telemetry::init("info", args.log.log_format);
     match run(args).await {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {

@@ -479,3 +479,41 @@ async fn a_node_name_watch_selects_what_the_list_selects() {
         listed.items
     );
 }
+
+/// The chart's LoadBalancer Services through kube-rs: ingress on a cluster with a load
+/// balancer, none without one (what helm `--wait` and preflight's `loadbalancer` read).
+#[tokio::test]
+async fn services_show_load_balancer_ingress_only_where_the_cluster_has_one() {
+    use k8s_openapi::api::core::v1::Service;
+    for (load_balancer, ingress) in [(true, 1), (false, 0)] {
+        let sim = SimProcess::start(Some(&test_config(&format!(
+            "load_balancer: {load_balancer}"
+        ))));
+        let services: Api<Service> = Api::namespaced(sim.client(), "agones-system");
+        let list = services.list(&ListParams::default()).await.unwrap();
+        let names: Vec<_> = list
+            .items
+            .iter()
+            .filter_map(|s| s.metadata.name.clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "agones-allocator",
+                "agones-ping-http-service",
+                "agones-ping-udp-service"
+            ]
+        );
+        for s in list.items {
+            assert_eq!(s.spec.unwrap().type_.as_deref(), Some("LoadBalancer"));
+            let seen = s
+                .status
+                .and_then(|st| st.load_balancer)
+                .and_then(|lb| lb.ingress)
+                .map_or(0, |i| i.len());
+            assert_eq!(seen, ingress, "load_balancer: {load_balancer}");
+        }
+        let missing = services.get("agones-nothing").await.unwrap_err();
+        assert!(matches!(missing, kube::Error::Api(e) if e.code == 404));
+    }
+}

@@ -35,7 +35,9 @@ pub(super) async fn core_resources() -> Response {
         StatusCode::OK,
         &json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
             {"name": "namespaces", "singularName": "namespace", "namespaced": false,
-             "kind": "Namespace", "verbs": ["get", "list"], "shortNames": ["ns"]}
+             "kind": "Namespace", "verbs": ["get", "list"], "shortNames": ["ns"]},
+            {"name": "services", "singularName": "service", "namespaced": true,
+             "kind": "Service", "verbs": ["get", "list"], "shortNames": ["svc"]}
         ]}),
     )
 }

@@ -1,5 +1,5 @@
 //! The Kubernetes API the simulator serves: discovery, `agones.dev/v1` Fleets and GameServers,
-//! `allocation.agones.dev/v1` GameServerAllocations, `apps/v1` Deployments of Agones, with
+//! `allocation.agones.dev/v1` GameServerAllocations, `apps/v1` Deployments and `v1` Services of Agones, with
 //! list, watch, get, create, update, patch, delete and the `scale` subresource.
 //!
 //! Shapes follow the real API server closely enough for kube-rs and an unmodified
@@ -14,6 +14,7 @@
 //! - [`fleets`], [`gameservers`]: their handlers (list and get shared through [`Served`]).
 //! - [`allocation`]: `GameServerAllocation` create.
 //! - [`deployments`]: the Agones control plane's Deployments.
+//! - [`services`]: the chart's LoadBalancer Services, with the ingress `helm --wait` waits for.
 //! - [`access`]: `SelfSubjectAccessReview`, answered as for a cluster admin.
 //! - [`watch`]: watch streams.
 
@@ -27,6 +28,7 @@ mod openapi_v2;
 pub mod origin;
 mod pages;
 mod request;
+mod services;
 mod table;
 mod watch;
 
@@ -145,6 +147,15 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
             get(deployments::get_deployment),
+        )
+        .route("/api/v1/services", get(services::list_all_services))
+        .route(
+            "/api/v1/namespaces/{ns}/services",
+            get(services::list_services),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/services/{name}",
+            get(services::get_service),
         )
         .route(
             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
