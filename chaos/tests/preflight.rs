@@ -2,8 +2,10 @@
 //! passes and it exits 0 (with the simulator's applier, and with the helm applier through the
 //! fake helm, `common/fake_helm.py`: helm cannot run here); a Fleet without Ready servers
 //! fails the `fleets` check, exit 1, naming it; a Fleet too small for the load fails the
-//! `capacity` check with its numbers, one the Producer will scale up warns; a bad
-//! configuration is exit 2.
+//! `capacity` check with its numbers, one the Producer will scale up warns; a chart version
+//! the repository lacks fails `charts`, LoadBalancer Services without ingress warn in
+//! `loadbalancer`, a verb denied on an object the chart renders fails `permissions` with its
+//! triple; a bad configuration is exit 2.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -98,8 +100,11 @@ async fn against_the_simulator_every_check_passes_and_the_server_is_released() {
         ("fleets", "PASS"),
         ("capacity", "PASS"),
         ("allocation", "PASS"),
-        // The helm check applies only with the helm applier.
+        // The simulator's cluster has a load balancer by default: each Service has an ingress.
+        ("loadbalancer", "PASS"),
+        // The helm and charts checks apply only with the helm applier.
         ("helm", "SKIP"),
+        ("charts", "SKIP"),
     ] {
         let l = line(&stdout, name);
         assert!(l.starts_with(want), "{name}: {l}\n{stdout}");
@@ -184,7 +189,7 @@ async fn a_fleet_without_ready_servers_fails_its_check_with_exit_1() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("preflight: 1 of 7 checks failed: fleets"),
+        stdout.contains("preflight: 1 of 9 checks failed: fleets"),
         "{stdout}"
     );
     assert!(stderr.contains("preflight failed: fleets"), "{stderr}");
@@ -226,6 +231,26 @@ async fn with_the_helm_applier_helm_and_the_release_are_checked() {
         line(&stdout, "release").contains("revision 1 deployed: Agones 1.59.0, in the space"),
         "{stdout}"
     );
+    // Every version's chart is found, and every permission the rendered chart needs is allowed.
+    assert!(
+        line(&stdout, "charts")
+            .contains("PASS  charts       the chart of each of the 6 versions can be pulled"),
+        "{stdout}"
+    );
+    let permissions = line(&stdout, "permissions");
+    assert!(permissions.starts_with("PASS"), "{stdout}");
+    assert!(
+        line(&stdout, "loadbalancer").starts_with("PASS"),
+        "{stdout}"
+    );
+    let calls = fake.calls().join("\n");
+    assert!(
+        calls.contains("show chart agones/agones --version 1.55.0")
+            && calls.contains(
+                "template agones agones/agones --version 1.60.0 --namespace agones-system"
+            ),
+        "{calls}"
+    );
     // A helm missing is a failed check, not a crash.
     let gone = config(
         &dir,
@@ -237,6 +262,79 @@ async fn with_the_helm_applier_helm_and_the_release_are_checked() {
     assert!(
         line(&stdout, "helm").contains("cannot run `/nonexistent/helm`"),
         "{stdout}"
+    );
+    stop.cancel();
+}
+
+/// On a cluster without a load balancer, a repository without one of the space's versions and
+/// credentials denied one verb of what the chart renders (the simulator's `access.deny`: real
+/// RBAC cannot run here), preflight names each: `charts` fails with the version and helm's
+/// words, `loadbalancer` warns with the NodePort advice, `permissions` fails with the triple.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_chart_a_pending_load_balancer_and_a_denied_verb_are_each_named() {
+    let (sim, stop) = common::start_sim(
+        "upgrade_window: 300ms
+load_balancer: false
+access: { deny: [ { verb: patch, group: admissionregistration.k8s.io, resource: validatingwebhookconfigurations } ] }
+fleets: [ { name: soak, replicas: 2 } ]",
+        5,
+    )
+    .await;
+    ready(&sim, "soak", 1).await;
+    let dir = TempDir::new("chaos-preflight-gaps");
+    let fake = FakeHelm::new(&dir, &sim, &[]);
+    fake.seed("1.59.0", None);
+    // The repository's index lacks 1.56.0 (as before `helm repo update`, or a yanked release).
+    std::fs::write(
+        fake.state.join("chart-versions"),
+        "1.55.0\n1.57.0\n1.58.0\n1.59.0\n1.60.0\n",
+    )
+    .unwrap();
+    let cfg = config(
+        &dir,
+        &sim,
+        &format!(
+            "{{ kind: helm, helm: {}, timeout: 30s, reuse_values: reset-then-reuse }}",
+            fake.path.display()
+        ),
+    );
+    let (code, stdout, stderr) = preflight(&cfg).await;
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let charts = line(&stdout, "charts");
+    assert!(
+        charts.starts_with("FAIL")
+            && charts.contains(
+                "1 of 6 versions cannot be pulled: 1.56.0: chart \"agones\" version \"1.56.0\" not found in agones repository"
+            ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hint: run `helm repo update`"), "{stdout}");
+    let lb = line(&stdout, "loadbalancer");
+    assert!(
+        lb.starts_with("WARN")
+            && lb.contains("without an ingress in `agones-system`: agones-allocator, agones-ping-http-service, agones-ping-udp-service"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("agones.allocator.service.serviceType: NodePort"),
+        "{stdout}"
+    );
+    let permissions = line(&stdout, "permissions");
+    assert!(
+        permissions.starts_with("FAIL")
+            && permissions.contains(
+                "denied (verb, resource, namespace): (patch, validatingwebhookconfigurations.admissionregistration.k8s.io, cluster-wide);"
+            ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("checks failed: charts, permissions"),
+        "{stdout}"
+    );
+    // A WARN is no failure: the loadbalancer check is not among them.
+    assert!(
+        stderr.contains("preflight failed: charts, permissions"),
+        "{stderr}"
     );
     stop.cancel();
 }

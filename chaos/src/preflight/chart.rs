@@ -372,7 +372,7 @@ pub async fn charts_check(h: &HelmApplier, versions: &[String], timeout: Duratio
 }
 
 /// With the helm applier, the permissions of `helm upgrade --wait` on what each version's
-/// chart renders; `Err` with the check's failure when rendering fails.
+/// chart renders (the versions that render); `Err` with the check's failure when none does.
 pub async fn chart_needs(
     client: &kube::Client,
     h: &HelmApplier,
@@ -387,7 +387,9 @@ pub async fn chart_needs(
             Err(e) => failures.push(e),
         }
     }
-    if !failures.is_empty() {
+    // A version that cannot be rendered is `charts`' failure; the others still say what the
+    // chart needs.
+    if objects.is_empty() && !failures.is_empty() {
         return Err(Check::fail(
             "permissions",
             format!("the chart's objects are unknown: {}", failures.join("; ")),
