@@ -154,24 +154,32 @@ pub fn lends(t: &Transition) -> bool {
     !windows.chain(disruption).any(bad)
 }
 
+/// At most this many clean values, the latest: the spread follows what transitions do now,
+/// and a weeks-long history costs the same to judge as a day's.
+pub const CLEAN_WINDOWS: usize = 48;
+
 /// The values of SLO `key` in the passing steady windows (first window and chunks) of the
 /// transitions before `i` that passed as a whole ([`lends`]), at the same `baseline_by`
 /// values as transition `i` when `s` has any: the clean spread a relative threshold widens
-/// to (`judge::Clean`). Oldest first.
+/// to (`judge::Clean`). The latest [`CLEAN_WINDOWS`], oldest first.
 pub fn clean_values(s: &CheckedSlo, h: &History, i: usize) -> Vec<f64> {
     let key = baseline::key(&s.group, &s.spec.name);
     let Some(t) = h.transitions.get(i) else {
         return Vec::new();
     };
-    h.transitions[..i]
+    let mut out: Vec<f64> = h.transitions[..i]
         .iter()
+        .rev()
         .filter(|o| wanderer::same_values(&o.to, &t.to, &s.baseline_by) && lends(o))
-        .flat_map(|o| o.judged.iter().chain(&o.chunks))
+        .flat_map(|o| o.chunks.iter().rev().chain(o.judged.iter()))
         .filter_map(|w| w.slos.get(&key))
         .filter(|v| v.evidence.verdict == Verdict::Pass)
         .filter_map(|v| v.evidence.value)
         .filter(|x| x.is_finite())
-        .collect()
+        .take(CLEAN_WINDOWS)
+        .collect();
+    out.reverse();
+    out
 }
 
 /// The judged values of SLO `s` in earlier transitions that `eval::usual_shift` compares a

@@ -335,4 +335,15 @@ fn the_clean_values_are_the_passing_windows_of_earlier_passing_transitions_at_th
     assert_eq!(clean_values(&slo(""), &h, 4), vec![0.8, 0.3, 0.82, 0.83]);
     // What `choose` hands the judge.
     assert_eq!(choose(&by_wait(), None, &h, 4).clean, vec![0.8, 0.82, 0.83]);
+    // Only the latest CLEAN_WINDOWS.
+    let many: Vec<_> = (0..CLEAN_WINDOWS + 3)
+        .map(|n| ("800", Verdict::Pass, n as f64))
+        .collect();
+    let h = history(&many);
+    let clean = clean_values(&by_wait(), &h, CLEAN_WINDOWS + 2);
+    assert_eq!(clean.len(), CLEAN_WINDOWS);
+    assert_eq!(
+        (clean[0], clean[CLEAN_WINDOWS - 1]),
+        (2.0, (CLEAN_WINDOWS + 1) as f64)
+    );
 }
