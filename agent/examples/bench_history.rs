@@ -57,6 +57,7 @@ fn window(specs: &Specs, start: i64, end: i64, seed: u64) -> Judged {
                     reason: format!(
                         "within: {value:.6} against the baseline 0.950000 (`<= +20%`, threshold 1.100000, p = 3.100e-1)"
                     ),
+                    spread: None,
                 },
                 previous: Some(0.95),
                 samples,

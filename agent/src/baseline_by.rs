@@ -10,7 +10,13 @@
 //!    an EARLIER transition at the same values whose verdict on this SLO was pass — never a
 //!    failed, warned or inconclusive window, so a regression never becomes the baseline, and
 //!    never the transition's own earlier windows, so a slow drift is not compared with itself
-//!    an hour earlier. Only the latest windows keep samples (`history::SAMPLE_WINDOWS`);
+//!    an hour earlier. The transition must also have passed as a whole ([`lends`]): none of
+//!    its windows (first, chunks, disruption) failed or was inconclusive on ANY SLO. A
+//!    transition that failed `allocation-success` does not lend its latency window, however
+//!    that window judged alone (issue 24: a clean transition then failed by a hair against a
+//!    broken one's latency). A warn elsewhere does not disqualify it: a warn is a note for a
+//!    reader that the exit code counts as a pass (`report::exit_code`), and the lending window
+//!    itself must still pass. Only the latest windows keep samples (`history::SAMPLE_WINDOWS`);
 //! 3. else none: the judge table's "baseline missing" row (objective decides, else
 //!    inconclusive), with a reason naming the values looked for.
 //!
@@ -19,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use crate::baseline::{self, Baseline};
-use crate::history::History;
+use crate::history::{History, Transition};
 use crate::judge::{self, Evidence};
 use crate::spec::{CheckedSlo, Verdict};
 use crate::wanderer;
@@ -43,6 +49,8 @@ pub struct Chosen {
     pub source: Source,
     /// `key=value, …` of the window's configuration; `None` for an SLO without `baseline_by`.
     pub at: Option<String>,
+    /// The clean spread's values: [`clean_values`].
+    pub clean: Vec<f64>,
 }
 
 /// The baseline of SLO `s` for a steady window of transition `i` of `h`.
@@ -50,11 +58,13 @@ pub fn choose(s: &CheckedSlo, recorded: Option<&Baseline>, h: &History, i: usize
     let key = baseline::key(&s.group, &s.spec.name);
     let from_file = |b: &Baseline| b.slos.get(&key).map(|b| b.samples.clone());
     let keys = &s.baseline_by;
+    let clean = clean_values(s, h, i);
     let Some(t) = h.transitions.get(i).filter(|_| !keys.is_empty()) else {
         return Chosen {
             samples: recorded.and_then(from_file),
             source: Source::Recorded,
             at: None,
+            clean,
         };
     };
     let at = wanderer::describe_values(&t.to, keys);
@@ -67,6 +77,7 @@ pub fn choose(s: &CheckedSlo, recorded: Option<&Baseline>, h: &History, i: usize
             samples: Some(samples),
             source: Source::Recorded,
             at: Some(at),
+            clean,
         };
     }
     if let Some((generation, samples)) = learned(&key, h, i, &matching) {
@@ -74,6 +85,7 @@ pub fn choose(s: &CheckedSlo, recorded: Option<&Baseline>, h: &History, i: usize
             samples: Some(samples),
             source: Source::Learned { generation },
             at: Some(at),
+            clean,
         };
     }
     let recorded_at = match recorded {
@@ -90,6 +102,7 @@ pub fn choose(s: &CheckedSlo, recorded: Option<&Baseline>, h: &History, i: usize
             "no baseline at {at} ({recorded_at}, and no earlier passing window at it)"
         )),
         at: Some(at),
+        clean,
     }
 }
 
@@ -104,7 +117,7 @@ fn learned(
     h.transitions[..i.min(h.transitions.len())]
         .iter()
         .rev()
-        .filter(|t| matching(&t.to))
+        .filter(|t| matching(&t.to) && lends(t))
         .find_map(|t| {
             // Latest first: the chunks from the last, then the first window.
             t.chunks
@@ -115,6 +128,58 @@ fn learned(
                 .find(|v| v.evidence.verdict == Verdict::Pass && !v.samples.is_empty())
                 .map(|v| (t.generation, v.samples.iter().map(|(_, x)| *x).collect()))
         })
+}
+
+/// Whether transition `t` passed as a whole, so its windows may serve as a baseline: it has
+/// a judged first window, and none of its windows (first window, chunks, disruption window)
+/// has an SLO that failed or was inconclusive. A still-partial group verdict counts as not
+/// judged yet.
+pub fn lends(t: &Transition) -> bool {
+    let bad = |v: Verdict| matches!(v, Verdict::Fail | Verdict::Inconclusive);
+    let Some(first) = &t.judged else {
+        return false;
+    };
+    let windows = std::iter::once(first).chain(&t.chunks).flat_map(|w| {
+        w.slos
+            .values()
+            .map(|v| v.evidence.verdict)
+            .chain([w.verdict])
+    });
+    let disruption = t.disruption.iter().flat_map(|d| {
+        d.slos
+            .values()
+            .map(|v| v.evidence.verdict)
+            .chain([d.verdict])
+    });
+    !windows.chain(disruption).any(bad)
+}
+
+/// At most this many clean values, the latest: the spread follows what transitions do now,
+/// and a weeks-long history costs the same to judge as a day's.
+pub const CLEAN_WINDOWS: usize = 48;
+
+/// The values of SLO `key` in the passing steady windows (first window and chunks) of the
+/// transitions before `i` that passed as a whole ([`lends`]), at the same `baseline_by`
+/// values as transition `i` when `s` has any: the clean spread a relative threshold widens
+/// to (`judge::Clean`). The latest [`CLEAN_WINDOWS`], oldest first.
+pub fn clean_values(s: &CheckedSlo, h: &History, i: usize) -> Vec<f64> {
+    let key = baseline::key(&s.group, &s.spec.name);
+    let Some(t) = h.transitions.get(i) else {
+        return Vec::new();
+    };
+    let mut out: Vec<f64> = h.transitions[..i]
+        .iter()
+        .rev()
+        .filter(|o| wanderer::same_values(&o.to, &t.to, &s.baseline_by) && lends(o))
+        .flat_map(|o| o.chunks.iter().rev().chain(o.judged.iter()))
+        .filter_map(|w| w.slos.get(&key))
+        .filter(|v| v.evidence.verdict == Verdict::Pass)
+        .filter_map(|v| v.evidence.value)
+        .filter(|x| x.is_finite())
+        .take(CLEAN_WINDOWS)
+        .collect();
+    out.reverse();
+    out
 }
 
 /// The judged values of SLO `s` in earlier transitions that `eval::usual_shift` compares a

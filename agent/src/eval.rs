@@ -309,10 +309,11 @@ pub(crate) async fn judge_slo<Q: Querier>(
                     )
                 }
                 None => {
-                    let mut ev = judge::judge(
+                    let mut ev = judge::judge_clean(
                         s,
                         Window::Samples(&values),
                         base_samples.map(Vec::as_slice),
+                        judge::Clean(&base.clean),
                         w.alpha,
                     );
                     apply_for(s, &mut ev, &values, step);
@@ -439,11 +440,12 @@ fn apply_for(s: &CheckedSlo, ev: &mut Evidence, values: &[f64], step: f64) {
     if ev.verdict != Verdict::Fail {
         return;
     }
+    // The threshold the verdict was decided on (widened to the clean spread, `judge::Clean`).
     let breaches = |v: f64| {
         s.objective.is_some_and(|o| !o.holds(v))
             || s.relative
-                .zip(ev.baseline)
-                .is_some_and(|(r, b)| !r.holds(v, b))
+                .zip(ev.threshold)
+                .is_some_and(|(r, t)| !r.cmp.holds(v, t))
     };
     let mut run = 0usize;
     let mut longest = 0usize;
@@ -669,6 +671,7 @@ mod tests {
             samples: 20,
             baseline_samples: 20,
             reason: "within the threshold, but shifted the bad way: …".into(),
+            spread: None,
         };
         let earlier = [1.2, 1.5, 1.3];
         let mut e = warn(1.4);

@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::spec::{CheckedSlo, Direction, Verdict};
 use crate::stats;
 
+mod clean;
+pub use clean::{CLEAN_K, Clean, MIN_CLEAN};
+
 /// Row 5's phrase when there is no baseline at all (`baseline_by` replaces it with the
 /// configuration it looked for one at).
 pub const NO_BASELINE: &str = "no baseline recorded for this SLO";
@@ -71,6 +74,11 @@ pub struct Evidence {
     pub baseline_samples: usize,
     /// Why, in a sentence, with the numbers.
     pub reason: String,
+    /// The clean spread (a robust standard deviation, `stats::robust_sd`) of the earlier
+    /// passing windows the relative threshold was allowed to widen to ([`Clean`]); `None`
+    /// when there were fewer than [`MIN_CLEAN`] of them or the SLO has no relative criterion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<f64>,
 }
 
 impl Evidence {
@@ -85,6 +93,7 @@ impl Evidence {
             samples: 0,
             baseline_samples: 0,
             reason: reason.into(),
+            spread: None,
         }
     }
 }
@@ -106,6 +115,17 @@ pub fn judge(
     slo: &CheckedSlo,
     window: Window<'_>,
     baseline: Option<&[f64]>,
+    alpha: f64,
+) -> Evidence {
+    judge_clean(slo, window, baseline, Clean::default(), alpha)
+}
+
+/// [`judge`], with a relative threshold that knows the clean spread ([`Clean`]).
+pub fn judge_clean(
+    slo: &CheckedSlo,
+    window: Window<'_>,
+    baseline: Option<&[f64]>,
+    clean: Clean<'_>,
     alpha: f64,
 ) -> Evidence {
     let base = baseline.map(finite).unwrap_or_default();
@@ -191,13 +211,24 @@ pub fn judge(
             }
         }
         (Some(r), Some(b)) => {
-            let Some(check) = r.check(value, b) else {
+            let Some(mut check) = r.check(value, b) else {
                 ev.reason = format!("cannot compare {value} with the baseline {b}");
                 return ev;
             };
+            ev.spread = clean.spread();
+            let (threshold, widened) = clean::threshold(&r, b, ev.spread);
+            check.threshold = threshold;
+            check.holds = r.cmp.holds(value, threshold);
             ev.threshold = Some(check.threshold);
+            let rule = match ev.spread {
+                Some(sd) if widened => format!(
+                    "`{r}`, widened to {CLEAN_K} × the clean spread {sd:.6} of {} passing windows",
+                    clean.0.len()
+                ),
+                _ => format!("`{r}`"),
+            };
             let against = format!(
-                "{value:.6} against the baseline {b:.6} (`{r}`, threshold {:.6}, {p_text})",
+                "{value:.6} against the baseline {b:.6} ({rule}, threshold {:.6}, {p_text})",
                 check.threshold
             );
             // Both sides flat: no ranks to compare, the criterion alone decides.

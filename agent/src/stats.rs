@@ -45,6 +45,17 @@ pub fn quantile(xs: &[f64], q: f64) -> f64 {
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
+/// A robust standard deviation: the median absolute deviation from the median, times 1.4826
+/// (so it estimates σ for normal data, as `scipy.stats.median_abs_deviation(x,
+/// scale="normal")`), NaNs dropped; NaN when there are no samples. One outlier among the
+/// samples moves it little, where it would inflate the standard deviation.
+pub fn robust_sd(xs: &[f64]) -> f64 {
+    let v = clean(xs);
+    let m = quantile(&v, 0.5);
+    let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
+    1.482_602_218_505_602 * quantile(&dev, 0.5)
+}
+
 /// Result of a two-sided Mann–Whitney U test.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MannWhitney {
@@ -140,6 +151,18 @@ pub fn poisson_cdf(k: u64, lambda: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn robust_sd_matches_scipy_and_shrugs_off_an_outlier() {
+        // scipy.stats.median_abs_deviation([1, 2, 3, 4, 100], scale="normal") = 1.482602218505602
+        assert!((robust_sd(&[1.0, 2.0, 3.0, 4.0, 100.0]) - 1.482_602_218_505_602).abs() < 1e-12);
+        // ... and [0.2, 0.21, 0.19, 0.2, f64::NAN] (NaN dropped): median 0.2, deviations
+        // 0, 0.01, 0.01, 0 -> 0.005 × 1.4826.
+        let sd = robust_sd(&[0.2, 0.21, 0.19, 0.2, f64::NAN]);
+        assert!((sd - 0.005 * 1.482_602_218_505_602).abs() < 1e-12, "{sd}");
+        assert!(robust_sd(&[]).is_nan());
+        assert_eq!(robust_sd(&[3.0; 4]), 0.0);
+    }
 
     #[test]
     fn poisson_cdf_matches_known_values() {

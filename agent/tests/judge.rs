@@ -460,9 +460,10 @@ groups:
 /// A tunable that moves an SLO by design (the batch wait, by which Agones' allocator sleeps
 /// when its queue is empty): through the agent's real loop against a real Prometheus, the
 /// `baseline_by` SLO is judged without a baseline at a new batch wait (row 5, the values in the
-/// reason), against an earlier passing window at it next time (and fails a real regression
-/// there), and against the recorded baseline back at its batch wait; the plain SLO fails the
-/// clean change.
+/// reason), against an earlier window at it next time only if that window's transition passed
+/// as a whole (the raise to 800 failed `plain`, so it lends nothing; the cut to 300 passed and
+/// does, and a real regression there fails), and against the recorded baseline back at its
+/// batch wait; the plain SLO fails the clean raise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baseline_by_slo_is_judged_against_a_baseline_at_the_same_batch_wait() {
     let stop = CancellationToken::new();
@@ -487,7 +488,7 @@ async fn a_baseline_by_slo_is_judged_against_a_baseline_at_the_same_batch_wait()
     let mut cfg = up_is_one(dir, Default::default());
     cfg.specs = specs;
     cfg.baseline = Some(base);
-    cfg.max_judged = Some(4);
+    cfg.max_judged = Some(5);
     let metrics = AgentMetrics::default();
     let agent = spawn_monitor(cfg, prom.url(), &metrics, &Health::new(), &stop);
     wait_generation(dir, 1).await;
@@ -510,39 +511,49 @@ async fn a_baseline_by_slo_is_judged_against_a_baseline_at_the_same_batch_wait()
         by.reason
     );
 
-    // Generation 3 keeps it and regresses: judged against generation 2's passing window.
-    sc.set_with_tunables(3, "1.60.0", &wait(800), 0.9);
+    // Generation 3 keeps it: generation 2 failed as a whole (on `plain`), so its passing
+    // `by-wait` window is no baseline (issue 24 item 5); the objective decides again.
+    sc.set_with_tunables(3, "1.60.0", &wait(800), 0.4);
     let h = wait_judged(dir, 2).await;
     let by = evidence(&h, 1, "by-wait");
+    assert_eq!(by.verdict, Verdict::Pass, "{}", by.reason);
+    assert!(
+        by.reason
+            .contains("no baseline at tunable:allocationBatchWaitTime=800 (the recorded one is at tunable:allocationBatchWaitTime=500, and no earlier passing window at it)"),
+        "{}",
+        by.reason
+    );
+
+    // Generation 4 cuts it to 300 at the recorded latency: `plain` passes, `by-wait` has no
+    // baseline at 300 and passes on its objective, so generation 4 passed as a whole.
+    sc.set_with_tunables(4, "1.60.1", &wait(300), 0.1);
+    let h = wait_judged(dir, 3).await;
+    assert_eq!(
+        h.transitions[2].judged.as_ref().unwrap().verdict,
+        Verdict::Pass
+    );
+
+    // Generation 5 keeps 300 and regresses: judged against generation 4's passing window.
+    sc.set_with_tunables(5, "1.61.0", &wait(300), 0.9);
+    let h = wait_judged(dir, 4).await;
+    let by = evidence(&h, 3, "by-wait");
     assert_eq!(by.verdict, Verdict::Fail, "{}", by.reason);
     assert!(
         by.reason
-            .ends_with("baseline learned from generation 2 at tunable:allocationBatchWaitTime=800"),
+            .ends_with("baseline learned from generation 4 at tunable:allocationBatchWaitTime=300"),
         "{}",
         by.reason
     );
-    assert!((by.baseline.unwrap() - 0.4).abs() < 0.05, "{by:?}");
+    assert!((by.baseline.unwrap() - 0.1).abs() < 0.02, "{by:?}");
 
-    // Generation 4, still at 800 and back to 0.4: the failed generation 3 is never the
-    // baseline, generation 2 is.
-    sc.set_with_tunables(4, "1.60.1", &wait(800), 0.4);
-    let h = wait_judged(dir, 3).await;
-    let by = evidence(&h, 2, "by-wait");
-    assert_eq!(by.verdict, Verdict::Pass, "{}", by.reason);
-    assert!(
-        by.reason.contains("baseline learned from generation 2 at"),
-        "{}",
-        by.reason
-    );
-
-    // Generation 5 goes back to 500: the recorded baseline again.
-    sc.set_with_tunables(5, "1.61.0", &wait(500), 0.1);
+    // Generation 6 goes back to 500: the recorded baseline again.
+    sc.set_with_tunables(6, "1.62.0", &wait(500), 0.1);
     let h = tokio::time::timeout(Duration::from_secs(60), agent)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    let by = evidence(&h, 3, "by-wait");
+    let by = evidence(&h, 4, "by-wait");
     assert_eq!(by.verdict, Verdict::Pass, "{}", by.reason);
     assert!(
         by.reason
@@ -553,7 +564,7 @@ async fn a_baseline_by_slo_is_judged_against_a_baseline_at_the_same_batch_wait()
     // The report shows where each baseline came from.
     let text = upsoak_agent::report::text(&h);
     assert!(
-        text.contains("baseline learned from generation 2"),
+        text.contains("baseline learned from generation 4"),
         "{text}"
     );
     stop.cancel();

@@ -84,7 +84,7 @@ wanderer:
 producer:
   fleets: [ { name: simple-game-server, min_replicas: 50, max_replicas: 70, scale_every_min: 15s, scale_every_max: 30s } ]
   allocation_rate: 6
-  arrivals: fixed                           # as the demo's SLOs were tuned (issue 24: its phase lock)
+  arrivals: poisson                         # an open model: no phase lock with the 200 ms batch loop (issue 24)
   session: { min_length: 1s, max_length: 4s, max_players: 4 }
   capacity: { replace_time: 1s }            # the demo's lifecycle: 0.6 s to Ready
   window: 10s

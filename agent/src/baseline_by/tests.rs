@@ -265,3 +265,85 @@ fn the_usual_spread_of_a_baseline_by_slo_counts_only_transitions_at_its_values()
     assert_eq!(spread(&by_wait(), &h, 2, &all), Some(vec![0.8, 0.82]));
     assert_eq!(spread(&by_wait(), &h, 1, &all), Some(vec![0.3]));
 }
+
+/// A second SLO, `g/ok`, with `verdict`, in window `w` (the window's verdict is the worst).
+fn with_other(mut w: Judged, verdict: Verdict) -> Judged {
+    let mut v = w.slos["g/lat"].clone();
+    v.slo = "ok".into();
+    v.evidence.verdict = verdict;
+    w.slos.insert("g/ok".to_owned(), v);
+    w.verdict = crate::eval::worst(w.slos.values().map(|v| v.evidence.verdict));
+    w
+}
+
+#[test]
+fn a_transition_that_failed_any_slo_lends_no_window_as_a_baseline() {
+    // Issue 24: generation 3 failed `allocation-success` (here `g/ok`) while its latency
+    // window passed; generation 4 must not be judged against that latency.
+    for bad in [Verdict::Fail, Verdict::Inconclusive] {
+        let mut h = history(&[
+            ("800", Verdict::Pass, 0.8),
+            ("800", Verdict::Pass, 3.0),
+            ("800", Verdict::Pass, 0.8),
+        ]);
+        let first = h.transitions[1].judged.take().unwrap();
+        h.transitions[1].judged = Some(with_other(first, bad));
+        assert!(!lends(&h.transitions[1]));
+        let c = choose(&by_wait(), None, &h, 2);
+        assert_eq!(c.source, Source::Learned { generation: 2 }, "{bad:?}");
+        assert_eq!(c.samples, Some(vec![0.8; 3]));
+        assert_eq!(clean_values(&by_wait(), &h, 2), vec![0.8]);
+        // A failed chunk after a passing first window disqualifies it as well.
+        let mut h = history(&[("800", Verdict::Pass, 3.0), ("800", Verdict::Pass, 0.8)]);
+        let chunk = with_other(window(1900, Verdict::Pass, 3.0), bad);
+        h.transitions[0].chunks.push(chunk);
+        assert!(matches!(
+            choose(&by_wait(), None, &h, 1).source,
+            Source::Missing(_)
+        ));
+        assert!(clean_values(&slo(""), &h, 1).is_empty());
+    }
+    // A warn on another SLO does not: the exit code counts it as a pass.
+    let mut h = history(&[("800", Verdict::Pass, 0.9), ("800", Verdict::Pass, 0.8)]);
+    let first = h.transitions[0].judged.take().unwrap();
+    h.transitions[0].judged = Some(with_other(first, Verdict::Warn));
+    assert!(lends(&h.transitions[0]));
+    assert_eq!(
+        choose(&by_wait(), None, &h, 1).source,
+        Source::Learned { generation: 2 }
+    );
+    // Not judged yet: lends nothing.
+    h.transitions[0].judged = None;
+    assert!(!lends(&h.transitions[0]));
+}
+
+#[test]
+fn the_clean_values_are_the_passing_windows_of_earlier_passing_transitions_at_the_same_values() {
+    let mut h = history(&[
+        ("800", Verdict::Pass, 0.8),
+        ("300", Verdict::Pass, 0.3),
+        ("800", Verdict::Warn, 0.9),
+        ("800", Verdict::Pass, 0.82),
+        ("800", Verdict::Pass, 0.84),
+    ]);
+    h.transitions[3]
+        .chunks
+        .push(window(4900, Verdict::Pass, 0.83));
+    // Transition 4 (index 4): 800 only, the warned window left out, chunks in, itself not.
+    assert_eq!(clean_values(&by_wait(), &h, 4), vec![0.8, 0.82, 0.83]);
+    // Without baseline_by: every earlier passing window.
+    assert_eq!(clean_values(&slo(""), &h, 4), vec![0.8, 0.3, 0.82, 0.83]);
+    // What `choose` hands the judge.
+    assert_eq!(choose(&by_wait(), None, &h, 4).clean, vec![0.8, 0.82, 0.83]);
+    // Only the latest CLEAN_WINDOWS.
+    let many: Vec<_> = (0..CLEAN_WINDOWS + 3)
+        .map(|n| ("800", Verdict::Pass, n as f64))
+        .collect();
+    let h = history(&many);
+    let clean = clean_values(&by_wait(), &h, CLEAN_WINDOWS + 2);
+    assert_eq!(clean.len(), CLEAN_WINDOWS);
+    assert_eq!(
+        (clean[0], clean[CLEAN_WINDOWS - 1]),
+        (2.0, (CLEAN_WINDOWS + 1) as f64)
+    );
+}
