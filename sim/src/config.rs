@@ -50,6 +50,9 @@ pub struct SimConfig {
     /// Named regressions, active while their condition holds.
     #[serde(default)]
     pub faults: Vec<FaultProfile>,
+    /// `agones-allocator`'s mTLS endpoint; absent: not served.
+    #[serde(default)]
+    pub allocator_service: Option<crate::allocator_service::AllocatorServiceSpec>,
 }
 
 fn default_namespace() -> String {

@@ -18,7 +18,7 @@
 //! - [`watch`]: watch streams.
 
 mod access;
-mod allocation;
+pub(crate) mod allocation;
 mod deployments;
 mod discovery;
 mod fleets;
