@@ -18,6 +18,7 @@
 //! - [`capacity`] computes what the load needs of each Fleet; the sidecar refuses to start
 //!   when a Fleet's `min_replicas` cannot hold it.
 
+pub mod allocator_service;
 pub mod canary;
 pub mod capacity;
 pub mod events;
@@ -94,6 +95,9 @@ pub struct ProducerConfig {
     /// Who owns the servers this Producer allocates (`owner`), and how a killed
     /// incarnation's are released (`exit_grace`, `sweep_every`, `orphan_after`): see [`owner`].
     pub reclaim: ReclaimConfig,
+    /// Allocations as a matchmaker makes them, through the allocator service's mTLS
+    /// endpoint; absent: none ([`allocator_service`]).
+    pub allocator_service: Option<allocator_service::AllocatorServiceConfig>,
 }
 
 impl Default for ProducerConfig {
@@ -115,6 +119,7 @@ impl Default for ProducerConfig {
             canaries: CanaryConfig::default(),
             capacity: CapacityConfig::default(),
             reclaim: ReclaimConfig::default(),
+            allocator_service: None,
         }
     }
 }
@@ -219,6 +224,9 @@ impl ProducerConfig {
             }
         }
         p.extend_under("reclaim", self.reclaim.problems());
+        if let Some(a) = &self.allocator_service {
+            p.extend_under("allocator_service", a.problems());
+        }
         if self.window.is_zero() {
             p.push("window", "must be above zero");
         }
@@ -304,8 +312,19 @@ pub async fn run_with(
     if cfg.allocation_rate > 0.0 {
         tasks.spawn(allocation_loop(
             client.clone(),
-            owner,
+            owner.clone(),
             cfg.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if let Some(a) = &cfg.allocator_service {
+        tasks.spawn(allocator_service::run(
+            a.clone(),
+            cfg.namespace.clone(),
+            owner.clone(),
+            cfg.session.clone(),
+            cfg.seed,
             metrics.clone(),
             shutdown.clone(),
         ));
