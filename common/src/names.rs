@@ -125,6 +125,9 @@ pub mod producer {
     pub const ALLOCATOR_SERVICE_DURATION_SECONDS: &str =
         "upsoak_producer_allocator_service_duration_seconds";
 
+    /// Gauge: 1 when the producer allocates through the allocator service, else 0.
+    pub const ALLOCATOR_SERVICE_CONFIGURED: &str = "upsoak_producer_allocator_service_configured";
+
     counter!(
         /// Counter: Fleet scale requests, by `result`.
         FLEET_SCALE,

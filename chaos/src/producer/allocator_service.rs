@@ -18,6 +18,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rustls_pki_types::pem::PemObject;
@@ -175,6 +176,9 @@ struct ResultLabels {
 pub struct AllocatorServiceMetrics {
     requests: Family<ResultLabels, Counter>,
     duration: Family<ResultLabels, Histogram, fn() -> Histogram>,
+    /// 1 when `producer.allocator_service` is configured, else 0: the SLOs tell "not
+    /// configured here" (judged as met) from "not scraped" (no data).
+    configured: Gauge,
 }
 
 fn histogram() -> Histogram {
@@ -186,6 +190,7 @@ impl Default for AllocatorServiceMetrics {
         AllocatorServiceMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(histogram),
+            configured: Gauge::default(),
         }
     }
 }
@@ -201,6 +206,11 @@ impl AllocatorServiceMetrics {
             names::ALLOCATOR_SERVICE_DURATION_SECONDS,
             "Latency of allocator-service allocations from the scheduled start, by result",
             self.duration.clone(),
+        );
+        r.register(
+            names::ALLOCATOR_SERVICE_CONFIGURED,
+            "1 when the producer allocates through the allocator service (producer.allocator_service), else 0",
+            self.configured.clone(),
         );
     }
 }
@@ -349,6 +359,7 @@ pub async fn run(
     metrics: ProducerMetrics,
     shutdown: CancellationToken,
 ) {
+    metrics.allocator_service().configured.set(1);
     let client = match Material::read(&cfg)
         .map_err(|(f, e)| format!("producer.allocator_service.{f}: {e}"))
         .and_then(|m| m.client(cfg.timeout))
