@@ -112,6 +112,23 @@ pub mod producer {
     pub const ALLOCATION_DURATION_SECONDS: &str = "upsoak_producer_allocation_duration_seconds";
 
     counter!(
+        /// Counter: allocations through the allocator service's mTLS endpoint (the matchmaker's
+        /// path), by `result` (`Allocated`, `UnAllocated`, `Contention`, `error_tls`,
+        /// `error_unavailable`, `error_timeout`, `error_other`). The allocator-service SLOs
+        /// query this.
+        ALLOCATOR_SERVICE_REQUESTS,
+        ALLOCATOR_SERVICE_REQUESTS_TOTAL,
+        "upsoak_producer_allocator_service_requests"
+    );
+
+    /// Histogram: latency of allocator-service allocations from the scheduled start, by `result`.
+    pub const ALLOCATOR_SERVICE_DURATION_SECONDS: &str =
+        "upsoak_producer_allocator_service_duration_seconds";
+
+    /// Gauge: 1 when the producer allocates through the allocator service, else 0.
+    pub const ALLOCATOR_SERVICE_CONFIGURED: &str = "upsoak_producer_allocator_service_configured";
+
+    counter!(
         /// Counter: Fleet scale requests, by `result`.
         FLEET_SCALE,
         FLEET_SCALE_TOTAL,

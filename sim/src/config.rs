@@ -57,6 +57,9 @@ pub struct SimConfig {
     /// (a cloud cluster: yes, the default; kind, minikube or bare metal: no).
     #[serde(default = "default_load_balancer")]
     pub load_balancer: bool,
+    /// `agones-allocator`'s mTLS endpoint; absent: not served.
+    #[serde(default)]
+    pub allocator_service: Option<crate::allocator_service::AllocatorServiceSpec>,
 }
 
 fn default_load_balancer() -> bool {

@@ -19,6 +19,9 @@ pub enum Error {
     /// The world's lock is poisoned (a panic while holding it): the controllers stopped.
     #[error("the simulator's state is unavailable after a panic; its controllers stopped")]
     Poisoned,
+    /// The allocator service could not start (its listener or certificates).
+    #[error("cannot start the allocator service: {0}")]
+    AllocatorService(String),
     /// A task of the simulator panicked or was aborted.
     #[error("a simulator task failed")]
     Task(#[source] tokio::task::JoinError),

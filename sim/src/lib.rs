@@ -12,7 +12,9 @@
 //! - [`validate`]: Fleet, name, gate-name and version rules.
 //! - [`duration`]: the Go duration grammar of the game protocol and config durations.
 //! - [`server`]: wiring, the control endpoint, `/metrics`, health.
+//! - [`allocator_service`]: `agones-allocator`'s mTLS REST endpoint and its certificates.
 
+pub mod allocator_service;
 pub mod api;
 pub mod config;
 pub mod duration;

@@ -93,6 +93,14 @@ async fn run(args: Args) -> Result<(), CliError> {
     let (sim, handle) = Sim::start_with(cfg, listener, shutdown, args.seed, limits)
         .map_err(|e| CliError::runtime("cannot start the simulator").with_source(e))?;
     println!("listening on http://{}", sim.addr);
+    if let Some(a) = sim.allocator_service {
+        if !a.ip().is_loopback() && !args.allow_remote {
+            return Err(CliError::bad_input(format!(
+                "refusing to serve the allocator service on {a}, which is not loopback; pass --allow-remote to do it anyway"
+            )));
+        }
+        println!("allocator service on https://{a}");
+    }
     match handle.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(CliError::runtime("the simulator stopped").with_source(e)),

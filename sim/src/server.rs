@@ -46,6 +46,8 @@ pub struct Sim {
     pub addr: std::net::SocketAddr,
     /// Readiness and liveness as `/readyz` and `/healthz` report them.
     pub health: Health,
+    /// Where the allocator service listens, when configured.
+    pub allocator_service: Option<std::net::SocketAddr>,
 }
 
 impl Sim {
@@ -87,17 +89,32 @@ impl Sim {
         let server_metrics = ServerMetrics::new("sim");
         server_metrics.register(&mut registry, "upsoak_sim");
         let health = Health::new();
-        let app = router(
-            addr,
-            world.clone(),
-            registry,
-            health.clone(),
-            ApiState {
-                world: world.clone(),
-                allocator,
-                shutdown: shutdown.clone(),
-            },
-        );
+        let api_state = ApiState {
+            world: world.clone(),
+            allocator,
+            shutdown: shutdown.clone(),
+        };
+        let allocator_service = match &cfg.allocator_service {
+            None => None,
+            Some(spec) => {
+                let (listener, material) =
+                    crate::allocator_service::bind(spec).map_err(Error::AllocatorService)?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|e| Error::AllocatorService(e.to_string()))?;
+                crate::allocator_service::serve(
+                    spec.clone(),
+                    listener,
+                    material,
+                    api_state.clone(),
+                    cfg.namespace.clone(),
+                    shutdown.clone(),
+                )
+                .map_err(Error::AllocatorService)?;
+                Some(bound)
+            }
+        };
+        let app = router(addr, world.clone(), registry, health.clone(), api_state);
         let ticker = tokio::spawn(run_controllers(
             world.clone(),
             cfg.lifecycle.tick,
@@ -133,6 +150,7 @@ impl Sim {
                 world,
                 addr,
                 health,
+                allocator_service,
             },
             handle,
         ))

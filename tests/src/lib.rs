@@ -49,6 +49,12 @@ pub struct Soak {
     pub steady_every_s: Option<u64>,
     /// The Fleet's replicas; the Producer scales it within ±2 of them.
     pub fleet_replicas: u32,
+    /// YAML appended to the simulator's config (top-level keys), e.g. `allocator_service:`.
+    pub sim_extra: String,
+    /// YAML appended to the sidecar's `producer:` section (lines indented two spaces).
+    pub producer_extra: String,
+    /// SLO groups appended to the spec (items of `groups:`).
+    pub slos_extra: String,
 }
 
 impl Default for Soak {
@@ -64,6 +70,9 @@ impl Default for Soak {
             conventions: false,
             steady_every_s: None,
             fleet_replicas: 40,
+            sim_extra: String::new(),
+            producer_extra: String::new(),
+            slos_extra: String::new(),
         }
     }
 }
@@ -219,8 +228,9 @@ impl Stack {
         write(
             &dir.join("sim.yaml"),
             &format!(
-                "{}\nlifecycle:\n  scheduled_after: 100ms\n  request_ready_after: 200ms\n  ready_after: 100ms\n  delete_after_shutdown: 200ms\n  delete_after_failure: 5s\n  tick: 50ms\nallocation:\n  latency: 5ms\n  batch_wait: 0ms\nupgrade_window: 1s\nfleets:\n  - name: simple-game-server\n    replicas: {replicas}\n{faults}",
-                default.replace("  version: 1.60.0\n", "  version: 1.58.0\n")
+                "{}\nlifecycle:\n  scheduled_after: 100ms\n  request_ready_after: 200ms\n  ready_after: 100ms\n  delete_after_shutdown: 200ms\n  delete_after_failure: 5s\n  tick: 50ms\nallocation:\n  latency: 5ms\n  batch_wait: 0ms\nupgrade_window: 1s\nfleets:\n  - name: simple-game-server\n    replicas: {replicas}\n{faults}{}\n",
+                default.replace("  version: 1.60.0\n", "  version: 1.58.0\n"),
+                soak.sim_extra,
             ),
         );
         let sim = Proc::start(
@@ -254,13 +264,14 @@ impl Stack {
         write(
             &dir.join("sidecar.yaml"),
             &format!(
-                "listen: 127.0.0.1:{chaos_port}\nstate_dir: {}\nkube_server: {}\nwanderer:\n  space: {}\n  seed: 7\n  strategy: random\n  schedule: {{ period: {}s, jitter: 0 }}\n  apply_timeout: 30s\n  applier: {{ kind: sim, url: \"{}\" }}\nproducer:\n  fleets: [ {{ name: simple-game-server, min_replicas: {min_replicas}, max_replicas: {max_replicas}, scale_every_min: 10s, scale_every_max: 20s }} ]\n  allocation_rate: {}\n  arrivals: fixed\n  session: {{ min_length: 1s, max_length: 3s, max_players: 4 }}\n  capacity: {{ replace_time: 500ms }}\n  window: 10s\n",
+                "listen: 127.0.0.1:{chaos_port}\nstate_dir: {}\nkube_server: {}\nwanderer:\n  space: {}\n  seed: 7\n  strategy: random\n  schedule: {{ period: {}s, jitter: 0 }}\n  apply_timeout: 30s\n  applier: {{ kind: sim, url: \"{}\" }}\nproducer:\n  fleets: [ {{ name: simple-game-server, min_replicas: {min_replicas}, max_replicas: {max_replicas}, scale_every_min: 10s, scale_every_max: 20s }} ]\n  allocation_rate: {}\n  arrivals: fixed\n  session: {{ min_length: 1s, max_length: 3s, max_players: 4 }}\n  capacity: {{ replace_time: 500ms }}\n  window: 10s\n{}",
                 dir.join("chaos").display(),
                 sim_url,
                 dir.join("space.yaml").display(),
                 soak.period_s,
                 sim_url,
                 soak.allocation_rate,
+                soak.producer_extra,
             ),
         );
         let specs = if soak.conventions {
@@ -270,6 +281,7 @@ impl Stack {
             if soak.disruption {
                 specs.push_str(&disruption_slos(soak.interval_s));
             }
+            specs.push_str(&soak.slos_extra);
             specs
         };
         write(&dir.join("slos.yaml"), &specs);

@@ -35,6 +35,7 @@ async fn the_default_slos_judge_a_stack_scraped_like_kube_prometheus_stack() {
         disruption: false,
         steady_every_s: None,
         fleet_replicas: FLEET,
+        ..Soak::default()
     };
     let s = soak("conventions", cfg.clone(), None).await;
     let baseline: serde_json::Value =
@@ -170,6 +171,7 @@ fn bench_soak(faults: String, period_s: u64, judge_s: u64) -> Soak {
         disruption: false,
         steady_every_s: None,
         fleet_replicas: FLEET,
+        ..Soak::default()
     }
 }
 

@@ -143,6 +143,7 @@ pub struct ProducerMetrics {
     canary_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
     canary_allocations: Family<ResultLabels, Counter>,
     reclaimed: Family<ReasonLabels, Counter>,
+    allocator_service: super::allocator_service::AllocatorServiceMetrics,
 }
 
 impl Default for ProducerMetrics {
@@ -165,12 +166,19 @@ impl Default for ProducerMetrics {
             canary_oldest: Gauge::default(),
             canary_allocations: Family::default(),
             reclaimed: Family::default(),
+            allocator_service: Default::default(),
         }
     }
 }
 
 impl ProducerMetrics {
+    /// The allocator-service path's metrics ([`super::allocator_service`]).
+    pub fn allocator_service(&self) -> &super::allocator_service::AllocatorServiceMetrics {
+        &self.allocator_service
+    }
+
     pub fn register(&self, r: &mut Registry) {
+        self.allocator_service.register(r);
         r.register(
             names::ALLOCATIONS,
             "Allocations the producer started, by result (Allocated, FleetFull: UnAllocated while every replica of the Fleet was busy, UnAllocated, Contention or an error kind)",

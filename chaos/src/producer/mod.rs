@@ -19,6 +19,7 @@
 //!   when a Fleet's `min_replicas` cannot hold it.
 
 pub mod address;
+pub mod allocator_service;
 pub mod canary;
 pub mod capacity;
 pub mod events;
@@ -98,6 +99,9 @@ pub struct ProducerConfig {
     /// Which of an allocated server's `status.addresses` to connect to after the one equal to
     /// `status.address`, by node address type ([`address`]); `status.address` itself last.
     pub address_types: Vec<address::AddressType>,
+    /// Allocations as a matchmaker makes them, through the allocator service's mTLS
+    /// endpoint; absent: none ([`allocator_service`]).
+    pub allocator_service: Option<allocator_service::AllocatorServiceConfig>,
 }
 
 impl Default for ProducerConfig {
@@ -120,6 +124,7 @@ impl Default for ProducerConfig {
             capacity: CapacityConfig::default(),
             reclaim: ReclaimConfig::default(),
             address_types: address::default_order(),
+            allocator_service: None,
         }
     }
 }
@@ -224,6 +229,9 @@ impl ProducerConfig {
             }
         }
         p.extend_under("reclaim", self.reclaim.problems());
+        if let Some(a) = &self.allocator_service {
+            p.extend_under("allocator_service", a.problems());
+        }
         if self.window.is_zero() {
             p.push("window", "must be above zero");
         }
@@ -310,8 +318,19 @@ pub async fn run_with(
     if cfg.allocation_rate > 0.0 {
         tasks.spawn(allocation_loop(
             client.clone(),
-            owner,
+            owner.clone(),
             cfg.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if let Some(a) = &cfg.allocator_service {
+        tasks.spawn(allocator_service::run(
+            a.clone(),
+            cfg.namespace.clone(),
+            owner.clone(),
+            cfg.session.clone(),
+            cfg.seed,
             metrics.clone(),
             shutdown.clone(),
         ));

@@ -25,7 +25,8 @@ use crate::world::count_allocated;
 /// servers, so a 2 MiB body of empty selectors would otherwise cost 100,000 tries.
 pub const MAX_SELECTORS: usize = 100;
 
-pub(super) async fn allocate(
+/// Also the allocator service's path (`allocator_service::rest`): the same allocation.
+pub(crate) async fn allocate(
     State(s): State<ApiState>,
     Path(ns): Path<String>,
     body: Bytes,

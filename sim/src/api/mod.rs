@@ -19,7 +19,7 @@
 //! - [`watch`]: watch streams.
 
 pub mod access;
-mod allocation;
+pub(crate) mod allocation;
 mod deployments;
 mod discovery;
 mod fleets;
