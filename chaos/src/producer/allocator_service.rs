@@ -350,15 +350,23 @@ fn status_of(body: &Value) -> GameServerAllocationStatus {
 
 /// Allocates through the allocator service until `shutdown`. The certificates are read here,
 /// once; if they cannot be (they were checked at start), the loop logs why and stops.
+/// `producer` is the Producer's own configuration: its namespace (the default), session,
+/// seed and the address order the allocated servers are reached by.
 pub async fn run(
     cfg: AllocatorServiceConfig,
-    default_namespace: String,
+    producer: super::ProducerConfig,
     owner: Owner,
-    session: super::SessionConfig,
-    seed: u64,
     metrics: ProducerMetrics,
     shutdown: CancellationToken,
 ) {
+    let super::ProducerConfig {
+        namespace: default_namespace,
+        session,
+        seed,
+        address_types,
+        ..
+    } = producer;
+    let address_types: Arc<[super::address::AddressType]> = address_types.into();
     metrics.allocator_service().configured.set(1);
     let client = match Material::read(&cfg)
         .map_err(|(f, e)| format!("producer.allocator_service.{f}: {e}"))
@@ -407,6 +415,7 @@ pub async fn run(
                 metrics.clone(),
             );
             let (session, shutdown) = (session.clone(), shutdown.clone());
+            let address_types = address_types.clone();
             in_flight.spawn(async move {
                 let answer = async {
                     let r = client.post(&url).json(&*body).send().await?;
@@ -431,7 +440,7 @@ pub async fn run(
                 }
                 .emit(&m);
                 if let Some(v) = allocated
-                    && let Some(addr) = super::resolve(&status_of(&v)).await
+                    && let Some(addr) = super::resolve(&status_of(&v), &address_types).await
                 {
                     super::session::play(
                         addr,

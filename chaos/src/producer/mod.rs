@@ -327,10 +327,8 @@ pub async fn run_with(
     if let Some(a) = &cfg.allocator_service {
         tasks.spawn(allocator_service::run(
             a.clone(),
-            cfg.namespace.clone(),
+            cfg.clone(),
             owner.clone(),
-            cfg.session.clone(),
-            cfg.seed,
             metrics.clone(),
             shutdown.clone(),
         ));
