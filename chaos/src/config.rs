@@ -197,6 +197,10 @@ pub enum ApplierConfig {
     },
 }
 
+/// What `wanderer.apply_timeout` must leave helm beyond its two waits (upgrade, then the
+/// `--atomic` rollback): rendering, the release records, and the first Kubernetes calls.
+pub const HELM_MARGIN: Duration = Duration::from_secs(60);
+
 fn default_helm() -> PathBuf {
     PathBuf::from("helm")
 }
@@ -291,11 +295,16 @@ impl SidecarConfig {
                     "unset, and no `values_files`: `helm upgrade` would reset the install's values (ServiceMonitor, namespaces, registry, Service types) to the chart's defaults at the first transition; list your install's values files in `values_files`, or set `reuse_values: reset-then-reuse` (or `none` to accept the reset)",
                 );
             }
-            if self.wanderer.apply_timeout <= *timeout {
+            // helm's `--atomic` waits up to `--timeout` for the upgrade, then runs a rollback
+            // that waits up to `--timeout` again (pkg/action/upgrade.go `failRelease`, which
+            // calls the rollback with the upgrade's Timeout and Wait): helm may take twice its
+            // timeout, and stopping it in the second wait leaves the release `pending-rollback`.
+            let need = timeout.saturating_mul(2).saturating_add(HELM_MARGIN);
+            if self.wanderer.apply_timeout < need {
                 p.push(
                     "wanderer.apply_timeout",
                     format!(
-                        "{:?} is not longer than helm's `wanderer.applier.timeout` ({timeout:?}): helm would be stopped before its own --atomic rollback",
+                        "{:?} is shorter than 2 × helm's `wanderer.applier.timeout` ({timeout:?}) + {HELM_MARGIN:?} = {need:?}: a failed --atomic upgrade waits up to the timeout again for its rollback, and helm stopped then leaves the release pending-rollback; set apply_timeout to at least {need:?} (and the Deployment's terminationGracePeriodSeconds above it)",
                         self.wanderer.apply_timeout
                     ),
                 );
