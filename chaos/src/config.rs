@@ -194,6 +194,14 @@ pub enum ApplierConfig {
         /// much later.
         #[serde(default = "default_kill_grace", with = "humantime_serde")]
         kill_grace: Duration,
+        /// `--atomic --wait` on every upgrade (default on: a failed upgrade is rolled back by
+        /// helm to the last good release, leaving the cluster at a known configuration). Off,
+        /// helm returns once the objects are applied and the Wanderer's rollout guard alone
+        /// checks images and readiness: for clusters without a LoadBalancer (kind, minikube,
+        /// bare metal), where `--wait` waits for the allocator and ping Services' ingress until
+        /// the timeout (helm's pkg/kube/ready.go `serviceReady`).
+        #[serde(default = "default_wait")]
+        wait: bool,
     },
 }
 
@@ -221,6 +229,9 @@ fn default_on_stuck() -> OnStuck {
 }
 fn default_stuck_wait() -> Duration {
     Duration::from_secs(300)
+}
+fn default_wait() -> bool {
+    true
 }
 fn default_kill_grace() -> Duration {
     Duration::from_secs(10)
@@ -394,13 +405,13 @@ mod tests {
         let e = SidecarConfig::load(&p).unwrap_err().to_string();
         for want in [
             "wanderer.applier.reuse_values: unset, and no `values_files`: `helm upgrade` would reset the install's values",
-            "wanderer.apply_timeout: 300s is not longer than helm's `wanderer.applier.timeout` (600s)",
+            "wanderer.apply_timeout: 300s is shorter than 2 × helm's `wanderer.applier.timeout` (600s) + 60s = 1260s",
         ] {
             assert!(e.contains(want), "missing {want:?} in {e}");
         }
         let ok = write(
             "helm-ok",
-            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  apply_timeout: 11m\n  applier: { kind: helm, timeout: 10m, values_files: [/etc/agones/values.yaml], on_stuck: fail }\n",
+            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  apply_timeout: 21m\n  applier: { kind: helm, timeout: 10m, values_files: [/etc/agones/values.yaml], on_stuck: fail }\n",
         );
         let c = SidecarConfig::load(&ok).unwrap();
         let ApplierConfig::Helm {

@@ -158,11 +158,15 @@ mod tests {
     #[test]
     fn digest_pinned_images_are_read_by_their_tag() {
         let digest = "sha256:4b1a3c5e7f9d2b4a6c8e0f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c";
-        let image = format!("us-docker.pkg.dev/agones-images/release/agones-controller:1.60.0@{digest}");
+        let image =
+            format!("us-docker.pkg.dev/agones-images/release/agones-controller:1.60.0@{digest}");
         assert!(is_agones_image(&image));
         assert_eq!(image_tag(&image), "1.60.0");
         assert_eq!(image_tag("localhost:5000/agones-allocator"), "");
-        assert_eq!(image_tag("localhost:5000/agones-allocator:1.61.0-rc.1"), "1.61.0-rc.1");
+        assert_eq!(
+            image_tag("localhost:5000/agones-allocator:1.61.0-rc.1"),
+            "1.61.0-rc.1"
+        );
         assert_eq!(image_tag(&format!("r/agones-ping@{digest}")), "");
         assert!(is_agones_image("localhost:5000/agones-ping"));
         let mut d = deployment("agones-controller", "1.60.0", 1, 1);
