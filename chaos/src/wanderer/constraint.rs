@@ -176,6 +176,9 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
     Ok(out)
 }
 
+/// A release version as constraints compare it (SemVer precedence).
+pub use semver::Version as SemVer;
+
 /// A release version, `MAJOR.MINOR.PATCH` with an optional SemVer pre-release
 /// (`1.61.0-rc.1`, `1.61.0-dev-abc123`) and build metadata; ordered by SemVer precedence
 /// (`semver::Version::cmp_precedence`: a pre-release is older than its release, build metadata

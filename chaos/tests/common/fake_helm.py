@@ -11,7 +11,9 @@
 #   (`STATE/rollback-delay` SECONDS steers how long; killed meanwhile the release stays
 #   `pending-rollback`), then `deployed`, or `failed` past the timeout (pkg/action/rollback.go
 #   `prepareRollback`, `performRollback`); `--atomic` implies `--wait` (upgrade.go: `u.Wait =
-#   u.Wait || u.Atomic`); without either, helm returns once the objects are applied;
+#   u.Wait || u.Atomic`); without either, helm returns once the objects are applied; the wait
+#   includes LoadBalancer Services' ingress (pkg/kube/ready.go `serviceReady`), read from the
+#   simulator's Services (`load_balancer: false` there: never ready);
 # - `helm rollback REL [REV]`: REV, else blindly the revision below the last (prepareRollback);
 #   the revision left pending stays as it was (only deployed ones are superseded);
 # - `helm history REL -o json` (revision, updated, status, chart, app_version, description);
@@ -150,9 +152,24 @@ def install_on_sim(version, config, chart_values=None):
     return sim("POST", "/upsoak/v1/install", body)
 
 
+def services_ready():
+    """helm's --wait on Services (pkg/kube/ready.go `serviceReady`): a LoadBalancer Service is
+    ready once `status.loadBalancer.ingress` has an entry, which clusters without a load
+    balancer never fill in. Read from the simulator's Services; a simulator that serves none
+    (older ones: 404) has nothing to wait for."""
+    status, body = sim("GET", "/api/v1/namespaces/agones-system/services")
+    if status != 200:
+        return True
+    for svc in (body or {}).get("items") or []:
+        if (svc.get("spec") or {}).get("type") == "LoadBalancer" and \
+                not ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+            return False
+    return True
+
+
 def settled(deadline):
     while time.time() < deadline:
-        if sim("GET", "/upsoak/v1/installed")[1].get("upgrading") is None:
+        if sim("GET", "/upsoak/v1/installed")[1].get("upgrading") is None and services_ready():
             return True
         time.sleep(0.05)
     return False

@@ -694,7 +694,7 @@ extra: true
         let e = Space::parse(bad, "bad.yaml").unwrap_err();
         let text = e.to_string();
         for want in [
-            "versions[0].colour: unknown field `colour`, expected one of `version`, `kubernetes`, `gates`",
+            "versions[0].colour: unknown field `colour`, expected one of `version`, `kubernetes`, `image_tag`, `chart`, `gates`",
             "versions[1].gates: invalid type: sequence, expected a map",
             "versions[2].kubernetes: missing field `max`",
             "hops.allow_downgrade: invalid type: string \"maybe\", expected a boolean",

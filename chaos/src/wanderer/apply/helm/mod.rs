@@ -239,6 +239,7 @@ impl HelmApplier {
                 continue;
             };
             if let Some(tag) = get_path(&doc, "agones.image.tag") {
+                let tag = tag.as_str().map_or_else(|| tag.to_string(), str::to_owned);
                 out.push(format!(
                     "{}: agones.image.tag is set ({tag}): every version the walk installs runs those images, and the rollout check will fail each version change; remove it, or give each version its image tag in the space",
                     file.display()
