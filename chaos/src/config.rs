@@ -194,8 +194,20 @@ pub enum ApplierConfig {
         /// much later.
         #[serde(default = "default_kill_grace", with = "humantime_serde")]
         kill_grace: Duration,
+        /// `--atomic --wait` on every upgrade (default on: a failed upgrade is rolled back by
+        /// helm to the last good release, leaving the cluster at a known configuration). Off,
+        /// helm returns once the objects are applied and the Wanderer's rollout guard alone
+        /// checks images and readiness: for clusters without a LoadBalancer (kind, minikube,
+        /// bare metal), where `--wait` waits for the allocator and ping Services' ingress until
+        /// the timeout (helm's pkg/kube/ready.go `serviceReady`).
+        #[serde(default = "default_wait")]
+        wait: bool,
     },
 }
+
+/// What `wanderer.apply_timeout` must leave helm beyond its two waits (upgrade, then the
+/// `--atomic` rollback): rendering, the release records, and the first Kubernetes calls.
+pub const HELM_MARGIN: Duration = Duration::from_secs(60);
 
 fn default_helm() -> PathBuf {
     PathBuf::from("helm")
@@ -217,6 +229,9 @@ fn default_on_stuck() -> OnStuck {
 }
 fn default_stuck_wait() -> Duration {
     Duration::from_secs(300)
+}
+fn default_wait() -> bool {
+    true
 }
 fn default_kill_grace() -> Duration {
     Duration::from_secs(10)
@@ -291,11 +306,16 @@ impl SidecarConfig {
                     "unset, and no `values_files`: `helm upgrade` would reset the install's values (ServiceMonitor, namespaces, registry, Service types) to the chart's defaults at the first transition; list your install's values files in `values_files`, or set `reuse_values: reset-then-reuse` (or `none` to accept the reset)",
                 );
             }
-            if self.wanderer.apply_timeout <= *timeout {
+            // helm's `--atomic` waits up to `--timeout` for the upgrade, then runs a rollback
+            // that waits up to `--timeout` again (pkg/action/upgrade.go `failRelease`, which
+            // calls the rollback with the upgrade's Timeout and Wait): helm may take twice its
+            // timeout, and stopping it in the second wait leaves the release `pending-rollback`.
+            let need = timeout.saturating_mul(2).saturating_add(HELM_MARGIN);
+            if self.wanderer.apply_timeout < need {
                 p.push(
                     "wanderer.apply_timeout",
                     format!(
-                        "{:?} is not longer than helm's `wanderer.applier.timeout` ({timeout:?}): helm would be stopped before its own --atomic rollback",
+                        "{:?} is shorter than 2 × helm's `wanderer.applier.timeout` ({timeout:?}) + {HELM_MARGIN:?} = {need:?}: a failed --atomic upgrade waits up to the timeout again for its rollback, and helm stopped then leaves the release pending-rollback; set apply_timeout to at least {need:?} (and the Deployment's terminationGracePeriodSeconds above it)",
                         self.wanderer.apply_timeout
                     ),
                 );
@@ -385,13 +405,13 @@ mod tests {
         let e = SidecarConfig::load(&p).unwrap_err().to_string();
         for want in [
             "wanderer.applier.reuse_values: unset, and no `values_files`: `helm upgrade` would reset the install's values",
-            "wanderer.apply_timeout: 300s is not longer than helm's `wanderer.applier.timeout` (600s)",
+            "wanderer.apply_timeout: 300s is shorter than 2 × helm's `wanderer.applier.timeout` (600s) + 60s = 1260s",
         ] {
             assert!(e.contains(want), "missing {want:?} in {e}");
         }
         let ok = write(
             "helm-ok",
-            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  apply_timeout: 11m\n  applier: { kind: helm, timeout: 10m, values_files: [/etc/agones/values.yaml], on_stuck: fail }\n",
+            "state_dir: /tmp/x\nwanderer:\n  space: s.yaml\n  seed: 4\n  apply_timeout: 21m\n  applier: { kind: helm, timeout: 10m, values_files: [/etc/agones/values.yaml], on_stuck: fail }\n",
         );
         let c = SidecarConfig::load(&ok).unwrap();
         let ApplierConfig::Helm {

@@ -448,7 +448,23 @@ async fn supported(cfg: &SidecarConfig, space: Space, metrics: &WandererMetrics)
 /// The helm applier of `cfg` for the space `planner` walks: every tunable must name its chart
 /// paths (otherwise it would be written where the chart ignores it).
 pub fn helm_applier(cfg: &SidecarConfig, planner: &Walk) -> Result<HelmApplier> {
-    helm_applier_for(cfg, planner.space())
+    let a = helm_applier_for(cfg, planner.space())?;
+    // `--reuse-values` keeps the old chart's values, agones.image.tag included (helm's
+    // pkg/action/upgrade.go reuseValues): every version change would run the old images.
+    if a.reuse_values == ReuseValues::Reuse && planner.space().versions.len() > 1 {
+        let mut p = upsoak_common::problems::Problems::new();
+        p.push(
+            "wanderer.applier.reuse_values",
+            "`reuse` (--reuse-values) keeps the old chart's values, agones.image.tag included, so every version change of the space would run the old images; use `reset-then-reuse` (helm ≥ 3.14: upgrade helm), or `none` with your install's values files",
+        );
+        return Err(p
+            .invalid("sidecar configuration", "wanderer.applier")
+            .into());
+    }
+    for w in a.image_tag_warnings() {
+        tracing::warn!("{w}");
+    }
+    Ok(a)
 }
 
 /// The helm applier of `cfg` for `space` (see [`helm_applier`]).
@@ -464,6 +480,7 @@ pub fn helm_applier_for(cfg: &SidecarConfig, space: &Space) -> Result<HelmApplie
         on_stuck,
         stuck_wait,
         kill_grace,
+        wait,
     } = &cfg.wanderer.applier
     else {
         return Err(Error::Flag("the applier is not helm".into()));
@@ -503,7 +520,18 @@ pub fn helm_applier_for(cfg: &SidecarConfig, space: &Space) -> Result<HelmApplie
         reuse_values: reuse_values.unwrap_or(ReuseValues::None),
         on_stuck: *on_stuck,
         stuck_wait: *stuck_wait,
+        wait: *wait,
         tunables: space.chart.clone(),
+        charts: space
+            .versions
+            .iter()
+            .filter_map(|v| Some((v.name.clone(), v.chart.clone()?)))
+            .collect(),
+        image_tags: space
+            .versions
+            .iter()
+            .filter_map(|v| Some((v.name.clone(), v.image_tag.clone()?)))
+            .collect(),
     })
 }
 

@@ -2,7 +2,9 @@
 //! fake helm (`common/fake_helm.py`; helm cannot run here) that models helm's documented CLI and
 //! release storage and installs on the sim: the user's values kept or reset as helm's flags say,
 //! a failed upgrade rolled back by `--atomic`, an apply timeout that stops helm's whole process
-//! group, and a release left pending recovered per `on_stuck`.
+//! group, and a release left pending recovered per `on_stuck`. The fake stays a fake: where it
+//! models helm 3 (`--reuse-values` keeping the old chart's image tag, `--atomic`'s rollback a
+//! new revision that waits again, `helm history`) its header cites helm's source.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -257,5 +259,143 @@ async fn an_apply_timeout_leaves_no_helm_process_and_the_pending_release_is_roll
     assert_eq!(a.observe_installed().await.unwrap().version, "1.58.0");
     assert_eq!(a.settle().await.unwrap(), None, "nothing left to recover");
     a.apply(&target("1.59.0", &[])).await.unwrap();
+    stop.cancel();
+}
+
+/// The Deployments the simulator serves in the Agones namespace, as the rollout guard reads them.
+async fn deployments(url: &str) -> Vec<k8s_openapi::api::apps::v1::Deployment> {
+    let list: serde_json::Value = reqwest::get(format!(
+        "{url}/apis/apps/v1/namespaces/agones-system/deployments"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    serde_json::from_value(list["items"].clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_values_keeps_the_old_images_so_the_applier_refuses_a_version_change_under_it() {
+    let (url, stop) = start_sim().await;
+    let dir = TempDir::new("chaos-helm-reuse");
+    let fake = FakeHelm::new(&dir, &url, &[]);
+    fake.seed("1.58.0", None);
+    // helm 3's --reuse-values: the 1.59.0 chart rendered with 1.58.0's values, image tag
+    // included. helm says deployed; the cluster runs the old images.
+    let mut args = FakeHelm::upgrade_args("1.59.0", None);
+    args.push("--reuse-values".into());
+    let out = fake.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fake.history().last().unwrap().1, "deployed");
+    let diff = upsoak_chaos::wanderer::rollout::difference(&deployments(&url).await, "1.59.0")
+        .expect("the old images run");
+    assert!(diff.contains("image tag 1.58.0, want 1.59.0"), "{diff}");
+    // --reset-then-reuse-values renders the new chart's defaults: its images.
+    let mut args = FakeHelm::upgrade_args("1.60.0", None);
+    args.push("--reset-then-reuse-values".into());
+    assert!(
+        fake.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .status
+            .success()
+    );
+    assert_eq!(
+        upsoak_chaos::wanderer::rollout::difference(&deployments(&url).await, "1.60.0"),
+        None
+    );
+
+    // The applier refuses a version change under `reuse`, before helm upgrades anything.
+    let mut a = HelmApplier::new(fake.path.clone(), dir.to_path_buf());
+    a.reuse_values = ReuseValues::Reuse;
+    a.timeout = Duration::from_secs(30);
+    let revisions = fake.revisions().len();
+    let err = a.apply(&target("1.59.0", &[])).await.unwrap_err();
+    assert_eq!(err.kind(), "rejected", "{err}");
+    assert!(err.to_string().contains("1.60.0 → 1.59.0"), "{err}");
+    assert!(err.to_string().contains("reset-then-reuse"), "{err}");
+    assert_eq!(fake.revisions().len(), revisions, "no upgrade ran");
+    // The same version (gates only) is still applied.
+    a.apply(&target("1.60.0", &[("PlayerTracking", true)]))
+        .await
+        .unwrap();
+    assert_eq!(fake.revisions().len(), revisions + 1);
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_after_a_killed_atomic_upgrade_goes_to_the_last_good_revision() {
+    let (_dir, fake, mut a, user, stop) = seeded("chaos-helm-killed-rollback").await;
+    a.values_files = vec![user];
+    // The upgrade fails at once; --atomic's rollback then waits (up to helm's timeout) and is
+    // killed at the apply timeout: the release is left at a new revision, pending-rollback.
+    fake.set_mode("fail");
+    fake.set_rollback_delay(Some(Duration::from_secs(60)));
+    a.kill_after = Duration::from_secs(3);
+    let err = a.apply(&target("1.59.0", &[])).await.unwrap_err();
+    assert_eq!(err.kind(), "timeout", "{err}");
+    assert_eq!(
+        fake.history(),
+        [
+            (1, "deployed".into(), "1.58.0".into()),
+            (2, "failed".into(), "1.59.0".into()),
+            (3, "pending-rollback".into(), "1.58.0".into()),
+        ]
+    );
+    let out = fake.run(&["history", "agones", "-n", "agones-system", "-o", "json"]);
+    let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(h[2]["status"], "pending-rollback");
+    assert_eq!(h[1]["chart"], "agones-1.59.0");
+    // Recovery rolls back to revision 1, the last good one; `revision − 1` would be the
+    // failed upgrade.
+    fake.set_mode("ok");
+    fake.set_rollback_delay(None);
+    let r = a.settle().await.unwrap().expect("a recovery");
+    assert_eq!(
+        (r.status.as_str(), r.revision, r.result),
+        ("pending-rollback", 3, "rolled_back")
+    );
+    assert_eq!(r.detail, "rolled back to revision 1");
+    assert!(
+        fake.calls().contains(
+            &"rollback agones 1 --namespace agones-system --wait --timeout 30s".to_owned()
+        ),
+        "{:?}",
+        fake.calls()
+    );
+    assert_eq!(fake.history()[3], (4, "deployed".into(), "1.58.0".into()));
+    assert_eq!(a.observe_installed().await.unwrap().version, "1.58.0");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_wait_helm_is_not_asked_to_wait_and_a_pinned_image_tag_is_warned_about() {
+    let (dir, fake, mut a, user, stop) = seeded("chaos-helm-nowait").await;
+    a.values_files = vec![user.clone()];
+    a.wait = false;
+    a.apply(&target("1.59.0", &[])).await.unwrap();
+    let call = fake.calls()[1].clone();
+    assert!(call.ends_with(" --timeout 30s"), "{call}");
+    assert!(
+        !call.contains("--wait") && !call.contains("--atomic"),
+        "{call}"
+    );
+    assert_eq!(a.observe_installed().await.unwrap().version, "1.59.0");
+    // A values file pinning the image tag is named, with what it does.
+    assert!(a.image_tag_warnings().is_empty());
+    let pinned = dir.write("pinned.yaml", "agones:\n  image:\n    tag: 1.58.0\n");
+    a.values_files.push(pinned.clone());
+    let w = a.image_tag_warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with(&format!(
+            "{}: agones.image.tag is set (1.58.0)",
+            pinned.display()
+        )),
+        "{w:?}"
+    );
     stop.cancel();
 }

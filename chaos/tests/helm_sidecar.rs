@@ -86,7 +86,7 @@ fn kill_9_during_a_pending_upgrade_the_restart_produces_at_once_and_rolls_the_re
     let config = dir.write(
         "sidecar.yaml",
         &format!(
-            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 3\n  schedule: {{ period: 300ms, jitter: 0 }}\n  apply_timeout: 60s\n  applier: {{ kind: helm, helm: {}, timeout: 30s, values_files: [{}], on_stuck: rollback, stuck_wait: 4s, kill_grace: 1s }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 10\n  # A small Fleet kept busy on purpose: the walk is under test, not the load.\n  capacity: {{ on_short: warn }}\n",
+            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 3\n  schedule: {{ period: 300ms, jitter: 0 }}\n  apply_timeout: 130s\n  applier: {{ kind: helm, helm: {}, timeout: 30s, values_files: [{}], on_stuck: rollback, stuck_wait: 4s, kill_grace: 1s }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 10\n  # A small Fleet kept busy on purpose: the walk is under test, not the load.\n  capacity: {{ on_short: warn }}\n",
             dir.join("state").display(),
             space.display(),
             fake.path.display(),
@@ -235,7 +235,7 @@ fn with_on_stuck_fail_the_wanderer_halts_and_the_producer_goes_on() {
     let config = dir.write(
         "sidecar.yaml",
         &format!(
-            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 3\n  schedule: {{ period: 300ms, jitter: 0 }}\n  apply_timeout: 60s\n  applier: {{ kind: helm, helm: {}, timeout: 30s, values_files: [{}], on_stuck: fail, stuck_wait: 1s }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 10\n  # A small Fleet kept busy on purpose: the walk is under test, not the load.\n  capacity: {{ on_short: warn }}\n",
+            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 3\n  schedule: {{ period: 300ms, jitter: 0 }}\n  apply_timeout: 130s\n  applier: {{ kind: helm, helm: {}, timeout: 30s, values_files: [{}], on_stuck: fail, stuck_wait: 1s }}\nproducer:\n  fleets: [ {{ name: soak, min_replicas: 3, max_replicas: 6, scale_every_min: 1s, scale_every_max: 2s }} ]\n  allocation_rate: 10\n  # A small Fleet kept busy on purpose: the walk is under test, not the load.\n  capacity: {{ on_short: warn }}\n",
             dir.join("state").display(),
             space.display(),
             fake.path.display(),

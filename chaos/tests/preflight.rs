@@ -41,7 +41,7 @@ fn config_with(dir: &TempDir, sim: &str, applier: &str, producer: &str) -> PathB
     dir.write(
         "sidecar.yaml",
         &format!(
-            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 1\n  apply_timeout: 60s\n  applier: {applier}\nproducer:\n{producer}  session: {{ min_length: 100ms, max_length: 300ms }}\n  capacity: {{ replace_time: 500ms }}\n",
+            "listen: 127.0.0.1:0\nstate_dir: {}\nkube_server: {sim}\nwanderer:\n  space: {}\n  seed: 1\n  apply_timeout: 130s\n  applier: {applier}\nproducer:\n{producer}  session: {{ min_length: 100ms, max_length: 300ms }}\n  capacity: {{ replace_time: 500ms }}\n",
             dir.join("state").display(),
             space().display(),
         ),

@@ -17,6 +17,7 @@ use common::fake_helm::FakeHelm;
 use upsoak_agones::release::{Install, TunableValue, parse_query};
 use upsoak_chaos::wanderer::apply::{Applier, HelmApplier, ReuseValues};
 use upsoak_chaos::wanderer::space::Space;
+use upsoak_chaos::wanderer::walk::{Planner, Strategy, Walk};
 use upsoak_testkit::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_upsoak-chaos");
@@ -84,12 +85,14 @@ async fn plan_prints_the_chart_paths_and_the_values_file_holds_each_tunable_ther
 
     let (url, stop) = common::start_sim("upgrade_window: 200ms", 1).await;
     let dir = TempDir::new("chaos-tunables");
-    // The simulator takes the batch wait in ms and the log level under the walk's names.
+    // The simulator takes the batch wait in ms and the log level under the walk's names; its
+    // batch wait serves the Kubernetes API's allocations, which the extensions run, so it is
+    // read from the extensions' path.
     let fake = FakeHelm::new(
         &dir,
         &url,
         &[
-            (BATCH_PATHS[0], "allocationBatchWaitTime"),
+            (BATCH_PATHS[1], "allocationBatchWaitTime"),
             ("agones.controller.logLevel", "logLevel"),
         ],
     );
@@ -141,5 +144,51 @@ async fn plan_prints_the_chart_paths_and_the_values_file_holds_each_tunable_ther
         .await
         .unwrap();
     assert_eq!(installed["tunables"]["allocationBatchWaitTime"], wait);
+    stop.cancel();
+}
+
+/// A release tuned on one component only, as Agones' own upgrade test does
+/// (`agones.controller.logLevel: debug`), and one component's batch wait: the chart paths
+/// disagree, which is observed as an off-space value (never an error that stops the start),
+/// the walk goes on from it, and the next apply writes every path alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_with_one_component_tuned_alone_starts_and_walks() {
+    let (url, stop) = common::start_sim("upgrade_window: 200ms", 1).await;
+    let dir = TempDir::new("chaos-tunables-alone");
+    let fake = FakeHelm::new(&dir, &url, &[(BATCH_PATHS[1], "allocationBatchWaitTime")]);
+    let user = dir.write(
+        "user.yaml",
+        "agones:\n  controller:\n    logLevel: debug\n  allocator:\n    allocationBatchWaitTime: 200ms\n",
+    );
+    fake.seed("1.58.0", Some(&user));
+    let space = Space::load(&space()).unwrap();
+    let mut a = HelmApplier::new(fake.path.clone(), dir.to_path_buf());
+    a.reuse_values = ReuseValues::ResetThenReuse;
+    a.tunables = space.chart.clone();
+    let seen = a.observe_installed().await.expect("observed, not refused");
+    assert_eq!(
+        seen.tunables["logLevel"],
+        TunableValue::Str(
+            "mixed: agones.controller.logLevel=debug, agones.extensions.logLevel=info, agones.allocator.logLevel=info".into()
+        )
+    );
+    assert_eq!(
+        seen.tunables["allocationBatchWaitTime"],
+        TunableValue::Str(format!(
+            "mixed: {}=200, {}=500, {}=500",
+            BATCH_PATHS[0], BATCH_PATHS[1], BATCH_PATHS[2]
+        ))
+    );
+    let mut walk = Walk::new(space.clone(), 7, Strategy::Random);
+    let next = walk.next(1, &seen);
+    assert!(
+        space.tunables["logLevel"]
+            .problem(&next.tunables["logLevel"])
+            .is_none(),
+        "{next:?}"
+    );
+    a.apply(&next).await.unwrap();
+    let after = a.observe_installed().await.unwrap();
+    assert_eq!(after.tunables, next.tunables, "every path written alike");
     stop.cancel();
 }

@@ -40,14 +40,14 @@ pub fn space(data: &[u8]) {
 
 /// Facts for evaluating a constraint: gates of even name length on, version 1.59.0, tunables
 /// of both kinds.
-struct Some59;
+struct Some59(constraint::SemVer);
 
 impl Facts for Some59 {
     fn gate(&self, name: &str) -> bool {
         name.len().is_multiple_of(2)
     }
-    fn version(&self) -> (u32, u32, u32) {
-        (1, 59, 0)
+    fn version(&self) -> &constraint::SemVer {
+        &self.0
     }
     fn tunable_int(&self, name: &str) -> Option<i64> {
         Some(name.len() as i64)
@@ -66,7 +66,7 @@ pub fn constraint(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(e) = constraint::parse(text)
     {
-        let _ = e.eval(&Some59);
+        let _ = e.eval(&Some59(constraint::SemVer::new(1, 59, 0)));
         let (mut gates, mut tunables, mut ints) = (Vec::new(), Vec::new(), Vec::new());
         e.names(&mut gates, &mut tunables);
         e.int_constants("t", &mut ints);

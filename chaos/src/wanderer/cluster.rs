@@ -113,7 +113,8 @@ impl<A: Applier> Applier for Guarded<'_, A> {
             }
         }
         self.inner.apply(target).await?;
-        rollout::wait_rolled_out(client, &self.namespace, &target.version, self.rollout_wait)
+        let tag = self.space.image_tag(&target.version);
+        rollout::wait_rolled_out(client, &self.namespace, tag, self.rollout_wait)
             .await
             .map_err(|detail| ApplyError::Unexpected {
                 what: "the Agones Deployments".into(),

@@ -17,8 +17,6 @@
 //! `IF version >= 1.59 THEN NOT gate:WasmAutoscaler`,
 //! `IF tunable:allocationBatchWaitTime > 500 THEN NOT gate:ProcessorAllocator`.
 
-use upsoak_agones::release::parse_version_loose;
-
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -48,7 +46,7 @@ impl Op {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Gate(String),
-    Version(Op, (u32, u32, u32)),
+    Version(Op, semver::Version),
     TunableInt(String, Op, i64),
     TunableStr(String, Op, String),
     Not(Box<Expr>),
@@ -60,7 +58,7 @@ pub enum Expr {
 /// What a constraint is evaluated against.
 pub trait Facts {
     fn gate(&self, name: &str) -> bool;
-    fn version(&self) -> (u32, u32, u32);
+    fn version(&self) -> &semver::Version;
     fn tunable_int(&self, name: &str) -> Option<i64>;
     fn tunable_str(&self, name: &str) -> Option<&str>;
 }
@@ -69,7 +67,7 @@ impl Expr {
     pub fn eval(&self, f: &dyn Facts) -> bool {
         match self {
             Expr::Gate(g) => f.gate(g),
-            Expr::Version(op, v) => op.holds(f.version().cmp(v)),
+            Expr::Version(op, v) => op.holds(f.version().cmp_precedence(v)),
             Expr::TunableInt(t, op, v) => f.tunable_int(t).is_some_and(|x| op.holds(x.cmp(v))),
             Expr::TunableStr(t, op, v) => f
                 .tunable_str(t)
@@ -176,6 +174,25 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
         }
     }
     Ok(out)
+}
+
+/// A release version as constraints compare it (SemVer precedence).
+pub use semver::Version as SemVer;
+
+/// A release version, `MAJOR.MINOR.PATCH` with an optional SemVer pre-release
+/// (`1.61.0-rc.1`, `1.61.0-dev-abc123`) and build metadata; ordered by SemVer precedence
+/// (`semver::Version::cmp_precedence`: a pre-release is older than its release, build metadata
+/// is ignored).
+pub fn parse_semver(v: &str) -> Option<semver::Version> {
+    semver::Version::parse(v).ok()
+}
+
+/// [`parse_semver`], or `MAJOR.MINOR` meaning `MAJOR.MINOR.0` (`version >= 1.59`).
+pub fn parse_semver_loose(v: &str) -> Option<semver::Version> {
+    parse_semver(v).or_else(|| {
+        let (a, b) = v.split_once('.')?;
+        Some(semver::Version::new(a.parse().ok()?, b.parse().ok()?, 0))
+    })
 }
 
 /// Deepest expression tree a constraint may have, counting parentheses, NOT and each AND/OR
@@ -351,9 +368,9 @@ impl Parser {
                     let op = self.op()?;
                     let at = self.col();
                     let v = self.value()?;
-                    let parsed = parse_version_loose(&v).ok_or(ParseError {
+                    let parsed = parse_semver_loose(&v).ok_or(ParseError {
                         col: at,
-                        msg: format!("`{v}` is not a version like 1.59 or 1.59.0"),
+                        msg: format!("`{v}` is not a version like 1.59, 1.59.0 or 1.61.0-rc.1"),
                     })?;
                     return Ok(Expr::Version(op, parsed));
                 }
@@ -406,7 +423,7 @@ mod tests {
 
     /// Facts from plain maps.
     struct MapFacts<'a> {
-        version: (u32, u32, u32),
+        version: semver::Version,
         gates: &'a BTreeMap<String, bool>,
         ints: &'a BTreeMap<String, i64>,
         strs: &'a BTreeMap<String, String>,
@@ -416,8 +433,8 @@ mod tests {
         fn gate(&self, name: &str) -> bool {
             self.gates.get(name).copied().unwrap_or(false)
         }
-        fn version(&self) -> (u32, u32, u32) {
-            self.version
+        fn version(&self) -> &semver::Version {
+            &self.version
         }
         fn tunable_int(&self, name: &str) -> Option<i64> {
             self.ints.get(name).copied()
@@ -433,7 +450,7 @@ mod tests {
         strs: &'a BTreeMap<String, String>,
     ) -> MapFacts<'a> {
         MapFacts {
-            version: (1, 59, 0),
+            version: semver::Version::new(1, 59, 0),
             gates,
             ints,
             strs,

@@ -36,7 +36,7 @@ pub fn difference(deployments: &[Deployment], version: &str) -> Option<String> {
         }
         agones += 1;
         for image in images {
-            let tag = image.rsplit_once(':').map_or("", |(_, t)| t);
+            let tag = image_tag(image);
             if tag != version {
                 parts.push(format!("{name}: image tag {tag}, want {version}"));
             }
@@ -63,10 +63,25 @@ pub fn difference(deployments: &[Deployment], version: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+/// An image reference without its digest: `repo:tag@sha256:…` is `repo:tag` (the grammar of
+/// distribution/reference's `reference.go`: `name [":" tag] ["@" digest]`).
+fn without_digest(image: &str) -> &str {
+    image.split_once('@').map_or(image, |(r, _)| r)
+}
+
+/// The tag of an image reference, `""` when it has none. A `:` before the last `/` is a
+/// registry's port (`localhost:5000/agones-controller`), not a tag.
+fn image_tag(image: &str) -> &str {
+    let name = without_digest(image);
+    name.rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .map_or("", |(_, t)| t)
+}
+
 /// `…/agones-controller:1.60.0` and the like: the image's last path part names an Agones part.
 fn is_agones_image(image: &str) -> bool {
-    let repo = image.rsplit_once(':').map_or(image, |(r, _)| r);
-    repo.rsplit('/')
+    let name = without_digest(image);
+    name.rsplit('/')
         .next()
         .is_some_and(|n| n.starts_with("agones-"))
 }
@@ -138,5 +153,26 @@ mod tests {
             "gcr.io/agones-images/agones-extensions:1.60.0"
         ));
         assert!(!is_agones_image("docker.io/envoyproxy/envoy:v1.30"));
+    }
+
+    #[test]
+    fn digest_pinned_images_are_read_by_their_tag() {
+        let digest = "sha256:4b1a3c5e7f9d2b4a6c8e0f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c";
+        let image =
+            format!("us-docker.pkg.dev/agones-images/release/agones-controller:1.60.0@{digest}");
+        assert!(is_agones_image(&image));
+        assert_eq!(image_tag(&image), "1.60.0");
+        assert_eq!(image_tag("localhost:5000/agones-allocator"), "");
+        assert_eq!(
+            image_tag("localhost:5000/agones-allocator:1.61.0-rc.1"),
+            "1.61.0-rc.1"
+        );
+        assert_eq!(image_tag(&format!("r/agones-ping@{digest}")), "");
+        assert!(is_agones_image("localhost:5000/agones-ping"));
+        let mut d = deployment("agones-controller", "1.60.0", 1, 1);
+        if let Some(spec) = d.spec.as_mut() {
+            spec.template.spec.as_mut().unwrap().containers[0].image = Some(image);
+        }
+        assert_eq!(difference(&[d], "1.60.0"), None);
     }
 }

@@ -5,10 +5,24 @@
 # - a revision per upgrade; `pending-install`/`pending-upgrade` while it runs, left so when the
 #   process is killed; `deployed` then, the previous one `superseded`;
 # - an upgrade while the release is pending fails ("another operation ... is in progress");
-# - `--atomic`: a failed or timed-out upgrade is marked `failed` and rolled back (a new
-#   revision, `deployed`, with the previous chart and values);
+# - `--atomic`: a failed or timed-out upgrade is marked `failed` and rolled back to the newest
+#   `deployed` or `superseded` revision (helm's pkg/action/upgrade.go `failRelease`): a NEW
+#   revision, `pending-rollback` while the rollback waits up to `--timeout` again
+#   (`STATE/rollback-delay` SECONDS steers how long; killed meanwhile the release stays
+#   `pending-rollback`), then `deployed`, or `failed` past the timeout (pkg/action/rollback.go
+#   `prepareRollback`, `performRollback`); `--atomic` implies `--wait` (upgrade.go: `u.Wait =
+#   u.Wait || u.Atomic`); without either, helm returns once the objects are applied; the wait
+#   includes LoadBalancer Services' ingress (pkg/kube/ready.go `serviceReady`), read from the
+#   simulator's Services (`load_balancer: false` there: never ready);
+# - `helm rollback REL [REV]`: REV, else blindly the revision below the last (prepareRollback);
+#   the revision left pending stays as it was (only deployed ones are superseded);
+# - `helm history REL -o json` (revision, updated, status, chart, app_version, description);
 # - values: with any `-f` and neither `--reuse-values` nor `--reset-then-reuse-values`, the new
 #   revision holds only the files' values (the install's earlier values are reset);
+#   `--reuse-values` renders the new chart with the OLD chart's coalesced values (upgrade.go
+#   `reuseValues`: `chart.Values = oldVals`), `agones.image.tag` included, so a version change
+#   under it runs the old images: the fake installs the image tag's version on the simulator,
+#   whose Deployments then show those images (what the Wanderer's rollout check reads);
 # - `list` shows only deployed or failed releases unless `--all`;
 # - `get values` shows the values given (null when none), `--all` the chart's defaults under them.
 # The install itself goes to the simulator (POST /upsoak/v1/install), so the cluster side is real.
@@ -24,7 +38,8 @@
 #   groups the cluster serves beyond the built-in ones: `STATE/api-groups`, one per line; when
 #   the file is absent every group is served.
 # `STATE/mode` steers upgrades: `ok`, `hang` (pending until killed), `ignore-term` (as hang, and
-# deaf to SIGTERM), `slow SECONDS` (slower than a short --timeout).
+# deaf to SIGTERM), `slow SECONDS` (slower than a short --timeout), `fail` (the wait fails at
+# once, as when a Deployment's rollout stops: then --atomic's rollback runs).
 import json, os, re, signal, subprocess, sys, time, urllib.request
 
 STATE = "@STATE@"
@@ -33,6 +48,13 @@ TUNABLES = json.loads('@TUNABLES@')  # chart path -> simulator tunable name
 DB = os.path.join(STATE, "releases.json")
 # The Agones chart's defaults (install/helm/agones/values.yaml) at the paths the Wanderer's
 # space walks, for `get values --all`; the rest of the chart's values is left out.
+def chart_defaults(version):
+    """The chart's defaults of chart `version`: the image tag is the chart's appVersion."""
+    d = json.loads(json.dumps(CHART_DEFAULTS))
+    d["agones"]["image"] = {"tag": version}
+    return d
+
+
 CHART_DEFAULTS = {"agones": {
     "featureGates": "",
     "controller": {"logLevel": "info", "allocationBatchWaitTime": "500ms"},
@@ -107,7 +129,17 @@ def sim(method, path, body=None):
         return e.code, json.loads(e.read() or b"null")
 
 
-def install_on_sim(version, config):
+def computed(r):
+    """The values a revision runs with: its chart's values (the old chart's under
+    `--reuse-values`), then the user-supplied ones."""
+    base = r.get("chart_values") or chart_defaults(r["chart"])
+    return merge(json.loads(json.dumps(base)), r["config"] or {})
+
+
+def install_on_sim(version, config, chart_values=None):
+    values = merge(json.loads(json.dumps(chart_values or chart_defaults(version))), config or {})
+    # The images the chart renders: `agones.image.tag`, the chart's appVersion unless set.
+    version = get(values, "agones.image.tag") or version
     tunables = {}
     for path, name in TUNABLES.items():
         v = get(config, path)
@@ -120,9 +152,24 @@ def install_on_sim(version, config):
     return sim("POST", "/upsoak/v1/install", body)
 
 
+def services_ready():
+    """helm's --wait on Services (pkg/kube/ready.go `serviceReady`): a LoadBalancer Service is
+    ready once `status.loadBalancer.ingress` has an entry, which clusters without a load
+    balancer never fill in. Read from the simulator's Services; a simulator that serves none
+    (older ones: 404) has nothing to wait for."""
+    status, body = sim("GET", "/api/v1/namespaces/agones-system/services")
+    if status != 200:
+        return True
+    for svc in (body or {}).get("items") or []:
+        if (svc.get("spec") or {}).get("type") == "LoadBalancer" and \
+                not ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+            return False
+    return True
+
+
 def settled(deadline):
     while time.time() < deadline:
-        if sim("GET", "/upsoak/v1/installed")[1].get("upgrading") is None:
+        if sim("GET", "/upsoak/v1/installed")[1].get("upgrading") is None and services_ready():
             return True
         time.sleep(0.05)
     return False
@@ -161,9 +208,11 @@ def release_doc(rel, ns, r):
             "config": r["config"]}
 
 
-def new_revision(revs, status, chart, config, description):
+def new_revision(revs, status, chart, config, description, chart_values=None):
     r = {"revision": len(revs) + 1, "status": status, "chart": chart, "config": config,
-         "description": description}
+         "description": description, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if chart_values is not None:
+        r["chart_values"] = chart_values
     revs.append(r)
     save(revs)
     return r
@@ -177,11 +226,37 @@ def set_status(revs, r, status, description):
     save(revs)
 
 
-def rollback_to(revs, target, description):
-    r = new_revision(revs, "pending-rollback", target["chart"], target["config"], description)
-    install_on_sim(target["chart"], target["config"])
-    settled(time.time() + 60)
+def rollback_delay():
+    try:
+        with open(os.path.join(STATE, "rollback-delay")) as f:
+            return float(f.read().strip() or 0)
+    except FileNotFoundError:
+        return 0.0
+
+
+def rollback_to(revs, target, description, timeout):
+    """helm's Rollback.Run: a new revision with the target's chart and values,
+    `pending-rollback` while it waits (up to `timeout`), then `deployed` and every other
+    deployed one superseded; `failed` when the wait times out (recordFailedStatus)."""
+    r = new_revision(revs, "pending-rollback", target["chart"], target["config"], description,
+                     target.get("chart_values"))
+    with open(os.path.join(STATE, "rollback.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    install_on_sim(target["chart"], target["config"], target.get("chart_values"))
+    start = time.time()
+    delay = rollback_delay()
+    time.sleep(min(delay, timeout))
+    if delay > timeout or not settled(start + timeout):
+        set_status(revs, r, "failed", 'Rollback "agones" failed: context deadline exceeded')
+        return False
     set_status(revs, r, "deployed", description)
+    return True
+
+
+def last_good(revs, below):
+    """The newest `deployed` or `superseded` revision below `below` (upgrade.go failRelease)."""
+    good = [r for r in revs if r["revision"] < below and r["status"] in ("deployed", "superseded")]
+    return good[-1] if good else None
 
 
 def repositories_file():
@@ -265,6 +340,11 @@ def upgrade(args):
         fail("UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress")
     reuse = ("--reuse-values" in on or "--reset-then-reuse-values" in on or not files)
     config = json.loads(json.dumps(cur["config"])) if (cur and reuse) else {}
+    # --reuse-values: the old chart's coalesced values under the new templates (reuseValues);
+    # the other ways, the new chart's own defaults.
+    chart_values = None
+    if cur and "--reuse-values" in on:
+        chart_values = json.loads(json.dumps(cur.get("chart_values") or chart_defaults(cur["chart"])))
     import yaml
     for path in files:
         try:
@@ -275,12 +355,12 @@ def upgrade(args):
     verb = "UPGRADE" if cur else "INSTALLATION"
     check_repo(pos[1])
     check_kinds(config, pos[0], (vals.get("--namespace") or vals.get("-n") or ["default"])[0], verb)
-    status, body = install_on_sim(version, config)
+    status, body = install_on_sim(version, config, chart_values)
     if status != 202:
         # The chart's schema and the controller's checks refuse it before a revision exists.
         fail("%s FAILED: %s" % (verb, (body or {}).get("message", status)))
     r = new_revision(revs, "pending-upgrade" if cur else "pending-install", version, config,
-                     "Preparing upgrade")
+                     "Preparing upgrade", chart_values)
     with open(os.path.join(STATE, "upgrade.pid"), "w") as f:
         f.write(str(os.getpid()))
     m = mode()
@@ -293,16 +373,23 @@ def upgrade(args):
             f.write(str(child.pid))
         child.wait()
         sys.exit(1)
+    if "--wait" not in on and "--atomic" not in on:
+        # No wait: helm returns once the objects are applied (pkg/action/upgrade.go).
+        set_status(revs, r, "deployed", "Upgrade complete")
+        return
     start = time.time()
     slow = float(m[1]) if m[0] == "slow" else 0.0
     time.sleep(min(slow, timeout))
-    ok = slow <= timeout and settled(start + timeout)
+    ok = m[0] != "fail" and slow <= timeout and settled(start + timeout)
     if ok:
         set_status(revs, r, "deployed", "Upgrade complete")
         return
     set_status(revs, r, "failed", "Upgrade failed: context deadline exceeded")
-    if "--atomic" in on and cur:
-        rollback_to(revs, cur, "Rollback to %d" % cur["revision"])
+    good = last_good(revs, r["revision"]) if "--atomic" in on else None
+    if good:
+        if not rollback_to(revs, good, "Rollback to %d" % good["revision"], timeout):
+            fail("UPGRADE FAILED: an error occurred while rolling back the release. original "
+                 "upgrade error: context deadline exceeded: context deadline exceeded")
         fail("UPGRADE FAILED: release %s failed, and has been rolled back due to atomic being "
              "set: context deadline exceeded" % pos[0])
     fail("UPGRADE FAILED: context deadline exceeded")
@@ -463,7 +550,7 @@ def main():
             fail("release: not found")
         if "--all" in on or "-a" in on:
             # Computed values: the chart's defaults with the release's values over them.
-            print(json.dumps(merge(json.loads(json.dumps(CHART_DEFAULTS)), r["config"] or {})))
+            print(json.dumps(computed(r)))
         else:
             print(json.dumps(r["config"] or None))
         return
@@ -473,13 +560,25 @@ def main():
         cur = latest(revs)
         if not cur:
             fail("release: not found")
+        # prepareRollback: no revision given is the one below the last, whatever it was.
         to = int(pos[1]) if len(pos) > 1 else cur["revision"] - 1
         if to < 1 or to > len(revs):
-            fail("release: not found")
-        cur["status"] = "superseded" if cur["status"].startswith("pending") else cur["status"]
-        save(revs)
-        rollback_to(revs, revs[to - 1], "Rollback to %d" % to)
+            fail("release has no %d version" % to)
+        timeout = duration(vals.get("--timeout", ["5m0s"])[0])
+        if not rollback_to(revs, revs[to - 1], "Rollback to %d" % to, timeout):
+            fail('Rollback "agones" failed: context deadline exceeded')
         print("Rollback was a success! Happy Helming!")
+        return
+    if cmd == "history":
+        pos, vals, _ = flags(argv[1:], {"--namespace", "-n", "-o", "--output", "--max"}, set())
+        revs = load()
+        if not revs:
+            fail("release: not found")
+        # cmd/helm/history.go releaseInfo, oldest first.
+        print(json.dumps([{"revision": r["revision"], "updated": r.get("updated", ""),
+                           "status": r["status"], "chart": "agones-" + r["chart"],
+                           "app_version": r["chart"], "description": r["description"]}
+                          for r in revs]))
         return
     fail('unknown command "%s" for "helm"' % cmd)
 

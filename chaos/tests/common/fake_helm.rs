@@ -39,9 +39,35 @@ impl FakeHelm {
         FakeHelm { path, state }
     }
 
-    /// How the next upgrades behave: `ok`, `hang`, `ignore-term`, `slow SECONDS`.
+    /// How the next upgrades behave: `ok`, `hang`, `ignore-term`, `slow SECONDS`, `fail`.
     pub fn set_mode(&self, mode: &str) {
         std::fs::write(self.state.join("mode"), mode).unwrap();
+    }
+
+    /// How long each rollback waits before it is done (`None`: at once); past helm's
+    /// `--timeout` the rollback fails, and killed meanwhile it stays `pending-rollback`.
+    pub fn set_rollback_delay(&self, delay: Option<std::time::Duration>) {
+        let path = self.state.join("rollback-delay");
+        match delay {
+            Some(d) => std::fs::write(path, d.as_secs_f64().to_string()).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// `(revision, status, chart)` of every revision, oldest first.
+    pub fn history(&self) -> Vec<(u64, String, String)> {
+        self.revisions()
+            .iter()
+            .map(|r| {
+                (
+                    r["revision"].as_u64().unwrap(),
+                    r["status"].as_str().unwrap().to_owned(),
+                    r["chart"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// Every call so far, one line of arguments each.

@@ -6,9 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use upsoak_agones::release::{
-    GATE_NAME_RULE, KubeRange, Stage, is_gate_name, parse_version, parse_version_loose,
-};
+use upsoak_agones::release::{GATE_NAME_RULE, KubeRange, Stage, is_gate_name, parse_version_loose};
 use upsoak_common::fnv::fnv1a64_hex;
 use upsoak_common::problems::{Invalid, Problems};
 
@@ -54,6 +52,12 @@ struct RawVersion {
     version: String,
     #[serde(default)]
     kubernetes: Option<KubeRange>,
+    /// The images' tag when it is not the version (a dev build's `1.61.0-dev-abc123`).
+    #[serde(default)]
+    image_tag: Option<String>,
+    /// The chart of this version when not the applier's: a local path or an `oci://` reference.
+    #[serde(default)]
+    chart: Option<String>,
     gates: BTreeMap<String, String>,
 }
 
@@ -213,11 +217,14 @@ impl Space {
         let raw = read_sections(value, &mut p);
         let mut versions = Vec::new();
         for (i, v) in &raw.versions {
-            let number = parse_version(&v.version);
+            let number = constraint::parse_semver(&v.version);
             if number.is_none() {
                 p.push(
                     format!("versions[{i}].version"),
-                    format!("`{}` is not MAJOR.MINOR.PATCH", v.version),
+                    format!(
+                        "`{}` is not MAJOR.MINOR.PATCH (a SemVer pre-release such as 1.61.0-rc.1 may follow)",
+                        v.version
+                    ),
                 );
             }
             let mut gates = BTreeMap::new();
@@ -242,10 +249,35 @@ impl Space {
                     }
                 }
             }
+            if let Some(tag) = &v.image_tag
+                && (tag.is_empty()
+                    || tag.len() > 128
+                    || !tag
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+            {
+                // distribution/reference's tag grammar: [\w][\w.-]{0,127}.
+                p.push(
+                    format!("versions[{i}].image_tag"),
+                    format!(
+                        "`{tag}` is not an image tag (letters, digits, `_`, `.`, `-`; at most 128)"
+                    ),
+                );
+            }
+            if let Some(chart) = &v.chart
+                && chart.trim().is_empty()
+            {
+                p.push(
+                    format!("versions[{i}].chart"),
+                    "empty: a local chart path, an `oci://` reference, or REPO/NAME",
+                );
+            }
             versions.push(Version {
+                image_tag: v.image_tag.clone(),
+                chart: v.chart.clone(),
                 index: *i,
                 name: v.version.clone(),
-                number: number.unwrap_or_default(),
+                number: number.unwrap_or(semver::Version::new(0, 0, 0)),
                 kubernetes: v.kubernetes.clone(),
                 gates,
             });
@@ -254,7 +286,11 @@ impl Space {
             p.push("versions", "at least one version is required");
         }
         for w in 1..versions.len() {
-            if versions[w].number <= versions[w - 1].number {
+            if versions[w]
+                .number
+                .cmp_precedence(&versions[w - 1].number)
+                .is_le()
+            {
                 p.push(
                     format!("versions[{}].version", versions[w].index),
                     format!(
@@ -658,7 +694,7 @@ extra: true
         let e = Space::parse(bad, "bad.yaml").unwrap_err();
         let text = e.to_string();
         for want in [
-            "versions[0].colour: unknown field `colour`, expected one of `version`, `kubernetes`, `gates`",
+            "versions[0].colour: unknown field `colour`, expected one of `version`, `kubernetes`, `image_tag`, `chart`, `gates`",
             "versions[1].gates: invalid type: sequence, expected a map",
             "versions[2].kubernetes: missing field `max`",
             "hops.allow_downgrade: invalid type: string \"maybe\", expected a boolean",

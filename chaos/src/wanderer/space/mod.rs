@@ -36,12 +36,16 @@ pub struct Hops {
 pub struct Version {
     /// Its position in the file's `versions`, for messages.
     pub index: usize,
-    /// As written, `MAJOR.MINOR.PATCH`.
+    /// As written, `MAJOR.MINOR.PATCH[-PRE-RELEASE]`.
     pub name: String,
-    /// The parsed `name`, for ordering and hops.
-    pub number: (u32, u32, u32),
+    /// The parsed `name`, for ordering (SemVer precedence) and hops (minor releases).
+    pub number: semver::Version,
     /// The Kubernetes versions it supports, when given.
     pub kubernetes: Option<KubeRange>,
+    /// Its images' tag when not `name` (a dev build), written to `agones.image.tag`.
+    pub image_tag: Option<String>,
+    /// Its chart when not the applier's (a local path or an `oci://` reference).
+    pub chart: Option<String>,
     /// Its feature gates and their stages.
     pub gates: BTreeMap<String, Stage>,
 }
@@ -233,8 +237,8 @@ impl Facts for StateFacts<'_> {
     fn gate(&self, name: &str) -> bool {
         self.state.gates.get(name).copied().unwrap_or(false)
     }
-    fn version(&self) -> (u32, u32, u32) {
-        self.space.versions[self.state.version].number
+    fn version(&self) -> &semver::Version {
+        &self.space.versions[self.state.version].number
     }
     fn tunable_int(&self, name: &str) -> Option<i64> {
         match self.state.tunables.get(name)? {
@@ -387,27 +391,28 @@ impl Space {
             return Some("a transition must change something".to_owned());
         }
         let (va, vb) = (&self.versions[a.version], &self.versions[b.version]);
-        let (ma, mb) = (va.number, vb.number);
-        if ma.0 != mb.0 {
+        let (ma, mb) = (&va.number, &vb.number);
+        let order = mb.cmp_precedence(ma);
+        if ma.major != mb.major {
             return Some(format!(
                 "{} → {} changes the major version",
                 va.name, vb.name
             ));
         }
-        if mb > ma && mb.1 - ma.1 > self.hops.max_up {
+        if order.is_gt() && mb.minor - ma.minor > u64::from(self.hops.max_up) {
             return Some(format!(
                 "{} → {} is more than {} minor up",
                 va.name, vb.name, self.hops.max_up
             ));
         }
-        if mb < ma {
+        if order.is_lt() {
             if !self.hops.allow_downgrade {
                 return Some(format!(
                     "{} → {} is a downgrade, which the space forbids",
                     va.name, vb.name
                 ));
             }
-            if ma.1 - mb.1 > self.hops.max_down {
+            if ma.minor - mb.minor > u64::from(self.hops.max_down) {
                 return Some(format!(
                     "{} → {} is more than {} minor down",
                     va.name, vb.name, self.hops.max_down
@@ -435,17 +440,28 @@ impl Space {
         (space, dropped.into_iter().map(|v| v.name.clone()).collect())
     }
 
+    /// The image tag release `name` runs: its `image_tag`, else the name itself.
+    pub fn image_tag<'a>(&'a self, name: &'a str) -> &'a str {
+        self.versions
+            .iter()
+            .find(|v| v.name == name)
+            .and_then(|v| v.image_tag.as_deref())
+            .unwrap_or(name)
+    }
+
     /// Versions a transition from version `v` may go to (including `v`).
     pub fn reachable_versions(&self, v: usize) -> Vec<usize> {
-        let from = self.versions[v].number;
+        let from = &self.versions[v].number;
         (0..self.versions.len())
             .filter(|&w| {
-                let to = self.versions[w].number;
-                to.0 == from.0
-                    && if to > from {
-                        to.1 - from.1 <= self.hops.max_up
-                    } else if to < from {
-                        self.hops.allow_downgrade && from.1 - to.1 <= self.hops.max_down
+                let to = &self.versions[w].number;
+                let order = to.cmp_precedence(from);
+                to.major == from.major
+                    && if order.is_gt() {
+                        to.minor - from.minor <= u64::from(self.hops.max_up)
+                    } else if order.is_lt() {
+                        self.hops.allow_downgrade
+                            && from.minor - to.minor <= u64::from(self.hops.max_down)
                     } else {
                         true
                     }

@@ -11,7 +11,17 @@
 //!   `pending-rollback`; `helm list` hides it without `--all`; every later upgrade fails with
 //!   "another operation (install/upgrade/rollback) is in progress" until it is rolled back.
 //!   `helm status -o json` shows it (`info.status`).
-//! - `--atomic` rolls a failed or timed-out upgrade back itself.
+//! - `--atomic` rolls a failed or timed-out upgrade back itself, as a new revision that waits
+//!   up to `--timeout` again (`pkg/action/upgrade.go` `failRelease`), and implies `--wait`
+//!   (`u.Wait = u.Wait || u.Atomic`). With `wait` off neither is passed: helm returns once the
+//!   objects are applied, and the Wanderer's rollout guard (`rollout.rs`) checks the images and
+//!   readiness itself; a cluster without LoadBalancer ingress then still transitions.
+//! - `--reuse-values` renders the new chart with the OLD chart's coalesced values
+//!   (`reuseValues`: `chart.Values = oldVals`), `agones.image.tag` included: a version change
+//!   under it runs the old images. So a transition that changes the version under `reuse` is
+//!   refused (and a space with several versions is refused at start, `sidecar.rs`).
+
+pub mod history;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +37,8 @@ pub use crate::wanderer::space::{ChartValue, ValueFormat};
 
 /// How long a read-only helm call (`status`, `get values`) may take.
 const READ_DEADLINE: Duration = Duration::from_secs(60);
+/// The start of an observed tunable whose chart paths disagree.
+pub const MIXED: &str = "mixed: ";
 /// How often a pending release is looked at while waited for.
 const PENDING_POLL: Duration = Duration::from_millis(500);
 
@@ -113,8 +125,16 @@ pub struct HelmApplier {
     pub on_stuck: OnStuck,
     /// How long a pending release is waited for before `on_stuck` applies.
     pub stuck_wait: Duration,
+    /// `--atomic --wait` on upgrades (and `--wait` on rollbacks); off, helm returns once the
+    /// objects are applied and the rollout guard alone judges readiness.
+    pub wait: bool,
     /// Where each tunable goes in the chart's values, and in what format.
     pub tunables: BTreeMap<String, ChartValue>,
+    /// Versions whose chart is not `chart` (a local path or an `oci://` reference), by name.
+    pub charts: BTreeMap<String, String>,
+    /// Versions whose images' tag is not their name (a dev build), by name: written to
+    /// `agones.image.tag`.
+    pub image_tags: BTreeMap<String, String>,
 }
 
 impl HelmApplier {
@@ -133,7 +153,10 @@ impl HelmApplier {
             reuse_values: ReuseValues::ResetThenReuse,
             on_stuck: OnStuck::Rollback,
             stuck_wait: Duration::from_secs(300),
+            wait: true,
             tunables: BTreeMap::new(),
+            charts: BTreeMap::new(),
+            image_tags: BTreeMap::new(),
         }
     }
 
@@ -142,6 +165,9 @@ impl HelmApplier {
     /// at every chart path the space names, in its format.
     pub fn values_yaml(&self, target: &Install) -> Result<String, ApplyError> {
         let mut root = serde_json::json!({"agones": {"featureGates": target.gate_query()}});
+        if let Some(tag) = self.image_tags.get(&target.version) {
+            set_path(&mut root, "agones.image.tag", Value::from(tag.as_str()));
+        }
         for (name, value) in &target.tunables {
             let chart = self
                 .tunables
@@ -177,7 +203,10 @@ impl HelmApplier {
             "upgrade".into(),
             "--install".into(),
             self.release.clone(),
-            self.chart.clone(),
+            self.charts
+                .get(&target.version)
+                .unwrap_or(&self.chart)
+                .clone(),
             "--version".into(),
             target.version.clone(),
             "--namespace".into(),
@@ -191,13 +220,42 @@ impl HelmApplier {
         if let Some(flag) = self.reuse_values.flag() {
             args.push(flag.into());
         }
-        args.extend([
-            "--atomic".into(),
-            "--wait".into(),
-            "--timeout".into(),
-            helm_duration(self.timeout),
-        ]);
+        if self.wait {
+            args.extend(["--atomic".into(), "--wait".into()]);
+        }
+        args.extend(["--timeout".into(), helm_duration(self.timeout)]);
         args
+    }
+
+    /// The user's values files that pin `agones.image.tag`, each as a warning: the tag then
+    /// stays whatever the version walked to, so every version change runs those images.
+    pub fn image_tag_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for file in &self.values_files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            let Ok(doc) = serde_yaml::from_str::<Value>(&text) else {
+                continue;
+            };
+            if let Some(tag) = get_path(&doc, "agones.image.tag") {
+                let tag = tag.as_str().map_or_else(|| tag.to_string(), str::to_owned);
+                out.push(format!(
+                    "{}: agones.image.tag is set ({tag}): every version the walk installs runs those images, and the rollout check will fail each version change; remove it, or give each version its image tag in the space",
+                    file.display()
+                ));
+            }
+        }
+        out
+    }
+
+    /// `helm history REL -o json`: every revision, oldest first.
+    pub async fn history(&self) -> Result<Vec<history::Revision>, ApplyError> {
+        let mut args = vec!["history".into(), self.release.clone()];
+        args.extend(self.ns_args());
+        args.extend(["-o".into(), "json".into()]);
+        let out = self.helm(&args, READ_DEADLINE).await?;
+        history::parse(&out).map_err(|e| unexpected("helm history", e))
     }
 
     fn ns_args(&self) -> [String; 2] {
@@ -271,29 +329,40 @@ impl HelmApplier {
             waited,
             detail,
         };
-        let previous = st.revision.saturating_sub(1);
+        // The last good revision, as helm's failRelease picks it: never `revision − 1` blindly
+        // (after a killed --atomic upgrade that is the failed upgrade).
+        let history = self
+            .history()
+            .await
+            .map_err(|e| stuck(format!("cannot read the release's history: {e}")))?;
+        let target = history::rollback_target(&history, st.revision).map(|r| r.revision);
         if self.on_stuck == OnStuck::Fail {
+            let how = match target {
+                Some(to) => format!(
+                    "`helm rollback {} {to} --namespace {}`",
+                    self.release, self.namespace
+                ),
+                None => "`helm history`, then `helm rollback`".into(),
+            };
             return Err(stuck(format!(
-                "on_stuck is `fail`: recover it by hand (`helm rollback {} {previous} --namespace {}`, or `helm uninstall` for a pending install)",
-                self.release, self.namespace
+                "on_stuck is `fail`: recover it by hand ({how}, or `helm uninstall` for a pending install)"
             )));
         }
-        if st.status == "pending-install" || previous == 0 {
+        let Some(previous) = target.filter(|_| st.status != "pending-install") else {
             return Err(stuck(
-                "nothing to roll back to (a first install): `helm uninstall` it by hand".into(),
+                "nothing to roll back to (a first install, or no deployed or superseded revision below it): `helm uninstall` it by hand".into(),
             ));
-        }
+        };
         let mut args = vec![
             "rollback".into(),
             self.release.clone(),
             previous.to_string(),
         ];
         args.extend(self.ns_args());
-        args.extend([
-            "--wait".into(),
-            "--timeout".into(),
-            helm_duration(self.timeout),
-        ]);
+        if self.wait {
+            args.push("--wait".into());
+        }
+        args.extend(["--timeout".into(), helm_duration(self.timeout)]);
         self.helm(&args, self.kill_after)
             .await
             .map_err(|e| stuck(format!("rollback to revision {previous} failed: {e}")))?;
@@ -307,26 +376,33 @@ impl HelmApplier {
         })
     }
 
-    /// Reads tunables back from `values` at their chart paths; all paths of one must agree.
+    /// Reads tunables back from `values` at every chart path. Paths that disagree (a value set
+    /// on one component only, as Agones' own upgrade test sets `agones.controller.logLevel:
+    /// debug`) are observed as an off-space value naming each path's value, `mixed:
+    /// PATH=VALUE, …`, first path first: the walk goes on from the start's value for it
+    /// (`walk.rs` `state_of`) and the next apply writes every path, which corrects it.
     fn observed_tunables(&self, values: &Value) -> Result<BTreeMap<String, TunableValue>, String> {
         let mut out = BTreeMap::new();
         for (name, chart) in &self.tunables {
-            let mut seen: Option<(String, TunableValue)> = None;
+            let mut seen: Vec<(&str, TunableValue)> = Vec::new();
             for path in &chart.paths {
                 let Some(v) = get_path(values, path) else {
                     continue;
                 };
                 let v = chart.format.decode(v).map_err(|e| format!("{path}: {e}"))?;
-                match &seen {
-                    Some((first, w)) if *w != v => {
-                        return Err(format!("{path} is {v} but {first} is {w}"));
-                    }
-                    Some(_) => {}
-                    None => seen = Some((path.clone(), v)),
-                }
+                seen.push((path, v));
             }
-            if let Some((_, v)) = seen {
-                out.insert(name.clone(), v);
+            let Some((_, first)) = seen.first() else {
+                continue;
+            };
+            if seen.iter().all(|(_, v)| v == first) {
+                out.insert(name.clone(), first.clone());
+            } else {
+                let parts: Vec<String> = seen.iter().map(|(p, v)| format!("{p}={v}")).collect();
+                out.insert(
+                    name.clone(),
+                    TunableValue::Str(format!("{MIXED}{}", parts.join(", "))),
+                );
             }
         }
         Ok(out)
@@ -335,6 +411,15 @@ impl HelmApplier {
 
 impl Applier for HelmApplier {
     async fn apply(&self, target: &Install) -> Result<(), ApplyError> {
+        if self.reuse_values == ReuseValues::Reuse
+            && let Some(st) = self.status().await?
+            && st.chart_version != target.version
+        {
+            return Err(ApplyError::Rejected(format!(
+                "`reuse_values: reuse` (--reuse-values) keeps the old chart's values, agones.image.tag included, so {} → {} would run {} images under {} templates (helm's pkg/action/upgrade.go reuseValues); use `reuse_values: reset-then-reuse` (helm ≥ 3.14; upgrade helm) or `none` with your values files",
+                st.chart_version, target.version, st.chart_version, target.version
+            )));
+        }
         let values = self.values_dir.join("agones-values.yaml");
         let text = self.values_yaml(target)?;
         upsoak_common::state::write_atomic(&values, text.as_bytes())
@@ -490,7 +575,7 @@ mod tests {
     #[test]
     fn a_tunable_set_by_hand_off_the_step_grid_is_read_as_what_it_is() {
         let space = crate::wanderer::space::Space::parse(
-            include_str!("../../../spaces/agones.yaml"),
+            include_str!("../../../../spaces/agones.yaml"),
             "agones.yaml",
         )
         .unwrap();
@@ -525,9 +610,18 @@ mod tests {
             "allocator": {"allocationBatchWaitTime": "450ms"},
             "controller": {"allocationBatchWaitTime": "1.5s"},
         }});
+        // Paths that disagree are an off-space value naming each, never an error.
+        let mixed = TunableValue::Str(
+            "mixed: agones.allocator.allocationBatchWaitTime=450, agones.controller.allocationBatchWaitTime=1500".into(),
+        );
         assert_eq!(
-            a.observed_tunables(&values).unwrap_err(),
-            "agones.controller.allocationBatchWaitTime is 1500 but agones.allocator.allocationBatchWaitTime is 450"
+            a.observed_tunables(&values).unwrap()["allocationBatchWaitTime"],
+            mixed
+        );
+        assert!(
+            space.tunables["allocationBatchWaitTime"]
+                .problem(&mixed)
+                .is_some()
         );
     }
 }
