@@ -399,3 +399,37 @@ async fn without_wait_helm_is_not_asked_to_wait_and_a_pinned_image_tag_is_warned
     );
     stop.cancel();
 }
+
+/// On a cluster without a load balancer (kind, minikube, bare metal) the chart's LoadBalancer
+/// Services never get an ingress, so helm's `--wait` (`pkg/kube/ready.go`, `serviceReady`)
+/// runs out its timeout and `--atomic` rolls the upgrade back; with `wait: false` the same
+/// upgrade goes through, the rollout guard alone judging readiness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_load_balancer_wait_rolls_every_upgrade_back_and_no_wait_goes_through() {
+    let (url, stop) = common::start_sim("upgrade_window: 300ms\nload_balancer: false", 1).await;
+    let dir = TempDir::new("chaos-helm-no-lb");
+    let fake = FakeHelm::new(&dir, &url, &[]);
+    // Installed with the three Services as NodePort: helm waits on no load balancer.
+    let user = dir.write(
+        "user.yaml",
+        "agones:\n  allocator:\n    service:\n      serviceType: NodePort\n  ping:\n    http:\n      serviceType: NodePort\n    udp:\n      serviceType: NodePort\n",
+    );
+    fake.seed("1.58.0", Some(&user));
+    // Upgrades on the chart's defaults: LoadBalancer Services.
+    let mut a = HelmApplier::new(fake.path.clone(), dir.to_path_buf());
+    a.reuse_values = ReuseValues::None;
+    a.timeout = Duration::from_secs(2);
+    a.kill_after = Duration::from_secs(20);
+    a.kill_grace = Duration::from_millis(500);
+    let err = a.apply(&target("1.59.0", &[])).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has been rolled back due to atomic"),
+        "{err}"
+    );
+    assert_eq!(a.observe_installed().await.unwrap().version, "1.58.0");
+    a.wait = false;
+    a.apply(&target("1.59.0", &[])).await.unwrap();
+    assert_eq!(a.observe_installed().await.unwrap().version, "1.59.0");
+    stop.cancel();
+}

@@ -266,6 +266,9 @@ async fn with_the_helm_applier_helm_and_the_release_are_checked() {
     stop.cancel();
 }
 
+/// The chart's three Services as NodePort (the advice for clusters without a load balancer).
+const NODEPORT_VALUES: &str = "agones:\n  allocator:\n    service:\n      serviceType: NodePort\n  ping:\n    http:\n      serviceType: NodePort\n    udp:\n      serviceType: NodePort\n";
+
 /// On a cluster without a load balancer, a repository without one of the space's versions and
 /// credentials denied one verb of what the chart renders (the simulator's `access.deny`: real
 /// RBAC cannot run here), preflight names each: `charts` fails with the version and helm's
@@ -283,7 +286,11 @@ fleets: [ { name: soak, replicas: 2 } ]",
     ready(&sim, "soak", 1).await;
     let dir = TempDir::new("chaos-preflight-gaps");
     let fake = FakeHelm::new(&dir, &sim, &[]);
-    fake.seed("1.59.0", None);
+    // Installed with NodePort values, so the person's own `helm --wait` finished; the
+    // simulator does not render values into its Services, which stay the chart's default
+    // LoadBalancer without an ingress: what preflight reads and warns about.
+    let nodeport = dir.write("nodeport.yaml", NODEPORT_VALUES);
+    fake.seed("1.59.0", Some(&nodeport));
     // The repository's index lacks 1.56.0 (as before `helm repo update`, or a yanked release).
     std::fs::write(
         fake.state.join("chart-versions"),

@@ -23,7 +23,7 @@ pub const CONCURRENCY: usize = 4;
 /// `oci://` reference), and the `--version` to pass with it. Every chart-reading command of
 /// preflight takes the chart from here.
 pub fn chart_ref(h: &HelmApplier, version: &str) -> (String, String) {
-    (h.chart.clone(), version.to_owned())
+    (h.chart_for(version).to_owned(), version.to_owned())
 }
 
 /// Why a version's chart could not be pulled.

@@ -312,7 +312,11 @@ async fn helm_check(h: &HelmApplier, reuse: ReuseValues, timeout: Duration) -> C
                     "{version} at {} has no --reset-then-reuse-values",
                     h.helm.display()
                 ),
-                "use helm ≥ 3.14, or set `wanderer.applier.reuse_values: reuse` with your values_files",
+                // Not `reuse`: `--reuse-values` keeps the old chart's values, its
+                // `agones.image.tag` included (helm `pkg/action/upgrade.go`, `reuseValues`), so
+                // every version change would install the old images.
+                "upgrade helm to ≥ 3.14, or set `wanderer.applier.reuse_values: none` and give every \
+                 value of your install in `values_files` (`reuse` cannot change versions)",
             )
         }
         Ok([_, _]) => Check::pass("helm", format!("{version} at {}", h.helm.display())),

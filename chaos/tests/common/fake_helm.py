@@ -152,24 +152,38 @@ def install_on_sim(version, config, chart_values=None):
     return sim("POST", "/upsoak/v1/install", body)
 
 
-def services_ready():
+# Which chart value sets each Service's type (install/helm/agones/values.yaml).
+SERVICE_TYPE_PATHS = {
+    "agones-allocator": "agones.allocator.service.serviceType",
+    "agones-ping-http-service": "agones.ping.http.serviceType",
+    "agones-ping-udp-service": "agones.ping.udp.serviceType",
+}
+
+
+def services_ready(config):
     """helm's --wait on Services (pkg/kube/ready.go `serviceReady`): a LoadBalancer Service is
     ready once `status.loadBalancer.ingress` has an entry, which clusters without a load
-    balancer never fill in. Read from the simulator's Services; a simulator that serves none
-    (older ones: 404) has nothing to wait for."""
+    balancer never fill in. helm waits on the objects it rendered: a Service the release's
+    values (`config`) render as another type (NodePort) is not waited for. The ingress is read
+    from the simulator's Services; a simulator that serves none (older ones: 404) has nothing
+    to wait for."""
     status, body = sim("GET", "/api/v1/namespaces/agones-system/services")
     if status != 200:
         return True
     for svc in (body or {}).get("items") or []:
-        if (svc.get("spec") or {}).get("type") == "LoadBalancer" and \
+        name = (svc.get("metadata") or {}).get("name")
+        rendered = get(config, SERVICE_TYPE_PATHS.get(name, "")) or \
+            (svc.get("spec") or {}).get("type")
+        if rendered == "LoadBalancer" and \
                 not ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
             return False
     return True
 
 
-def settled(deadline):
+def settled(deadline, config):
     while time.time() < deadline:
-        if sim("GET", "/upsoak/v1/installed")[1].get("upgrading") is None and services_ready():
+        if sim("GET", "/upsoak/v1/installed")[1].get("upgrading") is None and \
+                services_ready(config):
             return True
         time.sleep(0.05)
     return False
@@ -246,7 +260,7 @@ def rollback_to(revs, target, description, timeout):
     start = time.time()
     delay = rollback_delay()
     time.sleep(min(delay, timeout))
-    if delay > timeout or not settled(start + timeout):
+    if delay > timeout or not settled(start + timeout, target["config"]):
         set_status(revs, r, "failed", 'Rollback "agones" failed: context deadline exceeded')
         return False
     set_status(revs, r, "deployed", description)
@@ -380,7 +394,7 @@ def upgrade(args):
     start = time.time()
     slow = float(m[1]) if m[0] == "slow" else 0.0
     time.sleep(min(slow, timeout))
-    ok = m[0] != "fail" and slow <= timeout and settled(start + timeout)
+    ok = m[0] != "fail" and slow <= timeout and settled(start + timeout, config)
     if ok:
         set_status(revs, r, "deployed", "Upgrade complete")
         return

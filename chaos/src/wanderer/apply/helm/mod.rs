@@ -160,6 +160,14 @@ impl HelmApplier {
         }
     }
 
+    /// The chart `version` is installed from: its own (a local path or an `oci://` reference)
+    /// when the space names one, else the applier's. helm ignores `--version` for a local path
+    /// (`pkg/action/install.go`, `ChartPathOptions.LocateChart`) and reads it as the tag of an
+    /// `oci://` reference.
+    pub fn chart_for(&self, version: &str) -> &str {
+        self.charts.get(version).unwrap_or(&self.chart)
+    }
+
     /// The generated values file for `target`: `agones.featureGates` as Helm's query string
     /// (the chart passes it to `FEATURE_GATES`, `templates/controller.yaml`), and each tunable
     /// at every chart path the space names, in its format.
@@ -203,10 +211,7 @@ impl HelmApplier {
             "upgrade".into(),
             "--install".into(),
             self.release.clone(),
-            self.charts
-                .get(&target.version)
-                .unwrap_or(&self.chart)
-                .clone(),
+            self.chart_for(&target.version).to_owned(),
             "--version".into(),
             target.version.clone(),
             "--namespace".into(),
