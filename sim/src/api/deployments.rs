@@ -174,16 +174,26 @@ fn list_in(
     ns: Option<&str>,
     p: &std::collections::HashMap<String, String>,
 ) -> ApiResult {
+    list_chart_objects(s, ns, p, ("DeploymentList", "apps/v1"), |w| {
+        CHART.iter().map(|d| (d.name, deployment(w, d))).collect()
+    })
+}
+
+/// A list of objects the chart puts in the Agones namespace (`objects`, by name, built from
+/// the world), as `ns` (or every namespace) lists them, in `limit`/`continue` pages: a
+/// `kind` list of `api_version`.
+pub(super) fn list_chart_objects(
+    s: &ApiState,
+    ns: Option<&str>,
+    p: &std::collections::HashMap<String, String>,
+    (kind, api_version): (&str, &str),
+    objects: impl Fn(&World) -> Vec<(&'static str, Value)>,
+) -> ApiResult {
     let w = s.lock()?;
     let items: Vec<(String, Value)> = if ns.is_none_or(|n| n == AGONES_NS) {
-        CHART
-            .iter()
-            .map(|d| {
-                (
-                    pages::key(ns.is_none(), Some(AGONES_NS), Some(d.name)),
-                    deployment(&w, d),
-                )
-            })
+        objects(&w)
+            .into_iter()
+            .map(|(name, o)| (pages::key(ns.is_none(), Some(AGONES_NS), Some(name)), o))
             .collect()
     } else {
         Vec::new()
@@ -194,8 +204,7 @@ fn list_in(
         Ok(page) => page,
         Err(refused) => return Ok(axum::response::IntoResponse::into_response(refused)),
     };
-    ok(&json!({"kind": "DeploymentList", "apiVersion": "apps/v1",
-        "metadata": meta, "items": items}))
+    ok(&json!({"kind": kind, "apiVersion": api_version, "metadata": meta, "items": items}))
 }
 
 pub(super) async fn get_deployment(

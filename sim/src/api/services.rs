@@ -16,8 +16,8 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 use upsoak_agones::release::TunableValue;
 
-use super::deployments::AGONES_NS;
-use super::{ApiResult, ApiState, Params, ok, pages};
+use super::deployments::{AGONES_NS, list_chart_objects};
+use super::{ApiResult, ApiState, Params, ok};
 use crate::status::ApiError;
 use crate::world::World;
 
@@ -112,27 +112,9 @@ fn list_in(
     ns: Option<&str>,
     p: &std::collections::HashMap<String, String>,
 ) -> ApiResult {
-    let w = s.lock()?;
-    let items: Vec<(String, Value)> = if ns.is_none_or(|n| n == AGONES_NS) {
-        CHART
-            .iter()
-            .map(|c| {
-                (
-                    pages::key(ns.is_none(), Some(AGONES_NS), Some(c.name)),
-                    service(&w, c),
-                )
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let (items, meta) = match pages::page_of_values(p, items, w.resource_version(), |rv| {
-        w.events_since(rv).is_some()
-    }) {
-        Ok(page) => page,
-        Err(refused) => return Ok(axum::response::IntoResponse::into_response(refused)),
-    };
-    ok(&json!({"kind": "ServiceList", "apiVersion": "v1", "metadata": meta, "items": items}))
+    list_chart_objects(s, ns, p, ("ServiceList", "v1"), |w| {
+        CHART.iter().map(|c| (c.name, service(w, c))).collect()
+    })
 }
 
 pub(super) async fn get_service(
