@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::SimProcess;
+use common::{SimProcess, get_json};
 use upsoak_testkit::scrape;
 
 #[tokio::test]
@@ -13,15 +13,11 @@ async fn a_faults_only_file_starts_the_default_versions_with_its_fault() {
     let sim = SimProcess::start(Some(
         "faults:\n  - { name: slow-1.59, kind: allocation_latency, multiplier: 4, when: { version: 1.59.0 } }\n",
     ));
-    let http = reqwest::Client::new();
-    let installed: serde_json::Value = http
-        .get(format!("{}/upsoak/v1/installed", sim.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let installed = get_json(
+        &reqwest::Client::new(),
+        &format!("{}{}", sim.url, upsoak_sim::server::INSTALLED_PATH),
+    )
+    .await;
     let default = upsoak_sim::config::SimConfig::default_config().unwrap();
     assert_eq!(
         installed["version"].as_str(),
